@@ -1,0 +1,95 @@
+"""Registration, login and the first admin."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.errors import Conflict, Forbidden, Unauthorized
+from employeevirtual.security.passwords import hash_password, verify_password
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.records import UserRecord
+from employeevirtual.stores.sql.repositories import AuditRepository, UserRepository
+
+__all__ = ["AccountService"]
+
+log = logging.getLogger(__name__)
+
+
+class AccountService:
+    def __init__(
+        self, *, engine: AsyncEngine, documents: DocumentStore, allow_signup: bool
+    ) -> None:
+        self.engine = engine
+        self.documents = documents
+        self.allow_signup = allow_signup
+
+    async def register(
+        self, *, email: str, password: str, name: str, role: str | None = None
+    ) -> UserRecord:
+        """Create a user; the very first one is an admin. ``role`` is for the CLI only."""
+        if role is None and not self.allow_signup:
+            raise Forbidden("registration is closed on this server; ask an administrator")
+        email = email.strip().lower()
+        password_hash = hash_password(password)
+        now = datetime.now(UTC)
+        try:
+            async with self.engine.begin() as conn:
+                users = UserRepository(conn)
+                if await users.get_by_email(email) is not None:
+                    raise Conflict(f"a user with email {email} already exists; log in instead")
+                granted = role or ("admin" if await users.count() == 0 else "user")
+                user = await users.create(
+                    email=email,
+                    name=name.strip(),
+                    password_hash=password_hash,
+                    role=granted,
+                    now=now,
+                )
+                await AuditRepository(conn).record(
+                    action="user.register",
+                    actor_id=user.id,
+                    target_type="user",
+                    target_id=str(user.id),
+                    details={"role": granted},
+                    now=now,
+                )
+        except IntegrityError:
+            raise Conflict(f"a user with email {email} already exists; log in instead") from None
+        return user
+
+    async def authenticate(self, *, email: str, password: str, client_ip: str | None) -> UserRecord:
+        email = email.strip().lower()
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            user = await UserRepository(conn).get_by_email(email)
+            ok = verify_password(password, user.password_hash if user else None)
+            ok = ok and user is not None and user.is_active
+            await AuditRepository(conn).record(
+                action="auth.login" if ok else "auth.login_failed",
+                actor_id=user.id if user else None,
+                target_type="user",
+                target_id=str(user.id) if user else None,
+                details={} if ok else {"email_known": user is not None},
+                client_ip=client_ip,
+                now=now,
+            )
+        if not ok or user is None:
+            raise Unauthorized("wrong email or password")
+        try:
+            await self.documents.log_activity(
+                user_id=user.id, activity="login", details={"client_ip": client_ip}
+            )
+        except PyMongoError as exc:
+            log.warning("could not log login activity: %s", type(exc).__name__)
+        return user
+
+    async def get_active(self, user_id: UUID) -> UserRecord | None:
+        async with self.engine.connect() as conn:
+            user = await UserRepository(conn).get(user_id)
+        return user if user is not None and user.is_active else None

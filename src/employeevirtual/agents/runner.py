@@ -1,0 +1,158 @@
+"""Running one agent turn with Pydantic AI: history in, output, usage, cost and time out.
+
+The runner touches no store; the chat service hands it plain records and stores the outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic_ai import Agent, UsageLimits
+from pydantic_ai.exceptions import (
+    AgentRunError,
+    ModelAPIError,
+    ModelHTTPError,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+    UserError,
+)
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    UserPromptPart,
+)
+from pydantic_ai.settings import ModelSettings
+
+from employeevirtual.agents.models import ModelRegistry
+from employeevirtual.agents.tools import TOOLS
+from employeevirtual.stores.records import AgentRecord, MessageRecord
+
+__all__ = ["AgentFailure", "AgentRunner", "RunOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    output: str
+    model_name: str
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal | None
+    execution_time: float
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class AgentFailure(Exception):
+    """The agent did not answer. ``kind`` is timeout, provider, configuration or limit."""
+
+    def __init__(self, kind: str, message: str, *, execution_time: float) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.execution_time = execution_time
+
+
+def to_model_history(messages: Sequence[MessageRecord]) -> list[ModelMessage]:
+    history: list[ModelMessage] = []
+    for m in messages:
+        if m.message_type == "user":
+            history.append(ModelRequest(parts=[UserPromptPart(m.content, timestamp=m.created_at)]))
+        elif m.message_type == "agent":
+            history.append(ModelResponse(parts=[TextPart(m.content)], timestamp=m.created_at))
+    return history
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        models: ModelRegistry,
+        *,
+        timeout_seconds: float,
+        max_output_tokens: int | None = None,
+        request_limit: int = 10,
+    ) -> None:
+        self.models = models
+        self.timeout_seconds = timeout_seconds
+        self.max_output_tokens = max_output_tokens
+        self.request_limit = request_limit
+        self._agents: dict[tuple[Any, ...], Agent[None, str]] = {}
+
+    def _agent(self, spec: AgentRecord) -> Agent[None, str]:
+        key = (spec.id, spec.updated_at, spec.model)
+        agent = self._agents.get(key)
+        if agent is None:
+            if len(self._agents) > 1024:
+                self._agents.clear()
+            settings: ModelSettings = {}
+            for name in ("temperature", "max_tokens"):
+                if spec.model_settings.get(name) is not None:
+                    settings[name] = spec.model_settings[name]
+            agent = Agent(
+                self.models.get(spec.model),
+                instructions=spec.instructions or None,
+                model_settings=settings or None,
+                tools=[TOOLS[name] for name in spec.tools if name in TOOLS],
+                defer_model_check=True,
+                name=spec.name,
+            )
+            self._agents[key] = agent
+        return agent
+
+    async def run(
+        self, spec: AgentRecord, prompt: str, history: Sequence[MessageRecord]
+    ) -> RunOutcome:
+        started = time.perf_counter()
+
+        def failure(kind: str, message: str) -> AgentFailure:
+            return AgentFailure(kind, message, execution_time=time.perf_counter() - started)
+
+        try:
+            agent = self._agent(spec)
+            result = await agent.run(
+                prompt,
+                message_history=to_model_history(history) or None,
+                usage_limits=UsageLimits(
+                    request_limit=self.request_limit, output_tokens_limit=self.max_output_tokens
+                ),
+                timeout=self.timeout_seconds,
+            )
+        except TimeoutError:
+            raise failure(
+                "timeout", f"the agent did not answer within {self.timeout_seconds:g} s"
+            ) from None
+        except UsageLimitExceeded as exc:
+            raise failure("limit", f"the agent run hit a usage limit: {exc.message}") from None
+        except ModelHTTPError as exc:
+            raise failure(
+                "provider",
+                f"the model provider answered HTTP {exc.status_code} for {exc.model_name}",
+            ) from None
+        except ModelAPIError as exc:
+            raise failure("provider", f"the model provider failed: {exc.message}") from None
+        except UnexpectedModelBehavior as exc:
+            raise failure("provider", f"the model misbehaved: {exc.message}") from None
+        except (UserError, AgentRunError) as exc:
+            raise failure("configuration", f"the agent cannot run: {exc}") from None
+        usage = result.usage
+        model_name = spec.model
+        return RunOutcome(
+            output=result.output,
+            model_name=model_name,
+            input_tokens=usage.input_tokens or 0,
+            output_tokens=usage.output_tokens or 0,
+            cost=_cost(usage),
+            execution_time=time.perf_counter() - started,
+        )
+
+
+def _cost(usage: Any) -> Decimal | None:
+    cost = getattr(usage, "cost", None)
+    return None if cost is None else Decimal(cost)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+
+from employeevirtual.agents.models import UnknownModelError, check_model_name
+from employeevirtual.agents.tools import TOOLS
+from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
+from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
+from employeevirtual.errors import InvalidInput
+from employeevirtual.settings import Settings
+
+router = APIRouter(prefix="/api/agents", tags=["agents"])
+
+
+def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Check what a body may set against the registries and limits; InvalidInput otherwise."""
+    if fields.get("model") is not None:
+        try:
+            check_model_name(fields["model"])
+        except UnknownModelError as exc:
+            raise InvalidInput(str(exc)) from None
+    if fields.get("tools") is not None:
+        tools = list(dict.fromkeys(fields["tools"]))
+        unknown = [t for t in tools if t not in TOOLS]
+        if unknown:
+            raise InvalidInput(
+                f"unknown tools {unknown}; valid tools are: {', '.join(sorted(TOOLS))}"
+            )
+        if len(tools) > settings.max_tools_per_agent:
+            raise InvalidInput(f"at most {settings.max_tools_per_agent} tools per agent")
+        fields["tools"] = tools
+    instructions = fields.get("instructions")
+    if instructions is not None and len(instructions) > settings.max_instructions_chars:
+        raise InvalidInput(
+            f"instructions are {len(instructions)} characters; "
+            f"the limit is {settings.max_instructions_chars}"
+        )
+    if fields.get("model_settings") is not None:
+        fields["model_settings"] = {
+            k: v for k, v in fields["model_settings"].items() if v is not None
+        }
+    return fields
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_agent(
+    body: AgentIn, user: CurrentUser, agents: AgentsDep, settings: SettingsDep, ip: ClientIP
+) -> AgentOut:
+    fields = body.model_dump()
+    fields["model"] = fields["model"] or settings.default_model
+    agent = await agents.create(user, _validated(fields, settings), client_ip=ip)
+    return AgentOut.of(agent)
+
+
+@router.get("")
+async def list_agents(user: CurrentUser, agents: AgentsDep) -> list[AgentOut]:
+    return [AgentOut.of(a) for a in await agents.list(user)]
+
+
+@router.get("/{agent_id}")
+async def get_agent(agent_id: UUID, user: CurrentUser, agents: AgentsDep) -> AgentOut:
+    return AgentOut.of(await agents.get(user, agent_id))
+
+
+@router.patch("/{agent_id}")
+async def update_agent(
+    agent_id: UUID,
+    body: AgentPatch,
+    user: CurrentUser,
+    agents: AgentsDep,
+    settings: SettingsDep,
+    ip: ClientIP,
+) -> AgentOut:
+    changes = _validated(body.model_dump(exclude_unset=True), settings)
+    if "name" in changes and changes["name"] is None:
+        raise InvalidInput("name cannot be null")
+    if "model" in changes and changes["model"] is None:
+        changes["model"] = settings.default_model
+    return AgentOut.of(await agents.update(user, agent_id, changes, client_ip=ip))
+
+
+@router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_agent(
+    agent_id: UUID, user: CurrentUser, agents: AgentsDep, ip: ClientIP
+) -> Response:
+    await agents.delete(user, agent_id, client_ip=ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from employeevirtual.api.deps import AccountsDep, ClientIP, CurrentUser, RuntimeDep
+from employeevirtual.api.schemas import RegisterIn, TokenOut, UserOut
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/api/auth/register", status_code=status.HTTP_201_CREATED)
+async def register(body: RegisterIn, accounts: AccountsDep) -> UserOut:
+    user = await accounts.register(email=body.email, password=body.password, name=body.name)
+    return UserOut.of(user)
+
+
+@router.post("/api/auth/login")
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    runtime: RuntimeDep,
+    ip: ClientIP,
+) -> TokenOut:
+    """OAuth2 password form: ``username`` is the email."""
+    user = await runtime.accounts.authenticate(
+        email=form.username, password=form.password, client_ip=ip
+    )
+    token, expires = runtime.tokens.issue(user.id)
+    return TokenOut(access_token=token, expires_at=expires)
+
+
+@router.get("/api/users/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.of(user)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from employeevirtual.api.deps import (
+    ChatDep,
+    ClientIP,
+    ConversationsDep,
+    CurrentUser,
+    SettingsDep,
+)
+from employeevirtual.api.schemas import (
+    ConversationOut,
+    ConversationPage,
+    ConversationPatch,
+    HistoryOut,
+    MessageOut,
+)
+from employeevirtual.chat.conversations import ConversationFilters
+from employeevirtual.errors import InvalidInput
+
+router = APIRouter(prefix="/api/conversations", tags=["conversations"])
+
+
+def _encode_cursor(at: datetime, conversation_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{conversation_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at, cid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), UUID(cid)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor is not valid; pass next_cursor from a previous page") from None
+
+
+def _limit(limit: int | None, default: int, maximum: int) -> int:
+    if limit is None:
+        return default
+    if not 1 <= limit <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}")
+    return limit
+
+
+@router.get("")
+async def list_conversations(
+    user: CurrentUser,
+    conversations: ConversationsDep,
+    settings: SettingsDep,
+    limit: int | None = None,
+    cursor: str | None = None,
+    agent_id: UUID | None = None,
+    status_: Annotated[Literal["active", "archived"] | None, Query(alias="status")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> ConversationPage:
+    """The caller's conversations, latest activity first."""
+    size = _limit(limit, settings.page_limit_default, settings.page_limit_max)
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name} needs a timezone, e.g. 2026-01-31T00:00:00Z")
+    rows, more = await conversations.list(
+        user,
+        limit=size,
+        after=_decode_cursor(cursor) if cursor else None,
+        filters=ConversationFilters(
+            agent_id=agent_id,
+            status=status_,
+            created_after=created_after,
+            created_before=created_before,
+        ),
+    )
+    last = rows[-1] if rows else None
+    next_cursor = (
+        _encode_cursor(last.last_message_at or last.created_at, last.id) if more and last else None
+    )
+    return ConversationPage(items=[ConversationOut.of(c) for c in rows], next_cursor=next_cursor)
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(
+    conversation_id: UUID, user: CurrentUser, conversations: ConversationsDep
+) -> ConversationOut:
+    return ConversationOut.of(await conversations.get(user, conversation_id))
+
+
+@router.patch("/{conversation_id}")
+async def update_conversation(
+    conversation_id: UUID,
+    body: ConversationPatch,
+    user: CurrentUser,
+    conversations: ConversationsDep,
+) -> ConversationOut:
+    changes = body.model_dump(exclude_unset=True)
+    if any(value is None for value in changes.values()):
+        raise InvalidInput("title and status cannot be null")
+    return ConversationOut.of(await conversations.update(user, conversation_id, changes))
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(
+    conversation_id: UUID, user: CurrentUser, conversations: ConversationsDep, ip: ClientIP
+) -> Response:
+    await conversations.delete(user, conversation_id, client_ip=ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{conversation_id}/messages")
+async def conversation_history(
+    conversation_id: UUID,
+    user: CurrentUser,
+    chat: ChatDep,
+    settings: SettingsDep,
+    limit: int | None = None,
+    before: str | None = None,
+) -> HistoryOut:
+    """Newest page first, chronological within it; ``next_before`` pages into the past."""
+    size = _limit(limit, settings.history_limit_default, settings.history_limit_max)
+    before_seq: int | None = None
+    if before is not None:
+        if not before.isdigit() or int(before) < 1:
+            raise InvalidInput("before is not valid; pass next_before from a previous page")
+        before_seq = int(before)
+    page = await chat.history(user, conversation_id, limit=size, before=before_seq)
+    return HistoryOut(
+        conversation_id=conversation_id,
+        messages=[MessageOut.of(m) for m in page.messages],
+        next_before=str(page.next_before) if page.next_before else None,
+        source=page.source,
+    )

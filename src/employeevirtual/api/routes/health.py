@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from employeevirtual.api.deps import RuntimeDep
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """Each dependency's status and latency. SQL is required (503 without it); MongoDB is not:
+    without it turns still commit and history is read from SQL, so the service is degraded."""
+    checks: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["sql"] = {"status": "ok"}
+    except Exception as exc:
+        checks["sql"] = {"status": "down", "error": type(exc).__name__}
+    checks["sql"]["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    started = time.perf_counter()
+    try:
+        await runtime.documents.ping()
+        checks["mongodb"] = {"status": "ok"}
+    except Exception as exc:
+        checks["mongodb"] = {"status": "down", "error": type(exc).__name__}
+    checks["mongodb"]["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    if checks["sql"]["status"] != "ok":
+        overall, code = "down", 503
+    elif checks["mongodb"]["status"] != "ok":
+        overall, code = "degraded", 200
+    else:
+        overall, code = "ok", 200
+    return JSONResponse({"status": overall, "checks": checks}, status_code=code)

@@ -1,0 +1,113 @@
+"""Conversation metadata: list, read, rename/archive, delete (both stores, audited)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.errors import NotFound
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.records import ConversationRecord, UserRecord
+from employeevirtual.stores.sql.repositories import AuditRepository, ConversationRepository
+
+__all__ = ["ConversationFilters", "ConversationService"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilters:
+    agent_id: UUID | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class ConversationService:
+    def __init__(self, *, engine: AsyncEngine, documents: DocumentStore) -> None:
+        self.engine = engine
+        self.documents = documents
+
+    async def list(
+        self,
+        user: UserRecord,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+        filters: ConversationFilters,
+    ) -> tuple[list[ConversationRecord], bool]:
+        """A page, latest activity first, and whether more follow."""
+        async with self.engine.connect() as conn:
+            rows = await ConversationRepository(conn).list(
+                user,
+                limit=limit + 1,
+                after=after,
+                agent_id=filters.agent_id,
+                status=filters.status,
+                created_after=filters.created_after,
+                created_before=filters.created_before,
+            )
+        return rows[:limit], len(rows) > limit
+
+    async def get(self, user: UserRecord, conversation_id: UUID) -> ConversationRecord:
+        async with self.engine.connect() as conn:
+            found = await ConversationRepository(conn).get(conversation_id, user, include_all=True)
+        if found is None:
+            raise NotFound(f"conversation {conversation_id} not found")
+        return found
+
+    async def update(
+        self, user: UserRecord, conversation_id: UUID, changes: dict[str, Any]
+    ) -> ConversationRecord:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            repo = ConversationRepository(conn)
+            if await repo.get(conversation_id, user) is None:
+                raise NotFound(f"conversation {conversation_id} not found")
+            if changes:
+                await repo.update_fields(conversation_id, {**changes, "updated_at": now})
+            updated = await repo.get(conversation_id, user)
+        assert updated is not None
+        mirrored = {
+            ("metadata.status" if key == "status" else key): value for key, value in changes.items()
+        }
+        if mirrored:
+            try:
+                await self.documents.set_conversation_fields(conversation_id, mirrored)
+            except PyMongoError as exc:
+                log.warning("MongoDB update of %s failed: %s", conversation_id, type(exc).__name__)
+        return updated
+
+    async def delete(
+        self, user: UserRecord, conversation_id: UUID, *, client_ip: str | None
+    ) -> None:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            repo = ConversationRepository(conn)
+            found = await repo.get(conversation_id, user)
+            if found is None:
+                raise NotFound(f"conversation {conversation_id} not found")
+            await repo.delete(conversation_id)
+            await AuditRepository(conn).record(
+                action="conversation.delete",
+                actor_id=user.id,
+                target_type="conversation",
+                target_id=str(conversation_id),
+                details={"message_count": found.message_count, "title": found.title},
+                client_ip=client_ip,
+                now=now,
+            )
+        try:
+            await self.documents.delete_conversation(conversation_id)
+        except PyMongoError as exc:
+            log.warning(
+                "MongoDB delete of %s failed (%s); the reconciler removes the orphan",
+                conversation_id,
+                type(exc).__name__,
+            )

@@ -1,0 +1,425 @@
+"""The chat turn and conversation history: the one place that orders writes across stores.
+
+Order of a turn: resolve agent and conversation (owner-checked) and the recent context from SQL
+-> run the agent (no transaction open) -> commit both messages and the counters in one SQL
+transaction -> write MongoDB (idempotent; a failure there is left to the relay) -> answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.errors import Conflict, NotFound, ServiceError
+from employeevirtual.stores.mongo.documents import DocumentStore, TurnCounters
+from employeevirtual.stores.records import (
+    AgentRecord,
+    ConversationRecord,
+    MessageRecord,
+    UserRecord,
+)
+from employeevirtual.stores.sql.repositories import (
+    AgentRepository,
+    ConversationRepository,
+    MessageRepository,
+)
+from employeevirtual.sync.acks import SyncAcks
+
+__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "TurnResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    conversation: ConversationRecord
+    user_message: MessageRecord
+    agent_message: MessageRecord
+    outcome: RunOutcome
+    stored_in_mongodb: bool
+
+
+class AgentRunFailed(ServiceError):
+    """The agent failed; the user's message and the failure are committed all the same."""
+
+    def __init__(
+        self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
+    ):
+        super().__init__(failure.message, conversation_id=str(conversation_id))
+        self.status_code = 504 if failure.kind == "timeout" else 502
+        self.kind = failure.kind
+        self.conversation_id = conversation_id
+        self.user_message = user_message
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    conversation: ConversationRecord
+    messages: list[MessageRecord]
+    next_before: int | None
+    source: str
+
+
+def _now() -> datetime:
+    """Aware UTC, truncated to milliseconds: what MongoDB keeps, so both stores agree."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        documents: DocumentStore,
+        runner: AgentRunner,
+        acks: SyncAcks,
+        context_messages: int,
+    ) -> None:
+        self.engine = engine
+        self.documents = documents
+        self.runner = runner
+        self.acks = acks
+        self.context_messages = context_messages
+
+    # -- the turn -----------------------------------------------------------------------------
+
+    async def turn(
+        self,
+        user: UserRecord,
+        *,
+        message: str,
+        agent_id: UUID | None,
+        conversation_id: UUID | None,
+    ) -> TurnResult:
+        conversation, agent, history = await self._resolve(user, agent_id, conversation_id)
+
+        failure: AgentFailure | None = None
+        outcome: RunOutcome | None = None
+        try:
+            outcome = await self.runner.run(agent, message, history)
+        except AgentFailure as exc:
+            failure = exc
+
+        now = _now()
+        conversation_id = conversation.id if conversation else uuid.uuid4()
+        user_message = MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation_id,
+            seq=0,
+            user_id=user.id,
+            agent_id=None,
+            content=message,
+            message_type="user",
+            metadata={},
+            created_at=now,
+        )
+        reply = self._reply(user, agent, conversation_id, outcome, failure)
+        stored, record = await self._commit(user, agent, conversation, [user_message, reply], now)
+        user_message, reply = stored
+        analytics = self._analytics(record, agent, reply, outcome, failure)
+        in_mongo = await self._write_documents(
+            record, stored, analytics, created=conversation is None
+        )
+        if failure is not None:
+            raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
+        assert outcome is not None
+        return TurnResult(record, user_message, reply, outcome, in_mongo)
+
+    async def _resolve(
+        self, user: UserRecord, agent_id: UUID | None, conversation_id: UUID | None
+    ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
+        async with self.engine.connect() as conn:
+            if conversation_id is None:
+                if agent_id is None:
+                    raise NotFound("agent_id is required to start a conversation")
+                agent = await AgentRepository(conn).get_visible(agent_id, user)
+                if agent is None:
+                    raise NotFound(f"agent {agent_id} not found")
+                return None, agent, []
+            found = await ConversationRepository(conn).get_with_agent(conversation_id, user.id)
+            if found is None:
+                raise NotFound(f"conversation {conversation_id} not found")
+            conversation, agent = found
+            if agent_id is not None and agent_id != agent.id:
+                raise Conflict(
+                    f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
+                )
+            if conversation.status != "active":
+                raise Conflict(
+                    f"conversation {conversation_id} is {conversation.status}; "
+                    "set its status to active to continue it"
+                )
+            history = await MessageRepository(conn).recent_dialogue(
+                conversation_id, limit=self.context_messages
+            )
+            return conversation, agent, history
+
+    @staticmethod
+    def _reply(
+        user: UserRecord,
+        agent: AgentRecord,
+        conversation_id: UUID,
+        outcome: RunOutcome | None,
+        failure: AgentFailure | None,
+    ) -> MessageRecord:
+        now = _now()
+        if outcome is not None:
+            content = outcome.output
+            message_type = "agent"
+            metadata: dict[str, Any] = {
+                "model_used": outcome.model_name,
+                "execution_time": round(outcome.execution_time, 6),
+                "tokens_used": outcome.tokens,
+                "input_tokens": outcome.input_tokens,
+                "output_tokens": outcome.output_tokens,
+                "cost": None if outcome.cost is None else float(outcome.cost),
+            }
+        else:
+            assert failure is not None
+            content = failure.message
+            message_type = "error"
+            metadata = {
+                "model_used": agent.model,
+                "error": failure.kind,
+                "execution_time": round(failure.execution_time, 6),
+            }
+        return MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation_id,
+            seq=0,
+            user_id=user.id,
+            agent_id=agent.id,
+            content=content,
+            message_type=message_type,
+            metadata=metadata,
+            created_at=now,
+        )
+
+    async def _commit(
+        self,
+        user: UserRecord,
+        agent: AgentRecord,
+        conversation: ConversationRecord | None,
+        new_messages: list[MessageRecord],
+        now: datetime,
+    ) -> tuple[list[MessageRecord], ConversationRecord]:
+        """One SQL transaction: the turn's messages and the conversation's counters."""
+        reply = new_messages[-1]
+        tokens = int(reply.metadata.get("tokens_used") or 0)
+        cost = Decimal(str(reply.metadata.get("cost") or 0))
+        response_time = Decimal(str(reply.metadata.get("execution_time") or 0))
+        error = reply.content[:2000] if reply.message_type == "error" else None
+        count = len(new_messages)
+        async with self.engine.begin() as conn:
+            conversations = ConversationRepository(conn)
+            if conversation is None:
+                values: dict[str, Any] = {
+                    "id": reply.conversation_id,
+                    "user_id": user.id,
+                    "agent_id": agent.id,
+                    "title": f"Conversa com {agent.name}"[:200],
+                    "status": "active",
+                    "metadata": {},
+                    "created_at": now,
+                    "updated_at": now,
+                    "last_message_at": now,
+                    "message_count": count,
+                    "total_tokens": tokens,
+                    "total_cost": cost,
+                    "total_response_time": response_time,
+                    "agent_runs": 1,
+                    "synced_seq": 0,
+                    "last_error": error,
+                }
+                await conversations.create(values)
+                record = _record_from_values(values)
+            else:
+                totals = await conversations.apply_turn(
+                    conversation.id,
+                    new_messages=count,
+                    tokens=tokens,
+                    cost=cost,
+                    response_time=response_time,
+                    agent_runs=1,
+                    now=now,
+                    error=error,
+                )
+                if totals is None:
+                    raise NotFound(f"conversation {conversation.id} not found")
+                message_count, total_tokens, total_cost, total_time, runs = totals
+                record = replace(
+                    conversation,
+                    message_count=message_count,
+                    total_tokens=total_tokens,
+                    total_cost=total_cost,
+                    total_response_time=total_time,
+                    agent_runs=runs,
+                    last_message_at=now,
+                    updated_at=now,
+                    last_error=error,
+                )
+            first_seq = record.message_count - count + 1
+            stored = [replace(m, seq=first_seq + i) for i, m in enumerate(new_messages)]
+            await MessageRepository(conn).insert_many(stored)
+        return stored, record
+
+    @staticmethod
+    def _analytics(
+        conversation: ConversationRecord,
+        agent: AgentRecord,
+        reply: MessageRecord,
+        outcome: RunOutcome | None,
+        failure: AgentFailure | None,
+    ) -> dict[str, Any]:
+        return {
+            "_id": str(reply.id),  # one run, one document, whatever the replays
+            "conversation_id": str(conversation.id),
+            "user_id": str(conversation.user_id),
+            "agent_id": str(agent.id),
+            "message_id": str(reply.id),
+            "model": agent.model,
+            "input_tokens": outcome.input_tokens if outcome else 0,
+            "output_tokens": outcome.output_tokens if outcome else 0,
+            "cost": float(outcome.cost) if outcome and outcome.cost is not None else None,
+            "execution_time": reply.metadata.get("execution_time"),
+            "status": "success" if failure is None else failure.kind,
+            "timestamp": reply.created_at,
+        }
+
+    async def _write_documents(
+        self,
+        conversation: ConversationRecord,
+        stored: list[MessageRecord],
+        analytics: dict[str, Any],
+        *,
+        created: bool,
+    ) -> bool:
+        """MongoDB after the commit. Failures leave ``synced_seq`` behind for the relay."""
+        reply = stored[-1]
+        counters = TurnCounters(
+            messages=len(stored),
+            tokens=int(reply.metadata.get("tokens_used") or 0),
+            cost=float(reply.metadata.get("cost") or 0.0),
+            response_time=float(reply.metadata.get("execution_time") or 0.0),
+            agent_runs=1,
+            avg_response_time=conversation.avg_response_time,
+        )
+        try:
+            applied = await self.documents.write_turn(conversation, stored, counters, analytics)
+            if created:
+                await self.documents.log_activity(
+                    user_id=conversation.user_id,
+                    activity="conversation_created",
+                    details={"conversation_id": str(conversation.id)},
+                )
+        except PyMongoError as exc:
+            log.warning(
+                "MongoDB write failed for conversation %s (seq %d-%d): %s; left to the relay",
+                conversation.id,
+                stored[0].seq,
+                stored[-1].seq,
+                type(exc).__name__,
+            )
+            return False
+        if applied:
+            self.acks.ack(conversation.id, stored[0].seq, stored[-1].seq)
+        return applied
+
+    # -- history ------------------------------------------------------------------------------
+
+    async def history(
+        self,
+        user: UserRecord,
+        conversation_id: UUID,
+        *,
+        limit: int,
+        before: int | None,
+    ) -> HistoryPage:
+        """A page of messages, newest page first, oldest first within it; MongoDB when it has
+        every message of the page, SQL otherwise."""
+        async with self.engine.connect() as conn:
+            conversation = await ConversationRepository(conn).get(
+                conversation_id, user, include_all=True
+            )
+            if conversation is None:
+                raise NotFound(f"conversation {conversation_id} not found")
+            upper = conversation.message_count
+            if before is not None:
+                upper = min(upper, before - 1)
+            lowest = max(1, upper - limit + 1)
+            expected = list(range(lowest, upper + 1))
+            next_before = lowest if lowest > 1 else None
+            if not expected:
+                return HistoryPage(conversation, [], None, "sql")
+            page = await self._mongo_page(conversation, expected, limit)
+            if page is not None:
+                return HistoryPage(conversation, page, next_before, "mongodb")
+            rows = await MessageRepository(conn).page(
+                conversation_id, before_seq=upper + 1, limit=limit
+            )
+            return HistoryPage(conversation, rows, next_before, "sql")
+
+    async def _mongo_page(
+        self, conversation: ConversationRecord, expected: list[int], limit: int
+    ) -> list[MessageRecord] | None:
+        try:
+            docs = await self.documents.message_page(
+                conversation.id, before_seq=expected[-1] + 1, limit=limit
+            )
+        except PyMongoError as exc:
+            log.info("history of %s served from SQL: %s", conversation.id, type(exc).__name__)
+            return None
+        if [d["seq"] for d in docs] != expected:
+            return None
+        return [_message_from_document(d) for d in docs]
+
+
+def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
+    metadata = dict(doc.get("metadata") or {})
+    metadata.pop("timestamp", None)
+    timestamp: datetime = doc["timestamp"]
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return MessageRecord(
+        id=UUID(doc["_id"]),
+        conversation_id=UUID(doc["conversation_id"]),
+        seq=doc["seq"],
+        user_id=UUID(doc["user_id"]),
+        agent_id=UUID(doc["agent_id"]) if doc.get("agent_id") else None,
+        content=doc["content"],
+        message_type=doc["message_type"],
+        metadata=metadata,
+        created_at=timestamp,
+    )
+
+
+def _record_from_values(values: dict[str, Any]) -> ConversationRecord:
+    return ConversationRecord(
+        id=values["id"],
+        user_id=values["user_id"],
+        agent_id=values["agent_id"],
+        title=values["title"],
+        status=values["status"],
+        session_id=None,
+        metadata=values["metadata"],
+        created_at=values["created_at"],
+        updated_at=values["updated_at"],
+        last_message_at=values["last_message_at"],
+        message_count=values["message_count"],
+        total_tokens=values["total_tokens"],
+        total_cost=values["total_cost"],
+        total_response_time=values["total_response_time"],
+        agent_runs=values["agent_runs"],
+        synced_seq=values["synced_seq"],
+        last_error=values["last_error"],
+    )

@@ -1,0 +1,138 @@
+"""Everything a running server holds, opened and closed in one place (the app's lifespan)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.accounts.service import AccountService
+from employeevirtual.agents.models import ModelRegistry
+from employeevirtual.agents.runner import AgentRunner
+from employeevirtual.agents.service import AgentService
+from employeevirtual.chat.conversations import ConversationService
+from employeevirtual.chat.service import ChatService
+from employeevirtual.security.tokens import TokenService
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.collections import ensure_indexes
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.sql.engine import create_engine
+from employeevirtual.stores.sql.migrate import upgrade
+from employeevirtual.sync.acks import SyncAcks
+
+__all__ = ["Runtime", "open_runtime"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    mongo: AsyncMongoClient[dict[str, Any]]
+    documents: DocumentStore
+    models: ModelRegistry
+    runner: AgentRunner
+    acks: SyncAcks
+    tokens: TokenService
+    accounts: AccountService
+    agents: AgentService
+    conversations: ConversationService
+    chat: ChatService
+    secantus: SecantusServer | None = None
+    background: list[Any] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.acks.stop()
+        await self.mongo.close()
+        await self.engine.dispose()
+        if self.secantus is not None:
+            await self.secantus.stop()
+
+
+async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
+    )
+    secantus: SecantusServer | None = None
+    try:
+        if migrate:
+            await upgrade(engine)
+        if settings.mongodb_url is not None:
+            mongo_url = settings.mongodb_url.get_secret_value()
+        else:
+            secantus = SecantusServer(
+                storage_path=str(settings.data_dir / "mongodb"),
+                log_path=str(settings.data_dir / "secantus.log"),
+            )
+            await secantus.start()
+            mongo_url = secantus.url
+            log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
+        timeout = settings.mongodb_timeout_ms
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            mongo_url,
+            tz_aware=True,
+            retryWrites=False,
+            serverSelectionTimeoutMS=timeout,
+            connectTimeoutMS=timeout,
+            socketTimeoutMS=timeout * 5,
+        )
+        db = mongo[settings.mongodb_database]
+        documents = DocumentStore(db, window=settings.conversation_window)
+        try:
+            await ensure_indexes(db)
+        except Exception as exc:
+            log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
+    except BaseException:
+        await engine.dispose()
+        if secantus is not None:
+            await secantus.stop()
+        raise
+
+    models = ModelRegistry(
+        openai_base_url=settings.openai_base_url,
+        openai_api_key=settings.openai_api_key.get_secret_value()
+        if settings.openai_api_key
+        else None,
+    )
+    runner = AgentRunner(
+        models,
+        timeout_seconds=settings.agent_timeout_seconds,
+        max_output_tokens=settings.agent_max_output_tokens,
+    )
+    acks = SyncAcks(engine)
+    acks.start()
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        mongo=mongo,
+        documents=documents,
+        models=models,
+        runner=runner,
+        acks=acks,
+        tokens=TokenService(
+            key=settings.signing_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            lifetime=timedelta(minutes=settings.access_token_minutes),
+        ),
+        accounts=AccountService(
+            engine=engine, documents=documents, allow_signup=settings.allow_signup
+        ),
+        agents=AgentService(engine=engine),
+        conversations=ConversationService(engine=engine, documents=documents),
+        chat=ChatService(
+            engine=engine,
+            documents=documents,
+            runner=runner,
+            acks=acks,
+            context_messages=settings.agent_context_messages,
+        ),
+        secantus=secantus,
+    )

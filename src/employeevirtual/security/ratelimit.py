@@ -1,0 +1,275 @@
+"""Rate limiting with one interface and two backends (in-process and Redis).
+
+Algorithm: **fixed window**. The first hit on a key opens a window of ``window_seconds``;
+hits inside it add their ``cost`` to one counter, and the key expires when the window ends.
+Chosen because it needs one integer and one TTL per key, maps onto atomic Redis primitives,
+is cheap to reason about, and yields an exact ``RateLimit-Reset``/``Retry-After`` (the
+window end). The known trade-off -- up to ``2 * limit`` hits across a window boundary --
+is acceptable for abuse protection; a sliding log would cost memory per hit.
+
+A hit whose cost would take the counter over the limit is refused and **consumes
+nothing**, so a refused client is not pushed further into the penalty. A cost greater
+than the limit can therefore never succeed. ``cost=0`` is a peek: it reports the current
+state without consuming or creating anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+__all__ = [
+    "InProcessRateLimiter",
+    "RateLimitDecision",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "make_rate_limiter",
+]
+
+REDIS_KEY_PREFIX = "ev:rl:"
+
+
+@dataclass(frozen=True)
+class RateLimitDecision:
+    """Outcome of one ``hit``; ``headers()`` renders it for an HTTP response."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    """Seconds until the window resets (>= 1 when not allowed)."""
+    retry_after: int | None
+    """Set only when not allowed."""
+    window_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        """Headers per draft-ietf-httpapi-ratelimit-headers, plus ``Retry-After`` if refused."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+            "RateLimit-Policy": f"{self.limit};w={self.window_seconds}",
+        }
+        if not self.allowed and self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+
+class RateLimiter(Protocol):
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, cost: int = 1
+    ) -> RateLimitDecision: ...
+
+    async def reset(self, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _validate(limit: int, window_seconds: int, cost: int) -> None:
+    if limit < 1:
+        raise ValueError("limit must be >= 1")
+    if window_seconds < 1:
+        raise ValueError("window_seconds must be >= 1")
+    if cost < 0:
+        raise ValueError("cost must be >= 0")
+
+
+def _decide(
+    *, allowed: bool, limit: int, used: int, reset_seconds: float, window_seconds: int
+) -> RateLimitDecision:
+    reset = max(1, math.ceil(reset_seconds))
+    return RateLimitDecision(
+        allowed=allowed,
+        limit=limit,
+        remaining=max(0, limit - used),
+        reset_seconds=reset,
+        retry_after=None if allowed else reset,
+        window_seconds=window_seconds,
+    )
+
+
+@dataclass
+class _Window:
+    count: int
+    expires_at: float
+
+
+class InProcessRateLimiter:
+    """Per-process limiter: for a single worker, development and tests.
+
+    Safe under asyncio (no await inside the critical section) and across threads (a
+    short lock). Memory is bounded: expired windows are swept every ``sweep_interval``
+    seconds and whenever ``max_keys`` is exceeded; if live windows still exceed it, the
+    oldest are dropped down to 90% of the cap (amortising the sweep). Dropped keys get a
+    fresh window: failing open is preferred over unbounded growth.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be >= 1")
+        self._clock = clock
+        self._max_keys = max_keys
+        self._sweep_interval = sweep_interval
+        self._windows: dict[str, _Window] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = clock() + sweep_interval
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, cost: int = 1
+    ) -> RateLimitDecision:
+        _validate(limit, window_seconds, cost)
+        with self._lock:
+            now = self._clock()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            window = self._windows.get(key)
+            if window is None or window.expires_at <= now:
+                if window is not None:
+                    del self._windows[key]
+                window = None
+            used = window.count if window else 0
+            expires_at = window.expires_at if window else now + window_seconds
+            if used + cost > limit:
+                return _decide(
+                    allowed=False,
+                    limit=limit,
+                    used=used,
+                    reset_seconds=expires_at - now,
+                    window_seconds=window_seconds,
+                )
+            if cost > 0:
+                if window is None:
+                    # Re-inserted on each new window, so dict order approximates age.
+                    self._windows[key] = _Window(cost, expires_at)
+                    if len(self._windows) > self._max_keys:
+                        self._shrink(now)
+                else:
+                    window.count += cost
+            return _decide(
+                allowed=True,
+                limit=limit,
+                used=used + cost,
+                reset_seconds=expires_at - now,
+                window_seconds=window_seconds,
+            )
+
+    async def reset(self, key: str) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self._sweep_interval
+        expired = [k for k, w in self._windows.items() if w.expires_at <= now]
+        for k in expired:
+            del self._windows[k]
+
+    def _shrink(self, now: float) -> None:
+        self._sweep(now)
+        if len(self._windows) <= self._max_keys:
+            return
+        target = max(1, self._max_keys * 9 // 10)  # the newest (just inserted) key survives
+        while len(self._windows) > target:
+            del self._windows[next(iter(self._windows))]
+
+
+# KEYS[1] = counter; ARGV = cost, limit, window_ms.
+# Returns {allowed (0/1), used after this hit, ms until reset}. A refused hit changes nothing.
+_HIT_SCRIPT = """
+local cost = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local window_ms = tonumber(ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+local used = 0
+if ttl > 0 then
+  used = tonumber(redis.call('GET', KEYS[1]) or '0')
+else
+  ttl = window_ms
+end
+if used + cost > limit then
+  return {0, used, ttl}
+end
+if cost == 0 then
+  return {1, used, ttl}
+end
+if used == 0 then
+  redis.call('SET', KEYS[1], cost, 'PX', window_ms)
+  return {1, cost, window_ms}
+end
+return {1, redis.call('INCRBY', KEYS[1], cost), ttl}
+"""
+_HIT_SCRIPT_SHA = hashlib.sha1(_HIT_SCRIPT.encode()).hexdigest()
+
+
+class RedisRateLimiter:
+    """Limiter shared by all server processes through Redis.
+
+    Each hit is one atomic Lua script (check, increment, set expiry), so concurrent
+    processes never over-admit. Redis errors propagate (``redis.exceptions.RedisError``);
+    the caller chooses to fail open or closed.
+    """
+
+    def __init__(self, client: Redis | str, *, key_prefix: str = REDIS_KEY_PREFIX) -> None:
+        """``client`` is a ``redis.asyncio.Redis`` (borrowed: not closed by ``aclose``) or a
+        URL (the limiter owns the client it creates)."""
+        if isinstance(client, str):
+            self._client = Redis.from_url(
+                client, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+            )
+            self._owns_client = True
+        else:
+            self._client = client
+            self._owns_client = False
+        self._prefix = key_prefix
+
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, cost: int = 1
+    ) -> RateLimitDecision:
+        _validate(limit, window_seconds, cost)
+        args = (self._prefix + key, cost, limit, window_seconds * 1000)
+        try:
+            result = await self._client.evalsha(_HIT_SCRIPT_SHA, 1, *args)
+        except NoScriptError:
+            result = await self._client.eval(_HIT_SCRIPT, 1, *args)  # also caches it
+        allowed, used, ttl_ms = (int(v) for v in result)
+        return _decide(
+            allowed=bool(allowed),
+            limit=limit,
+            used=used,
+            reset_seconds=ttl_ms / 1000,
+            window_seconds=window_seconds,
+        )
+
+    async def reset(self, key: str) -> None:
+        await self._client.delete(self._prefix + key)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+def make_rate_limiter(redis_url: str | None) -> RateLimiter:
+    """Redis-backed when a URL is configured (multi-process deployments), else in-process."""
+    if redis_url:
+        return RedisRateLimiter(redis_url)
+    return InProcessRateLimiter()

@@ -1,0 +1,95 @@
+"""All configuration, read from ``EV_*`` environment variables or a ``.env`` file."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EV_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # where the embedded default keeps everything (SQLite file, SecantusDB files, secret key)
+    data_dir: Path = Path("./data")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite file in the data directory",
+    )
+    database_schema: str = Field(
+        default="empl", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="ignored on SQLite"
+    )
+    sql_echo: bool = False
+    mongodb_url: SecretStr | None = Field(
+        default=None, description="MongoDB URL; default: a SecantusDB child process"
+    )
+    mongodb_database: str = "employeevirtual"
+    mongodb_timeout_ms: int = Field(default=2000, ge=100)
+    redis_url: str | None = None
+
+    secret_key: SecretStr | None = Field(
+        default=None, description="JWT signing key; default: generated and kept in the data dir"
+    )
+    jwt_issuer: str = "employeevirtual"
+    jwt_audience: str = "employeevirtual-api"
+    access_token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    allow_signup: bool = True
+
+    default_model: str = "offline"
+    openai_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible server (Ollama, vLLM, LM Studio)",
+    )
+    openai_api_key: SecretStr | None = None
+    agent_timeout_seconds: float = Field(default=60.0, gt=0)
+    agent_context_messages: int = Field(default=20, ge=0, le=200)
+    agent_max_output_tokens: int | None = Field(default=None, ge=1)
+
+    max_message_chars: int = Field(default=32_000, ge=1)
+    max_instructions_chars: int = Field(default=20_000, ge=1)
+    max_tools_per_agent: int = Field(default=16, ge=0)
+    conversation_window: int = Field(
+        default=50, ge=1, le=1000, description="messages kept in the MongoDB conversation doc"
+    )
+    page_limit_default: int = Field(default=20, ge=1)
+    page_limit_max: int = Field(default=100, ge=1)
+    history_limit_default: int = Field(default=50, ge=1)
+    history_limit_max: int = Field(default=200, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def sql_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'employeevirtual.db'}"
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The configured secret, or one generated once and kept in the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key

@@ -1,0 +1,51 @@
+"""The seed's collections and indexes, created idempotently at start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+__all__ = ["Collections", "ensure_indexes"]
+
+Document = dict[str, Any]
+
+
+class Collections:
+    CHAT_CONVERSATIONS = "chat_conversations"
+    CHAT_MESSAGES = "chat_messages"
+    CHAT_ANALYTICS = "chat_analytics"
+    USER_ACTIVITIES = "user_activities"
+    SYSTEM_LOGS = "system_logs"
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    Collections.CHAT_CONVERSATIONS: [
+        IndexModel([("user_id", ASCENDING), ("metadata.last_activity", DESCENDING)]),
+        IndexModel([("agent_id", ASCENDING), ("metadata.status", ASCENDING)]),
+        IndexModel([("metadata.status", ASCENDING), ("metadata.created_at", DESCENDING)]),
+    ],
+    Collections.CHAT_MESSAGES: [
+        IndexModel([("conversation_id", ASCENDING), ("timestamp", DESCENDING)]),
+        IndexModel([("user_id", ASCENDING), ("message_type", ASCENDING)]),
+        # one document per (conversation, seq): a replayed message can never be stored twice
+        IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True),
+    ],
+    Collections.CHAT_ANALYTICS: [
+        IndexModel([("conversation_id", ASCENDING), ("timestamp", DESCENDING)]),
+        IndexModel([("agent_id", ASCENDING), ("timestamp", DESCENDING)]),
+    ],
+    Collections.USER_ACTIVITIES: [
+        IndexModel([("user_id", ASCENDING), ("timestamp", DESCENDING)]),
+    ],
+    Collections.SYSTEM_LOGS: [
+        IndexModel([("timestamp", DESCENDING)]),
+        IndexModel([("level", ASCENDING), ("timestamp", DESCENDING)]),
+    ],
+}
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    for name, indexes in INDEXES.items():
+        await db[name].create_indexes(indexes)

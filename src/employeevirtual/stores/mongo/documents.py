@@ -1,0 +1,250 @@
+"""MongoDB side of the chat: idempotent writers and bounded readers.
+
+Every write is safe to replay: documents carry ids fixed before the first attempt, and the
+conversation document's update is guarded by the turn's first ``seq``. Nothing here relies on
+the driver's retryable writes (Cosmos DB runs with ``retrywrites=false``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from employeevirtual.stores.mongo.collections import Collections
+from employeevirtual.stores.records import ConversationRecord, MessageRecord
+
+__all__ = ["DocumentStore", "TurnCounters", "message_document"]
+
+Document = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCounters:
+    """What one turn adds to the conversation document (applied with ``$inc``)."""
+
+    messages: int
+    tokens: int
+    cost: float
+    response_time: float
+    agent_runs: int
+    avg_response_time: float
+
+
+def message_document(message: MessageRecord) -> Document:
+    """The seed's message shape, plus ``seq`` and ``conversation_id``."""
+    return {
+        "_id": str(message.id),
+        "id": str(message.id),
+        "conversation_id": str(message.conversation_id),
+        "seq": message.seq,
+        "content": message.content,
+        "message_type": message.message_type,
+        "user_id": str(message.user_id),
+        "agent_id": str(message.agent_id) if message.agent_id else None,
+        "metadata": {**message.metadata, "timestamp": message.created_at},
+        "timestamp": message.created_at,
+    }
+
+
+def _window_entry(doc: Document) -> Document:
+    return {k: v for k, v in doc.items() if k not in ("_id", "conversation_id", "timestamp")}
+
+
+class DocumentStore:
+    def __init__(self, db: AsyncDatabase[Document], *, window: int) -> None:
+        self.db = db
+        self.window = window
+        self.conversations = db[Collections.CHAT_CONVERSATIONS]
+        self.messages = db[Collections.CHAT_MESSAGES]
+        self.analytics = db[Collections.CHAT_ANALYTICS]
+        self.activities = db[Collections.USER_ACTIVITIES]
+        self.system_logs = db[Collections.SYSTEM_LOGS]
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def write_turn(
+        self,
+        conversation: ConversationRecord,
+        messages: Sequence[MessageRecord],
+        counters: TurnCounters,
+        analytics: Document | None,
+    ) -> bool:
+        """Write one committed turn. Returns True when this call applied the conversation
+        document's update, False when the guard refused it (a replay, or an older turn arriving
+        after a newer one): the caller leaves that turn for the relay to reconcile."""
+        docs = [message_document(m) for m in messages]
+        await self.insert_messages(docs)
+        applied = await self._update_conversation(conversation, docs, counters)
+        if analytics is not None:
+            await self.insert_analytics(analytics)
+        return applied
+
+    async def insert_messages(self, docs: Sequence[Document]) -> None:
+        if not docs:
+            return
+        try:
+            await self.messages.insert_many(list(docs), ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            # replayed messages are already there; any new ones were inserted (ordered=False)
+
+    async def _update_conversation(
+        self, conversation: ConversationRecord, docs: Sequence[Document], counters: TurnCounters
+    ) -> bool:
+        first_seq, last_seq = docs[0]["seq"], docs[-1]["seq"]
+        last_activity = docs[-1]["timestamp"]
+        cid = str(conversation.id)
+        try:
+            await self.conversations.update_one(
+                {"_id": cid, "metadata.last_seq": {"$lt": first_seq}},
+                {
+                    "$setOnInsert": {
+                        "conversation_id": cid,
+                        "user_id": str(conversation.user_id),
+                        "agent_id": str(conversation.agent_id),
+                        "title": conversation.title,
+                        "context": {},
+                        "metadata.created_at": conversation.created_at,
+                        "metadata.status": conversation.status,
+                    },
+                    "$push": {
+                        "messages": {
+                            "$each": [_window_entry(d) for d in docs],
+                            "$slice": -self.window,
+                        }
+                    },
+                    "$inc": {
+                        "metadata.message_count": counters.messages,
+                        "metadata.total_tokens": counters.tokens,
+                        "metadata.total_cost": counters.cost,
+                        "metadata.total_response_time": counters.response_time,
+                        "metadata.agent_runs": counters.agent_runs,
+                    },
+                    "$set": {
+                        "metadata.last_activity": last_activity,
+                        "metadata.last_seq": last_seq,
+                        "metadata.avg_response_time": counters.avg_response_time,
+                    },
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def replace_conversation(
+        self, conversation: ConversationRecord, window: Sequence[MessageRecord]
+    ) -> bool:
+        """Rebuild the conversation document from SQL's truth, unless a newer turn already
+        landed (its ``last_seq`` is past this snapshot). Returns whether it was written."""
+        cid = str(conversation.id)
+        doc = self.conversation_document(conversation, window)
+        try:
+            result = await self.conversations.replace_one(
+                {"_id": cid, "metadata.last_seq": {"$lte": conversation.message_count}},
+                doc,
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return bool(result.matched_count or result.upserted_id is not None)
+
+    def conversation_document(
+        self, conversation: ConversationRecord, window: Sequence[MessageRecord]
+    ) -> Document:
+        cid = str(conversation.id)
+        return {
+            "_id": cid,
+            "conversation_id": cid,
+            "user_id": str(conversation.user_id),
+            "agent_id": str(conversation.agent_id),
+            "title": conversation.title,
+            "messages": [_window_entry(message_document(m)) for m in window[-self.window :]],
+            "context": {},
+            "metadata": {
+                "created_at": conversation.created_at,
+                "last_activity": conversation.last_message_at or conversation.created_at,
+                "message_count": conversation.message_count,
+                "status": conversation.status,
+                "total_tokens": conversation.total_tokens,
+                "total_cost": float(conversation.total_cost),
+                "total_response_time": float(conversation.total_response_time),
+                "agent_runs": conversation.agent_runs,
+                "avg_response_time": conversation.avg_response_time,
+                "last_seq": conversation.message_count,
+            },
+        }
+
+    async def insert_analytics(self, doc: Document) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.analytics.insert_one(doc)
+
+    async def log_activity(
+        self, *, user_id: UUID, activity: str, details: Document | None = None
+    ) -> None:
+        await self.activities.insert_one(
+            {
+                "_id": str(uuid.uuid4()),
+                "user_id": str(user_id),
+                "activity": activity,
+                "details": details or {},
+                "timestamp": datetime.now(UTC),
+            }
+        )
+
+    async def log_system(
+        self, *, level: str, event: str, message: str, details: Document | None = None
+    ) -> None:
+        await self.system_logs.insert_one(
+            {
+                "_id": str(uuid.uuid4()),
+                "level": level,
+                "event": event,
+                "message": message,
+                "details": details or {},
+                "timestamp": datetime.now(UTC),
+            }
+        )
+
+    async def set_conversation_fields(self, conversation_id: UUID, fields: Document) -> None:
+        await self.conversations.update_one({"_id": str(conversation_id)}, {"$set": fields})
+
+    async def delete_conversation(self, conversation_id: UUID) -> None:
+        cid = str(conversation_id)
+        await self.messages.delete_many({"conversation_id": cid})
+        await self.analytics.delete_many({"conversation_id": cid})
+        await self.conversations.delete_one({"_id": cid})
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def message_page(
+        self, conversation_id: UUID, *, before_seq: int | None, limit: int
+    ) -> list[Document]:
+        """Up to ``limit`` messages before ``before_seq``, oldest first (index on conv, seq)."""
+        query: Document = {"conversation_id": str(conversation_id)}
+        if before_seq is not None:
+            query["seq"] = {"$lt": before_seq}
+        cursor = self.messages.find(query).sort("seq", DESCENDING).limit(limit)
+        docs = await cursor.to_list(length=limit)
+        docs.reverse()
+        return docs
+
+    async def get_conversation(self, conversation_id: UUID) -> Document | None:
+        return await self.conversations.find_one(
+            {"_id": str(conversation_id)}, {"messages": {"$slice": -self.window}}
+        )
+
+    async def ping(self) -> None:
+        await self.db.command("ping")

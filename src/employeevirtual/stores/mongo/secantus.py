@@ -1,0 +1,250 @@
+"""Launch SecantusDB (a GPL-2.0 MongoDB-wire-protocol server) as a child process.
+
+SecantusDB is never imported: it runs as a separate process through its command
+``secantusd-py`` (installed by the optional extra ``employeevirtual[secantus]``). This module
+only spawns that command, waits until a ``ping`` over the wire succeeds, and stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from pymongo import AsyncMongoClient
+
+__all__ = ["SecantusServer", "secantus_command"]
+
+_COMMAND = "secantusd-py"
+_HOST = "127.0.0.1"
+_LOG_TAIL_BYTES = 4000
+
+
+def secantus_command() -> str:
+    """Path of the ``secantusd-py`` command: next to ``sys.executable`` first, then ``PATH``."""
+    exe_dir = Path(sys.executable).parent
+    for name in (_COMMAND, f"{_COMMAND}.exe"):
+        candidate = exe_dir / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(_COMMAND)
+    if found:
+        return found
+    raise RuntimeError(
+        f"SecantusDB command {_COMMAND!r} not found next to {sys.executable} nor on PATH; "
+        "install it with: pip install 'employeevirtual[secantus]'"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class SecantusServer:
+    """A SecantusDB child process speaking the MongoDB wire protocol on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        storage_path: str,
+        port: int | None = None,
+        enable_test_commands: bool = False,
+        log_path: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        """``storage_path``: a WiredTiger directory (created if missing, kept across restarts) or
+        ``":memory:"``. ``port``: ``None`` picks a free one on first ``start`` and keeps it for
+        restarts. ``log_path``: where stdout/stderr go (appended); default a temp file removed by
+        ``stop``. ``extra_args``: more ``secantusd-py`` flags, e.g. ``["--sync-on-commit"]``.
+        """
+        self._storage_path = storage_path
+        self._port = port
+        self._enable_test_commands = enable_test_commands
+        self._log_path = log_path
+        self._extra_args = tuple(extra_args)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._log_file: IO[bytes] | None = None
+        self._owned_log: str | None = None  # temp log we created (removed on stop)
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("SecantusServer has no port yet; call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://{_HOST}:{self.port}/?directConnection=true"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _command_line(self) -> list[str]:
+        args = [
+            secantus_command(),
+            "--host",
+            _HOST,
+            "--port",
+            str(self.port),
+            "--storage-path",
+            self._storage_path,
+        ]
+        if self._enable_test_commands:
+            args.append("--enable-test-commands")
+        args.extend(self._extra_args)
+        return args
+
+    def _open_log(self) -> IO[bytes]:
+        if self._log_path is not None:
+            Path(self._log_path).parent.mkdir(parents=True, exist_ok=True)
+            return open(self._log_path, "ab")
+        if self._owned_log is None:
+            fd, name = tempfile.mkstemp(prefix="secantusd-", suffix=".log")
+            os.close(fd)
+            self._owned_log = name
+        return open(self._owned_log, "ab")
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def log_tail(self, max_bytes: int = _LOG_TAIL_BYTES) -> str:
+        """The last ``max_bytes`` of the server's log (stdout and stderr)."""
+        path = self._log_path or self._owned_log
+        if path is None:
+            return ""
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - max_bytes))
+                return fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - public API
+        """Spawn the server and wait until it answers ``ping``.
+
+        Raises ``RuntimeError`` (with the tail of its log) if it exits or does not answer in
+        ``timeout`` seconds. Calling ``start`` again after ``stop``/``kill`` restarts it on the
+        same port and storage path.
+        """
+        if self.running:
+            return
+        if self._port is None:
+            self._port = _free_port()
+        command = self._command_line()
+        self._close_log()
+        self._log_file = self._open_log()
+        self._log_file.write(f"--- starting: {' '.join(command)}\n".encode())
+        self._log_file.flush()
+        self._proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await self._wait_ready(timeout)
+        except BaseException:
+            await self.kill()
+            self._finish()
+            raise
+
+    async def _wait_ready(self, limit: float) -> None:
+        proc = self._proc
+        assert proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+            self.url,
+            serverSelectionTimeoutMS=250,
+            connectTimeoutMS=250,
+            retryWrites=False,
+            retryReads=False,
+        )
+        try:
+            while True:
+                if proc.returncode is not None:
+                    raise RuntimeError(
+                        f"SecantusDB exited with code {proc.returncode} during start-up; "
+                        f"log tail:\n{self.log_tail()}"
+                    )
+                try:
+                    await client.admin.command("ping")
+                    return
+                except Exception:
+                    pass
+                if loop.time() >= deadline:
+                    raise RuntimeError(
+                        f"SecantusDB did not answer ping on port {self.port} within {limit}s; "
+                        f"log tail:\n{self.log_tail()}"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 0.05)
+        finally:
+            await client.close()
+
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - public API
+        """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds. Idempotent."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        self._finish()
+
+    async def kill(self) -> None:
+        """SIGKILL the server (for fault tests). ``start`` may be called again afterwards."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        self._close_log()
+
+    def _finish(self) -> None:
+        self._close_log()
+        if self._owned_log is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._owned_log)
+            self._owned_log = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,79 @@
+"""Plain records the stores hand to the service: no ORM objects, no driver types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+__all__ = ["AgentRecord", "ConversationRecord", "MessageRecord", "UserRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: UUID
+    email: str
+    name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    password_hash: str = field(repr=False, default="")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: UUID
+    user_id: UUID
+    name: str
+    description: str | None
+    instructions: str
+    model: str
+    model_settings: dict[str, Any]
+    tools: list[str]
+    visibility: str
+    created_at: datetime
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: UUID
+    user_id: UUID
+    agent_id: UUID
+    title: str | None
+    status: str
+    session_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime | None
+    last_message_at: datetime | None
+    message_count: int
+    total_tokens: int
+    total_cost: Decimal
+    total_response_time: Decimal
+    agent_runs: int
+    synced_seq: int
+    last_error: str | None
+
+    @property
+    def avg_response_time(self) -> float:
+        return float(self.total_response_time) / self.agent_runs if self.agent_runs else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: UUID
+    conversation_id: UUID
+    seq: int
+    user_id: UUID
+    agent_id: UUID | None
+    content: str
+    message_type: str
+    metadata: dict[str, Any]
+    created_at: datetime

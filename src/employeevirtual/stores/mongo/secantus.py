@@ -77,6 +77,9 @@ class SecantusServer:
         self._proc: asyncio.subprocess.Process | None = None
         self._log_file: IO[bytes] | None = None
         self._owned_log: str | None = None  # temp log we created (removed on stop)
+        # For ":memory:" the child makes its WiredTiger dir under TMPDIR and only removes it on a
+        # clean shutdown; point TMPDIR at a dir of ours so stop() also cleans up after kill().
+        self._tmpdir: str | None = None
 
     # -- properties -------------------------------------------------------------------------
 
@@ -160,8 +163,14 @@ class SecantusServer:
         self._log_file = self._open_log()
         self._log_file.write(f"--- starting: {' '.join(command)}\n".encode())
         self._log_file.flush()
+        env: dict[str, str] | None = None
+        if self._storage_path == ":memory:":
+            if self._tmpdir is None:
+                self._tmpdir = tempfile.mkdtemp(prefix="secantus-mem-")
+            env = {**os.environ, "TMPDIR": self._tmpdir, "TEMP": self._tmpdir, "TMP": self._tmpdir}
         self._proc = await asyncio.create_subprocess_exec(
             *command,
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
@@ -236,6 +245,9 @@ class SecantusServer:
             with contextlib.suppress(OSError):
                 os.unlink(self._owned_log)
             self._owned_log = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -1,0 +1,103 @@
+"""Real stores for every test: SQLite (and PostgreSQL when EV_TEST_POSTGRES_URL is set), one
+SecantusDB server per session, a fresh schema/database per test. No mocks of our own stores."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic_ai import models as pydantic_ai_models
+from pymongo import AsyncMongoClient
+from sqlalchemy import text
+
+from employeevirtual.main import create_app
+from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.sql.engine import create_engine
+
+pydantic_ai_models.ALLOW_MODEL_REQUESTS = False  # a test never reaches a real provider
+
+POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
+
+
+@pytest.fixture(scope="session")
+async def secantus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SecantusServer]:
+    log = tmp_path_factory.mktemp("secantus") / "secantus.log"
+    server = SecantusServer(storage_path=":memory:", enable_test_commands=True, log_path=str(log))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def postgres_available() -> None:
+    """When CI asks for PostgreSQL it must be there: fail, never skip."""
+    if not POSTGRES_URL:
+        return
+    engine = create_engine(POSTGRES_URL)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        pytest.fail(f"EV_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {exc!r}")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def settings(
+    backend: str, tmp_path: Path, secantus: SecantusServer, postgres_available: None
+) -> AsyncIterator[Settings]:
+    run = uuid.uuid4().hex[:12]
+    schema = f"t_{run}"
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "mongodb_url": secantus.url,
+        "mongodb_database": f"ev_{run}",
+        "secret_key": "test-signing-key-0123456789abcdef-" + run,
+        "default_model": "offline",
+        "mongodb_timeout_ms": 1000,
+    }
+    if backend == "postgres":
+        values |= {"database_url": POSTGRES_URL, "database_schema": schema}
+    yield Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    if backend == "postgres":
+        engine = create_engine(str(POSTGRES_URL))
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await engine.dispose()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(secantus.url)
+    await client.drop_database(values["mongodb_database"])
+    await client.close()
+
+
+@pytest.fixture
+async def app_and_runtime(settings: Settings) -> AsyncIterator[tuple[Any, Runtime]]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app, app.state.runtime
+
+
+@pytest.fixture
+def runtime(app_and_runtime: tuple[Any, Runtime]) -> Runtime:
+    return app_and_runtime[1]
+
+
+@pytest.fixture
+async def client(app_and_runtime: tuple[Any, Runtime]) -> AsyncIterator[httpx.AsyncClient]:
+    app, _ = app_and_runtime
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c

@@ -1,0 +1,99 @@
+"""The ``employeevirtual`` command: serve, migrate, create-admin."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from employeevirtual.settings import Settings
+
+app = typer.Typer(help="EmployeeVirtual: chat with AI virtual employees.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: EV_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: EV_PORT")] = None,
+) -> None:
+    """Run the API server (migrates the database and starts SecantusDB if no MongoDB URL)."""
+    import uvicorn
+
+    from employeevirtual.main import create_app
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    console.print(
+        f"EmployeeVirtual on http://{host or settings.host}:{port or settings.port} "
+        f"(data in {settings.data_dir}; API docs at /docs)"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (idempotent)."""
+    from employeevirtual.stores.sql.engine import create_engine
+    from employeevirtual.stores.sql.migrate import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def _run() -> None:
+        engine = create_engine(settings.sql_url, schema=settings.database_schema)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_run())
+    console.print("database is at the latest migration")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True)],
+    name: Annotated[str, typer.Option(prompt=True)] = "Admin",
+    password: Annotated[
+        str | None, typer.Option(help="read from a prompt when omitted", envvar="EV_ADMIN_PASSWORD")
+    ] = None,
+) -> None:
+    """Create an administrator account (works even when sign-up is closed)."""
+    from employeevirtual.errors import ServiceError
+    from employeevirtual.runtime import open_runtime
+
+    secret = password or getpass.getpass("Password: ")
+    if len(secret) < 8:
+        console.print("[red]the password needs at least 8 characters[/red]")
+        raise typer.Exit(2)
+
+    async def _run() -> None:
+        runtime = await open_runtime(Settings())
+        try:
+            user = await runtime.accounts.register(
+                email=email, password=secret, name=name, role="admin"
+            )
+            console.print(f"admin {user.email} created (id {user.id})")
+        except ServiceError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(1) from None
+        finally:
+            await runtime.close()
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    app()

@@ -100,6 +100,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         openai_api_key=settings.openai_api_key.get_secret_value()
         if settings.openai_api_key
         else None,
+        max_retries=settings.model_max_retries,
     )
     runner = AgentRunner(
         models,

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
         description="Base URL of an OpenAI-compatible server (Ollama, vLLM, LM Studio)",
     )
     openai_api_key: SecretStr | None = None
+    model_max_retries: int = Field(default=2, ge=0, le=10, description="provider SDK retries")
     agent_timeout_seconds: float = Field(default=60.0, gt=0)
     agent_context_messages: int = Field(default=20, ge=0, le=200)
     agent_max_output_tokens: int | None = Field(default=None, ge=1)

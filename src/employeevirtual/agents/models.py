@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.models import Model, infer_model
@@ -97,9 +100,12 @@ def offline_model() -> FunctionModel:
 class ModelRegistry:
     """Builds each model once; models are stateless and hold their own HTTP clients."""
 
-    def __init__(self, *, openai_base_url: str | None, openai_api_key: str | None) -> None:
+    def __init__(
+        self, *, openai_base_url: str | None, openai_api_key: str | None, max_retries: int = 2
+    ) -> None:
         self._openai_base_url = openai_base_url
         self._openai_api_key = openai_api_key
+        self._max_retries = max_retries
         self._models: dict[str, Model] = {}
         self._overrides: dict[str, Model] = {}
 
@@ -117,11 +123,21 @@ class ModelRegistry:
         return model
 
     def _openai_provider(self) -> OpenAIProvider:
+        """OpenAI, or any OpenAI-compatible server (Ollama, vLLM, LM Studio) at the base URL."""
         if self._openai_base_url:
-            return OpenAIProvider(
-                base_url=self._openai_base_url, api_key=self._openai_api_key or "not-needed"
+            client = AsyncOpenAI(
+                base_url=self._openai_base_url,
+                api_key=self._openai_api_key or "not-needed",
+                max_retries=self._max_retries,
             )
-        return OpenAIProvider(api_key=self._openai_api_key)
+        else:
+            if not (self._openai_api_key or os.environ.get("OPENAI_API_KEY")):
+                raise UserError(
+                    "no OpenAI API key is configured: set EV_OPENAI_API_KEY, or EV_OPENAI_BASE_URL "
+                    "for a local OpenAI-compatible server"
+                )
+            client = AsyncOpenAI(api_key=self._openai_api_key, max_retries=self._max_retries)
+        return OpenAIProvider(openai_client=client)
 
     def _build(self, model_name: str) -> Model:
         check_model_name(model_name)

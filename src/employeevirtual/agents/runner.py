@@ -5,6 +5,7 @@ The runner touches no store; the chat service hands it plain records and stores 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from employeevirtual.agents.tools import TOOLS
 from employeevirtual.stores.records import AgentRecord, MessageRecord
 
 __all__ = ["AgentFailure", "AgentRunner", "RunOutcome"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,10 @@ class AgentRunner:
             raise failure("provider", f"the model misbehaved: {exc.message}") from None
         except (UserError, AgentRunError) as exc:
             raise failure("configuration", f"the agent cannot run: {exc}") from None
+        except Exception:
+            # a failed run must still be recorded as one, never become a half-written turn
+            log.exception("agent %s failed unexpectedly", spec.id)
+            raise failure("internal", "the agent failed unexpectedly; see the server log") from None
         usage = result.usage
         model_name = spec.model
         return RunOutcome(

@@ -78,7 +78,11 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             mongo_url,
             tz_aware=True,
+            # production (Cosmos DB vCore) runs without retryable writes: ours are idempotent
             retryWrites=False,
+            # acknowledged means on disk: a turn is marked synced only after a journaled write
+            journal=True,
+            heartbeatFrequencyMS=1000,
             serverSelectionTimeoutMS=timeout,
             connectTimeoutMS=timeout,
             socketTimeoutMS=timeout * 5,

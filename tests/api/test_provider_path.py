@@ -99,12 +99,16 @@ async def test_openai_compatible_turn_records_tokens_and_cost(
     async with runtime.engine.connect() as conn:
         row = (await conn.execute(select(conversations).where(conversations.c.id == cid))).one()
         stored = (
-            await conn.execute(
-                select(messages.c.message_metadata)
-                .where(messages.c.conversation_id == cid, messages.c.message_type == "agent")
-                .order_by(messages.c.seq)
+            (
+                await conn.execute(
+                    select(messages.c.message_metadata)
+                    .where(messages.c.conversation_id == cid, messages.c.message_type == "agent")
+                    .order_by(messages.c.seq)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     total_tokens = sum(m["tokens_used"] for m in stored)
     assert row.total_tokens == total_tokens
     assert Decimal(row.total_cost) == pytest.approx(Decimal(str(sum(m["cost"] for m in stored))))
@@ -113,9 +117,7 @@ async def test_openai_compatible_turn_records_tokens_and_cost(
     assert doc["metadata"]["total_tokens"] == total_tokens
     assert doc["metadata"]["total_cost"] == pytest.approx(float(row.total_cost))
     analytics = await runtime.documents.analytics.find({"conversation_id": str(cid)}).to_list()
-    assert sorted(a["input_tokens"] for a in analytics) == sorted(
-        m["input_tokens"] for m in stored
-    )
+    assert sorted(a["input_tokens"] for a in analytics) == sorted(m["input_tokens"] for m in stored)
     assert all(a["cost"] and a["cost"] > 0 and a["status"] == "success" for a in analytics)
 
 

@@ -82,7 +82,9 @@ async def test_seed_flow_writes_both_stores(client: httpx.AsyncClient, runtime: 
     assert row["last_message_at"] is not None and row["created_at"] is not None
     for column in ("session_id", "metadata", "updated_at", "user_id", "agent_id"):
         assert column in row
-    schema = "" if runtime.engine.dialect.name == "sqlite" else runtime.settings.database_schema + "."
+    schema = (
+        "" if runtime.engine.dialect.name == "sqlite" else runtime.settings.database_schema + "."
+    )
     messages = await _sql_rows(
         runtime,
         f"SELECT * FROM {schema}messages WHERE conversation_id = :id ORDER BY seq",

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from support.api import PASSWORD, create_agent, register_and_login
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql.tables import conversations, messages
+from support.api import PASSWORD, create_agent, register_and_login
 
 
 async def _counts(runtime: Runtime) -> tuple[int, int, int]:
@@ -55,7 +55,7 @@ async def test_bad_chat_input_is_422_and_writes_nothing(
     assert r.status_code == 422, r.text
     assert expected in r.text
     # the JSON body form answers the same
-    body = {k: v for k, v in query.items()}
+    body = dict(query)
     r = await client.post("/api/chat/agent", json=body, headers=headers)
     assert r.status_code == 422, r.text
     assert await _counts(runtime) == before

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from support.api import create_agent, register_and_login
 
 from employeevirtual.runtime import Runtime
+from support.api import create_agent, register_and_login
 
 
 async def _turn(

@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 from pydantic_ai import models as pydantic_ai_models
 from sqlalchemy import select
-from support.api import create_agent, register_and_login
-from support.fake_openai import FakeOpenAIServer
 
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.sql.tables import conversations, messages
+from support.api import create_agent, register_and_login
+from support.fake_openai import FakeOpenAIServer
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ async def test_provider_failure_keeps_the_user_message(
     assert text in r.json()["last_error"]
     r = await client.get(f"/api/conversations/{cid}/messages", headers=headers)
     kept = r.json()["messages"]
-    assert [(m["message_type"], m["content"]) for m in kept][0] == ("user", "ola")
+    assert (kept[0]["message_type"], kept[0]["content"]) == ("user", "ola")
     assert kept[1]["message_type"] == "error" and kept[1]["metadata"]["error"] == kind
     failed = await runtime.documents.analytics.find({"conversation_id": cid}).to_list()
     assert [a["status"] for a in failed] == [kind]

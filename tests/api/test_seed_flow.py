@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from support.api import create_agent, register_and_login
 
 from employeevirtual.runtime import Runtime
+from support.api import create_agent, register_and_login
 
 
 async def _sql_rows(runtime: Runtime, query: str, **params: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,80 @@
+"""The whole migration rendered for SQL Server (Alembic offline mode) is T-SQL with our types."""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+
+from employeevirtual.stores.sql.migrate import render_sql
+from employeevirtual.stores.sql.tables import metadata
+
+JSON_COLUMNS = {"metadata", "message_metadata", "model_settings", "tools", "details"}
+BOOL_COLUMNS = {"is_active", "is_edited"}
+ALLOWED = {"UNIQUEIDENTIFIER", "DATETIMEOFFSET", "NVARCHAR", "VARCHAR", "BIT", "INT", "DECIMAL"}
+
+
+def _batches() -> list[str]:
+    sql = render_sql("mssql+pyodbc://")
+    return [b.strip() for b in sql.split("\nGO") if b.strip()]
+
+
+def _tables() -> dict[str, exp.Create]:
+    tables: dict[str, exp.Create] = {}
+    for batch in _batches():
+        statement = sqlglot.parse_one(batch, read="tsql")
+        if isinstance(statement, exp.Create) and statement.kind == "TABLE":
+            table = statement.this.this
+            tables[f"{table.db}.{table.name}"] = statement
+    return tables
+
+
+def test_every_batch_parses_as_tsql() -> None:
+    batches = _batches()
+    assert any("CREATE SCHEMA [empl]" in b for b in batches)
+    for batch in batches:
+        statements = [s for s in sqlglot.parse(batch, read="tsql") if s is not None]
+        assert statements, batch
+        for statement in statements:
+            # sqlglot falls back to an opaque Command for what it cannot parse
+            assert not isinstance(statement, exp.Command), statement.sql("tsql")
+            assert sqlglot.parse_one(statement.sql("tsql"), read="tsql") is not None
+
+
+def test_tables_use_schema_empl_and_sql_server_types() -> None:
+    tables = _tables()
+    expected = {f"empl.{t.name}" for t in metadata.sorted_tables} | {"empl.alembic_version"}
+    assert set(tables) == expected
+    for name, create in tables.items():
+        for column in create.find_all(exp.ColumnDef):
+            kind = column.args["kind"]
+            type_sql = kind.sql("tsql").upper()
+            base = type_sql.split("(")[0]
+            assert base in ALLOWED, (name, column.name, type_sql)
+            free_text = {"target_id", "session_id"}
+            if (
+                column.name == "id" or column.name.endswith("_id")
+            ) and column.name not in free_text:
+                assert type_sql == "UNIQUEIDENTIFIER", (name, column.name, type_sql)
+            if column.name.endswith("_at"):
+                assert type_sql == "DATETIMEOFFSET", (name, column.name, type_sql)
+            if column.name in JSON_COLUMNS:
+                assert type_sql == "NVARCHAR(MAX)", (name, column.name, type_sql)
+            if column.name in BOOL_COLUMNS:
+                assert type_sql == "BIT", (name, column.name, type_sql)
+            if column.name in {"content", "instructions"}:
+                assert type_sql == "NVARCHAR(MAX)", (name, column.name, type_sql)
+
+
+def test_seed_indexes_with_seed_names() -> None:
+    sql = render_sql("mssql+pyodbc://")
+    for index, table, column in [
+        ("IX_conversations_user_id", "conversations", "user_id"),
+        ("IX_conversations_agent_id", "conversations", "agent_id"),
+        ("IX_conversations_status", "conversations", "status"),
+        ("IX_conversations_last_message", "conversations", "last_message_at"),
+        ("IX_messages_conversation_id", "messages", "conversation_id"),
+        ("IX_messages_user_id", "messages", "user_id"),
+        ("IX_messages_type", "messages", "message_type"),
+    ]:
+        assert f"CREATE INDEX [{index}] ON empl.{table} ({column})" in sql
+    assert "CONSTRAINT [UQ_messages_conversation_seq] UNIQUE (conversation_id, seq)" in sql

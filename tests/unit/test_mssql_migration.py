@@ -10,7 +10,7 @@ from employeevirtual.stores.sql.tables import metadata
 
 JSON_COLUMNS = {"metadata", "message_metadata", "model_settings", "tools", "details"}
 BOOL_COLUMNS = {"is_active", "is_edited"}
-ALLOWED = {"UNIQUEIDENTIFIER", "DATETIMEOFFSET", "NVARCHAR", "VARCHAR", "BIT", "INT", "DECIMAL"}
+ALLOWED = {"UNIQUEIDENTIFIER", "DATETIMEOFFSET", "NVARCHAR", "VARCHAR", "BIT", "INTEGER", "NUMERIC"}
 
 
 def _batches() -> list[str]:

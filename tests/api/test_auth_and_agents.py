@@ -134,12 +134,20 @@ async def test_agent_lifecycle_is_audited(client: httpx.AsyncClient, runtime: Ru
     assert (
         await client.patch(f"/api/agents/{aid}", json={"name": "x"}, headers=other)
     ).status_code == 404
+    cid = r.json()["conversation_id"]
     assert (await client.delete(f"/api/agents/{aid}", headers=headers)).status_code == 204
     assert (await client.get(f"/api/agents/{aid}", headers=headers)).status_code == 404
     r = await client.post(
         "/api/chat/agent", params={"message": "ola", "agent_id": aid}, headers=headers
     )
     assert r.status_code == 404
+    # the other user's conversation with it stays readable but cannot continue
+    r = await client.post(
+        "/api/chat/agent", params={"message": "ola", "conversation_id": cid}, headers=other
+    )
+    assert r.status_code == 409 and "was deleted" in r.text
+    r = await client.get(f"/api/conversations/{cid}/messages", headers=other)
+    assert r.status_code == 200 and len(r.json()["messages"]) == 2
     assert await _audit_actions(runtime, aid) == [
         "agent.create",
         "agent.update",

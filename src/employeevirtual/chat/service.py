@@ -154,6 +154,11 @@ class ChatService:
                 raise Conflict(
                     f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
                 )
+            if agent.deleted_at is not None:
+                raise Conflict(
+                    f"agent {agent.id} of conversation {conversation_id} was deleted; "
+                    "the conversation can be read but not continued"
+                )
             if conversation.status != "active":
                 raise Conflict(
                     f"conversation {conversation_id} is {conversation.status}; "

@@ -39,6 +39,7 @@ class AgentRecord:
     visibility: str
     created_at: datetime
     updated_at: datetime | None
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,6 +216,7 @@ class ConversationRepository:
             visibility=m["a_visibility"],
             created_at=m["a_created_at"],
             updated_at=m["a_updated_at"],
+            deleted_at=m["a_deleted_at"],
         )
         return _conversation(row), agent
 

@@ -21,6 +21,7 @@ run: install
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports --no-cache
 
 types: install
 	$(BIN)/mypy

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -21,6 +23,8 @@ from types import TracebackType
 from typing import IO, Self
 
 from pymongo import AsyncMongoClient
+
+_PR_SET_PDEATHSIG = 1
 
 __all__ = ["SecantusServer", "secantus_command"]
 
@@ -43,6 +47,13 @@ def secantus_command() -> str:
         f"SecantusDB command {_COMMAND!r} not found next to {sys.executable} nor on PATH; "
         "install it with: pip install 'employeevirtual[secantus]'"
     )
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: a server killed with SIGKILL takes its database along,
+    so no orphan keeps the data directory and port locked for the next start (Linux only)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -174,6 +185,7 @@ class SecantusServer:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         try:
             await self._wait_ready(timeout)

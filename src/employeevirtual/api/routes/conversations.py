@@ -85,9 +85,10 @@ async def list_conversations(
 
 @router.get("/{conversation_id}")
 async def get_conversation(
-    conversation_id: UUID, user: CurrentUser, conversations: ConversationsDep
+    conversation_id: UUID, user: CurrentUser, conversations: ConversationsDep, ip: ClientIP
 ) -> ConversationOut:
-    return ConversationOut.of(await conversations.get(user, conversation_id))
+    """The caller's conversation; admins may read anyone's (each such read is audited)."""
+    return ConversationOut.of(await conversations.get(user, conversation_id, client_ip=ip))
 
 
 @router.patch("/{conversation_id}")
@@ -116,7 +117,9 @@ async def conversation_history(
     conversation_id: UUID,
     user: CurrentUser,
     chat: ChatDep,
+    conversations: ConversationsDep,
     settings: SettingsDep,
+    ip: ClientIP,
     limit: int | None = None,
     before: str | None = None,
 ) -> HistoryOut:
@@ -128,6 +131,7 @@ async def conversation_history(
             raise InvalidInput("before is not valid; pass next_before from a previous page")
         before_seq = int(before)
     page = await chat.history(user, conversation_id, limit=size, before=before_seq)
+    await conversations.record_audit_read(user, page.conversation, what="messages", client_ip=ip)
     return HistoryOut(
         conversation_id=conversation_id,
         messages=[MessageOut.of(m) for m in page.messages],

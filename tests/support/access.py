@@ -4,13 +4,17 @@ the stores hold so a test can prove a refused request wrote nothing."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.sql import tables
 from support.api import PASSWORD
@@ -22,6 +26,18 @@ MONGO_COLLECTIONS = (
     Collections.CHAT_ANALYTICS,
     Collections.USER_ACTIVITIES,
 )
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, *, client_ip: str = "203.0.113.7", **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """The real app on the test's stores, with some settings changed (e.g. tighter limits)."""
+    app = create_app(settings.model_copy(update=overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c, app.state.runtime
 
 
 @dataclass

@@ -22,6 +22,7 @@ __all__ = ["create_app"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "description": text}
     for code, text in (
+        (400, "the body is not valid JSON or form data"),
         (401, "missing or invalid credentials"),
         (403, "the caller's role does not allow this"),
         (404, "not found, or not the caller's"),

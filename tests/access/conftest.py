@@ -4,8 +4,6 @@ are about who may do what, not about the hash's strength (tests/security covers 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -14,8 +12,7 @@ from employeevirtual.security import passwords
 
 
 @pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
     monkeypatch.setattr(passwords, "_hasher", hasher)
     monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("not-a-real-password"))
-    yield

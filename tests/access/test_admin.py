@@ -4,10 +4,10 @@ an admin's read of someone else's conversation is written to the audit trail."""
 from __future__ import annotations
 
 import httpx
-from support.access import account, api_key, audit_rows, counts
-from support.api import create_agent
 
 from employeevirtual.runtime import Runtime
+from support.access import account, api_key, audit_rows, counts
+from support.api import create_agent
 
 
 async def test_first_account_is_admin_and_lists_users(client: httpx.AsyncClient) -> None:
@@ -52,9 +52,7 @@ async def test_deactivation_stops_tokens_and_keys_at_once(
     # and a deactivated user cannot log in again
     r = await client.post("/api/auth/login", data={"username": user.email, "password": "x" * 12})
     assert r.status_code == 401
-    (row,) = [
-        r for r in await audit_rows(runtime, "user.update") if r["target_id"] == user.id
-    ]
+    (row,) = [r for r in await audit_rows(runtime, "user.update") if r["target_id"] == user.id]
     assert row["details"] == {"is_active": False}
     assert str(row["actor_id"]) == admin.id
 
@@ -69,7 +67,9 @@ async def test_deactivation_stops_tokens_and_keys_at_once(
 async def test_role_change_and_self_protection(client: httpx.AsyncClient, runtime: Runtime) -> None:
     admin = await account(client, name="Admin")
     user = await account(client, name="Bob")
-    r = await client.patch(f"/api/admin/users/{user.id}", json={"role": "admin"}, headers=admin.headers)
+    r = await client.patch(
+        f"/api/admin/users/{user.id}", json={"role": "admin"}, headers=admin.headers
+    )
     assert r.json()["role"] == "admin"
     assert (await client.get("/api/admin/users", headers=user.headers)).status_code == 200
 
@@ -97,7 +97,9 @@ async def test_admin_audit_read_of_a_conversation(
     owner = await account(client, name="Olga")
     agent = await create_agent(client, owner.headers)
     r = await client.post(
-        "/api/chat/agent", json={"message": "payroll", "agent_id": agent["id"]}, headers=owner.headers
+        "/api/chat/agent",
+        json={"message": "payroll", "agent_id": agent["id"]},
+        headers=owner.headers,
     )
     cid = r.json()["conversation_id"]
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, update
-from support.access import account, api_key, app_client, audit_rows, counts
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.security.api_keys import hash_api_key
 from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
+from support.access import account, api_key, app_client, audit_rows, counts
 
 
 async def _stored(runtime: Runtime) -> list[dict[str, object]]:

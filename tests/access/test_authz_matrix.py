@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from support.access import Account, account, api_key, audit_rows
 
 from employeevirtual.runtime import Runtime
+from support.access import Account, account, api_key, audit_rows
 from support.api import PASSWORD
 
 PRINCIPALS = ("owner", "other", "admin", "anonymous", "deactivated", "revoked_key")
@@ -54,7 +54,7 @@ class Row:
     check_leaks: bool = True
 
 
-def E(*codes: int) -> tuple[int, int, int, int, int, int]:  # noqa: N802
+def E(*codes: int) -> tuple[int, int, int, int, int, int]:
     assert len(codes) == len(PRINCIPALS)
     return codes  # type: ignore[return-value]
 
@@ -115,7 +115,11 @@ ROWS: list[Row] = [
         "POST",
         "/api/chat/agent",
         E(200, 404, 200, 401, 401, 401),
-        lambda w, f: ("POST", "/api/chat/agent", {"json": {"message": "hi", "agent_id": w.agent_id}}),
+        lambda w, f: (
+            "POST",
+            "/api/chat/agent",
+            {"json": {"message": "hi", "agent_id": w.agent_id}},
+        ),
     ),
     Row(
         "POST",

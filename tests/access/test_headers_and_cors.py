@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from pydantic import ValidationError
-from support.access import app_client
 
 from employeevirtual.settings import Settings
+from support.access import app_client
 
 
 async def test_security_headers(client: httpx.AsyncClient) -> None:
@@ -51,7 +51,9 @@ async def test_cors_allows_only_configured_origins(settings: Settings) -> None:
         assert r.status_code == 200
         assert r.headers["Access-Control-Allow-Origin"] == origin
         assert r.headers["Access-Control-Allow-Credentials"] == "true"
-        r = await client.options("/api/agents", headers={"Origin": "https://evil.example", **preflight})
+        r = await client.options(
+            "/api/agents", headers={"Origin": "https://evil.example", **preflight}
+        )
         assert r.status_code == 400
         assert "access-control-allow-origin" not in r.headers
         r = await client.get("/api/agents", headers={"Origin": "https://evil.example"})

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 import httpx
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from support.access import account, app_client, counts
-from support.api import create_agent
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from support.access import account, app_client, counts
+from support.api import create_agent
 
 
-async def _user_with_agent(client: httpx.AsyncClient, **agent: object) -> tuple[dict[str, str], str]:
+async def _user_with_agent(
+    client: httpx.AsyncClient, **agent: object
+) -> tuple[dict[str, str], str]:
     user = await account(client)
     return user.headers, str((await create_agent(client, user.headers, **agent))["id"])
 
@@ -43,7 +45,9 @@ async def test_body_size_by_content_length(settings: Settings) -> None:
         r = await client.post("/api/chat/agent", json=body, headers=headers)
         assert r.status_code == 413
         assert "larger than 4096 bytes" in r.json()["detail"]
-        r = await client.post("/api/agents", json={"name": "A", "instructions": "i" * 5000}, headers=headers)
+        r = await client.post(
+            "/api/agents", json={"name": "A", "instructions": "i" * 5000}, headers=headers
+        )
         assert r.status_code == 413
         assert await counts(runtime) == before
 
@@ -77,7 +81,9 @@ async def test_chunked_body_is_cut_off_without_reading_it_all(settings: Settings
             yield f'{{"message": "hi", "agent_id": "{agent_id}"}}'.encode()
 
         r = await client.post(
-            "/api/chat/agent", content=small(), headers={**headers, "Content-Type": "application/json"}
+            "/api/chat/agent",
+            content=small(),
+            headers={**headers, "Content-Type": "application/json"},
         )
         assert r.status_code == 200, r.text
 
@@ -85,7 +91,9 @@ async def test_chunked_body_is_cut_off_without_reading_it_all(settings: Settings
 async def test_page_sizes(client: httpx.AsyncClient, runtime: Runtime) -> None:
     admin = await account(client, name="Admin")
     headers, agent_id = await _user_with_agent(client)
-    r = await client.post("/api/chat/agent", json={"message": "m", "agent_id": agent_id}, headers=headers)
+    r = await client.post(
+        "/api/chat/agent", json={"message": "m", "agent_id": agent_id}, headers=headers
+    )
     cid = r.json()["conversation_id"]
     s = runtime.settings
     for url, maximum, who in (
@@ -111,11 +119,17 @@ async def test_tools_per_agent_and_instructions_length(settings: Settings) -> No
         r = await client.post("/api/agents", json=two_tools, headers=headers)
         assert r.status_code == 422
         assert "at most 1 tools per agent" in r.json()["detail"]
-        r = await client.patch(f"/api/agents/{agent_id}", json={"tools": two_tools["tools"]}, headers=headers)
+        r = await client.patch(
+            f"/api/agents/{agent_id}", json={"tools": two_tools["tools"]}, headers=headers
+        )
         assert r.status_code == 422
         for send in (
-            lambda: client.post("/api/agents", json={"name": "A", "instructions": "i" * 101}, headers=headers),
-            lambda: client.patch(f"/api/agents/{agent_id}", json={"instructions": "i" * 101}, headers=headers),
+            lambda: client.post(
+                "/api/agents", json={"name": "A", "instructions": "i" * 101}, headers=headers
+            ),
+            lambda: client.patch(
+                f"/api/agents/{agent_id}", json={"instructions": "i" * 101}, headers=headers
+            ),
         ):
             r = await send()
             assert r.status_code == 422
@@ -142,13 +156,17 @@ async def test_concurrent_turns_per_user(settings: Settings) -> None:
         other_agent = await create_agent(client, other.headers)
         first = asyncio.create_task(
             client.post(
-                "/api/chat/agent", json={"message": "one", "agent_id": agent["id"]}, headers=user.headers
+                "/api/chat/agent",
+                json={"message": "one", "agent_id": agent["id"]},
+                headers=user.headers,
             )
         )
         await asyncio.wait_for(entered.wait(), 10)
         before = await counts(runtime)
         r = await client.post(
-            "/api/chat/agent", json={"message": "two", "agent_id": agent["id"]}, headers=user.headers
+            "/api/chat/agent",
+            json={"message": "two", "agent_id": agent["id"]},
+            headers=user.headers,
         )
         assert r.status_code == 429, r.text
         assert r.headers["Retry-After"] == "1"
@@ -156,14 +174,18 @@ async def test_concurrent_turns_per_user(settings: Settings) -> None:
         assert await counts(runtime) == before
         # another user is not affected
         r = await client.post(
-            "/api/chat/agent", json={"message": "hi", "agent_id": other_agent["id"]}, headers=other.headers
+            "/api/chat/agent",
+            json={"message": "hi", "agent_id": other_agent["id"]},
+            headers=other.headers,
         )
         assert r.status_code == 200
         release.set()
         assert (await first).status_code == 200
         # the slot is free again
         r = await client.post(
-            "/api/chat/agent", json={"message": "three", "agent_id": agent["id"]}, headers=user.headers
+            "/api/chat/agent",
+            json={"message": "three", "agent_id": agent["id"]},
+            headers=user.headers,
         )
         assert r.status_code == 200
 
@@ -188,7 +210,9 @@ async def test_chat_rate_limit_per_user(settings: Settings) -> None:
         assert await counts(runtime) == before
         # the limit is per user
         r = await client.post(
-            "/api/chat/agent", json={"message": "hi", "agent_id": other_agent}, headers=other_headers
+            "/api/chat/agent",
+            json={"message": "hi", "agent_id": other_agent},
+            headers=other_headers,
         )
         assert r.status_code == 200
 
@@ -199,7 +223,8 @@ async def test_global_rate_limit_per_client_address(settings: Settings) -> None:
             assert (await client.get("/api/agents")).status_code == 401
         before = await counts(runtime)
         r = await client.post(
-            "/api/auth/register", json={"email": "late@example.com", "password": "x" * 20, "name": "L"}
+            "/api/auth/register",
+            json={"email": "late@example.com", "password": "x" * 20, "name": "L"},
         )
         assert r.status_code == 429
         assert int(r.headers["Retry-After"]) >= 1
@@ -225,7 +250,9 @@ async def test_agent_run_time_limit_records_the_failure(settings: Settings) -> N
         runtime.models.override("test", FunctionModel(slow))
         headers, agent_id = await _user_with_agent(client, model="test")
         before = await counts(runtime)
-        r = await client.post("/api/chat/agent", json={"message": "q", "agent_id": agent_id}, headers=headers)
+        r = await client.post(
+            "/api/chat/agent", json={"message": "q", "agent_id": agent_id}, headers=headers
+        )
         assert r.status_code == 504
         assert "did not answer within 0.2 s" in r.json()["detail"]
         after = await counts(runtime)

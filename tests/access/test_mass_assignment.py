@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from support.access import account, counts
-from support.api import PASSWORD, create_agent
 
 from employeevirtual.runtime import Runtime
+from support.access import account, counts
+from support.api import PASSWORD, create_agent
 
 FORBIDDEN = {
     "id": "00000000-0000-4000-8000-000000000001",
@@ -112,7 +112,9 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
             for name, value in FORBIDDEN.items():
                 if name in declared:
                     continue
-                r = await client.request(method.upper(), url, params={name: str(value)}, headers=headers)
+                r = await client.request(
+                    method.upper(), url, params={name: str(value)}, headers=headers
+                )
                 tried += 1
                 assert r.status_code == 422, (method, path, name, r.status_code, r.text)
                 assert f"unknown query parameters: {name}" in r.json()["detail"]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from support.access import account, audit_rows, counts
-from support.api import PASSWORD
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
-from support.access import app_client
+from support.access import account, app_client, audit_rows, counts
+from support.api import PASSWORD
 
 
 async def test_weak_passwords_are_refused_listing_every_problem(
@@ -23,7 +22,11 @@ async def test_weak_passwords_are_refused_listing_every_problem(
         "abc": ["at least 10 characters", "too common"],
     }
     for password, expected in cases.items():
-        body = {"email": "zeca.pagodinho.9@example.com", "password": password, "name": "Maria Silva"}
+        body = {
+            "email": "zeca.pagodinho.9@example.com",
+            "password": password,
+            "name": "Maria Silva",
+        }
         r = await client.post("/api/auth/register", json=body)
         assert r.status_code == 422, (password, r.text)
         problems = r.json()["problems"]
@@ -47,7 +50,9 @@ async def test_login_is_throttled_per_account(settings: Settings) -> None:
             )
             assert r.status_code == 401
         # the right password is refused too while the account is throttled
-        r = await client.post("/api/auth/login", data={"username": user.email, "password": PASSWORD})
+        r = await client.post(
+            "/api/auth/login", data={"username": user.email, "password": PASSWORD}
+        )
         assert r.status_code == 429, r.text
         retry = int(r.headers["Retry-After"])
         assert 0 < retry <= settings.login_window_seconds

@@ -9,15 +9,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from redis.asyncio import Redis
-from support.access import account, app_client, counts
-from support.api import PASSWORD, create_agent
 
 from employeevirtual.settings import Settings
+from support.access import account, app_client, counts
+from support.api import PASSWORD, create_agent
 
 REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
@@ -69,13 +68,19 @@ async def test_chat_limit_and_login_throttle_are_shared(shared: Settings) -> Non
         user = await account(one)
         agent = await create_agent(one, user.headers)
         body = {"message": "hi", "agent_id": agent["id"]}
-        assert (await one.post("/api/chat/agent", json=body, headers=user.headers)).status_code == 200
-        assert (await two.post("/api/chat/agent", json=body, headers=user.headers)).status_code == 200
+        assert (
+            await one.post("/api/chat/agent", json=body, headers=user.headers)
+        ).status_code == 200
+        assert (
+            await two.post("/api/chat/agent", json=body, headers=user.headers)
+        ).status_code == 200
         r = await one.post("/api/chat/agent", json=body, headers=user.headers)
         assert r.status_code == 429
 
         for c in (one, two):
-            r = await c.post("/api/auth/login", data={"username": user.email, "password": "bad-bad-bad"})
+            r = await c.post(
+                "/api/auth/login", data={"username": user.email, "password": "bad-bad-bad"}
+            )
             assert r.status_code == 401
         r = await one.post("/api/auth/login", data={"username": user.email, "password": PASSWORD})
         assert r.status_code == 429
@@ -123,7 +128,9 @@ async def test_redis_down_limits_fail_open_and_login_fails_closed(settings: Sett
             "/api/auth/register", json={"email": "r@example.com", "password": PASSWORD, "name": "R"}
         )
         assert r.status_code == 201
-        r = await client.post("/api/auth/login", data={"username": "r@example.com", "password": PASSWORD})
+        r = await client.post(
+            "/api/auth/login", data={"username": "r@example.com", "password": PASSWORD}
+        )
         assert r.status_code == 503
         assert "throttle store down" in r.json()["detail"]
         assert (await client.get("/api/agents")).status_code == 401

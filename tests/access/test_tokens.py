@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 from sqlalchemy import delete
-from support.access import account
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql import tables
+from support.access import account
 
 
 def _claims(runtime: Runtime, sub: str, **overrides: object) -> dict[str, object]:
@@ -101,7 +101,9 @@ async def test_token_of_deleted_user_is_401(client: httpx.AsyncClient, runtime: 
     user = await account(client)
     assert (await client.get("/api/users/me", headers=user.headers)).status_code == 200
     async with runtime.engine.begin() as conn:
-        await conn.execute(delete(tables.audit_log).where(tables.audit_log.c.actor_id == uuid.UUID(user.id)))
+        await conn.execute(
+            delete(tables.audit_log).where(tables.audit_log.c.actor_id == uuid.UUID(user.id))
+        )
         await conn.execute(delete(tables.users).where(tables.users.c.id == uuid.UUID(user.id)))
     r = await client.get("/api/users/me", headers=user.headers)
     assert r.status_code == 401

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from support.api import create_agent, register_and_login
 
 from employeevirtual.runtime import Runtime
+from support.api import create_agent, register_and_login
 
 
 async def _sql_rows(runtime: Runtime, query: str, **params: Any) -> list[dict[str, Any]]:
@@ -79,10 +79,13 @@ async def test_seed_flow_writes_both_stores(client: httpx.AsyncClient, runtime: 
     assert row["title"] == "Conversa com Assistente"
     assert row["status"] == "active"
     assert row["message_count"] == 4
-    assert row["last_message_at"] is not None and row["created_at"] is not None
+    assert row["last_message_at"] is not None
+    assert row["created_at"] is not None
     for column in ("session_id", "metadata", "updated_at", "user_id", "agent_id"):
         assert column in row
-    schema = "" if runtime.engine.dialect.name == "sqlite" else runtime.settings.database_schema + "."
+    schema = (
+        "" if runtime.engine.dialect.name == "sqlite" else runtime.settings.database_schema + "."
+    )
     messages = await _sql_rows(
         runtime,
         f"SELECT * FROM {schema}messages WHERE conversation_id = :id ORDER BY seq",

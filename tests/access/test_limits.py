@@ -49,6 +49,10 @@ async def test_body_size_by_content_length(settings: Settings) -> None:
             "/api/agents", json={"name": "A", "instructions": "i" * 5000}, headers=headers
         )
         assert r.status_code == 413
+        r = await client.post(
+            "/api/auth/login", data={"username": "a@example.com", "password": "p" * 5000}
+        )
+        assert r.status_code == 413
         assert await counts(runtime) == before
 
 
@@ -233,6 +237,10 @@ async def test_global_rate_limit_per_client_address(settings: Settings) -> None:
         assert "too many requests from your address" in r.json()["detail"]
         assert r.headers["X-Content-Type-Options"] == "nosniff"  # headers wrap the 429 too
         assert await counts(runtime) == before
+        # a forged X-Forwarded-For does not buy a new budget (proxy headers are not trusted
+        # unless uvicorn is told so with --proxy-headers --forwarded-allow-ips)
+        r = await client.get("/api/agents", headers={"X-Forwarded-For": "192.0.2.55"})
+        assert r.status_code == 429
         # health probes are exempt; another address has its own budget
         assert (await client.get("/health/live")).status_code == 200
         transport = httpx.ASGITransport(app=client._transport.app, client=("198.51.100.9", 1))  # type: ignore[attr-defined]

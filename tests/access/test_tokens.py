@@ -40,8 +40,8 @@ async def test_valid_token_is_accepted(client: httpx.AsyncClient) -> None:
 
 
 CASES = {
-    "none": "missing credentials",
-    "empty": "missing credentials",
+    "none": "missing bearer token",
+    "empty": "missing bearer token",
     "malformed": "not valid",
     "alg_none": "not valid",
     "wrong_key": "not valid",

@@ -71,8 +71,8 @@ async def current_user(
     credential = token or api_key
     if not credential:
         raise Unauthorized(
-            "missing credentials: send 'Authorization: Bearer <token>' (log in at "
-            "/api/auth/login) or an API key as 'X-API-Key: <key>'"
+            "missing bearer token: log in at /api/auth/login, or send an API key as "
+            "'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
         )
     if looks_like_api_key(credential):
         user = await runtime.api_keys.authenticate(credential)

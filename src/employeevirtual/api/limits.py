@@ -4,6 +4,7 @@ the refusal of query parameters an endpoint does not declare."""
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -72,7 +73,7 @@ def _query_names(dependant: Dependant, names: set[str]) -> set[str]:
     return names
 
 
-_known: dict[int, frozenset[str]] = {}
+_known: weakref.WeakKeyDictionary[APIRoute, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 async def reject_unknown_query_params(request: Request) -> None:
@@ -81,9 +82,9 @@ async def reject_unknown_query_params(request: Request) -> None:
     route: Any = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known = _known.get(id(route))
+    known = _known.get(route)
     if known is None:
-        known = _known[id(route)] = frozenset(_query_names(route.dependant, set()))
+        known = _known[route] = frozenset(_query_names(route.dependant, set()))
     unknown = sorted(set(request.query_params.keys()) - known)
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"

@@ -4,7 +4,6 @@ the refusal of query parameters an endpoint does not declare."""
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -73,18 +72,14 @@ def _query_names(dependant: Dependant, names: set[str]) -> set[str]:
     return names
 
 
-_known: weakref.WeakKeyDictionary[APIRoute, frozenset[str]] = weakref.WeakKeyDictionary()
-
-
 async def reject_unknown_query_params(request: Request) -> None:
     """422 for a query parameter the endpoint does not declare (``?user_id=``, ``?role=``):
     silently ignoring it would hide client mistakes and make probes look accepted."""
     route: Any = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known = _known.get(route)
-    if known is None:
-        known = _known[route] = frozenset(_query_names(route.dependant, set()))
+    # a walk over a handful of fields, only for requests that carry a query string
+    known = _query_names(route.dependant, set())
     unknown = sorted(set(request.query_params.keys()) - known)
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"

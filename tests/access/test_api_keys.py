@@ -12,6 +12,7 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.security.api_keys import hash_api_key
 from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
+from employeevirtual.stores.sql.migrate import render_sql
 from support.access import account, api_key, app_client, audit_rows, counts
 
 
@@ -129,3 +130,11 @@ async def _bounded(client: httpx.AsyncClient, runtime: Runtime) -> None:
     assert r.status_code == 409
     assert "revoke one first" in r.json()["detail"]
     assert await counts(runtime) == before
+
+
+def test_api_keys_migration_compiles_for_sql_server_and_postgresql() -> None:
+    for url in ("mssql+pyodbc://server/db", "postgresql+asyncpg://server/db"):
+        ddl = render_sql(url)
+        assert "CREATE TABLE empl.api_keys" in ddl
+        assert "UQ_api_keys_digest" in ddl
+        assert "0002_api_keys" in ddl

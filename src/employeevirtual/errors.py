@@ -9,6 +9,7 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "NotFound",
+    "RateLimited",
     "ServiceError",
     "Unauthorized",
     "Unavailable",
@@ -46,3 +47,13 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     status_code = 503
+
+
+class RateLimited(ServiceError):
+    """429; ``headers`` carry ``Retry-After`` and the RateLimit fields."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, headers: dict[str, str], **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers = headers

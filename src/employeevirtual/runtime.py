@@ -10,12 +10,18 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.accounts.admin import AdminService
+from employeevirtual.accounts.api_keys import ApiKeyService
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.service import ChatService
+from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.login_throttle import LoginThrottle
+from employeevirtual.security.password_policy import PasswordPolicy
+from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.collections import ensure_indexes
@@ -44,11 +50,17 @@ class Runtime:
     agents: AgentService
     conversations: ConversationService
     chat: ChatService
+    limiter: RateLimiter
+    concurrency: ConcurrencyLimiter
+    api_keys: ApiKeyService
+    admin: AdminService
     secantus: SecantusServer | None = None
     background: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.acks.stop()
+        await self.limiter.aclose()
+        await self.concurrency.aclose()
         await self.mongo.close()
         await self.engine.dispose()
         if self.secantus is not None:
@@ -110,9 +122,11 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         models,
         timeout_seconds=settings.agent_timeout_seconds,
         max_output_tokens=settings.agent_max_output_tokens,
+        max_total_tokens=settings.agent_max_total_tokens,
     )
     acks = SyncAcks(engine)
     acks.start()
+    limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -128,7 +142,15 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             lifetime=timedelta(minutes=settings.access_token_minutes),
         ),
         accounts=AccountService(
-            engine=engine, documents=documents, allow_signup=settings.allow_signup
+            engine=engine,
+            documents=documents,
+            allow_signup=settings.allow_signup,
+            password_policy=PasswordPolicy(min_length=settings.password_min_length),
+            throttle=LoginThrottle(
+                limiter,
+                max_failures=settings.login_max_failures,
+                window_seconds=settings.login_window_seconds,
+            ),
         ),
         agents=AgentService(engine=engine),
         conversations=ConversationService(engine=engine, documents=documents),
@@ -139,5 +161,17 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             acks=acks,
             context_messages=settings.agent_context_messages,
         ),
+        limiter=limiter,
+        concurrency=make_concurrency_limiter(
+            settings.redis_url,
+            key_prefix=settings.rate_limit_prefix,
+            ttl_seconds=settings.agent_timeout_seconds + 60,
+        ),
+        api_keys=ApiKeyService(
+            engine=engine,
+            max_per_user=settings.max_api_keys_per_user,
+            touch_seconds=settings.api_key_touch_seconds,
+        ),
+        admin=AdminService(engine=engine),
         secantus=secantus,
     )

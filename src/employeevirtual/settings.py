@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     agent_timeout_seconds: float = Field(default=60.0, gt=0)
     agent_context_messages: int = Field(default=20, ge=0, le=200)
     agent_max_output_tokens: int | None = Field(default=None, ge=1)
+    agent_max_total_tokens: int | None = Field(
+        default=200_000, ge=1, description="input + output tokens one agent run may use"
+    )
 
     max_message_chars: int = Field(default=32_000, ge=1)
     max_instructions_chars: int = Field(default=20_000, ge=1)
@@ -66,6 +69,22 @@ class Settings(BaseSettings):
     history_limit_default: int = Field(default=50, ge=1)
     history_limit_max: int = Field(default=200, ge=1)
 
+    # -- access control and resource limits (issue 5) --
+    password_min_length: int = Field(default=10, ge=8, le=128)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_global: int = Field(default=600, ge=1, description="requests per client address")
+    rate_limit_chat: int = Field(default=30, ge=1, description="chat turns per user")
+    rate_limit_prefix: str = Field(default="ev:rl:", description="Redis key prefix")
+    max_concurrent_turns: int = Field(default=2, ge=1, description="chat turns per user at once")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_api_keys_per_user: int = Field(default=20, ge=1)
+    api_key_touch_seconds: int = Field(default=60, ge=1, description="last_used_at granularity")
+    cors_origins: list[str] = []
+    cors_allow_credentials: bool = False
+    hsts_seconds: int = Field(default=0, ge=0, description="0: no Strict-Transport-Security")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -74,6 +93,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError(
+                "EV_CORS_ORIGINS='*' cannot be combined with EV_CORS_ALLOW_CREDENTIALS=true; "
+                "list the allowed origins explicitly"
+            )
+        return self
 
     @property
     def sql_url(self) -> str:

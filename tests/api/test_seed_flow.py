@@ -79,7 +79,8 @@ async def test_seed_flow_writes_both_stores(client: httpx.AsyncClient, runtime: 
     assert row["title"] == "Conversa com Assistente"
     assert row["status"] == "active"
     assert row["message_count"] == 4
-    assert row["last_message_at"] is not None and row["created_at"] is not None
+    assert row["last_message_at"] is not None
+    assert row["created_at"] is not None
     for column in ("session_id", "metadata", "updated_at", "user_id", "agent_id"):
         assert column in row
     schema = (

@@ -7,10 +7,20 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.errors import Conflict, Forbidden, Unauthorized
+from employeevirtual.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+from employeevirtual.security.login_throttle import LoginThrottle
+from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.passwords import hash_password, verify_password
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import UserRecord
@@ -23,11 +33,19 @@ log = logging.getLogger(__name__)
 
 class AccountService:
     def __init__(
-        self, *, engine: AsyncEngine, documents: DocumentStore, allow_signup: bool
+        self,
+        *,
+        engine: AsyncEngine,
+        documents: DocumentStore,
+        allow_signup: bool,
+        password_policy: PasswordPolicy | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.allow_signup = allow_signup
+        self.password_policy = password_policy or PasswordPolicy()
+        self.throttle = throttle
 
     async def register(
         self, *, email: str, password: str, name: str, role: str | None = None
@@ -36,6 +54,11 @@ class AccountService:
         if role is None and not self.allow_signup:
             raise Forbidden("registration is closed on this server; ask an administrator")
         email = email.strip().lower()
+        problems = self.password_policy.problems(password, email=email, name=name)
+        if problems:
+            raise InvalidInput(
+                "the password does not meet the rules: " + " ".join(problems), problems=problems
+            )
         password_hash = hash_password(password)
         now = datetime.now(UTC)
         try:
@@ -64,7 +87,63 @@ class AccountService:
         return user
 
     async def authenticate(self, *, email: str, password: str, client_ip: str | None) -> UserRecord:
+        """The user, or Unauthorized; RateLimited (audited) after too many failures for the
+        account or the address. The throttle fails closed: no Redis, no login (503)."""
         email = email.strip().lower()
+        address = client_ip or "unknown"
+        if self.throttle is not None:
+            try:
+                decision = await self.throttle.check(email, address)
+            except RedisError:
+                raise Unavailable(
+                    "login is unavailable (throttle store down); retry shortly"
+                ) from None
+            if not decision.allowed:
+                await self._record_throttled(email, client_ip, decision.retry_after or 1)
+                raise RateLimited(
+                    "too many failed logins for this account or address; "
+                    f"retry in {decision.retry_after} s",
+                    headers=decision.headers(),
+                    retry_after=decision.retry_after,
+                )
+        user = await self._check_password(email, password, client_ip)
+        if self.throttle is not None:
+            try:
+                if user is None:
+                    await self.throttle.record_failure(email, address)
+                else:
+                    await self.throttle.record_success(email, address)
+            except RedisError:
+                raise Unavailable(
+                    "login is unavailable (throttle store down); retry shortly"
+                ) from None
+        if user is None:
+            raise Unauthorized("wrong email or password")
+        try:
+            await self.documents.log_activity(
+                user_id=user.id, activity="login", details={"client_ip": client_ip}
+            )
+        except PyMongoError as exc:
+            log.warning("could not log login activity: %s", type(exc).__name__)
+        return user
+
+    async def _record_throttled(self, email: str, client_ip: str | None, retry_after: int) -> None:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            user = await UserRepository(conn).get_by_email(email)
+            await AuditRepository(conn).record(
+                action="auth.login_throttled",
+                actor_id=None,
+                target_type="user",
+                target_id=str(user.id) if user else None,
+                details={"email_known": user is not None, "retry_after": retry_after},
+                client_ip=client_ip,
+                now=now,
+            )
+
+    async def _check_password(
+        self, email: str, password: str, client_ip: str | None
+    ) -> UserRecord | None:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             user = await UserRepository(conn).get_by_email(email)
@@ -79,15 +158,7 @@ class AccountService:
                 client_ip=client_ip,
                 now=now,
             )
-        if not ok or user is None:
-            raise Unauthorized("wrong email or password")
-        try:
-            await self.documents.log_activity(
-                user_id=user.id, activity="login", details={"client_ip": client_ip}
-            )
-        except PyMongoError as exc:
-            log.warning("could not log login activity: %s", type(exc).__name__)
-        return user
+        return user if ok else None
 
     async def get_active(self, user_id: UUID) -> UserRecord | None:
         async with self.engine.connect() as conn:

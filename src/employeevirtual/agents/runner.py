@@ -80,11 +80,13 @@ class AgentRunner:
         *,
         timeout_seconds: float,
         max_output_tokens: int | None = None,
+        max_total_tokens: int | None = None,
         request_limit: int = 10,
     ) -> None:
         self.models = models
         self.timeout_seconds = timeout_seconds
         self.max_output_tokens = max_output_tokens
+        self.max_total_tokens = max_total_tokens
         self.request_limit = request_limit
         self._agents: dict[tuple[Any, ...], Agent[None, str]] = {}
 
@@ -123,7 +125,9 @@ class AgentRunner:
                 prompt,
                 message_history=to_model_history(history) or None,
                 usage_limits=UsageLimits(
-                    request_limit=self.request_limit, output_tokens_limit=self.max_output_tokens
+                    request_limit=self.request_limit,
+                    output_tokens_limit=self.max_output_tokens,
+                    total_tokens_limit=self.max_total_tokens,
                 ),
                 timeout=self.timeout_seconds,
             )

@@ -5,19 +5,25 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.service import ChatService
-from employeevirtual.errors import Unauthorized
+from employeevirtual.errors import Forbidden, Unauthorized
 from employeevirtual.runtime import Runtime
+from employeevirtual.security.api_keys import looks_like_api_key
 from employeevirtual.security.tokens import InvalidToken
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import UserRecord
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/auth/login",
+    auto_error=False,
+    description="a token from /api/auth/login, or an API key (ev_live_...)",
+)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (ev_live_...)")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -55,21 +61,48 @@ ChatDep = Annotated[ChatService, Depends(_chat)]
 
 
 async def current_user(
-    runtime: RuntimeDep, token: Annotated[str | None, Depends(_bearer)]
+    runtime: RuntimeDep,
+    token: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
 ) -> UserRecord:
-    if not token:
-        raise Unauthorized("missing bearer token: log in at /api/auth/login")
+    """The caller, loaded on every request so a deactivated user is refused at once."""
+    if token and api_key:
+        raise Unauthorized("send one credential: either Authorization: Bearer or X-API-Key")
+    credential = token or api_key
+    if not credential:
+        raise Unauthorized(
+            "missing bearer token: log in at /api/auth/login, or send an API key as "
+            "'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+        )
+    if looks_like_api_key(credential):
+        user = await runtime.api_keys.authenticate(credential)
+        if user is None:
+            raise Unauthorized(
+                "the API key is not valid: unknown, revoked, or its user is inactive"
+            )
+        return user
+    if api_key:
+        raise Unauthorized("X-API-Key does not hold an API key (they start with ev_live_)")
     try:
-        user_id = runtime.tokens.subject(token)
+        user_id = runtime.tokens.subject(credential)
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from None
-    user = await runtime.accounts.get_active(user_id)
-    if user is None:
+    found = await runtime.accounts.get_active(user_id)
+    if found is None:
         raise Unauthorized("the token's user no longer exists or is deactivated")
-    return user
+    return found
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> UserRecord:
+    if not user.is_admin:
+        raise Forbidden("this needs the admin role")
+    return user
+
+
+AdminUser = Annotated[UserRecord, Depends(admin_user)]
 
 
 def client_ip(request: Request) -> str | None:

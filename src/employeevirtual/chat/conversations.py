@@ -55,12 +55,39 @@ class ConversationService:
             )
         return rows[:limit], len(rows) > limit
 
-    async def get(self, user: UserRecord, conversation_id: UUID) -> ConversationRecord:
+    async def get(
+        self, user: UserRecord, conversation_id: UUID, *, client_ip: str | None = None
+    ) -> ConversationRecord:
+        """The owner's conversation, or any for an admin (that read is audited)."""
         async with self.engine.connect() as conn:
             found = await ConversationRepository(conn).get(conversation_id, user, include_all=True)
         if found is None:
             raise NotFound(f"conversation {conversation_id} not found")
+        await self.record_audit_read(user, found, what="conversation", client_ip=client_ip)
         return found
+
+    async def record_audit_read(
+        self,
+        user: UserRecord,
+        conversation: ConversationRecord,
+        *,
+        what: str,
+        client_ip: str | None,
+    ) -> None:
+        """An admin reading someone else's conversation leaves an audit row (before the data
+        is returned: no row, no data)."""
+        if conversation.user_id == user.id:
+            return
+        async with self.engine.begin() as conn:
+            await AuditRepository(conn).record(
+                action="conversation.audit_read",
+                actor_id=user.id,
+                target_type="conversation",
+                target_id=str(conversation.id),
+                details={"owner_id": str(conversation.user_id), "read": what},
+                client_ip=client_ip,
+                now=datetime.now(UTC),
+            )
 
     async def update(
         self, user: UserRecord, conversation_id: UUID, changes: dict[str, Any]

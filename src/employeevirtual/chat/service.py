@@ -55,7 +55,8 @@ class AgentRunFailed(ServiceError):
         self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
     ):
         super().__init__(failure.message, conversation_id=str(conversation_id))
-        self.status_code = 504 if failure.kind == "timeout" else 502
+        # a usage limit is the run's budget (settings), not a provider fault: 422
+        self.status_code = {"timeout": 504, "limit": 422}.get(failure.kind, 502)
         self.kind = failure.kind
         self.conversation_id = conversation_id
         self.user_message = user_message

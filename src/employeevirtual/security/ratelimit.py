@@ -268,8 +268,8 @@ class RedisRateLimiter:
             await self._client.aclose()
 
 
-def make_rate_limiter(redis_url: str | None) -> RateLimiter:
+def make_rate_limiter(redis_url: str | None, *, key_prefix: str = REDIS_KEY_PREFIX) -> RateLimiter:
     """Redis-backed when a URL is configured (multi-process deployments), else in-process."""
     if redis_url:
-        return RedisRateLimiter(redis_url)
+        return RedisRateLimiter(redis_url, key_prefix=key_prefix)
     return InProcessRateLimiter()

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-__all__ = ["AgentRecord", "ConversationRecord", "MessageRecord", "UserRecord"]
+__all__ = ["AgentRecord", "ApiKeyRecord", "ConversationRecord", "MessageRecord", "UserRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +78,14 @@ class MessageRecord:
     message_type: str
     metadata: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: UUID
+    user_id: UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

@@ -5,11 +5,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query
 
-from employeevirtual.api.deps import ChatDep, CurrentUser, SettingsDep
+from employeevirtual.api.deps import ChatDep, CurrentUser, RuntimeDep, SettingsDep
+from employeevirtual.api.limits import ChatRateLimit, turn_slot
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
 from employeevirtual.errors import InvalidInput
 
-router = APIRouter(prefix="/api/chat", tags=["chat"])
+router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimit])
 
 
 @router.post("/agent")
@@ -17,6 +18,7 @@ async def chat_with_agent(
     user: CurrentUser,
     chat: ChatDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
     agent_id: Annotated[UUID | None, Query()] = None,
     conversation_id: Annotated[UUID | None, Query()] = None,
@@ -35,9 +37,10 @@ async def chat_with_agent(
         )
     if agent_id is None and conversation_id is None:
         raise InvalidInput("give agent_id to start a conversation, or conversation_id")
-    result = await chat.turn(
-        user, message=message, agent_id=agent_id, conversation_id=conversation_id
-    )
+    async with turn_slot(runtime, user):
+        result = await chat.turn(
+            user, message=message, agent_id=agent_id, conversation_id=conversation_id
+        )
     outcome = result.outcome
     return ChatOut(
         conversation_id=result.conversation.id,

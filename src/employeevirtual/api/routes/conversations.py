@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import BeforeValidator
 
 from employeevirtual.api.deps import (
     ChatDep,
@@ -26,6 +27,17 @@ from employeevirtual.chat.conversations import ConversationFilters
 from employeevirtual.errors import InvalidInput
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
+
+
+def _iso_only(value: object) -> datetime:
+    """Only ISO 8601 text (the schema's date-time), not pydantic's lax unix numbers."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("use an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z") from None
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _encode_cursor(at: datetime, conversation_id: UUID) -> str:
@@ -57,8 +69,8 @@ async def list_conversations(
     cursor: str | None = None,
     agent_id: UUID | None = None,
     status_: Annotated[Literal["active", "archived"] | None, Query(alias="status")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoDateTime | None = None,
+    created_before: IsoDateTime | None = None,
 ) -> ConversationPage:
     """The caller's conversations, latest activity first."""
     size = _limit(limit, settings.page_limit_default, settings.page_limit_max)
@@ -85,9 +97,10 @@ async def list_conversations(
 
 @router.get("/{conversation_id}")
 async def get_conversation(
-    conversation_id: UUID, user: CurrentUser, conversations: ConversationsDep
+    conversation_id: UUID, user: CurrentUser, conversations: ConversationsDep, ip: ClientIP
 ) -> ConversationOut:
-    return ConversationOut.of(await conversations.get(user, conversation_id))
+    """The caller's conversation; admins may read anyone's (each such read is audited)."""
+    return ConversationOut.of(await conversations.get(user, conversation_id, client_ip=ip))
 
 
 @router.patch("/{conversation_id}")
@@ -116,7 +129,9 @@ async def conversation_history(
     conversation_id: UUID,
     user: CurrentUser,
     chat: ChatDep,
+    conversations: ConversationsDep,
     settings: SettingsDep,
+    ip: ClientIP,
     limit: int | None = None,
     before: str | None = None,
 ) -> HistoryOut:
@@ -128,6 +143,7 @@ async def conversation_history(
             raise InvalidInput("before is not valid; pass next_before from a previous page")
         before_seq = int(before)
     page = await chat.history(user, conversation_id, limit=size, before=before_seq)
+    await conversations.record_audit_read(user, page.conversation, what="messages", client_ip=ip)
     return HistoryOut(
         conversation_id=conversation_id,
         messages=[MessageOut.of(m) for m in page.messages],

@@ -114,6 +114,18 @@ class UserRepository:
         row = (await self.conn.execute(select(users).where(users.c.email == email))).first()
         return _user(row) if row else None
 
+    async def list_page(self, *, limit: int, after_email: str | None) -> list[UserRecord]:
+        """Users ordered by email (the admin listing); ``after_email`` is the cursor."""
+        query = select(users).order_by(users.c.email).limit(limit)
+        if after_email is not None:
+            query = query.where(users.c.email > after_email)
+        return [_user(r) for r in await self.conn.execute(query)]
+
+    async def update_fields(self, user_id: UUID, values: dict[str, Any], *, now: datetime) -> None:
+        await self.conn.execute(
+            update(users).where(users.c.id == user_id).values(**values, updated_at=now)
+        )
+
     async def create(
         self, *, email: str, name: str, password_hash: str, role: str, now: datetime
     ) -> UserRecord:

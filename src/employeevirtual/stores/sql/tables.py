@@ -28,6 +28,7 @@ from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime
 __all__ = [
     "SCHEMA",
     "agents",
+    "api_keys",
     "audit_log",
     "conversations",
     "messages",
@@ -141,4 +142,19 @@ audit_log = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("IX_audit_log_actor_id", "actor_id"),
     Index("IX_audit_log_created_at", "created_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("empl.users.id"), nullable=False),
+    Column("name", Unicode(200), nullable=False),
+    # the first characters of the key, shown in listings; the key itself is never stored
+    Column("prefix", String(20), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index("IX_api_keys_user_id", "user_id"),
 )

@@ -1,0 +1,59 @@
+"""What administrators do to accounts: list users, change role, (de)activate; all audited.
+
+A deactivated user's tokens and API keys stop working on the next request, because every
+request loads the user and checks ``is_active`` (see ``api.deps.current_user``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.errors import Conflict, NotFound
+from employeevirtual.stores.records import UserRecord
+from employeevirtual.stores.sql.repositories import AuditRepository, UserRepository
+
+__all__ = ["AdminService"]
+
+
+class AdminService:
+    def __init__(self, *, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def list_users(
+        self, *, limit: int, after_email: str | None
+    ) -> tuple[list[UserRecord], bool]:
+        async with self.engine.connect() as conn:
+            rows = await UserRepository(conn).list_page(limit=limit + 1, after_email=after_email)
+        return rows[:limit], len(rows) > limit
+
+    async def update_user(
+        self, admin: UserRecord, user_id: UUID, changes: dict[str, Any], *, client_ip: str | None
+    ) -> UserRecord:
+        if user_id == admin.id and changes:
+            raise Conflict(
+                "you cannot change your own role or deactivate yourself; ask another admin"
+            )
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            repo = UserRepository(conn)
+            target = await repo.get(user_id)
+            if target is None:
+                raise NotFound(f"user {user_id} not found")
+            if changes:
+                await repo.update_fields(user_id, changes, now=now)
+                await AuditRepository(conn).record(
+                    action="user.update",
+                    actor_id=admin.id,
+                    target_type="user",
+                    target_id=str(user_id),
+                    details={k: changes[k] for k in sorted(changes)},
+                    client_ip=client_ip,
+                    now=now,
+                )
+            updated = await repo.get(user_id)
+        assert updated is not None
+        return updated

@@ -1,0 +1,182 @@
+"""Pure ASGI middleware: request body size, a global rate limit per client address, and
+security headers. Pure ASGI (not ``BaseHTTPMiddleware``) so nothing buffers the body or
+the response and a rejection costs no routing, parsing or database work."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodySizeLimit", "GlobalRateLimit", "SecurityHeaders", "client_key"]
+
+log = logging.getLogger(__name__)
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 for a body over ``max_bytes``: at once from ``Content-Length``, otherwise (chunked
+    bodies) as soon as the running total passes the limit, without reading the rest."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _error(self) -> dict[str, Any]:
+        return {"detail": f"the request body is larger than {self.max_bytes} bytes (the limit)"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await _send_json(send, 413, self._error(), {"Connection": "close"})
+                    return
+                break
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLarge
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:  # the app turned our exception into its own error: answer 413 instead
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await _send_json(send, 413, self._error(), {"Connection": "close"})
+
+
+def client_key(scope: Scope) -> str:
+    """The client's address; IPv6 grouped by /64 (one client usually holds a whole /64)."""
+    client = scope.get("client")
+    host = client[0] if client else "unknown"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return f"host:{host[:64]}"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return f"ip:{addr.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((addr, 64), strict=False)}"
+    return f"ip:{addr}"
+
+
+class GlobalRateLimit:
+    """At most ``limit`` requests per ``window_seconds`` per client address, for every path
+    but the health probes. The counter is the runtime's limiter (Redis when configured, so
+    all processes share it). A Redis failure lets requests through (logged): this is a
+    flood guard, and failing closed would turn a cache outage into a full outage."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, window_seconds: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/health/"):
+            await self.app(scope, receive, send)
+            return
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if runtime is not None:
+            try:
+                decision = await runtime.limiter.hit(
+                    "global:" + client_key(scope),
+                    limit=self.limit,
+                    window_seconds=self.window_seconds,
+                )
+            except RedisError as exc:
+                log.warning("global rate limit skipped, Redis failed: %s", type(exc).__name__)
+            else:
+                if not decision.allowed:
+                    detail = (
+                        f"too many requests from your address (limit {self.limit} per "
+                        f"{self.window_seconds} s); retry in {decision.retry_after} s"
+                    )
+                    await _send_json(send, 429, {"detail": detail}, decision.headers())
+                    return
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers every response carries; ``Cache-Control: no-store`` on the API's answers
+    (they hold private data), HSTS only when configured (it must only be sent over HTTPS)."""
+
+    _DOCS = ("/docs", "/redoc", "/openapi.json")
+
+    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
+        self.app = app
+        self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        docs = path.startswith(self._DOCS)
+        extra: list[tuple[bytes, bytes]] = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (
+                b"content-security-policy",
+                # the docs page loads Swagger UI's script and styles; the API serves only data
+                b"frame-ancestors 'none'"
+                if docs
+                else b"default-src 'none'; frame-ancestors 'none'",
+            ),
+        ]
+        if path.startswith("/api/"):
+            extra.append((b"cache-control", b"no-store"))
+        if self.hsts:
+            extra.append((b"strict-transport-security", self.hsts.encode()))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,289 @@
+"""The authorization matrix: every endpoint x every kind of caller, over HTTP against the
+real app. Each cell names the expected status; for callers who must not see the owner's
+data, no response may carry any of it (ids, email, instructions, message text).
+
+A new endpoint without a row here fails ``test_matrix_covers_every_endpoint``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from employeevirtual.runtime import Runtime
+from support.access import Account, account, api_key, audit_rows
+from support.api import PASSWORD
+
+PRINCIPALS = ("owner", "other", "admin", "anonymous", "deactivated", "revoked_key")
+# callers that must never receive the owner's data
+OUTSIDERS = ("other", "anonymous", "deactivated", "revoked_key")
+
+
+@dataclass
+class World:
+    owner: Account
+    headers: dict[str, dict[str, str]]
+    agent_id: str
+    conversation_id: str
+    secrets: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Fresh:
+    """Resources made for one cell, for the calls that destroy what they touch."""
+
+    agent_id: str = ""
+    conversation_id: str = ""
+    key_id: str = ""
+
+
+Request = tuple[str, str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
+    request: Callable[[World, Fresh], Request]
+    fresh: str = ""  # "agent", "conversation" or "key": made anew for each cell
+    # login answers with a token for the credentials sent, whoever sends them
+    check_leaks: bool = True
+
+
+def E(*codes: int) -> tuple[int, int, int, int, int, int]:
+    assert len(codes) == len(PRINCIPALS)
+    return codes  # type: ignore[return-value]
+
+
+def _register(_w: World, _f: Fresh) -> Request:
+    email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    body = {"email": email, "password": PASSWORD, "name": "Nova"}
+    return "POST", "/api/auth/register", {"json": body}
+
+
+AUTHED_200 = E(200, 200, 200, 401, 401, 401)
+AUTHED_201 = E(201, 201, 201, 401, 401, 401)
+PUBLIC_200 = E(200, 200, 200, 200, 200, 200)
+
+ROWS: list[Row] = [
+    Row("GET", "/health/live", PUBLIC_200, lambda w, f: ("GET", "/health/live", {})),
+    Row("GET", "/health/ready", PUBLIC_200, lambda w, f: ("GET", "/health/ready", {})),
+    Row("POST", "/api/auth/register", E(201, 201, 201, 201, 201, 201), _register),
+    Row(
+        "POST",
+        "/api/auth/login",
+        PUBLIC_200,
+        lambda w, f: (
+            "POST",
+            "/api/auth/login",
+            {"data": {"username": w.owner.email, "password": PASSWORD}},
+        ),
+        check_leaks=False,
+    ),
+    Row("GET", "/api/users/me", AUTHED_200, lambda w, f: ("GET", "/api/users/me", {})),
+    Row("GET", "/api/agents", AUTHED_200, lambda w, f: ("GET", "/api/agents", {})),
+    Row(
+        "POST",
+        "/api/agents",
+        AUTHED_201,
+        lambda w, f: ("POST", "/api/agents", {"json": {"name": "Mine"}}),
+    ),
+    Row(
+        "GET",
+        "/api/agents/{agent_id}",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/agents/{w.agent_id}", {}),
+    ),
+    Row(
+        "PATCH",
+        "/api/agents/{agent_id}",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("PATCH", f"/api/agents/{w.agent_id}", {"json": {"description": "d"}}),
+    ),
+    Row(
+        "DELETE",
+        "/api/agents/{agent_id}",
+        E(204, 404, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/agents/{f.agent_id}", {}),
+        fresh="agent",
+    ),
+    Row(
+        "POST",
+        "/api/chat/agent",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/chat/agent",
+            {"json": {"message": "hi", "agent_id": w.agent_id}},
+        ),
+    ),
+    Row(
+        "POST",
+        "/api/chat/agent",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/chat/agent",
+            {"params": {"message": "again", "conversation_id": w.conversation_id}},
+        ),
+    ),
+    Row("GET", "/api/conversations", AUTHED_200, lambda w, f: ("GET", "/api/conversations", {})),
+    Row(
+        "GET",
+        "/api/conversations/{conversation_id}",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/conversations/{w.conversation_id}", {}),
+    ),
+    Row(
+        "PATCH",
+        "/api/conversations/{conversation_id}",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "PATCH",
+            f"/api/conversations/{w.conversation_id}",
+            {"json": {"title": "renamed"}},
+        ),
+    ),
+    Row(
+        "DELETE",
+        "/api/conversations/{conversation_id}",
+        E(204, 404, 404, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/conversations/{f.conversation_id}", {}),
+        fresh="conversation",
+    ),
+    Row(
+        "GET",
+        "/api/conversations/{conversation_id}/messages",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/conversations/{w.conversation_id}/messages", {}),
+    ),
+    Row(
+        "POST",
+        "/api/api-keys",
+        AUTHED_201,
+        lambda w, f: ("POST", "/api/api-keys", {"json": {"name": "k"}}),
+    ),
+    Row("GET", "/api/api-keys", AUTHED_200, lambda w, f: ("GET", "/api/api-keys", {})),
+    Row(
+        "DELETE",
+        "/api/api-keys/{key_id}",
+        E(204, 404, 404, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/api-keys/{f.key_id}", {}),
+        fresh="key",
+    ),
+    Row(
+        "GET",
+        "/api/admin/users",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", "/api/admin/users", {}),
+    ),
+    Row(
+        "PATCH",
+        "/api/admin/users/{user_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("PATCH", f"/api/admin/users/{w.owner.id}", {"json": {"is_active": True}}),
+    ),
+]
+
+
+async def _agent(client: httpx.AsyncClient, owner: Account, marker: str) -> str:
+    body = {"name": "Private", "instructions": f"secret instructions {marker}"}
+    r = await client.post("/api/agents", json=body, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _conversation(
+    client: httpx.AsyncClient, owner: Account, agent_id: str, marker: str
+) -> str:
+    body = {"message": f"confidential {marker}", "agent_id": agent_id}
+    r = await client.post("/api/chat/agent", json=body, headers=owner.headers)
+    assert r.status_code == 200, r.text
+    return str(r.json()["conversation_id"])
+
+
+async def _world(client: httpx.AsyncClient) -> World:
+    admin = await account(client, name="Admin")  # the first account is the admin
+    owner = await account(client, name="Olga")
+    other = await account(client, name="Otto")
+    gone = await account(client, name="Dee")
+    marker = uuid.uuid4().hex
+    agent_id = await _agent(client, owner, marker)
+    conversation_id = await _conversation(client, owner, agent_id, marker)
+    revoked = await api_key(client, owner, "old")
+    r = await client.delete(f"/api/api-keys/{revoked['id']}", headers=owner.headers)
+    assert r.status_code == 204
+    r = await client.patch(
+        f"/api/admin/users/{gone.id}", json={"is_active": False}, headers=admin.headers
+    )
+    assert r.status_code == 200, r.text
+    headers = {
+        "owner": owner.headers,
+        "other": other.headers,
+        "admin": admin.headers,
+        "anonymous": {},
+        "deactivated": gone.headers,
+        "revoked_key": {"X-API-Key": revoked["key"]},
+    }
+    world = World(owner, headers, agent_id, conversation_id)
+    world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets.add(revoked["prefix"])
+    return world
+
+
+async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
+    fresh = Fresh()
+    marker = uuid.uuid4().hex
+    if kind == "agent":
+        fresh.agent_id = await _agent(client, world.owner, marker)
+    elif kind == "conversation":
+        fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+    elif kind == "key":
+        key = await api_key(client, world.owner, "temp")
+        fresh.key_id = str(key["id"])
+        world.secrets.add(key["prefix"])
+    world.secrets |= {marker, fresh.agent_id, fresh.conversation_id, fresh.key_id} - {""}
+    return fresh
+
+
+def test_matrix_covers_every_endpoint(app_and_runtime: tuple[Any, Runtime]) -> None:
+    """Every operation of the OpenAPI document has a row, and every row is an operation."""
+    app, _ = app_and_runtime
+    documented = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    assert documented == {(row.method, row.route) for row in ROWS}
+
+
+async def test_authorization_matrix(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    world = await _world(client)
+    audit_before = len(await audit_rows(runtime, "conversation.audit_read"))
+    wrong: list[str] = []
+    cells = 0
+    run: Callable[..., Awaitable[httpx.Response]] = client.request
+    for row in ROWS:
+        for principal, expected in zip(PRINCIPALS, row.expect, strict=True):
+            fresh = await _fresh(client, world, row.fresh)
+            method, url, kwargs = row.request(world, fresh)
+            r = await run(method, url, headers=world.headers[principal], **kwargs)
+            cells += 1
+            label = f"{method} {row.route} as {principal}"
+            if r.status_code != expected:
+                wrong.append(f"{label}: expected {expected}, got {r.status_code} {r.text[:200]}")
+                continue
+            if principal in OUTSIDERS and row.check_leaks:
+                sent = url + repr(kwargs) + repr(world.headers[principal])
+                leaked = sorted(s for s in world.secrets if s in r.text and s not in sent)
+                if leaked:
+                    wrong.append(f"{label}: response carries the owner's data {leaked}")
+    assert not wrong, f"{len(wrong)} of {cells} cells wrong:\n" + "\n".join(wrong)
+    assert cells == len(ROWS) * len(PRINCIPALS)
+    # the admin read the owner's conversation and its messages once each: two audit rows
+    rows = await audit_rows(runtime, "conversation.audit_read")
+    assert len(rows) - audit_before == 2

@@ -1,0 +1,82 @@
+"""Password rules at registration and login throttling (429 + Retry-After, audited)."""
+
+from __future__ import annotations
+
+import httpx
+
+from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+from support.access import account, app_client, audit_rows, counts
+from support.api import PASSWORD
+
+
+async def test_weak_passwords_are_refused_listing_every_problem(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    before = await counts(runtime)
+    cases = {
+        "short": ["at least 10 characters"],
+        "password123": ["too common"],
+        "maria-silva-2026!": ["must not contain your name"],
+        "zeca.pagodinho.9@x": ["must not contain your email"],
+        "abc": ["at least 10 characters", "too common"],
+    }
+    for password, expected in cases.items():
+        body = {
+            "email": "zeca.pagodinho.9@example.com",
+            "password": password,
+            "name": "Maria Silva",
+        }
+        r = await client.post("/api/auth/register", json=body)
+        assert r.status_code == 422, (password, r.text)
+        problems = r.json()["problems"]
+        for fragment in expected:
+            assert any(fragment in p for p in problems), (password, problems)
+        assert "password does not meet the rules" in r.json()["detail"]
+        assert password not in r.text  # the password is never echoed
+    assert await counts(runtime) == before
+    r = await client.post(
+        "/api/auth/register", json={"email": "m@example.com", "password": PASSWORD, "name": "M"}
+    )
+    assert r.status_code == 201
+
+
+async def test_login_is_throttled_per_account(settings: Settings) -> None:
+    async with app_client(settings, login_max_failures=3) as (client, runtime):
+        user = await account(client)
+        for _ in range(3):
+            r = await client.post(
+                "/api/auth/login", data={"username": user.email, "password": "wrong-password!"}
+            )
+            assert r.status_code == 401
+        # the right password is refused too while the account is throttled
+        r = await client.post(
+            "/api/auth/login", data={"username": user.email, "password": PASSWORD}
+        )
+        assert r.status_code == 429, r.text
+        retry = int(r.headers["Retry-After"])
+        assert 0 < retry <= settings.login_window_seconds
+        assert r.headers["RateLimit-Limit"] == "3"
+        assert r.headers["RateLimit-Remaining"] == "0"
+        assert "too many failed logins" in r.json()["detail"]
+        (row,) = await audit_rows(runtime, "auth.login_throttled")
+        assert row["target_id"] == user.id
+        assert row["client_ip"] == "203.0.113.7"
+        assert len(await audit_rows(runtime, "auth.login_failed")) == 3
+
+
+async def test_login_is_throttled_per_address(settings: Settings) -> None:
+    """One address spraying many accounts is stopped even though no account is hit twice."""
+    async with app_client(settings, login_max_failures=3) as (client, runtime):
+        for i in range(3):
+            r = await client.post(
+                "/api/auth/login", data={"username": f"nobody{i}@example.com", "password": "x" * 12}
+            )
+            assert r.status_code == 401
+        r = await client.post(
+            "/api/auth/login", data={"username": "someone@example.com", "password": "x" * 12}
+        )
+        assert r.status_code == 429
+        assert "Retry-After" in r.headers
+        (row,) = await audit_rows(runtime, "auth.login_throttled")
+        assert row["details"]["email_known"] is False

@@ -1,0 +1,136 @@
+"""Limits shared through Redis by several server processes (here: two app instances on the
+same stores). Skipped without EV_TEST_REDIS_URL; with it set, an unreachable Redis FAILS.
+The last test needs no Redis: it shows what happens when the configured one is down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from redis.asyncio import Redis
+
+from employeevirtual.settings import Settings
+from support.access import account, app_client, counts
+from support.api import PASSWORD, create_agent
+
+REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+
+
+@pytest.fixture
+async def shared(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings pointing at the test Redis under a prefix of this test's own."""
+    assert REDIS_URL is not None
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except Exception as exc:  # the URL may hold a password: report the error only
+        await client.aclose()
+        pytest.fail(f"EV_TEST_REDIS_URL is set but Redis is unreachable: {type(exc).__name__}")
+    prefix = f"ev:test:{uuid.uuid4().hex}:"
+    yield settings.model_copy(update={"redis_url": REDIS_URL, "rate_limit_prefix": prefix})
+    keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.mark.redis
+@needs_redis
+async def test_global_limit_is_shared_by_processes(shared: Settings) -> None:
+    async with (
+        app_client(shared, rate_limit_global=4) as (one, runtime),
+        app_client(shared, rate_limit_global=4) as (two, _),
+    ):
+        for c in (one, two, one, two):
+            assert (await c.get("/api/agents")).status_code == 401
+        before = await counts(runtime)
+        r = await one.get("/api/agents")
+        assert r.status_code == 429
+        assert r.headers["RateLimit-Remaining"] == "0"
+        assert int(r.headers["Retry-After"]) >= 1
+        assert (await two.get("/api/agents")).status_code == 429
+        assert await counts(runtime) == before
+
+
+@pytest.mark.redis
+@needs_redis
+async def test_chat_limit_and_login_throttle_are_shared(shared: Settings) -> None:
+    async with (
+        app_client(shared, rate_limit_chat=2, login_max_failures=2) as (one, runtime),
+        app_client(shared, rate_limit_chat=2, login_max_failures=2) as (two, _),
+    ):
+        user = await account(one)
+        agent = await create_agent(one, user.headers)
+        body = {"message": "hi", "agent_id": agent["id"]}
+        assert (
+            await one.post("/api/chat/agent", json=body, headers=user.headers)
+        ).status_code == 200
+        assert (
+            await two.post("/api/chat/agent", json=body, headers=user.headers)
+        ).status_code == 200
+        r = await one.post("/api/chat/agent", json=body, headers=user.headers)
+        assert r.status_code == 429
+
+        for c in (one, two):
+            r = await c.post(
+                "/api/auth/login", data={"username": user.email, "password": "bad-bad-bad"}
+            )
+            assert r.status_code == 401
+        r = await one.post("/api/auth/login", data={"username": user.email, "password": PASSWORD})
+        assert r.status_code == 429
+        assert "Retry-After" in r.headers
+        _ = runtime
+
+
+@pytest.mark.redis
+@needs_redis
+async def test_concurrent_turns_are_counted_across_processes(shared: Settings) -> None:
+    async with (
+        app_client(shared, max_concurrent_turns=1) as (one, runtime_one),
+        app_client(shared, max_concurrent_turns=1) as (two, runtime_two),
+    ):
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def blocking(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            entered.set()
+            await release.wait()
+            return ModelResponse(parts=[TextPart("done")])
+
+        runtime_one.models.override("test", FunctionModel(blocking))
+        user = await account(one)
+        agent = await create_agent(one, user.headers, model="test")
+        body = {"message": "one", "agent_id": agent["id"]}
+        first = asyncio.create_task(one.post("/api/chat/agent", json=body, headers=user.headers))
+        await asyncio.wait_for(entered.wait(), 10)
+        before = await counts(runtime_two)
+        r = await two.post("/api/chat/agent", json=body, headers=user.headers)
+        assert r.status_code == 429, r.text
+        assert await counts(runtime_two) == before
+        release.set()
+        assert (await first).status_code == 200
+        runtime_two.models.override("test", FunctionModel(blocking))
+        r = await two.post("/api/chat/agent", json=body, headers=user.headers)
+        assert r.status_code == 200  # the slot was given back in Redis
+
+
+async def test_redis_down_limits_fail_open_and_login_fails_closed(settings: Settings) -> None:
+    """A dead cache must not become a 500: the flood guards let traffic through (logged), the
+    login throttle refuses logins (503) rather than allow unlimited guessing."""
+    down = "redis://127.0.0.1:1/0"
+    async with app_client(settings, redis_url=down) as (client, _runtime):
+        r = await client.post(
+            "/api/auth/register", json={"email": "r@example.com", "password": PASSWORD, "name": "R"}
+        )
+        assert r.status_code == 201
+        r = await client.post(
+            "/api/auth/login", data={"username": "r@example.com", "password": PASSWORD}
+        )
+        assert r.status_code == 503
+        assert "throttle store down" in r.json()["detail"]
+        assert (await client.get("/api/agents")).status_code == 401

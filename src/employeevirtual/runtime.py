@@ -15,6 +15,7 @@ from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
+from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
@@ -24,6 +25,8 @@ from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.acks import SyncAcks
+from employeevirtual.sync.reconcile import Reconciler
+from employeevirtual.sync.relay import Relay
 
 __all__ = ["Runtime", "open_runtime"]
 
@@ -44,10 +47,23 @@ class Runtime:
     agents: AgentService
     conversations: ConversationService
     chat: ChatService
+    relay: Relay
+    reconciler: Reconciler
+    idempotency: IdempotencyKeys
     secantus: SecantusServer | None = None
     background: list[Any] = field(default_factory=list)
 
+    def start_background(self) -> None:
+        """The server's own sync work: relay (with the lag alert), reconciler, key purge."""
+        if self.settings.sync_relay_enabled:
+            self.relay.start()
+        self.reconciler.start()
+        self.idempotency.start()
+
     async def close(self) -> None:
+        await self.relay.stop()
+        await self.reconciler.stop()
+        await self.idempotency.stop()
         await self.acks.stop()
         await self.mongo.close()
         await self.engine.dispose()
@@ -133,6 +149,27 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             runner=runner,
             acks=acks,
             context_messages=settings.agent_context_messages,
+            crash_after_commit_every=settings.fault_crash_after_commit_every,
+        ),
+        relay=Relay(
+            engine,
+            documents,
+            batch_size=settings.sync_batch_size,
+            grace_seconds=settings.sync_grace_seconds,
+            interval=settings.sync_interval_seconds,
+            max_backoff=settings.sync_max_backoff_seconds,
+            alert_seconds=settings.sync_alert_seconds,
+        ),
+        reconciler=Reconciler(
+            engine,
+            documents,
+            grace_seconds=settings.sync_grace_seconds,
+            interval=settings.sync_reconcile_seconds,
+        ),
+        idempotency=IdempotencyKeys(
+            engine,
+            lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
+            ttl_seconds=settings.idempotency_ttl_seconds,
         ),
         secantus=secantus,
     )

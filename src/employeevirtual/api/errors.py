@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else exc.headers
     return JSONResponse(
         {"detail": exc.message, **exc.extra}, status_code=exc.status_code, headers=headers
     )

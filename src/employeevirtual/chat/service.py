@@ -8,7 +8,9 @@ transaction -> write MongoDB (idempotent; a failure there is left to the relay) 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,9 +18,10 @@ from typing import Any
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.errors import Conflict, NotFound, ServiceError
 from employeevirtual.stores.mongo.documents import DocumentStore, TurnCounters
 from employeevirtual.stores.records import (
@@ -84,12 +87,15 @@ class ChatService:
         runner: AgentRunner,
         acks: SyncAcks,
         context_messages: int,
+        crash_after_commit_every: int = 0,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.runner = runner
         self.acks = acks
         self.context_messages = context_messages
+        self.crash_after_commit_every = crash_after_commit_every  # fault tests only
+        self._commits = 0
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -100,7 +106,10 @@ class ChatService:
         message: str,
         agent_id: UUID | None,
         conversation_id: UUID | None,
+        idempotency: IdempotencyClaim | None = None,
     ) -> TurnResult:
+        """``idempotency``: the request's key, completed with the response inside the turn's
+        transaction (a failed run's 502/504 included)."""
         conversation, agent, history = await self._resolve(user, agent_id, conversation_id)
 
         failure: AgentFailure | None = None
@@ -124,7 +133,28 @@ class ChatService:
             created_at=now,
         )
         reply = self._reply(user, agent, conversation_id, outcome, failure)
-        stored, record = await self._commit(user, agent, conversation, [user_message, reply], now)
+
+        async def complete_key(
+            conn: AsyncConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            assert idempotency is not None
+            result: TurnResult | AgentRunFailed
+            if failure is not None:
+                result = AgentRunFailed(failure, conversation_id=record.id, user_message=stored[0])
+            else:
+                assert outcome is not None
+                result = TurnResult(record, stored[0], stored[1], outcome, False)
+            await idempotency.complete(conn, result, record.id)
+
+        stored, record = await self._commit(
+            user,
+            agent,
+            conversation,
+            [user_message, reply],
+            now,
+            on_commit=complete_key if idempotency is not None else None,
+        )
+        self._fault_after_commit()
         user_message, reply = stored
         analytics = self._analytics(record, agent, reply, outcome, failure)
         in_mongo = await self._write_documents(
@@ -212,8 +242,13 @@ class ChatService:
         conversation: ConversationRecord | None,
         new_messages: list[MessageRecord],
         now: datetime,
+        on_commit: Callable[
+            [AsyncConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
+        ]
+        | None = None,
     ) -> tuple[list[MessageRecord], ConversationRecord]:
-        """One SQL transaction: the turn's messages and the conversation's counters."""
+        """One SQL transaction: the turn's messages, the conversation's counters and whatever
+        ``on_commit`` adds (the idempotency key's response)."""
         reply = new_messages[-1]
         tokens = int(reply.metadata.get("tokens_used") or 0)
         cost = Decimal(str(reply.metadata.get("cost") or 0))
@@ -271,7 +306,20 @@ class ChatService:
             first_seq = record.message_count - count + 1
             stored = [replace(m, seq=first_seq + i) for i, m in enumerate(new_messages)]
             await MessageRepository(conn).insert_many(stored)
+            if on_commit is not None:
+                await on_commit(conn, stored, record)
         return stored, record
+
+    def _fault_after_commit(self) -> None:
+        """TEST ONLY (EV_FAULT_CRASH_AFTER_COMMIT_EVERY): die like a SIGKILL between the SQL
+        commit and the MongoDB write, to prove the relay and the idempotency keys cover it."""
+        if not self.crash_after_commit_every:
+            return
+        self._commits += 1
+        if self._commits % self.crash_after_commit_every == 0:
+            log.critical("fault injection: exiting after SQL commit %d", self._commits)
+            logging.shutdown()
+            os._exit(137)
 
     @staticmethod
     def _analytics(

@@ -187,6 +187,28 @@ class DocumentStore:
             },
         }
 
+    async def rebuild_conversation(
+        self,
+        conversation: ConversationRecord,
+        window: Sequence[MessageRecord],
+        *,
+        observed_last_seq: int | None,
+    ) -> bool:
+        """Repair: replace the document whatever it says, but only if it still is the one the
+        caller read (``metadata.last_seq`` unchanged, or still absent): a turn landing meanwhile
+        wins and the next round looks again."""
+        doc = self.conversation_document(conversation, window)
+        if observed_last_seq is None:
+            try:
+                await self.conversations.insert_one(doc)
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.conversations.replace_one(
+            {"_id": doc["_id"], "metadata.last_seq": observed_last_seq}, doc
+        )
+        return bool(result.matched_count)
+
     async def insert_analytics(self, doc: Document) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.analytics.insert_one(doc)
@@ -245,6 +267,49 @@ class DocumentStore:
         return await self.conversations.find_one(
             {"_id": str(conversation_id)}, {"messages": {"$slice": -self.window}}
         )
+
+    async def conversation_summaries(self, conversation_ids: Sequence[UUID]) -> dict[str, Document]:
+        """The conversation documents without their message window."""
+        cursor = self.conversations.find(
+            {"_id": {"$in": [str(c) for c in conversation_ids]}}, {"messages": 0}
+        )
+        return {d["_id"]: d async for d in cursor}
+
+    async def message_stats(self, conversation_ids: Sequence[UUID]) -> dict[str, Document]:
+        """Per conversation: how many messages ``chat_messages`` holds, and the lowest and
+        highest seq (one aggregation for a page of conversations)."""
+        pipeline: list[Document] = [
+            {"$match": {"conversation_id": {"$in": [str(c) for c in conversation_ids]}}},
+            {
+                "$group": {
+                    "_id": "$conversation_id",
+                    "count": {"$sum": 1},
+                    "min_seq": {"$min": "$seq"},
+                    "max_seq": {"$max": "$seq"},
+                }
+            },
+        ]
+        cursor = await self.messages.aggregate(pipeline)
+        return {d["_id"]: d async for d in cursor}
+
+    async def message_ids(self, conversation_id: UUID) -> dict[str, int]:
+        """Every message id ``chat_messages`` holds for a conversation, and its seq."""
+        cursor = self.messages.find({"conversation_id": str(conversation_id)}, {"seq": 1})
+        return {d["_id"]: d["seq"] async for d in cursor}
+
+    async def delete_messages(self, message_ids: Sequence[str]) -> None:
+        if message_ids:
+            await self.messages.delete_many({"_id": {"$in": list(message_ids)}})
+
+    async def conversation_ids_after(self, after: str | None, limit: int) -> list[str]:
+        """Ids of the conversation documents, in order, a page at a time."""
+        match: Document = {} if after is None else {"_id": {"$gt": after}}
+        docs = self.conversations.find(match, {"_id": 1}).sort("_id").limit(limit)
+        return [d["_id"] async for d in docs]
+
+    async def message_conversation_ids(self) -> list[str]:
+        """Every conversation id ``chat_messages`` mentions (a full scan: the deep check's)."""
+        return sorted(await self.messages.distinct("conversation_id"))
 
     async def ping(self) -> None:
         await self.db.command("ping")

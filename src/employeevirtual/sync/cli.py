@@ -1,0 +1,131 @@
+"""``employeevirtual sync run|check|repair``: the relay and the reconciler from the command line.
+
+Mounted by the main CLI with ``app.add_typer(sync_app, name="sync")``; also runnable alone as
+``python -m employeevirtual.sync.cli``. Settings come from the same ``EV_*`` variables as the
+server. Without ``EV_MONGODB_URL`` the embedded SecantusDB is started on the data directory, which
+only works while the server is not running (the server owns it then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from employeevirtual.runtime import Runtime, open_runtime
+from employeevirtual.settings import Settings
+from employeevirtual.sync.reconcile import ReconcileReport
+
+__all__ = ["sync_app"]
+
+sync_app = typer.Typer(
+    name="sync", help="Keep MongoDB in step with SQL: relay, check, repair.", no_args_is_help=True
+)
+console = Console()
+
+
+@asynccontextmanager
+async def _runtime() -> AsyncIterator[Runtime]:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runtime = await open_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+@sync_app.command("run")
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="replay what is owed now, then exit")
+    ] = False,
+) -> None:
+    """Run the relay (as the server does in the background) until SIGTERM or Ctrl-C."""
+
+    async def main() -> None:
+        async with _runtime() as runtime:
+            if once:
+                await runtime.relay.drain()
+                lag = await runtime.relay.measure_lag()
+                console.print(
+                    f"relay done; {lag.conversations} conversation(s) still behind "
+                    f"(lag {lag.seconds:.1f} s)"
+                )
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            runtime.relay.start()
+            await stop.wait()
+
+    asyncio.run(main())
+
+
+def _print(report: ReconcileReport, *, repaired: bool) -> None:
+    if report.clean:
+        console.print(f"[green]{report.conversations} conversation(s) checked: stores agree[/]")
+        return
+    table = Table(title="SQL vs MongoDB", show_lines=False)
+    table.add_column("conversation")
+    table.add_column("drift")
+    table.add_column("detail")
+    if repaired:
+        table.add_column("repaired")
+    for d in report.drifts:
+        row = [d.conversation_id, d.kind, d.detail]
+        if repaired:
+            row.append("yes" if d.repaired else "[red]no[/]")
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{report.conversations} conversation(s) checked, {len(report.drifts)} drift(s)")
+
+
+@sync_app.command("check")
+def check(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="compare counts; read ids only where they differ")
+    ] = False,
+) -> None:
+    """Compare both stores conversation by conversation; exit 1 when they differ."""
+
+    async def main() -> ReconcileReport:
+        async with _runtime() as runtime:
+            return await runtime.reconciler.run(repair=False, deep=not quick)
+
+    report = asyncio.run(main())
+    _print(report, repaired=False)
+    raise typer.Exit(0 if report.clean else 1)
+
+
+@sync_app.command("repair")
+def repair(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="compare counts; read ids only where they differ")
+    ] = False,
+) -> None:
+    """Fix every difference, SQL being the source of truth; exit 1 if some could not be."""
+
+    async def main() -> ReconcileReport:
+        async with _runtime() as runtime:
+            return await runtime.reconciler.run(repair=True, deep=not quick)
+
+    report = asyncio.run(main())
+    _print(report, repaired=True)
+    raise typer.Exit(0 if all(d.repaired for d in report.drifts) else 1)
+
+
+if __name__ == "__main__":
+    sync_app()

@@ -19,6 +19,7 @@ from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
@@ -90,15 +91,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             await secantus.start()
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        timeout = settings.mongodb_timeout_ms
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            mongo_url,
-            tz_aware=True,
-            retryWrites=False,
-            serverSelectionTimeoutMS=timeout,
-            connectTimeoutMS=timeout,
-            socketTimeoutMS=timeout * 5,
-        )
+        mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms)
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)
         try:
@@ -151,21 +144,8 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             context_messages=settings.agent_context_messages,
             crash_after_commit_every=settings.fault_crash_after_commit_every,
         ),
-        relay=Relay(
-            engine,
-            documents,
-            batch_size=settings.sync_batch_size,
-            grace_seconds=settings.sync_grace_seconds,
-            interval=settings.sync_interval_seconds,
-            max_backoff=settings.sync_max_backoff_seconds,
-            alert_seconds=settings.sync_alert_seconds,
-        ),
-        reconciler=Reconciler(
-            engine,
-            documents,
-            grace_seconds=settings.sync_grace_seconds,
-            interval=settings.sync_reconcile_seconds,
-        ),
+        relay=Relay.from_settings(settings, engine, documents),
+        reconciler=Reconciler.from_settings(settings, engine, documents),
         idempotency=IdempotencyKeys(
             engine,
             lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,

@@ -151,7 +151,7 @@ class ChatService:
             agent,
             conversation,
             [user_message, reply],
-            now,
+            reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
             on_commit=complete_key if idempotency is not None else None,
         )
         self._fault_after_commit()

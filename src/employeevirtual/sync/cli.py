@@ -14,15 +14,21 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from employeevirtual.runtime import Runtime, open_runtime
 from employeevirtual.settings import Settings
-from employeevirtual.sync.reconcile import ReconcileReport
+from employeevirtual.stores.mongo.client import connect
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.sql.engine import create_engine
+from employeevirtual.stores.sql.migrate import upgrade
+from employeevirtual.sync.reconcile import Reconciler, ReconcileReport
+from employeevirtual.sync.relay import Relay
 
 __all__ = ["sync_app"]
 
@@ -32,17 +38,47 @@ sync_app = typer.Typer(
 console = Console()
 
 
+@dataclass
+class SyncTools:
+    relay: Relay
+    reconciler: Reconciler
+
+
 @asynccontextmanager
-async def _runtime() -> AsyncIterator[Runtime]:
+async def _tools() -> AsyncIterator[SyncTools]:
+    """Only what syncing needs (no agents, no web app): the relay process starts quickly."""
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    runtime = await open_runtime(settings)
+    engine = create_engine(settings.sql_url, schema=settings.database_schema)
+    secantus: SecantusServer | None = None
     try:
-        yield runtime
+        await upgrade(engine)
+        if settings.mongodb_url is not None:
+            url = settings.mongodb_url.get_secret_value()
+        else:
+            secantus = SecantusServer(
+                storage_path=str(settings.data_dir / "mongodb"),
+                log_path=str(settings.data_dir / "secantus.log"),
+            )
+            await secantus.start()
+            url = secantus.url
+        mongo = connect(url, timeout_ms=settings.mongodb_timeout_ms)
+        try:
+            documents = DocumentStore(
+                mongo[settings.mongodb_database], window=settings.conversation_window
+            )
+            yield SyncTools(
+                Relay.from_settings(settings, engine, documents),
+                Reconciler.from_settings(settings, engine, documents),
+            )
+        finally:
+            await mongo.close()
     finally:
-        await runtime.close()
+        await engine.dispose()
+        if secantus is not None:
+            await secantus.stop()
 
 
 @sync_app.command("run")
@@ -54,10 +90,10 @@ def run(
     """Run the relay (as the server does in the background) until SIGTERM or Ctrl-C."""
 
     async def main() -> None:
-        async with _runtime() as runtime:
+        async with _tools() as tools:
             if once:
-                await runtime.relay.drain()
-                lag = await runtime.relay.measure_lag()
+                await tools.relay.drain()
+                lag = await tools.relay.measure_lag()
                 console.print(
                     f"relay done; {lag.conversations} conversation(s) still behind "
                     f"(lag {lag.seconds:.1f} s)"
@@ -68,7 +104,7 @@ def run(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError):
                     loop.add_signal_handler(sig, stop.set)
-            runtime.relay.start()
+            tools.relay.start()
             await stop.wait()
 
     asyncio.run(main())
@@ -102,8 +138,8 @@ def check(
     """Compare both stores conversation by conversation; exit 1 when they differ."""
 
     async def main() -> ReconcileReport:
-        async with _runtime() as runtime:
-            return await runtime.reconciler.run(repair=False, deep=not quick)
+        async with _tools() as tools:
+            return await tools.reconciler.run(repair=False, deep=not quick)
 
     report = asyncio.run(main())
     _print(report, repaired=False)
@@ -119,8 +155,8 @@ def repair(
     """Fix every difference, SQL being the source of truth; exit 1 if some could not be."""
 
     async def main() -> ReconcileReport:
-        async with _runtime() as runtime:
-            return await runtime.reconciler.run(repair=True, deep=not quick)
+        async with _tools() as tools:
+            return await tools.reconciler.run(repair=True, deep=not quick)
 
     report = asyncio.run(main())
     _print(report, repaired=True)

@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.repositories import MessageRepository, SyncRepository
@@ -92,6 +93,17 @@ class Reconciler:
         self.page_size = page_size
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine: AsyncEngine, documents: DocumentStore
+    ) -> Reconciler:
+        return cls(
+            engine,
+            documents,
+            grace_seconds=settings.sync_grace_seconds,
+            interval=settings.sync_reconcile_seconds,
+        )
 
     async def run(self, *, repair: bool, deep: bool = True) -> ReconcileReport:
         report = ReconcileReport()

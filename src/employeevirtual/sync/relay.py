@@ -29,6 +29,7 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.repositories import (
@@ -83,6 +84,20 @@ class Relay:
         self.lag: SyncLag | None = None
         self._alerted_at: float | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine: AsyncEngine, documents: DocumentStore
+    ) -> Relay:
+        return cls(
+            engine,
+            documents,
+            batch_size=settings.sync_batch_size,
+            grace_seconds=settings.sync_grace_seconds,
+            interval=settings.sync_interval_seconds,
+            max_backoff=settings.sync_max_backoff_seconds,
+            alert_seconds=settings.sync_alert_seconds,
+        )
 
     @property
     def locks_rows(self) -> bool:

@@ -157,10 +157,12 @@ class Reconciler:
         held = stats["count"] if stats else 0
         bounds = (stats["min_seq"], stats["max_seq"]) if stats else (None, None)
         if deep or held != count or (count and bounds != (1, count)):
+            # MongoDB first: a turn committing meanwhile then shows as missing there (replayed,
+            # harmless), never as extra (which repair would delete)
+            mongo_ids = await self.documents.message_ids(conversation.id)
             async with self.engine.connect() as conn:
                 in_sql = await SyncRepository(conn).message_ids(conversation.id)
             sql_ids = {str(k): v for k, v in in_sql.items()}
-            mongo_ids = await self.documents.message_ids(conversation.id)
             missing = sorted(set(sql_ids) - set(mongo_ids), key=sql_ids.__getitem__)
             extra = sorted(set(mongo_ids) - set(sql_ids), key=mongo_ids.__getitem__)
             moved = [i for i in set(sql_ids) & set(mongo_ids) if sql_ids[i] != mongo_ids[i]]
@@ -214,16 +216,16 @@ class Reconciler:
                 await self.documents.insert_messages([message_document(m) for m in records])
             if plan.rebuild:
                 async with self.engine.connect() as conn:
+                    # fresh: a turn may have committed since the page was read
+                    fresh = await SyncRepository(conn).get(conversation.id) or conversation
                     window = await MessageRepository(conn).page(
-                        conversation.id,
-                        before_seq=conversation.message_count + 1,
-                        limit=self.documents.window,
+                        fresh.id, before_seq=fresh.message_count + 1, limit=self.documents.window
                     )
                 if not await self.documents.rebuild_conversation(
-                    conversation, window, observed_last_seq=plan.observed_last_seq
+                    fresh, window, observed_last_seq=plan.observed_last_seq
                 ):
                     return False  # a turn landed meanwhile: the next round looks again
-            async with self.engine.begin() as conn:
+            async with self.engine.begin() as conn:  # as far as this comparison saw, no further
                 await SyncRepository(conn).advance(
                     conversation.id, to_seq=conversation.message_count
                 )

@@ -501,6 +501,11 @@ class SyncRepository:
         query = query.order_by(c.id).limit(limit)
         return [_conversation(r) for r in await self.conn.execute(query)]
 
+    async def get(self, conversation_id: UUID) -> ConversationRecord | None:
+        query = select(conversations).where(conversations.c.id == conversation_id)
+        row = (await self.conn.execute(query)).first()
+        return _conversation(row) if row else None
+
     async def existing(self, conversation_ids: Sequence[UUID]) -> set[UUID]:
         if not conversation_ids:
             return set()

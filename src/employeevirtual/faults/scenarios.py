@@ -81,7 +81,7 @@ async def _crash_after_commit(cluster: Cluster, stop: asyncio.Event, plan: Plan)
         crashes += 1
         log.info("server exited with %s after a commit; restarting", code)
         await cluster.start_server(**(fault if crashes < plan.crashes else {}))
-    await asyncio.sleep(plan.stretch / 4)
+    await asyncio.sleep(plan.stretch)  # load on the restarted server too
     stop.set()
     return f"server os._exit(137) after every {plan.crash_every}th commit, {crashes}x, restarted"
 

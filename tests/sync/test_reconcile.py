@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from employeevirtual.runtime import Runtime
-from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.sync.cli import sync_app
 from support.api import create_agent, register_and_login
@@ -115,27 +112,12 @@ async def test_deleted_conversation_left_in_mongodb_is_an_orphan(
 
 
 async def test_sync_cli_check_prints_the_drift_and_repair_fixes_it(
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, runtime: Runtime, cli_env: None
 ) -> None:
     headers = await register_and_login(client)
     agent = (await create_agent(client, headers))["id"]
     cid = await _conversation(client, headers, agent)
     await runtime.documents.messages.delete_one({"conversation_id": cid, "seq": 2})
-    env = {
-        "EV_DATA_DIR": str(settings.data_dir),
-        "EV_DATABASE_URL": settings.database_url or "",
-        "EV_DATABASE_SCHEMA": settings.database_schema,
-        "EV_MONGODB_URL": settings.mongodb_url.get_secret_value() if settings.mongodb_url else "",
-        "EV_MONGODB_DATABASE": settings.mongodb_database,
-        "EV_SECRET_KEY": "cli-test-key",
-        "EV_SYNC_GRACE_SECONDS": "0",
-    }
-    for name, value in env.items():
-        if value:
-            monkeypatch.setenv(name, value)
     runner = CliRunner()
     # the CLI runs its own event loop: off this test's loop, in a thread
     result = await asyncio.to_thread(runner.invoke, sync_app, ["check"], env={"COLUMNS": "200"})
@@ -148,4 +130,19 @@ async def test_sync_cli_check_prints_the_drift_and_repair_fixes_it(
     assert result.exit_code == 0, result.output
     assert "stores agree" in result.output
     assert await mongo_messages(runtime, cid) == await sql_messages(runtime, cid)
-    assert os.environ["EV_MONGODB_DATABASE"] == settings.mongodb_database
+
+
+async def test_sync_cli_run_once_replays_what_mongodb_missed(
+    client: httpx.AsyncClient, runtime: Runtime, secantus: SecantusServer, cli_env: None
+) -> None:
+    headers = await register_and_login(client)
+    agent = (await create_agent(client, headers))["id"]
+    async with mongo_failing(secantus.url):
+        cid = await _conversation(client, headers, agent)
+    await runtime.acks.flush()
+    assert await sync_state(runtime, cid) == (0, 4)
+    result = await asyncio.to_thread(CliRunner().invoke, sync_app, ["run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "0 conversation(s) still behind" in result.output
+    assert await sync_state(runtime, cid) == (4, 4)
+    assert await mongo_messages(runtime, cid) == await sql_messages(runtime, cid)

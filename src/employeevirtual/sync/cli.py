@@ -105,7 +105,10 @@ def run(
                 with contextlib.suppress(NotImplementedError):
                     loop.add_signal_handler(sig, stop.set)
             tools.relay.start()
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                await tools.relay.stop()
 
     asyncio.run(main())
 

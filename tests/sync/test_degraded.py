@@ -166,6 +166,14 @@ async def test_sql_unreachable_answers_503_and_writes_nothing_to_mongodb(
             os.rename(tmp_path / "gone", settings.data_dir)
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Room for many turns of one user at once (where a per-user limit exists)."""
+    if "max_concurrent_turns" in Settings.model_fields:
+        return settings.model_copy(update={"max_concurrent_turns": 64})
+    return settings
+
+
 @pytest.mark.parametrize("turns", [16])
 async def test_concurrent_turns_in_one_conversation_share_no_seq_and_keep_exact_counters(
     client: httpx.AsyncClient, runtime: Runtime, turns: int

@@ -15,7 +15,8 @@ __all__ = ["Client", "Op", "Workload"]
 
 CHAT = "/api/chat/agent"
 PASSWORD = "fault-injection-passphrase-42"
-RETRYABLE = {409, 503}  # another copy is running / the database is away: retry, same key
+# another copy is running / too many at once / the database is away: retry with the same key
+RETRYABLE = {409, 429, 503}
 
 
 @dataclass

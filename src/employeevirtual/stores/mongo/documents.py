@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from pymongo import DESCENDING, WriteConcern
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -64,13 +64,8 @@ class DocumentStore:
     def __init__(self, db: AsyncDatabase[Document], *, window: int) -> None:
         self.db = db
         self.window = window
-        # Journaled: ``synced_seq`` records what MongoDB holds, so an acknowledged write must
-        # survive a crash of the MongoDB process (w:1 without j can lose its last ~100 ms).
-        durable = WriteConcern(j=True)
-        self.conversations = db.get_collection(
-            Collections.CHAT_CONVERSATIONS, write_concern=durable
-        )
-        self.messages = db.get_collection(Collections.CHAT_MESSAGES, write_concern=durable)
+        self.conversations = db[Collections.CHAT_CONVERSATIONS]
+        self.messages = db[Collections.CHAT_MESSAGES]
         self.analytics = db[Collections.CHAT_ANALYTICS]
         self.activities = db[Collections.USER_ACTIVITIES]
         self.system_logs = db[Collections.SYSTEM_LOGS]

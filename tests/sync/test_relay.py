@@ -65,6 +65,10 @@ async def test_turns_succeed_while_mongodb_writes_fail_and_the_relay_catches_up(
     assert (meta["message_count"], meta["last_seq"], meta["agent_runs"]) == (6, 6, 3)
     assert meta["total_tokens"] == sum(b["usage"]["total_tokens"] for b in bodies)
     assert [m["seq"] for m in doc["messages"]] == [1, 2, 3, 4, 5, 6]
+    runs = await runtime.documents.analytics.find({"conversation_id": cid}).to_list()
+    assert sorted(r["message_id"] for r in runs) == sorted(b["agent_message"]["id"] for b in bodies)
+    assert {r["status"] for r in runs} == {"success"}
+    assert sum(r["output_tokens"] for r in runs) > 0
     assert (await runtime.relay.run_once()).conversations == 0  # nothing owed any more
 
     # a later turn lands on top of the rebuilt document with $inc, counters stay exact

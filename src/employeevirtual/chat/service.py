@@ -23,7 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.errors import Conflict, NotFound, ServiceError
-from employeevirtual.stores.mongo.documents import DocumentStore, TurnCounters
+from employeevirtual.stores.mongo.documents import (
+    DocumentStore,
+    TurnCounters,
+    analytics_document,
+)
 from employeevirtual.stores.records import (
     AgentRecord,
     ConversationRecord,
@@ -156,7 +160,7 @@ class ChatService:
         )
         self._fault_after_commit()
         user_message, reply = stored
-        analytics = self._analytics(record, agent, reply, outcome, failure)
+        analytics = analytics_document(reply)
         in_mongo = await self._write_documents(
             record, stored, analytics, created=conversation is None
         )
@@ -321,34 +325,11 @@ class ChatService:
             logging.shutdown()
             os._exit(137)
 
-    @staticmethod
-    def _analytics(
-        conversation: ConversationRecord,
-        agent: AgentRecord,
-        reply: MessageRecord,
-        outcome: RunOutcome | None,
-        failure: AgentFailure | None,
-    ) -> dict[str, Any]:
-        return {
-            "_id": str(reply.id),  # one run, one document, whatever the replays
-            "conversation_id": str(conversation.id),
-            "user_id": str(conversation.user_id),
-            "agent_id": str(agent.id),
-            "message_id": str(reply.id),
-            "model": agent.model,
-            "input_tokens": outcome.input_tokens if outcome else 0,
-            "output_tokens": outcome.output_tokens if outcome else 0,
-            "cost": float(outcome.cost) if outcome and outcome.cost is not None else None,
-            "execution_time": reply.metadata.get("execution_time"),
-            "status": "success" if failure is None else failure.kind,
-            "timestamp": reply.created_at,
-        }
-
     async def _write_documents(
         self,
         conversation: ConversationRecord,
         stored: list[MessageRecord],
-        analytics: dict[str, Any],
+        analytics: dict[str, Any] | None,
         *,
         created: bool,
     ) -> bool:

@@ -4,10 +4,11 @@ A conversation owes MongoDB messages while ``synced_seq < message_count``. A pas
 conversations idle for ``grace`` seconds (so a turn in flight acknowledges its own write), copies
 their missing messages in bounded batches (``insert_messages`` is idempotent), rebuilds the
 conversation document from SQL (guarded: a newer turn is never clobbered) and moves ``synced_seq``
-forward with a compare-and-set. Several relays may run at once: on PostgreSQL and SQL Server each
-claims its conversations with ``SKIP LOCKED``/``READPAST`` and holds them for the pass; on SQLite
-(one writer at a time, so no lock is held across MongoDB calls) the compare-and-set keeps a second
-relay harmless, only wasteful.
+forward with a compare-and-set. The runs' ``chat_analytics`` documents are rebuilt from the
+replies (same ids: idempotent too). Several relays may run at once: on PostgreSQL and SQL
+Server each claims its conversations with ``SKIP LOCKED``/``READPAST`` and holds them for the
+pass; on SQLite (one writer at a time, so no lock is held across MongoDB calls) the
+compare-and-set keeps a second relay harmless, only wasteful.
 
 The same loop watches the lag: when the oldest unsynced message is older than ``alert_seconds`` it
 logs an ERROR and writes a ``system_logs`` document (again every ``alert_seconds`` while it lasts).
@@ -30,7 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import DocumentStore, message_document
+from employeevirtual.stores.mongo.documents import (
+    DocumentStore,
+    analytics_document,
+    message_document,
+)
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.repositories import (
     SKIP_LOCKED_DIALECTS,
@@ -164,6 +169,8 @@ class Relay:
             if not batch:
                 break
             await self.documents.insert_messages([message_document(m) for m in batch])
+            runs = [doc for m in batch if (doc := analytics_document(m)) is not None]
+            await self.documents.insert_analytics_many(runs)
             after, copied = batch[-1].seq, copied + len(batch)
         async with read() as conn:
             window = await MessageRepository(conn).page(

@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 
-__all__ = ["DocumentStore", "TurnCounters", "message_document"]
+__all__ = ["DocumentStore", "TurnCounters", "analytics_document", "message_document"]
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -53,6 +53,28 @@ def message_document(message: MessageRecord) -> Document:
         "agent_id": str(message.agent_id) if message.agent_id else None,
         "metadata": {**message.metadata, "timestamp": message.created_at},
         "timestamp": message.created_at,
+    }
+
+
+def analytics_document(reply: MessageRecord) -> Document | None:
+    """The ``chat_analytics`` document of one agent run, derived from its reply alone (so the
+    relay rebuilds exactly what the turn would have written); None for a user's message."""
+    if reply.message_type not in ("agent", "error"):
+        return None
+    meta = reply.metadata
+    return {
+        "_id": str(reply.id),  # one run, one document, whatever the replays
+        "conversation_id": str(reply.conversation_id),
+        "user_id": str(reply.user_id),
+        "agent_id": str(reply.agent_id) if reply.agent_id else None,
+        "message_id": str(reply.id),
+        "model": meta.get("model_used"),
+        "input_tokens": meta.get("input_tokens") or 0,
+        "output_tokens": meta.get("output_tokens") or 0,
+        "cost": meta.get("cost"),
+        "execution_time": meta.get("execution_time"),
+        "status": "success" if reply.message_type == "agent" else meta.get("error"),
+        "timestamp": reply.created_at,
     }
 
 
@@ -90,15 +112,10 @@ class DocumentStore:
         return applied
 
     async def insert_messages(self, docs: Sequence[Document]) -> None:
-        if not docs:
-            return
-        try:
-            await self.messages.insert_many(list(docs), ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            # replayed messages are already there; any new ones were inserted (ordered=False)
+        await _insert_new(self.messages, docs)
+
+    async def insert_analytics_many(self, docs: Sequence[Document]) -> None:
+        await _insert_new(self.analytics, docs)
 
     async def _update_conversation(
         self, conversation: ConversationRecord, docs: Sequence[Document], counters: TurnCounters
@@ -313,3 +330,16 @@ class DocumentStore:
 
     async def ping(self) -> None:
         await self.db.command("ping")
+
+
+async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:
+    """Insert what is not there yet: replayed documents (same ``_id``) are skipped."""
+    if not docs:
+        return
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        # replayed documents are already there; any new ones were inserted (ordered=False)

@@ -12,7 +12,6 @@ commit finds the token changed and rolls back, so the turn still happens once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from employeevirtual.errors import Conflict, InvalidInput
 from employeevirtual.stores.sql.repositories import IdempotencyRepository
+from employeevirtual.sync.background import Background
 
 __all__ = ["IdempotencyClaim", "IdempotencyKeys", "StoredResponse", "fingerprint"]
 
@@ -85,7 +85,7 @@ class IdempotencyKeys:
         self.engine = engine
         self.lease = timedelta(seconds=lease_seconds)
         self.ttl = timedelta(seconds=ttl_seconds)
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("idempotency-purge")
 
     async def claim(
         self,
@@ -175,12 +175,7 @@ class IdempotencyKeys:
             await asyncio.sleep(interval)
 
     def start(self, interval: float = 3600.0) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(interval), name="idempotency-purge")
+        self._background.start(lambda: self._loop(interval))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()

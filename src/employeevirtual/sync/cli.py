@@ -132,37 +132,30 @@ def _print(report: ReconcileReport, *, repaired: bool) -> None:
     console.print(f"{report.conversations} conversation(s) checked, {len(report.drifts)} drift(s)")
 
 
-@sync_app.command("check")
-def check(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="compare counts; read ids only where they differ")
-    ] = False,
-) -> None:
-    """Compare both stores conversation by conversation; exit 1 when they differ."""
+QUICK = typer.Option("--quick", help="compare counts; read ids only where they differ")
 
+
+def _reconcile(*, repair: bool, quick: bool) -> ReconcileReport:
     async def main() -> ReconcileReport:
         async with _tools() as tools:
-            return await tools.reconciler.run(repair=False, deep=not quick)
+            return await tools.reconciler.run(repair=repair, deep=not quick)
 
     report = asyncio.run(main())
-    _print(report, repaired=False)
+    _print(report, repaired=repair)
+    return report
+
+
+@sync_app.command("check")
+def check(quick: Annotated[bool, QUICK] = False) -> None:
+    """Compare both stores conversation by conversation; exit 1 when they differ."""
+    report = _reconcile(repair=False, quick=quick)
     raise typer.Exit(0 if report.clean else 1)
 
 
 @sync_app.command("repair")
-def repair(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="compare counts; read ids only where they differ")
-    ] = False,
-) -> None:
+def repair(quick: Annotated[bool, QUICK] = False) -> None:
     """Fix every difference, SQL being the source of truth; exit 1 if some could not be."""
-
-    async def main() -> ReconcileReport:
-        async with _tools() as tools:
-            return await tools.reconciler.run(repair=True, deep=not quick)
-
-    report = asyncio.run(main())
-    _print(report, repaired=True)
+    report = _reconcile(repair=True, quick=quick)
     raise typer.Exit(0 if all(d.repaired for d in report.drifts) else 1)
 
 

@@ -27,6 +27,7 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.repositories import MessageRepository, SyncRepository
+from employeevirtual.sync.background import Background
 
 __all__ = ["Drift", "ReconcileReport", "Reconciler"]
 
@@ -92,7 +93,7 @@ class Reconciler:
         self.grace = timedelta(seconds=grace_seconds)
         self.page_size = page_size
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("sync-reconcile")
 
     @classmethod
     def from_settings(
@@ -291,15 +292,11 @@ class Reconciler:
                 )
 
     def start(self) -> None:
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.create_task(self.run_forever(), name="sync-reconcile")
+        if self.interval > 0:
+            self._background.start(self.run_forever)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
 
 def _span(seqs: Sequence[int]) -> str:

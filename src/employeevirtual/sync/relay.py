@@ -42,6 +42,7 @@ from employeevirtual.stores.sql.repositories import (
     MessageRepository,
     SyncRepository,
 )
+from employeevirtual.sync.background import Background
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
 
@@ -88,7 +89,7 @@ class Relay:
         self.alert_seconds = alert_seconds
         self.lag: SyncLag | None = None
         self._alerted_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("sync-relay")
 
     @classmethod
     def from_settings(
@@ -268,12 +269,7 @@ class Relay:
                 pass
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run_forever(), name="sync-relay")
+        self._background.start(self.run_forever)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()

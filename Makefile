@@ -31,5 +31,10 @@ pytest: install
 
 test: lint types pytest
 
+# The long fault-injection run (the short one is part of `make pytest`). PostgreSQL when
+# EV_TEST_POSTGRES_URL is set, SQLite otherwise.
+faults: install
+	$(BIN)/python -m employeevirtual.faults --long
+
 clean:
 	rm -rf $(VENV) $(TOOLS) data

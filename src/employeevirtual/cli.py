@@ -11,8 +11,10 @@ import typer
 from rich.console import Console
 
 from employeevirtual.settings import Settings
+from employeevirtual.sync.cli import sync_app
 
 app = typer.Typer(help="EmployeeVirtual: chat with AI virtual employees.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
 console = Console()
 
 

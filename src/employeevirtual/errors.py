@@ -19,9 +19,12 @@ __all__ = [
 class ServiceError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
         self.extra = extra
 
 

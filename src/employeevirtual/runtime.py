@@ -17,6 +17,7 @@ from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
+from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
@@ -24,12 +25,15 @@ from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.acks import SyncAcks
+from employeevirtual.sync.reconcile import Reconciler
+from employeevirtual.sync.relay import Relay
 
 __all__ = ["Runtime", "open_runtime"]
 
@@ -54,10 +58,23 @@ class Runtime:
     concurrency: ConcurrencyLimiter
     api_keys: ApiKeyService
     admin: AdminService
+    relay: Relay
+    reconciler: Reconciler
+    idempotency: IdempotencyKeys
     secantus: SecantusServer | None = None
     background: list[Any] = field(default_factory=list)
 
+    def start_background(self) -> None:
+        """The server's own sync work: relay (with the lag alert), reconciler, key purge."""
+        if self.settings.sync_relay_enabled:
+            self.relay.start()
+        self.reconciler.start()
+        self.idempotency.start()
+
     async def close(self) -> None:
+        await self.relay.stop()
+        await self.reconciler.stop()
+        await self.idempotency.stop()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -86,19 +103,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             await secantus.start()
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        timeout = settings.mongodb_timeout_ms
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            mongo_url,
-            tz_aware=True,
-            # production (Cosmos DB vCore) runs without retryable writes: ours are idempotent
-            retryWrites=False,
-            # acknowledged means on disk: a turn is marked synced only after a journaled write
-            journal=True,
-            heartbeatFrequencyMS=1000,
-            serverSelectionTimeoutMS=timeout,
-            connectTimeoutMS=timeout,
-            socketTimeoutMS=timeout * 5,
-        )
+        mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms)
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)
         try:
@@ -160,6 +165,14 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             runner=runner,
             acks=acks,
             context_messages=settings.agent_context_messages,
+            crash_after_commit_every=settings.fault_crash_after_commit_every,
+        ),
+        relay=Relay.from_settings(settings, engine, documents),
+        reconciler=Reconciler.from_settings(settings, engine, documents),
+        idempotency=IdempotencyKeys(
+            engine,
+            lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
+            ttl_seconds=settings.idempotency_ttl_seconds,
         ),
         limiter=limiter,
         concurrency=make_concurrency_limiter(

@@ -85,6 +85,30 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
     hsts_seconds: int = Field(default=0, ge=0, description="0: no Strict-Transport-Security")
 
+    # keeping both stores in step (sync/): relay, reconciler, alert, idempotency keys
+    sync_relay_enabled: bool = Field(
+        default=True, description="run the relay inside the server (or only `sync run`)"
+    )
+    sync_interval_seconds: float = Field(default=1.0, gt=0, description="relay poll when idle")
+    sync_grace_seconds: float = Field(
+        default=2.0, ge=0, description="leave a conversation this long for its turn's own write"
+    )
+    sync_batch_size: int = Field(default=200, ge=1, le=10_000)
+    sync_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    sync_alert_seconds: float = Field(
+        default=60.0, gt=0, description="alert when the oldest unsynced message is older"
+    )
+    sync_reconcile_seconds: float = Field(
+        default=600.0, ge=0, description="periodic reconcile-and-repair; 0 turns it off"
+    )
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=86_400)
+    idempotency_lease_seconds: float | None = Field(
+        default=None, gt=0, description="a pending key's lease; default agent timeout + 30 s"
+    )
+    fault_crash_after_commit_every: int = Field(
+        default=0, ge=0, description="TEST ONLY: os._exit(137) after every Nth turn commit"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
+from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
 from employeevirtual.errors import Forbidden, Unauthorized
 from employeevirtual.runtime import Runtime
@@ -53,11 +54,16 @@ def _chat(runtime: RuntimeDep) -> ChatService:
     return runtime.chat
 
 
+def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
+    return runtime.idempotency
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 AccountsDep = Annotated[AccountService, Depends(_accounts)]
 AgentsDep = Annotated[AgentService, Depends(_agents)]
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
+IdempotencyDep = Annotated[IdempotencyKeys, Depends(_idempotency)]
 
 
 async def current_user(

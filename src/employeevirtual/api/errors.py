@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from employeevirtual.errors import RateLimited, ServiceError, Unauthorized
+from employeevirtual.errors import ServiceError, Unauthorized
 
 __all__ = ["install_error_handlers"]
 
@@ -18,9 +18,7 @@ log = logging.getLogger(__name__)
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    if isinstance(exc, RateLimited):
-        headers = exc.headers
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else exc.headers
     return JSONResponse(
         {"detail": exc.message, **exc.extra}, status_code=exc.status_code, headers=headers
     )

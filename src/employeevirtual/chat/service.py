@@ -8,7 +8,9 @@ transaction -> write MongoDB (idempotent; a failure there is left to the relay) 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,11 +18,16 @@ from typing import Any
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.errors import Conflict, NotFound, ServiceError
-from employeevirtual.stores.mongo.documents import DocumentStore, TurnCounters
+from employeevirtual.stores.mongo.documents import (
+    DocumentStore,
+    TurnCounters,
+    analytics_document,
+)
 from employeevirtual.stores.records import (
     AgentRecord,
     ConversationRecord,
@@ -85,12 +92,15 @@ class ChatService:
         runner: AgentRunner,
         acks: SyncAcks,
         context_messages: int,
+        crash_after_commit_every: int = 0,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.runner = runner
         self.acks = acks
         self.context_messages = context_messages
+        self.crash_after_commit_every = crash_after_commit_every  # fault tests only
+        self._commits = 0
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -101,7 +111,10 @@ class ChatService:
         message: str,
         agent_id: UUID | None,
         conversation_id: UUID | None,
+        idempotency: IdempotencyClaim | None = None,
     ) -> TurnResult:
+        """``idempotency``: the request's key, completed with the response inside the turn's
+        transaction (a failed run's 502/504 included)."""
         conversation, agent, history = await self._resolve(user, agent_id, conversation_id)
 
         failure: AgentFailure | None = None
@@ -125,9 +138,30 @@ class ChatService:
             created_at=now,
         )
         reply = self._reply(user, agent, conversation_id, outcome, failure)
-        stored, record = await self._commit(user, agent, conversation, [user_message, reply], now)
+
+        async def complete_key(
+            conn: AsyncConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            assert idempotency is not None
+            result: TurnResult | AgentRunFailed
+            if failure is not None:
+                result = AgentRunFailed(failure, conversation_id=record.id, user_message=stored[0])
+            else:
+                assert outcome is not None
+                result = TurnResult(record, stored[0], stored[1], outcome, False)
+            await idempotency.complete(conn, result, record.id)
+
+        stored, record = await self._commit(
+            user,
+            agent,
+            conversation,
+            [user_message, reply],
+            reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
+            on_commit=complete_key if idempotency is not None else None,
+        )
+        self._fault_after_commit()
         user_message, reply = stored
-        analytics = self._analytics(record, agent, reply, outcome, failure)
+        analytics = analytics_document(reply)
         in_mongo = await self._write_documents(
             record, stored, analytics, created=conversation is None
         )
@@ -218,8 +252,13 @@ class ChatService:
         conversation: ConversationRecord | None,
         new_messages: list[MessageRecord],
         now: datetime,
+        on_commit: Callable[
+            [AsyncConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
+        ]
+        | None = None,
     ) -> tuple[list[MessageRecord], ConversationRecord]:
-        """One SQL transaction: the turn's messages and the conversation's counters."""
+        """One SQL transaction: the turn's messages, the conversation's counters and whatever
+        ``on_commit`` adds (the idempotency key's response)."""
         reply = new_messages[-1]
         tokens = int(reply.metadata.get("tokens_used") or 0)
         cost = Decimal(str(reply.metadata.get("cost") or 0))
@@ -277,36 +316,26 @@ class ChatService:
             first_seq = record.message_count - count + 1
             stored = [replace(m, seq=first_seq + i) for i, m in enumerate(new_messages)]
             await MessageRepository(conn).insert_many(stored)
+            if on_commit is not None:
+                await on_commit(conn, stored, record)
         return stored, record
 
-    @staticmethod
-    def _analytics(
-        conversation: ConversationRecord,
-        agent: AgentRecord,
-        reply: MessageRecord,
-        outcome: RunOutcome | None,
-        failure: AgentFailure | None,
-    ) -> dict[str, Any]:
-        return {
-            "_id": str(reply.id),  # one run, one document, whatever the replays
-            "conversation_id": str(conversation.id),
-            "user_id": str(conversation.user_id),
-            "agent_id": str(agent.id),
-            "message_id": str(reply.id),
-            "model": agent.model,
-            "input_tokens": outcome.input_tokens if outcome else 0,
-            "output_tokens": outcome.output_tokens if outcome else 0,
-            "cost": float(outcome.cost) if outcome and outcome.cost is not None else None,
-            "execution_time": reply.metadata.get("execution_time"),
-            "status": "success" if failure is None else failure.kind,
-            "timestamp": reply.created_at,
-        }
+    def _fault_after_commit(self) -> None:
+        """TEST ONLY (EV_FAULT_CRASH_AFTER_COMMIT_EVERY): die like a SIGKILL between the SQL
+        commit and the MongoDB write, to prove the relay and the idempotency keys cover it."""
+        if not self.crash_after_commit_every:
+            return
+        self._commits += 1
+        if self._commits % self.crash_after_commit_every == 0:
+            log.critical("fault injection: exiting after SQL commit %d", self._commits)
+            logging.shutdown()
+            os._exit(137)
 
     async def _write_documents(
         self,
         conversation: ConversationRecord,
         stored: list[MessageRecord],
-        analytics: dict[str, Any],
+        analytics: dict[str, Any] | None,
         *,
         created: bool,
     ) -> bool:

@@ -9,13 +9,13 @@ before a flush) only costs an idempotent replay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.stores.sql.repositories import ConversationRepository
+from employeevirtual.sync.background import Background
 
 __all__ = ["SyncAcks", "merge_ranges"]
 
@@ -38,7 +38,7 @@ class SyncAcks:
         self.engine = engine
         self.interval = interval
         self._pending: dict[UUID, list[tuple[int, int]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("sync-acks")
 
     def ack(self, conversation_id: UUID, first_seq: int, last_seq: int) -> None:
         self._pending.setdefault(conversation_id, []).append((first_seq, last_seq))
@@ -64,13 +64,8 @@ class SyncAcks:
             await self.flush()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="sync-acks")
+        self._background.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
         await self.flush()

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from employeevirtual.api.deps import RuntimeDep
+from employeevirtual.runtime import Runtime
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -37,10 +38,29 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     except Exception as exc:
         checks["mongodb"] = {"status": "down", "error": type(exc).__name__}
     checks["mongodb"]["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    if checks["sql"]["status"] == "ok":
+        checks["sync"] = await _sync_check(runtime)
     if checks["sql"]["status"] != "ok":
         overall, code = "down", 503
-    elif checks["mongodb"]["status"] != "ok":
+    elif checks["mongodb"]["status"] != "ok" or checks["sync"]["status"] != "ok":
         overall, code = "degraded", 200
     else:
         overall, code = "ok", 200
     return JSONResponse({"status": overall, "checks": checks}, status_code=code)
+
+
+async def _sync_check(runtime: Runtime) -> dict[str, Any]:
+    """How far MongoDB is behind SQL: "lagging" past EV_SYNC_ALERT_SECONDS."""
+    try:
+        lag = await runtime.relay.measure_lag()
+    except Exception as exc:
+        return {"status": "unknown", "error": type(exc).__name__}
+    limit = runtime.settings.sync_alert_seconds
+    oldest = lag.oldest_unsynced_at
+    return {
+        "status": "lagging" if lag.seconds > limit else "ok",
+        "lag_seconds": round(lag.seconds, 3),
+        "alert_seconds": limit,
+        "conversations_behind": lag.conversations,
+        "oldest_unsynced_at": oldest.isoformat() if oldest else None,
+    }

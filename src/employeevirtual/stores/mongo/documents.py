@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 
-__all__ = ["DocumentStore", "TurnCounters", "message_document"]
+__all__ = ["DocumentStore", "TurnCounters", "analytics_document", "message_document"]
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -53,6 +53,28 @@ def message_document(message: MessageRecord) -> Document:
         "agent_id": str(message.agent_id) if message.agent_id else None,
         "metadata": {**message.metadata, "timestamp": message.created_at},
         "timestamp": message.created_at,
+    }
+
+
+def analytics_document(reply: MessageRecord) -> Document | None:
+    """The ``chat_analytics`` document of one agent run, derived from its reply alone (so the
+    relay rebuilds exactly what the turn would have written); None for a user's message."""
+    if reply.message_type not in ("agent", "error"):
+        return None
+    meta = reply.metadata
+    return {
+        "_id": str(reply.id),  # one run, one document, whatever the replays
+        "conversation_id": str(reply.conversation_id),
+        "user_id": str(reply.user_id),
+        "agent_id": str(reply.agent_id) if reply.agent_id else None,
+        "message_id": str(reply.id),
+        "model": meta.get("model_used"),
+        "input_tokens": meta.get("input_tokens") or 0,
+        "output_tokens": meta.get("output_tokens") or 0,
+        "cost": meta.get("cost"),
+        "execution_time": meta.get("execution_time"),
+        "status": "success" if reply.message_type == "agent" else meta.get("error"),
+        "timestamp": reply.created_at,
     }
 
 
@@ -90,15 +112,10 @@ class DocumentStore:
         return applied
 
     async def insert_messages(self, docs: Sequence[Document]) -> None:
-        if not docs:
-            return
-        try:
-            await self.messages.insert_many(list(docs), ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            # replayed messages are already there; any new ones were inserted (ordered=False)
+        await _insert_new(self.messages, docs)
+
+    async def insert_analytics_many(self, docs: Sequence[Document]) -> None:
+        await _insert_new(self.analytics, docs)
 
     async def _update_conversation(
         self, conversation: ConversationRecord, docs: Sequence[Document], counters: TurnCounters
@@ -187,6 +204,28 @@ class DocumentStore:
             },
         }
 
+    async def rebuild_conversation(
+        self,
+        conversation: ConversationRecord,
+        window: Sequence[MessageRecord],
+        *,
+        observed_last_seq: int | None,
+    ) -> bool:
+        """Repair: replace the document whatever it says, but only if it still is the one the
+        caller read (``metadata.last_seq`` unchanged, or still absent): a turn landing meanwhile
+        wins and the next round looks again."""
+        doc = self.conversation_document(conversation, window)
+        if observed_last_seq is None:
+            try:
+                await self.conversations.insert_one(doc)
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.conversations.replace_one(
+            {"_id": doc["_id"], "metadata.last_seq": observed_last_seq}, doc
+        )
+        return bool(result.matched_count)
+
     async def insert_analytics(self, doc: Document) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.analytics.insert_one(doc)
@@ -246,5 +285,61 @@ class DocumentStore:
             {"_id": str(conversation_id)}, {"messages": {"$slice": -self.window}}
         )
 
+    async def conversation_summaries(self, conversation_ids: Sequence[UUID]) -> dict[str, Document]:
+        """The conversation documents without their message window."""
+        cursor = self.conversations.find(
+            {"_id": {"$in": [str(c) for c in conversation_ids]}}, {"messages": 0}
+        )
+        return {d["_id"]: d async for d in cursor}
+
+    async def message_stats(self, conversation_ids: Sequence[UUID]) -> dict[str, Document]:
+        """Per conversation: how many messages ``chat_messages`` holds, and the lowest and
+        highest seq (one aggregation for a page of conversations)."""
+        pipeline: list[Document] = [
+            {"$match": {"conversation_id": {"$in": [str(c) for c in conversation_ids]}}},
+            {
+                "$group": {
+                    "_id": "$conversation_id",
+                    "count": {"$sum": 1},
+                    "min_seq": {"$min": "$seq"},
+                    "max_seq": {"$max": "$seq"},
+                }
+            },
+        ]
+        cursor = await self.messages.aggregate(pipeline)
+        return {d["_id"]: d async for d in cursor}
+
+    async def message_ids(self, conversation_id: UUID) -> dict[str, int]:
+        """Every message id ``chat_messages`` holds for a conversation, and its seq."""
+        cursor = self.messages.find({"conversation_id": str(conversation_id)}, {"seq": 1})
+        return {d["_id"]: d["seq"] async for d in cursor}
+
+    async def delete_messages(self, message_ids: Sequence[str]) -> None:
+        if message_ids:
+            await self.messages.delete_many({"_id": {"$in": list(message_ids)}})
+
+    async def conversation_ids_after(self, after: str | None, limit: int) -> list[str]:
+        """Ids of the conversation documents, in order, a page at a time."""
+        match: Document = {} if after is None else {"_id": {"$gt": after}}
+        docs = self.conversations.find(match, {"_id": 1}).sort("_id").limit(limit)
+        return [d["_id"] async for d in docs]
+
+    async def message_conversation_ids(self) -> list[str]:
+        """Every conversation id ``chat_messages`` mentions (a full scan: the deep check's)."""
+        return sorted(await self.messages.distinct("conversation_id"))
+
     async def ping(self) -> None:
         await self.db.command("ping")
+
+
+async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:
+    """Insert what is not there yet: replayed documents (same ``_id``) are skipped."""
+    if not docs:
+        return
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        # replayed documents are already there; any new ones were inserted (ordered=False)

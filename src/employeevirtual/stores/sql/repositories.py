@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from employeevirtual.stores.records import (
@@ -20,13 +21,23 @@ from employeevirtual.stores.records import (
     MessageRecord,
     UserRecord,
 )
-from employeevirtual.stores.sql.tables import agents, audit_log, conversations, messages, users
+from employeevirtual.stores.sql.tables import (
+    agents,
+    audit_log,
+    conversations,
+    idempotency_keys,
+    messages,
+    users,
+)
 
 __all__ = [
     "AgentRepository",
     "AuditRepository",
     "ConversationRepository",
+    "IdempotencyRepository",
     "MessageRepository",
+    "StoredKey",
+    "SyncRepository",
     "UserRepository",
 ]
 
@@ -424,3 +435,220 @@ class AuditRepository:
                 created_at=now,
             )
         )
+
+
+# Dialects that can claim rows past other workers' locks; elsewhere (SQLite) one relay runs.
+SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mssql", "oracle", "mysql", "mariadb"})
+
+
+class SyncRepository:
+    """What the relay and the reconciler read and move in SQL."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    @property
+    def can_skip_locked(self) -> bool:
+        return self.conn.dialect.name in SKIP_LOCKED_DIALECTS
+
+    async def unsynced(
+        self, *, idle_before: datetime, limit: int, claim: bool
+    ) -> list[ConversationRecord]:
+        """Conversations that owe MongoDB messages and had no turn since ``idle_before``, oldest
+        activity first. ``claim`` locks them for this transaction, skipping rows another relay
+        (or a turn) holds: ``FOR UPDATE SKIP LOCKED``, or ``UPDLOCK, READPAST`` on SQL Server
+        (SQLAlchemy renders no FOR UPDATE there, so the hint is given explicitly)."""
+        c = conversations.c
+        query = (
+            select(conversations)
+            .where(c.synced_seq < c.message_count, c.last_message_at < idle_before)
+            .order_by(c.last_message_at)
+            .limit(limit)
+        )
+        if claim:
+            query = query.with_for_update(skip_locked=True).with_hint(
+                conversations, "WITH (UPDLOCK, READPAST, ROWLOCK)", dialect_name="mssql"
+            )
+        return [_conversation(r) for r in await self.conn.execute(query)]
+
+    async def advance(self, conversation_id: UUID, *, to_seq: int) -> bool:
+        """Record that MongoDB holds every message up to ``to_seq``. Only ever moves forward:
+        a compare-and-set against whatever another relay or the acks wrote meanwhile."""
+        c = conversations.c
+        result = await self.conn.execute(
+            update(conversations)
+            .where(c.id == conversation_id, c.synced_seq < to_seq, c.message_count >= to_seq)
+            .values(synced_seq=to_seq)
+        )
+        return _rowcount(result) > 0
+
+    async def oldest_unsynced(self) -> tuple[datetime | None, int]:
+        """When the oldest message MongoDB does not have yet was written, and how many
+        conversations owe messages."""
+        c, m = conversations.c, messages.c
+        query = (
+            select(func.min(m.created_at), func.count())
+            .select_from(
+                conversations.join(
+                    messages, and_(m.conversation_id == c.id, m.seq == c.synced_seq + 1)
+                )
+            )
+            .where(c.synced_seq < c.message_count)
+        )
+        row = (await self.conn.execute(query)).one()
+        oldest: datetime | None = row[0]  # MIN() keeps the column's type: aware UTC
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return oldest, int(row[1])
+
+    async def conversations_page(
+        self, *, after: UUID | None, limit: int, idle_before: datetime
+    ) -> list[ConversationRecord]:
+        """All conversations in id order (keyset pages), except those with a turn in flight."""
+        c = conversations.c
+        query = select(conversations).where(
+            or_(c.last_message_at.is_(None), c.last_message_at < idle_before)
+        )
+        if after is not None:
+            query = query.where(c.id > after)
+        query = query.order_by(c.id).limit(limit)
+        return [_conversation(r) for r in await self.conn.execute(query)]
+
+    async def get(self, conversation_id: UUID) -> ConversationRecord | None:
+        query = select(conversations).where(conversations.c.id == conversation_id)
+        row = (await self.conn.execute(query)).first()
+        return _conversation(row) if row else None
+
+    async def existing(self, conversation_ids: Sequence[UUID]) -> set[UUID]:
+        if not conversation_ids:
+            return set()
+        query = select(conversations.c.id).where(conversations.c.id.in_(conversation_ids))
+        return {row[0] for row in await self.conn.execute(query)}
+
+    async def message_ids(self, conversation_id: UUID) -> dict[UUID, int]:
+        """Every message id of a conversation and its seq."""
+        m = messages.c
+        query = select(m.id, m.seq).where(m.conversation_id == conversation_id)
+        return {row[0]: row[1] for row in await self.conn.execute(query)}
+
+    async def messages_by_id(self, ids: Sequence[UUID]) -> list[MessageRecord]:
+        if not ids:
+            return []
+        query = select(messages).where(messages.c.id.in_(ids)).order_by(messages.c.seq)
+        return [_message(r) for r in await self.conn.execute(query)]
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    fingerprint: str
+    status: str
+    token: UUID
+    locked_until: datetime | None
+    response_status: int | None
+    response_body: str | None
+
+
+class IdempotencyRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def insert_pending(
+        self,
+        *,
+        user_id: UUID,
+        key: str,
+        fingerprint: str,
+        token: UUID,
+        now: datetime,
+        locked_until: datetime,
+    ) -> None:
+        """Raises IntegrityError when the key exists: run it in a transaction of its own."""
+        await self.conn.execute(
+            insert(idempotency_keys).values(
+                user_id=user_id,
+                key=key,
+                fingerprint=fingerprint,
+                status="pending",
+                token=token,
+                locked_until=locked_until,
+                created_at=now,
+            )
+        )
+
+    async def get(self, *, user_id: UUID, key: str) -> StoredKey | None:
+        k = idempotency_keys.c
+        row = (
+            await self.conn.execute(
+                select(
+                    k.fingerprint,
+                    k.status,
+                    k.token,
+                    k.locked_until,
+                    k.response_status,
+                    k.response_body,
+                ).where(k.user_id == user_id, k.key == key)
+            )
+        ).first()
+        return StoredKey(*row) if row else None
+
+    async def take_over(
+        self, *, user_id: UUID, key: str, old_token: UUID, token: UUID, locked_until: datetime
+    ) -> bool:
+        """Take a pending key whose lease ran out (its owner died), fenced by the old token."""
+        k = idempotency_keys.c
+        result = await self.conn.execute(
+            update(idempotency_keys)
+            .where(k.user_id == user_id, k.key == key, k.token == old_token, k.status == "pending")
+            .values(token=token, locked_until=locked_until)
+        )
+        return _rowcount(result) > 0
+
+    async def complete(
+        self,
+        *,
+        user_id: UUID,
+        key: str,
+        token: UUID,
+        status: int,
+        body: str,
+        conversation_id: UUID | None,
+        now: datetime,
+    ) -> bool:
+        """Store the response; False when this owner lost the key (the caller must roll back)."""
+        k = idempotency_keys.c
+        result = await self.conn.execute(
+            update(idempotency_keys)
+            .where(k.user_id == user_id, k.key == key, k.token == token, k.status == "pending")
+            .values(
+                status="complete",
+                response_status=status,
+                response_body=body,
+                conversation_id=conversation_id,
+                completed_at=now,
+                locked_until=None,
+            )
+        )
+        return _rowcount(result) > 0
+
+    async def release(self, *, user_id: UUID, key: str, token: UUID) -> None:
+        k = idempotency_keys.c
+        await self.conn.execute(
+            delete(idempotency_keys).where(
+                k.user_id == user_id, k.key == key, k.token == token, k.status == "pending"
+            )
+        )
+
+    async def purge(self, *, created_before: datetime, now: datetime) -> int:
+        """Drop keys older than the retention, except a pending one still under its lease."""
+        k = idempotency_keys.c
+        result = await self.conn.execute(
+            delete(idempotency_keys).where(
+                k.created_at < created_before,
+                or_(k.status == "complete", k.locked_until < now, k.locked_until.is_(None)),
+            )
+        )
+        return _rowcount(result)

@@ -31,6 +31,7 @@ __all__ = [
     "api_keys",
     "audit_log",
     "conversations",
+    "idempotency_keys",
     "messages",
     "metadata",
     "users",
@@ -107,6 +108,13 @@ conversations = Table(
     Index("IX_conversations_agent_id", "agent_id"),
     Index("IX_conversations_status", "status"),
     Index("IX_conversations_last_message", "last_message_at"),
+    # the relay's work list (not on SQL Server: its filtered indexes cannot compare columns)
+    Index(
+        "IX_conversations_unsynced",
+        "last_message_at",
+        postgresql_where=text("synced_seq < message_count"),
+        sqlite_where=text("synced_seq < message_count"),
+    ),
 )
 
 messages = Table(
@@ -157,4 +165,23 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
     Index("IX_api_keys_user_id", "user_id"),
+)
+
+# One row per (user, Idempotency-Key) of POST /api/chat/agent: 'pending' while its owner (``token``)
+# holds the lease, 'complete' with the response once the turn committed (same transaction).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("empl.users.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("token", Uuid, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", Unicode(), nullable=True),
+    Column("conversation_id", Uuid, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Index("IX_idempotency_keys_created_at", "created_at"),
 )

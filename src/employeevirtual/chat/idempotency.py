@@ -1,0 +1,181 @@
+"""Idempotency keys for chat turns (IETF httpapi ``Idempotency-Key`` draft, Stripe's practice).
+
+A key belongs to one user. ``claim`` inserts it as *pending* in a small transaction of its own,
+before the agent runs, so a concurrent duplicate finds it and gets 409 instead of running the
+agent a second time. The turn's own SQL transaction completes it with the response (status and
+body), fenced by the claim's token: acknowledged still means committed, and a retry after that
+replays the stored response. A request that ends before its commit releases the key. A pending key
+whose owner died is taken over once its lease runs out; if the old owner was only slow, its
+commit finds the token changed and rolls back, so the turn still happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from employeevirtual.errors import Conflict, InvalidInput
+from employeevirtual.stores.sql.repositories import IdempotencyRepository
+from employeevirtual.sync.background import Background
+
+__all__ = ["IdempotencyClaim", "IdempotencyKeys", "StoredResponse", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+KEY_MAX = 255
+
+
+def fingerprint(**fields: Any) -> str:
+    """A digest of what makes two requests the same request (field order and form aside)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: str
+
+
+@dataclass(slots=True)
+class IdempotencyClaim:
+    """A key this request holds. ``render`` turns the turn's outcome (a result or the failure
+    raised for it) into the response to store; ``response`` is set once the turn committed."""
+
+    user_id: UUID
+    key: str
+    token: UUID
+    render: Callable[[Any], StoredResponse]
+    response: StoredResponse | None = field(default=None)
+
+    async def complete(self, conn: AsyncConnection, outcome: Any, conversation_id: UUID) -> None:
+        """Inside the turn's transaction; raises Conflict (rolling the turn back) when the key
+        was taken over meanwhile."""
+        response = self.render(outcome)
+        stored = await IdempotencyRepository(conn).complete(
+            user_id=self.user_id,
+            key=self.key,
+            token=self.token,
+            status=response.status,
+            body=response.body,
+            conversation_id=conversation_id,
+            now=datetime.now(UTC),
+        )
+        if not stored:
+            raise Conflict(
+                "this Idempotency-Key was taken over by a retry after its lease ran out; "
+                "nothing was written by this request"
+            )
+        self.response = response
+
+
+class IdempotencyKeys:
+    def __init__(self, engine: AsyncEngine, *, lease_seconds: float, ttl_seconds: float) -> None:
+        self.engine = engine
+        self.lease = timedelta(seconds=lease_seconds)
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self._background = Background("idempotency-purge")
+
+    async def claim(
+        self,
+        *,
+        user_id: UUID,
+        key: str,
+        request_fingerprint: str,
+        render: Callable[[Any], StoredResponse],
+    ) -> IdempotencyClaim | StoredResponse:
+        """The claim to run the request under, or the stored response to replay.
+
+        Raises InvalidInput (422) when the key was used for a different request, Conflict (409)
+        while another request with the key is still running."""
+        if not key or len(key) > KEY_MAX or not key.isprintable() or not key.isascii():
+            raise InvalidInput(f"Idempotency-Key must be 1 to {KEY_MAX} printable ASCII characters")
+        token = uuid.uuid4()
+        for _ in range(3):
+            now = datetime.now(UTC)
+            try:
+                async with self.engine.begin() as conn:
+                    await IdempotencyRepository(conn).insert_pending(
+                        user_id=user_id,
+                        key=key,
+                        fingerprint=request_fingerprint,
+                        token=token,
+                        now=now,
+                        locked_until=now + self.lease,
+                    )
+                return IdempotencyClaim(user_id, key, token, render)
+            except IntegrityError:
+                pass
+            async with self.engine.begin() as conn:
+                repo = IdempotencyRepository(conn)
+                stored = await repo.get(user_id=user_id, key=key)
+                if stored is None:
+                    continue  # released or purged meanwhile: try to insert again
+                if stored.fingerprint != request_fingerprint:
+                    raise InvalidInput(
+                        "this Idempotency-Key was already used for a different request; "
+                        "use a new key for a new request"
+                    )
+                if stored.status == "complete":
+                    assert stored.response_status is not None
+                    return StoredResponse(stored.response_status, stored.response_body or "")
+                if stored.locked_until is not None and stored.locked_until > now:
+                    raise Conflict(
+                        "a request with this Idempotency-Key is still being processed; "
+                        "retry shortly to get its response",
+                        headers={"Retry-After": "1"},
+                    )
+                if await repo.take_over(
+                    user_id=user_id,
+                    key=key,
+                    old_token=stored.token,
+                    token=token,
+                    locked_until=now + self.lease,
+                ):
+                    log.warning("took over Idempotency-Key whose lease expired (user %s)", user_id)
+                    return IdempotencyClaim(user_id, key, token, render)
+        raise Conflict(
+            "this Idempotency-Key is contended; retry shortly", headers={"Retry-After": "1"}
+        )
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        """The request ended without committing: let a retry run it."""
+        try:
+            async with self.engine.begin() as conn:
+                await IdempotencyRepository(conn).release(
+                    user_id=claim.user_id, key=claim.key, token=claim.token
+                )
+        except SQLAlchemyError as exc:  # the lease frees it later
+            log.warning("could not release an Idempotency-Key: %s", type(exc).__name__)
+
+    async def purge(self, *, now: datetime | None = None) -> int:
+        now = now or datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            return await IdempotencyRepository(conn).purge(created_before=now - self.ttl, now=now)
+
+    async def _loop(self, interval: float) -> None:
+        while True:
+            try:
+                purged = await self.purge()
+                if purged:
+                    log.info("purged %d expired Idempotency-Key(s)", purged)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("Idempotency-Key purge failed: %s", type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    def start(self, interval: float = 3600.0) -> None:
+        self._background.start(lambda: self._loop(interval))
+
+    async def stop(self) -> None:
+        await self._background.stop()

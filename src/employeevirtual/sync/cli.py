@@ -1,0 +1,163 @@
+"""``employeevirtual sync run|check|repair``: the relay and the reconciler from the command line.
+
+Mounted by the main CLI with ``app.add_typer(sync_app, name="sync")``; also runnable alone as
+``python -m employeevirtual.sync.cli``. Settings come from the same ``EV_*`` variables as the
+server. Without ``EV_MONGODB_URL`` the embedded SecantusDB is started on the data directory, which
+only works while the server is not running (the server owns it then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.client import connect
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.sql.engine import create_engine
+from employeevirtual.stores.sql.migrate import upgrade
+from employeevirtual.sync.reconcile import Reconciler, ReconcileReport
+from employeevirtual.sync.relay import Relay
+
+__all__ = ["sync_app"]
+
+sync_app = typer.Typer(
+    name="sync", help="Keep MongoDB in step with SQL: relay, check, repair.", no_args_is_help=True
+)
+console = Console()
+
+
+@dataclass
+class SyncTools:
+    relay: Relay
+    reconciler: Reconciler
+
+
+@asynccontextmanager
+async def _tools() -> AsyncIterator[SyncTools]:
+    """Only what syncing needs (no agents, no web app): the relay process starts quickly."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = create_engine(settings.sql_url, schema=settings.database_schema)
+    secantus: SecantusServer | None = None
+    try:
+        await upgrade(engine)
+        if settings.mongodb_url is not None:
+            url = settings.mongodb_url.get_secret_value()
+        else:
+            secantus = SecantusServer(
+                storage_path=str(settings.data_dir / "mongodb"),
+                log_path=str(settings.data_dir / "secantus.log"),
+            )
+            await secantus.start()
+            url = secantus.url
+        mongo = connect(url, timeout_ms=settings.mongodb_timeout_ms)
+        try:
+            documents = DocumentStore(
+                mongo[settings.mongodb_database], window=settings.conversation_window
+            )
+            yield SyncTools(
+                Relay.from_settings(settings, engine, documents),
+                Reconciler.from_settings(settings, engine, documents),
+            )
+        finally:
+            await mongo.close()
+    finally:
+        await engine.dispose()
+        if secantus is not None:
+            await secantus.stop()
+
+
+@sync_app.command("run")
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="replay what is owed now, then exit")
+    ] = False,
+) -> None:
+    """Run the relay (as the server does in the background) until SIGTERM or Ctrl-C."""
+
+    async def main() -> None:
+        async with _tools() as tools:
+            if once:
+                await tools.relay.drain()
+                lag = await tools.relay.measure_lag()
+                console.print(
+                    f"relay done; {lag.conversations} conversation(s) still behind "
+                    f"(lag {lag.seconds:.1f} s)"
+                )
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            tools.relay.start()
+            try:
+                await stop.wait()
+            finally:
+                await tools.relay.stop()
+
+    asyncio.run(main())
+
+
+def _print(report: ReconcileReport, *, repaired: bool) -> None:
+    if report.clean:
+        console.print(f"[green]{report.conversations} conversation(s) checked: stores agree[/]")
+        return
+    table = Table(title="SQL vs MongoDB", show_lines=False)
+    table.add_column("conversation")
+    table.add_column("drift")
+    table.add_column("detail")
+    if repaired:
+        table.add_column("repaired")
+    for d in report.drifts:
+        row = [d.conversation_id, d.kind, d.detail]
+        if repaired:
+            row.append("yes" if d.repaired else "[red]no[/]")
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{report.conversations} conversation(s) checked, {len(report.drifts)} drift(s)")
+
+
+QUICK = typer.Option("--quick", help="compare counts; read ids only where they differ")
+
+
+def _reconcile(*, repair: bool, quick: bool) -> ReconcileReport:
+    async def main() -> ReconcileReport:
+        async with _tools() as tools:
+            return await tools.reconciler.run(repair=repair, deep=not quick)
+
+    report = asyncio.run(main())
+    _print(report, repaired=repair)
+    return report
+
+
+@sync_app.command("check")
+def check(quick: Annotated[bool, QUICK] = False) -> None:
+    """Compare both stores conversation by conversation; exit 1 when they differ."""
+    report = _reconcile(repair=False, quick=quick)
+    raise typer.Exit(0 if report.clean else 1)
+
+
+@sync_app.command("repair")
+def repair(quick: Annotated[bool, QUICK] = False) -> None:
+    """Fix every difference, SQL being the source of truth; exit 1 if some could not be."""
+    report = _reconcile(repair=True, quick=quick)
+    raise typer.Exit(0 if all(d.repaired for d in report.drifts) else 1)
+
+
+if __name__ == "__main__":
+    sync_app()

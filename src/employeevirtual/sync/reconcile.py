@@ -1,0 +1,304 @@
+"""The reconciler: both stores compared conversation by conversation, and repaired from SQL.
+
+SQL is the source of truth for messages and conversation metadata; MongoDB's counters are
+recomputed from it. Conversations with a turn in the last ``grace`` seconds are left for the next
+round. A quick round compares counts and counters (one aggregation per page of conversations) and
+reads message ids only where the counts disagree; a deep round reads every id and also looks for
+messages whose conversation is gone from SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.documents import DocumentStore, message_document
+from employeevirtual.stores.records import ConversationRecord
+from employeevirtual.stores.sql.repositories import MessageRepository, SyncRepository
+from employeevirtual.sync.background import Background
+
+__all__ = ["Drift", "ReconcileReport", "Reconciler"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    conversation_id: str
+    kind: str  # missing_messages, extra_messages, seq_mismatch, missing_document, counters,
+    # orphan, sync_marker
+    detail: str
+    repaired: bool = False
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    conversations: int = 0
+    drifts: list[Drift] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.drifts
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one conversation needs, found by the comparison."""
+
+    drifts: list[Drift] = field(default_factory=list)
+    delete_ids: list[str] = field(default_factory=list)
+    insert_ids: list[UUID] = field(default_factory=list)
+    rebuild: bool = False
+    observed_last_seq: int | None = None
+
+
+def _close(a: Any, b: Any) -> bool:
+    try:
+        return bool(math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6))
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_instant(a: datetime | None, b: Any) -> bool:
+    if a is None or not isinstance(b, datetime):
+        return a is None and b is None
+    other: datetime = b if b.tzinfo else b.replace(tzinfo=UTC)
+    return abs((a - other).total_seconds()) < 0.001
+
+
+class Reconciler:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        documents: DocumentStore,
+        *,
+        grace_seconds: float = 2.0,
+        page_size: int = 200,
+        interval: float = 600.0,
+    ) -> None:
+        self.engine = engine
+        self.documents = documents
+        self.grace = timedelta(seconds=grace_seconds)
+        self.page_size = page_size
+        self.interval = interval
+        self._background = Background("sync-reconcile")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine: AsyncEngine, documents: DocumentStore
+    ) -> Reconciler:
+        return cls(
+            engine,
+            documents,
+            grace_seconds=settings.sync_grace_seconds,
+            interval=settings.sync_reconcile_seconds,
+        )
+
+    async def run(self, *, repair: bool, deep: bool = True) -> ReconcileReport:
+        report = ReconcileReport()
+        idle_before = datetime.now(UTC) - self.grace
+        after: UUID | None = None
+        while True:
+            async with self.engine.connect() as conn:
+                page = await SyncRepository(conn).conversations_page(
+                    after=after, limit=self.page_size, idle_before=idle_before
+                )
+            if not page:
+                break
+            after = page[-1].id
+            report.conversations += len(page)
+            report.drifts.extend(await self._page(page, repair=repair, deep=deep))
+        report.drifts.extend(await self._orphans(repair=repair, deep=deep))
+        return report
+
+    async def _page(
+        self, page: Sequence[ConversationRecord], *, repair: bool, deep: bool
+    ) -> list[Drift]:
+        ids = [c.id for c in page]
+        summaries = await self.documents.conversation_summaries(ids)
+        stats = await self.documents.message_stats(ids)
+        drifts: list[Drift] = []
+        for conversation in page:
+            cid = str(conversation.id)
+            plan = await self._compare(conversation, summaries.get(cid), stats.get(cid), deep=deep)
+            if repair and plan.drifts:
+                fixed = await self._repair(conversation, plan)
+                plan.drifts = [
+                    Drift(d.conversation_id, d.kind, d.detail, repaired=fixed) for d in plan.drifts
+                ]
+            drifts.extend(plan.drifts)
+        return drifts
+
+    async def _compare(
+        self,
+        conversation: ConversationRecord,
+        summary: dict[str, Any] | None,
+        stats: dict[str, Any] | None,
+        *,
+        deep: bool,
+    ) -> _Plan:
+        plan = _Plan()
+        cid, count = str(conversation.id), conversation.message_count
+
+        def drift(kind: str, detail: str) -> None:
+            plan.drifts.append(Drift(cid, kind, detail))
+
+        held = stats["count"] if stats else 0
+        bounds = (stats["min_seq"], stats["max_seq"]) if stats else (None, None)
+        if deep or held != count or (count and bounds != (1, count)):
+            # MongoDB first: a turn committing meanwhile then shows as missing there (replayed,
+            # harmless), never as extra (which repair would delete)
+            mongo_ids = await self.documents.message_ids(conversation.id)
+            async with self.engine.connect() as conn:
+                in_sql = await SyncRepository(conn).message_ids(conversation.id)
+            sql_ids = {str(k): v for k, v in in_sql.items()}
+            missing = sorted(set(sql_ids) - set(mongo_ids), key=sql_ids.__getitem__)
+            extra = sorted(set(mongo_ids) - set(sql_ids), key=mongo_ids.__getitem__)
+            moved = [i for i in set(sql_ids) & set(mongo_ids) if sql_ids[i] != mongo_ids[i]]
+            if missing:
+                seqs = [sql_ids[i] for i in missing]
+                drift("missing_messages", f"{len(missing)} not in MongoDB (seq {_span(seqs)})")
+            if extra:
+                seqs = [mongo_ids[i] for i in extra]
+                drift("extra_messages", f"{len(extra)} not in SQL (seq {_span(seqs)})")
+            if moved:
+                drift("seq_mismatch", f"{len(moved)} with another seq than in SQL")
+            plan.delete_ids = extra + moved
+            plan.insert_ids = [UUID(i) for i in missing + moved]
+        if summary is None:
+            drift("missing_document", "no chat_conversations document")
+            plan.rebuild = True
+        else:
+            meta = summary.get("metadata") or {}
+            plan.observed_last_seq = meta.get("last_seq")
+            expected = {
+                "message_count": count,
+                "total_tokens": conversation.total_tokens,
+                "agent_runs": conversation.agent_runs,
+                "last_seq": count,
+            }
+            wrong = [f"{k} {meta.get(k)}!={v}" for k, v in expected.items() if meta.get(k) != v]
+            if not _close(meta.get("total_cost"), conversation.total_cost):
+                wrong.append(f"total_cost {meta.get('total_cost')}!={conversation.total_cost}")
+            last_activity = conversation.last_message_at or conversation.created_at
+            if not _same_instant(last_activity, meta.get("last_activity")):
+                wrong.append(f"last_activity {meta.get('last_activity')}!={last_activity}")
+            if meta.get("status") != conversation.status or summary.get("title") != (
+                conversation.title
+            ):
+                wrong.append("title/status")
+            if wrong:
+                drift("counters", "; ".join(wrong))
+                plan.rebuild = True
+        if not plan.drifts and conversation.synced_seq < count:
+            drift("sync_marker", f"synced_seq {conversation.synced_seq} < {count}, stores agree")
+        return plan
+
+    async def _repair(self, conversation: ConversationRecord, plan: _Plan) -> bool:
+        try:
+            await self.documents.delete_messages(plan.delete_ids)
+            for start in range(0, len(plan.insert_ids), 500):
+                async with self.engine.connect() as conn:
+                    records = await SyncRepository(conn).messages_by_id(
+                        plan.insert_ids[start : start + 500]
+                    )
+                await self.documents.insert_messages([message_document(m) for m in records])
+            if plan.rebuild:
+                async with self.engine.connect() as conn:
+                    # fresh: a turn may have committed since the page was read
+                    fresh = await SyncRepository(conn).get(conversation.id) or conversation
+                    window = await MessageRepository(conn).page(
+                        fresh.id, before_seq=fresh.message_count + 1, limit=self.documents.window
+                    )
+                if not await self.documents.rebuild_conversation(
+                    fresh, window, observed_last_seq=plan.observed_last_seq
+                ):
+                    return False  # a turn landed meanwhile: the next round looks again
+            async with self.engine.begin() as conn:  # as far as this comparison saw, no further
+                await SyncRepository(conn).advance(
+                    conversation.id, to_seq=conversation.message_count
+                )
+        except (PyMongoError, SQLAlchemyError) as exc:
+            log.warning("repair of %s failed: %s", conversation.id, type(exc).__name__)
+            return False
+        return True
+
+    async def _orphans(self, *, repair: bool, deep: bool) -> list[Drift]:
+        """MongoDB conversations whose SQL conversation was deleted."""
+        drifts: list[Drift] = []
+        after: str | None = None
+        candidates: list[str] = []
+        while True:
+            page = await self.documents.conversation_ids_after(after, self.page_size)
+            if not page:
+                break
+            after = page[-1]
+            candidates.extend(await self._missing_in_sql(page))
+        if deep:
+            known = set(candidates)
+            ids = await self.documents.message_conversation_ids()
+            for start in range(0, len(ids), self.page_size):
+                chunk = ids[start : start + self.page_size]
+                candidates.extend(c for c in await self._missing_in_sql(chunk) if c not in known)
+        for cid in candidates:
+            repaired = False
+            if repair:
+                try:
+                    await self.documents.delete_conversation(UUID(cid))
+                    repaired = True
+                except PyMongoError as exc:
+                    log.warning("could not delete orphan %s: %s", cid, type(exc).__name__)
+            drifts.append(Drift(cid, "orphan", "in MongoDB, not in SQL", repaired=repaired))
+        return drifts
+
+    async def _missing_in_sql(self, ids: Sequence[str]) -> list[str]:
+        parsed: dict[UUID, str] = {}
+        for cid in ids:
+            with contextlib.suppress(ValueError):
+                parsed[UUID(cid)] = cid
+        async with self.engine.connect() as conn:
+            existing = await SyncRepository(conn).existing(list(parsed))
+        return [cid for uid, cid in parsed.items() if uid not in existing]
+
+    # -- periodic -----------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                report = await self.run(repair=True, deep=False)
+            except (PyMongoError, SQLAlchemyError, OSError) as exc:
+                log.warning("reconcile round failed: %s", type(exc).__name__)
+                continue
+            for d in report.drifts:
+                log.warning(
+                    "reconcile: %s %s (%s)%s",
+                    d.conversation_id,
+                    d.kind,
+                    d.detail,
+                    " repaired" if d.repaired else "",
+                )
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._background.start(self.run_forever)
+
+    async def stop(self) -> None:
+        await self._background.stop()
+
+
+def _span(seqs: Sequence[int]) -> str:
+    seqs = sorted(seqs)
+    return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}..{seqs[-1]}"

@@ -1,0 +1,275 @@
+"""The relay: replays into MongoDB what SQL committed and MongoDB does not have yet.
+
+A conversation owes MongoDB messages while ``synced_seq < message_count``. A pass takes the
+conversations idle for ``grace`` seconds (so a turn in flight acknowledges its own write), copies
+their missing messages in bounded batches (``insert_messages`` is idempotent), rebuilds the
+conversation document from SQL (guarded: a newer turn is never clobbered) and moves ``synced_seq``
+forward with a compare-and-set. The runs' ``chat_analytics`` documents are rebuilt from the
+replies (same ids: idempotent too). Several relays may run at once: on PostgreSQL and SQL
+Server each claims its conversations with ``SKIP LOCKED``/``READPAST`` and holds them for the
+pass; on SQLite (one writer at a time, so no lock is held across MongoDB calls) the
+compare-and-set keeps a second relay harmless, only wasteful.
+
+The same loop watches the lag: when the oldest unsynced message is older than ``alert_seconds`` it
+logs an ERROR and writes a ``system_logs`` document (again every ``alert_seconds`` while it lasts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.documents import (
+    DocumentStore,
+    analytics_document,
+    message_document,
+)
+from employeevirtual.stores.records import ConversationRecord
+from employeevirtual.stores.sql.repositories import (
+    SKIP_LOCKED_DIALECTS,
+    MessageRepository,
+    SyncRepository,
+)
+from employeevirtual.sync.background import Background
+
+__all__ = ["Relay", "RelayPass", "SyncLag"]
+
+log = logging.getLogger(__name__)
+
+Opener = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+FAILURES = (PyMongoError, SQLAlchemyError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPass:
+    conversations: int  # claimed
+    advanced: int  # whose synced_seq moved (the others: a newer document guarded itself)
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLag:
+    oldest_unsynced_at: datetime | None
+    conversations: int
+    seconds: float
+
+
+class Relay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        documents: DocumentStore,
+        *,
+        batch_size: int = 200,
+        claim_size: int = 20,
+        grace_seconds: float = 2.0,
+        interval: float = 1.0,
+        max_backoff: float = 30.0,
+        alert_seconds: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.documents = documents
+        self.batch_size = batch_size
+        self.claim_size = claim_size
+        self.grace = timedelta(seconds=grace_seconds)
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self.alert_seconds = alert_seconds
+        self.lag: SyncLag | None = None
+        self._alerted_at: float | None = None
+        self._background = Background("sync-relay")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine: AsyncEngine, documents: DocumentStore
+    ) -> Relay:
+        return cls(
+            engine,
+            documents,
+            batch_size=settings.sync_batch_size,
+            grace_seconds=settings.sync_grace_seconds,
+            interval=settings.sync_interval_seconds,
+            max_backoff=settings.sync_max_backoff_seconds,
+            alert_seconds=settings.sync_alert_seconds,
+        )
+
+    @property
+    def locks_rows(self) -> bool:
+        return self.engine.dialect.name in SKIP_LOCKED_DIALECTS
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    async def run_once(self, *, now: datetime | None = None) -> RelayPass:
+        """Replay up to ``claim_size`` conversations. Raises when a store fails, after keeping
+        what was done before the failure: the loop then backs off."""
+        idle_before = (now or datetime.now(UTC)) - self.grace
+        if self.locks_rows:
+            async with self.engine.begin() as conn:
+                claimed = await SyncRepository(conn).unsynced(
+                    idle_before=idle_before, limit=self.claim_size, claim=True
+                )
+                if claimed:
+                    await self.documents.ping()  # fail fast, before holding locks for long
+
+                @asynccontextmanager
+                async def same() -> AsyncIterator[AsyncConnection]:
+                    yield conn
+
+                result, error = await self._replay_all(claimed, read=same, write=same)
+        else:
+            async with self.engine.connect() as conn:
+                claimed = await SyncRepository(conn).unsynced(
+                    idle_before=idle_before, limit=self.claim_size, claim=False
+                )
+            result, error = await self._replay_all(
+                claimed, read=self.engine.connect, write=self.engine.begin
+            )
+        if error is not None:
+            raise error
+        return result
+
+    async def _replay_all(
+        self, claimed: list[ConversationRecord], *, read: Opener, write: Opener
+    ) -> tuple[RelayPass, PyMongoError | None]:
+        messages = advanced = 0
+        error: PyMongoError | None = None
+        for conversation in claimed:
+            try:
+                copied, moved = await self.replay(conversation, read=read, write=write)
+            except PyMongoError as exc:  # keep the conversations done so far (same transaction)
+                error = exc
+                break
+            messages += copied
+            advanced += moved
+        return RelayPass(len(claimed), advanced, messages), error
+
+    async def replay(
+        self, conversation: ConversationRecord, *, read: Opener, write: Opener
+    ) -> tuple[int, bool]:
+        """Copy one conversation's missing messages and rebuild its document. Returns how many
+        messages were copied and whether ``synced_seq`` could move."""
+        cid, last = conversation.id, conversation.message_count
+        after, copied = conversation.synced_seq, 0
+        while after < last:
+            async with read() as conn:
+                batch = await MessageRepository(conn).after(
+                    cid, after_seq=after, limit=min(self.batch_size, last - after)
+                )
+            if not batch:
+                break
+            await self.documents.insert_messages([message_document(m) for m in batch])
+            runs = [doc for m in batch if (doc := analytics_document(m)) is not None]
+            await self.documents.insert_analytics_many(runs)
+            after, copied = batch[-1].seq, copied + len(batch)
+        async with read() as conn:
+            window = await MessageRepository(conn).page(
+                cid, before_seq=last + 1, limit=self.documents.window
+            )
+        applied = await self.documents.replace_conversation(conversation, window)
+        if applied and after >= last:
+            async with write() as conn:
+                await SyncRepository(conn).advance(cid, to_seq=last)
+        return copied, applied
+
+    # -- the lag and its alert ----------------------------------------------------------------
+
+    async def measure_lag(self, *, now: datetime | None = None) -> SyncLag:
+        async with self.engine.connect() as conn:
+            oldest, count = await SyncRepository(conn).oldest_unsynced()
+        now = now or datetime.now(UTC)
+        seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        self.lag = SyncLag(oldest, count, seconds)
+        return self.lag
+
+    async def check_alert(self) -> None:
+        lag = await self.measure_lag()
+        loop = asyncio.get_running_loop()
+        if lag.seconds <= self.alert_seconds:
+            if self._alerted_at is not None:
+                self._alerted_at = None
+                log.warning("sync lag recovered: MongoDB has caught up with SQL")
+                await self._system_log("WARNING", "sync_lag_recovered", "MongoDB caught up", lag)
+            return
+        if self._alerted_at is not None and loop.time() - self._alerted_at < self.alert_seconds:
+            return
+        self._alerted_at = loop.time()
+        message = (
+            f"sync lag alert: the oldest message not yet in MongoDB is {lag.seconds:.0f} s old "
+            f"(limit {self.alert_seconds:g} s), {lag.conversations} conversation(s) behind"
+        )
+        log.error(message)
+        await self._system_log("ERROR", "sync_lag", message, lag)
+
+    async def _system_log(self, level: str, event: str, message: str, lag: SyncLag) -> None:
+        details: dict[str, Any] = {
+            "lag_seconds": round(lag.seconds, 3),
+            "conversations": lag.conversations,
+            "oldest_unsynced_at": lag.oldest_unsynced_at,
+        }
+        with contextlib.suppress(PyMongoError):  # MongoDB down is often why we are here
+            await self.documents.log_system(
+                level=level, event=event, message=message, details=details
+            )
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        failures = 0
+        next_alert_check = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            delay = self.interval
+            try:
+                result = await self.run_once()
+                if failures:
+                    log.info("relay recovered after %d failed pass(es)", failures)
+                failures = 0
+                if result.messages:
+                    log.info(
+                        "relay copied %d message(s) of %d conversation(s) to MongoDB",
+                        result.messages,
+                        result.conversations,
+                    )
+                if result.conversations == self.claim_size and result.advanced:
+                    delay = 0.0  # more work waiting
+            except FAILURES as exc:
+                failures += 1
+                delay = min(self.max_backoff, self.interval * 2**failures)
+                delay *= random.uniform(0.5, 1.0)
+                log.warning(
+                    "relay pass failed (%s: %s); retrying in %.1f s",
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    delay,
+                )
+            if loop.time() >= next_alert_check:
+                next_alert_check = loop.time() + self.interval
+                try:
+                    await self.check_alert()
+                except FAILURES as exc:
+                    log.warning("could not measure the sync lag: %s", type(exc).__name__)
+            await asyncio.sleep(delay)
+
+    async def drain(self, *, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Pass until nothing idle is owed, or a pass moves nothing (the CLI's ``--once``)."""
+        async with asyncio.timeout(timeout):
+            while (await self.run_once()).advanced:
+                pass
+
+    def start(self) -> None:
+        self._background.start(self.run_forever)
+
+    async def stop(self) -> None:
+        await self._background.stop()

@@ -1,0 +1,37 @@
+"""The fault-injection suite, short: real server, SecantusDB and SQL processes, broken for real.
+
+PostgreSQL when EV_TEST_POSTGRES_URL is set, SQLite otherwise. The long run: ``make faults``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from employeevirtual.faults.__main__ import SHORT, run, table
+from employeevirtual.faults.scenarios import SCENARIOS
+
+POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
+
+
+async def test_nothing_lost_nothing_doubled(tmp_path: Path) -> None:
+    """Every scenario: something acknowledged, nothing lost, nothing duplicated, nothing
+    unexpected, and both stores holding the same messages once healed."""
+    results = await run(
+        list(SCENARIOS), SHORT, workdir=tmp_path, postgres_url=POSTGRES_URL, lanes=2
+    )
+    Console(width=160).print(table(results, "PostgreSQL" if POSTGRES_URL else "SQLite"))
+    for counts in results:
+        print(counts.scenario, "; ".join(counts.notes))
+    assert [c.scenario for c in results] == list(SCENARIOS)
+    for counts in results:
+        assert counts.acknowledged > 0, counts
+        assert counts.lost == 0, counts
+        assert counts.duplicated == 0, counts
+        assert counts.unexpected == 0, counts
+        assert counts.converge_seconds is not None, counts
+        assert counts.stores_equal, counts
+    assert next(c for c in results if c.scenario == "crash_after_commit").retried > 0
+    assert next(c for c in results if c.scenario == "identical_concurrent").retried > 0

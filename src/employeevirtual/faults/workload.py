@@ -14,7 +14,7 @@ import httpx
 __all__ = ["Client", "Op", "Workload"]
 
 CHAT = "/api/chat/agent"
-PASSWORD = "fault-injection-passphrase-42"
+PASSWORD = "jepsen-style-passphrase-42"
 # another copy is running / too many at once / the database is away: retry with the same key
 RETRYABLE = {409, 429, 503}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, cast
+from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -70,6 +71,20 @@ async def current_user(
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+def current_user_id(runtime: RuntimeDep, token: Annotated[str | None, Depends(_bearer)]) -> UUID:
+    """The token's subject, unchecked against the store: only for services that check the user
+    exists and is active inside their own read (the chat turn), saving a round trip."""
+    if not token:
+        raise Unauthorized("missing bearer token: log in at /api/auth/login")
+    try:
+        return runtime.tokens.subject(token)
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc)) from None
+
+
+CurrentUserId = Annotated[UUID, Depends(current_user_id)]
 
 
 def client_ip(request: Request) -> str | None:

@@ -19,6 +19,8 @@ from pymongo import monitoring
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.stores.sql.engine import READ_AUTOCOMMIT
+
 __all__ = ["StoreMeter", "Tally"]
 
 
@@ -104,5 +106,6 @@ class StoreMeter:
 
         @event.listens_for(sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            options = conn.get_execution_options()
+            if not options.get(READ_AUTOCOMMIT) and options.get("isolation_level") != "AUTOCOMMIT":
                 self.tally().sql_transactions += 1

@@ -18,6 +18,10 @@ def _ms(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
+def _ratio(last: dict[str, Any], first: dict[str, Any], kind: str) -> float:
+    return float(last[kind]["p50_ms"] / first[kind]["p50_ms"])
+
+
 def _console() -> Console:
     return Console(width=160)
 
@@ -31,10 +35,17 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
     for col in ("turn", "SQL statements", "SQL transactions", "MongoDB commands"):
         t.add_column(col, justify="right" if col != "turn" else "left")
     rows = [("first turn (new conversation)", trips["first_turn"])]
-    rows.append((f"steady state ({trips['steady_samples']} turns identical: "
-                 f"{trips['steady_all_identical']})", trips["steady"]))
+    rows.append(
+        (
+            f"steady state ({trips['steady_samples']} turns identical: "
+            f"{trips['steady_all_identical']})",
+            trips["steady"],
+        )
+    )
     for length, entry in trips["by_length"].items():
-        rows.append((f"at {int(length):,} msgs, first after start", entry["first_turn_after_restart"]))
+        rows.append(
+            (f"at {int(length):,} msgs, first after start", entry["first_turn_after_restart"])
+        )
         rows.append((f"at {int(length):,} msgs, steady", entry["steady"]))
     for name, r in rows:
         t.add_row(
@@ -84,8 +95,8 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
         console.print(
             f"ratio {last['messages_before']:,} vs {first['messages_before']:,} messages (p50): "
             f"turn {last['turn']['p50_ms'] / first['turn']['p50_ms']:.2f}x, "
-            f"newest page {last['history_newest']['p50_ms'] / first['history_newest']['p50_ms']:.2f}x, "
-            f"deep page {last['history_deep']['p50_ms'] / first['history_deep']['p50_ms']:.2f}x"
+            f"newest page {_ratio(last, first, 'history_newest'):.2f}x, "
+            f"deep page {_ratio(last, first, 'history_deep'):.2f}x"
         )
 
     t = Table(title=f"4. Concurrency on a {results['plan']['slow_seconds']:g} s model")
@@ -174,7 +185,9 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_results(results: dict[str, Any], out_dir: Path, *, console: Console | None = None) -> Path:
+def write_results(
+    results: dict[str, Any], out_dir: Path, *, console: Console | None = None
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
     stem = f"bench-{results['backend']}-{stamp}"

@@ -168,7 +168,7 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
         "EV_LOG_LEVEL": "WARNING",
         "EV_BENCH_SLOW_SECONDS": str(plan.slow_seconds),
     }
-    log = open(stores.data_dir / "server.log", "wb")  # noqa: SIM115 - closed below
+    log = (stores.data_dir / "server.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -460,9 +460,7 @@ async def run_bench(
                     results["lengths"] = []
                     for length in plan.lengths:
                         log(f"turn and history latency at {length:,} messages")
-                        results["lengths"].append(
-                            await _latency(api, seeded[length], length, plan)
-                        )
+                        results["lengths"].append(await _latency(api, seeded[length], length, plan))
                     log("profiling steady-state turns")
                     middle = seeded[plan.lengths[min(1, len(plan.lengths) - 1)]]
                     results["profile"] = await _profile(client, api, middle, plan.profile_turns)

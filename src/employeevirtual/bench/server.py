@@ -1,10 +1,10 @@
 """The application under benchmark: the real app plus bench models, meters and a stats route.
 
 Run as ``python -m employeevirtual.bench.server --port P`` (settings from ``EV_*``): the real
-``create_app`` with two models registered by name (``openai-chat:bench-instant`` answers at once,
-``openai-chat:bench-slow`` after ``EV_BENCH_SLOW_SECONDS``), driver-level store meters, an event-loop lag
-probe and ``/bench/*`` routes that report process CPU time, store time and a pyinstrument profile
-of the server's own code.
+``create_app`` with two models served by name (``openai-chat:bench-instant`` answers at once,
+``openai-chat:bench-slow`` after ``EV_BENCH_SLOW_SECONDS``), driver-level store meters, an
+event-loop lag probe and ``/bench/*`` routes that report process CPU time, store time and a
+pyinstrument profile of the server's own code.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query
 
-from employeevirtual.api.deps import ChatDep, CurrentUser, SettingsDep
+from employeevirtual.api.deps import ChatDep, CurrentUserId, SettingsDep
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
 from employeevirtual.errors import InvalidInput
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/chat", tags=["chat"])
 
 @router.post("/agent")
 async def chat_with_agent(
-    user: CurrentUser,
+    user: CurrentUserId,
     chat: ChatDep,
     settings: SettingsDep,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,

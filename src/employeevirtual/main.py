@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings)
         app.state.runtime = runtime
+        # Everything alive now (modules, models, pools) lives as long as the process: keep it out
+        # of the cyclic GC, whose full collections otherwise walk it all and stall the event loop
+        # for hundreds of ms under load.
+        gc.freeze()
         try:
             yield
         finally:

@@ -107,6 +107,7 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
         "p99 ms",
         "errors",
         "max loop lag ms",
+        "longest step ms",
         "server CPU ms/turn",
         "in SQL ms/turn",
         "in Mongo ms/turn",
@@ -122,6 +123,7 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
             _ms(row["p99_ms"]),
             str(row["errors"]),
             _ms(row["server_max_loop_lag_ms"]),
+            _ms(row.get("server_longest_callback_ms", float("nan"))),
             f"{per['server_cpu']:.2f}",
             f"{per['in_sql']:.1f}",
             f"{per['in_mongo']:.1f}",
@@ -219,6 +221,7 @@ def _figures(results: dict[str, Any]) -> dict[str, float]:
         out[f"conc {c}: p99 ms"] = row["p99_ms"]
         out[f"conc {c}: errors"] = row["errors"]
         out[f"conc {c}: max loop lag ms"] = row["server_max_loop_lag_ms"]
+        out[f"conc {c}: longest step ms"] = row.get("server_longest_callback_ms", float("nan"))
     out["profile CPU ms/turn"] = results["profile"]["server_cpu_ms_per_turn"]
     return out
 

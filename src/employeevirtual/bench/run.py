@@ -205,6 +205,9 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
                 proc.kill()
                 await proc.wait()
         log.close()
+        server_log = stores.data_dir / "server.log"
+        if server_log.exists():
+            shutil.copy(server_log, Path(tempfile.gettempdir()) / "ev-bench-server.log")
 
 
 class _Api:
@@ -270,7 +273,7 @@ def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
     for key, value in after.items():
         if isinstance(value, dict):
             out[key] = _delta(value, before[key])
-        elif key == "max_loop_lag":
+        elif key in ("max_loop_lag", "max_callback", "max_gc") or key.startswith("gc_"):
             out[key] = value
         else:
             out[key] = value - before[key]
@@ -391,6 +394,12 @@ async def _concurrency(api: _Api, conversations: list[UUID], level: int) -> dict
         "errors": len(errors),
         "error_kinds": sorted(set(errors)),
         "server_max_loop_lag_ms": delta["max_loop_lag"] * 1000,
+        "server_longest_callback_ms": delta["max_callback"] * 1000,
+        "server_longest_gc_ms": delta["max_gc"] * 1000,
+        "server_gc_objects": {
+            "tracked": delta["gc_tracked_objects"],
+            "frozen": delta["gc_frozen_objects"],
+        },
         "per_turn_ms": {
             "server_cpu": delta["cpu_seconds"] / turns * 1000,
             "in_sql": delta["in_requests"]["sql_seconds"] / turns * 1000,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -30,6 +32,8 @@ from employeevirtual.settings import Settings
 
 __all__ = ["INSTANT_MODEL", "SLOW_MODEL", "BenchState", "bench_app", "install_bench_models"]
 
+log = logging.getLogger("employeevirtual.bench")
+
 INSTANT_MODEL = "openai-chat:bench-instant"
 SLOW_MODEL = "openai-chat:bench-slow"
 
@@ -45,6 +49,8 @@ class BenchState:
         self.request_seconds = 0.0
         self.requests = 0
         self.max_loop_lag = 0.0
+        self.max_callback = 0.0
+        self.max_gc = 0.0
         self.profiler: Any = None
 
     def stats(self) -> dict[str, Any]:
@@ -55,13 +61,18 @@ class BenchState:
             "request_seconds": self.request_seconds,
             "model_seconds": self.model_seconds,
             "max_loop_lag": self.max_loop_lag,
+            "max_callback": self.max_callback,
+            "max_gc": self.max_gc,
+            "gc_tracked_objects": len(gc.get_objects()),
+            "gc_frozen_objects": gc.get_freeze_count(),
             "in_requests": self.meter.requests.as_dict(),
             "background": self.meter.background.as_dict(),
         }
 
 
 def install_bench_models(runtime: Runtime, state: BenchState) -> None:
-    def instant(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    async def instant(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        # async: a sync function would be run in a worker thread by Pydantic AI
         return ModelResponse(parts=[TextPart("ok")], model_name=INSTANT_MODEL)
 
     async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -80,6 +91,40 @@ async def _probe_loop(state: BenchState, interval: float = 0.01) -> None:
         started = time.perf_counter()
         await asyncio.sleep(interval)
         state.max_loop_lag = max(state.max_loop_lag, time.perf_counter() - started - interval)
+
+
+def time_callbacks(state: BenchState) -> None:
+    """Time every event-loop callback (asyncio's pure-Python ``Handle``): the longest one is
+    the longest the loop was blocked by a single step, as opposed to queueing behind many."""
+    original = asyncio.events.Handle._run
+
+    def _run(self: asyncio.Handle) -> None:
+        started = time.perf_counter()
+        original(self)
+        elapsed = time.perf_counter() - started
+        if elapsed > state.max_callback:
+            state.max_callback = elapsed
+        if elapsed > 0.2:
+            task = getattr(getattr(self, "_callback", None), "__self__", None)
+            coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+            name = getattr(coro, "__qualname__", repr(self))
+            log.warning("event loop blocked %.0f ms by %s", elapsed * 1000, name)
+
+    asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
+        else:
+            elapsed = time.perf_counter() - gc_started
+            state.max_gc = max(state.max_gc, elapsed)
+            if elapsed > 0.1:
+                log.warning("gc generation %d took %.0f ms", info["generation"], elapsed * 1000)
+
+    gc.callbacks.append(on_gc)
 
 
 def bench_app(settings: Settings, state: BenchState) -> FastAPI:
@@ -110,13 +155,15 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
     @app.post("/bench/reset-lag", include_in_schema=False)
     async def reset_lag() -> dict[str, Any]:
         state.max_loop_lag = 0.0
+        state.max_callback = 0.0
+        state.max_gc = 0.0
         return {}
 
     @app.post("/bench/profile/start", include_in_schema=False)
     async def profile_start() -> dict[str, Any]:
         from pyinstrument import Profiler
 
-        state.profiler = Profiler(interval=0.0002, async_mode="disabled")
+        state.profiler = Profiler(interval=0.001, async_mode="disabled")
         state.profiler.start()
         return {}
 
@@ -159,8 +206,10 @@ def main() -> None:
     args = parser.parse_args()
     state = BenchState(slow_seconds=float(os.environ.get("EV_BENCH_SLOW_SECONDS", "1.0")))
     app = bench_app(Settings(), state)
+    time_callbacks(state)
     uvicorn.run(
         app,
+        loop="asyncio",  # pure-Python handles, so time_callbacks sees every step
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

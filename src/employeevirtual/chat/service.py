@@ -30,7 +30,7 @@ from employeevirtual.stores.records import (
     MessageRecord,
     UserRecord,
 )
-from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.repositories import (
     AgentRepository,
     ConversationRepository,
@@ -249,7 +249,7 @@ class ChatService:
         response_time = Decimal(str(reply.metadata.get("execution_time") or 0))
         error = reply.content[:2000] if reply.message_type == "error" else None
         count = len(new_messages)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             conversations = ConversationRepository(conn)
             if conversation is None:
                 values: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +15,13 @@ from sqlalchemy.pool import NullPool
 
 from employeevirtual.stores.sql.tables import SCHEMA
 
-__all__ = ["READ_AUTOCOMMIT", "create_engine", "read_connection", "schema_translate_map"]
+__all__ = [
+    "READ_AUTOCOMMIT",
+    "create_engine",
+    "read_connection",
+    "schema_translate_map",
+    "write_transaction",
+]
 
 # execution option marking a connection whose statements run without a transaction
 READ_AUTOCOMMIT = "ev_read_autocommit"
@@ -80,4 +88,22 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
             await conn.execution_options(**{READ_AUTOCOMMIT: True})
         else:
             await conn.execution_options(isolation_level="AUTOCOMMIT", **{READ_AUTOCOMMIT: True})
+        yield conn
+
+
+_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()``, except that SQLite writers of this process queue on an asyncio lock
+    first. SQLite admits one writer at a time anyway; waiting here is FIFO, holds no pooled
+    connection or worker thread, and never reaches SQLite's busy timeout, where waiting inside
+    BEGIN IMMEDIATE would poll with sleeps while holding both."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _sqlite_writers.setdefault(engine.sync_engine.pool, asyncio.Lock())
+    async with lock, engine.begin() as conn:
         yield conn

@@ -12,7 +12,14 @@ _STORES = {
     "mongo": ("/pymongo/", "/bson/"),
 }
 _IDLE_FILES = ("/asyncio/runners.py", "/selectors.py", "/uvicorn/main.py", "/uvicorn/server.py")
-_IDLE_FUNCTIONS = {"run_forever", "run_until_complete", "_run_once", "select", "poll"}
+_IDLE_FUNCTIONS = {
+    "run_forever",
+    "run_until_complete",
+    "_run_once",
+    "select",
+    "poll",
+    "epoll.poll",
+}
 _MODEL_MARKER = "/employeevirtual/bench/server.py"
 _PACKAGES = (
     "employeevirtual",
@@ -52,9 +59,11 @@ def own_code_summary(session: Any, *, top: int = 5) -> dict[str, Any]:
     packages: Counter[str] = Counter()
     functions: Counter[str] = Counter()
 
-    def walk(frame: Any) -> None:
+    def walk(frame: Any, caller: str = "other") -> None:
         path = frame.file_path
         kind = classify_path(path)
+        if kind == "other":
+            kind = caller  # builtins and the standard library count for the package calling them
         if kind in ("sql", "mongo"):
             kinds[kind] += frame.time
             return
@@ -73,7 +82,7 @@ def own_code_summary(session: Any, *, top: int = 5) -> dict[str, Any]:
                 functions[f"{frame.function} ({where}:{frame.line_no})"] += self_time
         for child in frame.children:
             if not child.is_synthetic:
-                walk(child)
+                walk(child, kind)
 
     if root is not None:
         walk(root)

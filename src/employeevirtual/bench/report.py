@@ -135,7 +135,7 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
     t = Table(
         title=f"5. Server's own code in {prof['turns']} steady-state turns "
         f"(pyinstrument; stores, model and idle excluded; "
-        f"CPU {prof['server_cpu_ms_per_turn']:.2f} ms/turn)"
+        f"CPU {prof['server_cpu_ms_per_turn']:.2f} ms/turn under the profiler)"
     )
     t.add_column("entry (self time)")
     t.add_column("ms/turn", justify="right")

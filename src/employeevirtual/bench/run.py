@@ -337,7 +337,8 @@ async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[s
     wall = time.perf_counter() - started
     delta = _delta(await api.stats(), before)
     newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
-    deep_before = max(2, length // 2)
+    _, newest_page = await api.history(cid, None)
+    deep_before = max(2, length // 2 + 1)  # a page ending at the conversation's middle
     deep = [(await api.history(cid, deep_before))[0] for _ in range(plan.history_reads)]
     _, page = await api.history(cid, deep_before)
     return {
@@ -346,8 +347,17 @@ async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[s
         "server_cpu_ms_per_turn": delta["cpu_seconds"] / plan.turns * 1000,
         "server_sql_ms_per_turn": delta["in_requests"]["sql_seconds"] / plan.turns * 1000,
         "server_mongo_ms_per_turn": delta["in_requests"]["mongo_seconds"] / plan.turns * 1000,
-        "history_newest": latency_summary(newest),
-        "history_deep": {**latency_summary(deep), "before": deep_before, "source": page["source"]},
+        "history_newest": {
+            **latency_summary(newest),
+            "messages": len(newest_page["messages"]),
+            "source": newest_page["source"],
+        },
+        "history_deep": {
+            **latency_summary(deep),
+            "before": deep_before,
+            "messages": len(page["messages"]),
+            "source": page["source"],
+        },
     }
 
 

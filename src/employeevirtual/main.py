@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            gc.unfreeze()
             await runtime.close()
 
     app = FastAPI(

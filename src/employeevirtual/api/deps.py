@@ -21,30 +21,31 @@ from employeevirtual.stores.records import UserRecord
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+# async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request
+async def get_runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def _settings(runtime: RuntimeDep) -> Settings:
+async def _settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
-def _accounts(runtime: RuntimeDep) -> AccountService:
+async def _accounts(runtime: RuntimeDep) -> AccountService:
     return runtime.accounts
 
 
-def _agents(runtime: RuntimeDep) -> AgentService:
+async def _agents(runtime: RuntimeDep) -> AgentService:
     return runtime.agents
 
 
-def _conversations(runtime: RuntimeDep) -> ConversationService:
+async def _conversations(runtime: RuntimeDep) -> ConversationService:
     return runtime.conversations
 
 
-def _chat(runtime: RuntimeDep) -> ChatService:
+async def _chat(runtime: RuntimeDep) -> ChatService:
     return runtime.chat
 
 
@@ -73,7 +74,9 @@ async def current_user(
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
 
 
-def current_user_id(runtime: RuntimeDep, token: Annotated[str | None, Depends(_bearer)]) -> UUID:
+async def current_user_id(
+    runtime: RuntimeDep, token: Annotated[str | None, Depends(_bearer)]
+) -> UUID:
     """The token's subject, unchecked against the store: only for services that check the user
     exists and is active inside their own read (the chat turn), saving a round trip."""
     if not token:
@@ -87,7 +90,7 @@ def current_user_id(runtime: RuntimeDep, token: Annotated[str | None, Depends(_b
 CurrentUserId = Annotated[UUID, Depends(current_user_id)]
 
 
-def client_ip(request: Request) -> str | None:
+async def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 

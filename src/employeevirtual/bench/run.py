@@ -329,6 +329,13 @@ async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples:
 
 
 async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[str, Any]:
+    # history first, while the conversation holds exactly ``length`` messages
+    # (the round-trip step has already added two turns: 4 messages)
+    newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
+    _, newest_page = await api.history(cid, None)
+    deep_before = max(2, length // 2 + 1)  # a page ending at the conversation's middle
+    deep = [(await api.history(cid, deep_before))[0] for _ in range(plan.history_reads)]
+    _, page = await api.history(cid, deep_before)
     for _ in range(3):
         await _ok(api, conversation_id=cid)
     before = await api.stats()
@@ -336,11 +343,6 @@ async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[s
     turns = [await _ok(api, conversation_id=cid) for _ in range(plan.turns)]
     wall = time.perf_counter() - started
     delta = _delta(await api.stats(), before)
-    newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
-    _, newest_page = await api.history(cid, None)
-    deep_before = max(2, length // 2 + 1)  # a page ending at the conversation's middle
-    deep = [(await api.history(cid, deep_before))[0] for _ in range(plan.history_reads)]
-    _, page = await api.history(cid, deep_before)
     return {
         "messages_before": length,
         "turn": latency_summary(turns, wall),

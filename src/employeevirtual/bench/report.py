@@ -173,7 +173,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
                 marker="o",
                 label=f"{kind.split('_')[1]} page {label}",
             )
-    axes[1].set_title("History page (50 messages)")
+    axes[1].set_title("History page (limit 50)")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("messages already in the conversation")

@@ -36,5 +36,11 @@ test: lint types pytest
 faults: install
 	$(BIN)/python -m employeevirtual.faults --long
 
+# Benchmark (see README): the stores the EV_* settings name; results in bench-results/.
+# BENCH_ARGS=--quick for a smoke run; PostgreSQL: EV_DATABASE_URL=... EV_DATABASE_SCHEMA=bench
+# BENCH_ARGS=--drop-schema.
+bench: install
+	$(BIN)/python -m employeevirtual.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(TOOLS) data

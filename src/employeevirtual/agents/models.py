@@ -79,7 +79,8 @@ def _last_prompt(messages: list[ModelMessage]) -> str:
     return ""
 
 
-def _offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+async def _offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    # async on purpose: Pydantic AI runs a sync FunctionModel function in a worker thread
     prompt = _last_prompt(messages)
     turns = sum(1 for m in messages if isinstance(m, ModelRequest))
     preview = prompt if len(prompt) <= 200 else prompt[:200] + "…"

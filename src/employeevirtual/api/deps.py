@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, cast
+from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -27,34 +28,35 @@ _bearer = OAuth2PasswordBearer(
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (ev_live_...)")
 
 
-def get_runtime(request: Request) -> Runtime:
+# async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request
+async def get_runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def _settings(runtime: RuntimeDep) -> Settings:
+async def _settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
-def _accounts(runtime: RuntimeDep) -> AccountService:
+async def _accounts(runtime: RuntimeDep) -> AccountService:
     return runtime.accounts
 
 
-def _agents(runtime: RuntimeDep) -> AgentService:
+async def _agents(runtime: RuntimeDep) -> AgentService:
     return runtime.agents
 
 
-def _conversations(runtime: RuntimeDep) -> ConversationService:
+async def _conversations(runtime: RuntimeDep) -> ConversationService:
     return runtime.conversations
 
 
-def _chat(runtime: RuntimeDep) -> ChatService:
+async def _chat(runtime: RuntimeDep) -> ChatService:
     return runtime.chat
 
 
-def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
+async def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
     return runtime.idempotency
 
 
@@ -66,12 +68,9 @@ ChatDep = Annotated[ChatService, Depends(_chat)]
 IdempotencyDep = Annotated[IdempotencyKeys, Depends(_idempotency)]
 
 
-async def current_user(
-    runtime: RuntimeDep,
-    token: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-) -> UserRecord:
-    """The caller, loaded on every request so a deactivated user is refused at once."""
+async def _authenticate(
+    runtime: Runtime, token: str | None, api_key: str | None, *, load_user: bool
+) -> UserRecord | UUID:
     if token and api_key:
         raise Unauthorized("send one credential: either Authorization: Bearer or X-API-Key")
     credential = token or api_key
@@ -93,13 +92,41 @@ async def current_user(
         user_id = runtime.tokens.subject(credential)
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from None
+    if not load_user:
+        return user_id
     found = await runtime.accounts.get_active(user_id)
     if found is None:
         raise Unauthorized("the token's user no longer exists or is deactivated")
     return found
 
 
+async def current_user(
+    runtime: RuntimeDep,
+    token: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> UserRecord:
+    """The caller, loaded on every request so a deactivated user is refused at once."""
+    user = await _authenticate(runtime, token, api_key, load_user=True)
+    assert isinstance(user, UserRecord)
+    return user
+
+
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+async def current_user_id(
+    runtime: RuntimeDep,
+    token: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> UUID:
+    """The caller's id. A token's subject is not checked against the store here: only for
+    services that check the user exists and is active inside their own read (the chat turn),
+    saving a round trip. An API key is always looked up (it has to be)."""
+    caller = await _authenticate(runtime, token, api_key, load_user=False)
+    return caller.id if isinstance(caller, UserRecord) else caller
+
+
+CurrentUserId = Annotated[UUID, Depends(current_user_id)]
 
 
 async def admin_user(user: CurrentUser) -> UserRecord:
@@ -111,7 +138,7 @@ async def admin_user(user: CurrentUser) -> UserRecord:
 AdminUser = Annotated[UserRecord, Depends(admin_user)]
 
 
-def client_ip(request: Request) -> str | None:
+async def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 

@@ -7,29 +7,29 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
-from employeevirtual.api.deps import CurrentUser, RuntimeDep
+from employeevirtual.api.deps import CurrentUserId, RuntimeDep
 from employeevirtual.errors import InvalidInput, RateLimited
 from employeevirtual.runtime import Runtime
 from employeevirtual.security.concurrency import NoSlotAvailable
-from employeevirtual.stores.records import UserRecord
 
 __all__ = ["ChatRateLimit", "reject_unknown_query_params", "turn_slot"]
 
 log = logging.getLogger(__name__)
 
 
-async def chat_rate_limit(runtime: RuntimeDep, user: CurrentUser, response: Response) -> None:
+async def chat_rate_limit(runtime: RuntimeDep, user_id: CurrentUserId, response: Response) -> None:
     settings = runtime.settings
     limit, window = settings.rate_limit_chat, settings.rate_limit_window_seconds
     try:
         decision = await runtime.limiter.hit(
-            f"chat:user:{user.id}", limit=limit, window_seconds=window
+            f"chat:user:{user_id}", limit=limit, window_seconds=window
         )
     except RedisError as exc:  # fail open, like the global limit
         log.warning("chat rate limit skipped, Redis failed: %s", type(exc).__name__)
@@ -46,13 +46,13 @@ ChatRateLimit = Depends(chat_rate_limit)
 
 
 @asynccontextmanager
-async def turn_slot(runtime: Runtime, user: UserRecord) -> AsyncIterator[None]:
+async def turn_slot(runtime: Runtime, user_id: UUID) -> AsyncIterator[None]:
     """Hold one of the user's ``max_concurrent_turns`` slots; 429 when all are in use."""
     limit = runtime.settings.max_concurrent_turns
     async with AsyncExitStack() as stack:
         try:
             await stack.enter_async_context(
-                runtime.concurrency.hold(f"turns:{user.id}", limit=limit)
+                runtime.concurrency.hold(f"turns:{user_id}", limit=limit)
             )
         except NoSlotAvailable:
             raise RateLimited(

@@ -1,8 +1,10 @@
 """The chat turn and conversation history: the one place that orders writes across stores.
 
-Order of a turn: resolve agent and conversation (owner-checked) and the recent context from SQL
--> run the agent (no transaction open) -> commit both messages and the counters in one SQL
-transaction -> write MongoDB (idempotent; a failure there is left to the relay) -> answer.
+Order of a turn: resolve agent and conversation (owner-checked, owner active) in one SQL
+statement outside any transaction, and the recent context from the in-process cache when the
+row's ``message_count`` says it is current (SQL otherwise) -> run the agent (no transaction
+open) -> commit both messages and the counters in one SQL transaction -> write MongoDB
+(idempotent; a failure there is left to the relay) -> answer.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
-from employeevirtual.errors import Conflict, NotFound, ServiceError
+from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -34,10 +37,12 @@ from employeevirtual.stores.records import (
     MessageRecord,
     UserRecord,
 )
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.repositories import (
     AgentRepository,
     ConversationRepository,
     MessageRepository,
+    UserRepository,
 )
 from employeevirtual.sync.acks import SyncAcks
 
@@ -101,21 +106,25 @@ class ChatService:
         self.context_messages = context_messages
         self.crash_after_commit_every = crash_after_commit_every  # fault tests only
         self._commits = 0
+        self.context = RecentContext(messages=context_messages)
 
     # -- the turn -----------------------------------------------------------------------------
 
     async def turn(
         self,
-        user: UserRecord,
+        user: UserRecord | UUID,
         *,
         message: str,
         agent_id: UUID | None,
         conversation_id: UUID | None,
         idempotency: IdempotencyClaim | None = None,
     ) -> TurnResult:
-        """``idempotency``: the request's key, completed with the response inside the turn's
-        transaction (a failed run's 502/504 included)."""
-        conversation, agent, history = await self._resolve(user, agent_id, conversation_id)
+        """``user`` may be just the token's subject: the turn's own read checks the user exists
+        and is active, so the route needs no user read of its own. ``idempotency``: the
+        request's key, completed with the response inside the turn's transaction (a failed
+        run's 502/504 included)."""
+        user_id = user if isinstance(user, UUID) else user.id
+        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
 
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
@@ -130,14 +139,14 @@ class ChatService:
             id=uuid.uuid4(),
             conversation_id=conversation_id,
             seq=0,
-            user_id=user.id,
+            user_id=user_id,
             agent_id=None,
             content=message,
             message_type="user",
             metadata={},
             created_at=now,
         )
-        reply = self._reply(user, agent, conversation_id, outcome, failure)
+        reply = self._reply(user_id, agent, conversation_id, outcome, failure)
 
         async def complete_key(
             conn: AsyncConnection, stored: list[MessageRecord], record: ConversationRecord
@@ -152,7 +161,7 @@ class ChatService:
             await idempotency.complete(conn, result, record.id)
 
         stored, record = await self._commit(
-            user,
+            user_id,
             agent,
             conversation,
             [user_message, reply],
@@ -161,6 +170,13 @@ class ChatService:
         )
         self._fault_after_commit()
         user_message, reply = stored
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count if conversation else 0,
+            base=history,
+            added=stored,
+            message_count=record.message_count,
+        )
         analytics = analytics_document(reply)
         in_mongo = await self._write_documents(
             record, stored, analytics, created=conversation is None
@@ -171,18 +187,20 @@ class ChatService:
         return TurnResult(record, user_message, reply, outcome, in_mongo)
 
     async def _resolve(
-        self, user: UserRecord, agent_id: UUID | None, conversation_id: UUID | None
+        self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
     ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
-        async with self.engine.connect() as conn:
+        async with read_connection(self.engine) as conn:
             if conversation_id is None:
                 if agent_id is None:
                     raise NotFound("agent_id is required to start a conversation")
-                agent = await AgentRepository(conn).get_visible(agent_id, user)
+                agent = await AgentRepository(conn).get_visible_to_active(agent_id, user_id)
                 if agent is None:
+                    await self._require_active(conn, user_id)
                     raise NotFound(f"agent {agent_id} not found")
                 return None, agent, []
-            found = await ConversationRepository(conn).get_with_agent(conversation_id, user.id)
+            found = await ConversationRepository(conn).get_with_agent(conversation_id, user_id)
             if found is None:
+                await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
             conversation, agent = found
             if agent_id is not None and agent_id != agent.id:
@@ -199,14 +217,23 @@ class ChatService:
                     f"conversation {conversation_id} is {conversation.status}; "
                     "set its status to active to continue it"
                 )
-            history = await MessageRepository(conn).recent_dialogue(
-                conversation_id, limit=self.context_messages
-            )
+            history = self.context.get(conversation_id, conversation.message_count)
+            if history is None:
+                history = await MessageRepository(conn).recent_dialogue(
+                    conversation_id, limit=self.context_messages
+                )
             return conversation, agent, history
 
     @staticmethod
+    async def _require_active(conn: Any, user_id: UUID) -> None:
+        """Only on the error path: a missing row may mean the caller, not the id, is gone."""
+        user = await UserRepository(conn).get(user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized("the token's user no longer exists or is deactivated")
+
+    @staticmethod
     def _reply(
-        user: UserRecord,
+        user_id: UUID,
         agent: AgentRecord,
         conversation_id: UUID,
         outcome: RunOutcome | None,
@@ -237,7 +264,7 @@ class ChatService:
             id=uuid.uuid4(),
             conversation_id=conversation_id,
             seq=0,
-            user_id=user.id,
+            user_id=user_id,
             agent_id=agent.id,
             content=content,
             message_type=message_type,
@@ -247,7 +274,7 @@ class ChatService:
 
     async def _commit(
         self,
-        user: UserRecord,
+        user_id: UUID,
         agent: AgentRecord,
         conversation: ConversationRecord | None,
         new_messages: list[MessageRecord],
@@ -265,12 +292,12 @@ class ChatService:
         response_time = Decimal(str(reply.metadata.get("execution_time") or 0))
         error = reply.content[:2000] if reply.message_type == "error" else None
         count = len(new_messages)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             conversations = ConversationRepository(conn)
             if conversation is None:
                 values: dict[str, Any] = {
                     "id": reply.conversation_id,
-                    "user_id": user.id,
+                    "user_id": user_id,
                     "agent_id": agent.id,
                     "title": f"Conversa com {agent.name}"[:200],
                     "status": "active",
@@ -382,34 +409,35 @@ class ChatService:
     ) -> HistoryPage:
         """A page of messages, newest page first, oldest first within it; MongoDB when it has
         every message of the page, SQL otherwise."""
-        async with self.engine.connect() as conn:
+        async with read_connection(self.engine) as conn:
             conversation = await ConversationRepository(conn).get(
                 conversation_id, user, include_all=True
             )
-            if conversation is None:
-                raise NotFound(f"conversation {conversation_id} not found")
-            upper = conversation.message_count
-            if before is not None:
-                upper = min(upper, before - 1)
-            lowest = max(1, upper - limit + 1)
-            expected = list(range(lowest, upper + 1))
-            next_before = lowest if lowest > 1 else None
-            if not expected:
-                return HistoryPage(conversation, [], None, "sql")
-            page = await self._mongo_page(conversation, expected, limit)
-            if page is not None:
-                return HistoryPage(conversation, page, next_before, "mongodb")
+        if conversation is None:
+            raise NotFound(f"conversation {conversation_id} not found")
+        upper = conversation.message_count
+        if before is not None:
+            upper = min(upper, before - 1)
+        lowest = max(1, upper - limit + 1)
+        expected = list(range(lowest, upper + 1))
+        next_before = lowest if lowest > 1 else None
+        if not expected:
+            return HistoryPage(conversation, [], None, "sql")
+        page = await self._mongo_page(conversation, expected, limit)
+        if page is not None:
+            return HistoryPage(conversation, page, next_before, "mongodb")
+        async with read_connection(self.engine) as conn:
             rows = await MessageRepository(conn).page(
                 conversation_id, before_seq=upper + 1, limit=limit
             )
-            return HistoryPage(conversation, rows, next_before, "sql")
+        return HistoryPage(conversation, rows, next_before, "sql")
 
     async def _mongo_page(
         self, conversation: ConversationRecord, expected: list[int], limit: int
     ) -> list[MessageRecord] | None:
         try:
             docs = await self.documents.message_page(
-                conversation.id, before_seq=expected[-1] + 1, limit=limit
+                conversation.id, before_seq=expected[-1] + 1, limit=limit, from_seq=expected[0]
             )
         except PyMongoError as exc:
             log.info("history of %s served from SQL: %s", conversation.id, type(exc).__name__)

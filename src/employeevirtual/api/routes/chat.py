@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from employeevirtual.api.deps import (
     ChatDep,
-    CurrentUser,
+    CurrentUserId,
     IdempotencyDep,
     RuntimeDep,
     SettingsDep,
@@ -25,7 +25,6 @@ from employeevirtual.chat.idempotency import (
 from employeevirtual.chat.service import AgentRunFailed, ChatService, TurnResult
 from employeevirtual.errors import InvalidInput
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.records import UserRecord
 
 router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimit])
 
@@ -72,7 +71,7 @@ def _stored(response: StoredResponse, *, replayed: bool) -> Response:
     },
 )
 async def chat_with_agent(
-    user: CurrentUser,
+    user_id: CurrentUserId,
     chat: ChatDep,
     keys: IdempotencyDep,
     settings: SettingsDep,
@@ -103,14 +102,14 @@ async def chat_with_agent(
     if agent_id is None and conversation_id is None:
         raise InvalidInput("give agent_id to start a conversation, or conversation_id")
     if idempotency_key is None:
-        async with turn_slot(runtime, user):
+        async with turn_slot(runtime, user_id):
             result = await chat.turn(
-                user, message=message, agent_id=agent_id, conversation_id=conversation_id
+                user_id, message=message, agent_id=agent_id, conversation_id=conversation_id
             )
         return _chat_out(result)
 
     claimed = await keys.claim(
-        user_id=user.id,
+        user_id=user_id,
         key=idempotency_key,
         request_fingerprint=fingerprint(
             route="POST /api/chat/agent",
@@ -127,7 +126,7 @@ async def chat_with_agent(
         chat,
         keys,
         claimed,
-        user,
+        user_id,
         message=message,
         agent_id=agent_id,
         conversation_id=conversation_id,
@@ -139,7 +138,7 @@ async def _turn_with_key(
     chat: ChatService,
     keys: IdempotencyKeys,
     claim: IdempotencyClaim,
-    user: UserRecord,
+    user_id: UUID,
     *,
     message: str,
     agent_id: UUID | None,
@@ -147,9 +146,9 @@ async def _turn_with_key(
 ) -> Response:
     try:
         # inside the try: a request refused a turn slot (429) releases its key
-        async with turn_slot(runtime, user):
+        async with turn_slot(runtime, user_id):
             await chat.turn(
-                user,
+                user_id,
                 message=message,
                 agent_id=agent_id,
                 conversation_id=conversation_id,

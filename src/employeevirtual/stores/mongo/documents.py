@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -269,10 +269,24 @@ class DocumentStore:
     # -- reads --------------------------------------------------------------------------------
 
     async def message_page(
-        self, conversation_id: UUID, *, before_seq: int | None, limit: int
+        self,
+        conversation_id: UUID,
+        *,
+        before_seq: int | None,
+        limit: int,
+        from_seq: int | None = None,
     ) -> list[Document]:
-        """Up to ``limit`` messages before ``before_seq``, oldest first (index on conv, seq)."""
+        """Up to ``limit`` messages before ``before_seq``, oldest first (index on conv, seq).
+
+        ``from_seq`` bounds the range from below when the caller knows the page's seqs (they
+        are contiguous): a closed index range, ascending, so no server has to sort or skip
+        past the rest of the conversation, however long it is."""
         query: Document = {"conversation_id": str(conversation_id)}
+        if from_seq is not None:
+            upper: Document = {"$lt": before_seq} if before_seq is not None else {}
+            query["seq"] = {"$gte": from_seq, **upper}
+            cursor = self.messages.find(query).sort("seq", ASCENDING).limit(limit)
+            return await cursor.to_list(length=limit)
         if before_seq is not None:
             query["seq"] = {"$lt": before_seq}
         cursor = self.messages.find(query).sort("seq", DESCENDING).limit(limit)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from employeevirtual.stores.sql.tables import SCHEMA
 
-__all__ = ["create_engine", "schema_translate_map"]
+__all__ = [
+    "READ_AUTOCOMMIT",
+    "create_engine",
+    "read_connection",
+    "schema_translate_map",
+    "write_transaction",
+]
+
+# execution option marking a connection whose statements run without a transaction
+READ_AUTOCOMMIT = "ev_read_autocommit"
 
 
 def schema_translate_map(url: str, schema: str = SCHEMA) -> dict[str | None, str | None]:
@@ -26,6 +39,11 @@ def create_engine(
 ) -> AsyncEngine:
     backend = make_url(url).get_backend_name()
     options: dict[str, Any] = {"echo": echo, **kwargs}
+    # A burst queues for a connection behind the CPU, not behind a broken database: 1,000 turns
+    # arriving at once on one 2-core worker wait ~50 s (bench); the default 30 s turned that
+    # queue into 503s. Load is shed by rate limits, not by the pool.
+    if ":memory:" not in url:
+        options.setdefault("pool_timeout", 120)
     if backend == "sqlite":
         options.setdefault("connect_args", {"timeout": 30})
         if ":memory:" in url:
@@ -56,4 +74,41 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.get_execution_options().get(READ_AUTOCOMMIT):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@asynccontextmanager
+async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for single-statement reads, outside any transaction.
+
+    Each statement sees one consistent snapshot on its own, so a read that is one statement needs
+    no BEGIN/COMMIT round trips, and on SQLite it takes no write lock (the engine's ``begin`` hook
+    would otherwise issue BEGIN IMMEDIATE and queue the read behind every writer).
+    """
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            # the DBAPI connection already runs in autocommit (isolation_level=None, see above);
+            # skipping our BEGIN IMMEDIATE is enough, and avoids the isolation reset on check-in
+            await conn.execution_options(**{READ_AUTOCOMMIT: True})
+        else:
+            await conn.execution_options(isolation_level="AUTOCOMMIT", **{READ_AUTOCOMMIT: True})
+        yield conn
+
+
+_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()``, except that SQLite writers of this process queue on an asyncio lock
+    first. SQLite admits one writer at a time anyway; waiting here is FIFO, holds no pooled
+    connection or worker thread, and never reaches SQLite's busy timeout, where waiting inside
+    BEGIN IMMEDIATE would poll with sleeps while holding both."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _sqlite_writers.setdefault(engine.sync_engine.pool, asyncio.Lock())
+    async with lock, engine.begin() as conn:
+        yield conn

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -178,6 +178,23 @@ class AgentRepository:
         row = (await self.conn.execute(query)).first()
         return _agent(row) if row else None
 
+    async def get_visible_to_active(self, agent_id: UUID, user_id: UUID) -> AgentRecord | None:
+        """``get_visible`` for a user known only by id, who must exist and be active: one
+        statement instead of a user read and an agent read."""
+        u, a = users.c, agents.c
+        query = (
+            select(agents)
+            .join(users, u.id == user_id)
+            .where(
+                a.id == agent_id,
+                a.deleted_at.is_(None),
+                u.is_active == true(),
+                or_(u.role == "admin", a.user_id == u.id, a.visibility == "shared"),
+            )
+        )
+        row = (await self.conn.execute(query)).first()
+        return _agent(row) if row else None
+
     async def list_visible(self, user: UserRecord) -> list[AgentRecord]:
         query = select(agents).where(self._visible_to(user)).order_by(agents.c.created_at.desc())
         return [_agent(r) for r in await self.conn.execute(query)]
@@ -216,12 +233,18 @@ class ConversationRepository:
     async def get_with_agent(
         self, conversation_id: UUID, user_id: UUID
     ) -> tuple[ConversationRecord, AgentRecord] | None:
-        """The owner's conversation and its agent in one round trip (the turn's read)."""
+        """The owner's conversation and its agent in one round trip (the turn's read); None
+        also when the owner is gone or deactivated, so the turn needs no separate user read."""
         agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
         query = (
             select(conversations, *agent_cols)
             .join(agents, agents.c.id == conversations.c.agent_id)
-            .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+            .join(users, users.c.id == conversations.c.user_id)
+            .where(
+                conversations.c.id == conversation_id,
+                conversations.c.user_id == user_id,
+                users.c.is_active == true(),
+            )
         )
         row = (await self.conn.execute(query)).first()
         if row is None:

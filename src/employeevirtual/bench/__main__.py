@@ -1,0 +1,43 @@
+"""``python -m employeevirtual.bench [--quick] [--out DIR] [--drop-schema]``, or
+``python -m employeevirtual.bench --summarize FILE...`` for medians over several runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from employeevirtual.bench.report import summarize_runs, write_results
+from employeevirtual.bench.run import BenchPlan, run_bench
+from employeevirtual.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m employeevirtual.bench")
+    parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument(
+        "--drop-schema", action="store_true", help="drop EV_DATABASE_SCHEMA afterwards (not SQLite)"
+    )
+    parser.add_argument("--summarize", nargs="+", type=Path, metavar="JSON")
+    parser.add_argument("--lengths", type=int, nargs="+", help="messages per seeded conversation")
+    parser.add_argument("--concurrency", type=int, nargs="+", help="turns in flight per step")
+    parser.add_argument("--turns", type=int, help="measured sequential turns per length")
+    args = parser.parse_args()
+    if args.summarize:
+        summarize_runs(args.summarize)
+        return
+    plan = BenchPlan.quick() if args.quick else BenchPlan()
+    changes = {
+        "lengths": args.lengths,
+        "concurrency": args.concurrency,
+        "turns": args.turns,
+    }
+    plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v})
+    results = asyncio.run(run_bench(Settings(), plan=plan, drop_schema=args.drop_schema))
+    write_results(results, args.out)
+
+
+if __name__ == "__main__":
+    main()

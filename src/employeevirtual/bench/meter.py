@@ -1,0 +1,111 @@
+"""Store round trips and time counted from the drivers themselves.
+
+SQLAlchemy cursor and transaction events, and PyMongo command monitoring, add to the ``Tally``
+active in the current context (a contextvar, which SQLAlchemy carries into its greenlets and the
+async PyMongo driver keeps in the calling task). Work outside any tally (the batched sync-ack
+flush, index creation, driver heartbeats) is counted in ``background``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pymongo import monitoring
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.stores.sql.engine import READ_AUTOCOMMIT
+
+__all__ = ["StoreMeter", "Tally"]
+
+
+@dataclass
+class Tally:
+    sql_statements: int = 0
+    sql_transactions: int = 0
+    sql_seconds: float = 0.0
+    mongo_commands: int = 0
+    mongo_seconds: float = 0.0
+
+    def add(self, other: Tally) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def minus(self, other: Tally) -> Tally:
+        return Tally(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_current: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("ev_bench_tally")
+
+
+class _MongoListener(monitoring.CommandListener):
+    def __init__(self, meter: StoreMeter) -> None:
+        self.meter = meter
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.meter.tally().mongo_commands += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self.meter.tally().mongo_seconds += event.duration_micros / 1e6
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.meter.tally().mongo_seconds += event.duration_micros / 1e6
+
+
+class StoreMeter:
+    """One per process. ``attach_sql(engine)`` any time; register ``mongo_listener`` globally
+    (``pymongo.monitoring.register``) before the Mongo client is created."""
+
+    def __init__(self) -> None:
+        self.background = Tally()
+        self.requests = Tally()  # the sum of every finished ``scope`` tally
+        self.mongo_listener = _MongoListener(self)
+
+    def tally(self) -> Tally:
+        return _current.get(None) or self.background
+
+    @contextmanager
+    def scope(self) -> Iterator[Tally]:
+        """Count what the current task does inside the block (one HTTP request, say)."""
+        tally = Tally()
+        token = _current.set(tally)
+        try:
+            yield tally
+        finally:
+            _current.reset(token)
+            self.requests.add(tally)
+
+    def register_mongo(self) -> None:
+        monitoring.register(self.mongo_listener)
+
+    def attach_sql(self, engine: AsyncEngine) -> None:
+        sync_engine = engine.sync_engine
+
+        @event.listens_for(sync_engine, "before_cursor_execute")
+        def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            conn.info["ev_bench_started"] = time.perf_counter()
+
+        @event.listens_for(sync_engine, "after_cursor_execute")
+        def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            tally = self.tally()
+            started = conn.info.pop("ev_bench_started", None)
+            if started is not None:
+                tally.sql_seconds += time.perf_counter() - started
+            # SQLite's BEGIN IMMEDIATE is issued from the "begin" event: a transaction, counted
+            # there, not a statement of the turn.
+            if not statement.lstrip()[:5].upper().startswith("BEGIN"):
+                tally.sql_statements += 1
+
+        @event.listens_for(sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            options = conn.get_execution_options()
+            if not options.get(READ_AUTOCOMMIT) and options.get("isolation_level") != "AUTOCOMMIT":
+                self.tally().sql_transactions += 1

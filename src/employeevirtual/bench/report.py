@@ -1,0 +1,248 @@
+"""The benchmark's outputs: a Rich table on the console, JSON, and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_results", "summarize_runs", "write_chart", "write_results"]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _ratio(last: dict[str, Any], first: dict[str, Any], kind: str) -> float:
+    return float(last[kind]["p50_ms"] / first[kind]["p50_ms"])
+
+
+def _console() -> Console:
+    return Console(width=160)
+
+
+def print_results(results: dict[str, Any], console: Console | None = None) -> None:
+    console = console or _console()
+    console.print(f"[bold]EmployeeVirtual bench[/] on {results['backend']} — {results['server']}")
+
+    trips = results["round_trips"]
+    t = Table(title="1. Store round trips per turn (counted from the drivers)")
+    for col in ("turn", "SQL statements", "SQL transactions", "MongoDB commands"):
+        t.add_column(col, justify="right" if col != "turn" else "left")
+    rows = [("first turn (new conversation)", trips["first_turn"])]
+    rows.append(
+        (
+            f"steady state ({trips['steady_samples']} turns identical: "
+            f"{trips['steady_all_identical']})",
+            trips["steady"],
+        )
+    )
+    for length, entry in trips["by_length"].items():
+        rows.append(
+            (f"at {int(length):,} msgs, first after start", entry["first_turn_after_restart"])
+        )
+        rows.append((f"at {int(length):,} msgs, steady", entry["steady"]))
+    for name, r in rows:
+        t.add_row(
+            name,
+            f"{r['sql_statements']:g}",
+            f"{r['sql_transactions']:g}",
+            f"{r['mongo_commands']:g}",
+        )
+    console.print(t)
+
+    t = Table(title="2-3. Latency by conversation length (ms; sequential, one client)")
+    for col in (
+        "messages",
+        "turn p50",
+        "p95",
+        "p99",
+        "turns/s",
+        "CPU ms/turn",
+        "SQL ms/turn",
+        "Mongo ms/turn",
+        "newest page p50",
+        "p99",
+        "deep page p50",
+        "p99",
+    ):
+        t.add_column(col, justify="right")
+    for row in results["lengths"]:
+        turn, newest, deep = row["turn"], row["history_newest"], row["history_deep"]
+        t.add_row(
+            f"{row['messages_before']:,}",
+            _ms(turn["p50_ms"]),
+            _ms(turn["p95_ms"]),
+            _ms(turn["p99_ms"]),
+            f"{turn['throughput_per_s']:.0f}",
+            f"{row['server_cpu_ms_per_turn']:.2f}",
+            f"{row['server_sql_ms_per_turn']:.2f}",
+            f"{row['server_mongo_ms_per_turn']:.2f}",
+            _ms(newest["p50_ms"]),
+            _ms(newest["p99_ms"]),
+            _ms(deep["p50_ms"]),
+            _ms(deep["p99_ms"]),
+        )
+    console.print(t)
+    lengths = results["lengths"]
+    if len(lengths) > 1:
+        first, last = lengths[0], lengths[-1]
+        console.print(
+            f"ratio {last['messages_before']:,} vs {first['messages_before']:,} messages (p50): "
+            f"turn {last['turn']['p50_ms'] / first['turn']['p50_ms']:.2f}x, "
+            f"newest page {_ratio(last, first, 'history_newest'):.2f}x, "
+            f"deep page {_ratio(last, first, 'history_deep'):.2f}x"
+        )
+
+    t = Table(title=f"4. Concurrency on a {results['plan']['slow_seconds']:g} s model")
+    for col in (
+        "in flight",
+        "turns/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "max loop lag ms",
+        "longest step ms",
+        "server CPU ms/turn",
+        "in SQL ms/turn",
+        "in Mongo ms/turn",
+        "request ms/turn",
+    ):
+        t.add_column(col, justify="right")
+    for row in results["concurrency"]:
+        per = row["per_turn_ms"]
+        t.add_row(
+            f"{row['in_flight']:,}",
+            f"{row.get('throughput_per_s', 0):.0f}",
+            _ms(row["p50_ms"]),
+            _ms(row["p99_ms"]),
+            str(row["errors"]),
+            _ms(row["server_max_loop_lag_ms"]),
+            _ms(row.get("server_longest_callback_ms", float("nan"))),
+            f"{per['server_cpu']:.2f}",
+            f"{per['in_sql']:.1f}",
+            f"{per['in_mongo']:.1f}",
+            _ms(per["request_wall"]),
+        )
+    console.print(t)
+
+    prof = results["profile"]
+    t = Table(
+        title=f"5. Server's own code in {prof['turns']} steady-state turns "
+        f"(pyinstrument; stores, model and idle excluded; "
+        f"CPU {prof['server_cpu_ms_per_turn']:.2f} ms/turn under the profiler)"
+    )
+    t.add_column("entry (self time)")
+    t.add_column("ms/turn", justify="right")
+    for entry in prof["top_own"]:
+        t.add_row(entry["entry"], f"{entry['seconds'] / prof['turns'] * 1000:.3f}")
+    console.print(t)
+    kinds = ", ".join(
+        f"{k} {v / prof['turns'] * 1000:.2f}" for k, v in sorted(prof["by_kind"].items())
+    )
+    packages = ", ".join(
+        f"{k} {v / prof['turns'] * 1000:.2f}" for k, v in list(prof["own_by_package"].items())[:8]
+    )
+    console.print(f"sampled ms/turn by kind: {kinds}")
+    console.print(f"own ms/turn by package: {packages}")
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["lengths"]
+    x = [r["messages_before"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
+        axes[0].plot(x, [r["turn"][key] for r in rows], marker="o", label=f"turn {label}")
+    axes[0].set_title("Chat turn (instant model)")
+    for kind, style in (("history_newest", "-"), ("history_deep", "--")):
+        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            axes[1].plot(
+                x,
+                [r[kind][key] for r in rows],
+                style,
+                marker="o",
+                label=f"{kind.split('_')[1]} page {label}",
+            )
+    axes[1].set_title("History page (limit 50)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("messages already in the conversation")
+        ax.set_ylabel("latency (ms)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"EmployeeVirtual latency vs conversation length — {results['backend']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(
+    results: dict[str, Any], out_dir: Path, *, console: Console | None = None
+) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
+    stem = f"bench-{results['backend']}-{stamp}"
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    write_chart(results, out_dir / f"{stem}.png")
+    print_results(results, console)
+    (console or _console()).print(f"wrote {json_path} and {stem}.png")
+    return json_path
+
+
+def _figures(results: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    trips = results["round_trips"]
+    for turn in ("first_turn", "steady"):
+        for key, value in trips[turn].items():
+            out[f"{turn}.{key}"] = value
+    for row in results["lengths"]:
+        n = row["messages_before"]
+        out[f"turn p50 ms @{n}"] = row["turn"]["p50_ms"]
+        out[f"turn p99 ms @{n}"] = row["turn"]["p99_ms"]
+        out[f"turns/s @{n}"] = row["turn"]["throughput_per_s"]
+        out[f"CPU ms/turn @{n}"] = row["server_cpu_ms_per_turn"]
+        out[f"newest page p50 ms @{n}"] = row["history_newest"]["p50_ms"]
+        out[f"deep page p50 ms @{n}"] = row["history_deep"]["p50_ms"]
+    for row in results["concurrency"]:
+        c = row["in_flight"]
+        out[f"conc {c}: turns/s"] = row.get("throughput_per_s", 0.0)
+        out[f"conc {c}: p99 ms"] = row["p99_ms"]
+        out[f"conc {c}: errors"] = row["errors"]
+        out[f"conc {c}: max loop lag ms"] = row["server_max_loop_lag_ms"]
+        out[f"conc {c}: longest step ms"] = row.get("server_longest_callback_ms", float("nan"))
+    out["profile CPU ms/turn"] = results["profile"]["server_cpu_ms_per_turn"]
+    return out
+
+
+def summarize_runs(paths: Sequence[Path], console: Console | None = None) -> dict[str, Any]:
+    """Median [min-max] of the headline figures over several result files."""
+    runs = [_figures(json.loads(p.read_text())) for p in paths]
+    keys = [k for k in runs[0] if all(k in r for r in runs)]
+    summary = {
+        k: {
+            "median": statistics.median(r[k] for r in runs),
+            "min": min(r[k] for r in runs),
+            "max": max(r[k] for r in runs),
+        }
+        for k in keys
+    }
+    t = Table(title=f"median [min-max] over {len(runs)} runs")
+    t.add_column("figure")
+    t.add_column("median", justify="right")
+    t.add_column("min-max", justify="right")
+    for k, v in summary.items():
+        t.add_row(k, f"{v['median']:.2f}", f"{v['min']:.2f} - {v['max']:.2f}")
+    (console or _console()).print(t)
+    return summary

@@ -1,0 +1,501 @@
+"""``run_bench(settings)``: the whole benchmark against the stores ``settings`` name.
+
+The server under test is a real uvicorn process on loopback (``employeevirtual.bench.server``);
+this process is only the HTTP client and the seeder (bulk writes straight into both stores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from pymongo import AsyncMongoClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from employeevirtual.bench.seed import SeedSpec, seed_conversations
+from employeevirtual.bench.server import INSTANT_MODEL, SLOW_MODEL
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.sql.engine import create_engine
+
+__all__ = ["BenchPlan", "run_bench"]
+
+PASSWORD = "bench-passphrase-not-a-secret-42"
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    lengths: Sequence[int] = (10, 1_000, 10_000)
+    turns: int = 200  # measured sequential turns per length
+    history_reads: int = 100  # per page kind and length
+    steady_samples: int = 20  # turns whose round trips are counted one by one
+    profile_turns: int = 300
+    concurrency: Sequence[int] = (1, 10, 100, 1_000)
+    slow_seconds: float = 1.0
+
+    @classmethod
+    def quick(cls) -> BenchPlan:
+        return cls(
+            lengths=(10, 1_000),
+            turns=20,
+            history_reads=10,
+            steady_samples=5,
+            profile_turns=30,
+            concurrency=(1, 10, 50),
+            slow_seconds=0.2,
+        )
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def latency_summary(seconds: Sequence[float], wall: float | None = None) -> dict[str, Any]:
+    ms = [s * 1000 for s in seconds]
+    out: dict[str, Any] = {
+        "n": len(ms),
+        "p50_ms": _pct(ms, 50),
+        "p95_ms": _pct(ms, 95),
+        "p99_ms": _pct(ms, 99),
+        "max_ms": max(ms) if ms else float("nan"),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+    }
+    if wall:
+        out["throughput_per_s"] = len(ms) / wall
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class _Stores:
+    sql_url: str
+    schema: str
+    mongo_url: str
+    mongo_database: str
+    data_dir: Path
+    secantus: SecantusServer | None = None
+    cleanup: list[Path] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        sql = make_url(self.sql_url).get_backend_name()
+        mongo = "secantusdb" if self.secantus is not None else "mongodb"
+        return f"{sql}+{mongo}"
+
+
+@contextlib.asynccontextmanager
+async def _stores(settings: Settings, *, drop_schema: bool) -> AsyncIterator[_Stores]:
+    """The stores the settings name; an embedded default gets a fresh temporary SQLite file and
+    SecantusDB directory so the bench never writes into the real data directory."""
+    run = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="ev-bench-"))
+    secantus: SecantusServer | None = None
+    if settings.mongodb_url is None:
+        secantus = SecantusServer(
+            storage_path=str(tmp / "mongodb"), log_path=str(tmp / "secantus.log")
+        )
+        await secantus.start()
+        mongo_url = secantus.url
+    else:
+        mongo_url = settings.mongodb_url.get_secret_value()
+    sql_url = settings.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    backend = make_url(sql_url).get_backend_name()
+    if backend != "sqlite" and settings.database_schema == "empl" and drop_schema:
+        raise ValueError("refusing to drop schema 'empl': set EV_DATABASE_SCHEMA=bench")
+    stores = _Stores(
+        sql_url=sql_url,
+        schema=settings.database_schema,
+        mongo_url=mongo_url,
+        mongo_database=f"{settings.mongodb_database}_bench_{run}",
+        data_dir=tmp,
+        secantus=secantus,
+    )
+    try:
+        yield stores
+    finally:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+        with contextlib.suppress(Exception):
+            await client.drop_database(stores.mongo_database)
+        await client.close()
+        if backend != "sqlite" and drop_schema:
+            engine = create_engine(sql_url)
+            async with engine.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{stores.schema}" CASCADE'))
+            await engine.dispose()
+        if secantus is not None:
+            await secantus.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "EV_DATABASE_URL": stores.sql_url,
+        "EV_DATABASE_SCHEMA": stores.schema,
+        "EV_MONGODB_URL": stores.mongo_url,
+        "EV_MONGODB_DATABASE": stores.mongo_database,
+        "EV_DATA_DIR": str(stores.data_dir / "server"),
+        "EV_SECRET_KEY": "bench-signing-key-" + uuid.uuid4().hex,
+        "EV_LOG_LEVEL": "WARNING",
+        "EV_BENCH_SLOW_SECONDS": str(plan.slow_seconds),
+    }
+    log = (stores.data_dir / "server.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "employeevirtual.bench.server",
+        "--port",
+        str(port),
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            for _ in range(300):
+                if proc.returncode is not None:
+                    break
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/health/live")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("bench server did not start in 30 s")
+        if proc.returncode is not None:
+            raise RuntimeError(
+                "bench server exited: " + (stores.data_dir / "server.log").read_text()[-3000:]
+            )
+        yield base
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.close()
+        server_log = stores.data_dir / "server.log"
+        if server_log.exists():
+            shutil.copy(server_log, Path(tempfile.gettempdir()) / "ev-bench-server.log")
+
+
+class _Api:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.headers: dict[str, str] = {}
+        self.user_id: UUID | None = None
+
+    async def login(self) -> None:
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        r = await self.client.post(
+            "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Bench"}
+        )
+        r.raise_for_status()
+        self.user_id = UUID(r.json()["id"])
+        r = await self.client.post(
+            "/api/auth/login", data={"username": email, "password": PASSWORD}
+        )
+        r.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def agent(self, model: str, name: str) -> UUID:
+        r = await self.client.post(
+            "/api/agents",
+            json={"name": name, "instructions": "Answer briefly.", "model": model},
+            headers=self.headers,
+        )
+        r.raise_for_status()
+        return UUID(r.json()["id"])
+
+    async def turn(
+        self, *, conversation_id: UUID | None = None, agent_id: UUID | None = None
+    ) -> tuple[float, httpx.Response]:
+        body: dict[str, Any] = {"message": "How are we doing this quarter?"}
+        if conversation_id is not None:
+            body["conversation_id"] = str(conversation_id)
+        if agent_id is not None:
+            body["agent_id"] = str(agent_id)
+        started = time.perf_counter()
+        r = await self.client.post("/api/chat/agent", json=body, headers=self.headers)
+        return time.perf_counter() - started, r
+
+    async def history(self, conversation_id: UUID, before: int | None) -> tuple[float, Any]:
+        params: dict[str, Any] = {"limit": 50}
+        if before is not None:
+            params["before"] = before
+        started = time.perf_counter()
+        r = await self.client.get(
+            f"/api/conversations/{conversation_id}/messages", params=params, headers=self.headers
+        )
+        elapsed = time.perf_counter() - started
+        r.raise_for_status()
+        return elapsed, r.json()
+
+    async def stats(self) -> dict[str, Any]:
+        r = await self.client.get("/bench/stats")
+        r.raise_for_status()
+        return dict(r.json())
+
+
+def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            out[key] = _delta(value, before[key])
+        elif key in ("max_loop_lag", "max_callback", "max_gc") or key.startswith("gc_"):
+            out[key] = value
+        else:
+            out[key] = value - before[key]
+    return out
+
+
+def _trips(delta: dict[str, Any], turns: int = 1) -> dict[str, float]:
+    t = delta["in_requests"]
+    return {
+        "sql_statements": t["sql_statements"] / turns,
+        "sql_transactions": t["sql_transactions"] / turns,
+        "mongo_commands": t["mongo_commands"] / turns,
+    }
+
+
+async def _ok(api: _Api, **kwargs: Any) -> float:
+    elapsed, r = await api.turn(**kwargs)
+    if r.status_code != 200:
+        raise RuntimeError(f"turn failed: HTTP {r.status_code} {r.text[:300]}")
+    return elapsed
+
+
+async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples: int) -> Any:
+    """Per-turn driver counts: first turn, then steady-state turns one at a time."""
+    before = await api.stats()
+    _, r = await api.turn(agent_id=agent)
+    r.raise_for_status()
+    first = _trips(_delta(await api.stats(), before))
+    conversation = UUID(r.json()["conversation_id"])
+    steady = []
+    for _ in range(samples):
+        before = await api.stats()
+        await _ok(api, conversation_id=conversation)
+        steady.append(_trips(_delta(await api.stats(), before)))
+    by_length: dict[str, Any] = {}
+    for length, cid in seeded.items():
+        before = await api.stats()
+        await _ok(api, conversation_id=cid)
+        cold = _trips(_delta(await api.stats(), before))
+        before = await api.stats()
+        await _ok(api, conversation_id=cid)
+        by_length[str(length)] = {
+            "first_turn_after_restart": cold,
+            "steady": _trips(_delta(await api.stats(), before)),
+        }
+    return {
+        "first_turn": first,
+        "steady": steady[-1],
+        "steady_all_identical": all(s == steady[0] for s in steady),
+        "steady_samples": len(steady),
+        "by_length": by_length,
+    }
+
+
+async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[str, Any]:
+    # history first, while the conversation holds exactly ``length`` messages
+    # (the round-trip step has already added two turns: 4 messages)
+    newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
+    _, newest_page = await api.history(cid, None)
+    deep_before = max(2, length // 2 + 1)  # a page ending at the conversation's middle
+    deep = [(await api.history(cid, deep_before))[0] for _ in range(plan.history_reads)]
+    _, page = await api.history(cid, deep_before)
+    for _ in range(3):
+        await _ok(api, conversation_id=cid)
+    before = await api.stats()
+    started = time.perf_counter()
+    turns = [await _ok(api, conversation_id=cid) for _ in range(plan.turns)]
+    wall = time.perf_counter() - started
+    delta = _delta(await api.stats(), before)
+    return {
+        "messages_before": length,
+        "turn": latency_summary(turns, wall),
+        "server_cpu_ms_per_turn": delta["cpu_seconds"] / plan.turns * 1000,
+        "server_sql_ms_per_turn": delta["in_requests"]["sql_seconds"] / plan.turns * 1000,
+        "server_mongo_ms_per_turn": delta["in_requests"]["mongo_seconds"] / plan.turns * 1000,
+        "history_newest": {
+            **latency_summary(newest),
+            "messages": len(newest_page["messages"]),
+            "source": newest_page["source"],
+        },
+        "history_deep": {
+            **latency_summary(deep),
+            "before": deep_before,
+            "messages": len(page["messages"]),
+            "source": page["source"],
+        },
+    }
+
+
+async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) -> Any:
+    (await client.post("/bench/profile/start")).raise_for_status()
+    before = await api.stats()
+    for _ in range(turns):
+        await _ok(api, conversation_id=cid)
+    delta = _delta(await api.stats(), before)
+    r = await client.post("/bench/profile/stop")
+    r.raise_for_status()
+    summary = dict(r.json())
+    summary["turns"] = turns
+    summary["server_cpu_ms_per_turn"] = delta["cpu_seconds"] / turns * 1000
+    return summary
+
+
+async def _concurrency(api: _Api, conversations: list[UUID], level: int) -> dict[str, Any]:
+    (await api.client.post("/bench/reset-lag")).raise_for_status()
+    before = await api.stats()
+    errors: list[str] = []
+
+    async def one(cid: UUID) -> float | None:
+        try:
+            elapsed, r = await api.turn(conversation_id=cid)
+        except httpx.HTTPError as exc:
+            errors.append(type(exc).__name__)
+            return None
+        if r.status_code != 200:
+            errors.append(f"HTTP {r.status_code}")
+            return None
+        return elapsed
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
+    wall = time.perf_counter() - started
+    delta = _delta(await api.stats(), before)
+    ok = [r for r in results if r is not None]
+    turns = max(1, level)
+    return {
+        "in_flight": level,
+        **latency_summary(ok, wall),
+        "wall_s": wall,
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+        "server_max_loop_lag_ms": delta["max_loop_lag"] * 1000,
+        "server_longest_callback_ms": delta["max_callback"] * 1000,
+        "server_longest_gc_ms": delta["max_gc"] * 1000,
+        "server_gc_objects": {
+            "tracked": delta["gc_tracked_objects"],
+            "frozen": delta["gc_frozen_objects"],
+        },
+        "per_turn_ms": {
+            "server_cpu": delta["cpu_seconds"] / turns * 1000,
+            "in_sql": delta["in_requests"]["sql_seconds"] / turns * 1000,
+            "in_mongo": delta["in_requests"]["mongo_seconds"] / turns * 1000,
+            "in_model": delta["model_seconds"] / turns * 1000,
+            "request_wall": delta["request_seconds"] / turns * 1000,
+        },
+    }
+
+
+async def run_bench(
+    settings: Settings,
+    *,
+    plan: BenchPlan | None = None,
+    drop_schema: bool = False,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Run every step and return the results (``report.write_results`` prints and saves them)."""
+    plan = plan or BenchPlan()
+    async with _stores(settings, drop_schema=drop_schema) as stores:
+        results: dict[str, Any] = {
+            "backend": stores.backend,
+            "started_at": datetime.now(UTC).isoformat(),
+            "plan": {
+                "lengths": list(plan.lengths),
+                "turns": plan.turns,
+                "history_reads": plan.history_reads,
+                "concurrency": list(plan.concurrency),
+                "slow_seconds": plan.slow_seconds,
+            },
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "server": "uvicorn subprocess on 127.0.0.1 (one worker); client: httpx in this process",
+        }
+        async with _server(stores, plan) as base:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+            timeout = httpx.Timeout(120.0)
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+                api = _Api(client)
+                await api.login()
+                assert api.user_id is not None
+                instant = await api.agent(INSTANT_MODEL, "Instant")
+                slow = await api.agent(SLOW_MODEL, "Slow")
+                engine = create_engine(stores.sql_url, schema=stores.schema)
+                mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                    stores.mongo_url, tz_aware=True
+                )
+                documents = DocumentStore(
+                    mongo[stores.mongo_database], window=settings.conversation_window
+                )
+                try:
+                    seeded: dict[int, UUID] = {}
+                    for length in plan.lengths:
+                        log(f"seeding a conversation of {length:,} messages")
+                        t0 = time.perf_counter()
+                        (seeded[length],) = await seed_conversations(
+                            engine,
+                            documents,
+                            SeedSpec(api.user_id, instant, "Instant", messages=length),
+                        )
+                        results.setdefault("seed_seconds", {})[str(length)] = (
+                            time.perf_counter() - t0
+                        )
+                    log("counting store round trips per turn")
+                    results["round_trips"] = await _round_trips(
+                        api, instant, seeded, plan.steady_samples
+                    )
+                    results["lengths"] = []
+                    for length in plan.lengths:
+                        log(f"turn and history latency at {length:,} messages")
+                        results["lengths"].append(await _latency(api, seeded[length], length, plan))
+                    log("profiling steady-state turns")
+                    middle = seeded[plan.lengths[min(1, len(plan.lengths) - 1)]]
+                    results["profile"] = await _profile(client, api, middle, plan.profile_turns)
+                    top = max(plan.concurrency)
+                    log(f"seeding {top:,} conversations for the concurrency runs")
+                    many = await seed_conversations(
+                        engine, documents, SeedSpec(api.user_id, slow, "Slow", 10, count=top)
+                    )
+                finally:
+                    await engine.dispose()
+                    await mongo.close()
+                results["concurrency"] = []
+                for level in plan.concurrency:
+                    log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
+                    results["concurrency"].append(await _concurrency(api, many, level))
+        results["finished_at"] = datetime.now(UTC).isoformat()
+        return results

@@ -1,0 +1,223 @@
+"""The application under benchmark: the real app plus bench models, meters and a stats route.
+
+Run as ``python -m employeevirtual.bench.server --port P`` (settings from ``EV_*``): the real
+``create_app`` with two models served by name (``openai-chat:bench-instant`` answers at once,
+``openai-chat:bench-slow`` after ``EV_BENCH_SLOW_SECONDS``), driver-level store meters, an
+event-loop lag probe and ``/bench/*`` routes that report process CPU time, store time and a
+pyinstrument profile of the server's own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from employeevirtual.bench.meter import StoreMeter
+from employeevirtual.bench.profile import own_code_summary
+from employeevirtual.main import create_app
+from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+
+__all__ = ["INSTANT_MODEL", "SLOW_MODEL", "BenchState", "bench_app", "install_bench_models"]
+
+log = logging.getLogger("employeevirtual.bench")
+
+INSTANT_MODEL = "openai-chat:bench-instant"
+SLOW_MODEL = "openai-chat:bench-slow"
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+class BenchState:
+    def __init__(self, *, slow_seconds: float) -> None:
+        self.meter = StoreMeter()
+        self.slow_seconds = slow_seconds
+        self.model_seconds = 0.0
+        self.request_seconds = 0.0
+        self.requests = 0
+        self.max_loop_lag = 0.0
+        self.max_callback = 0.0
+        self.max_gc = 0.0
+        self.profiler: Any = None
+
+    def stats(self) -> dict[str, Any]:
+        times = os.times()
+        return {
+            "cpu_seconds": times.user + times.system,
+            "requests": self.requests,
+            "request_seconds": self.request_seconds,
+            "model_seconds": self.model_seconds,
+            "max_loop_lag": self.max_loop_lag,
+            "max_callback": self.max_callback,
+            "max_gc": self.max_gc,
+            "gc_tracked_objects": len(gc.get_objects()),
+            "gc_frozen_objects": gc.get_freeze_count(),
+            "in_requests": self.meter.requests.as_dict(),
+            "background": self.meter.background.as_dict(),
+        }
+
+
+def install_bench_models(runtime: Runtime, state: BenchState) -> None:
+    async def instant(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        # async: a sync function would be run in a worker thread by Pydantic AI
+        return ModelResponse(parts=[TextPart("ok")], model_name=INSTANT_MODEL)
+
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        started = time.perf_counter()
+        await asyncio.sleep(state.slow_seconds)
+        state.model_seconds += time.perf_counter() - started
+        return ModelResponse(parts=[TextPart("ok, slowly")], model_name=SLOW_MODEL)
+
+    runtime.models.override(INSTANT_MODEL, FunctionModel(instant, model_name=INSTANT_MODEL))
+    runtime.models.override(SLOW_MODEL, FunctionModel(slow, model_name=SLOW_MODEL))
+
+
+async def _probe_loop(state: BenchState, interval: float = 0.01) -> None:
+    """How late a 10 ms sleep wakes up: the longest the loop was kept from running tasks."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(interval)
+        state.max_loop_lag = max(state.max_loop_lag, time.perf_counter() - started - interval)
+
+
+def time_callbacks(state: BenchState) -> None:
+    """Time every event-loop callback (asyncio's pure-Python ``Handle``): the longest one is
+    the longest the loop was blocked by a single step, as opposed to queueing behind many."""
+    original = asyncio.events.Handle._run
+
+    def _run(self: asyncio.Handle) -> None:
+        started = time.perf_counter()
+        original(self)
+        elapsed = time.perf_counter() - started
+        if elapsed > state.max_callback:
+            state.max_callback = elapsed
+        if elapsed > 0.2:
+            task = getattr(getattr(self, "_callback", None), "__self__", None)
+            coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+            name = getattr(coro, "__qualname__", repr(self))
+            log.warning("event loop blocked %.0f ms by %s", elapsed * 1000, name)
+
+    asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
+        else:
+            elapsed = time.perf_counter() - gc_started
+            state.max_gc = max(state.max_gc, elapsed)
+            if elapsed > 0.1:
+                log.warning("gc generation %d took %.0f ms", info["generation"], elapsed * 1000)
+
+    gc.callbacks.append(on_gc)
+
+
+def bench_app(settings: Settings, state: BenchState) -> FastAPI:
+    state.meter.register_mongo()  # before the runtime creates its Mongo client
+    app = create_app(settings)
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with original(app) as value:
+            runtime: Runtime = app.state.runtime
+            state.meter.attach_sql(runtime.engine)
+            install_bench_models(runtime, state)
+            probe = asyncio.create_task(_probe_loop(state))
+            try:
+                yield value
+            finally:
+                probe.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await probe
+
+    app.router.lifespan_context = lifespan
+
+    @app.get("/bench/stats", include_in_schema=False)
+    async def stats() -> dict[str, Any]:
+        return state.stats()
+
+    @app.post("/bench/reset-lag", include_in_schema=False)
+    async def reset_lag() -> dict[str, Any]:
+        state.max_loop_lag = 0.0
+        state.max_callback = 0.0
+        state.max_gc = 0.0
+        return {}
+
+    @app.post("/bench/profile/start", include_in_schema=False)
+    async def profile_start() -> dict[str, Any]:
+        from pyinstrument import Profiler
+
+        state.profiler = Profiler(interval=0.001, async_mode="disabled")
+        state.profiler.start()
+        return {}
+
+    @app.post("/bench/profile/stop", include_in_schema=False)
+    async def profile_stop() -> dict[str, Any]:
+        profiler, state.profiler = state.profiler, None
+        if profiler is None:
+            return {}
+        session = profiler.stop()
+        return own_code_summary(session)
+
+    inner = app.build_middleware_stack
+
+    def build() -> ASGIApp:
+        asgi = inner()
+
+        async def metered(scope: Scope, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"].startswith("/bench/"):
+                await asgi(scope, receive, send)
+                return
+            started = time.perf_counter()
+            with state.meter.scope():
+                try:
+                    await asgi(scope, receive, send)
+                finally:
+                    state.requests += 1
+                    state.request_seconds += time.perf_counter() - started
+
+        return metered
+
+    app.build_middleware_stack = build  # type: ignore[method-assign]
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    state = BenchState(slow_seconds=float(os.environ.get("EV_BENCH_SLOW_SECONDS", "1.0")))
+    app = bench_app(Settings(), state)
+    time_callbacks(state)
+    uvicorn.run(
+        app,
+        loop="asyncio",  # pure-Python handles, so time_callbacks sees every step
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_keep_alive=120,
+    )
+
+
+if __name__ == "__main__":
+    main()

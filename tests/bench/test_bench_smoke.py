@@ -1,0 +1,139 @@
+"""A short run of the benchmark's structural half, in process: round trips per turn counted from
+the drivers, flat between a 10- and a 1,000-message conversation. No timings asserted."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from employeevirtual.bench.meter import StoreMeter, Tally
+from employeevirtual.bench.report import write_results
+from employeevirtual.bench.seed import SeedSpec, seed_conversations
+from employeevirtual.bench.server import INSTANT_MODEL, BenchState, install_bench_models
+from employeevirtual.main import create_app
+from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+from support.api import create_agent, register_and_login
+
+_METER = StoreMeter()
+_registered = False
+
+
+@pytest.fixture
+async def metered(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    global _registered
+    if not _registered:  # PyMongo listeners are process-wide; one is enough
+        _METER.register_mongo()
+        _registered = True
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        _METER.attach_sql(runtime.engine)
+        install_bench_models(runtime, BenchState(slow_seconds=0.0))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            yield client, runtime
+
+
+async def _turn(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> Tally:
+    with _METER.scope() as tally:
+        r = await client.post(
+            "/api/chat/agent",
+            json={"message": "hello", **{k: str(v) for k, v in body.items()}},
+            headers=headers,
+        )
+    assert r.status_code == 200, r.text
+    return tally
+
+
+def _trips(t: Tally) -> tuple[int, int, int]:
+    return (t.sql_statements, t.sql_transactions, t.mongo_commands)
+
+
+async def test_round_trips_per_turn_are_within_targets_and_flat(
+    metered: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = metered
+    headers = await register_and_login(client)
+    agent = await create_agent(client, headers, model=INSTANT_MODEL)
+    user_id = uuid.UUID(agent["user_id"])
+
+    first = await _turn(client, headers, agent_id=agent["id"])
+    # SELECT agent (+ user active) outside a transaction; INSERT conversation + INSERT messages
+    # in one transaction; MongoDB: messages, conversation upsert, analytics, activity log.
+    assert _trips(first) == (3, 1, 4)
+
+    steady: dict[int, list[tuple[int, int, int]]] = {}
+    for length in (10, 1_000):
+        (cid,) = await seed_conversations(
+            runtime.engine,
+            runtime.documents,
+            SeedSpec(user_id, uuid.UUID(agent["id"]), agent["name"], messages=length),
+        )
+        await _turn(client, headers, conversation_id=cid)  # context cache warms up
+        steady[length] = [
+            _trips(await _turn(client, headers, conversation_id=cid)) for _ in range(3)
+        ]
+        sql_statements, sql_transactions, mongo_commands = steady[length][0]
+        assert sql_statements <= 4
+        assert sql_transactions == 1
+        assert mongo_commands <= 3
+
+        # the history page deep in the past is served whole from MongoDB
+        with _METER.scope() as tally:
+            r = await client.get(
+                f"/api/conversations/{cid}/messages",
+                params={"limit": 50, "before": length // 2 + 1},
+                headers=headers,
+            )
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["source"] == "mongodb"
+        expected = list(range(max(1, length // 2 - 49), length // 2 + 1))
+        assert [m["seq"] for m in page["messages"]] == expected
+        assert tally.mongo_commands == 1
+
+    assert len(set(steady[10] + steady[1_000])) == 1, steady
+
+
+def test_report_renders_json_and_chart(tmp_path: Any) -> None:
+    """The report half on a tiny hand-made result: JSON and PNG written, table printed."""
+    row = {
+        "messages_before": 10,
+        "turn": {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0, "throughput_per_s": 100.0},
+        "server_cpu_ms_per_turn": 1.0,
+        "server_sql_ms_per_turn": 1.0,
+        "server_mongo_ms_per_turn": 1.0,
+        "history_newest": {"p50_ms": 1.0, "p99_ms": 2.0},
+        "history_deep": {"p50_ms": 1.0, "p99_ms": 2.0},
+    }
+    trips = {"sql_statements": 3, "sql_transactions": 1, "mongo_commands": 3}
+    results = {
+        "backend": "sqlite+secantusdb",
+        "server": "test",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "plan": {"slow_seconds": 1.0},
+        "round_trips": {
+            "first_turn": trips,
+            "steady": trips,
+            "steady_all_identical": True,
+            "steady_samples": 1,
+            "by_length": {},
+        },
+        "lengths": [row, {**row, "messages_before": 1000}],
+        "concurrency": [],
+        "profile": {
+            "turns": 1,
+            "server_cpu_ms_per_turn": 1.0,
+            "by_kind": {"own": 0.001},
+            "own_by_package": {"employeevirtual": 0.001},
+            "top_own": [{"entry": "turn (chat/service.py:1)", "seconds": 0.001}],
+        },
+    }
+    path = write_results(results, tmp_path)
+    assert path.exists()
+    assert path.with_suffix(".png").stat().st_size > 1000

@@ -37,7 +37,7 @@ from employeevirtual.stores.sql.engine import create_engine
 
 __all__ = ["BenchPlan", "run_bench"]
 
-PASSWORD = "bench-passphrase-not-a-secret-42"
+PASSWORD = "measured-passphrase-not-a-secret-42"
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,11 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
         "EV_SECRET_KEY": "bench-signing-key-" + uuid.uuid4().hex,
         "EV_LOG_LEVEL": "WARNING",
         "EV_BENCH_SLOW_SECONDS": str(plan.slow_seconds),
+        # one bench user drives every conversation: the per-user and per-address abuse limits
+        # would measure themselves, not the turn
+        "EV_MAX_CONCURRENT_TURNS": "100000",
+        "EV_RATE_LIMIT_CHAT": "100000000",
+        "EV_RATE_LIMIT_GLOBAL": "100000000",
     }
     log = (stores.data_dir / "server.log").open("wb")
     proc = await asyncio.create_subprocess_exec(

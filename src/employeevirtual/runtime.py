@@ -28,7 +28,7 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.acks import SyncAcks
@@ -96,11 +96,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         if settings.mongodb_url is not None:
             mongo_url = settings.mongodb_url.get_secret_value()
         else:
-            secantus = SecantusServer(
-                storage_path=str(settings.data_dir / "mongodb"),
-                log_path=str(settings.data_dir / "secantus.log"),
-            )
-            await secantus.start()
+            secantus = await start_embedded(settings.data_dir)
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
         mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms)

@@ -24,7 +24,7 @@ from rich.table import Table
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.reconcile import Reconciler, ReconcileReport
@@ -58,11 +58,7 @@ async def _tools() -> AsyncIterator[SyncTools]:
         if settings.mongodb_url is not None:
             url = settings.mongodb_url.get_secret_value()
         else:
-            secantus = SecantusServer(
-                storage_path=str(settings.data_dir / "mongodb"),
-                log_path=str(settings.data_dir / "secantus.log"),
-            )
-            await secantus.start()
+            secantus = await start_embedded(settings.data_dir)
             url = secantus.url
         mongo = connect(url, timeout_ms=settings.mongodb_timeout_ms)
         try:

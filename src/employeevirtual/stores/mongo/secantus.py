@@ -26,7 +26,7 @@ from pymongo import AsyncMongoClient
 
 _PR_SET_PDEATHSIG = 1
 
-__all__ = ["SecantusServer", "secantus_command"]
+__all__ = ["SecantusServer", "secantus_command", "start_embedded"]
 
 _COMMAND = "secantusd-py"
 _HOST = "127.0.0.1"
@@ -272,3 +272,12 @@ class SecantusServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def start_embedded(data_dir: Path) -> SecantusServer:
+    """The embedded default's MongoDB: a SecantusDB keeping its files and log in the data dir."""
+    server = SecantusServer(
+        storage_path=str(data_dir / "mongodb"), log_path=str(data_dir / "secantus.log")
+    )
+    await server.start()
+    return server

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -62,7 +62,6 @@ class Runtime:
     reconciler: Reconciler
     idempotency: IdempotencyKeys
     secantus: SecantusServer | None = None
-    background: list[Any] = field(default_factory=list)
 
     def start_background(self) -> None:
         """The server's own sync work: relay (with the lag alert), reconciler, key purge."""

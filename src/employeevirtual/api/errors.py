@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from employeevirtual.errors import ServiceError, Unauthorized
@@ -33,9 +33,20 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
+async def _conflicting_write(_request: Request, exc: Exception) -> JSONResponse:
+    """A constraint refused the write (a race the service did not foresee): the transaction was
+    rolled back, so nothing was written; this is not an outage."""
+    log.warning("constraint violation: %s", type(exc).__name__)
+    return JSONResponse(
+        {"detail": "the request conflicts with data written meanwhile; nothing was written, retry"},
+        status_code=409,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _conflicting_write)
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(OSError, _database_unavailable)

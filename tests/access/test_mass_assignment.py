@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from employeevirtual.runtime import Runtime
-from support.access import account, counts
+from support.access import Account, account, counts
 from support.api import PASSWORD, create_agent
 
 FORBIDDEN = {
@@ -31,16 +31,23 @@ FORBIDDEN = {
 }
 
 
-async def test_no_body_accepts_a_forbidden_field(
-    client: httpx.AsyncClient, runtime: Runtime
-) -> None:
+async def _owner_with_a_conversation(
+    client: httpx.AsyncClient,
+) -> tuple[Account, Account, dict[str, Any], str]:
+    """An admin, a user, the user's agent and a conversation with it."""
     admin = await account(client, name="Admin")
     user = await account(client)
     agent = await create_agent(client, user.headers)
     r = await client.post(
         "/api/chat/agent", json={"message": "hi", "agent_id": agent["id"]}, headers=user.headers
     )
-    cid = r.json()["conversation_id"]
+    return admin, user, agent, r.json()["conversation_id"]
+
+
+async def test_no_body_accepts_a_forbidden_field(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    admin, user, agent, cid = await _owner_with_a_conversation(client)
     bodies: list[tuple[str, str, dict[str, Any], dict[str, str], set[str]]] = [
         (
             "POST",
@@ -87,13 +94,7 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     """Generated from the OpenAPI document, so a new endpoint is covered without a new line."""
-    admin = await account(client, name="Admin")
-    user = await account(client)
-    agent = await create_agent(client, user.headers)
-    r = await client.post(
-        "/api/chat/agent", json={"message": "hi", "agent_id": agent["id"]}, headers=user.headers
-    )
-    cid = r.json()["conversation_id"]
+    admin, user, agent, cid = await _owner_with_a_conversation(client)
     key = (await client.post("/api/api-keys", json={"name": "k"}, headers=user.headers)).json()
     path_values = {
         "agent_id": agent["id"],

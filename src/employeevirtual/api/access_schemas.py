@@ -9,8 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from employeevirtual.api.schemas import Name, Request, UserOut
-from employeevirtual.stores.records import ApiKeyRecord
+from employeevirtual.api.schemas import FromRecord, Name, Request, UserOut
 
 
 class ProblemOut(BaseModel):
@@ -25,22 +24,12 @@ class ApiKeyIn(Request):
     name: Name
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(FromRecord):
     id: UUID
     name: str
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKeyRecord) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-        )
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -4,16 +4,14 @@ owners, counters, roles or timestamps by adding them to a body."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from employeevirtual.stores.records import (
-    AgentRecord,
     ConversationRecord,
     MessageRecord,
-    UserRecord,
 )
 
 Email = Annotated[
@@ -36,24 +34,23 @@ class RegisterIn(Request):
     name: Name
 
 
-class UserOut(BaseModel):
+class FromRecord(BaseModel):
+    """A response read straight off a store record's attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record)
+
+
+class UserOut(FromRecord):
     id: UUID
     email: str
     name: str
     role: str
     is_active: bool
     created_at: datetime
-
-    @classmethod
-    def of(cls, user: UserRecord) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            name=user.name,
-            role=user.role,
-            is_active=user.is_active,
-            created_at=user.created_at,
-        )
 
 
 class TokenOut(BaseModel):
@@ -87,7 +84,7 @@ class AgentPatch(Request):
     visibility: Literal["private", "shared"] | None = None
 
 
-class AgentOut(BaseModel):
+class AgentOut(FromRecord):
     id: UUID
     user_id: UUID
     name: str
@@ -99,22 +96,6 @@ class AgentOut(BaseModel):
     visibility: str
     created_at: datetime
     updated_at: datetime | None
-
-    @classmethod
-    def of(cls, agent: AgentRecord) -> AgentOut:
-        return cls(
-            id=agent.id,
-            user_id=agent.user_id,
-            name=agent.name,
-            description=agent.description,
-            instructions=agent.instructions,
-            model=agent.model,
-            model_settings=agent.model_settings,
-            tools=agent.tools,
-            visibility=agent.visibility,
-            created_at=agent.created_at,
-            updated_at=agent.updated_at,
-        )
 
 
 class ChatIn(Request):

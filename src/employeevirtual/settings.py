@@ -107,9 +107,6 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: float | None = Field(
         default=None, gt=0, description="a pending key's lease; default agent timeout + 30 s"
     )
-    fault_crash_after_commit_every: int = Field(
-        default=0, ge=0, description="TEST ONLY: os._exit(137) after every Nth turn commit"
-    )
 
     # -- the HTTP server and what sits in front of it (issue 8) --
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(

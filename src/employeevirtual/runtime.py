@@ -19,6 +19,7 @@ from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.service import ChatService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
@@ -136,6 +137,16 @@ async def open_runtime(
     acks = SyncAcks(engine)
     acks.start()
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    concurrency = make_concurrency_limiter(
+        settings.redis_url,
+        key_prefix=settings.rate_limit_prefix,
+        ttl_seconds=settings.agent_timeout_seconds + 60,
+    )
+    idempotency = IdempotencyKeys(
+        engine,
+        lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -168,22 +179,17 @@ async def open_runtime(
             documents=documents,
             runner=runner,
             acks=acks,
+            keys=idempotency,
+            slots=TurnSlots(concurrency, per_user=settings.max_concurrent_turns),
             context_messages=settings.agent_context_messages,
+            max_message_chars=settings.max_message_chars,
             after_commit=after_turn_commit,
         ),
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
-        idempotency=IdempotencyKeys(
-            engine,
-            lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-        ),
+        idempotency=idempotency,
         limiter=limiter,
-        concurrency=make_concurrency_limiter(
-            settings.redis_url,
-            key_prefix=settings.rate_limit_prefix,
-            ttl_seconds=settings.agent_timeout_seconds + 60,
-        ),
+        concurrency=concurrency,
         api_keys=ApiKeyService(
             engine=engine,
             max_per_user=settings.max_api_keys_per_user,

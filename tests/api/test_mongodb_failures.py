@@ -12,8 +12,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.mongo.documents import TurnCounters
 from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.records import TurnUsage
 from employeevirtual.stores.sql.conversations import ConversationReader
 from employeevirtual.stores.sql.engine import read_connection
 from employeevirtual.stores.sql.messages import MessageReader
@@ -97,16 +97,15 @@ async def test_replaying_a_turns_writes_changes_nothing(
         stored = await MessageReader(conn).page(conversation.id, before_seq=None, limit=10)
     # replay both turns' writes exactly as the service made them
     for turn in (stored[0:2], stored[2:4]):
-        counters = TurnCounters(
-            messages=2,
-            tokens=turn[1].metadata["tokens_used"],
-            cost=0.0,
-            response_time=turn[1].metadata["execution_time"],
-            agent_runs=1,
-            avg_response_time=conversation.avg_response_time,
+        usage = TurnUsage(
+            model=turn[1].metadata["model_used"],
+            input_tokens=turn[1].metadata["input_tokens"],
+            output_tokens=turn[1].metadata["output_tokens"],
+            cost=turn[1].metadata["cost"],
+            execution_time=turn[1].metadata["execution_time"],
         )
         analytics = {"_id": str(turn[1].id), "conversation_id": cid, "status": "success"}
-        applied = await db.write_turn(conversation, turn, counters, analytics)
+        applied = await db.write_turn(conversation, turn, usage, analytics)
         assert applied is False  # the guard recognised the replay
     assert await snapshot() == before
     assert before[0]["metadata"]["message_count"] == 4

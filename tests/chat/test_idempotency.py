@@ -20,6 +20,8 @@ from employeevirtual.chat.idempotency import (
     StoredResponse,
     fingerprint,
 )
+from employeevirtual.chat.responses import turn_response
+from employeevirtual.chat.turn import TurnRequest, TurnSucceeded
 from employeevirtual.errors import Conflict
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql.engine import write_transaction
@@ -214,27 +216,24 @@ async def test_a_slow_owner_whose_key_was_taken_over_rolls_its_turn_back(
     )
     assert user is not None
     keys = IdempotencyKeys(runtime.engine, lease_seconds=0.1, ttl_seconds=86_400)
+    request = TurnRequest("x", agent_id=uuid.UUID(agent_id))
 
-    def render(_: Any) -> StoredResponse:
-        return StoredResponse(200, "{}")
-
-    slow = await keys.claim(user_id=user.id, key="k", request_fingerprint="f", render=render)
+    slow = await keys.claim(user_id=user.id, key="k", request_fingerprint="f")
     assert isinstance(slow, IdempotencyClaim)
     await asyncio.sleep(0.2)
-    retry = await keys.claim(user_id=user.id, key="k", request_fingerprint="f", render=render)
+    retry = await keys.claim(user_id=user.id, key="k", request_fingerprint="f")
     assert isinstance(retry, IdempotencyClaim)
     assert retry.token != slow.token
     with pytest.raises(Conflict):
-        await runtime.chat.turn(
-            user, message="x", agent_id=uuid.UUID(agent_id), conversation_id=None, idempotency=slow
-        )
+        await runtime.chat.turn(user, request, claim=slow)
     assert await _count(runtime, messages) == 0
-    await runtime.chat.turn(
-        user, message="x", agent_id=uuid.UUID(agent_id), conversation_id=None, idempotency=retry
-    )
+    outcome = await runtime.chat.turn(user, request, claim=retry)
+    assert isinstance(outcome, TurnSucceeded)
     assert await _count(runtime, messages) == 2
-    replay = await keys.claim(user_id=user.id, key="k", request_fingerprint="f", render=render)
-    assert replay == StoredResponse(200, "{}")
+    replay = await keys.claim(user_id=user.id, key="k", request_fingerprint="f")
+    assert replay == turn_response(outcome)
+    assert isinstance(replay, StoredResponse)
+    assert replay.status == 200
 
 
 async def test_keys_are_kept_a_day_then_purged(

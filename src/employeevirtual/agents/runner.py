@@ -32,7 +32,7 @@ from pydantic_ai.settings import ModelSettings
 
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.stores.records import AgentRecord, MessageRecord
+from employeevirtual.stores.records import AgentRecord, MessageRecord, TurnUsage
 
 __all__ = ["AgentFailure", "AgentRunner", "RunOutcome"]
 
@@ -42,25 +42,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     output: str
-    model_name: str
-    input_tokens: int
-    output_tokens: int
-    cost: Decimal | None
-    execution_time: float
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+    usage: TurnUsage
 
 
 class AgentFailure(Exception):
-    """The agent did not answer. ``kind`` is timeout, provider, configuration or limit."""
+    """The agent did not answer. ``kind`` is timeout, provider, configuration, limit or
+    internal; ``usage`` is what the failed run cost (its time)."""
 
-    def __init__(self, kind: str, message: str, *, execution_time: float) -> None:
+    def __init__(self, kind: str, message: str, *, usage: TurnUsage) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
-        self.execution_time = execution_time
+        self.usage = usage
 
 
 def to_model_history(messages: Sequence[MessageRecord]) -> list[ModelMessage]:
@@ -117,7 +110,10 @@ class AgentRunner:
         started = time.perf_counter()
 
         def failure(kind: str, message: str) -> AgentFailure:
-            return AgentFailure(kind, message, execution_time=time.perf_counter() - started)
+            usage = TurnUsage.measured(
+                model=spec.model, execution_time=time.perf_counter() - started
+            )
+            return AgentFailure(kind, message, usage=usage)
 
         try:
             agent = self._agent(spec)
@@ -153,14 +149,15 @@ class AgentRunner:
             log.exception("agent %s failed unexpectedly", spec.id)
             raise failure("internal", "the agent failed unexpectedly; see the server log") from None
         usage = result.usage
-        model_name = spec.model
         return RunOutcome(
             output=result.output,
-            model_name=model_name,
-            input_tokens=usage.input_tokens or 0,
-            output_tokens=usage.output_tokens or 0,
-            cost=_cost(usage),
-            execution_time=time.perf_counter() - started,
+            usage=TurnUsage.measured(
+                model=spec.model,
+                input_tokens=usage.input_tokens or 0,
+                output_tokens=usage.output_tokens or 0,
+                cost=_cost(usage),
+                execution_time=time.perf_counter() - started,
+            ),
         )
 
 

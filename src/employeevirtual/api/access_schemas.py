@@ -4,12 +4,13 @@ body every endpoint documents."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from employeevirtual.api.schemas import FromRecord, Name, Request, UserOut
+from employeevirtual.stores.records import UserRole
 
 
 class ProblemOut(BaseModel):
@@ -37,7 +38,7 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class UserPatch(Request):
-    role: Literal["admin", "user"] | None = None
+    role: UserRole | None = None
     is_active: bool | None = None
 
 

@@ -1,13 +1,10 @@
-"""Per-request guards: the chat rate limit per user, one concurrent-turn slot per turn, and
-the refusal of query parameters an endpoint does not declare."""
+"""Per-request guards: the chat rate limit per user and the refusal of query parameters an
+endpoint does not declare. (The concurrent-turn slot is the turn's own: ``chat.limits``.)"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
-from uuid import UUID
 
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -16,10 +13,8 @@ from redis.exceptions import RedisError
 
 from employeevirtual.api.deps import CurrentUserId, RuntimeDep
 from employeevirtual.errors import InvalidInput, RateLimited
-from employeevirtual.runtime import Runtime
-from employeevirtual.security.concurrency import NoSlotAvailable
 
-__all__ = ["ChatRateLimit", "reject_unknown_query_params", "turn_slot"]
+__all__ = ["ChatRateLimit", "reject_unknown_query_params"]
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +39,6 @@ async def chat_rate_limit(runtime: RuntimeDep, user_id: CurrentUserId, response:
 
 ChatRateLimit = Depends(chat_rate_limit)
 
-
-@asynccontextmanager
-async def turn_slot(runtime: Runtime, user_id: UUID) -> AsyncIterator[None]:
-    """Hold one of the user's ``max_concurrent_turns`` slots; 429 when all are in use."""
-    limit = runtime.settings.max_concurrent_turns
-    async with AsyncExitStack() as stack:
-        try:
-            await stack.enter_async_context(
-                runtime.concurrency.hold(f"turns:{user_id}", limit=limit)
-            )
-        except NoSlotAvailable:
-            raise RateLimited(
-                f"at most {limit} chat turns at once per user; wait for one to finish",
-                headers={"Retry-After": "1"},
-            ) from None
-        except RedisError as exc:
-            log.warning("concurrency limit skipped, Redis failed: %s", type(exc).__name__)
-        yield
 
 
 def _query_names(dependant: Dependant, names: set[str]) -> set[str]:

@@ -7,12 +7,30 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
-from employeevirtual.stores.records import (
-    ConversationRecord,
-    MessageRecord,
-)
+from employeevirtual.chat.responses import ChatOut, MessageOut, UsageOut
+from employeevirtual.stores.records import ConversationStatus, UserRole, Visibility
+
+__all__ = [
+    "AgentIn",
+    "AgentOut",
+    "AgentPatch",
+    "ChatIn",
+    "ChatOut",
+    "ConversationOut",
+    "ConversationPage",
+    "ConversationPatch",
+    "FromRecord",
+    "HistoryOut",
+    "MessageOut",
+    "ModelSettingsIn",
+    "RegisterIn",
+    "Request",
+    "TokenOut",
+    "UsageOut",
+    "UserOut",
+]
 
 Email = Annotated[
     str,
@@ -48,7 +66,7 @@ class UserOut(FromRecord):
     id: UUID
     email: str
     name: str
-    role: str
+    role: UserRole
     is_active: bool
     created_at: datetime
 
@@ -71,7 +89,7 @@ class AgentIn(Request):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     model_settings: ModelSettingsIn = ModelSettingsIn()
     tools: list[str] = []
-    visibility: Literal["private", "shared"] = "private"
+    visibility: Visibility = "private"
 
 
 class AgentPatch(Request):
@@ -81,7 +99,7 @@ class AgentPatch(Request):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     model_settings: ModelSettingsIn | None = None
     tools: list[str] | None = None
-    visibility: Literal["private", "shared"] | None = None
+    visibility: Visibility | None = None
 
 
 class AgentOut(FromRecord):
@@ -93,7 +111,7 @@ class AgentOut(FromRecord):
     model: str
     model_settings: dict[str, Any]
     tools: list[str]
-    visibility: str
+    visibility: Visibility
     created_at: datetime
     updated_at: datetime | None
 
@@ -104,52 +122,12 @@ class ChatIn(Request):
     conversation_id: UUID | None = None
 
 
-class MessageOut(BaseModel):
-    id: UUID
-    conversation_id: UUID
-    seq: int
-    content: str
-    message_type: str
-    user_id: UUID
-    agent_id: UUID | None
-    metadata: dict[str, Any]
-    timestamp: datetime
-
-    @classmethod
-    def of(cls, message: MessageRecord) -> MessageOut:
-        return cls(
-            id=message.id,
-            conversation_id=message.conversation_id,
-            seq=message.seq,
-            content=message.content,
-            message_type=message.message_type,
-            user_id=message.user_id,
-            agent_id=message.agent_id,
-            metadata={**message.metadata, "timestamp": message.created_at},
-            timestamp=message.created_at,
-        )
-
-
-class UsageOut(BaseModel):
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    cost: float | None
-
-
-class ChatOut(BaseModel):
-    conversation_id: UUID
-    user_message: MessageOut
-    agent_message: MessageOut
-    usage: UsageOut
-
-
-class ConversationOut(BaseModel):
+class ConversationOut(FromRecord):
     id: UUID
     user_id: UUID
     agent_id: UUID
     title: str | None
-    status: str
+    status: ConversationStatus
     session_id: str | None
     metadata: dict[str, Any]
     created_at: datetime
@@ -159,29 +137,14 @@ class ConversationOut(BaseModel):
     total_tokens: int
     total_cost: float
     avg_response_time: float
-    needs_sync: bool
+    synced_seq: int = Field(exclude=True)
     last_error: str | None
 
-    @classmethod
-    def of(cls, c: ConversationRecord) -> ConversationOut:
-        return cls(
-            id=c.id,
-            user_id=c.user_id,
-            agent_id=c.agent_id,
-            title=c.title,
-            status=c.status,
-            session_id=c.session_id,
-            metadata=c.metadata,
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-            last_message_at=c.last_message_at,
-            message_count=c.message_count,
-            total_tokens=c.total_tokens,
-            total_cost=float(c.total_cost),
-            avg_response_time=c.avg_response_time,
-            needs_sync=c.synced_seq < c.message_count,
-            last_error=c.last_error,
-        )
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def needs_sync(self) -> bool:
+        """MongoDB does not hold every message yet (the relay owes it some)."""
+        return self.synced_seq < self.message_count
 
 
 class ConversationPage(BaseModel):
@@ -191,7 +154,7 @@ class ConversationPage(BaseModel):
 
 class ConversationPatch(Request):
     title: Name | None = None
-    status: Literal["active", "archived"] | None = None
+    status: ConversationStatus | None = None
 
 
 class HistoryOut(BaseModel):
@@ -199,7 +162,3 @@ class HistoryOut(BaseModel):
     messages: list[MessageOut]
     next_before: str | None = Field(description="pass as `before` for the previous page")
     source: Literal["mongodb", "sql"]
-
-
-class ErrorOut(BaseModel):
-    detail: str

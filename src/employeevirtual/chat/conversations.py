@@ -21,9 +21,38 @@ from employeevirtual.stores.sql.conversations import (
 )
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 
-__all__ = ["ConversationChanges", "ConversationFilters", "ConversationService"]
+__all__ = [
+    "ConversationChanges",
+    "ConversationFilters",
+    "ConversationService",
+    "record_audit_read",
+]
 
 log = logging.getLogger(__name__)
+
+
+async def record_audit_read(
+    engine: AsyncEngine,
+    user: UserRecord,
+    conversation: ConversationRecord,
+    *,
+    what: str,
+    client_ip: str | None,
+) -> None:
+    """An admin reading someone else's conversation leaves an audit row (before the data is
+    returned: no row, no data)."""
+    if conversation.user_id == user.id:
+        return
+    async with write_transaction(engine) as conn:
+        await AuditRepository(conn).record(
+            action="conversation.audit_read",
+            actor_id=user.id,
+            target_type="conversation",
+            target_id=str(conversation.id),
+            details={"owner_id": str(conversation.user_id), "read": what},
+            client_ip=client_ip,
+            now=datetime.now(UTC),
+        )
 
 
 class ConversationService:
@@ -54,31 +83,8 @@ class ConversationService:
             found = await ConversationReader(conn).get(conversation_id, user, include_all=True)
         if found is None:
             raise NotFound(f"conversation {conversation_id} not found")
-        await self.record_audit_read(user, found, what="conversation", client_ip=client_ip)
+        await record_audit_read(self.engine, user, found, what="conversation", client_ip=client_ip)
         return found
-
-    async def record_audit_read(
-        self,
-        user: UserRecord,
-        conversation: ConversationRecord,
-        *,
-        what: str,
-        client_ip: str | None,
-    ) -> None:
-        """An admin reading someone else's conversation leaves an audit row (before the data
-        is returned: no row, no data)."""
-        if conversation.user_id == user.id:
-            return
-        async with write_transaction(self.engine) as conn:
-            await AuditRepository(conn).record(
-                action="conversation.audit_read",
-                actor_id=user.id,
-                target_type="conversation",
-                target_id=str(conversation.id),
-                details={"owner_id": str(conversation.user_id), "read": what},
-                client_ip=client_ip,
-                now=datetime.now(UTC),
-            )
 
     async def update(
         self, user: UserRecord, conversation_id: UUID, changes: ConversationChanges

@@ -3,10 +3,11 @@
 A key belongs to one user. ``claim`` inserts it as *pending* in a small transaction of its own,
 before the agent runs, so a concurrent duplicate finds it and gets 409 instead of running the
 agent a second time. The turn's own SQL transaction completes it with the response (status and
-body), fenced by the claim's token: acknowledged still means committed, and a retry after that
-replays the stored response. A request that ends before its commit releases the key. A pending key
-whose owner died is taken over once its lease runs out; if the old owner was only slow, its
-commit finds the token changed and rolls back, so the turn still happens once.
+body, built by ``chat.responses.turn_response``), fenced by the claim's token: acknowledged
+still means committed, and a retry after that replays the stored response. A request that ends
+before its commit releases the key. A pending key whose owner died is taken over once its lease
+runs out; if the old owner was only slow, its commit finds the token changed and rolls back, so
+the turn still happens once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -51,23 +51,22 @@ class StoredResponse:
 
 @dataclass(slots=True)
 class IdempotencyClaim:
-    """A key this request holds. ``render`` turns the turn's outcome (a result or the failure
-    raised for it) into the response to store; ``response`` is set once the turn committed."""
+    """A key this request holds; ``response`` is set once the turn committed with it."""
 
     user_id: UUID
     key: str
     token: UUID
-    render: Callable[[Any], StoredResponse]
-    response: StoredResponse | None = field(default=None)
+    response: StoredResponse | None = None
 
     @property
     def owner(self) -> KeyOwner:
         return KeyOwner(self.user_id, self.key, self.token)
 
-    async def complete(self, conn: WriteConnection, outcome: Any, conversation_id: UUID) -> None:
+    async def complete(
+        self, conn: WriteConnection, response: StoredResponse, conversation_id: UUID
+    ) -> None:
         """Inside the turn's transaction; raises Conflict (rolling the turn back) when the key
         was taken over meanwhile."""
-        response = self.render(outcome)
         stored = await IdempotencyRepository(conn).complete(
             self.owner,
             status=response.status,
@@ -96,7 +95,6 @@ class IdempotencyKeys:
         user_id: UUID,
         key: str,
         request_fingerprint: str,
-        render: Callable[[Any], StoredResponse],
     ) -> IdempotencyClaim | StoredResponse:
         """The claim to run the request under, or the stored response to replay.
 
@@ -115,7 +113,7 @@ class IdempotencyKeys:
                         now=now,
                         locked_until=now + self.lease,
                     )
-                return IdempotencyClaim(user_id, key, token, render)
+                return IdempotencyClaim(user_id, key, token)
             except IntegrityError:
                 pass
             async with write_transaction(self.engine) as conn:
@@ -143,7 +141,7 @@ class IdempotencyKeys:
                     locked_until=now + self.lease,
                 ):
                     log.warning("took over Idempotency-Key whose lease expired (user %s)", user_id)
-                    return IdempotencyClaim(user_id, key, token, render)
+                    return IdempotencyClaim(user_id, key, token)
         raise Conflict(
             "this Idempotency-Key is contended; retry shortly", headers={"Retry-After": "1"}
         )

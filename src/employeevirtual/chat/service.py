@@ -1,21 +1,23 @@
-"""The chat turn and conversation history: the one place that orders writes across stores.
+"""The chat turn, top to bottom, and a conversation's history: the one place that orders writes
+across stores.
 
-Order of a turn: resolve agent and conversation (owner-checked, owner active) in one SQL
-statement outside any transaction, and the recent context from the in-process cache when the
-row's ``message_count`` says it is current (SQL otherwise) -> run the agent (no transaction
-open) -> commit both messages and the counters in one SQL transaction -> write MongoDB
-(idempotent; a failure there is left to the relay) -> answer.
+A turn, as ``turn`` reads: hold one of the user's turn slots -> resolve agent and conversation
+(owner-checked, owner active) in one SQL statement outside any transaction, and the recent
+context from the in-process cache when the row's ``message_count`` says it is current (SQL
+otherwise) -> run the agent (no transaction open; a failed run is recorded, not raised) -> commit
+both messages, the counters and the Idempotency-Key's response in one SQL transaction -> write
+MongoDB (idempotent; a failure there is left to the relay) -> return the outcome.
+
+With an Idempotency-Key, ``claim`` comes first (it answers a replay with the stored response);
+a turn that ends before its commit releases the key so that a retry runs it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
@@ -23,17 +25,31 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
-from employeevirtual.chat.idempotency import IdempotencyClaim
-from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
-from employeevirtual.stores.mongo.documents import (
-    DocumentStore,
-    TurnCounters,
-    analytics_document,
+from employeevirtual.chat.conversations import record_audit_read
+from employeevirtual.chat.history import HistoryPage, read_history
+from employeevirtual.chat.idempotency import (
+    IdempotencyClaim,
+    IdempotencyKeys,
+    StoredResponse,
+    fingerprint,
 )
+from employeevirtual.chat.limits import TurnSlots
+from employeevirtual.chat.responses import turn_response
+from employeevirtual.chat.turn import (
+    TurnFailed,
+    TurnOutcome,
+    TurnRequest,
+    TurnSucceeded,
+    now_ms,
+    turn_messages,
+)
+from employeevirtual.errors import Conflict, NotFound, Unauthorized
+from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
 from employeevirtual.stores.records import (
     AgentRecord,
     ConversationRecord,
     MessageRecord,
+    TurnUsage,
     UserRecord,
 )
 from employeevirtual.stores.sql.agents import AgentReader
@@ -41,58 +57,17 @@ from employeevirtual.stores.sql.conversations import (
     ConversationReader,
     ConversationRepository,
     NewConversation,
-    TurnCounts,
 )
-from employeevirtual.stores.sql.engine import (
-    Connection,
-    WriteConnection,
-    read_connection,
-    write_transaction,
-)
+from employeevirtual.stores.sql.engine import Connection, read_connection, write_transaction
 from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "TurnResult"]
+__all__ = ["ChatService", "HistoryPage", "TurnFailed", "TurnOutcome", "TurnSucceeded"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class TurnResult:
-    conversation: ConversationRecord
-    user_message: MessageRecord
-    agent_message: MessageRecord
-    outcome: RunOutcome
-    stored_in_mongodb: bool
-
-
-class AgentRunFailed(ServiceError):
-    """The agent failed; the user's message and the failure are committed all the same."""
-
-    def __init__(
-        self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
-    ):
-        super().__init__(failure.message, conversation_id=str(conversation_id))
-        # a usage limit is the run's budget (settings), not a provider fault: 422
-        self.status_code = {"timeout": 504, "limit": 422}.get(failure.kind, 502)
-        self.kind = failure.kind
-        self.conversation_id = conversation_id
-        self.user_message = user_message
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    conversation: ConversationRecord
-    messages: list[MessageRecord]
-    next_before: int | None
-    source: str
-
-
-def _now() -> datetime:
-    """Aware UTC, truncated to milliseconds: what MongoDB keeps, so both stores agree."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+ROUTE = "POST /api/chat/agent"  # what an Idempotency-Key's fingerprint is taken for
 
 
 class ChatService:
@@ -103,99 +78,100 @@ class ChatService:
         documents: DocumentStore,
         runner: AgentRunner,
         acks: SyncAcks,
+        keys: IdempotencyKeys,
+        slots: TurnSlots,
         context_messages: int,
+        max_message_chars: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
     ) -> None:
+        """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
         self.engine = engine
         self.documents = documents
         self.runner = runner
         self.acks = acks
+        self.keys = keys
+        self.slots = slots
         self.context_messages = context_messages
+        self.max_message_chars = max_message_chars
         self.after_commit = after_commit
         self.context = RecentContext(messages=context_messages)
 
     # -- the turn -----------------------------------------------------------------------------
 
+    def request(
+        self, message: str | None, *, agent_id: UUID | None, conversation_id: UUID | None
+    ) -> TurnRequest:
+        """The message rules: InvalidInput (422) for a request no turn can answer."""
+        return TurnRequest.checked(
+            message,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            max_chars=self.max_message_chars,
+        )
+
+    async def claim(
+        self, user_id: UUID, request: TurnRequest, key: str
+    ) -> IdempotencyClaim | StoredResponse:
+        """The claim to run ``request`` under ``key``, or the stored response to replay."""
+        return await self.keys.claim(
+            user_id=user_id,
+            key=key,
+            request_fingerprint=fingerprint(
+                route=ROUTE,
+                message=request.message,
+                agent_id=request.agent_id,
+                conversation_id=request.conversation_id,
+            ),
+        )
+
     async def turn(
         self,
         user: UserRecord | UUID,
+        request: TurnRequest,
         *,
-        message: str,
-        agent_id: UUID | None,
-        conversation_id: UUID | None,
-        idempotency: IdempotencyClaim | None = None,
-    ) -> TurnResult:
-        """``user`` may be just the token's subject: the turn's own read checks the user exists
-        and is active, so the route needs no user read of its own. ``idempotency``: the
-        request's key, completed with the response inside the turn's transaction (a failed
-        run's 502/504 included)."""
+        claim: IdempotencyClaim | None = None,
+    ) -> TurnOutcome:
+        """One turn. ``user`` may be just the token's subject: the turn's own read checks the
+        user exists and is active. ``claim``: the request's key, completed with the response
+        inside the turn's transaction (a failed run's 502/504 included)."""
         user_id = user if isinstance(user, UUID) else user.id
-        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
-
-        failure: AgentFailure | None = None
-        outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history)
-        except AgentFailure as exc:
-            failure = exc
+            async with self.slots.hold(user_id):
+                return await self._turn(user_id, request, claim)
+        except BaseException:
+            if claim is not None and claim.response is None:  # nothing committed
+                await self.keys.release(claim)
+            raise
 
-        now = _now()
+    async def _turn(
+        self, user_id: UUID, request: TurnRequest, claim: IdempotencyClaim | None
+    ) -> TurnOutcome:
+        conversation, agent, history = await self._resolve(user_id, request)
+        run = await self._run(agent, request.message, history)
         conversation_id = conversation.id if conversation else uuid.uuid4()
-        user_message = MessageRecord(
-            id=uuid.uuid4(),
-            conversation_id=conversation_id,
-            seq=0,
-            user_id=user_id,
-            agent_id=None,
-            content=message,
-            message_type="user",
-            metadata={},
-            created_at=now,
+        asked, reply, usage = turn_messages(
+            user_id, agent, conversation_id, request.message, run, asked_at=now_ms()
         )
-        reply = self._reply(user_id, agent, conversation_id, outcome, failure)
-
-        async def complete_key(
-            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
-        ) -> None:
-            assert idempotency is not None
-            result: TurnResult | AgentRunFailed
-            if failure is not None:
-                result = AgentRunFailed(failure, conversation_id=record.id, user_message=stored[0])
-            else:
-                assert outcome is not None
-                result = TurnResult(record, stored[0], stored[1], outcome, False)
-            await idempotency.complete(conn, result, record.id)
-
-        stored, record = await self._commit(
-            user_id,
-            agent,
-            conversation,
-            [user_message, reply],
-            reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
-            on_commit=complete_key if idempotency is not None else None,
-        )
+        outcome = await self._commit(user_id, agent, conversation, asked, reply, usage, claim)
         if self.after_commit is not None:
-            self.after_commit(record)
-        user_message, reply = stored
+            self.after_commit(outcome.conversation)
+        stored = [outcome.user_message, outcome.reply]
         self.context.advance(
-            record.id,
+            outcome.conversation.id,
             base_count=conversation.message_count if conversation else 0,
             base=history,
             added=stored,
-            message_count=record.message_count,
+            message_count=outcome.conversation.message_count,
         )
-        analytics = analytics_document(reply)
         in_mongo = await self._write_documents(
-            record, stored, analytics, created=conversation is None
+            outcome.conversation, stored, usage, created=conversation is None
         )
-        if failure is not None:
-            raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
-        assert outcome is not None
-        return TurnResult(record, user_message, reply, outcome, in_mongo)
+        return replace(outcome, stored_in_mongodb=in_mongo)
 
     async def _resolve(
-        self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
+        self, user_id: UUID, request: TurnRequest
     ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
+        agent_id, conversation_id = request.agent_id, request.conversation_id
         async with read_connection(self.engine) as conn:
             if conversation_id is None:
                 if agent_id is None:
@@ -238,69 +214,28 @@ class ChatService:
         if user is None or not user.is_active:
             raise Unauthorized("the token's user no longer exists or is deactivated")
 
-    @staticmethod
-    def _reply(
-        user_id: UUID,
-        agent: AgentRecord,
-        conversation_id: UUID,
-        outcome: RunOutcome | None,
-        failure: AgentFailure | None,
-    ) -> MessageRecord:
-        now = _now()
-        if outcome is not None:
-            content = outcome.output
-            message_type = "agent"
-            metadata: dict[str, Any] = {
-                "model_used": outcome.model_name,
-                "execution_time": round(outcome.execution_time, 6),
-                "tokens_used": outcome.tokens,
-                "input_tokens": outcome.input_tokens,
-                "output_tokens": outcome.output_tokens,
-                "cost": None if outcome.cost is None else float(outcome.cost),
-            }
-        else:
-            assert failure is not None
-            content = failure.message
-            message_type = "error"
-            metadata = {
-                "model_used": agent.model,
-                "error": failure.kind,
-                "execution_time": round(failure.execution_time, 6),
-            }
-        return MessageRecord(
-            id=uuid.uuid4(),
-            conversation_id=conversation_id,
-            seq=0,
-            user_id=user_id,
-            agent_id=agent.id,
-            content=content,
-            message_type=message_type,
-            metadata=metadata,
-            created_at=now,
-        )
+    async def _run(
+        self, agent: AgentRecord, message: str, history: list[MessageRecord]
+    ) -> RunOutcome | AgentFailure:
+        try:
+            return await self.runner.run(agent, message, history)
+        except AgentFailure as failure:
+            return failure
 
     async def _commit(
         self,
         user_id: UUID,
         agent: AgentRecord,
         conversation: ConversationRecord | None,
-        new_messages: list[MessageRecord],
-        now: datetime,
-        on_commit: Callable[
-            [WriteConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
-        ]
-        | None = None,
-    ) -> tuple[list[MessageRecord], ConversationRecord]:
-        """One SQL transaction: the turn's messages, the conversation's counters and whatever
-        ``on_commit`` adds (the idempotency key's response)."""
-        reply = new_messages[-1]
-        counts = TurnCounts(
-            messages=len(new_messages),
-            tokens=int(reply.metadata.get("tokens_used") or 0),
-            cost=Decimal(str(reply.metadata.get("cost") or 0)),
-            response_time=Decimal(str(reply.metadata.get("execution_time") or 0)),
-        )
+        asked: MessageRecord,
+        reply: MessageRecord,
+        usage: TurnUsage,
+        claim: IdempotencyClaim | None,
+    ) -> TurnOutcome:
+        """One SQL transaction: the turn's messages (their seqs taken from the counters), the
+        conversation's counters, and the Idempotency-Key's response."""
         error = reply.content[:2000] if reply.message_type == "error" else None
+        now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
         async with write_transaction(self.engine) as conn:
             conversations = ConversationRepository(conn)
             if conversation is None:
@@ -309,44 +244,35 @@ class ChatService:
                     user_id=user_id,
                     agent_id=agent.id,
                     title=f"Conversa com {agent.name}"[:200],
-                    counts=counts,
-                    error=error,
                 )
-                record = await conversations.create(new, now=now)
+                record = await conversations.create(new, usage, messages=2, now=now, error=error)
             else:
                 found = await conversations.apply_turn(
-                    conversation.id, counts, now=now, error=error
+                    conversation.id, usage, messages=2, now=now, error=error
                 )
                 if found is None:
                     raise NotFound(f"conversation {conversation.id} not found")
                 record = found
-            first_seq = record.message_count - counts.messages + 1
-            stored = [replace(m, seq=first_seq + i) for i, m in enumerate(new_messages)]
-            await MessageRepository(conn).insert_many(stored)
-            if on_commit is not None:
-                await on_commit(conn, stored, record)
-        return stored, record
+            asked = replace(asked, seq=record.message_count - 1)
+            reply = replace(reply, seq=record.message_count)
+            await MessageRepository(conn).insert_many([asked, reply])
+            outcome = _outcome(record, asked, reply, usage)
+            if claim is not None:
+                await claim.complete(conn, turn_response(outcome), record.id)
+        return outcome
 
     async def _write_documents(
         self,
         conversation: ConversationRecord,
         stored: list[MessageRecord],
-        analytics: dict[str, Any] | None,
+        usage: TurnUsage,
         *,
         created: bool,
     ) -> bool:
         """MongoDB after the commit. Failures leave ``synced_seq`` behind for the relay."""
-        reply = stored[-1]
-        counters = TurnCounters(
-            messages=len(stored),
-            tokens=int(reply.metadata.get("tokens_used") or 0),
-            cost=float(reply.metadata.get("cost") or 0.0),
-            response_time=float(reply.metadata.get("execution_time") or 0.0),
-            agent_runs=1,
-            avg_response_time=conversation.avg_response_time,
-        )
+        analytics = analytics_document(stored[-1])
         try:
-            applied = await self.documents.write_turn(conversation, stored, counters, analytics)
+            applied = await self.documents.write_turn(conversation, stored, usage, analytics)
             if created:
                 await self.documents.log_activity(
                     user_id=conversation.user_id,
@@ -375,61 +301,23 @@ class ChatService:
         *,
         limit: int,
         before: int | None,
+        client_ip: str | None = None,
     ) -> HistoryPage:
         """A page of messages, newest page first, oldest first within it; MongoDB when it has
-        every message of the page, SQL otherwise."""
-        async with read_connection(self.engine) as conn:
-            conversation = await ConversationReader(conn).get(
-                conversation_id, user, include_all=True
-            )
-        if conversation is None:
-            raise NotFound(f"conversation {conversation_id} not found")
-        upper = conversation.message_count
-        if before is not None:
-            upper = min(upper, before - 1)
-        lowest = max(1, upper - limit + 1)
-        expected = list(range(lowest, upper + 1))
-        next_before = lowest if lowest > 1 else None
-        if not expected:
-            return HistoryPage(conversation, [], None, "sql")
-        page = await self._mongo_page(conversation, expected, limit)
-        if page is not None:
-            return HistoryPage(conversation, page, next_before, "mongodb")
-        async with read_connection(self.engine) as conn:
-            rows = await MessageReader(conn).page(
-                conversation_id, before_seq=upper + 1, limit=limit
-            )
-        return HistoryPage(conversation, rows, next_before, "sql")
-
-    async def _mongo_page(
-        self, conversation: ConversationRecord, expected: list[int], limit: int
-    ) -> list[MessageRecord] | None:
-        try:
-            docs = await self.documents.message_page(
-                conversation.id, before_seq=expected[-1] + 1, limit=limit, from_seq=expected[0]
-            )
-        except PyMongoError as exc:
-            log.info("history of %s served from SQL: %s", conversation.id, type(exc).__name__)
-            return None
-        if [d["seq"] for d in docs] != expected:
-            return None
-        return [_message_from_document(d) for d in docs]
+        every message of the page, SQL otherwise. An admin's read of someone else's
+        conversation is audited before the page is returned."""
+        page = await read_history(
+            self.engine, self.documents, user, conversation_id, limit=limit, before=before
+        )
+        await record_audit_read(
+            self.engine, user, page.conversation, what="messages", client_ip=client_ip
+        )
+        return page
 
 
-def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
-    metadata = dict(doc.get("metadata") or {})
-    metadata.pop("timestamp", None)
-    timestamp: datetime = doc["timestamp"]
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    return MessageRecord(
-        id=UUID(doc["_id"]),
-        conversation_id=UUID(doc["conversation_id"]),
-        seq=doc["seq"],
-        user_id=UUID(doc["user_id"]),
-        agent_id=UUID(doc["agent_id"]) if doc.get("agent_id") else None,
-        content=doc["content"],
-        message_type=doc["message_type"],
-        metadata=metadata,
-        created_at=timestamp,
-    )
+def _outcome(
+    record: ConversationRecord, asked: MessageRecord, reply: MessageRecord, usage: TurnUsage
+) -> TurnOutcome:
+    if reply.message_type == "error":
+        return TurnFailed(record, asked, reply, kind=str(reply.metadata["error"]))
+    return TurnSucceeded(record, asked, reply, usage)

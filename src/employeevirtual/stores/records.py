@@ -15,16 +15,51 @@ __all__ = [
     "ConversationStatus",
     "MessageRecord",
     "MessageType",
+    "TurnUsage",
     "UserRecord",
     "UserRole",
     "Visibility",
 ]
 
 # The vocabularies the API shows and accepts; the records carry the same types.
-UserRole = Literal["user", "admin"]
+UserRole = Literal["admin", "user"]
 Visibility = Literal["private", "shared"]
 ConversationStatus = Literal["active", "archived"]
 MessageType = Literal["user", "agent", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUsage:
+    """One agent run's usage, as the runner measured it and both stores keep it: the reply's
+    metadata, the SQL counters and the MongoDB counters are all written from this value."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: float | None  # USD; None when the model has no known price
+    execution_time: float  # seconds, to the microsecond
+
+    @classmethod
+    def measured(
+        cls,
+        *,
+        model: str,
+        execution_time: float,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost: Decimal | None = None,
+    ) -> TurnUsage:
+        return cls(
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=None if cost is None else float(cost),
+            execution_time=round(execution_time, 6),
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +67,7 @@ class UserRecord:
     id: UUID
     email: str
     name: str
-    role: str
+    role: UserRole
     is_active: bool
     created_at: datetime
     password_hash: str = field(repr=False, default="")
@@ -52,7 +87,7 @@ class AgentRecord:
     model: str
     model_settings: dict[str, Any]
     tools: list[str]
-    visibility: str
+    visibility: Visibility
     created_at: datetime
     updated_at: datetime | None
     deleted_at: datetime | None = None
@@ -64,7 +99,7 @@ class ConversationRecord:
     user_id: UUID
     agent_id: UUID
     title: str | None
-    status: str
+    status: ConversationStatus
     session_id: str | None
     metadata: dict[str, Any]
     created_at: datetime
@@ -91,7 +126,7 @@ class MessageRecord:
     user_id: UUID
     agent_id: UUID | None
     content: str
-    message_type: str
+    message_type: MessageType
     metadata: dict[str, Any]
     created_at: datetime
 

@@ -1,62 +1,25 @@
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import Response
 
-from employeevirtual.api.deps import (
-    ChatDep,
-    CurrentUserId,
-    IdempotencyDep,
-    RuntimeDep,
-    SettingsDep,
-)
-from employeevirtual.api.limits import ChatRateLimit, turn_slot
-from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
-from employeevirtual.chat.idempotency import (
-    IdempotencyClaim,
-    IdempotencyKeys,
-    StoredResponse,
-    fingerprint,
-)
-from employeevirtual.chat.service import AgentRunFailed, ChatService, TurnResult
+from employeevirtual.api.deps import ChatDep, CurrentUserId
+from employeevirtual.api.limits import ChatRateLimit
+from employeevirtual.api.schemas import ChatIn, ChatOut
+from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
+from employeevirtual.chat.responses import turn_response
 from employeevirtual.errors import InvalidInput
-from employeevirtual.runtime import Runtime
 
 router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimit])
 
 
-def _chat_out(result: TurnResult) -> ChatOut:
-    outcome = result.outcome
-    return ChatOut(
-        conversation_id=result.conversation.id,
-        user_message=MessageOut.of(result.user_message),
-        agent_message=MessageOut.of(result.agent_message),
-        usage=UsageOut(
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            total_tokens=outcome.tokens,
-            cost=None if outcome.cost is None else float(outcome.cost),
-        ),
-    )
-
-
-def _render(outcome: Any) -> StoredResponse:
-    """The response a turn answers, as stored with its Idempotency-Key for replays."""
-    if isinstance(outcome, AgentRunFailed):
-        body = {"detail": outcome.message, **outcome.extra}
-        return StoredResponse(outcome.status_code, json.dumps(body, separators=(",", ":")))
-    assert isinstance(outcome, TurnResult)
-    return StoredResponse(200, _chat_out(outcome).model_dump_json())
-
-
-def _stored(response: StoredResponse, *, replayed: bool) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
+def _respond(answer: StoredResponse, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
-        response.body, status_code=response.status, media_type="application/json", headers=headers
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
     )
 
 
@@ -73,9 +36,7 @@ def _stored(response: StoredResponse, *, replayed: bool) -> Response:
 async def chat_with_agent(
     user_id: CurrentUserId,
     chat: ChatDep,
-    keys: IdempotencyDep,
-    settings: SettingsDep,
-    runtime: RuntimeDep,
+    response: Response,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
     agent_id: Annotated[UUID | None, Query()] = None,
     conversation_id: Annotated[UUID | None, Query()] = None,
@@ -87,80 +48,19 @@ async def chat_with_agent(
             description="retry safely: the same key replays the first response (kept 24 h)",
         ),
     ] = None,
-) -> Any:
+) -> Response:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
     if body is not None:
         if message is not None or agent_id is not None or conversation_id is not None:
             raise InvalidInput("send the fields either as query parameters or as a JSON body")
         message, agent_id, conversation_id = body.message, body.agent_id, body.conversation_id
-    if message is None or not message.strip():
-        raise InvalidInput("message is required and cannot be empty or only whitespace")
-    if len(message) > settings.max_message_chars:
-        raise InvalidInput(
-            f"message is {len(message)} characters; the limit is {settings.max_message_chars}"
-        )
-    if agent_id is None and conversation_id is None:
-        raise InvalidInput("give agent_id to start a conversation, or conversation_id")
-    if idempotency_key is None:
-        async with turn_slot(runtime, user_id):
-            result = await chat.turn(
-                user_id, message=message, agent_id=agent_id, conversation_id=conversation_id
-            )
-        return _chat_out(result)
-
-    claimed = await keys.claim(
-        user_id=user_id,
-        key=idempotency_key,
-        request_fingerprint=fingerprint(
-            route="POST /api/chat/agent",
-            message=message,
-            agent_id=agent_id,
-            conversation_id=conversation_id,
-        ),
-        render=_render,
-    )
-    if isinstance(claimed, StoredResponse):
-        return _stored(claimed, replayed=True)
-    return await _turn_with_key(
-        runtime,
-        chat,
-        keys,
-        claimed,
-        user_id,
-        message=message,
-        agent_id=agent_id,
-        conversation_id=conversation_id,
-    )
-
-
-async def _turn_with_key(
-    runtime: Runtime,
-    chat: ChatService,
-    keys: IdempotencyKeys,
-    claim: IdempotencyClaim,
-    user_id: UUID,
-    *,
-    message: str,
-    agent_id: UUID | None,
-    conversation_id: UUID | None,
-) -> Response:
-    try:
-        # inside the try: a request refused a turn slot (429) releases its key
-        async with turn_slot(runtime, user_id):
-            await chat.turn(
-                user_id,
-                message=message,
-                agent_id=agent_id,
-                conversation_id=conversation_id,
-                idempotency=claim,
-            )
-    except AgentRunFailed:
-        if claim.response is None:
-            raise
-    except BaseException:
-        if claim.response is None:  # nothing committed: a retry may run the request
-            await keys.release(claim)
-        raise
-    # committed, the failed runs (502/504) included: answer what a replay will answer
-    assert claim.response is not None
-    return _stored(claim.response, replayed=False)
+    request = chat.request(message, agent_id=agent_id, conversation_id=conversation_id)
+    claim: IdempotencyClaim | None = None
+    if idempotency_key is not None:
+        claimed = await chat.claim(user_id, request, idempotency_key)
+        if isinstance(claimed, StoredResponse):
+            return _respond(claimed, {"Idempotent-Replayed": "true"})
+        claim = claimed
+    answer = turn_response(await chat.turn(user_id, request, claim=claim))
+    # a 200 without a key carries the chat rate limit's headers (set on ``response``)
+    return _respond(answer, response.headers if claim is None and answer.status == 200 else None)

@@ -131,7 +131,6 @@ async def conversation_history(
     conversation_id: UUID,
     user: CurrentUser,
     chat: ChatDep,
-    conversations: ConversationsDep,
     settings: SettingsDep,
     ip: ClientIP,
     limit: int | None = None,
@@ -144,8 +143,7 @@ async def conversation_history(
         if not before.isdigit() or int(before) < 1:
             raise InvalidInput("before is not valid; pass next_before from a previous page")
         before_seq = int(before)
-    page = await chat.history(user, conversation_id, limit=size, before=before_seq)
-    await conversations.record_audit_read(user, page.conversation, what="messages", client_ip=ip)
+    page = await chat.history(user, conversation_id, limit=size, before=before_seq, client_ip=ip)
     return HistoryOut(
         conversation_id=conversation_id,
         messages=[MessageOut.of(m) for m in page.messages],

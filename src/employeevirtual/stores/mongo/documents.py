@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -20,24 +19,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from employeevirtual.stores.mongo.collections import Collections
-from employeevirtual.stores.records import ConversationRecord, MessageRecord
+from employeevirtual.stores.records import ConversationRecord, MessageRecord, TurnUsage
 
-__all__ = ["DocumentStore", "TurnCounters", "analytics_document", "message_document"]
+__all__ = ["DocumentStore", "analytics_document", "message_document", "message_from_document"]
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
-
-
-@dataclass(frozen=True, slots=True)
-class TurnCounters:
-    """What one turn adds to the conversation document (applied with ``$inc``)."""
-
-    messages: int
-    tokens: int
-    cost: float
-    response_time: float
-    agent_runs: int
-    avg_response_time: float
 
 
 def message_document(message: MessageRecord) -> Document:
@@ -54,6 +41,26 @@ def message_document(message: MessageRecord) -> Document:
         "metadata": {**message.metadata, "timestamp": message.created_at},
         "timestamp": message.created_at,
     }
+
+
+def message_from_document(doc: Document) -> MessageRecord:
+    """``message_document`` read back."""
+    metadata = dict(doc.get("metadata") or {})
+    metadata.pop("timestamp", None)
+    timestamp: datetime = doc["timestamp"]
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return MessageRecord(
+        id=UUID(doc["_id"]),
+        conversation_id=UUID(doc["conversation_id"]),
+        seq=doc["seq"],
+        user_id=UUID(doc["user_id"]),
+        agent_id=UUID(doc["agent_id"]) if doc.get("agent_id") else None,
+        content=doc["content"],
+        message_type=doc["message_type"],
+        metadata=metadata,
+        created_at=timestamp,
+    )
 
 
 def analytics_document(reply: MessageRecord) -> Document | None:
@@ -98,7 +105,7 @@ class DocumentStore:
         self,
         conversation: ConversationRecord,
         messages: Sequence[MessageRecord],
-        counters: TurnCounters,
+        usage: TurnUsage,
         analytics: Document | None,
     ) -> bool:
         """Write one committed turn. Returns True when this call applied the conversation
@@ -106,7 +113,7 @@ class DocumentStore:
         after a newer one): the caller leaves that turn for the relay to reconcile."""
         docs = [message_document(m) for m in messages]
         await self.insert_messages(docs)
-        applied = await self._update_conversation(conversation, docs, counters)
+        applied = await self._update_conversation(conversation, docs, usage)
         if analytics is not None:
             await self.insert_analytics(analytics)
         return applied
@@ -118,8 +125,9 @@ class DocumentStore:
         await _insert_new(self.analytics, docs)
 
     async def _update_conversation(
-        self, conversation: ConversationRecord, docs: Sequence[Document], counters: TurnCounters
+        self, conversation: ConversationRecord, docs: Sequence[Document], usage: TurnUsage
     ) -> bool:
+        """``conversation`` as committed with this turn (its average includes the turn)."""
         first_seq, last_seq = docs[0]["seq"], docs[-1]["seq"]
         last_activity = docs[-1]["timestamp"]
         cid = str(conversation.id)
@@ -143,16 +151,16 @@ class DocumentStore:
                         }
                     },
                     "$inc": {
-                        "metadata.message_count": counters.messages,
-                        "metadata.total_tokens": counters.tokens,
-                        "metadata.total_cost": counters.cost,
-                        "metadata.total_response_time": counters.response_time,
-                        "metadata.agent_runs": counters.agent_runs,
+                        "metadata.message_count": len(docs),
+                        "metadata.total_tokens": usage.total_tokens,
+                        "metadata.total_cost": usage.cost or 0.0,
+                        "metadata.total_response_time": usage.execution_time,
+                        "metadata.agent_runs": 1,
                     },
                     "$set": {
                         "metadata.last_activity": last_activity,
                         "metadata.last_seq": last_seq,
-                        "metadata.avg_response_time": counters.avg_response_time,
+                        "metadata.avg_response_time": conversation.avg_response_time,
                     },
                 },
                 upsert=True,

@@ -16,6 +16,7 @@ from employeevirtual.stores.records import (
     AgentRecord,
     ConversationRecord,
     ConversationStatus,
+    TurnUsage,
     UserRecord,
 )
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
@@ -28,31 +29,26 @@ __all__ = [
     "ConversationReader",
     "ConversationRepository",
     "NewConversation",
-    "TurnCounts",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class TurnCounts:
-    """What one turn adds to its conversation's counters."""
-
-    messages: int
-    tokens: int
-    cost: Decimal
-    response_time: Decimal
-    agent_runs: int = 1
-
-
-@dataclass(frozen=True, slots=True)
 class NewConversation:
-    """A conversation created by its first turn, with that turn's counters."""
+    """A conversation created by its first turn."""
 
     id: UUID
     user_id: UUID
     agent_id: UUID
     title: str
-    counts: TurnCounts
-    error: str | None
+
+
+def _added(usage: TurnUsage) -> tuple[int, Decimal, Decimal]:
+    """What one agent run adds to the counters: tokens, cost, response time."""
+    return (
+        usage.total_tokens,
+        Decimal(str(usage.cost or 0)),
+        Decimal(str(usage.execution_time)),
+    )
 
 
 class ConversationChanges(BaseModel):
@@ -138,7 +134,17 @@ class ConversationRepository(ConversationReader):
     def __init__(self, conn: WriteConnection) -> None:
         super().__init__(conn)
 
-    async def create(self, new: NewConversation, *, now: datetime) -> ConversationRecord:
+    async def create(
+        self,
+        new: NewConversation,
+        usage: TurnUsage,
+        *,
+        messages: int,
+        now: datetime,
+        error: str | None,
+    ) -> ConversationRecord:
+        """The conversation with its first turn's counters (``messages`` seqs taken)."""
+        tokens, cost, response_time = _added(usage)
         statement = (
             insert(conversations)
             .values(
@@ -151,33 +157,40 @@ class ConversationRepository(ConversationReader):
                 created_at=now,
                 updated_at=now,
                 last_message_at=now,
-                message_count=new.counts.messages,
-                total_tokens=new.counts.tokens,
-                total_cost=new.counts.cost,
-                total_response_time=new.counts.response_time,
-                agent_runs=new.counts.agent_runs,
+                message_count=messages,
+                total_tokens=tokens,
+                total_cost=cost,
+                total_response_time=response_time,
+                agent_runs=1,
                 synced_seq=0,
-                last_error=new.error,
+                last_error=error,
             )
             .returning(conversations)
         )
         return conversation_from_row((await self.conn.execute(statement)).one())
 
     async def apply_turn(
-        self, conversation_id: UUID, counts: TurnCounts, *, now: datetime, error: str | None
+        self,
+        conversation_id: UUID,
+        usage: TurnUsage,
+        *,
+        messages: int,
+        now: datetime,
+        error: str | None,
     ) -> ConversationRecord | None:
-        """Take the next ``counts.messages`` seqs and add the turn's counters, atomically: the
-        row after the update (the turn's seqs end at its ``message_count``), None when gone."""
+        """Take the next ``messages`` seqs and add the turn's counters, atomically: the row
+        after the update (the turn's seqs end at its ``message_count``), None when gone."""
+        tokens, cost, response_time = _added(usage)
         c = conversations.c
         statement = (
             update(conversations)
             .where(c.id == conversation_id)
             .values(
-                message_count=c.message_count + counts.messages,
-                total_tokens=c.total_tokens + counts.tokens,
-                total_cost=c.total_cost + counts.cost,
-                total_response_time=c.total_response_time + counts.response_time,
-                agent_runs=c.agent_runs + counts.agent_runs,
+                message_count=c.message_count + messages,
+                total_tokens=c.total_tokens + tokens,
+                total_cost=c.total_cost + cost,
+                total_response_time=c.total_response_time + response_time,
+                agent_runs=c.agent_runs + 1,
                 last_message_at=now,
                 updated_at=now,
                 last_error=error,

@@ -1,0 +1,77 @@
+"""A conversation's history, a page at a time: from MongoDB when it holds every message of the
+page, from SQL otherwise."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.errors import NotFound
+from employeevirtual.stores.mongo.documents import DocumentStore, message_from_document
+from employeevirtual.stores.records import ConversationRecord, MessageRecord, UserRecord
+from employeevirtual.stores.sql.conversations import ConversationReader
+from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.messages import MessageReader
+
+__all__ = ["HistoryPage", "read_history"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    conversation: ConversationRecord
+    messages: list[MessageRecord]
+    next_before: int | None
+    source: Literal["mongodb", "sql"]
+
+
+async def read_history(
+    engine: AsyncEngine,
+    documents: DocumentStore,
+    user: UserRecord,
+    conversation_id: UUID,
+    *,
+    limit: int,
+    before: int | None,
+) -> HistoryPage:
+    """A page of messages, newest page first, oldest first within it. The owner's conversation,
+    or anyone's for an admin (the caller audits that read)."""
+    async with read_connection(engine) as conn:
+        conversation = await ConversationReader(conn).get(conversation_id, user, include_all=True)
+    if conversation is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    upper = conversation.message_count
+    if before is not None:
+        upper = min(upper, before - 1)
+    lowest = max(1, upper - limit + 1)
+    expected = list(range(lowest, upper + 1))
+    next_before = lowest if lowest > 1 else None
+    if not expected:
+        return HistoryPage(conversation, [], None, "sql")
+    page = await _mongo_page(documents, conversation, expected, limit)
+    if page is not None:
+        return HistoryPage(conversation, page, next_before, "mongodb")
+    async with read_connection(engine) as conn:
+        rows = await MessageReader(conn).page(conversation_id, before_seq=upper + 1, limit=limit)
+    return HistoryPage(conversation, rows, next_before, "sql")
+
+
+async def _mongo_page(
+    documents: DocumentStore, conversation: ConversationRecord, expected: list[int], limit: int
+) -> list[MessageRecord] | None:
+    try:
+        docs = await documents.message_page(
+            conversation.id, before_seq=expected[-1] + 1, limit=limit, from_seq=expected[0]
+        )
+    except PyMongoError as exc:
+        log.info("history of %s served from SQL: %s", conversation.id, type(exc).__name__)
+        return None
+    if [d["seq"] for d in docs] != expected:
+        return None
+    return [message_from_document(d) for d in docs]

@@ -1,0 +1,84 @@
+"""What a turn answers, as the chat layer builds it: the response bodies (read off the stored
+records) and the one function that turns an outcome into the response, the same for a first
+answer and for the copy kept with its Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Self
+from uuid import UUID
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from employeevirtual.chat.idempotency import StoredResponse
+from employeevirtual.chat.turn import TurnFailed, TurnOutcome
+from employeevirtual.stores.records import MessageType, TurnUsage
+
+__all__ = ["ChatOut", "MessageOut", "UsageOut", "turn_response"]
+
+
+class MessageOut(BaseModel):
+    """A message as the seed shows it: ``timestamp`` (the record's ``created_at``) also inside
+    ``metadata``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    conversation_id: UUID
+    seq: int
+    content: str
+    message_type: MessageType
+    user_id: UUID
+    agent_id: UUID | None
+    metadata: dict[str, Any]
+    timestamp: datetime = Field(validation_alias=AliasChoices("created_at", "timestamp"))
+
+    @model_validator(mode="after")
+    def _stamp_metadata(self) -> Self:
+        self.metadata = {**self.metadata, "timestamp": self.timestamp}
+        return self
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record)
+
+
+class UsageOut(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost: float | None
+
+    @classmethod
+    def of(cls, usage: TurnUsage) -> UsageOut:
+        return cls(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+            cost=usage.cost,
+        )
+
+
+class ChatOut(BaseModel):
+    conversation_id: UUID
+    user_message: MessageOut
+    agent_message: MessageOut
+    usage: UsageOut
+
+
+def turn_response(outcome: TurnOutcome) -> StoredResponse:
+    """The HTTP answer to a turn: 200 with ``ChatOut``, or the recorded failure's status with
+    its message and the conversation it was recorded in."""
+    if isinstance(outcome, TurnFailed):
+        body = {"detail": outcome.message, "conversation_id": str(outcome.conversation.id)}
+        return StoredResponse(
+            outcome.status_code, json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        )
+    out = ChatOut(
+        conversation_id=outcome.conversation.id,
+        user_message=MessageOut.of(outcome.user_message),
+        agent_message=MessageOut.of(outcome.reply),
+        usage=UsageOut.of(outcome.usage),
+    )
+    return StoredResponse(200, out.model_dump_json())

@@ -1,0 +1,149 @@
+"""The turn's values: what is asked (``TurnRequest``, with the message rules every entry point
+meets), what came of it (``TurnSucceeded`` or ``TurnFailed``: a failed run is recorded, not
+raised), and the two messages a turn stores."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from employeevirtual.agents.runner import AgentFailure, RunOutcome
+from employeevirtual.errors import InvalidInput
+from employeevirtual.stores.records import (
+    AgentRecord,
+    ConversationRecord,
+    MessageRecord,
+    MessageType,
+    TurnUsage,
+)
+
+__all__ = [
+    "TurnFailed",
+    "TurnOutcome",
+    "TurnRequest",
+    "TurnSucceeded",
+    "now_ms",
+    "turn_messages",
+]
+
+
+def now_ms() -> datetime:
+    """Aware UTC, truncated to milliseconds: what MongoDB keeps, so both stores agree."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    message: str
+    agent_id: UUID | None = None
+    conversation_id: UUID | None = None
+
+    @classmethod
+    def checked(
+        cls,
+        message: str | None,
+        *,
+        agent_id: UUID | None,
+        conversation_id: UUID | None,
+        max_chars: int,
+    ) -> TurnRequest:
+        """The request, or InvalidInput (422) saying what to fix."""
+        if message is None or not message.strip():
+            raise InvalidInput("message is required and cannot be empty or only whitespace")
+        if len(message) > max_chars:
+            raise InvalidInput(f"message is {len(message)} characters; the limit is {max_chars}")
+        if agent_id is None and conversation_id is None:
+            raise InvalidInput("give agent_id to start a conversation, or conversation_id")
+        return cls(message, agent_id, conversation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSucceeded:
+    conversation: ConversationRecord
+    user_message: MessageRecord
+    reply: MessageRecord  # the agent's answer
+    usage: TurnUsage
+    stored_in_mongodb: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFailed:
+    """The agent failed; the user's message and the failure are committed all the same."""
+
+    conversation: ConversationRecord
+    user_message: MessageRecord
+    reply: MessageRecord  # the failure, recorded as an ``error`` message
+    kind: str  # timeout, provider, configuration, limit, internal
+    stored_in_mongodb: bool = False
+
+    @property
+    def message(self) -> str:
+        return self.reply.content
+
+    @property
+    def status_code(self) -> int:
+        # a usage limit is the run's budget (settings), not a provider fault: 422
+        return {"timeout": 504, "limit": 422}.get(self.kind, 502)
+
+
+TurnOutcome = TurnSucceeded | TurnFailed
+
+
+def turn_messages(
+    user_id: UUID,
+    agent: AgentRecord,
+    conversation_id: UUID,
+    message: str,
+    run: RunOutcome | AgentFailure,
+    *,
+    asked_at: datetime,
+) -> tuple[MessageRecord, MessageRecord, TurnUsage]:
+    """The user's message, the reply (the agent's answer or the failure) and the run's usage;
+    ``seq`` is set when they are committed."""
+    asked = MessageRecord(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        seq=0,
+        user_id=user_id,
+        agent_id=None,
+        content=message,
+        message_type="user",
+        metadata={},
+        created_at=asked_at,
+    )
+    usage = run.usage
+    metadata: dict[str, Any]
+    message_type: MessageType
+    if isinstance(run, RunOutcome):
+        content, message_type = run.output, "agent"
+        metadata = {
+            "model_used": usage.model,
+            "execution_time": usage.execution_time,
+            "tokens_used": usage.total_tokens,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cost": usage.cost,
+        }
+    else:
+        content, message_type = run.message, "error"
+        metadata = {
+            "model_used": usage.model,
+            "error": run.kind,
+            "execution_time": usage.execution_time,
+        }
+    reply = MessageRecord(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        seq=0,
+        user_id=user_id,
+        agent_id=agent.id,
+        content=content,
+        message_type=message_type,
+        metadata=metadata,
+        created_at=now_ms(),
+    )
+    return asked, reply, usage

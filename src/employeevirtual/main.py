@@ -15,6 +15,7 @@ from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_unknown_query_params
 from employeevirtual.api.middleware import BodySizeLimit, GlobalRateLimit, SecurityHeaders
 from employeevirtual.api.routes import admin, agents, api_keys, auth, chat, conversations, health
+from employeevirtual.console import CONSOLE_CSP, mount_console
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
     ):
         app.include_router(router, responses=_ERRORS)
+    mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: headers wrap everything, the body limit sits next to the app
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -94,5 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "RateLimit-Policy",
             ],
         )
-    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
+    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds, console_csp=CONSOLE_CSP)
     return app

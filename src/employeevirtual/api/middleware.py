@@ -143,9 +143,11 @@ class SecurityHeaders:
     (they hold private data), HSTS only when configured (it must only be sent over HTTPS)."""
 
     _DOCS = ("/docs", "/redoc", "/openapi.json")
+    _DATA = ("/api/", "/health/")
 
-    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0, console_csp: str = "") -> None:
         self.app = app
+        self.console_csp = console_csp.encode()
         self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,18 +155,18 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        docs = path.startswith(self._DOCS)
+        if path.startswith(self._DOCS):
+            # the docs page loads Swagger UI's script and styles
+            csp = b"frame-ancestors 'none'"
+        elif self.console_csp and not path.startswith(self._DATA):
+            csp = self.console_csp  # the web console's own files
+        else:
+            csp = b"default-src 'none'; frame-ancestors 'none'"  # the API serves only data
         extra: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
-            (
-                b"content-security-policy",
-                # the docs page loads Swagger UI's script and styles; the API serves only data
-                b"frame-ancestors 'none'"
-                if docs
-                else b"default-src 'none'; frame-ancestors 'none'",
-            ),
+            (b"content-security-policy", csp),
         ]
         if path.startswith("/api/"):
             extra.append((b"cache-control", b"no-store"))

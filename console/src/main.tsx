@@ -48,7 +48,7 @@ function Header({ user, onLogout }: { user: User; onLogout: () => void }) {
           <option value="en">English</option>
           <option value="pt">Português</option>
         </select>
-        <button class="ghost" aria-label={t("theme")} onClick={() => setTheme(th === "dark" ? "light" : "dark")}>
+        <button class="ghost" onClick={() => setTheme(th === "dark" ? "light" : "dark")}>
           {th === "dark" ? t("themeLight") : t("themeDark")}
         </button>
         <button class="ghost" data-testid="logout" onClick={onLogout}>{t("logout")}</button>

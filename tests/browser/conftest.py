@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, sync_playwright
-
 from harness import CHROMIUM, SCREENSHOTS, Api, ConsoleServer, launch_args
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, sync_playwright
 
 ASKED = os.environ.get("EV_TEST_BROWSER", "") not in ("", "0")
 
@@ -84,9 +83,11 @@ def page(browser: Browser, console: ConsoleServer) -> Iterator[Page]:
     # provoked on purpose (Chromium logs "Failed to load resource") is not
     p.on(
         "console",
-        lambda m: problems.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     p.on("dialog", lambda d: _dialog(d, problems))
     p.problems = problems  # type: ignore[attr-defined]

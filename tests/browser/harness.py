@@ -120,9 +120,7 @@ class Api:
         return self.login()
 
     def login(self) -> Api:
-        r = self.client.post(
-            "/api/auth/login", data={"username": self.email, "password": PASSWORD}
-        )
+        r = self.client.post("/api/auth/login", data={"username": self.email, "password": PASSWORD})
         assert r.status_code == 200, r.text
         self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
         return self

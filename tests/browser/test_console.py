@@ -7,9 +7,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
-
 from harness import AXE, PASSWORD, Api
+from playwright.sync_api import Page, expect
 
 
 def ui_login(page: Page, email: str) -> None:
@@ -119,9 +118,7 @@ def test_rename_archive_and_delete(page: Page, api: Api) -> None:
     expect(page.locator(f"li[data-conversation='{keep}']")).to_contain_text("Quarterly plan")
 
 
-def test_admin_dashboard_plots_the_api_numbers(
-    page: Page, admin: Api, screenshots: Path
-) -> None:
+def test_admin_dashboard_plots_the_api_numbers(page: Page, admin: Api, screenshots: Path) -> None:
     agent = admin.agent("Analyst")
     for text in ("one", "two", "three"):
         cid = admin.chat(f"dashboard {text}", agent_id=agent["id"])["conversation_id"]
@@ -129,7 +126,11 @@ def test_admin_dashboard_plots_the_api_numbers(
     items = []
     cursor = None
     while True:
-        page_ = admin.call("GET", "/api/conversations", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+        page_ = admin.call(
+            "GET",
+            "/api/conversations",
+            params={"limit": 100, **({"cursor": cursor} if cursor else {})},
+        )
         items += page_["items"]
         cursor = page_["next_cursor"]
         if not cursor:
@@ -289,5 +290,7 @@ def test_security_headers_on_the_console(console_url: str, api: Api) -> None:
     assert asset
     r = api.client.get(asset.group(1))
     assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
-    api_csp = api.client.get("/api/users/me", headers=api.headers).headers["content-security-policy"]
+    api_csp = api.client.get("/api/users/me", headers=api.headers).headers[
+        "content-security-policy"
+    ]
     assert api_csp == "default-src 'none'; frame-ancestors 'none'"

@@ -14,7 +14,16 @@ from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_unknown_query_params
 from employeevirtual.api.middleware import BodySizeLimit, GlobalRateLimit, SecurityHeaders
-from employeevirtual.api.routes import admin, agents, api_keys, auth, chat, conversations, health
+from employeevirtual.api.routes import (
+    admin,
+    agents,
+    api_keys,
+    auth,
+    chat,
+    conversations,
+    health,
+    turns,
+)
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
@@ -73,6 +82,7 @@ def create_app(
         auth.router,
         agents.router,
         chat.router,
+        turns.router,
         conversations.router,
         api_keys.router,
         admin.router,

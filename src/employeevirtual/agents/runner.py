@@ -40,8 +40,8 @@ from pydantic_ai.settings import ModelSettings
 
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.streaming.events import TurnEvent, truncate
 from employeevirtual.stores.records import AgentRecord, MessageRecord
+from employeevirtual.streaming.events import TurnEvent, truncate
 
 __all__ = ["AgentFailure", "AgentRunner", "EventSink", "RunOutcome", "to_model_history"]
 

@@ -45,7 +45,7 @@ from employeevirtual.stores.sql.repositories import (
 )
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "TurnResult"]
+__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "OpenedTurn", "TurnResult"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,16 @@ class AgentRunFailed(ServiceError):
         self.kind = failure.kind
         self.conversation_id = conversation_id
         self.user_message = user_message
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """A turn whose user message is committed and whose agent has not answered yet."""
+
+    conversation: ConversationRecord
+    agent: AgentRecord
+    history: list[MessageRecord]  # the context before the user's message
+    user_message: MessageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +195,102 @@ class ChatService:
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
 
+    # -- the turn in two commits (streamed turns) ------------------------------------------------
+
+    async def open_turn(
+        self,
+        user_id: UUID,
+        *,
+        message: str,
+        agent_id: UUID | None,
+        conversation_id: UUID | None,
+    ) -> OpenedTurn:
+        """A streamed turn's first half: the user's message committed (and written to MongoDB)
+        before the model runs, so the stream's ``turn`` event can name it with its ``seq``."""
+        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
+        now = _now()
+        user_message = MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id if conversation else uuid.uuid4(),
+            seq=0,
+            user_id=user_id,
+            agent_id=None,
+            content=message,
+            message_type="user",
+            metadata={},
+            created_at=now,
+        )
+        stored, record = await self._commit(
+            user_id, agent, conversation, [user_message], now, agent_runs=0
+        )
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count if conversation else 0,
+            base=history,
+            added=stored,
+            message_count=record.message_count,
+        )
+        await self._write_documents(
+            record, stored, None, created=conversation is None, agent_runs=0
+        )
+        return OpenedTurn(record, agent, history, stored[0])
+
+    async def close_turn(
+        self,
+        opened: OpenedTurn,
+        *,
+        outcome: RunOutcome | None,
+        failure: AgentFailure | None,
+        idempotency: IdempotencyClaim | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+    ) -> TurnResult:
+        """The second half: the agent's message (or the failure) committed with the counters
+        and the idempotency key's response, then written to MongoDB. Raises AgentRunFailed
+        after committing a failure, like ``turn``."""
+        conversation, user_message = opened.conversation, opened.user_message
+        reply = self._reply(
+            conversation.user_id, opened.agent, conversation.id, outcome, failure, extra_metadata
+        )
+
+        async def complete_key(
+            conn: AsyncConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            assert idempotency is not None
+            result: TurnResult | AgentRunFailed
+            if failure is not None:
+                result = AgentRunFailed(
+                    failure, conversation_id=record.id, user_message=user_message
+                )
+            else:
+                assert outcome is not None
+                result = TurnResult(record, user_message, stored[0], outcome, False)
+            await idempotency.complete(conn, result, record.id)
+
+        stored, record = await self._commit(
+            conversation.user_id,
+            opened.agent,
+            conversation,
+            [reply],
+            reply.created_at,
+            on_commit=complete_key if idempotency is not None else None,
+        )
+        if self.after_commit is not None:
+            self.after_commit(record)
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count,
+            base=[*opened.history, user_message][-self.context_messages :],
+            added=stored,
+            message_count=record.message_count,
+        )
+        in_mongo = await self._write_documents(
+            record, stored, analytics_document(stored[0]), created=False
+        )
+        if failure is not None:
+            raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
+        assert outcome is not None
+        return TurnResult(record, user_message, stored[0], outcome, in_mongo)
+
     async def _resolve(
         self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
     ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
@@ -237,6 +343,7 @@ class ChatService:
         conversation_id: UUID,
         outcome: RunOutcome | None,
         failure: AgentFailure | None,
+        extra: dict[str, Any] | None = None,
     ) -> MessageRecord:
         now = _now()
         if outcome is not None:
@@ -250,6 +357,8 @@ class ChatService:
                 "output_tokens": outcome.output_tokens,
                 "cost": None if outcome.cost is None else float(outcome.cost),
             }
+            if outcome.tool_calls:
+                metadata["tool_calls"] = list(outcome.tool_calls)
         else:
             assert failure is not None
             content = failure.message
@@ -259,6 +368,8 @@ class ChatService:
                 "error": failure.kind,
                 "execution_time": round(failure.execution_time, 6),
             }
+        if extra:
+            metadata.update(extra)
         return MessageRecord(
             id=uuid.uuid4(),
             conversation_id=conversation_id,
@@ -282,6 +393,7 @@ class ChatService:
             [AsyncConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
         ]
         | None = None,
+        agent_runs: int = 1,
     ) -> tuple[list[MessageRecord], ConversationRecord]:
         """One SQL transaction: the turn's messages, the conversation's counters and whatever
         ``on_commit`` adds (the idempotency key's response)."""
@@ -308,7 +420,7 @@ class ChatService:
                     "total_tokens": tokens,
                     "total_cost": cost,
                     "total_response_time": response_time,
-                    "agent_runs": 1,
+                    "agent_runs": agent_runs,
                     "synced_seq": 0,
                     "last_error": error,
                 }
@@ -321,7 +433,7 @@ class ChatService:
                     tokens=tokens,
                     cost=cost,
                     response_time=response_time,
-                    agent_runs=1,
+                    agent_runs=agent_runs,
                     now=now,
                     error=error,
                 )
@@ -353,6 +465,7 @@ class ChatService:
         analytics: dict[str, Any] | None,
         *,
         created: bool,
+        agent_runs: int = 1,
     ) -> bool:
         """MongoDB after the commit. Failures leave ``synced_seq`` behind for the relay."""
         reply = stored[-1]
@@ -361,7 +474,7 @@ class ChatService:
             tokens=int(reply.metadata.get("tokens_used") or 0),
             cost=float(reply.metadata.get("cost") or 0.0),
             response_time=float(reply.metadata.get("execution_time") or 0.0),
-            agent_runs=1,
+            agent_runs=agent_runs,
             avg_response_time=conversation.avg_response_time,
         )
         try:

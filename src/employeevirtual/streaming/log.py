@@ -158,7 +158,9 @@ class MemoryTurnLog:
         stored = TurnEvent(event.kind, event.data, str(stream.next_id))
         stream.next_id += 1
         if stored.kind == "turn" and stored.data.get("conversation_id"):
-            stream.info = TurnInfo(stream.info.owner, UUID(str(stored.data["conversation_id"])), False)
+            stream.info = TurnInfo(
+                stream.info.owner, UUID(str(stored.data["conversation_id"])), False
+            )
         stream.events.append(stored)
         if len(stream.events) > self.max_events:
             drop = len(stream.events) - self.max_events

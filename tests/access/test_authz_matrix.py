@@ -28,6 +28,7 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    turn_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -131,6 +132,18 @@ ROWS: list[Row] = [
             {"params": {"message": "again", "conversation_id": w.conversation_id}},
         ),
     ),
+    Row(
+        "GET",
+        "/api/chat/turns/{turn_id}/events",
+        E(200, 404, 404, 401, 401, 401),  # a turn's events are its owner's alone
+        lambda w, f: ("GET", f"/api/chat/turns/{w.turn_id}/events", {}),
+    ),
+    Row(
+        "POST",
+        "/api/chat/turns/{turn_id}/cancel",
+        E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
+        lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
+    ),
     Row("GET", "/api/conversations", AUTHED_200, lambda w, f: ("GET", "/api/conversations", {})),
     Row(
         "GET",
@@ -229,8 +242,15 @@ async def _world(client: httpx.AsyncClient) -> World:
         "deactivated": gone.headers,
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
-    world = World(owner, headers, agent_id, conversation_id)
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": f"streamed {marker}", "conversation_id": conversation_id},
+        headers={**owner.headers, "Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200 and "event: done" in r.text, r.text
+    world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets.add(world.turn_id)
     world.secrets.add(revoked["prefix"])
     return world
 

@@ -6,7 +6,6 @@ the offending field; nothing is written."""
 from __future__ import annotations
 
 import uuid
-
 from typing import Any
 
 import httpx

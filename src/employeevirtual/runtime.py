@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -16,6 +16,8 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
+from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
@@ -61,6 +63,8 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    analytics: AnalyticsService
+    rollup_task: RollupTask
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -69,11 +73,13 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        self.rollup_task.start()
 
     async def close(self) -> None:
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
+        await self.rollup_task.stop()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -83,7 +89,14 @@ class Runtime:
             await self.secantus.stop()
 
 
-async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def open_runtime(
+    settings: Settings, *, migrate: bool = True, clock: Clock = _utc_now
+) -> Runtime:
+    """``clock``: what analytics and budgets take as now (tests move it across a month)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
@@ -126,6 +139,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     )
     acks = SyncAcks(engine)
     acks.start()
+    rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
     return Runtime(
         settings=settings,
@@ -181,5 +195,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
+        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

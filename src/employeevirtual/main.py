@@ -26,6 +26,7 @@ from employeevirtual.api.request_id import RequestId, install_log_record_factory
 from employeevirtual.api.routes import (
     admin,
     agents,
+    analytics,
     api_keys,
     auth,
     chat,
@@ -115,6 +116,7 @@ def create_app(
         conversations.router,
         api_keys.router,
         admin.router,
+        analytics.router,
     ):
         app.include_router(router, responses=_ERRORS)
     # added innermost first: the body limit sits next to the app (the outer layers: _App)

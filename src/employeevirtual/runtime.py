@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -17,6 +17,8 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
+from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
@@ -65,6 +67,8 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    analytics: AnalyticsService
+    rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
     secantus: SecantusServer | None = None
@@ -75,6 +79,7 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        self.rollup_task.start()
 
     async def close(self) -> None:
         # running turns finish (or are cancelled and committed) before the stores close
@@ -83,6 +88,7 @@ class Runtime:
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
+        await self.rollup_task.stop()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -92,14 +98,20 @@ class Runtime:
             await self.secantus.stop()
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 async def open_runtime(
     settings: Settings,
     *,
     migrate: bool = True,
     after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+    clock: Clock = _utc_now,
 ) -> Runtime:
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
-    (the fault harness's crash-after-commit hook)."""
+    (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
+    as now."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
@@ -144,6 +156,7 @@ async def open_runtime(
     )
     acks = SyncAcks(engine)
     acks.start()
+    rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
     chat = ChatService(
         engine=engine,
@@ -213,5 +226,7 @@ async def open_runtime(
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
+        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

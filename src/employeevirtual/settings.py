@@ -145,6 +145,31 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="connections + running requests at once; beyond: 503"
     )
 
+    # usage analytics, budgets, metrics (issue 14)
+    analytics_rollup_seconds: float = Field(
+        default=300.0, ge=0, description="background rollup round; 0 turns it off"
+    )
+    analytics_rollup_lookback_days: int = Field(
+        default=2, ge=1, le=60, description="complete days rolled up again every round"
+    )
+    analytics_max_days: int = Field(default=366, ge=1, description="longest usage query range")
+    alert_webhook_url: str | None = Field(
+        default=None, description="budget warnings are POSTed here (outbound URL rules apply)"
+    )
+    outbound_allowed_hosts: list[str] = Field(
+        default=[], description="hosts outbound calls may reach; empty: any public host"
+    )
+    outbound_allow_private: bool = Field(
+        default=False, description="let outbound calls reach loopback/private/link-local"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token for /metrics; unset: /metrics answers 404"
+    )
+    log_format: Literal["text", "json"] = "text"
+    otel_enabled: bool = Field(
+        default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -11,7 +11,14 @@ from employeevirtual.console import STATIC_DIR
 
 CONSOLE = Path(__file__).resolve().parents[2] / "console"
 # the same list as console/vite.config.ts
-INPUTS = ["index.html", "package.json", "package-lock.json", "tsconfig.json", "vite.config.ts", "src"]
+INPUTS = [
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "tsconfig.json",
+    "vite.config.ts",
+    "src",
+]
 
 
 def _source_hash() -> str:

@@ -40,7 +40,6 @@ async def chat_rate_limit(runtime: RuntimeDep, user_id: CurrentUserId, response:
 ChatRateLimit = Depends(chat_rate_limit)
 
 
-
 def _query_names(dependant: Dependant, names: set[str]) -> set[str]:
     for field in dependant.query_params:
         names.add(field.alias)

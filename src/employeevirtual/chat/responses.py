@@ -12,10 +12,10 @@ from uuid import UUID
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from employeevirtual.chat.idempotency import StoredResponse
-from employeevirtual.chat.turn import TurnFailed, TurnOutcome
+from employeevirtual.chat.turn import TurnFailed, TurnOutcome, TurnSucceeded
 from employeevirtual.stores.records import MessageType, TurnUsage
 
-__all__ = ["ChatOut", "MessageOut", "UsageOut", "turn_response"]
+__all__ = ["ChatOut", "MessageOut", "UsageOut", "chat_out", "failure_body", "turn_response"]
 
 
 class MessageOut(BaseModel):
@@ -67,18 +67,23 @@ class ChatOut(BaseModel):
     usage: UsageOut
 
 
-def turn_response(outcome: TurnOutcome) -> StoredResponse:
-    """The HTTP answer to a turn: 200 with ``ChatOut``, or the recorded failure's status with
-    its message and the conversation it was recorded in."""
-    if isinstance(outcome, TurnFailed):
-        body = {"detail": outcome.message, "conversation_id": str(outcome.conversation.id)}
-        return StoredResponse(
-            outcome.status_code, json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        )
-    out = ChatOut(
+def chat_out(outcome: TurnSucceeded) -> ChatOut:
+    return ChatOut(
         conversation_id=outcome.conversation.id,
         user_message=MessageOut.of(outcome.user_message),
         agent_message=MessageOut.of(outcome.reply),
         usage=UsageOut.of(outcome.usage),
     )
-    return StoredResponse(200, out.model_dump_json())
+
+
+def failure_body(outcome: TurnFailed) -> dict[str, str]:
+    return {"detail": outcome.message, "conversation_id": str(outcome.conversation.id)}
+
+
+def turn_response(outcome: TurnOutcome) -> StoredResponse:
+    """The HTTP answer to a turn: 200 with ``ChatOut``, or the recorded failure's status with
+    its message and the conversation it was recorded in."""
+    if isinstance(outcome, TurnFailed):
+        body = json.dumps(failure_body(outcome), ensure_ascii=False, separators=(",", ":"))
+        return StoredResponse(outcome.status_code, body)
+    return StoredResponse(200, chat_out(outcome).model_dump_json())

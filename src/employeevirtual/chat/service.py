@@ -10,6 +10,9 @@ MongoDB (idempotent; a failure there is left to the relay) -> return the outcome
 
 With an Idempotency-Key, ``claim`` comes first (it answers a replay with the stored response);
 a turn that ends before its commit releases the key so that a retry runs it.
+
+A streamed turn (``chat.live``) is the same turn in two commits: ``open_turn`` commits the
+user's message before the agent runs, ``close_turn`` the agent's answer (or the failure).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
@@ -40,8 +44,8 @@ from employeevirtual.chat.turn import (
     TurnOutcome,
     TurnRequest,
     TurnSucceeded,
-    now_ms,
-    turn_messages,
+    agent_reply,
+    user_message,
 )
 from employeevirtual.errors import Conflict, NotFound, Unauthorized
 from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
@@ -58,16 +62,38 @@ from employeevirtual.stores.sql.conversations import (
     ConversationRepository,
     NewConversation,
 )
-from employeevirtual.stores.sql.engine import Connection, read_connection, write_transaction
+from employeevirtual.stores.sql.engine import (
+    Connection,
+    WriteConnection,
+    read_connection,
+    write_transaction,
+)
 from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["ChatService", "HistoryPage", "TurnFailed", "TurnOutcome", "TurnSucceeded"]
+__all__ = [
+    "ChatService",
+    "HistoryPage",
+    "OpenedTurn",
+    "TurnFailed",
+    "TurnOutcome",
+    "TurnSucceeded",
+]
 
 log = logging.getLogger(__name__)
 
 ROUTE = "POST /api/chat/agent"  # what an Idempotency-Key's fingerprint is taken for
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """A turn whose user message is committed and whose agent has not answered yet."""
+
+    conversation: ConversationRecord
+    agent: AgentRecord
+    history: list[MessageRecord]  # the context before the user's message
+    user_message: MessageRecord
 
 
 class ChatService:
@@ -149,24 +175,57 @@ class ChatService:
         conversation, agent, history = await self._resolve(user_id, request)
         run = await self._run(agent, request.message, history)
         conversation_id = conversation.id if conversation else uuid.uuid4()
-        asked, reply, usage = turn_messages(
-            user_id, agent, conversation_id, request.message, run, asked_at=now_ms()
+        asked = user_message(user_id, conversation_id, request.message)
+        reply = agent_reply(user_id, agent, conversation_id, run)
+        outcome, stored = await self._commit_turn(
+            user_id, agent, conversation, [asked, reply], run, claim=claim
         )
-        outcome = await self._commit(user_id, agent, conversation, asked, reply, usage, claim)
-        if self.after_commit is not None:
-            self.after_commit(outcome.conversation)
-        stored = [outcome.user_message, outcome.reply]
+        return await self._finish(outcome, conversation, history, stored)
+
+    async def open_turn(self, user_id: UUID, request: TurnRequest) -> OpenedTurn:
+        """A streamed turn's first half: the user's message committed (and written to MongoDB)
+        before the model runs, so the stream's ``turn`` event can name it with its ``seq``.
+        The caller holds the turn slot (``slots.hold``)."""
+        conversation, agent, history = await self._resolve(user_id, request)
+        conversation_id = conversation.id if conversation else uuid.uuid4()
+        asked = user_message(user_id, conversation_id, request.message)
+        async with write_transaction(self.engine) as conn:
+            record, stored = await self._store(conn, user_id, agent, conversation, [asked], None)
         self.context.advance(
-            outcome.conversation.id,
+            record.id,
             base_count=conversation.message_count if conversation else 0,
             base=history,
             added=stored,
-            message_count=outcome.conversation.message_count,
+            message_count=record.message_count,
         )
-        in_mongo = await self._write_documents(
-            outcome.conversation, stored, usage, created=conversation is None
+        await self._write_documents(record, stored, None, created=conversation is None)
+        return OpenedTurn(record, agent, history, stored[0])
+
+    async def close_turn(
+        self,
+        opened: OpenedTurn,
+        run: RunOutcome | AgentFailure,
+        *,
+        claim: IdempotencyClaim | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+    ) -> TurnOutcome:
+        """The second half: the agent's message (or the failure) committed with the counters
+        and the Idempotency-Key's response, then written to MongoDB."""
+        conversation = opened.conversation
+        reply = agent_reply(
+            conversation.user_id, opened.agent, conversation.id, run, extra=extra_metadata
         )
-        return replace(outcome, stored_in_mongodb=in_mongo)
+        outcome, stored = await self._commit_turn(
+            conversation.user_id,
+            opened.agent,
+            conversation,
+            [reply],
+            run,
+            claim=claim,
+            asked=opened.user_message,
+        )
+        base = [*opened.history, opened.user_message][-self.context_messages :]
+        return await self._finish(outcome, conversation, base, stored)
 
     async def _resolve(
         self, user_id: UUID, request: TurnRequest
@@ -222,54 +281,97 @@ class ChatService:
         except AgentFailure as failure:
             return failure
 
-    async def _commit(
+    async def _commit_turn(
         self,
         user_id: UUID,
         agent: AgentRecord,
         conversation: ConversationRecord | None,
-        asked: MessageRecord,
-        reply: MessageRecord,
-        usage: TurnUsage,
+        new: list[MessageRecord],
+        run: RunOutcome | AgentFailure,
+        *,
         claim: IdempotencyClaim | None,
-    ) -> TurnOutcome:
-        """One SQL transaction: the turn's messages (their seqs taken from the counters), the
-        conversation's counters, and the Idempotency-Key's response."""
-        error = reply.content[:2000] if reply.message_type == "error" else None
-        now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
+        asked: MessageRecord | None = None,
+    ) -> tuple[TurnOutcome, list[MessageRecord]]:
+        """One SQL transaction: the turn's new messages and counters, and the Idempotency-Key
+        completed with the response its outcome answers. ``asked``: the user's message when it
+        was committed before (a streamed turn); otherwise it is the first of ``new``."""
         async with write_transaction(self.engine) as conn:
-            conversations = ConversationRepository(conn)
-            if conversation is None:
-                new = NewConversation(
-                    id=reply.conversation_id,
-                    user_id=user_id,
-                    agent_id=agent.id,
-                    title=f"Conversa com {agent.name}"[:200],
-                )
-                record = await conversations.create(new, usage, messages=2, now=now, error=error)
-            else:
-                found = await conversations.apply_turn(
-                    conversation.id, usage, messages=2, now=now, error=error
-                )
-                if found is None:
-                    raise NotFound(f"conversation {conversation.id} not found")
-                record = found
-            asked = replace(asked, seq=record.message_count - 1)
-            reply = replace(reply, seq=record.message_count)
-            await MessageRepository(conn).insert_many([asked, reply])
-            outcome = _outcome(record, asked, reply, usage)
+            record, stored = await self._store(conn, user_id, agent, conversation, new, run.usage)
+            outcome = _outcome(record, asked or stored[0], stored[-1], run)
             if claim is not None:
                 await claim.complete(conn, turn_response(outcome), record.id)
-        return outcome
+        return outcome, stored
+
+    @staticmethod
+    async def _store(
+        conn: WriteConnection,
+        user_id: UUID,
+        agent: AgentRecord,
+        conversation: ConversationRecord | None,
+        new: list[MessageRecord],
+        usage: TurnUsage | None,
+    ) -> tuple[ConversationRecord, list[MessageRecord]]:
+        """The messages, their seqs taken from the conversation's counters (created with the
+        first turn), and the run's ``usage`` (None: no agent ran) added to the counters."""
+        reply = new[-1]
+        error = reply.content[:2000] if reply.message_type == "error" else None
+        now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
+        conversations = ConversationRepository(conn)
+        if conversation is None:
+            new_conversation = NewConversation(
+                id=reply.conversation_id,
+                user_id=user_id,
+                agent_id=agent.id,
+                title=f"Conversa com {agent.name}"[:200],
+            )
+            record = await conversations.create(
+                new_conversation, usage, messages=len(new), now=now, error=error
+            )
+        else:
+            found = await conversations.apply_turn(
+                conversation.id, usage, messages=len(new), now=now, error=error
+            )
+            if found is None:
+                raise NotFound(f"conversation {conversation.id} not found")
+            record = found
+        first = record.message_count - len(new) + 1
+        stored = [replace(m, seq=first + i) for i, m in enumerate(new)]
+        await MessageRepository(conn).insert_many(stored)
+        return record, stored
+
+    async def _finish(
+        self,
+        outcome: TurnOutcome,
+        before: ConversationRecord | None,
+        history: list[MessageRecord],
+        stored: list[MessageRecord],
+    ) -> TurnOutcome:
+        """After the commit: the post-commit hook, the context cache, MongoDB."""
+        record = outcome.conversation
+        if self.after_commit is not None:
+            self.after_commit(record)
+        self.context.advance(
+            record.id,
+            base_count=before.message_count if before else 0,
+            base=history,
+            added=stored,
+            message_count=record.message_count,
+        )
+        in_mongo = await self._write_documents(
+            record, stored, outcome.usage, created=before is None
+        )
+        return replace(outcome, stored_in_mongodb=in_mongo)
 
     async def _write_documents(
         self,
         conversation: ConversationRecord,
         stored: list[MessageRecord],
-        usage: TurnUsage,
+        usage: TurnUsage | None,
         *,
         created: bool,
     ) -> bool:
-        """MongoDB after the commit. Failures leave ``synced_seq`` behind for the relay."""
+        """MongoDB after the commit (``usage`` None: no agent ran in it). Failures leave
+        ``synced_seq`` behind for the relay."""
         analytics = analytics_document(stored[-1])
         try:
             applied = await self.documents.write_turn(conversation, stored, usage, analytics)
@@ -316,8 +418,11 @@ class ChatService:
 
 
 def _outcome(
-    record: ConversationRecord, asked: MessageRecord, reply: MessageRecord, usage: TurnUsage
+    record: ConversationRecord,
+    asked: MessageRecord,
+    reply: MessageRecord,
+    run: RunOutcome | AgentFailure,
 ) -> TurnOutcome:
-    if reply.message_type == "error":
-        return TurnFailed(record, asked, reply, kind=str(reply.metadata["error"]))
-    return TurnSucceeded(record, asked, reply, usage)
+    if isinstance(run, AgentFailure):
+        return TurnFailed(record, asked, reply, run.usage, kind=run.kind)
+    return TurnSucceeded(record, asked, reply, run.usage)

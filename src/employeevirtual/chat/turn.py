@@ -1,6 +1,6 @@
 """The turn's values: what is asked (``TurnRequest``, with the message rules every entry point
 meets), what came of it (``TurnSucceeded`` or ``TurnFailed``: a failed run is recorded, not
-raised), and the two messages a turn stores."""
+raised), and the messages a turn stores."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ __all__ = [
     "TurnOutcome",
     "TurnRequest",
     "TurnSucceeded",
+    "agent_reply",
     "now_ms",
-    "turn_messages",
+    "user_message",
 ]
 
 
@@ -77,6 +78,7 @@ class TurnFailed:
     conversation: ConversationRecord
     user_message: MessageRecord
     reply: MessageRecord  # the failure, recorded as an ``error`` message
+    usage: TurnUsage  # what the failed run cost (its time)
     kind: str  # timeout, provider, configuration, limit, internal
     stored_in_mongodb: bool = False
 
@@ -93,28 +95,31 @@ class TurnFailed:
 TurnOutcome = TurnSucceeded | TurnFailed
 
 
-def turn_messages(
-    user_id: UUID,
-    agent: AgentRecord,
-    conversation_id: UUID,
-    message: str,
-    run: RunOutcome | AgentFailure,
-    *,
-    asked_at: datetime,
-) -> tuple[MessageRecord, MessageRecord, TurnUsage]:
-    """The user's message, the reply (the agent's answer or the failure) and the run's usage;
-    ``seq`` is set when they are committed."""
-    asked = MessageRecord(
+def user_message(user_id: UUID, conversation_id: UUID, content: str) -> MessageRecord:
+    """The user's message; ``seq`` is set when it is committed."""
+    return MessageRecord(
         id=uuid.uuid4(),
         conversation_id=conversation_id,
         seq=0,
         user_id=user_id,
         agent_id=None,
-        content=message,
+        content=content,
         message_type="user",
         metadata={},
-        created_at=asked_at,
+        created_at=now_ms(),
     )
+
+
+def agent_reply(
+    user_id: UUID,
+    agent: AgentRecord,
+    conversation_id: UUID,
+    run: RunOutcome | AgentFailure,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> MessageRecord:
+    """The agent's answer, or the failure as an ``error`` message, with the run's usage (and
+    tool calls) in its metadata; ``seq`` is set when it is committed."""
     usage = run.usage
     metadata: dict[str, Any]
     message_type: MessageType
@@ -128,6 +133,8 @@ def turn_messages(
             "output_tokens": usage.output_tokens,
             "cost": usage.cost,
         }
+        if run.tool_calls:
+            metadata["tool_calls"] = list(run.tool_calls)
     else:
         content, message_type = run.message, "error"
         metadata = {
@@ -135,7 +142,9 @@ def turn_messages(
             "error": run.kind,
             "execution_time": usage.execution_time,
         }
-    reply = MessageRecord(
+    if extra:
+        metadata.update(extra)
+    return MessageRecord(
         id=uuid.uuid4(),
         conversation_id=conversation_id,
         seq=0,
@@ -146,4 +155,3 @@ def turn_messages(
         metadata=metadata,
         created_at=now_ms(),
     )
-    return asked, reply, usage

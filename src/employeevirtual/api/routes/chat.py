@@ -1,18 +1,21 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import Response
 
-from employeevirtual.api.deps import ChatDep, CurrentUserId
+from employeevirtual.api.deps import ChatDep, CurrentUserId, LiveDep
 from employeevirtual.api.limits import ChatRateLimit
 from employeevirtual.api.schemas import ChatIn, ChatOut
+from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
+from employeevirtual.chat.live import LiveTurns, replayed_events
 from employeevirtual.chat.responses import turn_response
 from employeevirtual.errors import InvalidInput
+from employeevirtual.streaming.events import TurnEvent
 
 router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimit])
 
@@ -23,6 +26,18 @@ def _respond(answer: StoredResponse, headers: Mapping[str, str] | None = None) -
     )
 
 
+async def follow_turn(live: LiveTurns, turn_id: UUID, after: int) -> AsyncIterator[bytes]:
+    """The turn's events as SSE frames, with a comment heartbeat while nothing happens. A
+    client that goes away only stops this generator: the turn goes on."""
+    async for event in live.events(turn_id, after):
+        yield HEARTBEAT if event is None else encode(event)
+
+
+async def _frames(events: list[TurnEvent]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield encode(event)
+
+
 @router.post(
     "/agent",
     response_model=ChatOut,
@@ -31,11 +46,17 @@ def _respond(answer: StoredResponse, headers: Mapping[str, str] | None = None) -
         422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
         502: {"description": "the model provider failed (the user's message is kept)"},
         504: {"description": "the agent timed out (the user's message is kept)"},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "the JSON answer; with `Accept: text/event-stream`, the turn's "
+            "events (turn, delta, tool_call, tool_result, done | error)",
+        },
     },
 )
 async def chat_with_agent(
     user_id: CurrentUserId,
     chat: ChatDep,
+    live: LiveDep,
     response: Response,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
     agent_id: Annotated[UUID | None, Query()] = None,
@@ -48,6 +69,9 @@ async def chat_with_agent(
             description="retry safely: the same key replays the first response (kept 24 h)",
         ),
     ] = None,
+    accept: Annotated[
+        str | None, Header(description="text/event-stream: stream the turn as SSE")
+    ] = None,
 ) -> Response:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
     if body is not None:
@@ -55,12 +79,32 @@ async def chat_with_agent(
             raise InvalidInput("send the fields either as query parameters or as a JSON body")
         message, agent_id, conversation_id = body.message, body.agent_id, body.conversation_id
     request = chat.request(message, agent_id=agent_id, conversation_id=conversation_id)
+    stream = wants_sse(accept)
     claim: IdempotencyClaim | None = None
     if idempotency_key is not None:
+        running = live.turn_for_key(user_id, idempotency_key) if stream else None
+        if running is not None:  # a retry of a running streamed turn: follow it, do not rerun
+            await live.owned(running, user_id)
+            return sse_response(
+                follow_turn(live, running, 0),
+                headers={"X-Turn-Id": str(running), "Idempotent-Replayed": "true"},
+            )
         claimed = await chat.claim(user_id, request, idempotency_key)
         if isinstance(claimed, StoredResponse):
-            return _respond(claimed, {"Idempotent-Replayed": "true"})
+            replayed = {"Idempotent-Replayed": "true"}
+            if stream:
+                return sse_response(_frames(replayed_events(claimed)), headers=replayed)
+            return _respond(claimed, replayed)
         claim = claimed
+    if stream:
+        started = await live.start(user_id, request, claim=claim)
+        return sse_response(
+            follow_turn(live, started.turn_id, 0),
+            headers={
+                "X-Turn-Id": str(started.turn_id),
+                "X-Conversation-Id": str(started.conversation_id),
+            },
+        )
     answer = turn_response(await chat.turn(user_id, request, claim=claim))
     # a 200 without a key carries the chat rate limit's headers (set on ``response``)
     return _respond(answer, response.headers if claim is None and answer.status == 200 else None)

@@ -80,7 +80,10 @@ def analytics_document(reply: MessageRecord) -> Document | None:
         "output_tokens": meta.get("output_tokens") or 0,
         "cost": meta.get("cost"),
         "execution_time": meta.get("execution_time"),
+        "tool_calls": meta.get("tool_calls") or 0,
+        "delegated_runs": meta.get("delegated_runs") or 0,
         "status": "success" if reply.message_type == "agent" else meta.get("error"),
+        "request_id": meta.get("request_id"),
         "timestamp": reply.created_at,
     }
 
@@ -105,7 +108,7 @@ class DocumentStore:
         self,
         conversation: ConversationRecord,
         messages: Sequence[MessageRecord],
-        usage: TurnUsage,
+        usage: TurnUsage | None,
         analytics: Document | None,
     ) -> bool:
         """Write one committed turn. Returns True when this call applied the conversation
@@ -125,9 +128,10 @@ class DocumentStore:
         await _insert_new(self.analytics, docs)
 
     async def _update_conversation(
-        self, conversation: ConversationRecord, docs: Sequence[Document], usage: TurnUsage
+        self, conversation: ConversationRecord, docs: Sequence[Document], usage: TurnUsage | None
     ) -> bool:
-        """``conversation`` as committed with this turn (its average includes the turn)."""
+        """``conversation`` as committed with this turn (its average includes the turn);
+        ``usage`` None for a commit in which no agent ran (a streamed turn's user message)."""
         first_seq, last_seq = docs[0]["seq"], docs[-1]["seq"]
         last_activity = docs[-1]["timestamp"]
         cid = str(conversation.id)
@@ -152,10 +156,10 @@ class DocumentStore:
                     },
                     "$inc": {
                         "metadata.message_count": len(docs),
-                        "metadata.total_tokens": usage.total_tokens,
-                        "metadata.total_cost": usage.cost or 0.0,
-                        "metadata.total_response_time": usage.execution_time,
-                        "metadata.agent_runs": 1,
+                        "metadata.total_tokens": usage.total_tokens if usage else 0,
+                        "metadata.total_cost": (usage.cost or 0.0) if usage else 0.0,
+                        "metadata.total_response_time": usage.execution_time if usage else 0.0,
+                        "metadata.agent_runs": 1 if usage else 0,
                     },
                     "$set": {
                         "metadata.last_activity": last_activity,
@@ -237,6 +241,20 @@ class DocumentStore:
     async def insert_analytics(self, doc: Document) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.analytics.insert_one(doc)
+
+    async def mark_rollups_dirty(self, timestamps: Sequence[datetime]) -> None:
+        """The analytics runs of these moments changed after their day may have been rolled
+        up: the next rollup round rolls those days again (a bounded set: one entry per day)."""
+        days = sorted(
+            {
+                datetime(t.year, t.month, t.day, tzinfo=UTC)
+                for t in (t.astimezone(UTC) for t in timestamps)
+            }
+        )
+        if days:
+            await self.db[Collections.ANALYTICS_STATE].update_one(
+                {"_id": "daily"}, {"$addToSet": {"dirty": {"$each": days}}}, upsert=True
+            )
 
     async def log_activity(
         self, *, user_id: UUID, activity: str, details: Document | None = None

@@ -42,12 +42,16 @@ class NewConversation:
     title: str
 
 
-def _added(usage: TurnUsage) -> tuple[int, Decimal, Decimal]:
-    """What one agent run adds to the counters: tokens, cost, response time."""
+def _added(usage: TurnUsage | None) -> tuple[int, Decimal, Decimal, int]:
+    """What a commit adds to the counters: tokens, cost, response time and agent runs (none
+    of them for a commit in which no agent ran, ``usage`` None)."""
+    if usage is None:
+        return 0, Decimal(0), Decimal(0), 0
     return (
         usage.total_tokens,
         Decimal(str(usage.cost or 0)),
         Decimal(str(usage.execution_time)),
+        1,
     )
 
 
@@ -137,14 +141,14 @@ class ConversationRepository(ConversationReader):
     async def create(
         self,
         new: NewConversation,
-        usage: TurnUsage,
+        usage: TurnUsage | None,
         *,
         messages: int,
         now: datetime,
         error: str | None,
     ) -> ConversationRecord:
         """The conversation with its first turn's counters (``messages`` seqs taken)."""
-        tokens, cost, response_time = _added(usage)
+        tokens, cost, response_time, runs = _added(usage)
         statement = (
             insert(conversations)
             .values(
@@ -161,7 +165,7 @@ class ConversationRepository(ConversationReader):
                 total_tokens=tokens,
                 total_cost=cost,
                 total_response_time=response_time,
-                agent_runs=1,
+                agent_runs=runs,
                 synced_seq=0,
                 last_error=error,
             )
@@ -172,7 +176,7 @@ class ConversationRepository(ConversationReader):
     async def apply_turn(
         self,
         conversation_id: UUID,
-        usage: TurnUsage,
+        usage: TurnUsage | None,
         *,
         messages: int,
         now: datetime,
@@ -180,7 +184,7 @@ class ConversationRepository(ConversationReader):
     ) -> ConversationRecord | None:
         """Take the next ``messages`` seqs and add the turn's counters, atomically: the row
         after the update (the turn's seqs end at its ``message_count``), None when gone."""
-        tokens, cost, response_time = _added(usage)
+        tokens, cost, response_time, runs = _added(usage)
         c = conversations.c
         statement = (
             update(conversations)
@@ -190,7 +194,7 @@ class ConversationRepository(ConversationReader):
                 total_tokens=c.total_tokens + tokens,
                 total_cost=c.total_cost + cost,
                 total_response_time=c.total_response_time + response_time,
-                agent_runs=c.agent_runs + 1,
+                agent_runs=c.agent_runs + runs,
                 last_message_at=now,
                 updated_at=now,
                 last_error=error,

@@ -23,7 +23,17 @@ from employeevirtual.api.middleware import (
 )
 from employeevirtual.api.proxy import TrustedProxies, forwarded_headers
 from employeevirtual.api.request_id import RequestId, install_log_record_factory
-from employeevirtual.api.routes import admin, agents, api_keys, auth, chat, conversations, health
+from employeevirtual.api.routes import (
+    admin,
+    agents,
+    analytics,
+    api_keys,
+    auth,
+    chat,
+    conversations,
+    health,
+    turns,
+)
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
@@ -102,9 +112,11 @@ def create_app(
         auth.router,
         agents.router,
         chat.router,
+        turns.router,
         conversations.router,
         api_keys.router,
         admin.router,
+        analytics.router,
     ):
         app.include_router(router, responses=_ERRORS)
     # added innermost first: the body limit sits next to the app (the outer layers: _App)

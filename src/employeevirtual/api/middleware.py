@@ -161,9 +161,11 @@ class SecurityHeaders:
     (they hold private data), HSTS only when configured (it must only be sent over HTTPS)."""
 
     _DOCS = ("/docs", "/redoc", "/openapi.json")
+    _CONSOLE_PAGES = frozenset({"/", "/index.html"})  # the web console's page and its assets
 
-    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0, console_csp: str = "") -> None:
         self.app = app
+        self.console_csp = console_csp.encode()
         self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -171,18 +173,18 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        docs = path.startswith(self._DOCS)
+        if path.startswith(self._DOCS):
+            # the docs page loads Swagger UI's script and styles
+            csp = b"frame-ancestors 'none'"
+        elif self.console_csp and (path in self._CONSOLE_PAGES or path.startswith("/assets/")):
+            csp = self.console_csp  # the web console's own files
+        else:
+            csp = b"default-src 'none'; frame-ancestors 'none'"  # the API serves only data
         extra: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
-            (
-                b"content-security-policy",
-                # the docs page loads Swagger UI's script and styles; the API serves only data
-                b"frame-ancestors 'none'"
-                if docs
-                else b"default-src 'none'; frame-ancestors 'none'",
-            ),
+            (b"content-security-policy", csp),
         ]
         if path.startswith("/api/"):
             extra.append((b"cache-control", b"no-store"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -57,6 +57,9 @@ __all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "OpenedTurn", "TurnRe
 
 log = logging.getLogger(__name__)
 
+DIALOGUE_CANDIDATES = 10
+MAX_DIALOGUE_MATCH = 400
+
 
 @dataclass(frozen=True, slots=True)
 class TurnResult:
@@ -89,6 +92,7 @@ class OpenedTurn:
     agent: AgentRecord
     history: list[MessageRecord]  # the context before the user's message
     user_message: MessageRecord
+    model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +138,20 @@ class ChatService:
         agent_id: UUID | None,
         conversation_id: UUID | None,
         idempotency: IdempotencyClaim | None = None,
+        context: Sequence[MessageRecord] = (),
     ) -> TurnResult:
         """``user`` may be just the token's subject: the turn's own read checks the user exists
         and is active, so the route needs no user read of its own. ``idempotency``: the
         request's key, completed with the response inside the turn's transaction (a failed
-        run's 502/504 included)."""
+        run's 502/504 included). ``context``: earlier messages the model is given when the turn
+        starts a new conversation (the OpenAI door's resent history); they are not stored."""
         user_id = user if isinstance(user, UUID) else user.id
         conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
 
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history)
+            outcome = await self.runner.run(agent, message, history if conversation else [*context])
         except AgentFailure as exc:
             failure = exc
 
@@ -203,6 +209,28 @@ class ChatService:
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
 
+    async def find_by_dialogue(
+        self, user_id: UUID, agent_id: UUID, dialogue: list[tuple[str, str]]
+    ) -> UUID | None:
+        """The caller's conversation with the agent whose stored messages are exactly
+        ``dialogue`` ((message_type, content) pairs, oldest first), if one is among the
+        ``DIALOGUE_CANDIDATES`` latest with that many messages: how a client that resends the
+        whole history (the OpenAI door) maps onto one stored conversation. Bounded work: one
+        indexed read, then at most that many pages of ``len(dialogue)`` messages."""
+        if not dialogue or len(dialogue) > MAX_DIALOGUE_MATCH:
+            return None
+        async with read_connection(self.engine) as conn:
+            candidates = await ConversationReader(conn).with_count(
+                user_id, agent_id, message_count=len(dialogue), limit=DIALOGUE_CANDIDATES
+            )
+            for candidate in candidates:
+                rows = await MessageReader(conn).page(
+                    candidate.id, before_seq=None, limit=len(dialogue)
+                )
+                if [(m.message_type, m.content) for m in rows] == dialogue:
+                    return candidate.id
+        return None
+
     # -- the turn in two commits (streamed turns) ------------------------------------------------
 
     async def open_turn(
@@ -212,6 +240,7 @@ class ChatService:
         message: str,
         agent_id: UUID | None,
         conversation_id: UUID | None,
+        context: Sequence[MessageRecord] = (),
     ) -> OpenedTurn:
         """A streamed turn's first half: the user's message committed (and written to MongoDB)
         before the model runs, so the stream's ``turn`` event can name it with its ``seq``."""
@@ -241,7 +270,8 @@ class ChatService:
         await self._write_documents(
             record, stored, None, created=conversation is None, agent_runs=0
         )
-        return OpenedTurn(record, agent, history, stored[0])
+        model_history = history if conversation else [*context]
+        return OpenedTurn(record, agent, history, stored[0], model_history)
 
     async def close_turn(
         self,

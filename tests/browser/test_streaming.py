@@ -3,6 +3,7 @@ regenerated; tool calls fold under the answer; a failed turn shows the API's mes
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from harness import Api
@@ -15,9 +16,11 @@ WATCH = """() => {
   const seen = () => {
     const live = document.querySelector('.msg-live .md');
     const text = live ? live.textContent : null;
-    if (text && text !== window.__snapshots[window.__snapshots.length - 1]) window.__snapshots.push(text);
+    const last = window.__snapshots[window.__snapshots.length - 1];
+    if (text && text !== last) window.__snapshots.push(text);
   };
-  new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, characterData: true});
+  new MutationObserver(seen).observe(
+    document.body, {subtree: true, childList: true, characterData: true});
 }"""
 
 
@@ -37,7 +40,7 @@ def test_the_answer_streams_in_several_steps(page: Page, api: Api, screenshots: 
     ]
     # the answer grew word by word: many partial texts, each a prefix of the next
     assert len(snapshots) >= 5, snapshots
-    for a, b in zip(snapshots, snapshots[1:], strict=False):
+    for a, b in itertools.pairwise(snapshots):
         assert b.split()[: len(a.split())] == a.split(), (a, b)
     assert snapshots[-1].split() == final.split()[: len(snapshots[-1].split())]
     conversation = page.url.rsplit("/", 1)[1]

@@ -61,13 +61,15 @@ def api(console: ConsoleServer, admin: Api) -> Iterator[Api]:
     a.close()
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps its own event loop running while it is open, which
+# pytest-asyncio's tests (run after this directory) must not find
+@pytest.fixture(scope="module")
 def playwright(chromium: str) -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
     b = playwright.chromium.launch(executable_path=chromium, args=launch_args())
     yield b

@@ -21,6 +21,7 @@ from employeevirtual.api.middleware import (
     GlobalRateLimit,
     SecurityHeaders,
 )
+from employeevirtual.api.openai_schemas import OPENAI_ERRORS
 from employeevirtual.api.proxy import TrustedProxies, forwarded_headers
 from employeevirtual.api.request_id import RequestId, install_log_record_factory
 from employeevirtual.api.routes import (
@@ -32,6 +33,7 @@ from employeevirtual.api.routes import (
     chat,
     conversations,
     health,
+    openai,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -120,6 +122,7 @@ def create_app(
         analytics.router,
     ):
         app.include_router(router, responses=_ERRORS)
+    app.include_router(openai.router, responses=OPENAI_ERRORS)
     mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: the body limit sits next to the app (the outer layers: _App)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

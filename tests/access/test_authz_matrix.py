@@ -150,6 +150,17 @@ ROWS: list[Row] = [
         E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
         lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
     ),
+    Row("GET", "/v1/models", AUTHED_200, lambda w, f: ("GET", "/v1/models", {})),
+    Row(
+        "POST",
+        "/v1/chat/completions",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/v1/chat/completions",
+            {"json": {"model": w.agent_id, "messages": [{"role": "user", "content": "hi"}]}},
+        ),
+    ),
     Row("GET", "/api/conversations", AUTHED_200, lambda w, f: ("GET", "/api/conversations", {})),
     Row(
         "GET",

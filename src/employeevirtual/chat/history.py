@@ -4,6 +4,7 @@ page, from SQL otherwise."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -18,9 +19,12 @@ from employeevirtual.stores.sql.conversations import ConversationReader
 from employeevirtual.stores.sql.engine import read_connection
 from employeevirtual.stores.sql.messages import MessageReader
 
-__all__ = ["HistoryPage", "read_history"]
+__all__ = ["HistoryPage", "find_by_dialogue", "read_history"]
 
 log = logging.getLogger(__name__)
+
+DIALOGUE_CANDIDATES = 10
+MAX_DIALOGUE_MATCH = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +79,26 @@ async def _mongo_page(
     if [d["seq"] for d in docs] != expected:
         return None
     return [message_from_document(d) for d in docs]
+
+
+async def find_by_dialogue(
+    engine: AsyncEngine, user_id: UUID, agent_id: UUID, dialogue: Sequence[tuple[str, str]]
+) -> UUID | None:
+    """The caller's conversation with the agent whose stored messages are exactly ``dialogue``
+    ((message_type, content) pairs, oldest first), if one is among the ``DIALOGUE_CANDIDATES``
+    latest with that many messages: how a client that resends the whole history (the OpenAI
+    door) maps onto one stored conversation. Bounded work: one indexed read, then at most that
+    many pages of ``len(dialogue)`` messages."""
+    if not dialogue or len(dialogue) > MAX_DIALOGUE_MATCH:
+        return None
+    async with read_connection(engine) as conn:
+        candidates = await ConversationReader(conn).with_count(
+            user_id, agent_id, message_count=len(dialogue), limit=DIALOGUE_CANDIDATES
+        )
+        for candidate in candidates:
+            rows = await MessageReader(conn).page(
+                candidate.id, before_seq=None, limit=len(dialogue)
+            )
+            if [(m.message_type, m.content) for m in rows] == list(dialogue):
+                return candidate.id
+    return None

@@ -190,7 +190,7 @@ class LiveTurns:
                 runner.run(
                     opened.agent,
                     opened.user_message.content,
-                    opened.history,
+                    opened.model_history,
                     on_event=emit,
                 )
             )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.conversations import record_audit_read
-from employeevirtual.chat.history import HistoryPage, read_history
+from employeevirtual.chat.history import HistoryPage, find_by_dialogue, read_history
 from employeevirtual.chat.idempotency import (
     IdempotencyClaim,
     IdempotencyKeys,
@@ -94,6 +94,7 @@ class OpenedTurn:
     agent: AgentRecord
     history: list[MessageRecord]  # the context before the user's message
     user_message: MessageRecord
+    model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
 
 
 class ChatService:
@@ -125,7 +126,12 @@ class ChatService:
     # -- the turn -----------------------------------------------------------------------------
 
     def request(
-        self, message: str | None, *, agent_id: UUID | None, conversation_id: UUID | None
+        self,
+        message: str | None,
+        *,
+        agent_id: UUID | None,
+        conversation_id: UUID | None,
+        context: Sequence[MessageRecord] = (),
     ) -> TurnRequest:
         """The message rules: InvalidInput (422) for a request no turn can answer."""
         return TurnRequest.checked(
@@ -133,22 +139,37 @@ class ChatService:
             agent_id=agent_id,
             conversation_id=conversation_id,
             max_chars=self.max_message_chars,
+            context=context,
         )
 
     async def claim(
-        self, user_id: UUID, request: TurnRequest, key: str
+        self,
+        user_id: UUID,
+        request: TurnRequest,
+        key: str,
+        *,
+        request_fingerprint: str | None = None,
     ) -> IdempotencyClaim | StoredResponse:
-        """The claim to run ``request`` under ``key``, or the stored response to replay."""
-        return await self.keys.claim(
-            user_id=user_id,
-            key=key,
-            request_fingerprint=fingerprint(
+        """The claim to run ``request`` under ``key``, or the stored response to replay.
+        ``request_fingerprint``: what makes two requests the same for another door (default:
+        the chat API's message, agent and conversation)."""
+        if request_fingerprint is None:
+            request_fingerprint = fingerprint(
                 route=ROUTE,
                 message=request.message,
                 agent_id=request.agent_id,
                 conversation_id=request.conversation_id,
-            ),
+            )
+        return await self.keys.claim(
+            user_id=user_id, key=key, request_fingerprint=request_fingerprint
         )
+
+    async def find_by_dialogue(
+        self, user_id: UUID, agent_id: UUID, dialogue: Sequence[tuple[str, str]]
+    ) -> UUID | None:
+        """The caller's conversation with the agent holding exactly ``dialogue`` (see
+        ``history.find_by_dialogue``)."""
+        return await find_by_dialogue(self.engine, user_id, agent_id, dialogue)
 
     async def turn(
         self,
@@ -173,7 +194,8 @@ class ChatService:
         self, user_id: UUID, request: TurnRequest, claim: IdempotencyClaim | None
     ) -> TurnOutcome:
         conversation, agent, history = await self._resolve(user_id, request)
-        run = await self._run(agent, request.message, history)
+        model_history = history if conversation else [*request.context]
+        run = await self._run(agent, request.message, model_history)
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         reply = agent_reply(user_id, agent, conversation_id, run)
@@ -199,7 +221,8 @@ class ChatService:
             message_count=record.message_count,
         )
         await self._write_documents(record, stored, None, created=conversation is None)
-        return OpenedTurn(record, agent, history, stored[0])
+        model_history = history if conversation else [*request.context]
+        return OpenedTurn(record, agent, history, stored[0], model_history)
 
     async def close_turn(
         self,

@@ -5,6 +5,7 @@ raised), and the messages a turn stores."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,9 @@ class TurnRequest:
     message: str
     agent_id: UUID | None = None
     conversation_id: UUID | None = None
+    # earlier messages the model is given when the turn starts a new conversation (the OpenAI
+    # door's resent history); they are not stored
+    context: tuple[MessageRecord, ...] = ()
 
     @classmethod
     def checked(
@@ -51,6 +55,7 @@ class TurnRequest:
         agent_id: UUID | None,
         conversation_id: UUID | None,
         max_chars: int,
+        context: Sequence[MessageRecord] = (),
     ) -> TurnRequest:
         """The request, or InvalidInput (422) saying what to fix."""
         if message is None or not message.strip():
@@ -59,7 +64,7 @@ class TurnRequest:
             raise InvalidInput(f"message is {len(message)} characters; the limit is {max_chars}")
         if agent_id is None and conversation_id is None:
             raise InvalidInput("give agent_id to start a conversation, or conversation_id")
-        return cls(message, agent_id, conversation_id)
+        return cls(message, agent_id, conversation_id, tuple(context))
 
 
 @dataclass(frozen=True, slots=True)

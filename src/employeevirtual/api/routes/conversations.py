@@ -136,6 +136,9 @@ async def conversation_history(
     ip: ClientIP,
     limit: int | None = None,
     before: str | None = None,
+    include_superseded: Annotated[
+        bool, Query(description="also the answers replaced by regenerate/edit, marked")
+    ] = False,
 ) -> HistoryOut:
     """Newest page first, chronological within it; ``next_before`` pages into the past."""
     size = _limit(limit, settings.history_limit_default, settings.history_limit_max)
@@ -144,7 +147,13 @@ async def conversation_history(
         if not before.isdigit() or int(before) < 1:
             raise InvalidInput("before is not valid; pass next_before from a previous page")
         before_seq = int(before)
-    page = await chat.history(user, conversation_id, limit=size, before=before_seq)
+    page = await chat.history(
+        user,
+        conversation_id,
+        limit=size,
+        before=before_seq,
+        include_superseded=include_superseded,
+    )
     await conversations.record_audit_read(user, page.conversation, what="messages", client_ip=ip)
     return HistoryOut(
         conversation_id=conversation_id,

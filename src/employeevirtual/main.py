@@ -34,6 +34,7 @@ from employeevirtual.api.routes import (
     conversations,
     health,
     openai,
+    rework,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -116,6 +117,7 @@ def create_app(
         agents.router,
         chat.router,
         turns.router,
+        rework.router,
         conversations.router,
         api_keys.router,
         admin.router,

@@ -119,13 +119,22 @@ async def conversation_history(
     ip: ClientIP,
     limit: int | None = None,
     before: str | None = None,
+    include_superseded: Annotated[
+        bool, Query(description="also the answers replaced by regenerate/edit, marked")
+    ] = False,
 ) -> HistoryOut:
     """Newest page first, chronological within it; ``next_before`` pages into the past."""
     size = page_size(limit, settings.history_limit_default, settings.history_limit_max)
     before_seq: int | None = None
     if before is not None:
         before_seq = parse_seq(before, name="before", hint="pass next_before from a previous page")
-    page = await chat.history(user, conversation_id, limit=size, before=before_seq)
+    page = await chat.history(
+        user,
+        conversation_id,
+        limit=size,
+        before=before_seq,
+        include_superseded=include_superseded,
+    )
     await conversations.record_audit_read(user, page.conversation, what="messages", client_ip=ip)
     return HistoryOut(
         conversation_id=conversation_id,

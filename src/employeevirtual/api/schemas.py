@@ -23,6 +23,7 @@ __all__ = [
     "ConversationPatch",
     "FromRecord",
     "HistoryOut",
+    "MessageEdit",
     "MessageOut",
     "ModelSettingsIn",
     "RegisterIn",
@@ -120,6 +121,10 @@ class ChatIn(Request):
     message: str
     agent_id: UUID | None = None
     conversation_id: UUID | None = None
+
+
+class MessageEdit(Request):
+    content: str
 
 
 class ConversationOut(FromRecord):

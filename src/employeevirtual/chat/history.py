@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.chat.supersede import LOOKAHEAD, superseded_ids
 from employeevirtual.errors import NotFound
 from employeevirtual.stores.mongo.documents import DocumentStore, message_from_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, UserRecord
@@ -43,9 +44,13 @@ async def read_history(
     *,
     limit: int,
     before: int | None,
+    include_superseded: bool = False,
 ) -> HistoryPage:
     """A page of messages, newest page first, oldest first within it. The owner's conversation,
-    or anyone's for an admin (the caller audits that read)."""
+    or anyone's for an admin (the caller audits that read). Messages replaced by a regenerated
+    answer or an edit are left out, or kept and marked ``superseded`` with
+    ``include_superseded``; they are found from the page and the ``LOOKAHEAD`` messages after
+    it."""
     async with read_connection(engine) as conn:
         conversation = await ConversationReader(conn).get(conversation_id, user, include_all=True)
     if conversation is None:
@@ -54,16 +59,29 @@ async def read_history(
     if before is not None:
         upper = min(upper, before - 1)
     lowest = max(1, upper - limit + 1)
-    expected = list(range(lowest, upper + 1))
+    ahead = min(conversation.message_count, upper + LOOKAHEAD)
+    expected = list(range(lowest, ahead + 1))
     next_before = lowest if lowest > 1 else None
-    if not expected:
+    if upper < lowest:
         return HistoryPage(conversation, [], None, "sql")
-    page = await _mongo_page(documents, conversation, expected, limit)
-    if page is not None:
-        return HistoryPage(conversation, page, next_before, "mongodb")
-    async with read_connection(engine) as conn:
-        rows = await MessageReader(conn).page(conversation_id, before_seq=upper + 1, limit=limit)
-    return HistoryPage(conversation, rows, next_before, "sql")
+    page = await _mongo_page(documents, conversation, expected, len(expected))
+    source: Literal["mongodb", "sql"] = "mongodb"
+    if page is None:
+        source = "sql"
+        async with read_connection(engine) as conn:
+            page = await MessageReader(conn).page(
+                conversation_id, before_seq=ahead + 1, limit=len(expected)
+            )
+    gone = superseded_ids(page)
+    rows = [m for m in page if m.seq <= upper]
+    if include_superseded:
+        rows = [
+            replace(m, metadata={**m.metadata, "superseded": True}) if m.id in gone else m
+            for m in rows
+        ]
+    else:
+        rows = [m for m in rows if m.id not in gone]
+    return HistoryPage(conversation, rows, next_before, source)
 
 
 async def _mongo_page(

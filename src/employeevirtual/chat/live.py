@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +25,9 @@ from uuid import UUID
 from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
 from employeevirtual.chat.responses import chat_out, failure_body
-from employeevirtual.chat.service import ChatService, OpenedTurn
-from employeevirtual.chat.turn import TurnFailed, TurnOutcome, TurnRequest
+from employeevirtual.chat.rework import open_edit, open_regenerate
+from employeevirtual.chat.service import ChatService
+from employeevirtual.chat.turn import OpenedTurn, TurnFailed, TurnOutcome, TurnRequest
 from employeevirtual.errors import Conflict, NotFound
 from employeevirtual.stores.records import TurnUsage
 from employeevirtual.streaming.events import TurnEvent
@@ -108,10 +109,35 @@ class LiveTurns:
         """Take a turn slot, commit the user's message, emit ``turn`` and run the agent in the
         background. Errors before that (404, 409, 422, 429, 503) raise here, releasing the slot
         and ``claim``; otherwise the slot is held until the turn ends."""
+        return await self._begin(user_id, lambda: self.chat.open_turn(user_id, request), claim)
+
+    async def regenerate(self, user_id: UUID, conversation_id: UUID) -> TurnStarted:
+        """``ChatService.regenerate``, streamed."""
+        return await self._begin(
+            user_id, lambda: open_regenerate(self.chat, user_id, conversation_id), None
+        )
+
+    async def edit(
+        self, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+    ) -> TurnStarted:
+        """``ChatService.edit``, streamed."""
+        content = self.chat.check_edit(content)
+        return await self._begin(
+            user_id,
+            lambda: open_edit(self.chat, user_id, conversation_id, message_id, content=content),
+            None,
+        )
+
+    async def _begin(
+        self,
+        user_id: UUID,
+        opening: Callable[[], Awaitable[OpenedTurn]],
+        claim: IdempotencyClaim | None,
+    ) -> TurnStarted:
         cleanup = AsyncExitStack()
         try:
             await cleanup.enter_async_context(self.chat.slots.hold(user_id))
-            return await self._start(user_id, request, cleanup, claim)
+            return await self._start(user_id, await opening(), cleanup, claim)
         except BaseException:
             await cleanup.aclose()
             if claim is not None:
@@ -121,11 +147,12 @@ class LiveTurns:
     async def _start(
         self,
         user_id: UUID,
-        request: TurnRequest,
+        opened: OpenedTurn,
         cleanup: AsyncExitStack,
         idempotency: IdempotencyClaim | None,
     ) -> TurnStarted:
-        opened = await self.chat.open_turn(user_id, request)
+        """Emit ``turn`` for an opened turn (a new message, a regeneration, an edit) and run
+        its agent in the background."""
         turn_id = uuid.uuid4()
         conversation = opened.conversation
         await self.log.open(turn_id, owner=user_id, conversation_id=conversation.id)

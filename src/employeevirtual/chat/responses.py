@@ -33,6 +33,8 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime = Field(validation_alias=AliasChoices("created_at", "timestamp"))
+    is_edited: bool = False
+    edited_at: datetime | None = None
 
     @model_validator(mode="after")
     def _stamp_metadata(self) -> Self:

@@ -20,14 +20,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.chat.commit import resolve, store_messages, write_documents
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.conversations import record_audit_read
 from employeevirtual.chat.history import HistoryPage, find_by_dialogue, read_history
@@ -39,37 +39,25 @@ from employeevirtual.chat.idempotency import (
 )
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.responses import turn_response
+from employeevirtual.chat.rework import open_edit, open_regenerate
 from employeevirtual.chat.turn import (
+    OpenedTurn,
     TurnFailed,
     TurnOutcome,
     TurnRequest,
     TurnSucceeded,
     agent_reply,
+    checked_edit,
     user_message,
 )
-from employeevirtual.errors import Conflict, NotFound, Unauthorized
-from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
     AgentRecord,
     ConversationRecord,
     MessageRecord,
-    TurnUsage,
     UserRecord,
 )
-from employeevirtual.stores.sql.agents import AgentReader
-from employeevirtual.stores.sql.conversations import (
-    ConversationReader,
-    ConversationRepository,
-    NewConversation,
-)
-from employeevirtual.stores.sql.engine import (
-    Connection,
-    WriteConnection,
-    read_connection,
-    write_transaction,
-)
-from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
-from employeevirtual.stores.sql.users import UserReader
+from employeevirtual.stores.sql.engine import write_transaction
 from employeevirtual.sync.acks import SyncAcks
 
 __all__ = [
@@ -84,17 +72,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE = "POST /api/chat/agent"  # what an Idempotency-Key's fingerprint is taken for
-
-
-@dataclass(frozen=True, slots=True)
-class OpenedTurn:
-    """A turn whose user message is committed and whose agent has not answered yet."""
-
-    conversation: ConversationRecord
-    agent: AgentRecord
-    history: list[MessageRecord]  # the context before the user's message
-    user_message: MessageRecord
-    model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
 
 
 class ChatService:
@@ -193,7 +170,7 @@ class ChatService:
     async def _turn(
         self, user_id: UUID, request: TurnRequest, claim: IdempotencyClaim | None
     ) -> TurnOutcome:
-        conversation, agent, history = await self._resolve(user_id, request)
+        conversation, agent, history = await self.resolve(user_id, request)
         model_history = history if conversation else [*request.context]
         run = await self._run(agent, request.message, model_history)
         conversation_id = conversation.id if conversation else uuid.uuid4()
@@ -208,11 +185,11 @@ class ChatService:
         """A streamed turn's first half: the user's message committed (and written to MongoDB)
         before the model runs, so the stream's ``turn`` event can name it with its ``seq``.
         The caller holds the turn slot (``slots.hold``)."""
-        conversation, agent, history = await self._resolve(user_id, request)
+        conversation, agent, history = await self.resolve(user_id, request)
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         async with write_transaction(self.engine) as conn:
-            record, stored = await self._store(conn, user_id, agent, conversation, [asked], None)
+            record, stored = await store_messages(conn, user_id, agent, conversation, [asked], None)
         self.context.advance(
             record.id,
             base_count=conversation.message_count if conversation else 0,
@@ -220,7 +197,9 @@ class ChatService:
             added=stored,
             message_count=record.message_count,
         )
-        await self._write_documents(record, stored, None, created=conversation is None)
+        await write_documents(
+            self.documents, self.acks, record, stored, None, created=conversation is None
+        )
         model_history = history if conversation else [*request.context]
         return OpenedTurn(record, agent, history, stored[0], model_history)
 
@@ -235,8 +214,15 @@ class ChatService:
         """The second half: the agent's message (or the failure) committed with the counters
         and the Idempotency-Key's response, then written to MongoDB."""
         conversation = opened.conversation
+        metadata = dict(opened.reply_metadata)
+        if isinstance(run, AgentFailure) and metadata.get("regenerated"):
+            metadata.pop("supersedes", None)  # a failed regeneration replaces nothing
         reply = agent_reply(
-            conversation.user_id, opened.agent, conversation.id, run, extra=extra_metadata
+            conversation.user_id,
+            opened.agent,
+            conversation.id,
+            run,
+            extra={**metadata, **(extra_metadata or {})},
         )
         outcome, stored = await self._commit_turn(
             conversation.user_id,
@@ -248,53 +234,48 @@ class ChatService:
             asked=opened.user_message,
         )
         base = [*opened.history, opened.user_message][-self.context_messages :]
-        return await self._finish(outcome, conversation, base, stored)
+        return await self._finish(
+            outcome, conversation, base if opened.advance_cache else None, stored
+        )
 
-    async def _resolve(
+    async def answer(
+        self, opened: OpenedTurn, *, claim: IdempotencyClaim | None = None
+    ) -> TurnOutcome:
+        """Run the agent on an opened turn and close it (the non-streamed form)."""
+        run = await self._run(opened.agent, opened.user_message.content, opened.model_history)
+        return await self.close_turn(opened, run, claim=claim)
+
+    # -- answering again ----------------------------------------------------------------------
+
+    async def regenerate(self, user_id: UUID, conversation_id: UUID) -> TurnOutcome:
+        """Answer the last user message again (``chat.rework``), holding a turn slot."""
+        async with self.slots.hold(user_id):
+            return await self.answer(await open_regenerate(self, user_id, conversation_id))
+
+    async def edit(
+        self, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+    ) -> TurnOutcome:
+        """Edit the last user message and answer it again (``chat.rework``)."""
+        content = self.check_edit(content)
+        async with self.slots.hold(user_id):
+            opened = await open_edit(self, user_id, conversation_id, message_id, content=content)
+            return await self.answer(opened)
+
+    def check_edit(self, content: str) -> str:
+        """The rules for an edited message's text: InvalidInput (422) otherwise."""
+        return checked_edit(content, max_chars=self.max_message_chars)
+
+    async def resolve(
         self, user_id: UUID, request: TurnRequest
     ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
-        agent_id, conversation_id = request.agent_id, request.conversation_id
-        async with read_connection(self.engine) as conn:
-            if conversation_id is None:
-                if agent_id is None:
-                    raise NotFound("agent_id is required to start a conversation")
-                agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
-                if agent is None:
-                    await self._require_active(conn, user_id)
-                    raise NotFound(f"agent {agent_id} not found")
-                return None, agent, []
-            found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
-            if found is None:
-                await self._require_active(conn, user_id)
-                raise NotFound(f"conversation {conversation_id} not found")
-            conversation, agent = found
-            if agent_id is not None and agent_id != agent.id:
-                raise Conflict(
-                    f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
-                )
-            if agent.deleted_at is not None:
-                raise Conflict(
-                    f"agent {agent.id} of conversation {conversation_id} was deleted; "
-                    "the conversation can be read but not continued"
-                )
-            if conversation.status != "active":
-                raise Conflict(
-                    f"conversation {conversation_id} is {conversation.status}; "
-                    "set its status to active to continue it"
-                )
-            history = self.context.get(conversation_id, conversation.message_count)
-            if history is None:
-                history = await MessageReader(conn).recent_dialogue(
-                    conversation_id, limit=self.context_messages
-                )
-            return conversation, agent, history
-
-    @staticmethod
-    async def _require_active(conn: Connection, user_id: UUID) -> None:
-        """Only on the error path: a missing row may mean the caller, not the id, is gone."""
-        user = await UserReader(conn).get(user_id)
-        if user is None or not user.is_active:
-            raise Unauthorized("the token's user no longer exists or is deactivated")
+        """The turn's single read (``commit.resolve``)."""
+        return await resolve(
+            self.engine,
+            self.context,
+            user_id,
+            agent_id=request.agent_id,
+            conversation_id=request.conversation_id,
+        )
 
     async def _run(
         self, agent: AgentRecord, message: str, history: list[MessageRecord]
@@ -319,103 +300,40 @@ class ChatService:
         completed with the response its outcome answers. ``asked``: the user's message when it
         was committed before (a streamed turn); otherwise it is the first of ``new``."""
         async with write_transaction(self.engine) as conn:
-            record, stored = await self._store(conn, user_id, agent, conversation, new, run.usage)
+            record, stored = await store_messages(
+                conn, user_id, agent, conversation, new, run.usage
+            )
             outcome = _outcome(record, asked or stored[0], stored[-1], run)
             if claim is not None:
                 await claim.complete(conn, turn_response(outcome), record.id)
         return outcome, stored
 
-    @staticmethod
-    async def _store(
-        conn: WriteConnection,
-        user_id: UUID,
-        agent: AgentRecord,
-        conversation: ConversationRecord | None,
-        new: list[MessageRecord],
-        usage: TurnUsage | None,
-    ) -> tuple[ConversationRecord, list[MessageRecord]]:
-        """The messages, their seqs taken from the conversation's counters (created with the
-        first turn), and the run's ``usage`` (None: no agent ran) added to the counters."""
-        reply = new[-1]
-        error = reply.content[:2000] if reply.message_type == "error" else None
-        now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
-        conversations = ConversationRepository(conn)
-        if conversation is None:
-            new_conversation = NewConversation(
-                id=reply.conversation_id,
-                user_id=user_id,
-                agent_id=agent.id,
-                title=f"Conversa com {agent.name}"[:200],
-            )
-            record = await conversations.create(
-                new_conversation, usage, messages=len(new), now=now, error=error
-            )
-        else:
-            found = await conversations.apply_turn(
-                conversation.id, usage, messages=len(new), now=now, error=error
-            )
-            if found is None:
-                raise NotFound(f"conversation {conversation.id} not found")
-            record = found
-        first = record.message_count - len(new) + 1
-        stored = [replace(m, seq=first + i) for i, m in enumerate(new)]
-        await MessageRepository(conn).insert_many(stored)
-        return record, stored
-
     async def _finish(
         self,
         outcome: TurnOutcome,
         before: ConversationRecord | None,
-        history: list[MessageRecord],
+        history: list[MessageRecord] | None,
         stored: list[MessageRecord],
     ) -> TurnOutcome:
-        """After the commit: the post-commit hook, the context cache, MongoDB."""
+        """After the commit: the post-commit hook, the context cache (``history`` None: the
+        cached window no longer holds, it is dropped), MongoDB."""
         record = outcome.conversation
         if self.after_commit is not None:
             self.after_commit(record)
-        self.context.advance(
-            record.id,
-            base_count=before.message_count if before else 0,
-            base=history,
-            added=stored,
-            message_count=record.message_count,
-        )
-        in_mongo = await self._write_documents(
-            record, stored, outcome.usage, created=before is None
+        if history is None:
+            self.context.forget(record.id)
+        else:
+            self.context.advance(
+                record.id,
+                base_count=before.message_count if before else 0,
+                base=history,
+                added=stored,
+                message_count=record.message_count,
+            )
+        in_mongo = await write_documents(
+            self.documents, self.acks, record, stored, outcome.usage, created=before is None
         )
         return replace(outcome, stored_in_mongodb=in_mongo)
-
-    async def _write_documents(
-        self,
-        conversation: ConversationRecord,
-        stored: list[MessageRecord],
-        usage: TurnUsage | None,
-        *,
-        created: bool,
-    ) -> bool:
-        """MongoDB after the commit (``usage`` None: no agent ran in it). Failures leave
-        ``synced_seq`` behind for the relay."""
-        analytics = analytics_document(stored[-1])
-        try:
-            applied = await self.documents.write_turn(conversation, stored, usage, analytics)
-            if created:
-                await self.documents.log_activity(
-                    user_id=conversation.user_id,
-                    activity="conversation_created",
-                    details={"conversation_id": str(conversation.id)},
-                )
-        except PyMongoError as exc:
-            log.warning(
-                "MongoDB write failed for conversation %s (seq %d-%d): %s; left to the relay",
-                conversation.id,
-                stored[0].seq,
-                stored[-1].seq,
-                type(exc).__name__,
-            )
-            return False
-        if applied:
-            self.acks.ack(conversation.id, stored[0].seq, stored[-1].seq)
-        return applied
 
     # -- history ------------------------------------------------------------------------------
 
@@ -426,13 +344,20 @@ class ChatService:
         *,
         limit: int,
         before: int | None,
+        include_superseded: bool = False,
         client_ip: str | None = None,
     ) -> HistoryPage:
         """A page of messages, newest page first, oldest first within it; MongoDB when it has
-        every message of the page, SQL otherwise. An admin's read of someone else's
-        conversation is audited before the page is returned."""
+        every message of the page, SQL otherwise (``history.read_history``). An admin's read
+        of someone else's conversation is audited before the page is returned."""
         page = await read_history(
-            self.engine, self.documents, user, conversation_id, limit=limit, before=before
+            self.engine,
+            self.documents,
+            user,
+            conversation_id,
+            limit=limit,
+            before=before,
+            include_superseded=include_superseded,
         )
         await record_audit_read(
             self.engine, user, page.conversation, what="messages", client_ip=client_ip

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,11 +22,13 @@ from employeevirtual.stores.records import (
 )
 
 __all__ = [
+    "OpenedTurn",
     "TurnFailed",
     "TurnOutcome",
     "TurnRequest",
     "TurnSucceeded",
     "agent_reply",
+    "checked_edit",
     "now_ms",
     "user_message",
 ]
@@ -67,6 +69,15 @@ class TurnRequest:
         return cls(message, agent_id, conversation_id, tuple(context))
 
 
+def checked_edit(content: str, *, max_chars: int) -> str:
+    """An edited message's text, or InvalidInput (422) saying what to fix."""
+    if not content.strip():
+        raise InvalidInput("content cannot be empty or only whitespace")
+    if len(content) > max_chars:
+        raise InvalidInput(f"content is {len(content)} characters; the limit is {max_chars}")
+    return content
+
+
 @dataclass(frozen=True, slots=True)
 class TurnSucceeded:
     conversation: ConversationRecord
@@ -98,6 +109,19 @@ class TurnFailed:
 
 
 TurnOutcome = TurnSucceeded | TurnFailed
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """A turn whose user message is committed and whose agent has not answered yet."""
+
+    conversation: ConversationRecord
+    agent: AgentRecord
+    history: list[MessageRecord]  # the context before the user's message
+    user_message: MessageRecord
+    model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
+    reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
+    advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
 
 
 def user_message(user_id: UUID, conversation_id: UUID, content: str) -> MessageRecord:

@@ -129,6 +129,8 @@ class MessageRecord:
     message_type: MessageType
     metadata: dict[str, Any]
     created_at: datetime
+    is_edited: bool = False  # a user's message that replaced an earlier one (PATCH … /messages)
+    edited_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

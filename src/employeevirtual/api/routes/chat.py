@@ -7,13 +7,14 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import Response
 
-from employeevirtual.api.deps import ChatDep, CurrentUserId, LiveDep
+from employeevirtual.api.deps import ChatDep, CurrentUserId, LiveDep, RuntimeDep, require_active
 from employeevirtual.api.limits import ChatRateLimit
 from employeevirtual.api.schemas import ChatIn, ChatOut
 from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
-from employeevirtual.chat.live import LiveTurns, replayed_events
+from employeevirtual.chat.live import LiveTurns, TurnStarted, replayed_events
 from employeevirtual.chat.responses import turn_response
+from employeevirtual.chat.turn import TurnOutcome
 from employeevirtual.errors import InvalidInput
 from employeevirtual.streaming.events import TurnEvent
 
@@ -23,6 +24,21 @@ router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimi
 def _respond(answer: StoredResponse, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
         answer.body, status_code=answer.status, media_type="application/json", headers=headers
+    )
+
+
+def answer(outcome: TurnOutcome, response: Response, *, keyed: bool = False) -> Response:
+    """A turn's outcome as its HTTP answer; a 200 without a key carries the headers the route's
+    dependencies set on ``response`` (the chat rate limit's)."""
+    answered = turn_response(outcome)
+    return _respond(answered, response.headers if not keyed and answered.status == 200 else None)
+
+
+def started(turn: TurnStarted, live: LiveTurns) -> Response:
+    """A live turn's events as the answer (SSE)."""
+    return sse_response(
+        follow_turn(live, turn.turn_id, 0),
+        headers={"X-Turn-Id": str(turn.turn_id), "X-Conversation-Id": str(turn.conversation_id)},
     )
 
 
@@ -57,6 +73,7 @@ async def chat_with_agent(
     user_id: CurrentUserId,
     chat: ChatDep,
     live: LiveDep,
+    runtime: RuntimeDep,
     response: Response,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
     agent_id: Annotated[UUID | None, Query()] = None,
@@ -74,6 +91,10 @@ async def chat_with_agent(
     ] = None,
 ) -> Response:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
+    if idempotency_key is not None:
+        # the user check comes first: a key's replay or its 422 must not answer a deactivated
+        # user (without a key, the turn's own single read checks the user before anything)
+        await require_active(runtime, user_id)
     if body is not None:
         if message is not None or agent_id is not None or conversation_id is not None:
             raise InvalidInput("send the fields either as query parameters or as a JSON body")
@@ -97,14 +118,5 @@ async def chat_with_agent(
             return _respond(claimed, replayed)
         claim = claimed
     if stream:
-        started = await live.start(user_id, request, claim=claim)
-        return sse_response(
-            follow_turn(live, started.turn_id, 0),
-            headers={
-                "X-Turn-Id": str(started.turn_id),
-                "X-Conversation-Id": str(started.conversation_id),
-            },
-        )
-    answer = turn_response(await chat.turn(user_id, request, claim=claim))
-    # a 200 without a key carries the chat rate limit's headers (set on ``response``)
-    return _respond(answer, response.headers if claim is None and answer.status == 200 else None)
+        return started(await live.start(user_id, request, claim=claim), live)
+    return answer(await chat.turn(user_id, request, claim=claim), response, keyed=claim is not None)

@@ -28,7 +28,16 @@ DUPLICATE_KEY = 11000
 
 
 def message_document(message: MessageRecord) -> Document:
-    """The seed's message shape, plus ``seq`` and ``conversation_id``."""
+    """The seed's message shape, plus ``seq`` and ``conversation_id`` (and ``is_edited``,
+    ``edited_at`` on an edited user message)."""
+    doc = _message_document(message)
+    if message.is_edited:
+        doc["is_edited"] = True
+        doc["edited_at"] = message.edited_at
+    return doc
+
+
+def _message_document(message: MessageRecord) -> Document:
     return {
         "_id": str(message.id),
         "id": str(message.id),
@@ -60,7 +69,15 @@ def message_from_document(doc: Document) -> MessageRecord:
         message_type=doc["message_type"],
         metadata=metadata,
         created_at=timestamp,
+        is_edited=bool(doc.get("is_edited")),
+        edited_at=_aware(doc.get("edited_at")),
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def analytics_document(reply: MessageRecord) -> Document | None:

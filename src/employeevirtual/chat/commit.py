@@ -1,0 +1,172 @@
+"""The turn's store steps, each one call: ``resolve`` (the single read before the agent runs),
+``store_messages`` (inside the turn's SQL transaction) and ``write_documents`` (MongoDB after
+the commit)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from uuid import UUID
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.chat.context import RecentContext
+from employeevirtual.chat.supersede import current
+from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
+from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
+from employeevirtual.stores.records import (
+    AgentRecord,
+    ConversationRecord,
+    MessageRecord,
+    TurnUsage,
+)
+from employeevirtual.stores.sql.agents import AgentReader
+from employeevirtual.stores.sql.conversations import (
+    ConversationReader,
+    ConversationRepository,
+    NewConversation,
+)
+from employeevirtual.stores.sql.engine import Connection, WriteConnection, read_connection
+from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
+from employeevirtual.stores.sql.users import UserReader
+from employeevirtual.sync.acks import SyncAcks
+
+__all__ = ["Resolved", "resolve", "store_messages", "write_documents"]
+
+log = logging.getLogger(__name__)
+
+Resolved = tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]
+
+
+async def resolve(
+    engine: AsyncEngine,
+    context: RecentContext,
+    user_id: UUID,
+    *,
+    agent_id: UUID | None,
+    conversation_id: UUID | None,
+) -> Resolved:
+    """The conversation (None for a new one), its agent and the recent context, owner-checked
+    and with the owner active, in one SQL statement outside any transaction (the context from
+    ``context`` when the row's ``message_count`` says it is current)."""
+    async with read_connection(engine) as conn:
+        if conversation_id is None:
+            if agent_id is None:
+                raise NotFound("agent_id is required to start a conversation")
+            agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
+            if agent is None:
+                await _require_active(conn, user_id)
+                raise NotFound(f"agent {agent_id} not found")
+            return None, agent, []
+        found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
+        if found is None:
+            await _require_active(conn, user_id)
+            raise NotFound(f"conversation {conversation_id} not found")
+        conversation, agent, caller_is_admin = found
+        if agent_id is not None and agent_id != agent.id:
+            raise Conflict(
+                f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
+            )
+        if agent.deleted_at is not None:
+            raise Conflict(
+                f"agent {agent.id} of conversation {conversation_id} was deleted; "
+                "the conversation can be read but not continued"
+            )
+        if agent.user_id != user_id and agent.visibility != "shared" and not caller_is_admin:
+            # visibility is re-checked on every turn: an agent made private stops serving the
+            # conversations others had with it (they stay readable)
+            raise Forbidden(
+                f"agent {agent.id} is no longer shared by its owner; conversation "
+                f"{conversation_id} can be read but not continued"
+            )
+        if conversation.status != "active":
+            raise Conflict(
+                f"conversation {conversation_id} is {conversation.status}; "
+                "set its status to active to continue it"
+            )
+        history = context.get(conversation_id, conversation.message_count)
+        if history is None:
+            history = await MessageReader(conn).recent_dialogue(
+                conversation_id, limit=context.messages
+            )
+        return conversation, agent, current(history)  # replaced answers stay out
+
+
+async def _require_active(conn: Connection, user_id: UUID) -> None:
+    """Only on the error path: a missing row may mean the caller, not the id, is gone."""
+    user = await UserReader(conn).get(user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("the token's user no longer exists or is deactivated")
+
+
+async def store_messages(
+    conn: WriteConnection,
+    user_id: UUID,
+    agent: AgentRecord,
+    conversation: ConversationRecord | None,
+    new: list[MessageRecord],
+    usage: TurnUsage | None,
+) -> tuple[ConversationRecord, list[MessageRecord]]:
+    """The messages, their seqs taken from the conversation's counters (the conversation
+    created with the first turn), and the run's ``usage`` (None: no agent ran) added to the
+    counters. Inside the caller's transaction."""
+    reply = new[-1]
+    error = reply.content[:2000] if reply.message_type == "error" else None
+    now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
+    conversations = ConversationRepository(conn)
+    if conversation is None:
+        new_conversation = NewConversation(
+            id=reply.conversation_id,
+            user_id=user_id,
+            agent_id=agent.id,
+            title=f"Conversa com {agent.name}"[:200],
+        )
+        record = await conversations.create(
+            new_conversation, usage, messages=len(new), now=now, error=error
+        )
+    else:
+        found = await conversations.apply_turn(
+            conversation.id, usage, messages=len(new), now=now, error=error
+        )
+        if found is None:
+            raise NotFound(f"conversation {conversation.id} not found")
+        record = found
+    first = record.message_count - len(new) + 1
+    stored = [replace(m, seq=first + i) for i, m in enumerate(new)]
+    await MessageRepository(conn).insert_many(stored)
+    return record, stored
+
+
+async def write_documents(
+    documents: DocumentStore,
+    acks: SyncAcks,
+    conversation: ConversationRecord,
+    stored: list[MessageRecord],
+    usage: TurnUsage | None,
+    *,
+    created: bool,
+) -> bool:
+    """MongoDB after the commit (``usage`` None: no agent ran in it). Failures leave
+    ``synced_seq`` behind for the relay."""
+    analytics = analytics_document(stored[-1])
+    try:
+        applied = await documents.write_turn(conversation, stored, usage, analytics)
+        if created:
+            await documents.log_activity(
+                user_id=conversation.user_id,
+                activity="conversation_created",
+                details={"conversation_id": str(conversation.id)},
+            )
+    except PyMongoError as exc:
+        log.warning(
+            "MongoDB write failed for conversation %s (seq %d-%d): %s; left to the relay",
+            conversation.id,
+            stored[0].seq,
+            stored[-1].seq,
+            type(exc).__name__,
+        )
+        return False
+    if applied:
+        acks.ack(conversation.id, stored[0].seq, stored[-1].seq)
+    return applied

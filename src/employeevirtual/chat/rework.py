@@ -1,0 +1,117 @@
+"""Answering again: regenerate the last answer, or edit the last user message and answer it.
+Append-only (``chat.supersede``): the new message names what it replaces. Each opens a turn
+that ``ChatService.answer`` (or a live turn) closes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from employeevirtual.chat.commit import store_messages, write_documents
+from employeevirtual.chat.supersede import LOOKAHEAD, current
+from employeevirtual.chat.turn import OpenedTurn, TurnRequest, now_ms
+from employeevirtual.errors import Conflict, NotFound
+from employeevirtual.stores.records import ConversationRecord, MessageRecord
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.messages import MessageReader
+
+if TYPE_CHECKING:
+    from employeevirtual.chat.service import ChatService
+
+__all__ = ["open_edit", "open_regenerate"]
+
+
+async def _last_exchange(
+    chat: ChatService, conversation: ConversationRecord
+) -> tuple[MessageRecord, list[MessageRecord]]:
+    """The conversation's last current user message and its current answers."""
+    async with read_connection(chat.engine) as conn:
+        recent = await MessageReader(conn).page(
+            conversation.id, before_seq=None, limit=4 * LOOKAHEAD
+        )
+    live = current(recent)
+    users = [m for m in live if m.message_type == "user"]
+    if not users:
+        raise Conflict(f"conversation {conversation.id} has no user message to answer again")
+    last = users[-1]
+    answers = [m for m in live if m.seq > last.seq and m.message_type in ("agent", "error")]
+    return last, answers
+
+
+async def open_regenerate(chat: ChatService, user_id: UUID, conversation_id: UUID) -> OpenedTurn:
+    """Answer the last user message again: nothing is written until the new answer, which
+    is appended with ``supersedes`` naming the answer(s) it replaces."""
+    request = TurnRequest("", conversation_id=conversation_id)
+    conversation, agent, history = await chat.resolve(user_id, request)
+    assert conversation is not None
+    last, answers = await _last_exchange(chat, conversation)
+    before = [m for m in history if m.seq < last.seq]
+    return OpenedTurn(
+        conversation,
+        agent,
+        before,
+        last,
+        before,
+        reply_metadata={"regenerated": True, "supersedes": [str(a.id) for a in answers]},
+        advance_cache=False,
+    )
+
+
+async def open_edit(
+    chat: ChatService, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+) -> OpenedTurn:
+    """Edit the last user message: a new user message (``is_edited``, ``edited_at``,
+    ``supersedes`` the original) is committed with an audit row keeping the original text,
+    then answered; the original and its answers stay, superseded."""
+    request = TurnRequest("", conversation_id=conversation_id)
+    conversation, agent, history = await chat.resolve(user_id, request)
+    assert conversation is not None
+    last, answers = await _last_exchange(chat, conversation)
+    if last.id != message_id:
+        async with read_connection(chat.engine) as conn:
+            known = await MessageReader(conn).by_id([message_id])
+        if not known or known[0].conversation_id != conversation.id:
+            raise NotFound(f"message {message_id} not found in conversation {conversation_id}")
+        raise Conflict("only the conversation's last user message can be edited")
+    now = now_ms()
+    edited = MessageRecord(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        seq=0,
+        user_id=user_id,
+        agent_id=None,
+        content=content,
+        message_type="user",
+        metadata={"edits": str(last.id), "supersedes": [str(last.id)]},
+        created_at=now,
+        is_edited=True,
+        edited_at=now,
+    )
+    async with write_transaction(chat.engine) as conn:
+        record, stored = await store_messages(conn, user_id, agent, conversation, [edited], None)
+        await AuditRepository(conn).record(
+            action="message.edited",
+            actor_id=user_id,
+            now=now,
+            target_type="message",
+            target_id=str(last.id),
+            details={
+                "conversation_id": str(conversation.id),
+                "original_content": last.content,
+                "new_message_id": str(stored[0].id),
+            },
+        )
+    chat.context.forget(record.id)
+    await write_documents(chat.documents, chat.acks, record, stored, None, created=False)
+    before = [m for m in history if m.seq < last.seq]
+    return OpenedTurn(
+        record,
+        agent,
+        before,
+        stored[0],
+        before,
+        reply_metadata={"supersedes": [str(a.id) for a in answers]},
+        advance_cache=False,
+    )

@@ -137,7 +137,8 @@ async def measure(
                     await page.goto(f"/#/chat/{seeded[n]}")
                     add(f"open_{n}_page_load_ms", await page.evaluate(OPENED, [n]))
                     timing = await page.evaluate(
-                        "performance.getEntriesByType('resource').filter(e => e.name.includes('/messages'))"
+                        "performance.getEntriesByType('resource')"
+                        ".filter(e => e.name.includes('/messages'))"
                         ".map(e => [e.startTime, e.responseEnd])"
                     )
                     if timing:

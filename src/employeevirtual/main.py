@@ -29,6 +29,7 @@ from employeevirtual.api.routes import (
     analytics,
     api_keys,
     auth,
+    budgets,
     chat,
     conversations,
     health,
@@ -115,6 +116,7 @@ def create_app(
         api_keys.router,
         admin.router,
         analytics.router,
+        budgets.router,
     ):
         app.include_router(router, responses=_ERRORS)
     # added innermost first: the body limit sits next to the app (the outer layers: _App)

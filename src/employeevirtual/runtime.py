@@ -17,6 +17,8 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.alerts import AlertSender
+from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
@@ -66,6 +68,8 @@ class Runtime:
     reconciler: Reconciler
     idempotency: IdempotencyKeys
     analytics: AnalyticsService
+    budgets: BudgetService
+    alerts: AlertSender
     rollup_task: RollupTask
     secantus: SecantusServer | None = None
 
@@ -82,6 +86,7 @@ class Runtime:
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.alerts.drain()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -148,6 +153,14 @@ async def open_runtime(
     acks = SyncAcks(engine)
     acks.start()
     rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
+    analytics = AnalyticsService(db, rollups, max_days=settings.analytics_max_days)
+    alerts = AlertSender(
+        documents,
+        webhook_url=settings.alert_webhook_url,
+        allowed_hosts=settings.outbound_allowed_hosts,
+        allow_private=settings.outbound_allow_private,
+    )
+    budgets = BudgetService(engine=engine, analytics=analytics, alerts=alerts, clock=clock)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
     return Runtime(
         settings=settings,
@@ -183,6 +196,7 @@ async def open_runtime(
             acks=acks,
             context_messages=settings.agent_context_messages,
             after_commit=after_turn_commit,
+            budgets=budgets,
         ),
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
@@ -203,7 +217,9 @@ async def open_runtime(
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
-        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        analytics=analytics,
+        budgets=budgets,
+        alerts=alerts,
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

@@ -22,6 +22,7 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.analytics.budgets import BudgetAlert, BudgetService
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
@@ -32,6 +33,7 @@ from employeevirtual.stores.mongo.documents import (
 )
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     MessageRecord,
     UserRecord,
@@ -105,8 +107,10 @@ class ChatService:
         acks: SyncAcks,
         context_messages: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
+        budgets: BudgetService | None = None,
     ) -> None:
         self.engine = engine
+        self.budgets = budgets
         self.documents = documents
         self.runner = runner
         self.acks = acks
@@ -124,13 +128,19 @@ class ChatService:
         agent_id: UUID | None,
         conversation_id: UUID | None,
         idempotency: IdempotencyClaim | None = None,
+        request_id: str | None = None,
     ) -> TurnResult:
         """``user`` may be just the token's subject: the turn's own read checks the user exists
         and is active, so the route needs no user read of its own. ``idempotency``: the
         request's key, completed with the response inside the turn's transaction (a failed
-        run's 502/504 included)."""
+        run's 502/504 included). ``request_id`` goes with the run into its analytics and
+        into the system logs it causes."""
         user_id = user if isinstance(user, UUID) else user.id
-        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
+        conversation, agent, history, budgets = await self._resolve(
+            user_id, agent_id, conversation_id
+        )
+        if self.budgets is not None:
+            self.budgets.check(budgets)  # 402 before the model is called; nothing written
 
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
@@ -153,6 +163,8 @@ class ChatService:
             created_at=now,
         )
         reply = self._reply(user_id, agent, conversation_id, outcome, failure)
+        if request_id is not None:
+            reply = replace(reply, metadata={**reply.metadata, "request_id": request_id})
 
         async def complete_key(
             conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
@@ -166,14 +178,35 @@ class ChatService:
                 result = TurnResult(record, stored[0], stored[1], outcome, False)
             await idempotency.complete(conn, result, record.id)
 
+        alerts: list[BudgetAlert] = []
+
+        async def on_commit(
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            if self.budgets is not None and budgets:
+                alerts.extend(
+                    await self.budgets.charge(
+                        conn,
+                        budgets,
+                        tokens=int(reply.metadata.get("tokens_used") or 0),
+                        cost=Decimal(str(reply.metadata.get("cost") or 0)),
+                        actor_id=user_id,
+                        now=now,
+                    )
+                )
+            if idempotency is not None:
+                await complete_key(conn, stored, record)
+
         stored, record = await self._commit(
             user_id,
             agent,
             conversation,
             [user_message, reply],
             reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
-            on_commit=complete_key if idempotency is not None else None,
+            on_commit=on_commit,
         )
+        if alerts and self.budgets is not None:
+            self.budgets.announce(alerts, request_id=request_id)
         if self.after_commit is not None:
             self.after_commit(record)
         user_message, reply = stored
@@ -195,21 +228,22 @@ class ChatService:
 
     async def _resolve(
         self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
-    ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
+    ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord], list[BudgetRecord]]:
         async with read_connection(self.engine) as conn:
             if conversation_id is None:
                 if agent_id is None:
                     raise NotFound("agent_id is required to start a conversation")
-                agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
-                if agent is None:
+                visible = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
+                if visible is None:
                     await self._require_active(conn, user_id)
                     raise NotFound(f"agent {agent_id} not found")
-                return None, agent, []
+                agent, budgets = visible
+                return None, agent, [], budgets
             found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
             if found is None:
                 await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
-            conversation, agent = found
+            conversation, agent, budgets = found
             if agent_id is not None and agent_id != agent.id:
                 raise Conflict(
                     f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
@@ -229,7 +263,7 @@ class ChatService:
                 history = await MessageReader(conn).recent_dialogue(
                     conversation_id, limit=self.context_messages
                 )
-            return conversation, agent, history
+            return conversation, agent, history, budgets
 
     @staticmethod
     async def _require_active(conn: Connection, user_id: UUID) -> None:

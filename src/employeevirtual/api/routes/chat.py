@@ -15,6 +15,7 @@ from employeevirtual.api.deps import (
     SettingsDep,
 )
 from employeevirtual.api.limits import ChatRateLimit, turn_slot
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
 from employeevirtual.chat.idempotency import (
     IdempotencyClaim,
@@ -64,6 +65,7 @@ def _stored(response: StoredResponse, *, replayed: bool) -> Response:
     "/agent",
     response_model=ChatOut,
     responses={
+        402: {"description": "a monthly budget of the user or the agent is used up"},
         409: {"description": "a request with the same Idempotency-Key is still running"},
         422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
         502: {"description": "the model provider failed (the user's message is kept)"},
@@ -104,7 +106,11 @@ async def chat_with_agent(
     if idempotency_key is None:
         async with turn_slot(runtime, user_id):
             result = await chat.turn(
-                user_id, message=message, agent_id=agent_id, conversation_id=conversation_id
+                user_id,
+                message=message,
+                agent_id=agent_id,
+                conversation_id=conversation_id,
+                request_id=current_request_id(),
             )
         return _chat_out(result)
 
@@ -153,6 +159,7 @@ async def _turn_with_key(
                 agent_id=agent_id,
                 conversation_id=conversation_id,
                 idempotency=claim,
+                request_id=current_request_id(),
             )
     except AgentRunFailed:
         if claim.response is None:

@@ -14,10 +14,12 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, true, updat
 
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     ConversationStatus,
     UserRecord,
 )
+from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
 from employeevirtual.stores.sql.tables import agents, conversations, messages, users
@@ -88,14 +90,21 @@ class ConversationReader:
 
     async def get_with_agent(
         self, conversation_id: UUID, user_id: UUID
-    ) -> tuple[ConversationRecord, AgentRecord] | None:
-        """The owner's conversation and its agent in one round trip (the turn's read); None
-        also when the owner is gone or deactivated, so the turn needs no separate user read."""
+    ) -> tuple[ConversationRecord, AgentRecord, list[BudgetRecord]] | None:
+        """The owner's conversation, its agent and their budgets in one round trip (the turn's
+        read); None also when the owner is gone or deactivated, so the turn needs no separate
+        user read."""
         agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
+        base, budget_columns = with_budgets(
+            conversations.join(agents, agents.c.id == conversations.c.agent_id).join(
+                users, users.c.id == conversations.c.user_id
+            ),
+            users.c.id,
+            agents.c.id,
+        )
         query = (
-            select(conversations, *agent_cols)
-            .join(agents, agents.c.id == conversations.c.agent_id)
-            .join(users, users.c.id == conversations.c.user_id)
+            select(conversations, *agent_cols, *budget_columns)
+            .select_from(base)
             .where(
                 conversations.c.id == conversation_id,
                 conversations.c.user_id == user_id,
@@ -105,7 +114,7 @@ class ConversationReader:
         row = (await self.conn.execute(query)).first()
         if row is None:
             return None
-        return conversation_from_row(row), agent_from_row(row, "a_")
+        return conversation_from_row(row), agent_from_row(row, "a_"), budgets_from_row(row._mapping)
 
     async def list(
         self,

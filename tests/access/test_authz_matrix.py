@@ -39,6 +39,7 @@ class Fresh:
     agent_id: str = ""
     conversation_id: str = ""
     key_id: str = ""
+    budget_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -210,6 +211,49 @@ ROWS: list[Row] = [
             {"params": {**_today(), "user_id": w.owner.id}},
         ),
     ),
+    # budgets: admins only
+    Row(
+        "POST",
+        "/api/admin/budgets",
+        E(403, 403, 201, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/admin/budgets",
+            {"json": {"scope": "agent", "scope_id": f.agent_id, "max_cost": "5"}},
+        ),
+        fresh="agent",
+    ),
+    Row(
+        "GET",
+        "/api/admin/budgets",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", "/api/admin/budgets", {}),
+    ),
+    Row(
+        "GET",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/admin/budgets/{f.budget_id}", {}),
+        fresh="budget",
+    ),
+    Row(
+        "PATCH",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: (
+            "PATCH",
+            f"/api/admin/budgets/{f.budget_id}",
+            {"json": {"max_tokens": 2000}},
+        ),
+        fresh="budget",
+    ),
+    Row(
+        "DELETE",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/admin/budgets/{f.budget_id}", {}),
+        fresh="budget",
+    ),
 ]
 
 
@@ -265,6 +309,12 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.agent_id = await _agent(client, world.owner, marker)
     elif kind == "conversation":
         fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+    elif kind == "budget":
+        fresh.agent_id = await _agent(client, world.owner, marker)
+        body = {"scope": "agent", "scope_id": fresh.agent_id, "max_tokens": 1000}
+        r = await client.post("/api/admin/budgets", json=body, headers=world.headers["admin"])
+        assert r.status_code == 201, r.text
+        fresh.budget_id = str(r.json()["id"])
     elif kind == "key":
         key = await api_key(client, world.owner, "temp")
         fresh.key_id = str(key["id"])

@@ -32,6 +32,7 @@ from employeevirtual.api.routes import (
     budgets,
     chat,
     conversations,
+    feedback,
     health,
 )
 from employeevirtual.runtime import open_runtime
@@ -117,6 +118,7 @@ def create_app(
         admin.router,
         analytics.router,
         budgets.router,
+        feedback.router,
     ):
         app.include_router(router, responses=_ERRORS)
     # added innermost first: the body limit sits next to the app (the outer layers: _App)

@@ -19,6 +19,7 @@ from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
+from employeevirtual.analytics.feedback import FeedbackService
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
@@ -69,6 +70,7 @@ class Runtime:
     idempotency: IdempotencyKeys
     analytics: AnalyticsService
     budgets: BudgetService
+    feedback: FeedbackService
     alerts: AlertSender
     rollup_task: RollupTask
     secantus: SecantusServer | None = None
@@ -219,6 +221,7 @@ async def open_runtime(
         admin=AdminService(engine=engine),
         analytics=analytics,
         budgets=budgets,
+        feedback=FeedbackService(engine=engine, documents=documents),
         alerts=alerts,
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,

@@ -29,6 +29,7 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    agent_message_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -211,6 +212,17 @@ ROWS: list[Row] = [
             {"params": {**_today(), "user_id": w.owner.id}},
         ),
     ),
+    # feedback: only the conversation's owner rates its agent answers
+    Row(
+        "POST",
+        "/api/conversations/{conversation_id}/messages/{message_id}/feedback",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            f"/api/conversations/{w.conversation_id}/messages/{w.agent_message_id}/feedback",
+            {"json": {"rating": "up"}},
+        ),
+    ),
     # budgets: admins only
     Row(
         "POST",
@@ -297,6 +309,10 @@ async def _world(client: httpx.AsyncClient) -> World:
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
     world = World(owner, headers, agent_id, conversation_id)
+    r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
+    world.agent_message_id = next(
+        m["id"] for m in r.json()["messages"] if m["message_type"] == "agent"
+    )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
     world.secrets.add(revoked["prefix"])
     return world

@@ -104,6 +104,12 @@ class ChatIn(Request):
     conversation_id: UUID | None = None
 
 
+class FeedbackView(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = None
+    updated_at: datetime
+
+
 class MessageOut(BaseModel):
     id: UUID
     conversation_id: UUID
@@ -114,6 +120,9 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime
+    feedback: FeedbackView | None = Field(
+        default=None, description="the owner's rating of an agent message, if given"
+    )
 
     @classmethod
     def of(cls, message: MessageRecord) -> MessageOut:
@@ -127,6 +136,7 @@ class MessageOut(BaseModel):
             agent_id=message.agent_id,
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
+            feedback=None if message.feedback is None else FeedbackView(**message.feedback),
         )
 
 

@@ -51,6 +51,7 @@ from employeevirtual.stores.sql.engine import (
     read_connection,
     write_transaction,
 )
+from employeevirtual.stores.sql.feedback import FeedbackReader
 from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
@@ -433,6 +434,10 @@ class ChatService:
             rows = await MessageReader(conn).page(
                 conversation_id, before_seq=upper + 1, limit=limit
             )
+            rated = await FeedbackReader(conn).for_messages(
+                [m.id for m in rows if m.message_type == "agent"]
+            )
+        rows = [replace(m, feedback=rated[m.id].view()) if m.id in rated else m for m in rows]
         return HistoryPage(conversation, rows, next_before, "sql")
 
     async def _mongo_page(
@@ -466,4 +471,5 @@ def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
         message_type=doc["message_type"],
         metadata=metadata,
         created_at=timestamp,
+        feedback=doc.get("feedback"),
     )

@@ -96,6 +96,8 @@ class MessageRecord:
     message_type: str
     metadata: dict[str, Any]
     created_at: datetime
+    # the owner's rating of an agent message ({rating, comment, updated_at}), when given
+    feedback: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +137,7 @@ class FeedbackRecord:
     comment: str | None
     created_at: datetime
     updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        """As history shows it and MongoDB keeps it (``chat_messages.feedback``)."""
+        return {"rating": self.rating, "comment": self.comment, "updated_at": self.updated_at}

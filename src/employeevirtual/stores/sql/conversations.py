@@ -22,7 +22,13 @@ from employeevirtual.stores.records import (
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
-from employeevirtual.stores.sql.tables import agents, conversations, messages, users
+from employeevirtual.stores.sql.tables import (
+    agents,
+    conversations,
+    message_feedback,
+    messages,
+    users,
+)
 
 __all__ = [
     "ConversationChanges",
@@ -207,6 +213,9 @@ class ConversationRepository(ConversationReader):
         )
 
     async def delete(self, conversation_id: UUID) -> None:
+        await self.conn.execute(
+            delete(message_feedback).where(message_feedback.c.conversation_id == conversation_id)
+        )
         await self.conn.execute(
             delete(messages).where(messages.c.conversation_id == conversation_id)
         )

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_unknown_query_params
+from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
     AccessLog,
     BodySizeLimit,
@@ -34,6 +35,7 @@ from employeevirtual.api.routes import (
     conversations,
     feedback,
     health,
+    metrics,
 )
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
@@ -70,6 +72,7 @@ class _App(FastAPI):
         # proxies only) -> access log -> security headers -> the last-resort 500
         app: ASGIApp = CrashGuard(inner)
         app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds)
+        app = HttpMetrics(app)
         app = AccessLog(app)
         app = forwarded_headers(app, trusted)
         return RequestId(app, trusted=trusted)
@@ -109,6 +112,7 @@ def create_app(
     app.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (
         auth.router,
         agents.router,

@@ -20,6 +20,7 @@ from employeevirtual.agents.service import AgentService
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.feedback import FeedbackService
+from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
@@ -116,6 +117,7 @@ async def open_runtime(
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
+    instrument_engine(engine)
     secantus: SecantusServer | None = None
     try:
         if migrate:
@@ -126,7 +128,9 @@ async def open_runtime(
             secantus = await start_embedded(settings.data_dir)
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms)
+        mongo = connect(
+            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=[MongoTimer()]
+        )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)
         try:
@@ -164,6 +168,14 @@ async def open_runtime(
     )
     budgets = BudgetService(engine=engine, analytics=analytics, alerts=alerts, clock=clock)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    concurrency = make_concurrency_limiter(
+        settings.redis_url,
+        key_prefix=settings.rate_limit_prefix,
+        ttl_seconds=settings.agent_timeout_seconds + 60,
+    )
+    for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
+        if (client := getattr(shared, "_client", None)) is not None:
+            instrument_redis(client)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -208,11 +220,7 @@ async def open_runtime(
             ttl_seconds=settings.idempotency_ttl_seconds,
         ),
         limiter=limiter,
-        concurrency=make_concurrency_limiter(
-            settings.redis_url,
-            key_prefix=settings.rate_limit_prefix,
-            ttl_seconds=settings.agent_timeout_seconds + 60,
-        ),
+        concurrency=concurrency,
         api_keys=ApiKeyService(
             engine=engine,
             max_per_user=settings.max_api_keys_per_user,

@@ -96,11 +96,19 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
     """Generated from the OpenAPI document, so a new endpoint is covered without a new line."""
     admin, user, agent, cid = await _owner_with_a_conversation(client)
     key = (await client.post("/api/api-keys", json={"name": "k"}, headers=user.headers)).json()
+    budget = await client.post(
+        "/api/admin/budgets",
+        json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**6},
+        headers=admin.headers,
+    )
+    history = await client.get(f"/api/conversations/{cid}/messages", headers=user.headers)
     path_values = {
         "agent_id": agent["id"],
         "conversation_id": cid,
         "key_id": key["id"],
         "user_id": user.id,
+        "budget_id": budget.json()["id"],
+        "message_id": history.json()["messages"][-1]["id"],
     }
     schema = (await client.get("/openapi.json")).json()
     before = await counts(runtime)

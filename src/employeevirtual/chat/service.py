@@ -10,6 +10,7 @@ open) -> commit both messages and the counters in one SQL transaction -> write M
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -22,7 +23,8 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
-from employeevirtual.analytics.budgets import BudgetAlert, BudgetService
+from employeevirtual.analytics import metrics
+from employeevirtual.analytics.budgets import BudgetAlert, BudgetExceeded, BudgetService
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
@@ -136,12 +138,18 @@ class ChatService:
         request's key, completed with the response inside the turn's transaction (a failed
         run's 502/504 included). ``request_id`` goes with the run into its analytics and
         into the system logs it causes."""
+        started = time.perf_counter()
         user_id = user if isinstance(user, UUID) else user.id
         conversation, agent, history, budgets = await self._resolve(
             user_id, agent_id, conversation_id
         )
         if self.budgets is not None:
-            self.budgets.check(budgets)  # 402 before the model is called; nothing written
+            try:
+                self.budgets.check(budgets)  # 402 before the model is called; nothing written
+            except BudgetExceeded as exc:
+                metrics.BUDGET_REFUSALS.labels(exc.extra["budget"]["scope"]).inc()
+                metrics.record_turn("budget", time.perf_counter() - started)
+                raise
 
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
@@ -208,6 +216,14 @@ class ChatService:
         )
         if alerts and self.budgets is not None:
             self.budgets.announce(alerts, request_id=request_id)
+        metrics.record_turn(
+            "success" if failure is None else failure.kind,
+            time.perf_counter() - started,
+            model=str(reply.metadata.get("model_used") or agent.model),
+            input_tokens=outcome.input_tokens if outcome else 0,
+            output_tokens=outcome.output_tokens if outcome else 0,
+            cost=outcome.cost if outcome else None,
+        )
         if self.after_commit is not None:
             self.after_commit(record)
         user_message, reply = stored

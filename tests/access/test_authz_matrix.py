@@ -29,6 +29,7 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    turn_id: str = ""
     agent_message_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
@@ -137,6 +138,29 @@ ROWS: list[Row] = [
             "POST",
             "/api/chat/agent",
             {"params": {"message": "again", "conversation_id": w.conversation_id}},
+        ),
+    ),
+    Row(
+        "GET",
+        "/api/chat/turns/{turn_id}/events",
+        E(200, 404, 404, 401, 401, 401),  # a turn's events are its owner's alone
+        lambda w, f: ("GET", f"/api/chat/turns/{w.turn_id}/events", {}),
+    ),
+    Row(
+        "POST",
+        "/api/chat/turns/{turn_id}/cancel",
+        E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
+        lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
+    ),
+    Row("GET", "/v1/models", AUTHED_200, lambda w, f: ("GET", "/v1/models", {})),
+    Row(
+        "POST",
+        "/v1/chat/completions",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/v1/chat/completions",
+            {"json": {"model": w.agent_id, "messages": [{"role": "user", "content": "hi"}]}},
         ),
     ),
     Row("GET", "/api/conversations", AUTHED_200, lambda w, f: ("GET", "/api/conversations", {})),
@@ -308,12 +332,19 @@ async def _world(client: httpx.AsyncClient) -> World:
         "deactivated": gone.headers,
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
-    world = World(owner, headers, agent_id, conversation_id)
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": f"streamed {marker}", "conversation_id": conversation_id},
+        headers={**owner.headers, "Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200 and "event: done" in r.text, r.text
+    world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
     r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
     world.agent_message_id = next(
         m["id"] for m in r.json()["messages"] if m["message_type"] == "agent"
     )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets.add(world.turn_id)
     world.secrets.add(revoked["prefix"])
     return world
 

@@ -246,3 +246,22 @@ async def test_concurrent_turns_and_replays_never_count_twice(settings: Settings
         assert r.json()["used_tokens"] == TOKENS * runs
         r = await client.get(f"/api/admin/budgets/{user_budget['id']}", headers=admin.headers)
         assert r.json()["used_tokens"] == TOKENS * user_runs
+
+
+async def test_a_streamed_turn_is_refused_and_counted_like_any_other(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    calls: list[int] = []
+    admin, user, agent_id = await setup(client, runtime, calls)
+    created = await budget(client, admin, "user", user.id, max_tokens=150)
+    stream = {**user.headers, "Accept": "text/event-stream"}
+    body = {"message": "hi", "agent_id": agent_id}
+    for _ in range(2):
+        r = await client.post("/api/chat/agent", json=body, headers=stream)
+        assert r.status_code == 200 and "event: done" in r.text, r.text
+    r = await client.get(f"/api/admin/budgets/{created['id']}", headers=admin.headers)
+    assert r.json()["used_tokens"] == 2 * TOKENS  # counted with the reply's commit
+    before = await message_rows(runtime)
+    r = await client.post("/api/chat/agent", json=body, headers=stream)
+    assert r.status_code == 402, r.text
+    assert len(calls) == 2 and await message_rows(runtime) == before

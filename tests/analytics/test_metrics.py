@@ -39,7 +39,7 @@ def total(samples: dict, name: str, **labels: str) -> float:  # type: ignore[typ
 
 
 async def test_metrics_count_the_traffic(settings: Settings) -> None:
-    async with app_client(settings, metrics_token=SecretStr(TOKEN)) as (client, runtime):
+    async with app_client(settings, metrics_token=SecretStr(TOKEN)) as (client, _runtime):
         assert (await client.get("/metrics")).status_code == 401
         r = await client.get("/metrics", headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401

@@ -97,7 +97,17 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                 json={"message": "again", "conversation_id": conversation_id},
                 headers={**user, "Accept": "text/event-stream"},
             )
+            budget = client.post(
+                "/api/admin/budgets",
+                json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**9},
+                headers=admin,
+            ).json()
+            history = client.get(
+                f"/api/conversations/{conversation_id}/messages", headers=user
+            ).json()
         real_ids = {
+            "budget_id": budget["id"],
+            "message_id": history["messages"][-1]["id"],
             "turn_id": streamed.headers["X-Turn-Id"],
             "agent_id": agent["id"],
             "conversation_id": conversation_id,

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
-from employeevirtual.api.limits import reject_unknown_query_params
+from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
 from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
     AccessLog,
@@ -38,6 +38,7 @@ from employeevirtual.api.routes import (
     health,
     metrics,
     openai,
+    rework,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -111,7 +112,7 @@ def create_app(
         version="0.1.0",
         description="Chat with AI virtual employees.",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_query_params)],
+        dependencies=[Depends(reject_hostile_input), Depends(reject_unknown_query_params)],
     )
     app.settings = settings
     install_error_handlers(app)
@@ -122,6 +123,7 @@ def create_app(
         agents.router,
         chat.router,
         turns.router,
+        rework.router,
         conversations.router,
         api_keys.router,
         admin.router,

@@ -42,6 +42,7 @@ class Fresh:
     conversation_id: str = ""
     key_id: str = ""
     budget_id: str = ""
+    message_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -53,7 +54,7 @@ class Row:
     route: str
     expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
     request: Callable[[World, Fresh], Request]
-    fresh: str = ""  # "agent", "conversation" or "key": made anew for each cell
+    fresh: str = ""  # "agent", "conversation", "exchange" or "key": made anew for each cell
     # login answers with a token for the credentials sent, whoever sends them
     check_leaks: bool = True
 
@@ -151,6 +152,23 @@ ROWS: list[Row] = [
         "/api/chat/turns/{turn_id}/cancel",
         E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
         lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
+    ),
+    Row(
+        "POST",
+        "/api/conversations/{conversation_id}/regenerate",
+        E(200, 404, 404, 401, 401, 401),  # answering again is the owner's, like a turn
+        lambda w, f: ("POST", f"/api/conversations/{w.conversation_id}/regenerate", {}),
+    ),
+    Row(
+        "PATCH",
+        "/api/conversations/{conversation_id}/messages/{message_id}",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "PATCH",
+            f"/api/conversations/{f.conversation_id}/messages/{f.message_id}",
+            {"json": {"content": "edited"}},
+        ),
+        fresh="exchange",
     ),
     Row("GET", "/v1/models", AUTHED_200, lambda w, f: ("GET", "/v1/models", {})),
     Row(
@@ -362,11 +380,23 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         r = await client.post("/api/admin/budgets", json=body, headers=world.headers["admin"])
         assert r.status_code == 201, r.text
         fresh.budget_id = str(r.json()["id"])
+    elif kind == "exchange":
+        body = {"message": f"to edit {marker}", "agent_id": world.agent_id}
+        r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)
+        assert r.status_code == 200, r.text
+        fresh.conversation_id = str(r.json()["conversation_id"])
+        fresh.message_id = str(r.json()["user_message"]["id"])
     elif kind == "key":
         key = await api_key(client, world.owner, "temp")
         fresh.key_id = str(key["id"])
         world.secrets.add(key["prefix"])
-    world.secrets |= {marker, fresh.agent_id, fresh.conversation_id, fresh.key_id} - {""}
+    world.secrets |= {
+        marker,
+        fresh.agent_id,
+        fresh.conversation_id,
+        fresh.key_id,
+        fresh.message_id,
+    } - {""}
     return fresh
 
 

@@ -110,6 +110,10 @@ class FeedbackView(BaseModel):
     updated_at: datetime
 
 
+class MessageEdit(Request):
+    content: str
+
+
 class MessageOut(BaseModel):
     id: UUID
     conversation_id: UUID
@@ -123,6 +127,8 @@ class MessageOut(BaseModel):
     feedback: FeedbackView | None = Field(
         default=None, description="the owner's rating of an agent message, if given"
     )
+    is_edited: bool = False
+    edited_at: datetime | None = None
 
     @classmethod
     def of(cls, message: MessageRecord) -> MessageOut:
@@ -137,6 +143,8 @@ class MessageOut(BaseModel):
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
             feedback=None if message.feedback is None else FeedbackView(**message.feedback),
+            is_edited=message.is_edited,
+            edited_at=message.edited_at,
         )
 
 

@@ -98,6 +98,8 @@ class MessageRecord:
     created_at: datetime
     # the owner's rating of an agent message ({rating, comment, updated_at}), when given
     feedback: dict[str, Any] | None = None
+    is_edited: bool = False  # a user's message that replaced an earlier one (PATCH … /messages)
+    edited_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

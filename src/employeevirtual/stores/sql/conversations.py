@@ -96,10 +96,11 @@ class ConversationReader:
 
     async def get_with_agent(
         self, conversation_id: UUID, user_id: UUID
-    ) -> tuple[ConversationRecord, AgentRecord, list[BudgetRecord]] | None:
-        """The owner's conversation, its agent and their budgets in one round trip (the turn's
-        read); None also when the owner is gone or deactivated, so the turn needs no separate
-        user read."""
+    ) -> tuple[ConversationRecord, AgentRecord, bool, list[BudgetRecord]] | None:
+        """The owner's conversation, its agent, whether the owner is an admin, and the owner's
+        and the agent's budgets, in one round trip (the turn's read); None also when the owner
+        is gone or deactivated, so the turn needs no separate user read. The role lets the
+        turn re-check the agent's visibility."""
         agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
         base, budget_columns = with_budgets(
             conversations.join(agents, agents.c.id == conversations.c.agent_id).join(
@@ -109,7 +110,7 @@ class ConversationReader:
             agents.c.id,
         )
         query = (
-            select(conversations, *agent_cols, *budget_columns)
+            select(conversations, *agent_cols, users.c.role.label("u_role"), *budget_columns)
             .select_from(base)
             .where(
                 conversations.c.id == conversation_id,
@@ -120,7 +121,12 @@ class ConversationReader:
         row = (await self.conn.execute(query)).first()
         if row is None:
             return None
-        return conversation_from_row(row), agent_from_row(row, "a_"), budgets_from_row(row._mapping)
+        return (
+            conversation_from_row(row),
+            agent_from_row(row, "a_"),
+            row.u_role == "admin",
+            budgets_from_row(row._mapping),
+        )
 
     async def with_count(
         self, user_id: UUID, agent_id: UUID, *, message_count: int, limit: int

@@ -796,9 +796,9 @@ class ChatService:
                 page = await MessageReader(conn).page(
                     conversation_id, before_seq=ahead + 1, limit=len(expected)
                 )
-            rated = await FeedbackReader(conn).for_messages(
-                [m.id for m in page if m.message_type == "agent"]
-            )
+                rated = await FeedbackReader(conn).for_messages(
+                    [m.id for m in page if m.message_type == "agent"]
+                )
             page = [replace(m, feedback=rated[m.id].view()) if m.id in rated else m for m in page]
         gone = superseded_ids(page)
         rows = [m for m in page if m.seq <= upper]

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
-from employeevirtual.chat.responses import ChatOut, MessageOut, UsageOut
+from employeevirtual.chat.responses import ChatOut, FeedbackView, MessageOut, UsageOut
 from employeevirtual.stores.records import ConversationStatus, UserRole, Visibility
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ConversationOut",
     "ConversationPage",
     "ConversationPatch",
+    "FeedbackView",
     "FromRecord",
     "HistoryOut",
     "MessageEdit",

@@ -5,7 +5,7 @@ the commit)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
@@ -17,6 +17,7 @@ from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
 from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     MessageRecord,
     TurnUsage,
@@ -36,7 +37,15 @@ __all__ = ["Resolved", "resolve", "store_messages", "write_documents"]
 
 log = logging.getLogger(__name__)
 
-Resolved = tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a turn reads before its agent runs."""
+
+    conversation: ConversationRecord | None  # None: the turn starts a new conversation
+    agent: AgentRecord
+    history: list[MessageRecord]  # the recent context, replaced answers left out
+    budgets: list[BudgetRecord]  # the user's and the agent's, checked before the run
 
 
 async def resolve(
@@ -47,23 +56,24 @@ async def resolve(
     agent_id: UUID | None,
     conversation_id: UUID | None,
 ) -> Resolved:
-    """The conversation (None for a new one), its agent and the recent context, owner-checked
-    and with the owner active, in one SQL statement outside any transaction (the context from
-    ``context`` when the row's ``message_count`` says it is current)."""
+    """The conversation (None for a new one), its agent, the recent context and the budgets,
+    owner-checked and with the owner active, in one SQL statement outside any transaction (the
+    context from ``context`` when the row's ``message_count`` says it is current)."""
     async with read_connection(engine) as conn:
         if conversation_id is None:
             if agent_id is None:
                 raise NotFound("agent_id is required to start a conversation")
-            agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
-            if agent is None:
+            visible = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
+            if visible is None:
                 await _require_active(conn, user_id)
                 raise NotFound(f"agent {agent_id} not found")
-            return None, agent, []
+            agent, budgets = visible
+            return Resolved(None, agent, [], budgets)
         found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
         if found is None:
             await _require_active(conn, user_id)
             raise NotFound(f"conversation {conversation_id} not found")
-        conversation, agent, caller_is_admin = found
+        conversation, agent, caller_is_admin, budgets = found
         if agent_id is not None and agent_id != agent.id:
             raise Conflict(
                 f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
@@ -90,7 +100,7 @@ async def resolve(
             history = await MessageReader(conn).recent_dialogue(
                 conversation_id, limit=context.messages
             )
-        return conversation, agent, current(history)  # replaced answers stay out
+        return Resolved(conversation, agent, current(history), budgets)
 
 
 async def _require_active(conn: Connection, user_id: UUID) -> None:

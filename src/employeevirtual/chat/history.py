@@ -18,6 +18,7 @@ from employeevirtual.stores.mongo.documents import DocumentStore, message_from_d
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, UserRecord
 from employeevirtual.stores.sql.conversations import ConversationReader
 from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.feedback import FeedbackReader
 from employeevirtual.stores.sql.messages import MessageReader
 
 __all__ = ["HistoryPage", "find_by_dialogue", "read_history"]
@@ -72,6 +73,10 @@ async def read_history(
             page = await MessageReader(conn).page(
                 conversation_id, before_seq=ahead + 1, limit=len(expected)
             )
+            rated = await FeedbackReader(conn).for_messages(
+                [m.id for m in page if m.message_type == "agent"]
+            )
+        page = [replace(m, feedback=rated[m.id].view()) if m.id in rated else m for m in page]
     gone = superseded_ids(page)
     rows = [m for m in page if m.seq <= upper]
     if include_superseded:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Literal, Self
 from uuid import UUID
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
@@ -15,7 +15,21 @@ from employeevirtual.chat.idempotency import StoredResponse
 from employeevirtual.chat.turn import TurnFailed, TurnOutcome, TurnSucceeded
 from employeevirtual.stores.records import MessageType, TurnUsage
 
-__all__ = ["ChatOut", "MessageOut", "UsageOut", "chat_out", "failure_body", "turn_response"]
+__all__ = [
+    "ChatOut",
+    "FeedbackView",
+    "MessageOut",
+    "UsageOut",
+    "chat_out",
+    "failure_body",
+    "turn_response",
+]
+
+
+class FeedbackView(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = None
+    updated_at: datetime
 
 
 class MessageOut(BaseModel):
@@ -33,6 +47,9 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime = Field(validation_alias=AliasChoices("created_at", "timestamp"))
+    feedback: FeedbackView | None = Field(
+        default=None, description="the owner's rating of an agent message, if given"
+    )
     is_edited: bool = False
     edited_at: datetime | None = None
 

@@ -4,6 +4,7 @@ that ``ChatService.answer`` (or a live turn) closes."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -43,19 +44,23 @@ async def _last_exchange(
 async def open_regenerate(chat: ChatService, user_id: UUID, conversation_id: UUID) -> OpenedTurn:
     """Answer the last user message again: nothing is written until the new answer, which
     is appended with ``supersedes`` naming the answer(s) it replaces."""
-    request = TurnRequest("", conversation_id=conversation_id)
-    conversation, agent, history = await chat.resolve(user_id, request)
+    started = time.perf_counter()
+    read = await chat.resolve(user_id, TurnRequest("", conversation_id=conversation_id))
+    chat.accounting.check(read.budgets, started)
+    conversation = read.conversation
     assert conversation is not None
     last, answers = await _last_exchange(chat, conversation)
-    before = [m for m in history if m.seq < last.seq]
+    before = [m for m in read.history if m.seq < last.seq]
     return OpenedTurn(
         conversation,
-        agent,
+        read.agent,
         before,
         last,
         before,
         reply_metadata={"regenerated": True, "supersedes": [str(a.id) for a in answers]},
         advance_cache=False,
+        budgets=read.budgets,
+        started=started,
     )
 
 
@@ -65,8 +70,10 @@ async def open_edit(
     """Edit the last user message: a new user message (``is_edited``, ``edited_at``,
     ``supersedes`` the original) is committed with an audit row keeping the original text,
     then answered; the original and its answers stay, superseded."""
-    request = TurnRequest("", conversation_id=conversation_id)
-    conversation, agent, history = await chat.resolve(user_id, request)
+    started = time.perf_counter()
+    read = await chat.resolve(user_id, TurnRequest("", conversation_id=conversation_id))
+    chat.accounting.check(read.budgets, started)
+    conversation, agent, history = read.conversation, read.agent, read.history
     assert conversation is not None
     last, answers = await _last_exchange(chat, conversation)
     if last.id != message_id:
@@ -114,4 +121,6 @@ async def open_edit(
         before,
         reply_metadata={"supersedes": [str(a.id) for a in answers]},
         advance_cache=False,
+        budgets=read.budgets,
+        started=started,
     )

@@ -18,6 +18,7 @@ user's message before the agent runs, ``close_turn`` the agent's answer (or the 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -27,7 +28,9 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
-from employeevirtual.chat.commit import resolve, store_messages, write_documents
+from employeevirtual.analytics.budgets import BudgetService
+from employeevirtual.chat.accounting import TurnAccounting
+from employeevirtual.chat.commit import Resolved, resolve, store_messages, write_documents
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.conversations import record_audit_read
 from employeevirtual.chat.history import HistoryPage, find_by_dialogue, read_history
@@ -53,6 +56,7 @@ from employeevirtual.chat.turn import (
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     MessageRecord,
     UserRecord,
@@ -87,6 +91,7 @@ class ChatService:
         context_messages: int,
         max_message_chars: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
+        budgets: BudgetService | None = None,
     ) -> None:
         """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
         self.engine = engine
@@ -98,6 +103,7 @@ class ChatService:
         self.context_messages = context_messages
         self.max_message_chars = max_message_chars
         self.after_commit = after_commit
+        self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
 
     # -- the turn -----------------------------------------------------------------------------
@@ -109,6 +115,7 @@ class ChatService:
         agent_id: UUID | None,
         conversation_id: UUID | None,
         context: Sequence[MessageRecord] = (),
+        request_id: str | None = None,
     ) -> TurnRequest:
         """The message rules: InvalidInput (422) for a request no turn can answer."""
         return TurnRequest.checked(
@@ -117,6 +124,7 @@ class ChatService:
             conversation_id=conversation_id,
             max_chars=self.max_message_chars,
             context=context,
+            request_id=request_id,
         )
 
     async def claim(
@@ -170,22 +178,37 @@ class ChatService:
     async def _turn(
         self, user_id: UUID, request: TurnRequest, claim: IdempotencyClaim | None
     ) -> TurnOutcome:
-        conversation, agent, history = await self.resolve(user_id, request)
+        started = time.perf_counter()
+        read = await self.resolve(user_id, request)
+        self.accounting.check(read.budgets, started)
+        conversation, agent, history = read.conversation, read.agent, read.history
         model_history = history if conversation else [*request.context]
         run = await self._run(agent, request.message, model_history)
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
-        reply = agent_reply(user_id, agent, conversation_id, run)
+        reply = agent_reply(user_id, agent, conversation_id, run, extra=_tag(request.request_id))
         outcome, stored = await self._commit_turn(
-            user_id, agent, conversation, [asked, reply], run, claim=claim
+            user_id,
+            agent,
+            conversation,
+            [asked, reply],
+            run,
+            claim=claim,
+            budgets=read.budgets,
+            started=started,
+            request_id=request.request_id,
         )
         return await self._finish(outcome, conversation, history, stored)
 
     async def open_turn(self, user_id: UUID, request: TurnRequest) -> OpenedTurn:
         """A streamed turn's first half: the user's message committed (and written to MongoDB)
         before the model runs, so the stream's ``turn`` event can name it with its ``seq``.
-        The caller holds the turn slot (``slots.hold``)."""
-        conversation, agent, history = await self.resolve(user_id, request)
+        The caller holds the turn slot (``slots.hold``). A used-up budget refuses it (402)
+        before anything is written."""
+        started = time.perf_counter()
+        read = await self.resolve(user_id, request)
+        self.accounting.check(read.budgets, started)
+        conversation, agent, history = read.conversation, read.agent, read.history
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         async with write_transaction(self.engine) as conn:
@@ -201,7 +224,16 @@ class ChatService:
             self.documents, self.acks, record, stored, None, created=conversation is None
         )
         model_history = history if conversation else [*request.context]
-        return OpenedTurn(record, agent, history, stored[0], model_history)
+        return OpenedTurn(
+            record,
+            agent,
+            history,
+            stored[0],
+            model_history,
+            budgets=read.budgets,
+            started=started,
+            request_id=request.request_id,
+        )
 
     async def close_turn(
         self,
@@ -222,7 +254,7 @@ class ChatService:
             opened.agent,
             conversation.id,
             run,
-            extra={**metadata, **(extra_metadata or {})},
+            extra={**metadata, **(extra_metadata or {}), **_tag(opened.request_id)},
         )
         outcome, stored = await self._commit_turn(
             conversation.user_id,
@@ -231,6 +263,9 @@ class ChatService:
             [reply],
             run,
             claim=claim,
+            budgets=opened.budgets,
+            started=opened.started,
+            request_id=opened.request_id,
             asked=opened.user_message,
         )
         base = [*opened.history, opened.user_message][-self.context_messages :]
@@ -265,9 +300,7 @@ class ChatService:
         """The rules for an edited message's text: InvalidInput (422) otherwise."""
         return checked_edit(content, max_chars=self.max_message_chars)
 
-    async def resolve(
-        self, user_id: UUID, request: TurnRequest
-    ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
+    async def resolve(self, user_id: UUID, request: TurnRequest) -> Resolved:
         """The turn's single read (``commit.resolve``)."""
         return await resolve(
             self.engine,
@@ -294,18 +327,25 @@ class ChatService:
         run: RunOutcome | AgentFailure,
         *,
         claim: IdempotencyClaim | None,
+        budgets: list[BudgetRecord],
+        started: float,
+        request_id: str | None,
         asked: MessageRecord | None = None,
     ) -> tuple[TurnOutcome, list[MessageRecord]]:
-        """One SQL transaction: the turn's new messages and counters, and the Idempotency-Key
-        completed with the response its outcome answers. ``asked``: the user's message when it
-        was committed before (a streamed turn); otherwise it is the first of ``new``."""
+        """One SQL transaction: the turn's new messages and counters, its spend on the budgets,
+        and the Idempotency-Key completed with the response its outcome answers; then the
+        budget warnings and the metrics. ``asked``: the user's message when it was committed
+        before (a streamed turn); otherwise it is the first of ``new``."""
         async with write_transaction(self.engine) as conn:
             record, stored = await store_messages(
                 conn, user_id, agent, conversation, new, run.usage
             )
             outcome = _outcome(record, asked or stored[0], stored[-1], run)
+            alerts = await self.accounting.charge(conn, budgets, stored[-1], run.usage, user_id)
             if claim is not None:
                 await claim.complete(conn, turn_response(outcome), record.id)
+        kind = run.kind if isinstance(run, AgentFailure) else "success"
+        self.accounting.record(alerts, kind, run.usage, started, request_id)
         return outcome, stored
 
     async def _finish(
@@ -363,6 +403,11 @@ class ChatService:
             self.engine, user, page.conversation, what="messages", client_ip=client_ip
         )
         return page
+
+
+def _tag(request_id: str | None) -> dict[str, str]:
+    """The request id in the reply's metadata (it reaches the run's analytics)."""
+    return {} if request_id is None else {"request_id": request_id}
 
 
 def _outcome(

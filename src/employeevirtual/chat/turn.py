@@ -15,6 +15,7 @@ from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.errors import InvalidInput
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     MessageRecord,
     MessageType,
@@ -48,6 +49,7 @@ class TurnRequest:
     # earlier messages the model is given when the turn starts a new conversation (the OpenAI
     # door's resent history); they are not stored
     context: tuple[MessageRecord, ...] = ()
+    request_id: str | None = None  # goes with the run into its analytics and system logs
 
     @classmethod
     def checked(
@@ -58,6 +60,7 @@ class TurnRequest:
         conversation_id: UUID | None,
         max_chars: int,
         context: Sequence[MessageRecord] = (),
+        request_id: str | None = None,
     ) -> TurnRequest:
         """The request, or InvalidInput (422) saying what to fix."""
         if message is None or not message.strip():
@@ -66,7 +69,7 @@ class TurnRequest:
             raise InvalidInput(f"message is {len(message)} characters; the limit is {max_chars}")
         if agent_id is None and conversation_id is None:
             raise InvalidInput("give agent_id to start a conversation, or conversation_id")
-        return cls(message, agent_id, conversation_id, tuple(context))
+        return cls(message, agent_id, conversation_id, tuple(context), request_id)
 
 
 def checked_edit(content: str, *, max_chars: int) -> str:
@@ -122,6 +125,9 @@ class OpenedTurn:
     model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
     reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
     advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
+    budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
+    started: float = 0.0  # perf_counter at open (the turn's latency metric)
+    request_id: str | None = None
 
 
 def user_message(user_id: UUID, conversation_id: UUID, content: str) -> MessageRecord:

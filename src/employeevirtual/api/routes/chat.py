@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from employeevirtual.api.deps import ChatDep, CurrentUserId, LiveDep, RuntimeDep, require_active
 from employeevirtual.api.limits import ChatRateLimit
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.schemas import ChatIn, ChatOut
 from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
@@ -58,6 +59,7 @@ async def _frames(events: list[TurnEvent]) -> AsyncIterator[bytes]:
     "/agent",
     response_model=ChatOut,
     responses={
+        402: {"description": "a monthly budget of the user or the agent is used up"},
         409: {"description": "a request with the same Idempotency-Key is still running"},
         422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
         502: {"description": "the model provider failed (the user's message is kept)"},
@@ -99,7 +101,12 @@ async def chat_with_agent(
         if message is not None or agent_id is not None or conversation_id is not None:
             raise InvalidInput("send the fields either as query parameters or as a JSON body")
         message, agent_id, conversation_id = body.message, body.agent_id, body.conversation_id
-    request = chat.request(message, agent_id=agent_id, conversation_id=conversation_id)
+    request = chat.request(
+        message,
+        agent_id=agent_id,
+        conversation_id=conversation_id,
+        request_id=current_request_id(),
+    )
     stream = wants_sse(accept)
     claim: IdempotencyClaim | None = None
     if idempotency_key is not None:

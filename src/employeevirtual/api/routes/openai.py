@@ -40,6 +40,7 @@ from employeevirtual.api.openai_schemas import (
     openai_error,
     usage_of,
 )
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.sse import HEARTBEAT, sse_response
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse, fingerprint
 from employeevirtual.chat.live import LiveTurns
@@ -204,7 +205,11 @@ async def chat_completions(
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     model = str(agent.id)
     request = chat.request(
-        message, agent_id=agent.id, conversation_id=conversation_id, context=context
+        message,
+        agent_id=agent.id,
+        conversation_id=conversation_id,
+        context=context,
+        request_id=current_request_id(),
     )
 
     claim: IdempotencyClaim | None = None

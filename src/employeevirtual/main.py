@@ -35,6 +35,7 @@ from employeevirtual.api.routes import (
     health,
     openai,
     rework,
+    tools,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -122,6 +123,7 @@ def create_app(
         api_keys.router,
         admin.router,
         analytics.router,
+        tools.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)

@@ -230,6 +230,9 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
         session = profiler.stop()
         return own_code_summary(session)
 
+    # ahead of the console's catch-all static mount, which create_app adds last
+    app.router.routes.sort(key=lambda r: 0 if getattr(r, "path", "").startswith("/bench/") else 1)
+
     inner = app.build_middleware_stack
 
     def build() -> ASGIApp:

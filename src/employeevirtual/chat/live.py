@@ -248,8 +248,8 @@ class LiveTurns:
             raise NotFound(f"turn {turn_id} not found (or its events are no longer kept)")
         return info
 
-    def events(self, turn_id: UUID, after: int) -> AsyncIterator[TurnEvent | None]:
-        """Events after ``after`` until ``done``/``error``; None for a heartbeat."""
+    def events(self, turn_id: UUID, after: int) -> AsyncIterator[list[TurnEvent] | None]:
+        """Batches of events after ``after`` until ``done``/``error``; None for a heartbeat."""
         return follow(self.log, turn_id, after, heartbeat=self.heartbeat)
 
     async def cancel(self, turn_id: UUID, user_id: UUID) -> None:

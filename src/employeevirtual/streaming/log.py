@@ -74,10 +74,11 @@ class TurnLog(Protocol):
 
 async def follow(
     turn_log: TurnLog, turn_id: UUID, after: int, *, heartbeat: float
-) -> AsyncIterator[TurnEvent | None]:
-    """The events after ``after`` until the turn's ``done``/``error``; ``None`` when nothing
-    came for ``heartbeat`` seconds (the caller sends a keep-alive), or when the turn's events
-    are gone (expired) before its end: then the iteration stops."""
+) -> AsyncIterator[list[TurnEvent] | None]:
+    """The events after ``after`` until the turn's ``done``/``error``, in batches (whatever
+    arrived since the last read: one write to the client for several events); ``None`` when
+    nothing came for ``heartbeat`` seconds (the caller sends a keep-alive). The iteration stops
+    at the end, or when the turn's events are gone (expired) before it."""
     while True:
         events = await turn_log.read(turn_id, after, wait=heartbeat)
         if not events:
@@ -85,11 +86,12 @@ async def follow(
                 return
             yield None
             continue
-        for event in events:
-            after = int(event.id)
-            yield event
+        for i, event in enumerate(events):
             if event.terminal:
+                yield events[: i + 1]
                 return
+        after = int(events[-1].id)
+        yield events
 
 
 @dataclass(slots=True)

@@ -210,7 +210,7 @@ async def chat_with_agent(
             claim=None,
         )
     if stream and idempotency_key is not None:
-        running = live.turn_for_key(user_id, idempotency_key)
+        running = await live.turn_for_key(user_id, idempotency_key)
         if running is not None:  # a retry of a running streamed turn: follow it, do not rerun
             await live.owned(running, user_id)
             return sse_response(

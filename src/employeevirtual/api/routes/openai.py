@@ -213,7 +213,7 @@ async def chat_completions(
     claim: IdempotencyClaim | None = None
     if idempotency_key is not None:
         if body.stream:
-            running = live.turn_for_key(user.id, idempotency_key)
+            running = await live.turn_for_key(user.id, idempotency_key)
             if running is not None:
                 return sse_response(
                     _chunks(live, running, model=model, include_usage=include_usage),

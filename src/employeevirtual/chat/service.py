@@ -25,7 +25,7 @@ from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
-from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
+from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -486,7 +486,7 @@ class ChatService:
             if found is None:
                 await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
-            conversation, agent = found
+            conversation, agent, caller_is_admin = found
             if agent_id is not None and agent_id != agent.id:
                 raise Conflict(
                     f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
@@ -495,6 +495,13 @@ class ChatService:
                 raise Conflict(
                     f"agent {agent.id} of conversation {conversation_id} was deleted; "
                     "the conversation can be read but not continued"
+                )
+            if agent.user_id != user_id and agent.visibility != "shared" and not caller_is_admin:
+                # visibility is re-checked on every turn: an agent made private stops serving
+                # the conversations others had with it (they stay readable)
+                raise Forbidden(
+                    f"agent {agent.id} is no longer shared by its owner; conversation "
+                    f"{conversation_id} can be read but not continued"
                 )
             if conversation.status != "active":
                 raise Conflict(

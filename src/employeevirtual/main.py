@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
+from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
     AccessLog,
     BodySizeLimit,
@@ -30,11 +31,15 @@ from employeevirtual.api.routes import (
     analytics,
     api_keys,
     auth,
+    budgets,
     chat,
     conversations,
+    feedback,
     health,
+    metrics,
     openai,
     rework,
+    tools,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -73,6 +78,7 @@ class _App(FastAPI):
         # proxies only) -> access log -> security headers -> the last-resort 500
         app: ASGIApp = CrashGuard(inner)
         app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds, console_csp=CONSOLE_CSP)
+        app = HttpMetrics(app)
         app = AccessLog(app)
         app = forwarded_headers(app, trusted)
         return RequestId(app, trusted=trusted)
@@ -112,6 +118,7 @@ def create_app(
     app.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (
         auth.router,
         agents.router,
@@ -122,6 +129,9 @@ def create_app(
         api_keys.router,
         admin.router,
         analytics.router,
+        budgets.router,
+        feedback.router,
+        tools.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)

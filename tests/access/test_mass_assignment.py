@@ -97,11 +97,17 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
     """Generated from the OpenAPI document, so a new endpoint is covered without a new line."""
     admin, user, agent, cid = await _owner_with_a_conversation(client)
     key = (await client.post("/api/api-keys", json={"name": "k"}, headers=user.headers)).json()
+    budget = await client.post(
+        "/api/admin/budgets",
+        json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**6},
+        headers=admin.headers,
+    )
     path_values = {
         "agent_id": agent["id"],
         "conversation_id": cid,
         "key_id": key["id"],
         "user_id": user.id,
+        "budget_id": budget.json()["id"],
         "turn_id": str(uuid.uuid4()),
         "message_id": str(uuid.uuid4()),
     }

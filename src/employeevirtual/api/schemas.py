@@ -104,6 +104,12 @@ class ChatIn(Request):
     conversation_id: UUID | None = None
 
 
+class FeedbackView(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = None
+    updated_at: datetime
+
+
 class MessageEdit(Request):
     content: str
 
@@ -118,6 +124,9 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime
+    feedback: FeedbackView | None = Field(
+        default=None, description="the owner's rating of an agent message, if given"
+    )
     is_edited: bool = False
     edited_at: datetime | None = None
 
@@ -133,6 +142,7 @@ class MessageOut(BaseModel):
             agent_id=message.agent_id,
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
+            feedback=None if message.feedback is None else FeedbackView(**message.feedback),
             is_edited=message.is_edited,
             edited_at=message.edited_at,
         )

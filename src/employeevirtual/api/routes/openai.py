@@ -43,6 +43,7 @@ from employeevirtual.api.openai_schemas import (
     openai_error,
     usage_of,
 )
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.routes.chat import _render, turn_event
 from employeevirtual.api.sse import HEARTBEAT, sse_response
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse, fingerprint
@@ -251,6 +252,7 @@ async def chat_completions(
                 cleanup=stack,
                 idempotency=claim,
                 context=context,
+                request_id=current_request_id(),
             )
         except BaseException:
             await stack.aclose()
@@ -274,6 +276,7 @@ async def chat_completions(
                 conversation_id=conversation_id,
                 idempotency=claim,
                 context=context,
+                request_id=current_request_id(),
             )
     except AgentRunFailed as failed:
         return openai_error(

@@ -29,6 +29,7 @@ from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
 from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -83,7 +84,11 @@ class AgentRunFailed(ServiceError):
     def __init__(
         self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
     ):
-        super().__init__(failure.message, conversation_id=str(conversation_id))
+        super().__init__(
+            failure.message,
+            conversation_id=str(conversation_id),
+            request_id=current_request_id(),  # what to quote: the details are in the server log
+        )
         # a usage limit is the run's budget (settings), not a provider fault: 422
         self.status_code = {"timeout": 504, "limit": 422}.get(failure.kind, 502)
         self.kind = failure.kind

@@ -95,8 +95,12 @@ def chat_out(outcome: TurnSucceeded) -> ChatOut:
     )
 
 
-def failure_body(outcome: TurnFailed) -> dict[str, str]:
-    return {"detail": outcome.message, "conversation_id": str(outcome.conversation.id)}
+def failure_body(outcome: TurnFailed) -> dict[str, str | None]:
+    return {
+        "detail": outcome.message,
+        "conversation_id": str(outcome.conversation.id),
+        "request_id": outcome.request_id,
+    }
 
 
 def turn_response(outcome: TurnOutcome) -> StoredResponse:

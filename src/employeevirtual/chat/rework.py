@@ -9,7 +9,7 @@ import uuid
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from employeevirtual.chat.commit import store_messages, write_documents
+from employeevirtual.chat.commit import store_messages
 from employeevirtual.chat.supersede import LOOKAHEAD, current
 from employeevirtual.chat.turn import OpenedTurn, TurnRequest, now_ms
 from employeevirtual.errors import Conflict, NotFound
@@ -111,7 +111,6 @@ async def open_edit(
             },
         )
     chat.context.forget(record.id)
-    await write_documents(chat.documents, chat.acks, record, stored, None, created=False)
     before = [m for m in history if m.seq < last.seq]
     return OpenedTurn(
         record,
@@ -121,6 +120,7 @@ async def open_edit(
         before,
         reply_metadata={"supersedes": [str(a.id) for a in answers]},
         advance_cache=False,
+        pending=stored,
         budgets=read.budgets,
         started=started,
     )

@@ -53,6 +53,7 @@ from employeevirtual.chat.turn import (
     checked_edit,
     user_message,
 )
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -201,8 +202,9 @@ class ChatService:
         return await self._finish(outcome, conversation, history, stored)
 
     async def open_turn(self, user_id: UUID, request: TurnRequest) -> OpenedTurn:
-        """A streamed turn's first half: the user's message committed (and written to MongoDB)
-        before the model runs, so the stream's ``turn`` event can name it with its ``seq``.
+        """A streamed turn's first half: the user's message committed before the model runs,
+        so the stream's ``turn`` event can name it with its ``seq`` (MongoDB gets it with the
+        reply: one write per turn).
         The caller holds the turn slot (``slots.hold``). A used-up budget refuses it (402)
         before anything is written."""
         started = time.perf_counter()
@@ -220,9 +222,6 @@ class ChatService:
             added=stored,
             message_count=record.message_count,
         )
-        await write_documents(
-            self.documents, self.acks, record, stored, None, created=conversation is None
-        )
         model_history = history if conversation else [*request.context]
         return OpenedTurn(
             record,
@@ -230,6 +229,8 @@ class ChatService:
             history,
             stored[0],
             model_history,
+            pending=stored,
+            created=conversation is None,
             budgets=read.budgets,
             started=started,
             request_id=request.request_id,
@@ -270,7 +271,12 @@ class ChatService:
         )
         base = [*opened.history, opened.user_message][-self.context_messages :]
         return await self._finish(
-            outcome, conversation, base if opened.advance_cache else None, stored
+            outcome,
+            conversation,
+            base if opened.advance_cache else None,
+            stored,
+            pending=opened.pending,
+            created=opened.created,
         )
 
     async def answer(
@@ -354,9 +360,13 @@ class ChatService:
         before: ConversationRecord | None,
         history: list[MessageRecord] | None,
         stored: list[MessageRecord],
+        *,
+        pending: list[MessageRecord] | None = None,
+        created: bool | None = None,
     ) -> TurnOutcome:
         """After the commit: the post-commit hook, the context cache (``history`` None: the
-        cached window no longer holds, it is dropped), MongoDB."""
+        cached window no longer holds, it is dropped), MongoDB: ``stored`` with ``pending``
+        (what the turn committed when it opened) in one write when their seqs are contiguous."""
         record = outcome.conversation
         if self.after_commit is not None:
             self.after_commit(record)
@@ -370,8 +380,20 @@ class ChatService:
                 added=stored,
                 message_count=record.message_count,
             )
+        created = before is None if created is None else created
+        pending = pending or []
+        if pending and pending[-1].seq + 1 != stored[0].seq:
+            # another turn committed in between: two writes, so each acknowledges only its own
+            # contiguous seqs (the relay fills whatever the guard refuses)
+            await write_documents(self.documents, self.acks, record, pending, None, created=created)
+            pending = []
         in_mongo = await write_documents(
-            self.documents, self.acks, record, stored, outcome.usage, created=before is None
+            self.documents,
+            self.acks,
+            record,
+            [*pending, *stored],
+            outcome.usage,
+            created=created and (bool(pending) or before is None),
         )
         return replace(outcome, stored_in_mongodb=in_mongo)
 
@@ -417,5 +439,7 @@ def _outcome(
     run: RunOutcome | AgentFailure,
 ) -> TurnOutcome:
     if isinstance(run, AgentFailure):
-        return TurnFailed(record, asked, reply, run.usage, kind=run.kind)
+        return TurnFailed(
+            record, asked, reply, run.usage, kind=run.kind, request_id=current_request_id()
+        )
     return TurnSucceeded(record, asked, reply, run.usage)

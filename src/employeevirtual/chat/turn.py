@@ -99,6 +99,7 @@ class TurnFailed:
     reply: MessageRecord  # the failure, recorded as an ``error`` message
     usage: TurnUsage  # what the failed run cost (its time)
     kind: str  # timeout, provider, configuration, limit, internal
+    request_id: str | None = None  # what to quote: the details are in the server log
     stored_in_mongodb: bool = False
 
     @property
@@ -124,6 +125,9 @@ class OpenedTurn:
     user_message: MessageRecord
     model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
     reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
+    # committed when the turn opened, written to MongoDB with the reply (one write, not two)
+    pending: list[MessageRecord] = field(default_factory=list)
+    created: bool = False  # the turn created the conversation
     advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
     budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
     started: float = 0.0  # perf_counter at open (the turn's latency metric)

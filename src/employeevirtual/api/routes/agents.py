@@ -5,23 +5,24 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from employeevirtual.agents.models import UnknownModelError, check_model_name
+from employeevirtual.agents.models import UnknownModelError
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
+from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, RuntimeDep, SettingsDep
 from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.errors import InvalidInput
-from employeevirtual.settings import Settings
+from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql.agents import AgentChanges, AgentScope, NewAgent
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 
-def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     """Check what a body may set against the registries and limits; InvalidInput otherwise."""
+    settings = runtime.settings
     if fields.get("model") is not None:
         try:
-            check_model_name(fields["model"])
+            runtime.models.check(fields["model"])
         except UnknownModelError as exc:
             raise InvalidInput(str(exc)) from None
     if fields.get("tools") is not None:
@@ -49,11 +50,16 @@ def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_agent(
-    body: AgentIn, user: CurrentUser, agents: AgentsDep, settings: SettingsDep, ip: ClientIP
+    body: AgentIn,
+    user: CurrentUser,
+    agents: AgentsDep,
+    settings: SettingsDep,
+    runtime: RuntimeDep,
+    ip: ClientIP,
 ) -> AgentOut:
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
-    agent = await agents.create(user, NewAgent(**_validated(fields, settings)), client_ip=ip)
+    agent = await agents.create(user, NewAgent(**_validated(fields, runtime)), client_ip=ip)
     return AgentOut.of(agent)
 
 
@@ -110,9 +116,10 @@ async def update_agent(
     user: CurrentUser,
     agents: AgentsDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     ip: ClientIP,
 ) -> AgentOut:
-    changes = _validated(body.model_dump(exclude_unset=True), settings)
+    changes = _validated(body.model_dump(exclude_unset=True), runtime)
     if "name" in changes and changes["name"] is None:
         raise InvalidInput("name cannot be null")
     if "model" in changes and changes["model"] is None:

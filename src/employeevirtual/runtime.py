@@ -28,6 +28,7 @@ from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
@@ -120,7 +121,7 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )

@@ -228,6 +228,7 @@ async def open_runtime(
             engine=engine,
             documents=documents,
             allow_signup=settings.allow_signup,
+            first_user_admin=settings.first_user_admin,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,

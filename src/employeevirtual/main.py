@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,11 +15,22 @@ from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_unknown_query_params
 from employeevirtual.api.middleware import BodySizeLimit, GlobalRateLimit, SecurityHeaders
-from employeevirtual.api.routes import admin, agents, api_keys, auth, chat, conversations, health
+from employeevirtual.api.routes import (
+    admin,
+    agents,
+    api_keys,
+    auth,
+    chat,
+    conversations,
+    health,
+    knowledge,
+)
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 
 __all__ = ["create_app"]
+
+UPLOAD_PATH = re.compile(r"^/api/knowledge-bases/[^/]+/documents$")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "description": text}
@@ -70,10 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conversations.router,
         api_keys.router,
         admin.router,
+        knowledge.router,
     ):
         app.include_router(router, responses=_ERRORS)
     # added innermost first: headers wrap everything, the body limit sits next to the app
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # document uploads: the file limit plus room for the multipart framing
+        uploads=(UPLOAD_PATH, settings.knowledge_max_file_bytes + 64 * 1024),
+    )
     app.add_middleware(
         GlobalRateLimit,
         limit=settings.rate_limit_global,

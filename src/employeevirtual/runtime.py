@@ -19,6 +19,8 @@ from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
@@ -61,6 +63,7 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    knowledge: KnowledgeService
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -69,8 +72,11 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
+            self.knowledge.worker.start()
 
     async def close(self) -> None:
+        await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -105,6 +111,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             await ensure_indexes(db)
         except Exception as exc:
             log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
+        knowledge = await open_knowledge(settings, engine)
     except BaseException:
         await engine.dispose()
         if secantus is not None:
@@ -161,7 +168,9 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             acks=acks,
             context_messages=settings.agent_context_messages,
             crash_after_commit_every=settings.fault_crash_after_commit_every,
+            knowledge=knowledge,
         ),
+        knowledge=knowledge,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
         idempotency=IdempotencyKeys(

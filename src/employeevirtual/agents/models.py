@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
@@ -79,9 +88,39 @@ def _last_prompt(messages: list[ModelMessage]) -> str:
     return ""
 
 
+_SEARCH_TOOL = "search_knowledge"  # agents/knowledge.py
+
+
+def _quote(sources: Any, prompt: str) -> str:
+    """The offline model, reading: the best passage, quoted, with its source."""
+    if not isinstance(sources, list) or not sources:
+        return (
+            f"[offline model] I searched the knowledge bases for {prompt[:200]!r} and found "
+            "nothing that answers it."
+        )
+    best = sources[0]
+    passage = " ".join(str(best.get("passage", "")).split())
+    if len(passage) > 600:
+        passage = passage[:600] + "…"
+    return (
+        f'[offline model] From "{best.get("title")}" (document {best.get("document_id")}, '
+        f'chunk {best.get("chunk_id")}, score {best.get("score")}): "{passage}"'
+    )
+
+
 async def _offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     # async on purpose: Pydantic AI runs a sync FunctionModel function in a worker thread
     prompt = _last_prompt(messages)
+    last = messages[-1] if messages else None
+    if isinstance(last, ModelRequest):
+        for part in last.parts:
+            if isinstance(part, ToolReturnPart) and part.tool_name == _SEARCH_TOOL:
+                text = _quote(part.content, prompt)
+                return ModelResponse(parts=[TextPart(text)], model_name=OFFLINE_MODEL)
+        searches = any(t.name == _SEARCH_TOOL for t in info.function_tools)
+        if searches and any(isinstance(p, UserPromptPart) for p in last.parts) and prompt.strip():
+            call = ToolCallPart(_SEARCH_TOOL, {"query": prompt[:1000]})
+            return ModelResponse(parts=[call], model_name=OFFLINE_MODEL)
     turns = sum(1 for m in messages if isinstance(m, ModelRequest))
     preview = prompt if len(prompt) <= 200 else prompt[:200] + "…"
     text = (

@@ -26,10 +26,13 @@ from pydantic_ai.messages import (
     ModelRequest,
     ModelResponse,
     TextPart,
+    ToolCallPart,
+    ToolReturnPart,
     UserPromptPart,
 )
 from pydantic_ai.settings import ModelSettings
 
+from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.tools import TOOLS
 from employeevirtual.stores.records import AgentRecord, MessageRecord
@@ -47,6 +50,9 @@ class RunOutcome:
     output_tokens: int
     cost: Decimal | None
     execution_time: float
+    # knowledge (issue 12): each search the model made, and the passages it was shown
+    knowledge_searches: tuple[dict[str, Any], ...] = ()
+    sources: tuple[dict[str, Any], ...] = ()
 
     @property
     def tokens(self) -> int:
@@ -64,11 +70,24 @@ class AgentFailure(Exception):
 
 
 def to_model_history(messages: Sequence[MessageRecord]) -> list[ModelMessage]:
+    """Stored messages as the model saw them: a reply that searched knowledge is replayed as
+    its search calls, their results (the sources) and then its text."""
     history: list[ModelMessage] = []
     for m in messages:
         if m.message_type == "user":
             history.append(ModelRequest(parts=[UserPromptPart(m.content, timestamp=m.created_at)]))
         elif m.message_type == "agent":
+            for i, search in enumerate(m.metadata.get("knowledge_searches") or []):
+                call_id = f"ks-{m.id}-{i}"
+                history.append(
+                    ModelResponse(
+                        parts=[ToolCallPart(SEARCH_TOOL, {"query": search["query"]}, call_id)],
+                        timestamp=m.created_at,
+                    )
+                )
+                history.append(
+                    ModelRequest(parts=[ToolReturnPart(SEARCH_TOOL, search["sources"], call_id)])
+                )
             history.append(ModelResponse(parts=[TextPart(m.content)], timestamp=m.created_at))
     return history
 
@@ -88,10 +107,10 @@ class AgentRunner:
         self.max_output_tokens = max_output_tokens
         self.max_total_tokens = max_total_tokens
         self.request_limit = request_limit
-        self._agents: dict[tuple[Any, ...], Agent[None, str]] = {}
+        self._agents: dict[tuple[Any, ...], Agent[RunDeps, str]] = {}
 
-    def _agent(self, spec: AgentRecord) -> Agent[None, str]:
-        key = (spec.id, spec.updated_at, spec.model)
+    def _agent(self, spec: AgentRecord) -> Agent[RunDeps, str]:
+        key = (spec.id, spec.updated_at, spec.model, tuple(spec.knowledge_base_ids))
         agent = self._agents.get(key)
         if agent is None:
             if len(self._agents) > 1024:
@@ -100,11 +119,15 @@ class AgentRunner:
             for name in ("temperature", "max_tokens"):
                 if spec.model_settings.get(name) is not None:
                     settings[name] = spec.model_settings[name]
+            tools: list[Any] = [TOOLS[name] for name in spec.tools if name in TOOLS]
+            if spec.knowledge_base_ids:
+                tools.append(search_tool())
             agent = Agent(
                 self.models.get(spec.model),
+                deps_type=RunDeps,
                 instructions=spec.instructions or None,
                 model_settings=settings or None,
-                tools=[TOOLS[name] for name in spec.tools if name in TOOLS],
+                tools=tools,
                 defer_model_check=True,
                 name=spec.name,
             )
@@ -112,9 +135,17 @@ class AgentRunner:
         return agent
 
     async def run(
-        self, spec: AgentRecord, prompt: str, history: Sequence[MessageRecord]
+        self,
+        spec: AgentRecord,
+        prompt: str,
+        history: Sequence[MessageRecord],
+        *,
+        knowledge: KnowledgeSearch | None = None,
     ) -> RunOutcome:
+        """``knowledge`` searches the agent's bases that the caller may read (None: the agent
+        has none, or knowledge is unavailable)."""
         started = time.perf_counter()
+        deps = RunDeps(search=knowledge)
 
         def failure(kind: str, message: str) -> AgentFailure:
             return AgentFailure(kind, message, execution_time=time.perf_counter() - started)
@@ -123,6 +154,7 @@ class AgentRunner:
             agent = self._agent(spec)
             result = await agent.run(
                 prompt,
+                deps=deps,
                 message_history=to_model_history(history) or None,
                 usage_limits=UsageLimits(
                     request_limit=self.request_limit,
@@ -161,6 +193,8 @@ class AgentRunner:
             output_tokens=usage.output_tokens or 0,
             cost=_cost(usage),
             execution_time=time.perf_counter() - started,
+            knowledge_searches=tuple(deps.searches),
+            sources=tuple(deps.sources),
         )
 
 

@@ -14,6 +14,7 @@ from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
 from employeevirtual.errors import Forbidden, Unauthorized
+from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.runtime import Runtime
 from employeevirtual.security.api_keys import looks_like_api_key
 from employeevirtual.security.tokens import InvalidToken
@@ -60,12 +61,17 @@ async def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
     return runtime.idempotency
 
 
+async def _knowledge(runtime: RuntimeDep) -> KnowledgeService:
+    return runtime.knowledge
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 AccountsDep = Annotated[AccountService, Depends(_accounts)]
 AgentsDep = Annotated[AgentService, Depends(_agents)]
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
 IdempotencyDep = Annotated[IdempotencyKeys, Depends(_idempotency)]
+KnowledgeDep = Annotated[KnowledgeService, Depends(_knowledge)]
 
 
 async def _authenticate(

@@ -22,10 +22,12 @@ from uuid import UUID
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from employeevirtual.agents.knowledge import KnowledgeSearch
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
+from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -98,8 +100,10 @@ class ChatService:
         acks: SyncAcks,
         context_messages: int,
         crash_after_commit_every: int = 0,
+        knowledge: KnowledgeService | None = None,
     ) -> None:
         self.engine = engine
+        self.knowledge = knowledge
         self.documents = documents
         self.runner = runner
         self.acks = acks
@@ -129,7 +133,9 @@ class ChatService:
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history)
+            outcome = await self.runner.run(
+                agent, message, history, knowledge=self._knowledge_for(user_id, agent)
+            )
         except AgentFailure as exc:
             failure = exc
 
@@ -185,6 +191,20 @@ class ChatService:
             raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
+
+    def _knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
+        """The agent's knowledge search for this caller: only bases the caller may read
+        (their own or shared) are handed to the engine's query."""
+        knowledge = self.knowledge
+        if knowledge is None or not agent.knowledge_base_ids:
+            return None
+        base_ids = list(agent.knowledge_base_ids)
+
+        async def search(query: str) -> list[dict[str, Any]]:
+            passages = await knowledge.search(user_id, base_ids, query)
+            return [p.as_source() for p in passages]
+
+        return search
 
     async def _resolve(
         self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
@@ -251,6 +271,9 @@ class ChatService:
                 "output_tokens": outcome.output_tokens,
                 "cost": None if outcome.cost is None else float(outcome.cost),
             }
+            if outcome.knowledge_searches:
+                metadata["knowledge_searches"] = list(outcome.knowledge_searches)
+                metadata["sources"] = list(outcome.sources)
         else:
             assert failure is not None
             content = failure.message

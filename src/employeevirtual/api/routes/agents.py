@@ -7,10 +7,12 @@ from fastapi import APIRouter, Response, status
 
 from employeevirtual.agents.models import UnknownModelError, check_model_name
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
+from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, KnowledgeDep, SettingsDep
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.errors import InvalidInput
+from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.settings import Settings
+from employeevirtual.stores.records import UserRecord
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -45,13 +47,41 @@ def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return fields
 
 
+async def _with_knowledge(
+    fields: dict[str, Any], user: UserRecord, knowledge: KnowledgeService, settings: Settings
+) -> dict[str, Any]:
+    """Knowledge bases: the caller's own or shared ones, each once, within the limit."""
+    if fields.get("knowledge_base_ids") is None:
+        fields.pop("knowledge_base_ids", None)
+        return fields
+    wanted: list[UUID] = list(dict.fromkeys(fields["knowledge_base_ids"]))
+    if len(wanted) > settings.knowledge_max_bases_per_agent:
+        raise InvalidInput(
+            f"at most {settings.knowledge_max_bases_per_agent} knowledge bases per agent"
+        )
+    readable = set(await knowledge.readable_bases(user.id, wanted))
+    missing = [str(b) for b in wanted if b not in readable]
+    if missing:
+        raise InvalidInput(
+            f"knowledge bases not found (or neither yours nor shared): {', '.join(missing)}"
+        )
+    fields["knowledge_base_ids"] = [str(b) for b in wanted]
+    return fields
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_agent(
-    body: AgentIn, user: CurrentUser, agents: AgentsDep, settings: SettingsDep, ip: ClientIP
+    body: AgentIn,
+    user: CurrentUser,
+    agents: AgentsDep,
+    knowledge: KnowledgeDep,
+    settings: SettingsDep,
+    ip: ClientIP,
 ) -> AgentOut:
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
-    agent = await agents.create(user, _validated(fields, settings), client_ip=ip)
+    fields = await _with_knowledge(_validated(fields, settings), user, knowledge, settings)
+    agent = await agents.create(user, fields, client_ip=ip)
     return AgentOut.of(agent)
 
 
@@ -71,10 +101,12 @@ async def update_agent(
     body: AgentPatch,
     user: CurrentUser,
     agents: AgentsDep,
+    knowledge: KnowledgeDep,
     settings: SettingsDep,
     ip: ClientIP,
 ) -> AgentOut:
     changes = _validated(body.model_dump(exclude_unset=True), settings)
+    changes = await _with_knowledge(changes, user, knowledge, settings)
     if "name" in changes and changes["name"] is None:
         raise InvalidInput("name cannot be null")
     if "model" in changes and changes["model"] is None:

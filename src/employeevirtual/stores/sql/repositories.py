@@ -69,6 +69,7 @@ def _agent(row: Row[Any]) -> AgentRecord:
         visibility=m["visibility"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        knowledge_base_ids=[UUID(i) for i in m["knowledge_base_ids"] or []],
     )
 
 
@@ -263,6 +264,7 @@ class ConversationRepository:
             created_at=m["a_created_at"],
             updated_at=m["a_updated_at"],
             deleted_at=m["a_deleted_at"],
+            knowledge_base_ids=[UUID(i) for i in m["a_knowledge_base_ids"] or []],
         )
         return _conversation(row), agent
 

@@ -47,11 +47,17 @@ async def test_upload_ready_and_cited_answer_in_every_store(
     assert doc["status"] == "queued"
     other = await upload(client, headers, base["id"], "shipping.html", SHIPPING)
     pdf = await upload(
-        client, headers, base["id"], "warranty.pdf",
+        client,
+        headers,
+        base["id"],
+        "warranty.pdf",
         make_pdf(["Warranty. Every Lumen tent carries a 3-year warranty against seam failure."]),
     )
     word = await upload(
-        client, headers, base["id"], "stores.docx",
+        client,
+        headers,
+        base["id"],
+        "stores.docx",
         make_docx("Stores", [("Lisbon store", "The Lisbon store opens at 10:00 on Sundays.")]),
     )
     for d in (doc, other, pdf, word):
@@ -63,7 +69,9 @@ async def test_upload_ready_and_cited_answer_in_every_store(
     agent = await create_agent(client, headers, knowledge_base_ids=[base["id"]])
     assert agent["knowledge_base_ids"] == [base["id"]]
     answer = await _chat(
-        client, headers, "How many days do I have to return an item for a refund?",
+        client,
+        headers,
+        "How many days do I have to return an item for a refund?",
         agent_id=agent["id"],
     )
     sources = answer["sources"]
@@ -79,7 +87,9 @@ async def test_upload_ready_and_cited_answer_in_every_store(
 
     # the PDF and the DOCX are searchable too
     warranty = await _chat(
-        client, headers, "What warranty do tents have?",
+        client,
+        headers,
+        "What warranty do tents have?",
         conversation_id=answer["conversation_id"],
     )
     assert warranty["sources"][0]["document_id"] == pdf["id"]

@@ -45,10 +45,10 @@ async def wait_done(
     base_id: str,
     document_id: str,
     *,
-    timeout: float = 60.0,
+    seconds: float = 60.0,
 ) -> dict[str, Any]:
     """Poll the document until it is ready or failed."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + seconds
     while True:
         r = await client.get(
             f"/api/knowledge-bases/{base_id}/documents/{document_id}", headers=headers

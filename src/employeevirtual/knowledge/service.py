@@ -39,10 +39,10 @@ from employeevirtual.knowledge.parsing import (
     kind_of,
 )
 from employeevirtual.stores.records import DocumentRecord, KnowledgeBaseRecord, UserRecord
+from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.documents import DocumentRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseRepository
-from employeevirtual.stores.sql.repositories import AuditRepository
 
 __all__ = [
     "KnowledgeService",

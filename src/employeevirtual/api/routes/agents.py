@@ -13,6 +13,7 @@ from employeevirtual.errors import InvalidInput
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import UserRecord
+from employeevirtual.stores.sql.agents import AgentChanges, NewAgent
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -81,7 +82,7 @@ async def create_agent(
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
     fields = await _with_knowledge(_validated(fields, settings), user, knowledge, settings)
-    agent = await agents.create(user, fields, client_ip=ip)
+    agent = await agents.create(user, NewAgent(**fields), client_ip=ip)
     return AgentOut.of(agent)
 
 
@@ -111,7 +112,7 @@ async def update_agent(
         raise InvalidInput("name cannot be null")
     if "model" in changes and changes["model"] is None:
         changes["model"] = settings.default_model
-    return AgentOut.of(await agents.update(user, agent_id, changes, client_ip=ip))
+    return AgentOut.of(await agents.update(user, agent_id, AgentChanges(**changes), client_ip=ip))
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)

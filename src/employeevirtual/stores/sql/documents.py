@@ -8,9 +8,9 @@ from uuid import UUID
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from employeevirtual.stores.records import DocumentRecord
+from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.tables import knowledge_documents
 
 __all__ = ["DocumentRepository"]
@@ -29,7 +29,7 @@ def _rowcount(result: Any) -> int:
 
 
 class DocumentRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def get(self, document_id: UUID, *, base_id: UUID | None = None) -> DocumentRecord | None:

@@ -9,9 +9,9 @@ from uuid import UUID
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from employeevirtual.stores.records import KnowledgeBaseRecord, UserRecord
+from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.tables import knowledge_bases, knowledge_documents
 
 __all__ = ["KnowledgeBaseRepository"]
@@ -40,7 +40,7 @@ def _readable_by(user_id: UUID, *, is_admin: bool = False) -> Any:
 
 
 class KnowledgeBaseRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def _select(self) -> Any:

@@ -12,6 +12,7 @@ import httpx
 from employeevirtual.runtime import Runtime
 from support.access import Account, account, counts
 from support.api import PASSWORD, create_agent
+from support.knowledge import create_base, upload
 
 FORBIDDEN = {
     "id": "00000000-0000-4000-8000-000000000001",
@@ -96,11 +97,15 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
     """Generated from the OpenAPI document, so a new endpoint is covered without a new line."""
     admin, user, agent, cid = await _owner_with_a_conversation(client)
     key = (await client.post("/api/api-keys", json={"name": "k"}, headers=user.headers)).json()
+    base = await create_base(client, user.headers)
+    document = await upload(client, user.headers, base["id"], "n.txt", b"a note")
     path_values = {
         "agent_id": agent["id"],
         "conversation_id": cid,
         "key_id": key["id"],
         "user_id": user.id,
+        "base_id": base["id"],
+        "document_id": document["id"],
     }
     schema = (await client.get("/openapi.json")).json()
     before = await counts(runtime)

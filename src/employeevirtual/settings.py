@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     )
     knowledge_poll_seconds: float = Field(default=1.0, gt=0)
     knowledge_lease_seconds: float = Field(default=300.0, gt=0)
+    fault_knowledge_exit_after_batches: int = Field(
+        default=0, ge=0, description="TEST ONLY: os._exit(137) after N ingestion batches"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -92,11 +92,19 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             )
             conversation_id = r.json()["conversation_id"]
             key = client.post("/api/api-keys", json={"name": "k"}, headers=user).json()
+            base = client.post("/api/knowledge-bases", json={"name": "kb"}, headers=user).json()
+            document = client.post(
+                f"/api/knowledge-bases/{base['id']}/documents",
+                files={"file": ("n.txt", b"a note")},
+                headers=user,
+            ).json()
         real_ids = {
             "agent_id": agent["id"],
             "conversation_id": conversation_id,
             "key_id": key["id"],
             "user_id": victim_id,
+            "base_id": base["id"],
+            "document_id": document["id"],
         }
         failures: list[str] = []
         calls = 0

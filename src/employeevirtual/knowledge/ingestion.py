@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -52,6 +53,7 @@ class IngestionWorker:
         poll_seconds: float,
         lease_seconds: float,
         optimize_every: int = 20,
+        exit_after_batches: int = 0,
     ) -> None:
         self.engine = engine
         self.index = index
@@ -62,6 +64,8 @@ class IngestionWorker:
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.optimize_every = optimize_every
+        self.exit_after_batches = exit_after_batches  # fault tests only
+        self._batches = 0
         self._since_optimize = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -117,6 +121,15 @@ class IngestionWorker:
                 await self.index.optimize()
         return taken
 
+    def _fault_after_batch(self) -> None:
+        """TEST ONLY (EV_FAULT_KNOWLEDGE_EXIT_AFTER_BATCHES): die like a SIGKILL mid-document,
+        to prove a restart resumes it without duplicates."""
+        self._batches += 1
+        if self.exit_after_batches and self._batches >= self.exit_after_batches:
+            log.critical("fault injection: exiting after ingestion batch %d", self._batches)
+            logging.shutdown()
+            os._exit(137)
+
     async def _progress(self, document_id: UUID, **values: object) -> bool:
         now = _now()
         values.setdefault("locked_until", now + self.lease)
@@ -163,7 +176,9 @@ class IngestionWorker:
         parsed = await self.parser.parse(document.kind, data)
         total = len(parsed.chunks)
         resumed = document.chunks_done if document.embedding_model == self.embedding_model else 0
-        if not resumed:
+        if resumed:
+            log.info("resuming document %s at chunk %d of %d", document.id, resumed, total)
+        else:
             await self.index.delete_document(document.id)  # an earlier model's or attempt's
         if not await self._progress(
             document.id,
@@ -198,6 +213,7 @@ class IngestionWorker:
             if not await self._progress(document.id, chunks_done=start + len(batch)):
                 await self._abandon(document.id)
                 return
+            self._fault_after_batch()
         if not await self._progress(
             document.id,
             status="ready",

@@ -27,11 +27,21 @@ class ParsedChunks:
     chunks: list[Chunk]
 
 
-def _limit_memory(megabytes: int) -> None:
+def _prepare(megabytes: int) -> None:
+    """In the child: load the parsers and the tokenizer, then cap how much more address space
+    the child may take (what it holds after start-up plus ``megabytes``): a decompression bomb
+    hits the cap and fails its document, whatever the start-up cost of the imports."""
+    import docx  # noqa: F401
+    import html2text  # noqa: F401
+    import pypdf  # noqa: F401
+
+    chunk_text("# warm up\n\ntext", max_tokens=64, overlap=0)
     try:
         import resource
 
-        limit = megabytes * 1024 * 1024
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        limit = size + megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):  # not on this platform: the timeout still holds
         pass
@@ -73,7 +83,7 @@ class ParserPool:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_memory,
+                initializer=_prepare,
                 initargs=(self.memory_mb,),
             )
         return self._pool

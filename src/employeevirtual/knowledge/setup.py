@@ -56,6 +56,7 @@ async def open_knowledge(settings: Settings, engine: AsyncEngine) -> KnowledgeSe
         ),
         poll_seconds=settings.knowledge_poll_seconds,
         lease_seconds=settings.knowledge_lease_seconds,
+        exit_after_batches=settings.fault_knowledge_exit_after_batches,
     )
     service = KnowledgeService(
         engine=engine,

@@ -21,9 +21,13 @@ S = "empl"
 
 
 def _alter_schema() -> str | None:
-    # Alembic renders ALTER TABLE itself, without the engine's schema_translate_map: SQLite,
-    # which has no schemas, must not see "empl." there
-    return None if op.get_context().dialect.name == "sqlite" else S
+    # Alembic renders ALTER TABLE itself, without the engine's schema_translate_map (which maps
+    # "empl" to the configured schema, and away on SQLite): apply the map here
+    context = op.get_context()
+    if context.as_sql:  # offline rendering (the SQL Server DDL check): the schema as named
+        return S
+    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
+    return translate.get(S, S)  # type: ignore[no-any-return]
 
 
 def upgrade() -> None:

@@ -61,7 +61,7 @@ async def _worker(settings: Settings, *args: str, **extra: str) -> tuple[int, st
     file: a worker that dies leaves its parser child to notice, and that child still holds
     the worker's stdout for a moment."""
     out = settings.data_dir / f"worker-{len(args)}-{len(extra)}.log"
-    with open(out, "wb") as sink:
+    with open(out, "wb") as sink:  # noqa: ASYNC230 (a local file, opened once)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import httpx
+
+from tools.bench.knowledge import make_docx, make_pdf
+
+__all__ = ["create_base", "make_docx", "make_pdf", "upload", "wait_done"]
 
 
 async def create_base(
@@ -59,29 +62,3 @@ async def wait_done(
             return doc
         assert asyncio.get_running_loop().time() < deadline, f"still {doc['status']}: {doc}"
         await asyncio.sleep(0.1)
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A real PDF with one text page per entry (fpdf2)."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=11)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 6, text)
-    return bytes(pdf.output())
-
-
-def make_docx(title: str, sections: list[tuple[str, str]]) -> bytes:
-    """A real .docx (python-docx): a title, then a heading and a paragraph per section."""
-    import docx
-
-    document = docx.Document()
-    document.add_heading(title, level=0)
-    for heading, body in sections:
-        document.add_heading(heading, level=1)
-        document.add_paragraph(body)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()

@@ -176,10 +176,11 @@ async def evaluate_corpus(
 
 # -- speed ------------------------------------------------------------------------------------
 
-_WORDS = """tent jacket refund warranty shipping order store price holiday laptop password
+_VOCABULARY = """tent jacket refund warranty shipping order store price holiday laptop password
 invoice repair zip sleeping bag stove poles delivery porto lisbon braga voucher points member
 deposit rental breach policy expense hotel train team manager badge probation down fabric
-recycled emissions logo wholesale discount card cash gift weekend week days hours euros""".split()
+recycled emissions logo wholesale discount card cash gift weekend week days hours euros"""
+_WORDS = _VOCABULARY.split()
 
 
 def _synthetic(rng: random.Random, n: int) -> list[str]:
@@ -295,7 +296,7 @@ async def bench_turns(directory: Path, turns: int) -> dict[str, Any]:
 
     docs, questions = load_corpus()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=directory / "data",
         secret_key="bench-signing-key-0123456789abcdef",
         rate_limit_chat=1_000_000,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -17,8 +17,11 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
+from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
@@ -35,6 +38,7 @@ from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
+from employeevirtual.streaming.log import TurnLog, make_turn_log
 from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
@@ -66,6 +70,10 @@ class Runtime:
     reconciler: Reconciler
     idempotency: IdempotencyKeys
     knowledge: KnowledgeService
+    analytics: AnalyticsService
+    rollup_task: RollupTask
+    turn_log: TurnLog
+    live: LiveTurns
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -76,12 +84,17 @@ class Runtime:
         self.idempotency.start()
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
+        self.rollup_task.start()
 
     async def close(self) -> None:
+        # running turns finish (or are cancelled and committed) before the stores close
+        await self.live.drain(self.settings.shutdown_grace_seconds)
+        await self.turn_log.aclose()
         await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
+        await self.rollup_task.stop()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -91,14 +104,20 @@ class Runtime:
             await self.secantus.stop()
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 async def open_runtime(
     settings: Settings,
     *,
     migrate: bool = True,
     after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+    clock: Clock = _utc_now,
 ) -> Runtime:
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
-    (the fault harness's crash-after-commit hook)."""
+    (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
+    as now."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
@@ -133,16 +152,41 @@ async def open_runtime(
         if settings.openai_api_key
         else None,
         max_retries=settings.model_max_retries,
+        offline_delay=settings.offline_stream_delay_ms / 1000,
     )
     runner = AgentRunner(
         models,
         timeout_seconds=settings.agent_timeout_seconds,
         max_output_tokens=settings.agent_max_output_tokens,
         max_total_tokens=settings.agent_max_total_tokens,
+        tool_result_chars=settings.tool_result_max_chars,
     )
     acks = SyncAcks(engine)
     acks.start()
+    rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    chat = ChatService(
+        engine=engine,
+        documents=documents,
+        runner=runner,
+        acks=acks,
+        context_messages=settings.agent_context_messages,
+        after_commit=after_turn_commit,
+        knowledge=knowledge,
+    )
+    idempotency = IdempotencyKeys(
+        engine,
+        lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+    )
+    turn_log = make_turn_log(
+        settings.redis_url,
+        prefix=settings.stream_key_prefix,
+        max_events=settings.stream_max_events,
+        max_turns=settings.stream_max_turns,
+        retention_seconds=settings.stream_retention_seconds,
+        running_seconds=settings.agent_timeout_seconds + settings.stream_retention_seconds,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -170,22 +214,14 @@ async def open_runtime(
         ),
         agents=AgentService(engine=engine),
         conversations=ConversationService(engine=engine, documents=documents),
-        chat=ChatService(
-            engine=engine,
-            documents=documents,
-            runner=runner,
-            acks=acks,
-            context_messages=settings.agent_context_messages,
-            after_commit=after_turn_commit,
-            knowledge=knowledge,
-        ),
         knowledge=knowledge,
+        chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
-        idempotency=IdempotencyKeys(
-            engine,
-            lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
-            ttl_seconds=settings.idempotency_ttl_seconds,
+        idempotency=idempotency,
+        turn_log=turn_log,
+        live=LiveTurns(
+            chat, turn_log, idempotency, heartbeat_seconds=settings.stream_heartbeat_seconds
         ),
         limiter=limiter,
         concurrency=make_concurrency_limiter(
@@ -199,5 +235,7 @@ async def open_runtime(
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
+        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

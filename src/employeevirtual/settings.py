@@ -60,6 +60,26 @@ class Settings(BaseSettings):
         default=200_000, ge=1, description="input + output tokens one agent run may use"
     )
 
+    # live turns (streaming): the offline model's pace, the turn event log's bounds
+    offline_stream_delay_ms: int = Field(
+        default=40, ge=0, le=5000, description="pause between the offline model's words"
+    )
+    stream_retention_seconds: float = Field(
+        default=600.0, gt=0, description="a finished turn's events are kept this long"
+    )
+    stream_max_events: int = Field(default=10_000, ge=16, description="events kept per turn")
+    stream_max_turns: int = Field(
+        default=10_000, ge=1, description="turns kept in process (without Redis)"
+    )
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
+    stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
+    tool_result_max_chars: int = Field(
+        default=2000, ge=16, description="a tool result is cut here, in events and stored"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="running turns may finish this long at shutdown"
+    )
+
     max_message_chars: int = Field(default=32_000, ge=1)
     max_instructions_chars: int = Field(default=20_000, ge=1)
     max_tools_per_agent: int = Field(default=16, ge=0)
@@ -162,6 +182,30 @@ class Settings(BaseSettings):
     knowledge_lease_seconds: float = Field(default=300.0, gt=0)
     fault_knowledge_exit_after_batches: int = Field(
         default=0, ge=0, description="TEST ONLY: os._exit(137) after N ingestion batches"
+    )
+    # usage analytics, budgets, metrics (issue 14)
+    analytics_rollup_seconds: float = Field(
+        default=300.0, ge=0, description="background rollup round; 0 turns it off"
+    )
+    analytics_rollup_lookback_days: int = Field(
+        default=2, ge=1, le=60, description="complete days rolled up again every round"
+    )
+    analytics_max_days: int = Field(default=366, ge=1, description="longest usage query range")
+    alert_webhook_url: str | None = Field(
+        default=None, description="budget warnings are POSTed here (outbound URL rules apply)"
+    )
+    outbound_allowed_hosts: list[str] = Field(
+        default=[], description="hosts outbound calls may reach; empty: any public host"
+    )
+    outbound_allow_private: bool = Field(
+        default=False, description="let outbound calls reach loopback/private/link-local"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token for /metrics; unset: /metrics answers 404"
+    )
+    log_format: Literal["text", "json"] = "text"
+    otel_enabled: bool = Field(
+        default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
     )
 
     host: str = "127.0.0.1"

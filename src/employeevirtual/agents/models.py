@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import (
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    TextPart,
-    ToolCallPart,
-    ToolReturnPart,
-    UserPromptPart,
-)
 from pydantic_ai.models import Model, infer_model
-from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.providers import infer_provider_class
 from pydantic_ai.providers.openai import OpenAIProvider
+
+from employeevirtual.agents.offline import OFFLINE_MODEL, offline_model
 
 __all__ = [
     "OFFLINE_MODEL",
@@ -32,7 +23,6 @@ __all__ = [
     "valid_prefixes",
 ]
 
-OFFLINE_MODEL = "offline"
 
 # Prefixes we document; any other provider Pydantic AI knows is accepted too.
 _DOCUMENTED = (
@@ -79,70 +69,18 @@ def check_model_name(model: str) -> None:
         ) from None
 
 
-def _last_prompt(messages: list[ModelMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, ModelRequest):
-            for part in message.parts:
-                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
-                    return part.content
-    return ""
-
-
-_SEARCH_TOOL = "search_knowledge"  # agents/knowledge.py
-
-
-def _quote(sources: Any, prompt: str) -> str:
-    """The offline model, reading: the best passage, quoted, with its source."""
-    if not isinstance(sources, list) or not sources:
-        return (
-            f"[offline model] I searched the knowledge bases for {prompt[:200]!r} and found "
-            "nothing that answers it."
-        )
-    best = sources[0]
-    passage = " ".join(str(best.get("passage", "")).split())
-    if len(passage) > 600:
-        passage = passage[:600] + "…"
-    return (
-        f'[offline model] From "{best.get("title")}" (document {best.get("document_id")}, '
-        f'chunk {best.get("chunk_id")}, score {best.get("score")}): "{passage}"'
-    )
-
-
-async def _offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    # async on purpose: Pydantic AI runs a sync FunctionModel function in a worker thread
-    prompt = _last_prompt(messages)
-    last = messages[-1] if messages else None
-    if isinstance(last, ModelRequest):
-        for part in last.parts:
-            if isinstance(part, ToolReturnPart) and part.tool_name == _SEARCH_TOOL:
-                text = _quote(part.content, prompt)
-                return ModelResponse(parts=[TextPart(text)], model_name=OFFLINE_MODEL)
-        searches = any(t.name == _SEARCH_TOOL for t in info.function_tools)
-        if searches and any(isinstance(p, UserPromptPart) for p in last.parts) and prompt.strip():
-            call = ToolCallPart(_SEARCH_TOOL, {"query": prompt[:1000]})
-            return ModelResponse(parts=[call], model_name=OFFLINE_MODEL)
-    turns = sum(1 for m in messages if isinstance(m, ModelRequest))
-    preview = prompt if len(prompt) <= 200 else prompt[:200] + "…"
-    text = (
-        f"[offline model] You said: {preview!r} (message {turns} of this conversation). "
-        "I am EmployeeVirtual's built-in offline model and I do not call any AI provider. "
-        "To talk to a real model, set the agent's model (for example 'openai-chat:gpt-4o-mini') "
-        "and EV_OPENAI_API_KEY, or EV_OPENAI_BASE_URL for a local OpenAI-compatible server."
-    )
-    return ModelResponse(parts=[TextPart(text)], model_name=OFFLINE_MODEL)
-
-
-def offline_model() -> FunctionModel:
-    """A deterministic model that needs no key and says what it is."""
-    return FunctionModel(_offline_reply, model_name=OFFLINE_MODEL)
-
-
 class ModelRegistry:
     """Builds each model once; models are stateless and hold their own HTTP clients."""
 
     def __init__(
-        self, *, openai_base_url: str | None, openai_api_key: str | None, max_retries: int = 2
+        self,
+        *,
+        openai_base_url: str | None,
+        openai_api_key: str | None,
+        max_retries: int = 2,
+        offline_delay: float = 0.0,
     ) -> None:
+        self._offline_delay = offline_delay
         self._openai_base_url = openai_base_url
         self._openai_api_key = openai_api_key
         self._max_retries = max_retries
@@ -182,7 +120,7 @@ class ModelRegistry:
     def _build(self, model_name: str) -> Model:
         check_model_name(model_name)
         if model_name == OFFLINE_MODEL:
-            return offline_model()
+            return offline_model(delay=self._offline_delay)
         if model_name == "test":
             return TestModel()
         prefix, _, name = model_name.partition(":")

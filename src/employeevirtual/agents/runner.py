@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic_ai import Agent, UsageLimits
+from pydantic_ai import Agent, RunContext, UsageLimits
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
@@ -22,10 +22,16 @@ from pydantic_ai.exceptions import (
     UserError,
 )
 from pydantic_ai.messages import (
+    AgentStreamEvent,
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
     TextPart,
+    TextPartDelta,
     ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
@@ -36,8 +42,12 @@ from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDe
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.tools import TOOLS
 from employeevirtual.stores.records import AgentRecord, MessageRecord
+from employeevirtual.streaming.events import TurnEvent, truncate
 
-__all__ = ["AgentFailure", "AgentRunner", "RunOutcome"]
+__all__ = ["AgentFailure", "AgentRunner", "EventSink", "RunOutcome", "to_model_history"]
+
+EventSink = Callable[[TurnEvent], Awaitable[None]]
+MAX_TOOL_CALLS = 32  # stored per agent message; a run is bounded by its request limit anyway
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +60,8 @@ class RunOutcome:
     output_tokens: int
     cost: Decimal | None
     execution_time: float
+    # [{id, name, args, result, truncated}], results cut at the runner's tool_result_chars
+    tool_calls: tuple[dict[str, Any], ...] = ()
     # knowledge (issue 12): each search the model made, and the passages it was shown
     knowledge_searches: tuple[dict[str, Any], ...] = ()
     sources: tuple[dict[str, Any], ...] = ()
@@ -70,26 +82,53 @@ class AgentFailure(Exception):
 
 
 def to_model_history(messages: Sequence[MessageRecord]) -> list[ModelMessage]:
-    """Stored messages as the model saw them: a reply that searched knowledge is replayed as
-    its search calls, their results (the sources) and then its text."""
     history: list[ModelMessage] = []
     for m in messages:
         if m.message_type == "user":
             history.append(ModelRequest(parts=[UserPromptPart(m.content, timestamp=m.created_at)]))
         elif m.message_type == "agent":
-            for i, search in enumerate(m.metadata.get("knowledge_searches") or []):
-                call_id = f"ks-{m.id}-{i}"
+            calls = [c for c in m.metadata.get("tool_calls") or [] if isinstance(c, dict)]
+            if calls:  # the agent remembers what it did: the calls and their (bounded) results
                 history.append(
                     ModelResponse(
-                        parts=[ToolCallPart(SEARCH_TOOL, {"query": search["query"]}, call_id)],
+                        parts=[
+                            ToolCallPart(c["name"], c.get("args") or {}, tool_call_id=c["id"])
+                            for c in calls
+                        ],
                         timestamp=m.created_at,
                     )
                 )
                 history.append(
-                    ModelRequest(parts=[ToolReturnPart(SEARCH_TOOL, search["sources"], call_id)])
+                    ModelRequest(
+                        parts=[
+                            ToolReturnPart(
+                                c["name"], str(c.get("result") or ""), tool_call_id=c["id"]
+                            )
+                            for c in calls
+                        ]
+                    )
                 )
             history.append(ModelResponse(parts=[TextPart(m.content)], timestamp=m.created_at))
     return history
+
+
+def tool_calls_of(messages: Sequence[ModelMessage], *, limit: int) -> list[dict[str, Any]]:
+    """The run's tool calls with their results (truncated to ``limit`` characters)."""
+    calls: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ToolCallPart) and len(calls) < MAX_TOOL_CALLS:
+                calls[part.tool_call_id] = {
+                    "id": part.tool_call_id,
+                    "name": part.tool_name,
+                    "args": part.args_as_dict(),
+                    "result": None,
+                    "truncated": False,
+                }
+            elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
+                result, cut = truncate(part.model_response_str(), limit)
+                calls[part.tool_call_id].update(result=result, truncated=cut)
+    return list(calls.values())
 
 
 class AgentRunner:
@@ -101,7 +140,9 @@ class AgentRunner:
         max_output_tokens: int | None = None,
         max_total_tokens: int | None = None,
         request_limit: int = 10,
+        tool_result_chars: int = 2000,
     ) -> None:
+        self.tool_result_chars = tool_result_chars
         self.models = models
         self.timeout_seconds = timeout_seconds
         self.max_output_tokens = max_output_tokens
@@ -134,17 +175,72 @@ class AgentRunner:
             self._agents[key] = agent
         return agent
 
+    def _handler(
+        self, on_event: EventSink, deltas: list[str]
+    ) -> Callable[[RunContext[RunDeps], Any], Awaitable[None]]:
+        limit = self.tool_result_chars
+
+        async def handle(_ctx: RunContext[RunDeps], stream: Any) -> None:
+            event: AgentStreamEvent
+            async for event in stream:
+                text = None
+                if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                    text = event.part.content  # the first chunk comes with the part
+                elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                    text = event.delta.content_delta
+                elif isinstance(event, FunctionToolCallEvent):
+                    part = event.part
+                    await on_event(
+                        TurnEvent(
+                            "tool_call",
+                            {
+                                "id": part.tool_call_id,
+                                "name": part.tool_name,
+                                "args": part.args_as_dict(),
+                            },
+                        )
+                    )
+                elif isinstance(event, FunctionToolResultEvent):
+                    result, cut = truncate(event.part.model_response_str(), limit)
+                    await on_event(
+                        TurnEvent(
+                            "tool_result",
+                            {
+                                "id": event.tool_call_id,
+                                "name": event.part.tool_name,
+                                "result": result,
+                                "truncated": cut,
+                            },
+                        )
+                    )
+                    content = getattr(event.part, "content", None)
+                    if event.part.tool_name == SEARCH_TOOL and isinstance(content, list):
+                        # the passages in full, as the answer will cite them
+                        await on_event(
+                            TurnEvent("sources", {"id": event.tool_call_id, "sources": content})
+                        )
+                if text:
+                    deltas.append(text)
+                    await on_event(TurnEvent("delta", {"delta": text}))
+
+        return handle
+
     async def run(
         self,
         spec: AgentRecord,
         prompt: str,
         history: Sequence[MessageRecord],
         *,
+        on_event: EventSink | None = None,
         knowledge: KnowledgeSearch | None = None,
     ) -> RunOutcome:
-        """``knowledge`` searches the agent's bases that the caller may read (None: the agent
-        has none, or knowledge is unavailable)."""
+        """One run. With ``on_event`` the model is streamed and every text piece, tool call
+        and tool result is handed to it as it happens; the outcome's text is then exactly the
+        streamed pieces joined."""
         started = time.perf_counter()
+        deltas: list[str] = []
+        # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
+        # has none, or knowledge is unavailable)
         deps = RunDeps(search=knowledge)
 
         def failure(kind: str, message: str) -> AgentFailure:
@@ -162,6 +258,7 @@ class AgentRunner:
                     total_tokens_limit=self.max_total_tokens,
                 ),
                 timeout=self.timeout_seconds,
+                event_stream_handler=None if on_event is None else self._handler(on_event, deltas),
             )
         except TimeoutError:
             raise failure(
@@ -186,13 +283,15 @@ class AgentRunner:
             raise failure("internal", "the agent failed unexpectedly; see the server log") from None
         usage = result.usage
         model_name = spec.model
+        output = "".join(deltas) if deltas else result.output
         return RunOutcome(
-            output=result.output,
+            output=output,
             model_name=model_name,
             input_tokens=usage.input_tokens or 0,
             output_tokens=usage.output_tokens or 0,
             cost=_cost(usage),
             execution_time=time.perf_counter() - started,
+            tool_calls=tuple(tool_calls_of(result.new_messages(), limit=self.tool_result_chars)),
             knowledge_searches=tuple(deps.searches),
             sources=tuple(deps.sources),
         )

@@ -5,6 +5,7 @@ conversation document's ``context.rag_context``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -155,3 +156,46 @@ async def test_deleted_document_is_never_cited_again(
         f"/api/knowledge-bases/{base['id']}/documents/{doc['id']}", headers=headers
     )
     assert r.status_code == 404
+
+
+def _events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.split("\n\n"):
+        kind, data = "", ""
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+        if kind and data:
+            events.append((kind, json.loads(data)))
+    return events
+
+
+async def test_streamed_turn_emits_sources(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    headers = await register_and_login(client)
+    base = await create_base(client, headers)
+    doc = await upload(client, headers, base["id"], "refunds.md", REFUNDS)
+    await wait_done(client, headers, base["id"], doc["id"])
+    agent = await create_agent(client, headers, knowledge_base_ids=[base["id"]])
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": "Which items cannot be refunded?", "agent_id": agent["id"]},
+        headers={**headers, "Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200, r.text
+    events = _events(r.text)
+    kinds = [k for k, _ in events]
+    assert "tool_call" in kinds and "sources" in kinds and kinds[-1] == "done", kinds
+    assert kinds.index("tool_call") < kinds.index("sources") < kinds.index("delta")
+    sources = next(data for kind, data in events if kind == "sources")["sources"]
+    assert sources[0]["document_id"] == doc["id"]
+    assert "Gift cards" in sources[0]["passage"]
+    done = events[-1][1]
+    assert done["agent_message"]["sources"] == sources
+    # stored with the message like a non-streamed turn's, in both stores
+    stored = await runtime.documents.messages.find_one({"_id": done["agent_message"]["id"]})
+    assert stored is not None and stored["metadata"]["sources"] == sources
+    r = await client.get(f"/api/conversations/{done['conversation_id']}/messages", headers=headers)
+    replies = [m for m in r.json()["messages"] if m["message_type"] == "agent"]
+    assert replies[-1]["sources"] == sources

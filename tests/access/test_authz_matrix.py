@@ -29,9 +29,9 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    turn_id: str = ""
     base_id: str = ""
     document_id: str = ""
-    turn_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -365,11 +365,6 @@ async def _world(client: httpx.AsyncClient) -> World:
         "deactivated": gone.headers,
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
-    world = World(owner, headers, agent_id, conversation_id)
-    world.base_id = await _base(client, owner, marker)
-    world.document_id = await _document(client, owner, world.base_id, marker)
-    world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
-    world.secrets |= {world.base_id, world.document_id}
     r = await client.post(
         "/api/chat/agent",
         json={"message": f"streamed {marker}", "conversation_id": conversation_id},
@@ -377,7 +372,10 @@ async def _world(client: httpx.AsyncClient) -> World:
     )
     assert r.status_code == 200 and "event: done" in r.text, r.text
     world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
+    world.base_id = await _base(client, owner, marker)
+    world.document_id = await _document(client, owner, world.base_id, marker)
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets |= {world.base_id, world.document_id}
     world.secrets.add(world.turn_id)
     world.secrets.add(revoked["prefix"])
     return world

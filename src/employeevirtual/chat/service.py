@@ -222,8 +222,8 @@ class ChatService:
         """The agent's knowledge search for this caller: only bases the caller may read
         (their own or shared) are handed to the engine's query."""
         knowledge = self.knowledge
-        if knowledge is None or not agent.knowledge_base_ids:
-            return None
+        if knowledge is None or knowledge.unavailable is not None or not agent.knowledge_base_ids:
+            return None  # the agent's search then finds nothing; the turn still runs
         base_ids = list(agent.knowledge_base_ids)
 
         async def search(query: str) -> list[dict[str, Any]]:

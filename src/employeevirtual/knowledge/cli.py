@@ -92,7 +92,7 @@ def reindex(
 
     async def _run() -> None:
         async with _service(settings) as service:
-            count = await service.reindex(settings.embedding_model)
+            count = await service.reindex()
         console.print(f"{count} documents queued for {settings.embedding_model}")
 
     asyncio.run(_run())

@@ -24,10 +24,15 @@ __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "WordLlamaEmbeddingModel",
     "make_embedder",
+    "wordllama_dimensions",
     "wordllama_tokenizer",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "wordllama:l2_supercat-256"
+_WORDLLAMA = "wordllama:l2_supercat-"
+# the wheel ships the 256-dimension weights; WordLlama's Matryoshka training makes their first
+# 64 or 128 dimensions a smaller model of their own
+WORDLLAMA_DIMENSIONS = (64, 128, 256)
 
 _load_lock = threading.Lock()
 _loaded: dict[int, Any] = {}
@@ -76,8 +81,13 @@ class WordLlamaEmbeddingModel(EmbeddingModel):
         return self._dimensions
 
     def embed_now(self, texts: list[str]) -> list[list[float]]:
-        vectors = self._wl.embed(texts, norm=True)
-        result: list[list[float]] = vectors[:, : self._dimensions].tolist()
+        import numpy as np
+
+        vectors = self._wl.embed(texts, norm=True)[:, : self._dimensions]
+        if self._dimensions < vectors.shape[1] or self._dimensions < 256:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1, norms)
+        result: list[list[float]] = vectors.tolist()
         return result
 
     async def embed(
@@ -104,11 +114,21 @@ class WordLlamaEmbeddingModel(EmbeddingModel):
         return len(self._wl.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
+def wordllama_dimensions(model: str) -> int | None:
+    """64, 128 or 256 for an embedded WordLlama model string, None for any other model."""
+    if model.startswith(_WORDLLAMA) and model[len(_WORDLLAMA) :].isdigit():
+        dimensions = int(model[len(_WORDLLAMA) :])
+        if dimensions in WORDLLAMA_DIMENSIONS:
+            return dimensions
+    return None
+
+
 def make_embedder(model: str) -> Embedder:
-    """``wordllama:l2_supercat-256`` is the embedded default; anything else is handed to
-    Pydantic AI's ``Embedder`` as a model string."""
-    if model == DEFAULT_EMBEDDING_MODEL:
-        return Embedder(WordLlamaEmbeddingModel())
+    """``wordllama:l2_supercat-256`` (the default; also ``-128``, ``-64``) is embedded; anything
+    else is handed to Pydantic AI's ``Embedder`` as a model string."""
+    dimensions = wordllama_dimensions(model)
+    if dimensions is not None:
+        return Embedder(WordLlamaEmbeddingModel(dimensions=dimensions))
     return Embedder(model)
 
 

@@ -18,7 +18,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
@@ -443,15 +443,12 @@ class KnowledgeService:
             if h.document_id in titles
         ]
 
-    async def reindex(self, embedding_model: str) -> int:
-        """Drop every vector and queue every document again for ``embedding_model``."""
-        await self.index.reset(embedding_model)
+    async def reindex(self) -> int:
+        """Drop every vector and queue every document again for the configured embedding
+        model (the one this service embeds with)."""
+        await self.index.reset(self.worker.embedding_model)
         self.unavailable = None
         async with write_transaction(self.engine) as conn:
             count = await DocumentRepository(conn).requeue_all(now=_now())
         self.worker.wake()
         return count
-
-    @staticmethod
-    def with_counts(base: KnowledgeBaseRecord, count: int) -> KnowledgeBaseRecord:
-        return replace(base, document_count=count)

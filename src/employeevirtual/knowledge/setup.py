@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.knowledge.embedding import DEFAULT_EMBEDDING_MODEL, make_embedder
+from employeevirtual.knowledge.embedding import make_embedder, wordllama_dimensions
 from employeevirtual.knowledge.engine import EmbeddingMismatch
 from employeevirtual.knowledge.files import FileStore
 from employeevirtual.knowledge.ingestion import IngestionWorker
@@ -25,9 +25,8 @@ async def open_knowledge(settings: Settings, engine: AsyncEngine) -> KnowledgeSe
     """The service over an open engine. An index built with another embedding model leaves the
     service unavailable (503 with the fix) rather than mixing vectors; chat keeps working."""
     embedder = make_embedder(settings.embedding_model)
-    if settings.embedding_model == DEFAULT_EMBEDDING_MODEL:
-        dimensions = 256
-    else:  # ask the model once: providers differ, and some let you choose
+    dimensions = wordllama_dimensions(settings.embedding_model)
+    if dimensions is None:  # ask the model once: providers differ, and some let you choose
         dimensions = len((await embedder.embed_query("dimensions")).embeddings[0])
     index = LanceEngine(
         settings.knowledge_index,

@@ -108,6 +108,7 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "base_id": base["id"],
         "document_id": document["id"],
         "turn_id": str(uuid.uuid4()),
+        "message_id": str(uuid.uuid4()),
     }
     schema = (await client.get("/openapi.json")).json()
     before = await counts(runtime)

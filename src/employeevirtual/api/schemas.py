@@ -121,6 +121,10 @@ class SourceOut(BaseModel):
     passage: str
 
 
+class MessageEdit(Request):
+    content: str
+
+
 class MessageOut(BaseModel):
     id: UUID
     conversation_id: UUID
@@ -134,6 +138,8 @@ class MessageOut(BaseModel):
     sources: list[SourceOut] = Field(
         default=[], description="the passages this answer was given from (knowledge)"
     )
+    is_edited: bool = False
+    edited_at: datetime | None = None
 
     @classmethod
     def of(cls, message: MessageRecord) -> MessageOut:
@@ -148,6 +154,8 @@ class MessageOut(BaseModel):
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
             sources=[SourceOut.model_validate(s) for s in message.metadata.get("sources") or []],
+            is_edited=message.is_edited,
+            edited_at=message.edited_at,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,8 +22,8 @@ from support.knowledge import create_base, make_docx, make_pdf, upload, wait_don
 async def small(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     limited = settings.model_copy(
         update={
-            "knowledge_max_file_bytes": 64 * 1024,
-            "knowledge_max_documents_per_base": 3,
+            "knowledge_max_file_bytes": 200 * 1024,
+            "knowledge_max_documents_per_base": 4,
             "knowledge_max_bases_per_user": 2,
             "knowledge_max_pages": 3,
             "knowledge_max_chars": 5000,
@@ -34,6 +35,28 @@ async def small(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c
+
+
+def _pdf_bomb() -> bytes:
+    """A one-page PDF whose content stream inflates to 80 MB from ~80 kB."""
+    stream = zlib.compress(b"0" * 80_000_000, 9)
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R"
+        b"/Resources<</Font<</F1<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>>>>>>>",
+        b"<</Length %d/Filter/FlateDecode>>stream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<</Root 1 0 R/Size %d>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def _zip_bomb_docx() -> bytes:
@@ -61,7 +84,7 @@ async def test_limits_answer_clear_4xx(small: httpx.AsyncClient) -> None:
 
     r = await small.post(
         f"/api/knowledge-bases/{bid}/documents",
-        files={"file": ("big.txt", b"x" * (64 * 1024 + 1))},
+        files={"file": ("big.txt", b"x" * (200 * 1024 + 1))},
         headers=headers,
     )
     assert r.status_code == 413 and "EV_KNOWLEDGE_MAX_FILE_BYTES" in r.json()["detail"], r.text
@@ -69,7 +92,7 @@ async def test_limits_answer_clear_4xx(small: httpx.AsyncClient) -> None:
     # far over: refused by the body limit before the route reads anything
     r = await small.post(
         f"/api/knowledge-bases/{bid}/documents",
-        files={"file": ("huge.txt", b"x" * (400 * 1024))},
+        files={"file": ("huge.txt", b"x" * (600 * 1024))},
         headers=headers,
     )
     assert r.status_code == 413, r.text
@@ -89,11 +112,11 @@ async def test_limits_answer_clear_4xx(small: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 422 and "zip bomb" in r.json()["detail"], r.text
 
-    for i in range(3):
+    for i in range(4):
         await upload(small, headers, bid, f"n{i}.txt", f"note number {i}".encode())
     r = await small.post(
         f"/api/knowledge-bases/{bid}/documents",
-        files={"file": ("n3.txt", b"one too many")},
+        files={"file": ("n4.txt", b"one too many")},
         headers=headers,
     )
     assert r.status_code == 409 and "EV_KNOWLEDGE_MAX_DOCUMENTS_PER_BASE" in r.text, r.text
@@ -114,6 +137,7 @@ async def test_damaged_files_fail_alone_with_a_reason(small: httpx.AsyncClient) 
     pdf = make_pdf(["Warranty terms for every tent we sell, three years."])
     truncated = await upload(small, headers, bid, "cut.pdf", pdf[: len(pdf) // 2])
     long_text = await upload(small, headers, bid, "long.txt", b"word " * 2000)
+    bomb = await upload(small, headers, bid, "bomb.pdf", _pdf_bomb())
 
     failed = await wait_done(small, headers, bid, truncated["id"])
     assert failed["status"] == "failed"
@@ -121,6 +145,9 @@ async def test_damaged_files_fail_alone_with_a_reason(small: httpx.AsyncClient) 
     too_long = await wait_done(small, headers, bid, long_text["id"])
     assert too_long["status"] == "failed"
     assert "EV_KNOWLEDGE_MAX_CHARS" in too_long["error"], too_long
+    exploded = await wait_done(small, headers, bid, bomb["id"])
+    assert exploded["status"] == "failed", exploded
+    assert "page 1 of the PDF cannot be read" in exploded["error"], exploded
     ok: dict[str, Any] = await wait_done(small, headers, bid, good["id"])
     assert ok["status"] == "ready" and ok["chunks_total"] >= 1
 

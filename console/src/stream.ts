@@ -136,8 +136,21 @@ export async function streamTurn(
   onEvent: OnEvent,
   signal: AbortSignal,
 ): Promise<StreamEvent> {
-  const r = await open("POST", "/api/chat/agent", body, { "Idempotency-Key": key }, signal);
-  const ref = { id: r.headers.get("X-Turn-Id"), conv: r.headers.get("X-Conversation-Id") ?? body.conversation_id ?? null };
+  return streamRequest("POST", "/api/chat/agent", body, { "Idempotency-Key": key }, body.conversation_id ?? null, onEvent, signal);
+}
+
+/** Any live-turn request: a new turn, a regeneration, an edit of the last message. */
+export async function streamRequest(
+  method: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string>,
+  conversationId: string | null,
+  onEvent: OnEvent,
+  signal: AbortSignal,
+): Promise<StreamEvent> {
+  const r = await open(method, path, body, headers, signal);
+  const ref = { id: r.headers.get("X-Turn-Id"), conv: r.headers.get("X-Conversation-Id") ?? conversationId };
   if (ref.id && ref.conv) remember(ref.conv, ref.id);
   return follow(r, ref, onEvent, signal);
 }

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
+from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
     AccessLog,
     BodySizeLimit,
@@ -31,10 +32,13 @@ from employeevirtual.api.routes import (
     analytics,
     api_keys,
     auth,
+    budgets,
     chat,
     conversations,
+    feedback,
     health,
     knowledge,
+    metrics,
     openai,
     rework,
     turns,
@@ -77,6 +81,7 @@ class _App(FastAPI):
         # proxies only) -> access log -> security headers -> the last-resort 500
         app: ASGIApp = CrashGuard(inner)
         app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds, console_csp=CONSOLE_CSP)
+        app = HttpMetrics(app)
         app = AccessLog(app)
         app = forwarded_headers(app, trusted)
         return RequestId(app, trusted=trusted)
@@ -116,6 +121,7 @@ def create_app(
     app.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (
         auth.router,
         agents.router,
@@ -127,6 +133,8 @@ def create_app(
         admin.router,
         knowledge.router,
         analytics.router,
+        budgets.router,
+        feedback.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)

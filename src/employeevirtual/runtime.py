@@ -17,6 +17,10 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.alerts import AlertSender
+from employeevirtual.analytics.budgets import BudgetService
+from employeevirtual.analytics.feedback import FeedbackService
+from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
@@ -71,6 +75,9 @@ class Runtime:
     idempotency: IdempotencyKeys
     knowledge: KnowledgeService
     analytics: AnalyticsService
+    budgets: BudgetService
+    feedback: FeedbackService
+    alerts: AlertSender
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
@@ -95,6 +102,7 @@ class Runtime:
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.alerts.drain()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -122,6 +130,7 @@ async def open_runtime(
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
+    instrument_engine(engine)
     secantus: SecantusServer | None = None
     try:
         if migrate:
@@ -132,7 +141,9 @@ async def open_runtime(
             secantus = await start_embedded(settings.data_dir)
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms)
+        mongo = connect(
+            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=[MongoTimer()]
+        )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)
         try:
@@ -164,7 +175,23 @@ async def open_runtime(
     acks = SyncAcks(engine)
     acks.start()
     rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
+    analytics = AnalyticsService(db, rollups, max_days=settings.analytics_max_days)
+    alerts = AlertSender(
+        documents,
+        webhook_url=settings.alert_webhook_url,
+        allowed_hosts=settings.outbound_allowed_hosts,
+        allow_private=settings.outbound_allow_private,
+    )
+    budgets = BudgetService(engine=engine, analytics=analytics, alerts=alerts, clock=clock)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    concurrency = make_concurrency_limiter(
+        settings.redis_url,
+        key_prefix=settings.rate_limit_prefix,
+        ttl_seconds=settings.agent_timeout_seconds + 60,
+    )
+    for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
+        if (client := getattr(shared, "_client", None)) is not None:
+            instrument_redis(client)
     chat = ChatService(
         engine=engine,
         documents=documents,
@@ -173,6 +200,7 @@ async def open_runtime(
         context_messages=settings.agent_context_messages,
         after_commit=after_turn_commit,
         knowledge=knowledge,
+        budgets=budgets,
     )
     idempotency = IdempotencyKeys(
         engine,
@@ -212,7 +240,7 @@ async def open_runtime(
                 window_seconds=settings.login_window_seconds,
             ),
         ),
-        agents=AgentService(engine=engine),
+        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
         conversations=ConversationService(engine=engine, documents=documents),
         knowledge=knowledge,
         chat=chat,
@@ -224,18 +252,17 @@ async def open_runtime(
             chat, turn_log, idempotency, heartbeat_seconds=settings.stream_heartbeat_seconds
         ),
         limiter=limiter,
-        concurrency=make_concurrency_limiter(
-            settings.redis_url,
-            key_prefix=settings.rate_limit_prefix,
-            ttl_seconds=settings.agent_timeout_seconds + 60,
-        ),
+        concurrency=concurrency,
         api_keys=ApiKeyService(
             engine=engine,
             max_per_user=settings.max_api_keys_per_user,
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
-        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        analytics=analytics,
+        budgets=budgets,
+        feedback=FeedbackService(engine=engine, documents=documents),
+        alerts=alerts,
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

@@ -32,6 +32,7 @@ class World:
     turn_id: str = ""
     base_id: str = ""
     document_id: str = ""
+    agent_message_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -44,6 +45,7 @@ class Fresh:
     key_id: str = ""
     base_id: str = ""
     document_id: str = ""
+    budget_id: str = ""
     message_id: str = ""
 
 
@@ -326,6 +328,60 @@ ROWS: list[Row] = [
             {"params": {**_today(), "user_id": w.owner.id}},
         ),
     ),
+    # feedback: only the conversation's owner rates its agent answers
+    Row(
+        "POST",
+        "/api/conversations/{conversation_id}/messages/{message_id}/feedback",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            f"/api/conversations/{w.conversation_id}/messages/{w.agent_message_id}/feedback",
+            {"json": {"rating": "up"}},
+        ),
+    ),
+    # budgets: admins only
+    Row(
+        "POST",
+        "/api/admin/budgets",
+        E(403, 403, 201, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/admin/budgets",
+            {"json": {"scope": "agent", "scope_id": f.agent_id, "max_cost": "5"}},
+        ),
+        fresh="agent",
+    ),
+    Row(
+        "GET",
+        "/api/admin/budgets",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", "/api/admin/budgets", {}),
+    ),
+    Row(
+        "GET",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/admin/budgets/{f.budget_id}", {}),
+        fresh="budget",
+    ),
+    Row(
+        "PATCH",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: (
+            "PATCH",
+            f"/api/admin/budgets/{f.budget_id}",
+            {"json": {"max_tokens": 2000}},
+        ),
+        fresh="budget",
+    ),
+    Row(
+        "DELETE",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/admin/budgets/{f.budget_id}", {}),
+        fresh="budget",
+    ),
 ]
 
 
@@ -393,6 +449,10 @@ async def _world(client: httpx.AsyncClient) -> World:
     world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
     world.base_id = await _base(client, owner, marker)
     world.document_id = await _document(client, owner, world.base_id, marker)
+    r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
+    world.agent_message_id = next(
+        m["id"] for m in r.json()["messages"] if m["message_type"] == "agent"
+    )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
     world.secrets |= {world.base_id, world.document_id}
     world.secrets.add(world.turn_id)
@@ -407,6 +467,12 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.agent_id = await _agent(client, world.owner, marker)
     elif kind == "conversation":
         fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+    elif kind == "budget":
+        fresh.agent_id = await _agent(client, world.owner, marker)
+        body = {"scope": "agent", "scope_id": fresh.agent_id, "max_tokens": 1000}
+        r = await client.post("/api/admin/budgets", json=body, headers=world.headers["admin"])
+        assert r.status_code == 201, r.text
+        fresh.budget_id = str(r.json()["id"])
     elif kind == "exchange":
         body = {"message": f"to edit {marker}", "agent_id": world.agent_id}
         r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)

@@ -100,6 +100,11 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
     key = (await client.post("/api/api-keys", json={"name": "k"}, headers=user.headers)).json()
     base = await create_base(client, user.headers)
     document = await upload(client, user.headers, base["id"], "n.txt", b"a note")
+    budget = await client.post(
+        "/api/admin/budgets",
+        json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**6},
+        headers=admin.headers,
+    )
     path_values = {
         "agent_id": agent["id"],
         "conversation_id": cid,
@@ -107,6 +112,7 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "user_id": user.id,
         "base_id": base["id"],
         "document_id": document["id"],
+        "budget_id": budget.json()["id"],
         "turn_id": str(uuid.uuid4()),
         "message_id": str(uuid.uuid4()),
     }

@@ -113,7 +113,13 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                 json={"message": "again", "conversation_id": conversation_id},
                 headers={**user, "Accept": "text/event-stream"},
             )
+            budget = client.post(
+                "/api/admin/budgets",
+                json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**9},
+                headers=admin,
+            ).json()
         real_ids = {
+            "budget_id": budget["id"],
             "turn_id": streamed.headers["X-Turn-Id"],
             "agent_id": agent["id"],
             "conversation_id": conversation_id,

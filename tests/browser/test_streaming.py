@@ -89,17 +89,30 @@ def test_stop_regenerate_and_edit(page: Page, api: Api) -> None:
     history = api.call("GET", f"/api/conversations/{conversation}/messages")["messages"]
     assert history[-1]["metadata"]["cancelled"] is True
 
-    page.get_by_role("button", name="Regenerate").click()  # the last question asked again
-    expect(page.locator(".msg-agent:not(.msg-live)")).to_have_count(2, timeout=30_000)
-    expect(page.locator(".msg-live")).to_have_count(0)
-    users = page.locator(".msg-user .md")
-    expect(users).to_have_count(2)
-    expect(users.nth(1)).to_have_text("please write a long answer")
+    # Regenerate: POST /api/conversations/{id}/regenerate; the new answer replaces the old
+    page.get_by_role("button", name="Regenerate").click()
+    expect(page.locator(".msg-live")).to_be_visible()
+    expect(page.locator(".msg-live")).to_have_count(0, timeout=30_000)
+    expect(page.locator(".msg-agent")).to_have_count(1)
+    expect(page.locator(".msg-agent")).not_to_contain_text("Stopped")
+    history = api.call("GET", f"/api/conversations/{conversation}/messages")["messages"]
+    assert [m["message_type"] for m in history] == ["user", "agent"]
+    assert history[1]["metadata"]["regenerated"] is True
 
+    # Edit: PATCH the last user message; it and its answer are replaced
     page.get_by_role("button", name="Edit last message").click()
     box = page.locator("#composer-input")
     expect(box).to_have_value("please write a long answer")
     expect(box).to_be_focused()
+    box.fill("a shorter question")
+    box.press("Enter")
+    expect(page.locator(".msg-live")).to_be_visible()
+    expect(page.locator(".msg-live")).to_have_count(0, timeout=30_000)
+    expect(page.locator(".msg-user .md")).to_have_text(["a shorter question"])
+    expect(page.locator(".msg-agent")).to_contain_text("a shorter question")
+    history = api.call("GET", f"/api/conversations/{conversation}/messages")["messages"]
+    assert history[0]["content"] == "a shorter question"
+    assert len(history) == 2
 
 
 def test_tool_calls_fold_under_the_answer(page: Page, api: Api, screenshots: Path) -> None:

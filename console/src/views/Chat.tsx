@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiError, type Agent, type ChatOut, type Conversation, type History, type Message, type Page, type User } from "../api";
-import { cancelTurn, liveTurn, resumeTurn, streamTurn, type StreamEvent } from "../stream";
+import { cancelTurn, liveTurn, resumeTurn, streamRequest, streamTurn, type StreamEvent } from "../stream";
 import { t, fmtDate, fmtCost } from "../i18n";
 import { go } from "../router";
 import { ErrorBox } from "./common";
@@ -142,8 +142,7 @@ function ConversationList({
 // ---------------------------------------------------------------- the chat panel
 interface Failed {
   error: ApiError;
-  text: string;
-  key: string;
+  retry: (() => void) | null;
 }
 
 interface ToolCall {
@@ -186,12 +185,17 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
   const [draft, setDraft] = useState("");
   const [pending, setPending] = useState<Message | null>(null);
   const [live, setLive] = useState<Live | null>(null);
+  const [editing, setEditing] = useState<Message | null>(null);
   const [refresh, setRefresh] = useState(0);
   const scroller = useRef<HTMLDivElement>(null);
   const composer = useRef<HTMLTextAreaElement>(null);
   const anchor = useRef<{ height: number; top: number } | null>(null);
   const stick = useRef(true);
   const stream = useRef<AbortController | null>(null);
+  const replaces = useRef(false);
+  // the latest render's send (a retry made in an earlier render must not see stale state)
+  const regenerateRef = useRef<() => Promise<void>>(async () => undefined);
+  const sendRef = useRef<(text: string, key: string) => Promise<void>>(async () => undefined);
 
   useEffect(() => {
     api.get<Agent[]>("/api/agents").then((list) => {
@@ -232,7 +236,16 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
           break;
         case "done": {
           const out = d as unknown as ChatOut;
-          setMessages((prev) => mergeNewest(prev, [out.user_message, out.agent_message]));
+          if (replaces.current && conv) {
+            // a regeneration or an edit superseded earlier messages: show the current ones
+            replaces.current = false;
+            api.get<History>(`/api/conversations/${conv}/messages`, { limit: HISTORY_PAGE }).then((h) => {
+              setMessages(h.messages);
+              setBefore(h.next_before);
+            }, setError);
+          } else {
+            setMessages((prev) => mergeNewest(prev, [out.user_message, out.agent_message]));
+          }
           setLive(null);
           setPending(null);
           setRefresh((n) => n + 1);
@@ -260,6 +273,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
     setError(null);
     setLive(null);
     setPending(null);
+    setEditing(null);
     stream.current?.abort(); // a stream started on the previous page stops here (the turn goes on)
     stick.current = true;
     if (!conversationId) return;
@@ -282,7 +296,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
           if (last === null) setLive(null);
           else if (last.event === "error") {
             const asked = [...h.messages].reverse().find((m) => m.message_type === "user")?.content ?? "";
-            setFailed({ error: new ApiError(Number(last.data.status ?? 502), String(last.data.detail ?? "")), text: asked, key: newKey() });
+            setFailed({ error: new ApiError(Number(last.data.status ?? 502), String(last.data.detail ?? "")), retry: asked ? () => sendRef.current(asked, newKey()) : null });
             await afterFailure(conversationId);
           }
         } catch (e) {
@@ -333,10 +347,17 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
 
   async function send(text: string, key: string) {
     if (!text.trim() || pending || live) return;
+    if (editing && conversationId) {
+      const target = editing;
+      setEditing(null);
+      setDraft("");
+      await runTurn(text, key, (ctl) =>
+        streamRequest("PATCH", `/api/conversations/${conversationId}/messages/${target.id}`, { content: text }, {}, conversationId, onEvent(conversationId, ctl.signal), ctl.signal),
+        true,
+      );
+      return;
+    }
     const target = conversationId ? { conversation_id: conversationId } : { agent_id: agentId };
-    setFailed(null);
-    setError(null);
-    stick.current = true;
     setPending({
       id: `pending-${key}`,
       conversation_id: conversationId ?? "",
@@ -349,13 +370,31 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
       timestamp: new Date().toISOString(),
     });
     setDraft("");
+    await runTurn(text, key, (ctl) => streamTurn({ message: text, ...target }, key, onEvent(conversationId, ctl.signal), ctl.signal), false);
+  }
+
+  async function regenerate() {
+    if (!conversationId || pending || live) return;
+    await runTurn("", newKey(), (ctl) =>
+      streamRequest("POST", `/api/conversations/${conversationId}/regenerate`, undefined, {}, conversationId, onEvent(conversationId, ctl.signal), ctl.signal),
+      true,
+    );
+  }
+
+  /** Runs one live turn (new, regenerated or edited) and shows its failure, if any. */
+  async function runTurn(text: string, key: string, start: (ctl: AbortController) => Promise<StreamEvent>, supersedes: boolean) {
+    const again = (k: string) => (text ? () => sendRef.current(text, k) : () => regenerateRef.current());
+    setFailed(null);
+    setError(null);
+    stick.current = true;
+    replaces.current = supersedes;
     setLive({ turnId: null, text: "", tools: [] });
     const ctl = new AbortController();
     stream.current = ctl;
     try {
-      const last = await streamTurn({ message: text, ...target }, key, onEvent(conversationId, ctl.signal), ctl.signal);
+      const last = await start(ctl);
       if (last.event === "error") {
-        setFailed({ error: new ApiError(Number(last.data.status ?? 502), String(last.data.detail ?? "")), text, key: newKey() });
+        setFailed({ error: new ApiError(Number(last.data.status ?? 502), String(last.data.detail ?? "")), retry: again(newKey()) });
         await afterFailure(String(last.data.conversation_id ?? conversationId));
       }
     } catch (e) {
@@ -364,10 +403,13 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
       setLive(null);
       const err = e instanceof ApiError ? e : new ApiError(0, String(e));
       // a network error may retry with the same key (the server re-attaches); a refused turn gets a new one
-      setFailed({ error: err, text, key: err.status === 0 ? key : newKey() });
-      setDraft(text);
+      setFailed({ error: err, retry: again(err.status === 0 ? key : newKey()) });
+      if (text) setDraft(text);
     }
   }
+
+  sendRef.current = send;
+  regenerateRef.current = regenerate;
 
   async function stop() {
     if (!live?.turnId) return;
@@ -439,15 +481,21 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
           {live && !live.text && <p class="muted thinking" role="status">{t("thinking")}</p>}
           {!busy && lastUser && lastIsAnswer && (
             <div class="row turn-actions">
-              <button class="ghost small" onClick={() => send(lastUser.content, newKey())}>{t("regenerate")}</button>
-              <button class="ghost small" onClick={() => { setDraft(lastUser.content); composer.current?.focus(); }}>{t("editLast")}</button>
+              <button class="ghost small" onClick={regenerate}>{t("regenerate")}</button>
+              <button class="ghost small" onClick={() => { setEditing(lastUser); setDraft(lastUser.content); composer.current?.focus(); }}>{t("editLast")}</button>
             </div>
           )}
         </div>
         {failed && (
           <div class="error" role="alert">
             <span>{failed.error.detail}</span>
-            {failed.text && <button onClick={() => send(failed.text, failed.key)}>{t("retry")}</button>}
+            {failed.retry && <button onClick={failed.retry}>{t("retry")}</button>}
+          </div>
+        )}
+        {editing && (
+          <div class="notice row spread" role="status">
+            <span>{t("editingLast")}</span>
+            <button class="ghost small" onClick={() => { setEditing(null); setDraft(""); }}>{t("cancel")}</button>
           </div>
         )}
         <form class="composer" onSubmit={(e) => { e.preventDefault(); send(draft, newKey()); }}>

@@ -121,6 +121,12 @@ class SourceOut(BaseModel):
     passage: str
 
 
+class FeedbackView(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = None
+    updated_at: datetime
+
+
 class MessageEdit(Request):
     content: str
 
@@ -138,6 +144,9 @@ class MessageOut(BaseModel):
     sources: list[SourceOut] = Field(
         default=[], description="the passages this answer was given from (knowledge)"
     )
+    feedback: FeedbackView | None = Field(
+        default=None, description="the owner's rating of an agent message, if given"
+    )
     is_edited: bool = False
     edited_at: datetime | None = None
 
@@ -154,6 +163,7 @@ class MessageOut(BaseModel):
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
             sources=[SourceOut.model_validate(s) for s in message.metadata.get("sources") or []],
+            feedback=None if message.feedback is None else FeedbackView(**message.feedback),
             is_edited=message.is_edited,
             edited_at=message.edited_at,
         )

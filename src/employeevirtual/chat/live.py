@@ -88,6 +88,7 @@ class LiveTurns:
         cleanup: AsyncExitStack,
         idempotency: IdempotencyClaim | None = None,
         context: Sequence[MessageRecord] = (),
+        request_id: str | None = None,
     ) -> TurnStarted:
         """Commit the user's message, emit ``turn`` and run the agent in the background.
         Errors before that (404, 409, 422, 503) raise here, as HTTP errors; ``cleanup`` (the
@@ -98,6 +99,7 @@ class LiveTurns:
             agent_id=agent_id,
             conversation_id=conversation_id,
             context=context,
+            request_id=request_id,
         )
         return await self.start_opened(
             user_id, opened, render=render, cleanup=cleanup, idempotency=idempotency

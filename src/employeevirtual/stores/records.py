@@ -11,9 +11,11 @@ from uuid import UUID
 __all__ = [
     "AgentRecord",
     "ApiKeyRecord",
+    "BudgetRecord",
     "ConversationRecord",
     "ConversationStatus",
     "DocumentRecord",
+    "FeedbackRecord",
     "KnowledgeBaseRecord",
     "MessageRecord",
     "MessageType",
@@ -97,6 +99,8 @@ class MessageRecord:
     message_type: str
     metadata: dict[str, Any]
     created_at: datetime
+    # the owner's rating of an agent message ({rating, comment, updated_at}), when given
+    feedback: dict[str, Any] | None = None
     is_edited: bool = False  # a user's message that replaced an earlier one (PATCH … /messages)
     edited_at: datetime | None = None
 
@@ -147,3 +151,35 @@ class DocumentRecord:
     created_at: datetime
     updated_at: datetime | None
     ready_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRecord:
+    """A monthly budget and its counter: ``used_*`` count the month ``period`` (YYYY-MM)."""
+
+    id: UUID
+    scope: str  # 'user' or 'agent'
+    scope_id: UUID
+    max_cost: Decimal | None
+    max_tokens: int | None
+    period: str
+    used_cost: Decimal
+    used_tokens: int
+    warned_level: int
+    created_at: datetime
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    message_id: UUID
+    conversation_id: UUID
+    user_id: UUID
+    rating: str
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        """As history shows it and MongoDB keeps it (``chat_messages.feedback``)."""
+        return {"rating": self.rating, "comment": self.comment, "updated_at": self.updated_at}

@@ -19,6 +19,7 @@ from employeevirtual.api.deps import (
     require_active,
 )
 from employeevirtual.api.limits import ChatRateLimit, turn_slot
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
 from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import (
@@ -135,6 +136,7 @@ async def _start_stream(
             render=turn_event,
             cleanup=stack,
             idempotency=claim,
+            request_id=current_request_id(),
         )
     except BaseException:
         await stack.aclose()
@@ -154,6 +156,7 @@ async def _start_stream(
     "/agent",
     response_model=ChatOut,
     responses={
+        402: {"description": "a monthly budget of the user or the agent is used up"},
         409: {"description": "a request with the same Idempotency-Key is still running"},
         422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
         502: {"description": "the model provider failed (the user's message is kept)"},
@@ -226,7 +229,11 @@ async def chat_with_agent(
     if idempotency_key is None:
         async with turn_slot(runtime, user_id):
             result = await chat.turn(
-                user_id, message=message, agent_id=agent_id, conversation_id=conversation_id
+                user_id,
+                message=message,
+                agent_id=agent_id,
+                conversation_id=conversation_id,
+                request_id=current_request_id(),
             )
         return _chat_out(result)
 
@@ -289,6 +296,7 @@ async def _turn_with_key(
                 agent_id=agent_id,
                 conversation_id=conversation_id,
                 idempotency=claim,
+                request_id=current_request_id(),
             )
     except AgentRunFailed:
         if claim.response is None:

@@ -43,6 +43,7 @@ from employeevirtual.api.openai_schemas import (
     openai_error,
     usage_of,
 )
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.routes.chat import _render, turn_event
 from employeevirtual.api.sse import HEARTBEAT, sse_response
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse, fingerprint
@@ -57,8 +58,13 @@ _ROLES = {"user": "user", "assistant": "agent"}
 
 
 @router.get("/models")
-async def list_models(user: CurrentUser, agents: AgentsDep) -> dict[str, Any]:
-    """The agents the caller may use; a model id is the agent's id."""
+async def list_models(
+    user: CurrentUser, agents: AgentsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """The agents the caller may use (their own and others' shared ones, newest first, at most
+    ``EV_PAGE_LIMIT_MAX`` of each); a model id is the agent's id."""
+    mine, _ = await agents.page(user, scope="mine", limit=settings.page_limit_max)
+    shared, _ = await agents.page(user, scope="shared", limit=settings.page_limit_max)
     return {
         "object": "list",
         "data": [
@@ -70,7 +76,7 @@ async def list_models(user: CurrentUser, agents: AgentsDep) -> dict[str, Any]:
                 "name": a.name,
                 "description": a.description,
             }
-            for a in await agents.list(user)
+            for a in (*mine, *shared)
         ],
     }
 
@@ -246,6 +252,7 @@ async def chat_completions(
                 cleanup=stack,
                 idempotency=claim,
                 context=context,
+                request_id=current_request_id(),
             )
         except BaseException:
             await stack.aclose()
@@ -269,6 +276,7 @@ async def chat_completions(
                 conversation_id=conversation_id,
                 idempotency=claim,
                 context=context,
+                request_id=current_request_id(),
             )
     except AgentRunFailed as failed:
         return openai_error(

@@ -274,6 +274,22 @@ class DocumentStore:
         with contextlib.suppress(DuplicateKeyError):
             await self.analytics.insert_one(doc)
 
+    async def set_feedback(self, message_id: UUID, feedback: Document) -> bool:
+        """The rating of an agent message, on its ``chat_messages`` document and on its run's
+        ``chat_analytics`` document (counted by the rollups: its day is rolled again). Replays
+        set the same value. False when the message is not in MongoDB yet (the relay copies it
+        first, then the feedback)."""
+        mid = str(message_id)
+        result = await self.messages.update_one({"_id": mid}, {"$set": {"feedback": feedback}})
+        run = await self.analytics.find_one_and_update(
+            {"_id": mid},
+            {"$set": {"feedback": {"rating": feedback["rating"]}}},
+            projection={"timestamp": 1},
+        )
+        if run is not None:
+            await self.mark_rollups_dirty([run["timestamp"]])
+        return bool(result.matched_count) and run is not None
+
     async def mark_rollups_dirty(self, timestamps: Sequence[datetime]) -> None:
         """The analytics runs of these moments changed after their day may have been rolled
         up: the next rollup round rolls those days again (a bounded set: one entry per day)."""

@@ -1,7 +1,7 @@
 """Knowledge bases and their documents; the knowledge bases an agent may search.
 
 Revision ID: 0012_knowledge
-Revises: 0003_idempotency
+Revises: 0014_analytics
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime
 
 revision = "0012_knowledge"
-down_revision = "0003_idempotency"
+down_revision = "0014_analytics"
 branch_labels = None
 depends_on = None
 

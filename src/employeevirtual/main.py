@@ -41,6 +41,7 @@ from employeevirtual.api.routes import (
     metrics,
     openai,
     rework,
+    tools,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -135,6 +136,7 @@ def create_app(
         analytics.router,
         budgets.router,
         feedback.router,
+        tools.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)

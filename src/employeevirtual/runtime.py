@@ -164,6 +164,8 @@ async def open_runtime(
         else None,
         max_retries=settings.model_max_retries,
         offline_delay=settings.offline_stream_delay_ms / 1000,
+        providers=frozenset(settings.model_providers) or None,
+        models=frozenset(settings.allowed_models) or None,
     )
     runner = AgentRunner(
         models,

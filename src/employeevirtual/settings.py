@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     allow_signup: bool = True
 
     default_model: str = "offline"
+    model_providers: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="providers users may name (comma-separated, e.g. offline,openai-chat,"
+        "anthropic); empty: offline plus OpenAI when a key or base URL is set",
+    )
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default=[], description="if set, the only model names users may give (offline always)"
+    )
     openai_base_url: str | None = Field(
         default=None,
         description="Base URL of an OpenAI-compatible server (Ollama, vLLM, LM Studio)",
@@ -218,7 +226,14 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("forwarded_allow_ips", mode="before")
+    @field_validator("model_providers")
+    @classmethod
+    def _no_test_model(cls, value: list[str]) -> list[str]:
+        if "test" in value:
+            raise ValueError("EV_MODEL_PROVIDERS: 'test' is for the test suite only")
+        return value
+
+    @field_validator("forwarded_allow_ips", "model_providers", "allowed_models", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -103,6 +103,7 @@ ROWS: list[Row] = [
     ),
     Row("GET", "/api/users/me", AUTHED_200, lambda w, f: ("GET", "/api/users/me", {})),
     Row("GET", "/api/agents", AUTHED_200, lambda w, f: ("GET", "/api/agents", {})),
+    Row("GET", "/api/tools", AUTHED_200, lambda w, f: ("GET", "/api/tools", {})),
     Row(
         "POST",
         "/api/agents",

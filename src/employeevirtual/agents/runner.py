@@ -39,8 +39,9 @@ from pydantic_ai.messages import (
 from pydantic_ai.settings import ModelSettings
 
 from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
-from employeevirtual.agents.models import ModelRegistry
+from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
 from employeevirtual.agents.tools import TOOLS
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.records import AgentRecord, MessageRecord
 from employeevirtual.streaming.events import TurnEvent, truncate
 
@@ -225,6 +226,30 @@ class AgentRunner:
 
         return handle
 
+    @staticmethod
+    def _hidden(
+        failure: Callable[[str, str], AgentFailure],
+        kind: str,
+        message: str,
+        spec: AgentRecord,
+        exc: BaseException,
+        *,
+        traceback: bool = False,
+    ) -> AgentFailure:
+        """A failure whose details (provider messages, credential files, environment variable
+        and package names) go to the server log only; the caller gets ``message`` and the
+        request id to quote."""
+        log.warning(
+            "agent %s (model %s) failed, %s: %s: %s",
+            spec.id,
+            spec.model,
+            kind,
+            type(exc).__name__,
+            exc,
+            exc_info=exc if traceback else None,
+        )
+        return failure(kind, message + _request_suffix())
+
     async def run(
         self,
         spec: AgentRecord,
@@ -267,20 +292,32 @@ class AgentRunner:
         except UsageLimitExceeded as exc:
             raise failure("limit", f"the agent run hit a usage limit: {exc.message}") from None
         except ModelHTTPError as exc:
-            raise failure(
+            raise self._hidden(
+                failure,
                 "provider",
-                f"the model provider answered HTTP {exc.status_code} for {exc.model_name}",
+                f"the model provider answered HTTP {exc.status_code}",
+                spec,
+                exc,
             ) from None
-        except ModelAPIError as exc:
-            raise failure("provider", f"the model provider failed: {exc.message}") from None
-        except UnexpectedModelBehavior as exc:
-            raise failure("provider", f"the model misbehaved: {exc.message}") from None
-        except (UserError, AgentRunError) as exc:
+        except (ModelAPIError, UnexpectedModelBehavior) as exc:
+            raise self._hidden(
+                failure, "provider", "the model provider failed", spec, exc
+            ) from None
+        except ModelNotAllowed as exc:  # our own policy: the message says what to do
             raise failure("configuration", f"the agent cannot run: {exc}") from None
-        except Exception:
+        except (UserError, AgentRunError) as exc:
+            raise self._hidden(
+                failure,
+                "configuration",
+                "the agent's model is not usable on this server",
+                spec,
+                exc,
+            ) from None
+        except Exception as exc:
             # a failed run must still be recorded as one, never become a half-written turn
-            log.exception("agent %s failed unexpectedly", spec.id)
-            raise failure("internal", "the agent failed unexpectedly; see the server log") from None
+            raise self._hidden(
+                failure, "internal", "the agent failed unexpectedly", spec, exc, traceback=True
+            ) from None
         usage = result.usage
         model_name = spec.model
         output = "".join(deltas) if deltas else result.output
@@ -295,6 +332,11 @@ class AgentRunner:
             knowledge_searches=tuple(deps.searches),
             sources=tuple(deps.sources),
         )
+
+
+def _request_suffix() -> str:
+    rid = current_request_id()
+    return f"; request id {rid}" if rid else ""
 
 
 def _cost(usage: Any) -> Decimal | None:

@@ -31,6 +31,7 @@ from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
 from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
 from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -85,7 +86,11 @@ class AgentRunFailed(ServiceError):
     def __init__(
         self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
     ):
-        super().__init__(failure.message, conversation_id=str(conversation_id))
+        super().__init__(
+            failure.message,
+            conversation_id=str(conversation_id),
+            request_id=current_request_id(),  # what to quote: the details are in the server log
+        )
         # a usage limit is the run's budget (settings), not a provider fault: 422
         self.status_code = {"timeout": 504, "limit": 422}.get(failure.kind, 502)
         self.kind = failure.kind
@@ -103,6 +108,9 @@ class OpenedTurn:
     user_message: MessageRecord
     model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
     reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
+    # committed when the turn opened, written to MongoDB with the reply (one write, not two)
+    pending: list[MessageRecord] = field(default_factory=list)
+    created: bool = False  # the turn created the conversation
     advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
     budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
     started: float = 0.0  # perf_counter at open (the turn's latency metric)
@@ -329,9 +337,6 @@ class ChatService:
             added=stored,
             message_count=record.message_count,
         )
-        await self._write_documents(
-            record, stored, None, created=conversation is None, agent_runs=0
-        )
         model_history = history if conversation else [*context]
         return OpenedTurn(
             record,
@@ -339,6 +344,8 @@ class ChatService:
             history,
             stored[0],
             model_history,
+            pending=stored,
+            created=conversation is None,
             budgets=budgets,
             started=started,
             request_id=request_id,
@@ -433,7 +440,6 @@ class ChatService:
             user_id, agent, conversation, [edited], now, on_commit=audit, agent_runs=0
         )
         self.context.forget(record.id)
-        await self._write_documents(record, stored, None, created=False, agent_runs=0)
         before = [m for m in history if m.seq < last.seq]
         return OpenedTurn(
             record,
@@ -443,6 +449,7 @@ class ChatService:
             before,
             reply_metadata={"supersedes": [str(a.id) for a in answers]},
             advance_cache=False,
+            pending=stored,
             budgets=budgets,
             started=started,
         )
@@ -536,8 +543,15 @@ class ChatService:
             )
         else:
             self.context.forget(record.id)
+        analytics = analytics_document(stored[0])
+        pending = opened.pending
+        if pending and pending[-1].seq + 1 != stored[0].seq:
+            # another turn committed in between: two writes, so each acknowledges only its own
+            # contiguous seqs (the relay fills whatever the guard refuses)
+            await self._write_documents(record, pending, None, created=opened.created, agent_runs=0)
+            pending = []
         in_mongo = await self._write_documents(
-            record, stored, analytics_document(stored[0]), created=False
+            record, [*pending, *stored], analytics, created=opened.created and bool(pending)
         )
         if failure is not None:
             raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)

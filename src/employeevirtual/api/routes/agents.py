@@ -5,13 +5,21 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from employeevirtual.agents.models import UnknownModelError, check_model_name
+from employeevirtual.agents.models import UnknownModelError
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, KnowledgeDep, SettingsDep
+from employeevirtual.api.deps import (
+    AgentsDep,
+    ClientIP,
+    CurrentUser,
+    KnowledgeDep,
+    RuntimeDep,
+    SettingsDep,
+)
 from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.errors import InvalidInput
 from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.agents import AgentChanges, AgentScope, NewAgent
@@ -19,11 +27,12 @@ from employeevirtual.stores.sql.agents import AgentChanges, AgentScope, NewAgent
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 
-def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     """Check what a body may set against the registries and limits; InvalidInput otherwise."""
+    settings = runtime.settings
     if fields.get("model") is not None:
         try:
-            check_model_name(fields["model"])
+            runtime.models.check(fields["model"])
         except UnknownModelError as exc:
             raise InvalidInput(str(exc)) from None
     if fields.get("tools") is not None:
@@ -78,11 +87,12 @@ async def create_agent(
     agents: AgentsDep,
     knowledge: KnowledgeDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     ip: ClientIP,
 ) -> AgentOut:
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
-    fields = await _with_knowledge(_validated(fields, settings), user, knowledge, settings)
+    fields = await _with_knowledge(_validated(fields, runtime), user, knowledge, settings)
     agent = await agents.create(user, NewAgent(**fields), client_ip=ip)
     return AgentOut.of(agent)
 
@@ -141,9 +151,10 @@ async def update_agent(
     agents: AgentsDep,
     knowledge: KnowledgeDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     ip: ClientIP,
 ) -> AgentOut:
-    changes = _validated(body.model_dump(exclude_unset=True), settings)
+    changes = _validated(body.model_dump(exclude_unset=True), runtime)
     changes = await _with_knowledge(changes, user, knowledge, settings)
     if "name" in changes and changes["name"] is None:
         raise InvalidInput("name cannot be null")

@@ -53,11 +53,12 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
+    from employeevirtual.security.data_dir import secure_data_dir
     from employeevirtual.stores.sql.engine import create_engine
     from employeevirtual.stores.sql.migrate import upgrade
 
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
 
     async def _run() -> None:
         engine = create_engine(settings.sql_url, schema=settings.database_schema)

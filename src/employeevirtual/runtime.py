@@ -30,6 +30,7 @@ from employeevirtual.chat.service import ChatService
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
@@ -126,7 +127,7 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
@@ -235,6 +236,7 @@ async def open_runtime(
             engine=engine,
             documents=documents,
             allow_signup=settings.allow_signup,
+            first_user_admin=settings.first_user_admin,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,

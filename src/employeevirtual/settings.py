@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     jwt_audience: str = "employeevirtual-api"
     access_token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     allow_signup: bool = True
+    first_user_admin: bool = Field(
+        default=True,
+        description="the first account to sign up becomes the admin (once per installation); "
+        "false: admins only via `employeevirtual create-admin`",
+    )
 
     default_model: str = "offline"
     model_providers: Annotated[list[str], NoDecode] = Field(

@@ -32,6 +32,7 @@ __all__ = [
     "api_keys",
     "audit_log",
     "budgets",
+    "claims",
     "conversations",
     "idempotency_keys",
     "knowledge_bases",
@@ -284,4 +285,14 @@ message_feedback = Table(
         sqlite_where=text("synced_at IS NULL"),
         mssql_where=text("synced_at IS NULL"),
     ),
+)
+
+# One-time claims: a row per name, its primary key making each claim atomic on every backend
+# ('first_admin': the first registered account became the admin; nobody else can).
+claims = Table(
+    "claims",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("claimed_by", Uuid, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )

@@ -11,11 +11,13 @@ import typer
 from rich.console import Console
 
 from employeevirtual.analytics.cli import analytics_app
+from employeevirtual.knowledge.cli import knowledge_app
 from employeevirtual.settings import Settings
 from employeevirtual.sync.cli import sync_app
 
 app = typer.Typer(help="EmployeeVirtual: chat with AI virtual employees.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
+app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(analytics_app, name="analytics")
 console = Console()
 

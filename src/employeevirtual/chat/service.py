@@ -22,6 +22,7 @@ from uuid import UUID
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.agents.knowledge import KnowledgeSearch
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.analytics import metrics
 from employeevirtual.analytics.budgets import BudgetAlert, BudgetExceeded, BudgetService
@@ -29,6 +30,7 @@ from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
 from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
+from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
@@ -139,9 +141,11 @@ class ChatService:
         acks: SyncAcks,
         context_messages: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
+        knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
     ) -> None:
         self.engine = engine
+        self.knowledge = knowledge
         self.budgets = budgets
         self.documents = documents
         self.runner = runner
@@ -180,7 +184,12 @@ class ChatService:
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history if conversation else [*context])
+            outcome = await self.runner.run(
+                agent,
+                message,
+                history if conversation else [*context],
+                knowledge=self.knowledge_for(user_id, agent),
+            )
         except AgentFailure as exc:
             failure = exc
 
@@ -249,6 +258,20 @@ class ChatService:
             raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
+
+    def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
+        """The agent's knowledge search for this caller: only bases the caller may read
+        (their own or shared) are handed to the engine's query."""
+        knowledge = self.knowledge
+        if knowledge is None or knowledge.unavailable is not None or not agent.knowledge_base_ids:
+            return None  # the agent's search then finds nothing; the turn still runs
+        base_ids = list(agent.knowledge_base_ids)
+
+        async def search(query: str) -> list[dict[str, Any]]:
+            passages = await knowledge.search(user_id, base_ids, query)
+            return [p.as_source() for p in passages]
+
+        return search
 
     async def find_by_dialogue(
         self, user_id: UUID, agent_id: UUID, dialogue: list[tuple[str, str]]
@@ -439,7 +462,10 @@ class ChatService:
         outcome: RunOutcome | None = None
         try:
             outcome = await self.runner.run(
-                opened.agent, opened.user_message.content, opened.model_history
+                opened.agent,
+                opened.user_message.content,
+                opened.model_history,
+                knowledge=self.knowledge_for(opened.conversation.user_id, opened.agent),
             )
         except AgentFailure as exc:
             failure = exc
@@ -659,6 +685,9 @@ class ChatService:
             }
             if outcome.tool_calls:
                 metadata["tool_calls"] = list(outcome.tool_calls)
+            if outcome.knowledge_searches:
+                metadata["knowledge_searches"] = list(outcome.knowledge_searches)
+                metadata["sources"] = list(outcome.sources)
         else:
             assert failure is not None
             content = failure.message

@@ -42,7 +42,8 @@ def _chat_out(result: TurnResult) -> ChatOut:
     return ChatOut(
         conversation_id=result.conversation.id,
         user_message=MessageOut.of(result.user_message),
-        agent_message=MessageOut.of(result.agent_message),
+        agent_message=(agent_message := MessageOut.of(result.agent_message)),
+        sources=agent_message.sources,
         usage=UsageOut(
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,

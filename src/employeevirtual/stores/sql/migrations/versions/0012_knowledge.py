@@ -1,7 +1,7 @@
 """Knowledge bases and their documents; the knowledge bases an agent may search.
 
 Revision ID: 0012_knowledge
-Revises: 0014_analytics
+Revises: 0008_security
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime
 
 revision = "0012_knowledge"
-down_revision = "0014_analytics"
+down_revision = "0008_security"
 branch_labels = None
 depends_on = None
 

@@ -28,7 +28,10 @@ from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
@@ -72,6 +75,7 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    knowledge: KnowledgeService
     analytics: AnalyticsService
     budgets: BudgetService
     feedback: FeedbackService
@@ -87,12 +91,15 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
+            self.knowledge.worker.start()
         self.rollup_task.start()
 
     async def close(self) -> None:
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
         await self.turn_log.aclose()
+        await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -121,7 +128,7 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
@@ -145,6 +152,7 @@ async def open_runtime(
             await ensure_indexes(db)
         except Exception as exc:
             log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
+        knowledge = await open_knowledge(settings, engine)
     except BaseException:
         await engine.dispose()
         if secantus is not None:
@@ -203,6 +211,7 @@ async def open_runtime(
         context_messages=settings.agent_context_messages,
         max_message_chars=settings.max_message_chars,
         after_commit=after_turn_commit,
+        knowledge=knowledge,
         budgets=budgets,
     )
     turn_log = make_turn_log(
@@ -231,15 +240,20 @@ async def open_runtime(
             engine=engine,
             documents=documents,
             allow_signup=settings.allow_signup,
+            first_user_admin=settings.first_user_admin,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,
-                max_failures=settings.login_max_failures,
+                free_failures=settings.login_max_failures,
                 window_seconds=settings.login_window_seconds,
+                base_delay=settings.login_delay_base_seconds,
+                max_delay=settings.login_delay_max_seconds,
+                address_max_failures=settings.login_address_max_failures,
             ),
         ),
         agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
         conversations=ConversationService(engine=engine, documents=documents),
+        knowledge=knowledge,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),

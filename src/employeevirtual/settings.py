@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     jwt_audience: str = "employeevirtual-api"
     access_token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     allow_signup: bool = True
+    first_user_admin: bool = Field(
+        default=True,
+        description="the first account to sign up becomes the admin (once per installation); "
+        "false: admins only via `employeevirtual create-admin`",
+    )
 
     default_model: str = "offline"
     model_providers: Annotated[list[str], NoDecode] = Field(
@@ -101,8 +106,15 @@ class Settings(BaseSettings):
 
     # -- access control and resource limits (issue 5) --
     password_min_length: int = Field(default=10, ge=8, le=128)
-    login_max_failures: int = Field(default=5, ge=1)
-    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures: int = Field(
+        default=5, ge=1, description="free failed logins per account+address, then delays"
+    )
+    login_window_seconds: int = Field(default=900, ge=1, description="failures remembered")
+    login_delay_base_seconds: int = Field(default=1, ge=1, description="first delay, doubling")
+    login_delay_max_seconds: int = Field(default=300, ge=1)
+    login_address_max_failures: int = Field(
+        default=100, ge=1, description="failed logins per address (all accounts) per window"
+    )
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_global: int = Field(default=600, ge=1, description="requests per client address")
     rate_limit_chat: int = Field(default=30, ge=1, description="chat turns per user")
@@ -154,6 +166,44 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="connections + running requests at once; beyond: 503"
     )
 
+    # knowledge bases (issue 12): the retrieval engine, embeddings, ingestion and its limits
+    knowledge_index_uri: str | None = Field(
+        default=None,
+        description="LanceDB URI shared by every API process and worker (a directory or "
+        "s3://…); default: knowledge/index in the data dir",
+    )
+    knowledge_files_dir: Path | None = Field(
+        default=None, description="originals, by generated key; default: data dir/knowledge/files"
+    )
+    embedding_model: str = Field(
+        default="wordllama:l2_supercat-256",
+        description="a Pydantic AI embedding model string; the default is embedded (no key)",
+    )
+    knowledge_chunk_tokens: int = Field(default=200, ge=16, le=8192)
+    knowledge_chunk_overlap: int = Field(default=30, ge=0, le=1024)
+    knowledge_search_results: int = Field(default=5, ge=1, le=50)
+    knowledge_ann_min_rows: int = Field(
+        default=20_000, ge=256, description="build the ANN index once the index holds this many"
+    )
+    knowledge_max_bases_per_user: int = Field(default=50, ge=1)
+    knowledge_max_bases_per_agent: int = Field(default=10, ge=0)
+    knowledge_max_documents_per_base: int = Field(default=500, ge=1)
+    knowledge_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    knowledge_max_pages: int = Field(default=1000, ge=1)
+    knowledge_max_chars: int = Field(default=2_000_000, ge=1000)
+    knowledge_max_unzipped_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    knowledge_parse_timeout_seconds: float = Field(default=120.0, gt=0)
+    knowledge_parse_memory_mb: int = Field(
+        default=1024, ge=128, description="address-space limit of the parsing child process"
+    )
+    knowledge_ingest_in_server: bool = Field(
+        default=True, description="run ingestion in the server (or only `knowledge worker`)"
+    )
+    knowledge_poll_seconds: float = Field(default=1.0, gt=0)
+    knowledge_lease_seconds: float = Field(default=300.0, gt=0)
+    fault_knowledge_exit_after_batches: int = Field(
+        default=0, ge=0, description="TEST ONLY: os._exit(137) after N ingestion batches"
+    )
     # usage analytics, budgets, metrics (issue 14)
     analytics_rollup_seconds: float = Field(
         default=300.0, ge=0, description="background rollup round; 0 turns it off"
@@ -226,6 +276,14 @@ class Settings(BaseSettings):
                 "list the allowed origins explicitly"
             )
         return self
+
+    @property
+    def knowledge_index(self) -> str:
+        return self.knowledge_index_uri or str(self.data_dir / "knowledge" / "index")
+
+    @property
+    def knowledge_files(self) -> Path:
+        return self.knowledge_files_dir or self.data_dir / "knowledge" / "files"
 
     @property
     def sql_url(self) -> str:

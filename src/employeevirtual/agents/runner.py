@@ -38,6 +38,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.settings import ModelSettings
 
+from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
 from employeevirtual.agents.tools import TOOLS
 from employeevirtual.request_context import current_request_id
@@ -58,6 +59,9 @@ class RunOutcome:
     usage: TurnUsage
     # [{id, name, args, result, truncated}], results cut at the runner's tool_result_chars
     tool_calls: tuple[dict[str, Any], ...] = ()
+    # knowledge (issue 12): each search the model made, and the passages it was shown
+    knowledge_searches: tuple[dict[str, Any], ...] = ()
+    sources: tuple[dict[str, Any], ...] = ()
 
 
 class AgentFailure(Exception):
@@ -138,10 +142,10 @@ class AgentRunner:
         self.max_output_tokens = max_output_tokens
         self.max_total_tokens = max_total_tokens
         self.request_limit = request_limit
-        self._agents: dict[tuple[Any, ...], Agent[None, str]] = {}
+        self._agents: dict[tuple[Any, ...], Agent[RunDeps, str]] = {}
 
-    def _agent(self, spec: AgentRecord) -> Agent[None, str]:
-        key = (spec.id, spec.updated_at, spec.model)
+    def _agent(self, spec: AgentRecord) -> Agent[RunDeps, str]:
+        key = (spec.id, spec.updated_at, spec.model, tuple(spec.knowledge_base_ids))
         agent = self._agents.get(key)
         if agent is None:
             if len(self._agents) > 1024:
@@ -150,11 +154,15 @@ class AgentRunner:
             for name in ("temperature", "max_tokens"):
                 if spec.model_settings.get(name) is not None:
                     settings[name] = spec.model_settings[name]
+            tools: list[Any] = [TOOLS[name] for name in spec.tools if name in TOOLS]
+            if spec.knowledge_base_ids:
+                tools.append(search_tool())
             agent = Agent(
                 self.models.get(spec.model),
+                deps_type=RunDeps,
                 instructions=spec.instructions or None,
                 model_settings=settings or None,
-                tools=[TOOLS[name] for name in spec.tools if name in TOOLS],
+                tools=tools,
                 defer_model_check=True,
                 name=spec.name,
             )
@@ -163,10 +171,10 @@ class AgentRunner:
 
     def _handler(
         self, on_event: EventSink, deltas: list[str]
-    ) -> Callable[[RunContext[None], Any], Awaitable[None]]:
+    ) -> Callable[[RunContext[RunDeps], Any], Awaitable[None]]:
         limit = self.tool_result_chars
 
-        async def handle(_ctx: RunContext[None], stream: Any) -> None:
+        async def handle(_ctx: RunContext[RunDeps], stream: Any) -> None:
             event: AgentStreamEvent
             async for event in stream:
                 text = None
@@ -199,6 +207,12 @@ class AgentRunner:
                             },
                         )
                     )
+                    content = getattr(event.part, "content", None)
+                    if event.part.tool_name == SEARCH_TOOL and isinstance(content, list):
+                        # the passages in full, as the answer will cite them
+                        await on_event(
+                            TurnEvent("sources", {"id": event.tool_call_id, "sources": content})
+                        )
                 if text:
                     deltas.append(text)
                     await on_event(TurnEvent("delta", {"delta": text}))
@@ -236,12 +250,16 @@ class AgentRunner:
         history: Sequence[MessageRecord],
         *,
         on_event: EventSink | None = None,
+        knowledge: KnowledgeSearch | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
         streamed pieces joined."""
         started = time.perf_counter()
         deltas: list[str] = []
+        # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
+        # has none, or knowledge is unavailable)
+        deps = RunDeps(search=knowledge)
 
         def failure(kind: str, message: str) -> AgentFailure:
             usage = TurnUsage.measured(
@@ -253,6 +271,7 @@ class AgentRunner:
             agent = self._agent(spec)
             result = await agent.run(
                 prompt,
+                deps=deps,
                 message_history=to_model_history(history) or None,
                 usage_limits=UsageLimits(
                     request_limit=self.request_limit,
@@ -306,6 +325,8 @@ class AgentRunner:
                 execution_time=time.perf_counter() - started,
             ),
             tool_calls=tuple(tool_calls_of(result.new_messages(), limit=self.tool_result_chars)),
+            knowledge_searches=tuple(deps.searches),
+            sources=tuple(deps.sources),
         )
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
-from employeevirtual.chat.responses import ChatOut, FeedbackView, MessageOut, UsageOut
+from employeevirtual.chat.responses import ChatOut, FeedbackView, MessageOut, SourceOut, UsageOut
 from employeevirtual.stores.records import ConversationStatus, UserRole, Visibility
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ModelSettingsIn",
     "RegisterIn",
     "Request",
+    "SourceOut",
     "TokenOut",
     "UsageOut",
     "UserOut",
@@ -91,6 +92,9 @@ class AgentIn(Request):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     model_settings: ModelSettingsIn = ModelSettingsIn()
     tools: list[str] = []
+    knowledge_base_ids: list[UUID] = Field(
+        default=[], description="knowledge bases the agent may search: yours or shared ones"
+    )
     visibility: Visibility = "private"
 
 
@@ -101,6 +105,7 @@ class AgentPatch(Request):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     model_settings: ModelSettingsIn | None = None
     tools: list[str] | None = None
+    knowledge_base_ids: list[UUID] | None = None
     visibility: Visibility | None = None
 
 
@@ -113,6 +118,7 @@ class AgentOut(FromRecord):
     model: str
     model_settings: dict[str, Any]
     tools: list[str]
+    knowledge_base_ids: list[UUID]
     visibility: Visibility
     created_at: datetime
     updated_at: datetime | None

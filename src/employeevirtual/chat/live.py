@@ -218,6 +218,7 @@ class LiveTurns:
                     opened.user_message.content,
                     opened.model_history,
                     on_event=emit,
+                    knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
                 )
             )
             if running.cancel_requested:

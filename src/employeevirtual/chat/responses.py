@@ -19,11 +19,24 @@ __all__ = [
     "ChatOut",
     "FeedbackView",
     "MessageOut",
+    "SourceOut",
     "UsageOut",
     "chat_out",
     "failure_body",
     "turn_response",
 ]
+
+
+class SourceOut(BaseModel):
+    """A passage an answer was given from (knowledge bases)."""
+
+    document_id: UUID
+    base_id: UUID
+    title: str
+    chunk_id: str
+    heading: str
+    score: float
+    passage: str
 
 
 class FeedbackView(BaseModel):
@@ -47,6 +60,9 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime = Field(validation_alias=AliasChoices("created_at", "timestamp"))
+    sources: list[SourceOut] = Field(
+        default=[], description="the passages this answer was given from (knowledge)"
+    )
     feedback: FeedbackView | None = Field(
         default=None, description="the owner's rating of an agent message, if given"
     )
@@ -54,7 +70,9 @@ class MessageOut(BaseModel):
     edited_at: datetime | None = None
 
     @model_validator(mode="after")
-    def _stamp_metadata(self) -> Self:
+    def _from_metadata(self) -> Self:
+        """The sources the answer cites (kept in its metadata), and the timestamp there too."""
+        self.sources = [SourceOut.model_validate(s) for s in self.metadata.get("sources") or []]
         self.metadata = {**self.metadata, "timestamp": self.timestamp}
         return self
 
@@ -84,14 +102,19 @@ class ChatOut(BaseModel):
     user_message: MessageOut
     agent_message: MessageOut
     usage: UsageOut
+    sources: list[SourceOut] = Field(
+        default=[], description="the passages the answer was given from (knowledge)"
+    )
 
 
 def chat_out(outcome: TurnSucceeded) -> ChatOut:
+    agent_message = MessageOut.of(outcome.reply)
     return ChatOut(
         conversation_id=outcome.conversation.id,
         user_message=MessageOut.of(outcome.user_message),
-        agent_message=MessageOut.of(outcome.reply),
+        agent_message=agent_message,
         usage=UsageOut.of(outcome.usage),
+        sources=agent_message.sources,
     )
 
 

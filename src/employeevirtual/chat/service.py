@@ -27,6 +27,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.agents.knowledge import KnowledgeSearch
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.chat.accounting import TurnAccounting
@@ -53,6 +54,7 @@ from employeevirtual.chat.turn import (
     checked_edit,
     user_message,
 )
+from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
@@ -92,6 +94,7 @@ class ChatService:
         context_messages: int,
         max_message_chars: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
+        knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
     ) -> None:
         """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
@@ -104,6 +107,7 @@ class ChatService:
         self.context_messages = context_messages
         self.max_message_chars = max_message_chars
         self.after_commit = after_commit
+        self.knowledge = knowledge
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
 
@@ -184,7 +188,7 @@ class ChatService:
         self.accounting.check(read.budgets, started)
         conversation, agent, history = read.conversation, read.agent, read.history
         model_history = history if conversation else [*request.context]
-        run = await self._run(agent, request.message, model_history)
+        run = await self._run(user_id, agent, request.message, model_history)
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         reply = agent_reply(user_id, agent, conversation_id, run, extra=_tag(request.request_id))
@@ -283,7 +287,12 @@ class ChatService:
         self, opened: OpenedTurn, *, claim: IdempotencyClaim | None = None
     ) -> TurnOutcome:
         """Run the agent on an opened turn and close it (the non-streamed form)."""
-        run = await self._run(opened.agent, opened.user_message.content, opened.model_history)
+        run = await self._run(
+            opened.conversation.user_id,
+            opened.agent,
+            opened.user_message.content,
+            opened.model_history,
+        )
         return await self.close_turn(opened, run, claim=claim)
 
     # -- answering again ----------------------------------------------------------------------
@@ -317,12 +326,29 @@ class ChatService:
         )
 
     async def _run(
-        self, agent: AgentRecord, message: str, history: list[MessageRecord]
+        self, user_id: UUID, agent: AgentRecord, message: str, history: list[MessageRecord]
     ) -> RunOutcome | AgentFailure:
+        """The agent's run; a failure is returned, to be recorded like an answer."""
         try:
-            return await self.runner.run(agent, message, history)
+            return await self.runner.run(
+                agent, message, history, knowledge=self.knowledge_for(user_id, agent)
+            )
         except AgentFailure as failure:
             return failure
+
+    def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
+        """The agent's knowledge search for this caller: only bases the caller may read
+        (their own or shared) are handed to the engine's query."""
+        knowledge = self.knowledge
+        if knowledge is None or knowledge.unavailable is not None or not agent.knowledge_base_ids:
+            return None  # the agent's search then finds nothing; the turn still runs
+        base_ids = list(agent.knowledge_base_ids)
+
+        async def search(query: str) -> list[dict[str, Any]]:
+            passages = await knowledge.search(user_id, base_ids, query)
+            return [p.as_source() for p in passages]
+
+        return search
 
     async def _commit_turn(
         self,

@@ -174,6 +174,9 @@ def agent_reply(
         }
         if run.tool_calls:
             metadata["tool_calls"] = list(run.tool_calls)
+        if run.knowledge_searches:
+            metadata["knowledge_searches"] = list(run.knowledge_searches)
+            metadata["sources"] = list(run.sources)
     else:
         content, message_type = run.message, "error"
         metadata = {

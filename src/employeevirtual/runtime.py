@@ -23,6 +23,7 @@ from employeevirtual.analytics.feedback import FeedbackService
 from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
+from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
@@ -125,6 +126,11 @@ async def open_runtime(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
     instrument_engine(engine)
+    listeners: list[Any] = [MongoTimer()]
+    if settings.otel_enabled:
+        enable_agent_tracing()
+        trace_engine(engine)
+        listeners.append(MongoSpans())
     secantus: SecantusServer | None = None
     try:
         if migrate:
@@ -136,7 +142,7 @@ async def open_runtime(
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
         mongo = connect(
-            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=[MongoTimer()]
+            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=listeners
         )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)

@@ -17,6 +17,7 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.feedback import FeedbackService
@@ -125,8 +126,11 @@ async def open_runtime(
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
-    instrument_engine(engine)
-    listeners: list[Any] = [MongoTimer()]
+    metrics.ENABLED = settings.metrics_enabled
+    listeners: list[Any] = []
+    if settings.metrics_enabled:
+        instrument_engine(engine)
+        listeners.append(MongoTimer())
     if settings.otel_enabled:
         enable_agent_tracing()
         trace_engine(engine)
@@ -189,7 +193,8 @@ async def open_runtime(
         ttl_seconds=settings.agent_timeout_seconds + 60,
     )
     for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
-        if (client := getattr(shared, "_client", None)) is not None:
+        client = getattr(shared, "_client", None)
+        if client is not None and settings.metrics_enabled:
             instrument_redis(client)
     chat = ChatService(
         engine=engine,

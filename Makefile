@@ -41,6 +41,7 @@ faults: install
 # BENCH_ARGS=--drop-schema.
 bench: install
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.analytics $(BENCH_ARGS)
 
 # The web console (console/: TypeScript + Preact + Vite). Its build is committed in
 # src/employeevirtual/console/static, so `make run`/`make test` need no Node. After editing

@@ -200,7 +200,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mongodb-url", default=None)
     parser.add_argument("--quick", action="store_true", help="10,000 vs 100,000 runs, fewer turns")
-    parsed = parser.parse_args()
+    parsed, _ = parser.parse_known_args()  # make bench passes the main bench's flags too
     if parsed.quick:
         parsed.sizes, parsed.turns, parsed.rounds, parsed.repeats = [10_000, 100_000], 100, 2, 7
     asyncio.run(main(parsed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,9 +37,11 @@ from employeevirtual.api.routes import (
     conversations,
     feedback,
     health,
+    knowledge,
     metrics,
     openai,
     rework,
+    tools,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -47,6 +50,8 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
 
 __all__ = ["create_app"]
+
+UPLOAD_PATH = re.compile(r"^/api/knowledge-bases/[^/]+/documents$")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "description": text}
@@ -128,15 +133,22 @@ def create_app(
         conversations.router,
         api_keys.router,
         admin.router,
+        knowledge.router,
         analytics.router,
         budgets.router,
         feedback.router,
+        tools.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
     mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: the body limit sits next to the app (the outer layers: _App)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # document uploads: the file limit plus room for the multipart framing
+        uploads=(UPLOAD_PATH, settings.knowledge_max_file_bytes + 64 * 1024),
+    )
     app.add_middleware(
         GlobalRateLimit,
         limit=settings.rate_limit_global,

@@ -29,7 +29,10 @@ from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
@@ -73,6 +76,7 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    knowledge: KnowledgeService
     analytics: AnalyticsService
     budgets: BudgetService
     feedback: FeedbackService
@@ -88,12 +92,15 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
+            self.knowledge.worker.start()
         self.rollup_task.start()
 
     async def close(self) -> None:
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
         await self.turn_log.aclose()
+        await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -122,7 +129,7 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
@@ -154,6 +161,7 @@ async def open_runtime(
             await ensure_indexes(db)
         except Exception as exc:
             log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
+        knowledge = await open_knowledge(settings, engine)
     except BaseException:
         await engine.dispose()
         if secantus is not None:
@@ -167,6 +175,8 @@ async def open_runtime(
         else None,
         max_retries=settings.model_max_retries,
         offline_delay=settings.offline_stream_delay_ms / 1000,
+        providers=frozenset(settings.model_providers) or None,
+        models=frozenset(settings.allowed_models) or None,
     )
     runner = AgentRunner(
         models,
@@ -203,6 +213,7 @@ async def open_runtime(
         acks=acks,
         context_messages=settings.agent_context_messages,
         after_commit=after_turn_commit,
+        knowledge=knowledge,
         budgets=budgets,
     )
     idempotency = IdempotencyKeys(
@@ -236,6 +247,7 @@ async def open_runtime(
             engine=engine,
             documents=documents,
             allow_signup=settings.allow_signup,
+            first_user_admin=settings.first_user_admin,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,
@@ -245,6 +257,7 @@ async def open_runtime(
         ),
         agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
         conversations=ConversationService(engine=engine, documents=documents),
+        knowledge=knowledge,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),

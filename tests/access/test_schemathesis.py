@@ -102,6 +102,12 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             )
             conversation_id = r.json()["conversation_id"]
             key = client.post("/api/api-keys", json={"name": "k"}, headers=user).json()
+            base = client.post("/api/knowledge-bases", json={"name": "kb"}, headers=user).json()
+            document = client.post(
+                f"/api/knowledge-bases/{base['id']}/documents",
+                files={"file": ("n.txt", b"a note")},
+                headers=user,
+            ).json()
             streamed = client.post(
                 "/api/chat/agent",
                 json={"message": "again", "conversation_id": conversation_id},
@@ -119,6 +125,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             "conversation_id": conversation_id,
             "key_id": key["id"],
             "user_id": victim_id,
+            "base_id": base["id"],
+            "document_id": document["id"],
             "message_id": streamed_user_message_id(streamed.text),
         }
         failures: list[str] = []

@@ -8,7 +8,14 @@ from sqlglot import exp
 from employeevirtual.stores.sql.migrate import render_sql
 from employeevirtual.stores.sql.tables import metadata
 
-JSON_COLUMNS = {"metadata", "message_metadata", "model_settings", "tools", "details"}
+JSON_COLUMNS = {
+    "metadata",
+    "message_metadata",
+    "model_settings",
+    "tools",
+    "details",
+    "knowledge_base_ids",
+}
 BOOL_COLUMNS = {"is_active", "is_edited"}
 ALLOWED = {
     "UNIQUEIDENTIFIER",

@@ -22,6 +22,7 @@ from uuid import UUID
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.agents.knowledge import KnowledgeSearch
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.analytics import metrics
 from employeevirtual.analytics.budgets import BudgetAlert, BudgetExceeded, BudgetService
@@ -29,6 +30,8 @@ from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
 from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -83,7 +86,11 @@ class AgentRunFailed(ServiceError):
     def __init__(
         self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
     ):
-        super().__init__(failure.message, conversation_id=str(conversation_id))
+        super().__init__(
+            failure.message,
+            conversation_id=str(conversation_id),
+            request_id=current_request_id(),  # what to quote: the details are in the server log
+        )
         # a usage limit is the run's budget (settings), not a provider fault: 422
         self.status_code = {"timeout": 504, "limit": 422}.get(failure.kind, 502)
         self.kind = failure.kind
@@ -101,6 +108,9 @@ class OpenedTurn:
     user_message: MessageRecord
     model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
     reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
+    # committed when the turn opened, written to MongoDB with the reply (one write, not two)
+    pending: list[MessageRecord] = field(default_factory=list)
+    created: bool = False  # the turn created the conversation
     advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
     budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
     started: float = 0.0  # perf_counter at open (the turn's latency metric)
@@ -131,9 +141,11 @@ class ChatService:
         acks: SyncAcks,
         context_messages: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
+        knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
     ) -> None:
         self.engine = engine
+        self.knowledge = knowledge
         self.budgets = budgets
         self.documents = documents
         self.runner = runner
@@ -172,7 +184,12 @@ class ChatService:
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history if conversation else [*context])
+            outcome = await self.runner.run(
+                agent,
+                message,
+                history if conversation else [*context],
+                knowledge=self.knowledge_for(user_id, agent),
+            )
         except AgentFailure as exc:
             failure = exc
 
@@ -242,6 +259,20 @@ class ChatService:
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
 
+    def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
+        """The agent's knowledge search for this caller: only bases the caller may read
+        (their own or shared) are handed to the engine's query."""
+        knowledge = self.knowledge
+        if knowledge is None or knowledge.unavailable is not None or not agent.knowledge_base_ids:
+            return None  # the agent's search then finds nothing; the turn still runs
+        base_ids = list(agent.knowledge_base_ids)
+
+        async def search(query: str) -> list[dict[str, Any]]:
+            passages = await knowledge.search(user_id, base_ids, query)
+            return [p.as_source() for p in passages]
+
+        return search
+
     async def find_by_dialogue(
         self, user_id: UUID, agent_id: UUID, dialogue: list[tuple[str, str]]
     ) -> UUID | None:
@@ -306,9 +337,6 @@ class ChatService:
             added=stored,
             message_count=record.message_count,
         )
-        await self._write_documents(
-            record, stored, None, created=conversation is None, agent_runs=0
-        )
         model_history = history if conversation else [*context]
         return OpenedTurn(
             record,
@@ -316,6 +344,8 @@ class ChatService:
             history,
             stored[0],
             model_history,
+            pending=stored,
+            created=conversation is None,
             budgets=budgets,
             started=started,
             request_id=request_id,
@@ -410,7 +440,6 @@ class ChatService:
             user_id, agent, conversation, [edited], now, on_commit=audit, agent_runs=0
         )
         self.context.forget(record.id)
-        await self._write_documents(record, stored, None, created=False, agent_runs=0)
         before = [m for m in history if m.seq < last.seq]
         return OpenedTurn(
             record,
@@ -420,6 +449,7 @@ class ChatService:
             before,
             reply_metadata={"supersedes": [str(a.id) for a in answers]},
             advance_cache=False,
+            pending=stored,
             budgets=budgets,
             started=started,
         )
@@ -432,7 +462,10 @@ class ChatService:
         outcome: RunOutcome | None = None
         try:
             outcome = await self.runner.run(
-                opened.agent, opened.user_message.content, opened.model_history
+                opened.agent,
+                opened.user_message.content,
+                opened.model_history,
+                knowledge=self.knowledge_for(opened.conversation.user_id, opened.agent),
             )
         except AgentFailure as exc:
             failure = exc
@@ -510,8 +543,15 @@ class ChatService:
             )
         else:
             self.context.forget(record.id)
+        analytics = analytics_document(stored[0])
+        pending = opened.pending
+        if pending and pending[-1].seq + 1 != stored[0].seq:
+            # another turn committed in between: two writes, so each acknowledges only its own
+            # contiguous seqs (the relay fills whatever the guard refuses)
+            await self._write_documents(record, pending, None, created=opened.created, agent_runs=0)
+            pending = []
         in_mongo = await self._write_documents(
-            record, stored, analytics_document(stored[0]), created=False
+            record, [*pending, *stored], analytics, created=opened.created and bool(pending)
         )
         if failure is not None:
             raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
@@ -645,6 +685,9 @@ class ChatService:
             }
             if outcome.tool_calls:
                 metadata["tool_calls"] = list(outcome.tool_calls)
+            if outcome.knowledge_searches:
+                metadata["knowledge_searches"] = list(outcome.knowledge_searches)
+                metadata["sources"] = list(outcome.sources)
         else:
             assert failure is not None
             content = failure.message

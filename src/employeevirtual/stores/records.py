@@ -14,7 +14,9 @@ __all__ = [
     "BudgetRecord",
     "ConversationRecord",
     "ConversationStatus",
+    "DocumentRecord",
     "FeedbackRecord",
+    "KnowledgeBaseRecord",
     "MessageRecord",
     "MessageType",
     "UserRecord",
@@ -58,6 +60,7 @@ class AgentRecord:
     created_at: datetime
     updated_at: datetime | None
     deleted_at: datetime | None = None
+    knowledge_base_ids: list[UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,43 @@ class ApiKeyRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBaseRecord:
+    id: UUID
+    user_id: UUID
+    name: str
+    description: str | None
+    visibility: str
+    created_at: datetime
+    updated_at: datetime | None
+    document_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: UUID
+    base_id: UUID
+    user_id: UUID
+    title: str
+    filename: str
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    storage_key: str
+    status: str
+    error: str | None
+    pages: int | None
+    chars: int | None
+    chunks_total: int
+    chunks_done: int
+    embedding_model: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime | None
+    ready_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

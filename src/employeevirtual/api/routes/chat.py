@@ -42,7 +42,8 @@ def _chat_out(result: TurnResult) -> ChatOut:
     return ChatOut(
         conversation_id=result.conversation.id,
         user_message=MessageOut.of(result.user_message),
-        agent_message=MessageOut.of(result.agent_message),
+        agent_message=(agent_message := MessageOut.of(result.agent_message)),
+        sources=agent_message.sources,
         usage=UsageOut(
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
@@ -86,8 +87,8 @@ def turn_event(result: TurnResult | AgentRunFailed) -> TurnEvent:
 async def follow_turn(live: LiveTurns, turn_id: UUID, after: int) -> AsyncIterator[bytes]:
     """The turn's events as SSE frames, with a comment heartbeat while nothing happens. A
     client that goes away only stops this generator: the turn goes on."""
-    async for event in live.events(turn_id, after):
-        yield HEARTBEAT if event is None else encode(event)
+    async for batch in live.events(turn_id, after):
+        yield HEARTBEAT if batch is None else b"".join(encode(e) for e in batch)
 
 
 def _replayed_events(response: StoredResponse) -> list[TurnEvent]:
@@ -218,7 +219,7 @@ async def chat_with_agent(
             claim=None,
         )
     if stream and idempotency_key is not None:
-        running = live.turn_for_key(user_id, idempotency_key)
+        running = await live.turn_for_key(user_id, idempotency_key)
         if running is not None:  # a retry of a running streamed turn: follow it, do not rerun
             await live.owned(running, user_id)
             return sse_response(

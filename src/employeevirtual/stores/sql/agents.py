@@ -33,6 +33,7 @@ class NewAgent:
     model_settings: dict[str, Any] = field(default_factory=dict)
     tools: list[str] = field(default_factory=list)
     visibility: Visibility = "private"
+    knowledge_base_ids: list[str] = field(default_factory=list)
 
 
 class AgentChanges(BaseModel):
@@ -47,6 +48,7 @@ class AgentChanges(BaseModel):
     model_settings: dict[str, Any] | None = None
     tools: list[str] | None = None
     visibility: Visibility | None = None
+    knowledge_base_ids: list[str] | None = None
 
     def fields(self) -> list[str]:
         return sorted(self.model_fields_set)
@@ -141,6 +143,7 @@ class AgentRepository(AgentReader):
                 model_settings=new.model_settings,
                 tools=new.tools,
                 visibility=new.visibility,
+                knowledge_base_ids=new.knowledge_base_ids,
                 created_at=now,
             )
             .returning(agents)

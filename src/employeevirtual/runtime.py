@@ -251,8 +251,11 @@ async def open_runtime(
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,
-                max_failures=settings.login_max_failures,
+                free_failures=settings.login_max_failures,
                 window_seconds=settings.login_window_seconds,
+                base_delay=settings.login_delay_base_seconds,
+                max_delay=settings.login_delay_max_seconds,
+                address_max_failures=settings.login_address_max_failures,
             ),
         ),
         agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),

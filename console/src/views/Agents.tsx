@@ -127,7 +127,11 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
       go("/agents");
     } catch (err) {
       setError(err);
-      setFields(fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "visibility"]));
+      setFields(
+        fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "visibility"], {
+          model: /\bprovider\b/,
+        }),
+      );
     } finally {
       setBusy(false);
     }

@@ -134,7 +134,7 @@ class Cluster:
         )
         await self.wait_server()
 
-    async def wait_server(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+    async def wait_server(self, timeout: float = 180.0) -> None:  # noqa: ASYNC109
         proc = self.server
         assert proc is not None
         async with httpx.AsyncClient(base_url=self.base_url, timeout=1.0) as client:

@@ -164,29 +164,33 @@ async def main(args: argparse.Namespace) -> None:
         await server.start()
         url = server.url
     try:
-        print("1. 90-day dashboard query (rollups + today's raw runs)")
-        results = [await query_at(url, n, repeats=args.repeats) for n in args.sizes]
-        for r in results:
-            print(
-                f"   {r['runs']:>9,} runs: seed {r['seed_s']:.1f} s, rollup {r['rollup_s']:.1f} s "
-                f"({r['rollup_docs']} daily docs); query p50 total {r['total_p50_ms']:.1f} ms, "
-                f"by day x agent {r['day_agent_p50_ms']:.1f} ms"
-            )
-        small, big = results[0], results[-1]
-        for key in ("total_p50_ms", "day_agent_p50_ms"):
-            ratio = big[key] / small[key]
-            verdict = "met" if ratio <= 1.5 else "NOT met"
-            print(f"   ratio {big['runs']:,} / {small['runs']:,} ({key}): {ratio:.2f}x ({verdict})")
-        print("2. server CPU per turn (offline model, in process)")
-        plain, extra = [], []
-        for _ in range(args.rounds):  # alternate, so machine noise hits both alike
-            plain.append(await turn_cpu(url, turns=args.turns, with_extras=False))
-            extra.append(await turn_cpu(url, turns=args.turns, with_extras=True))
-        p, e = statistics.median(plain), statistics.median(extra)
-        print(f"   without budgets/metrics: {p:.2f} ms  {[round(x, 2) for x in plain]}")
-        print(f"   with 2 budgets + metrics: {e:.2f} ms  {[round(x, 2) for x in extra]}")
-        verdict = "met" if e <= p * 1.05 else "NOT met"
-        print(f"   extra: {(e / p - 1) * 100:+.1f}% ({verdict}; target <= 5%)")
+        if "query" in args.parts:
+            print("1. 90-day dashboard query (rollups + today's raw runs)")
+            results = [await query_at(url, n, repeats=args.repeats) for n in args.sizes]
+            for r in results:
+                print(
+                    f"   {r['runs']:>9,} runs: seed {r['seed_s']:.1f} s, rollup "
+                    f"{r['rollup_s']:.1f} s ({r['rollup_docs']} daily docs); query p50 total "
+                    f"{r['total_p50_ms']:.1f} ms, by day x agent {r['day_agent_p50_ms']:.1f} ms"
+                )
+            small, big = results[0], results[-1]
+            for key in ("total_p50_ms", "day_agent_p50_ms"):
+                ratio = big[key] / small[key]
+                verdict = "met" if ratio <= 1.5 else "NOT met"
+                print(
+                    f"   ratio {big['runs']:,}/{small['runs']:,} ({key}): {ratio:.2f}x ({verdict})"
+                )
+        if "cpu" in args.parts:
+            print("2. server CPU per turn (offline model, in process)")
+            plain, extra = [], []
+            for _ in range(args.rounds):  # alternate, so machine noise hits both alike
+                plain.append(await turn_cpu(url, turns=args.turns, with_extras=False))
+                extra.append(await turn_cpu(url, turns=args.turns, with_extras=True))
+            p, e = statistics.median(plain), statistics.median(extra)
+            print(f"   without budgets/metrics: {p:.2f} ms  {[round(x, 2) for x in plain]}")
+            print(f"   with 2 budgets + metrics: {e:.2f} ms  {[round(x, 2) for x in extra]}")
+            verdict = "met" if e <= p * 1.05 else "NOT met"
+            print(f"   extra: {(e / p - 1) * 100:+.1f}% ({verdict}; target <= 5%)")
     finally:
         if server is not None:
             await server.stop()
@@ -199,6 +203,7 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mongodb-url", default=None)
+    parser.add_argument("--parts", nargs="+", default=["query", "cpu"], choices=["query", "cpu"])
     parser.add_argument("--quick", action="store_true", help="10,000 vs 100,000 runs, fewer turns")
     parsed, _ = parser.parse_known_args()  # make bench passes the main bench's flags too
     if parsed.quick:

@@ -105,7 +105,7 @@ async def query_at(url: str, n: int, *, repeats: int) -> dict[str, float]:
         await client.close()
 
 
-async def turn_cpu(url: str, *, turns: int, with_extras: bool) -> float:
+async def turn_cpu(url: str, *, turns: int, budgets: bool, metrics: bool) -> float:
     """Server CPU ms per turn (in process: the app, its SQLite thread, the drivers)."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -114,7 +114,7 @@ async def turn_cpu(url: str, *, turns: int, with_extras: bool) -> float:
             mongodb_url=url,
             mongodb_database=f"bench_cpu_{uuid.uuid4().hex[:6]}",
             secret_key="bench-secret-key-0123456789abcdef",
-            metrics_enabled=with_extras,
+            metrics_enabled=metrics,
             rate_limit_chat=1_000_000,
             rate_limit_global=1_000_000,
             sync_relay_enabled=False,
@@ -133,7 +133,7 @@ async def turn_cpu(url: str, *, turns: int, with_extras: bool) -> float:
                 auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
                 me = (await c.get("/api/users/me", headers=auth)).json()
                 agent = (await c.post("/api/agents", json={"name": "A"}, headers=auth)).json()
-                if with_extras:  # the first user is the admin: budgets on both scopes
+                if budgets:  # the first user is the admin: budgets on both scopes
                     for scope, sid in (("user", me["id"]), ("agent", agent["id"])):
                         r = await c.post(
                             "/api/admin/budgets",
@@ -182,15 +182,29 @@ async def main(args: argparse.Namespace) -> None:
                 )
         if "cpu" in args.parts:
             print("2. server CPU per turn (offline model, in process)")
-            plain, extra = [], []
-            for _ in range(args.rounds):  # alternate, so machine noise hits both alike
-                plain.append(await turn_cpu(url, turns=args.turns, with_extras=False))
-                extra.append(await turn_cpu(url, turns=args.turns, with_extras=True))
-            p, e = statistics.median(plain), statistics.median(extra)
-            print(f"   without budgets/metrics: {p:.2f} ms  {[round(x, 2) for x in plain]}")
-            print(f"   with 2 budgets + metrics: {e:.2f} ms  {[round(x, 2) for x in extra]}")
-            verdict = "met" if e <= p * 1.05 else "NOT met"
-            print(f"   extra: {(e / p - 1) * 100:+.1f}% ({verdict}; target <= 5%)")
+            configs = {
+                "neither": (False, False),
+                "metrics only": (False, True),
+                "2 budgets + metrics": (True, True),
+            }
+            cpu: dict[str, list[float]] = {name: [] for name in configs}
+            for _ in range(args.rounds):  # interleaved, so machine noise hits all alike
+                for name, (with_budgets, with_metrics) in configs.items():
+                    cpu[name].append(
+                        await turn_cpu(
+                            url, turns=args.turns, budgets=with_budgets, metrics=with_metrics
+                        )
+                    )
+            base = statistics.median(cpu["neither"])
+            for name, values in cpu.items():
+                median = statistics.median(values)
+                print(
+                    f"   {name:<20} {median:6.2f} ms/turn ({(median / base - 1) * 100:+5.1f}%)"
+                    f"  {[round(x, 2) for x in values]}"
+                )
+            extra = statistics.median(cpu["2 budgets + metrics"]) / base - 1
+            verdict = "met" if extra <= 0.05 else "NOT met"
+            print(f"   extra from budgets + metrics: {extra * 100:+.1f}% ({verdict}; target <= 5%)")
     finally:
         if server is not None:
             await server.stop()

@@ -112,6 +112,15 @@ class SecantusServer:
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the child has exited (negative: the signal that ended it)."""
+        return None if self._proc is None else self._proc.returncode
+
+    async def wait(self) -> int | None:
+        """Until the child exits (at once when none was started)."""
+        return None if self._proc is None else await self._proc.wait()
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def _command_line(self) -> list[str]:
@@ -186,6 +195,9 @@ class SecantusServer:
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            # its own process group: Ctrl-C or a SIGTERM to the server's group (systemd's
+            # default stop) reaches only the server, which drains and then stops the child last
+            process_group=0 if sys.platform != "win32" else None,
         )
         try:
             await self._wait_ready(timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from employeevirtual.api.middleware import BodySizeLimit, GlobalRateLimit, Secur
 from employeevirtual.api.routes import admin, agents, api_keys, auth, chat, conversations, health
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.records import ConversationRecord
 
 __all__ = ["create_app"]
 
@@ -36,12 +37,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+) -> FastAPI:
+    """``after_turn_commit``: a hook run after each turn's SQL commit (tools.faults uses it)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings)
+        runtime = await open_runtime(settings, after_turn_commit=after_turn_commit)
         runtime.start_background()
         app.state.runtime = runtime
         # Everything alive now (modules, models, pools) lives as long as the process: keep it out

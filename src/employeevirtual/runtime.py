@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
+from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.acks import SyncAcks
@@ -83,7 +85,14 @@ class Runtime:
             await self.secantus.stop()
 
 
-async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+async def open_runtime(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+) -> Runtime:
+    """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
+    (the fault harness's crash-after-commit hook)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
@@ -160,7 +169,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             runner=runner,
             acks=acks,
             context_messages=settings.agent_context_messages,
-            crash_after_commit_every=settings.fault_crash_after_commit_every,
+            after_commit=after_turn_commit,
         ),
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),

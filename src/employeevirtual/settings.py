@@ -105,9 +105,6 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: float | None = Field(
         default=None, gt=0, description="a pending key's lease; default agent timeout + 30 s"
     )
-    fault_crash_after_commit_every: int = Field(
-        default=0, ge=0, description="TEST ONLY: os._exit(137) after every Nth turn commit"
-    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

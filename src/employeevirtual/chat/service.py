@@ -10,7 +10,6 @@ open) -> commit both messages and the counters in one SQL transaction -> write M
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -97,15 +96,14 @@ class ChatService:
         runner: AgentRunner,
         acks: SyncAcks,
         context_messages: int,
-        crash_after_commit_every: int = 0,
+        after_commit: Callable[[ConversationRecord], None] | None = None,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.runner = runner
         self.acks = acks
         self.context_messages = context_messages
-        self.crash_after_commit_every = crash_after_commit_every  # fault tests only
-        self._commits = 0
+        self.after_commit = after_commit
         self.context = RecentContext(messages=context_messages)
 
     # -- the turn -----------------------------------------------------------------------------
@@ -168,7 +166,8 @@ class ChatService:
             reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
             on_commit=complete_key if idempotency is not None else None,
         )
-        self._fault_after_commit()
+        if self.after_commit is not None:
+            self.after_commit(record)
         user_message, reply = stored
         self.context.advance(
             record.id,
@@ -346,17 +345,6 @@ class ChatService:
             if on_commit is not None:
                 await on_commit(conn, stored, record)
         return stored, record
-
-    def _fault_after_commit(self) -> None:
-        """TEST ONLY (EV_FAULT_CRASH_AFTER_COMMIT_EVERY): die like a SIGKILL between the SQL
-        commit and the MongoDB write, to prove the relay and the idempotency keys cover it."""
-        if not self.crash_after_commit_every:
-            return
-        self._commits += 1
-        if self._commits % self.crash_after_commit_every == 0:
-            log.critical("fault injection: exiting after SQL commit %d", self._commits)
-            logging.shutdown()
-            os._exit(137)
 
     async def _write_documents(
         self,

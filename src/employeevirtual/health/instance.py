@@ -100,9 +100,8 @@ class ServerInstance:
         try:
             async with write_transaction(self.engine) as conn:
                 repo = InstanceRepository(conn)
-                if self.registered:
-                    if not await repo.heartbeat(self.id, now=now):
-                        self.registered = False
+                if self.registered and not await repo.heartbeat(self.id, now=now):
+                    self.registered = False  # purged while this server stalled: join again
                 if not self.registered:
                     await repo.register(
                         instance_id=self.id,

@@ -351,6 +351,13 @@ class DocumentStore:
         """Every conversation id ``chat_messages`` mentions (a full scan: the deep check's)."""
         return sorted(await self.messages.distinct("conversation_id"))
 
+    async def totals(self) -> tuple[int, int]:
+        """(messages, conversations) MongoDB holds, from collection metadata (cheap)."""
+        return (
+            await self.messages.estimated_document_count(),
+            await self.conversations.estimated_document_count(),
+        )
+
     async def ping(self) -> None:
         await self.db.command("ping")
 

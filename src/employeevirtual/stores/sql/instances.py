@@ -37,7 +37,7 @@ class InstanceRepository:
                 id=instance_id,
                 hostname=hostname,
                 pid=pid,
-                boot_id=boot_id,
+                boot=boot_id,
                 started_at=now,
                 heartbeat_at=now,
             )
@@ -63,7 +63,7 @@ class InstanceRepository:
         s = server_instances.c
         row = (
             await self.conn.execute(
-                select(s.id, s.hostname, s.pid, s.boot_id, s.heartbeat_at, s.stopped_at).where(
+                select(s.id, s.hostname, s.pid, s.boot, s.heartbeat_at, s.stopped_at).where(
                     s.id == instance_id
                 )
             )

@@ -573,6 +573,7 @@ class StoredKey:
     locked_until: datetime | None
     response_status: int | None
     response_body: str | None
+    owner_id: UUID | None = None
 
 
 class IdempotencyRepository:
@@ -588,6 +589,7 @@ class IdempotencyRepository:
         token: UUID,
         now: datetime,
         locked_until: datetime,
+        owner_id: UUID | None = None,
     ) -> None:
         """Raises IntegrityError when the key exists: run it in a transaction of its own."""
         await self.conn.execute(
@@ -599,6 +601,7 @@ class IdempotencyRepository:
                 token=token,
                 locked_until=locked_until,
                 created_at=now,
+                owner_id=owner_id,
             )
         )
 
@@ -613,20 +616,29 @@ class IdempotencyRepository:
                     k.locked_until,
                     k.response_status,
                     k.response_body,
+                    k.owner_id,
                 ).where(k.user_id == user_id, k.key == key)
             )
         ).first()
         return StoredKey(*row) if row else None
 
     async def take_over(
-        self, *, user_id: UUID, key: str, old_token: UUID, token: UUID, locked_until: datetime
+        self,
+        *,
+        user_id: UUID,
+        key: str,
+        old_token: UUID,
+        token: UUID,
+        locked_until: datetime,
+        owner_id: UUID | None = None,
     ) -> bool:
-        """Take a pending key whose lease ran out (its owner died), fenced by the old token."""
+        """Take a pending key whose owner died (lease run out, or owner known gone), fenced by
+        the old token."""
         k = idempotency_keys.c
         result = await self.conn.execute(
             update(idempotency_keys)
             .where(k.user_id == user_id, k.key == key, k.token == old_token, k.status == "pending")
-            .values(token=token, locked_until=locked_until)
+            .values(token=token, locked_until=locked_until, owner_id=owner_id)
         )
         return _rowcount(result) > 0
 

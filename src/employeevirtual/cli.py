@@ -27,8 +27,15 @@ def serve(
     import uvicorn
 
     from employeevirtual.main import create_app
+    from employeevirtual.runtime import preflight
+    from employeevirtual.stores.datadir import DataDirError
 
     settings = Settings()
+    try:
+        preflight(settings)
+    except DataDirError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

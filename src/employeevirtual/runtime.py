@@ -42,7 +42,7 @@ from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "open_runtime", "preflight"]
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,16 @@ async def open_runtime(
         secantus=secantus,
         supervisor=supervisor,
     )
+
+
+def preflight(settings: Settings) -> None:
+    """The start-up checks on the data dir, alone: raises DataDirError with a one-line message
+    (``serve`` prints it instead of a traceback)."""
+    check_writable(settings.data_dir, *sqlite_files(settings))
+    if settings.database_url is None or settings.mongodb_url is None:
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+        lock.release()
 
 
 def sqlite_files(settings: Settings) -> tuple[str, ...]:

@@ -8,8 +8,8 @@ and a retry takes the key over at once when that instance is known to be gone:
 - its heartbeat is older than ``dead_after`` (any host: the check is a row in the shared SQL
   database);
 - it ran on this host (same hostname and kernel boot id) and its pid is no longer alive, or
-  is this very process under a new instance id (a restarted container where the server is
-  pid 1 again), or it ran on this host before a reboot (other boot id).
+  it ran on this host before a reboot (other boot id). A pid reused meanwhile (pid 1 in a
+  restarted container) looks alive; the heartbeat rule frees its keys after ``dead_after``.
 
 Anything else (a live owner, or one that may just be slow) keeps the lease; the token fencing
 protects a slow owner's late commit either way.
@@ -164,4 +164,6 @@ class ServerInstance:
             return False  # another host, beating: alive as far as anyone here can tell
         if owner.boot_id != self.boot_id:
             return owner.boot_id != "unknown"  # this host rebooted since
-        return owner.pid == self.pid or not pid_alive(owner.pid)
+        # same host and boot: the process table knows (a pid reused meanwhile, as pid 1 in a
+        # restarted container, looks alive: the heartbeat rule above covers it)
+        return owner.pid != self.pid and not pid_alive(owner.pid)

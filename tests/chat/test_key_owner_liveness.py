@@ -86,7 +86,9 @@ async def test_a_key_whose_owner_is_gone_is_taken_over_at_once(
             runtime, hostname="elsewhere.example", pid=1, boot="other", heartbeat_age=3600
         )
     else:
-        owner = await _owner(runtime, hostname="elsewhere.example", pid=1, boot="x", heartbeat_age=0)
+        owner = await _owner(
+            runtime, hostname="elsewhere.example", pid=1, boot="x", heartbeat_age=0
+        )
         async with runtime.engine.begin() as conn:
             await InstanceRepository(conn).stopped(owner, now=datetime.now(UTC))
     headers, body = await _pending_key(client, runtime, owner, f"gone-{how}")
@@ -124,7 +126,10 @@ async def test_this_server_records_itself_as_the_owner_and_beats(runtime: Runtim
         email=f"o-{uuid.uuid4().hex[:6]}@example.com", password="a-long-passphrase-9", name="O"
     )
     claim = await runtime.idempotency.claim(
-        user_id=user.id, key="mine", request_fingerprint="f", render=lambda _: None  # type: ignore[arg-type,return-value]
+        user_id=user.id,
+        key="mine",
+        request_fingerprint="f",
+        render=lambda _: None,  # type: ignore[arg-type,return-value]
     )
     assert isinstance(claim, IdempotencyClaim)
     async with runtime.engine.connect() as conn:
@@ -136,5 +141,8 @@ async def test_this_server_records_itself_as_the_owner_and_beats(runtime: Runtim
     keys = IdempotencyKeys(runtime.engine, lease_seconds=90, ttl_seconds=86_400, instance=other)
     with pytest.raises(Exception, match="still being processed"):
         await keys.claim(
-            user_id=user.id, key="mine", request_fingerprint="f", render=lambda _: None  # type: ignore[arg-type,return-value]
+            user_id=user.id,
+            key="mine",
+            request_fingerprint="f",
+            render=lambda _: None,  # type: ignore[arg-type,return-value]
         )

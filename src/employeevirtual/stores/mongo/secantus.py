@@ -49,9 +49,16 @@ def secantus_command() -> str:
     )
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a server killed with SIGKILL takes its database along,
-    so no orphan keeps the data directory and port locked for the next start (Linux only)."""
+def _child_setup() -> None:
+    """Runs in the child before exec (Linux only).
+
+    - Its own process group: Ctrl-C in a terminal, or a SIGTERM to the server's group
+      (systemd's default stop), reaches only the server, which drains its in-flight turns,
+      flushes, and stops the child last.
+    - Die with the parent: a server killed with SIGKILL takes its database along, so no orphan
+      keeps the data directory and port locked for the next start.
+    """
+    os.setpgid(0, 0)
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -194,10 +201,7 @@ class SecantusServer:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            # its own process group: Ctrl-C or a SIGTERM to the server's group (systemd's
-            # default stop) reaches only the server, which drains and then stops the child last
-            process_group=0 if sys.platform != "win32" else None,
+            preexec_fn=_child_setup if sys.platform == "linux" else None,
         )
         try:
             await self._wait_ready(timeout)

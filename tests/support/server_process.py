@@ -52,7 +52,7 @@ class ServerProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
-        with open(self.log, "ab") as out:
+        with open(self.log, "ab") as out:  # noqa: ASYNC230 - a log file, once
             self.proc = await asyncio.create_subprocess_exec(
                 *COMMAND,
                 "serve",

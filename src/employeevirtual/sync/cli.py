@@ -69,6 +69,7 @@ async def _tools() -> AsyncIterator[SyncTools]:
     try:
         server = lock_holder(settings.data_dir)
         if server is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
             await upgrade(engine)  # a running server has migrated already
         if settings.mongodb_url is not None:
             url = settings.mongodb_url.get_secret_value()

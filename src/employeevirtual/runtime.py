@@ -18,8 +18,11 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
+from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
@@ -38,6 +41,7 @@ from employeevirtual.stores.mongo.supervisor import SecantusSupervisor
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
+from employeevirtual.streaming.log import TurnLog, make_turn_log
 from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
@@ -71,6 +75,10 @@ class Runtime:
     instance: ServerInstance
     breaker: CircuitBreaker
     lock: DataDirLock | None
+    analytics: AnalyticsService
+    rollup_task: RollupTask
+    turn_log: TurnLog
+    live: LiveTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
 
@@ -84,14 +92,20 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        self.rollup_task.start()
 
     async def close(self) -> None:
-        """After the HTTP server drained its in-flight requests: record their MongoDB writes,
-        let the relay copy what is still owed (bounded), say this instance stopped, and stop the
-        embedded SecantusDB last, so nothing committed misses MongoDB for want of it."""
+        """After the HTTP server drained its in-flight requests (and the live turns finished or
+        were cancelled and committed): record their MongoDB writes, let the relay copy what is
+        still owed (bounded), say this instance stopped, and stop the embedded SecantusDB last,
+        so nothing committed misses MongoDB for want of it."""
+        # running turns finish (or are cancelled and committed) before the stores close
+        await self.live.drain(self.settings.shutdown_grace_seconds)
+        await self.turn_log.aclose()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
+        await self.rollup_task.stop()
         await self.acks.flush()
         await self._drain_relay()
         await self.acks.stop()
@@ -122,14 +136,20 @@ class Runtime:
             log.warning("shutdown: relay did not finish copying (%s)", type(exc).__name__)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 async def open_runtime(
     settings: Settings,
     *,
     migrate: bool = True,
     after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+    clock: Clock = _utc_now,
 ) -> Runtime:
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
-    (the fault harness's crash-after-commit hook)."""
+    (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
+    as now."""
     # before anything touches the data dir (migrations, SecantusDB files): writable, and ours
     check_writable(settings.data_dir, *sqlite_files(settings))
     lock: DataDirLock | None = None
@@ -193,16 +213,41 @@ async def open_runtime(
         if settings.openai_api_key
         else None,
         max_retries=settings.model_max_retries,
+        offline_delay=settings.offline_stream_delay_ms / 1000,
     )
     runner = AgentRunner(
         models,
         timeout_seconds=settings.agent_timeout_seconds,
         max_output_tokens=settings.agent_max_output_tokens,
         max_total_tokens=settings.agent_max_total_tokens,
+        tool_result_chars=settings.tool_result_max_chars,
     )
     acks = SyncAcks(engine)
     acks.start()
+    rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    chat = ChatService(
+        engine=engine,
+        documents=documents,
+        runner=runner,
+        acks=acks,
+        context_messages=settings.agent_context_messages,
+        after_commit=after_turn_commit,
+    )
+    idempotency = IdempotencyKeys(
+        engine,
+        lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        instance=instance,
+    )
+    turn_log = make_turn_log(
+        settings.redis_url,
+        prefix=settings.stream_key_prefix,
+        max_events=settings.stream_max_events,
+        max_turns=settings.stream_max_turns,
+        retention_seconds=settings.stream_retention_seconds,
+        running_seconds=settings.agent_timeout_seconds + settings.stream_retention_seconds,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -230,21 +275,13 @@ async def open_runtime(
         ),
         agents=AgentService(engine=engine),
         conversations=ConversationService(engine=engine, documents=documents),
-        chat=ChatService(
-            engine=engine,
-            documents=documents,
-            runner=runner,
-            acks=acks,
-            context_messages=settings.agent_context_messages,
-            after_commit=after_turn_commit,
-        ),
+        chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=reconciler,
-        idempotency=IdempotencyKeys(
-            engine,
-            lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-            instance=instance,
+        idempotency=idempotency,
+        turn_log=turn_log,
+        live=LiveTurns(
+            chat, turn_log, idempotency, heartbeat_seconds=settings.stream_heartbeat_seconds
         ),
         limiter=limiter,
         concurrency=make_concurrency_limiter(
@@ -261,6 +298,8 @@ async def open_runtime(
         instance=instance,
         breaker=breaker,
         lock=lock,
+        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
         supervisor=supervisor,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -56,6 +58,26 @@ class Settings(BaseSettings):
     agent_max_output_tokens: int | None = Field(default=None, ge=1)
     agent_max_total_tokens: int | None = Field(
         default=200_000, ge=1, description="input + output tokens one agent run may use"
+    )
+
+    # live turns (streaming): the offline model's pace, the turn event log's bounds
+    offline_stream_delay_ms: int = Field(
+        default=40, ge=0, le=5000, description="pause between the offline model's words"
+    )
+    stream_retention_seconds: float = Field(
+        default=600.0, gt=0, description="a finished turn's events are kept this long"
+    )
+    stream_max_events: int = Field(default=10_000, ge=16, description="events kept per turn")
+    stream_max_turns: int = Field(
+        default=10_000, ge=1, description="turns kept in process (without Redis)"
+    )
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
+    stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
+    tool_result_max_chars: int = Field(
+        default=2000, ge=16, description="a tool result is cut here, in events and stored"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="running turns may finish this long at shutdown"
     )
 
     max_message_chars: int = Field(default=32_000, ge=1)
@@ -130,6 +152,48 @@ class Settings(BaseSettings):
         default=None, gt=0, description="a pending key's lease; default agent timeout + 30 s"
     )
 
+    # -- the HTTP server and what sits in front of it (issue 8) --
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="proxies whose X-Forwarded-For/-Proto and X-Request-ID are believed "
+        "(comma-separated addresses or networks, '*' for any); empty: none",
+    )
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="request line + headers; larger: 400 and close"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection must send its request headers within this"
+    )
+    keep_alive_seconds: int = Field(default=5, ge=1, description="idle keep-alive connections")
+    max_connections: int = Field(
+        default=1000, ge=1, description="connections + running requests at once; beyond: 503"
+    )
+
+    # usage analytics, budgets, metrics (issue 14)
+    analytics_rollup_seconds: float = Field(
+        default=300.0, ge=0, description="background rollup round; 0 turns it off"
+    )
+    analytics_rollup_lookback_days: int = Field(
+        default=2, ge=1, le=60, description="complete days rolled up again every round"
+    )
+    analytics_max_days: int = Field(default=366, ge=1, description="longest usage query range")
+    alert_webhook_url: str | None = Field(
+        default=None, description="budget warnings are POSTed here (outbound URL rules apply)"
+    )
+    outbound_allowed_hosts: list[str] = Field(
+        default=[], description="hosts outbound calls may reach; empty: any public host"
+    )
+    outbound_allow_private: bool = Field(
+        default=False, description="let outbound calls reach loopback/private/link-local"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token for /metrics; unset: /metrics answers 404"
+    )
+    log_format: Literal["text", "json"] = "text"
+    otel_enabled: bool = Field(
+        default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -138,6 +202,29 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"EV_FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network"
+                    ) from None
+        return value
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    turn_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -63,6 +65,11 @@ def _register(_w: World, _f: Fresh) -> Request:
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     body = {"email": email, "password": PASSWORD, "name": "Nova"}
     return "POST", "/api/auth/register", {"json": body}
+
+
+def _today() -> dict[str, str]:
+    day = datetime.now(UTC).date().isoformat()
+    return {"from": day, "to": day, "group_by": "user,agent"}
 
 
 AUTHED_200 = E(200, 200, 200, 401, 401, 401)
@@ -131,6 +138,18 @@ ROWS: list[Row] = [
             {"params": {"message": "again", "conversation_id": w.conversation_id}},
         ),
     ),
+    Row(
+        "GET",
+        "/api/chat/turns/{turn_id}/events",
+        E(200, 404, 404, 401, 401, 401),  # a turn's events are its owner's alone
+        lambda w, f: ("GET", f"/api/chat/turns/{w.turn_id}/events", {}),
+    ),
+    Row(
+        "POST",
+        "/api/chat/turns/{turn_id}/cancel",
+        E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
+        lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
+    ),
     Row("GET", "/api/conversations", AUTHED_200, lambda w, f: ("GET", "/api/conversations", {})),
     Row(
         "GET",
@@ -187,6 +206,23 @@ ROWS: list[Row] = [
         E(403, 403, 200, 401, 401, 401),
         lambda w, f: ("PATCH", f"/api/admin/users/{w.owner.id}", {"json": {"is_active": True}}),
     ),
+    # usage analytics: everyone sees their own (the owner's rows are not in another's answer)
+    Row(
+        "GET",
+        "/api/analytics/usage",
+        AUTHED_200,
+        lambda w, f: ("GET", "/api/analytics/usage", {"params": _today()}),
+    ),
+    Row(
+        "GET",
+        "/api/analytics/usage",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: (
+            "GET",
+            "/api/analytics/usage",
+            {"params": {**_today(), "user_id": w.owner.id}},
+        ),
+    ),
 ]
 
 
@@ -229,8 +265,15 @@ async def _world(client: httpx.AsyncClient) -> World:
         "deactivated": gone.headers,
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
-    world = World(owner, headers, agent_id, conversation_id)
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": f"streamed {marker}", "conversation_id": conversation_id},
+        headers={**owner.headers, "Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200 and "event: done" in r.text, r.text
+    world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets.add(world.turn_id)
     world.secrets.add(revoked["prefix"])
     return world
 

@@ -15,8 +15,8 @@ import pytest
 from employeevirtual.chat.idempotency import IdempotencyClaim, IdempotencyKeys, fingerprint
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.runtime import Runtime
+from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
 from employeevirtual.stores.sql.instances import InstanceRepository
-from employeevirtual.stores.sql.repositories import IdempotencyRepository
 from support.api import create_agent, register_and_login
 
 CHAT = "/api/chat/agent"
@@ -56,15 +56,13 @@ async def _pending_key(
     now = datetime.now(UTC)
     async with runtime.engine.begin() as conn:
         await IdempotencyRepository(conn).insert_pending(
-            user_id=uuid.UUID(me),
-            key=key,
+            KeyOwner(uuid.UUID(me), key, uuid.uuid4()),
             fingerprint=fingerprint(
                 route="POST /api/chat/agent",
                 message="again",
                 agent_id=uuid.UUID(agent),
                 conversation_id=None,
             ),
-            token=uuid.uuid4(),
             now=now,
             locked_until=now + timedelta(seconds=90),
             owner_id=owner,

@@ -7,14 +7,24 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import time
 from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit", "GlobalRateLimit", "SecurityHeaders", "client_key"]
+__all__ = [
+    "AccessLog",
+    "BodySizeLimit",
+    "CrashGuard",
+    "GlobalRateLimit",
+    "SecurityHeaders",
+    "client_key",
+    "internal_error_body",
+]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("employeevirtual.access")
 
 
 async def _send_json(
@@ -143,9 +153,11 @@ class SecurityHeaders:
     (they hold private data), HSTS only when configured (it must only be sent over HTTPS)."""
 
     _DOCS = ("/docs", "/redoc", "/openapi.json")
+    _CONSOLE_PAGES = frozenset({"/", "/index.html"})  # the web console's page and its assets
 
-    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0, console_csp: str = "") -> None:
         self.app = app
+        self.console_csp = console_csp.encode()
         self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,18 +165,18 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        docs = path.startswith(self._DOCS)
+        if path.startswith(self._DOCS):
+            # the docs page loads Swagger UI's script and styles
+            csp = b"frame-ancestors 'none'"
+        elif self.console_csp and (path in self._CONSOLE_PAGES or path.startswith("/assets/")):
+            csp = self.console_csp  # the web console's own files
+        else:
+            csp = b"default-src 'none'; frame-ancestors 'none'"  # the API serves only data
         extra: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
-            (
-                b"content-security-policy",
-                # the docs page loads Swagger UI's script and styles; the API serves only data
-                b"frame-ancestors 'none'"
-                if docs
-                else b"default-src 'none'; frame-ancestors 'none'",
-            ),
+            (b"content-security-policy", csp),
         ]
         if path.startswith("/api/"):
             extra.append((b"cache-control", b"no-store"))
@@ -180,3 +192,81 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    return {
+        "detail": "internal error: the request failed on our side; quote the request id if you "
+        "report it",
+        "request_id": request_id,
+    }
+
+
+class CrashGuard:
+    """The last line: an exception nothing else handled is one ERROR log line (the traceback at
+    DEBUG), and the client gets a JSON problem (500, with the request id) when no answer started.
+    The exception stops here, so the server neither logs it again nor drops the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            rid = scope.get("state", {}).get("request_id")
+            log.error(
+                "unhandled %s on %s %s (request %s)",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                rid,
+            )
+            log.debug("traceback of request %s", rid, exc_info=exc)
+            if not started:
+                await _send_json(send, 500, internal_error_body(rid), {})
+
+
+class AccessLog:
+    """One INFO line per request: client, method, path (never the query string, which may hold
+    a key, a token or message text), status, duration. Replaces uvicorn's access log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                '%s "%s %s" %s %.1f ms',
+                client[0] if client else "-",
+                scope.get("method"),
+                scope.get("path"),
+                status or "-",
+                (time.perf_counter() - start) * 1000,
+            )

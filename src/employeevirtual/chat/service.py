@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
@@ -36,16 +36,24 @@ from employeevirtual.stores.records import (
     MessageRecord,
     UserRecord,
 )
-from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.repositories import (
-    AgentRepository,
+from employeevirtual.stores.sql.agents import AgentReader
+from employeevirtual.stores.sql.conversations import (
+    ConversationReader,
     ConversationRepository,
-    MessageRepository,
-    UserRepository,
+    NewConversation,
+    TurnCounts,
 )
+from employeevirtual.stores.sql.engine import (
+    Connection,
+    WriteConnection,
+    read_connection,
+    write_transaction,
+)
+from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
+from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "TurnResult"]
+__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "OpenedTurn", "TurnResult"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,16 @@ class AgentRunFailed(ServiceError):
         self.kind = failure.kind
         self.conversation_id = conversation_id
         self.user_message = user_message
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """A turn whose user message is committed and whose agent has not answered yet."""
+
+    conversation: ConversationRecord
+    agent: AgentRecord
+    history: list[MessageRecord]  # the context before the user's message
+    user_message: MessageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +165,7 @@ class ChatService:
         reply = self._reply(user_id, agent, conversation_id, outcome, failure)
 
         async def complete_key(
-            conn: AsyncConnection, stored: list[MessageRecord], record: ConversationRecord
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
         ) -> None:
             assert idempotency is not None
             result: TurnResult | AgentRunFailed
@@ -185,6 +203,102 @@ class ChatService:
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
 
+    # -- the turn in two commits (streamed turns) ------------------------------------------------
+
+    async def open_turn(
+        self,
+        user_id: UUID,
+        *,
+        message: str,
+        agent_id: UUID | None,
+        conversation_id: UUID | None,
+    ) -> OpenedTurn:
+        """A streamed turn's first half: the user's message committed (and written to MongoDB)
+        before the model runs, so the stream's ``turn`` event can name it with its ``seq``."""
+        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
+        now = _now()
+        user_message = MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id if conversation else uuid.uuid4(),
+            seq=0,
+            user_id=user_id,
+            agent_id=None,
+            content=message,
+            message_type="user",
+            metadata={},
+            created_at=now,
+        )
+        stored, record = await self._commit(
+            user_id, agent, conversation, [user_message], now, agent_runs=0
+        )
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count if conversation else 0,
+            base=history,
+            added=stored,
+            message_count=record.message_count,
+        )
+        await self._write_documents(
+            record, stored, None, created=conversation is None, agent_runs=0
+        )
+        return OpenedTurn(record, agent, history, stored[0])
+
+    async def close_turn(
+        self,
+        opened: OpenedTurn,
+        *,
+        outcome: RunOutcome | None,
+        failure: AgentFailure | None,
+        idempotency: IdempotencyClaim | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+    ) -> TurnResult:
+        """The second half: the agent's message (or the failure) committed with the counters
+        and the idempotency key's response, then written to MongoDB. Raises AgentRunFailed
+        after committing a failure, like ``turn``."""
+        conversation, user_message = opened.conversation, opened.user_message
+        reply = self._reply(
+            conversation.user_id, opened.agent, conversation.id, outcome, failure, extra_metadata
+        )
+
+        async def complete_key(
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            assert idempotency is not None
+            result: TurnResult | AgentRunFailed
+            if failure is not None:
+                result = AgentRunFailed(
+                    failure, conversation_id=record.id, user_message=user_message
+                )
+            else:
+                assert outcome is not None
+                result = TurnResult(record, user_message, stored[0], outcome, False)
+            await idempotency.complete(conn, result, record.id)
+
+        stored, record = await self._commit(
+            conversation.user_id,
+            opened.agent,
+            conversation,
+            [reply],
+            reply.created_at,
+            on_commit=complete_key if idempotency is not None else None,
+        )
+        if self.after_commit is not None:
+            self.after_commit(record)
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count,
+            base=[*opened.history, user_message][-self.context_messages :],
+            added=stored,
+            message_count=record.message_count,
+        )
+        in_mongo = await self._write_documents(
+            record, stored, analytics_document(stored[0]), created=False
+        )
+        if failure is not None:
+            raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
+        assert outcome is not None
+        return TurnResult(record, user_message, stored[0], outcome, in_mongo)
+
     async def _resolve(
         self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
     ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
@@ -192,12 +306,12 @@ class ChatService:
             if conversation_id is None:
                 if agent_id is None:
                     raise NotFound("agent_id is required to start a conversation")
-                agent = await AgentRepository(conn).get_visible_to_active(agent_id, user_id)
+                agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
                 if agent is None:
                     await self._require_active(conn, user_id)
                     raise NotFound(f"agent {agent_id} not found")
                 return None, agent, []
-            found = await ConversationRepository(conn).get_with_agent(conversation_id, user_id)
+            found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
             if found is None:
                 await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
@@ -218,15 +332,15 @@ class ChatService:
                 )
             history = self.context.get(conversation_id, conversation.message_count)
             if history is None:
-                history = await MessageRepository(conn).recent_dialogue(
+                history = await MessageReader(conn).recent_dialogue(
                     conversation_id, limit=self.context_messages
                 )
             return conversation, agent, history
 
     @staticmethod
-    async def _require_active(conn: Any, user_id: UUID) -> None:
+    async def _require_active(conn: Connection, user_id: UUID) -> None:
         """Only on the error path: a missing row may mean the caller, not the id, is gone."""
-        user = await UserRepository(conn).get(user_id)
+        user = await UserReader(conn).get(user_id)
         if user is None or not user.is_active:
             raise Unauthorized("the token's user no longer exists or is deactivated")
 
@@ -237,6 +351,7 @@ class ChatService:
         conversation_id: UUID,
         outcome: RunOutcome | None,
         failure: AgentFailure | None,
+        extra: dict[str, Any] | None = None,
     ) -> MessageRecord:
         now = _now()
         if outcome is not None:
@@ -250,6 +365,8 @@ class ChatService:
                 "output_tokens": outcome.output_tokens,
                 "cost": None if outcome.cost is None else float(outcome.cost),
             }
+            if outcome.tool_calls:
+                metadata["tool_calls"] = list(outcome.tool_calls)
         else:
             assert failure is not None
             content = failure.message
@@ -259,6 +376,8 @@ class ChatService:
                 "error": failure.kind,
                 "execution_time": round(failure.execution_time, 6),
             }
+        if extra:
+            metadata.update(extra)
         return MessageRecord(
             id=uuid.uuid4(),
             conversation_id=conversation_id,
@@ -279,67 +398,42 @@ class ChatService:
         new_messages: list[MessageRecord],
         now: datetime,
         on_commit: Callable[
-            [AsyncConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
+            [WriteConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
         ]
         | None = None,
+        agent_runs: int = 1,
     ) -> tuple[list[MessageRecord], ConversationRecord]:
         """One SQL transaction: the turn's messages, the conversation's counters and whatever
         ``on_commit`` adds (the idempotency key's response)."""
         reply = new_messages[-1]
-        tokens = int(reply.metadata.get("tokens_used") or 0)
-        cost = Decimal(str(reply.metadata.get("cost") or 0))
-        response_time = Decimal(str(reply.metadata.get("execution_time") or 0))
+        counts = TurnCounts(
+            messages=len(new_messages),
+            tokens=int(reply.metadata.get("tokens_used") or 0),
+            cost=Decimal(str(reply.metadata.get("cost") or 0)),
+            response_time=Decimal(str(reply.metadata.get("execution_time") or 0)),
+            agent_runs=agent_runs,
+        )
         error = reply.content[:2000] if reply.message_type == "error" else None
-        count = len(new_messages)
         async with write_transaction(self.engine) as conn:
             conversations = ConversationRepository(conn)
             if conversation is None:
-                values: dict[str, Any] = {
-                    "id": reply.conversation_id,
-                    "user_id": user_id,
-                    "agent_id": agent.id,
-                    "title": f"Conversa com {agent.name}"[:200],
-                    "status": "active",
-                    "metadata": {},
-                    "created_at": now,
-                    "updated_at": now,
-                    "last_message_at": now,
-                    "message_count": count,
-                    "total_tokens": tokens,
-                    "total_cost": cost,
-                    "total_response_time": response_time,
-                    "agent_runs": 1,
-                    "synced_seq": 0,
-                    "last_error": error,
-                }
-                await conversations.create(values)
-                record = _record_from_values(values)
-            else:
-                totals = await conversations.apply_turn(
-                    conversation.id,
-                    new_messages=count,
-                    tokens=tokens,
-                    cost=cost,
-                    response_time=response_time,
-                    agent_runs=1,
-                    now=now,
+                new = NewConversation(
+                    id=reply.conversation_id,
+                    user_id=user_id,
+                    agent_id=agent.id,
+                    title=f"Conversa com {agent.name}"[:200],
+                    counts=counts,
                     error=error,
                 )
-                if totals is None:
-                    raise NotFound(f"conversation {conversation.id} not found")
-                message_count, total_tokens, total_cost, total_time, runs = totals
-                record = replace(
-                    conversation,
-                    message_count=message_count,
-                    total_tokens=total_tokens,
-                    total_cost=total_cost,
-                    total_response_time=total_time,
-                    agent_runs=runs,
-                    last_message_at=now,
-                    updated_at=now,
-                    last_error=error,
+                record = await conversations.create(new, now=now)
+            else:
+                found = await conversations.apply_turn(
+                    conversation.id, counts, now=now, error=error
                 )
-            first_seq = record.message_count - count + 1
+                if found is None:
+                    raise NotFound(f"conversation {conversation.id} not found")
+                record = found
+            first_seq = record.message_count - counts.messages + 1
             stored = [replace(m, seq=first_seq + i) for i, m in enumerate(new_messages)]
             await MessageRepository(conn).insert_many(stored)
             if on_commit is not None:
@@ -353,6 +447,7 @@ class ChatService:
         analytics: dict[str, Any] | None,
         *,
         created: bool,
+        agent_runs: int = 1,
     ) -> bool:
         """MongoDB after the commit. Failures leave ``synced_seq`` behind for the relay."""
         reply = stored[-1]
@@ -361,7 +456,7 @@ class ChatService:
             tokens=int(reply.metadata.get("tokens_used") or 0),
             cost=float(reply.metadata.get("cost") or 0.0),
             response_time=float(reply.metadata.get("execution_time") or 0.0),
-            agent_runs=1,
+            agent_runs=agent_runs,
             avg_response_time=conversation.avg_response_time,
         )
         try:
@@ -398,7 +493,7 @@ class ChatService:
         """A page of messages, newest page first, oldest first within it; MongoDB when it has
         every message of the page, SQL otherwise."""
         async with read_connection(self.engine) as conn:
-            conversation = await ConversationRepository(conn).get(
+            conversation = await ConversationReader(conn).get(
                 conversation_id, user, include_all=True
             )
         if conversation is None:
@@ -415,7 +510,7 @@ class ChatService:
         if page is not None:
             return HistoryPage(conversation, page, next_before, "mongodb")
         async with read_connection(self.engine) as conn:
-            rows = await MessageRepository(conn).page(
+            rows = await MessageReader(conn).page(
                 conversation_id, before_seq=upper + 1, limit=limit
             )
         return HistoryPage(conversation, rows, next_before, "sql")
@@ -451,26 +546,4 @@ def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
         message_type=doc["message_type"],
         metadata=metadata,
         created_at=timestamp,
-    )
-
-
-def _record_from_values(values: dict[str, Any]) -> ConversationRecord:
-    return ConversationRecord(
-        id=values["id"],
-        user_id=values["user_id"],
-        agent_id=values["agent_id"],
-        title=values["title"],
-        status=values["status"],
-        session_id=None,
-        metadata=values["metadata"],
-        created_at=values["created_at"],
-        updated_at=values["updated_at"],
-        last_message_at=values["last_message_at"],
-        message_count=values["message_count"],
-        total_tokens=values["total_tokens"],
-        total_cost=values["total_cost"],
-        total_response_time=values["total_response_time"],
-        agent_runs=values["agent_runs"],
-        synced_seq=values["synced_seq"],
-        last_error=values["last_error"],
     )

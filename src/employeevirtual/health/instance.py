@@ -31,7 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.instances import InstanceRecord, InstanceRepository
+from employeevirtual.stores.sql.instances import (
+    InstanceReader,
+    InstanceRecord,
+    InstanceRepository,
+)
 
 __all__ = ["ServerInstance", "boot_id", "pid_alive"]
 
@@ -152,7 +156,7 @@ class ServerInstance:
         if owner_id == self.id:
             return False
         async with read_connection(self.engine) as conn:
-            owner = await InstanceRepository(conn).get(owner_id)
+            owner = await InstanceReader(conn).get(owner_id)
         return self.judge(owner, now=datetime.now(UTC))
 
     def judge(self, owner: InstanceRecord | None, *, now: datetime) -> bool:

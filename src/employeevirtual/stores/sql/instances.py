@@ -8,11 +8,11 @@ from uuid import UUID
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.tables import server_instances
 
-__all__ = ["InstanceRecord", "InstanceRepository"]
+__all__ = ["InstanceReader", "InstanceRecord", "InstanceRepository"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +25,25 @@ class InstanceRecord:
     stopped_at: datetime | None
 
 
-class InstanceRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+class InstanceReader:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    async def get(self, instance_id: UUID) -> InstanceRecord | None:
+        s = server_instances.c
+        row = (
+            await self.conn.execute(
+                select(s.id, s.hostname, s.pid, s.boot, s.heartbeat_at, s.stopped_at).where(
+                    s.id == instance_id
+                )
+            )
+        ).first()
+        return InstanceRecord(*row) if row else None
+
+
+class InstanceRepository(InstanceReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        super().__init__(conn)
 
     async def register(
         self, *, instance_id: UUID, hostname: str, pid: int, boot_id: str, now: datetime
@@ -58,17 +74,6 @@ class InstanceRepository:
             .where(server_instances.c.id == instance_id)
             .values(stopped_at=now)
         )
-
-    async def get(self, instance_id: UUID) -> InstanceRecord | None:
-        s = server_instances.c
-        row = (
-            await self.conn.execute(
-                select(s.id, s.hostname, s.pid, s.boot, s.heartbeat_at, s.stopped_at).where(
-                    s.id == instance_id
-                )
-            )
-        ).first()
-        return InstanceRecord(*row) if row else None
 
     async def purge(self, *, heartbeat_before: datetime) -> int:
         result = await self.conn.execute(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.tables import conversations
 
 __all__ = ["synced_totals"]
 
 
-async def synced_totals(conn: AsyncConnection) -> tuple[int, int]:
+async def synced_totals(conn: Connection) -> tuple[int, int]:
     """(messages, conversations) SQL records as already in MongoDB: the sum of ``synced_seq``,
     and the conversations with ``synced_seq`` > 0. MongoDB holding fewer means it lost data."""
     c = conversations.c

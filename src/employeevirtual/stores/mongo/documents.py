@@ -19,7 +19,13 @@ from uuid import UUID
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    WaitQueueTimeoutError,
+)
 
 from employeevirtual.stores.mongo.breaker import CircuitBreaker, MongoUnavailable
 from employeevirtual.stores.mongo.collections import Collections
@@ -398,8 +404,8 @@ def _guarded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
         breaker.check()
         try:
             return await method(self, *args, **kwargs)
-        except MongoUnavailable:
-            raise
+        except (MongoUnavailable, NetworkTimeout, WaitQueueTimeoutError):
+            raise  # a slow operation or a busy pool is not an unreachable server
         except ConnectionFailure as exc:
             breaker.failure(exc)
             raise

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
-from employeevirtual.api.limits import reject_unknown_query_params
+from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
 from employeevirtual.api.middleware import (
     AccessLog,
     BodySizeLimit,
@@ -21,6 +21,7 @@ from employeevirtual.api.middleware import (
     GlobalRateLimit,
     SecurityHeaders,
 )
+from employeevirtual.api.openai_schemas import OPENAI_ERRORS
 from employeevirtual.api.proxy import TrustedProxies, forwarded_headers
 from employeevirtual.api.request_id import RequestId, install_log_record_factory
 from employeevirtual.api.routes import (
@@ -32,6 +33,8 @@ from employeevirtual.api.routes import (
     chat,
     conversations,
     health,
+    openai,
+    rework,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -104,7 +107,7 @@ def create_app(
         version="0.1.0",
         description="Chat with AI virtual employees.",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_query_params)],
+        dependencies=[Depends(reject_hostile_input), Depends(reject_unknown_query_params)],
     )
     app.settings = settings
     install_error_handlers(app)
@@ -114,12 +117,14 @@ def create_app(
         agents.router,
         chat.router,
         turns.router,
+        rework.router,
         conversations.router,
         api_keys.router,
         admin.router,
         analytics.router,
     ):
         app.include_router(router, responses=_ERRORS)
+    app.include_router(openai.router, responses=OPENAI_ERRORS)
     mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: the body limit sits next to the app (the outer layers: _App)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -14,25 +14,12 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolRetu
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.sql.tables import messages
 from support.api import create_agent, register_and_login
+from support.live import WORDS, paced, stored_messages
 from support.sse import Event, events, read_all, serve
 from support.stores import mongo_messages, sql_messages
 
 SSE = {"Accept": "text/event-stream"}
-WORDS = [f"w{i} " for i in range(30)]
-
-
-def _paced(model_name: str, *, delay: float, words: list[str] = WORDS) -> FunctionModel:
-    async def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        return ModelResponse(parts=[TextPart("".join(words))])
-
-    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-        for word in words:
-            await asyncio.sleep(delay)
-            yield word
-
-    return FunctionModel(reply, stream_function=stream, model_name=model_name)
 
 
 @pytest.fixture
@@ -57,15 +44,6 @@ async def _setup(
     return headers, await create_agent(http, headers, **agent)
 
 
-async def _stored_agent_messages(runtime: Runtime, conversation_id: str) -> list[dict[str, Any]]:
-    m = messages.c
-    async with runtime.engine.connect() as conn:
-        rows = await conn.execute(
-            messages.select().where(m.conversation_id == uuid.UUID(conversation_id)).order_by(m.seq)
-        )
-        return [dict(r._mapping) for r in rows]
-
-
 async def _mongo_caught_up(runtime: Runtime, conversation_id: str, count: int) -> dict[str, int]:
     for _ in range(100):
         found = await mongo_messages(runtime, conversation_id)
@@ -78,7 +56,7 @@ async def _mongo_caught_up(runtime: Runtime, conversation_id: str, count: int) -
 async def test_a_streamed_turn_sends_turn_deltas_and_done(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    headers, agent = await _setup(http, runtime, _paced("openai-chat:paced-a", delay=0.001))
+    headers, agent = await _setup(http, runtime, paced("openai-chat:paced-a", delay=0.001))
     async with http.stream(
         "POST",
         "/api/chat/agent",
@@ -116,7 +94,7 @@ async def test_a_streamed_turn_sends_turn_deltas_and_done(
 async def test_disconnect_then_resume_gives_the_rest_once(
     http: httpx.AsyncClient, runtime: Runtime, base_url: str
 ) -> None:
-    headers, agent = await _setup(http, runtime, _paced("openai-chat:paced-b", delay=0.02))
+    headers, agent = await _setup(http, runtime, paced("openai-chat:paced-b", delay=0.02))
     seen: list[Event] = []
     async with http.stream(
         "POST",
@@ -146,7 +124,7 @@ async def test_disconnect_then_resume_gives_the_rest_once(
     ids = [e.id for e in seen + rest]
     assert len(ids) == len(set(ids))
     text = "".join(e.data["delta"] for e in seen + rest if e.event == "delta")
-    stored = await _stored_agent_messages(runtime, seen[0].data["conversation_id"])
+    stored = await stored_messages(runtime, seen[0].data["conversation_id"])
     assert [m["message_type"] for m in stored] == ["user", "agent"]  # stored once
     assert text == stored[1]["content"] == "".join(WORDS)
     cid = seen[0].data["conversation_id"]
@@ -165,7 +143,7 @@ async def test_disconnect_then_resume_gives_the_rest_once(
 async def test_a_client_that_never_comes_back_still_gets_its_turn_committed(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    headers, agent = await _setup(http, runtime, _paced("openai-chat:paced-c", delay=0.01))
+    headers, agent = await _setup(http, runtime, paced("openai-chat:paced-c", delay=0.01))
     async with http.stream(
         "POST",
         "/api/chat/agent",
@@ -180,7 +158,7 @@ async def test_a_client_that_never_comes_back_still_gets_its_turn_committed(
         if len(await sql_messages(runtime, cid)) == 2:
             break
         await asyncio.sleep(0.02)
-    stored = await _stored_agent_messages(runtime, cid)
+    stored = await stored_messages(runtime, cid)
     assert [m["content"] for m in stored] == ["hi", "".join(WORDS)]
     assert len(await _mongo_caught_up(runtime, cid, 2)) == 2
 
@@ -188,7 +166,7 @@ async def test_a_client_that_never_comes_back_still_gets_its_turn_committed(
 async def test_cancel_mid_stream_commits_what_was_streamed_once(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    headers, agent = await _setup(http, runtime, _paced("openai-chat:paced-d", delay=0.05))
+    headers, agent = await _setup(http, runtime, paced("openai-chat:paced-d", delay=0.05))
     got: list[Event] = []
     async with http.stream(
         "POST",
@@ -211,7 +189,7 @@ async def test_cancel_mid_stream_commits_what_was_streamed_once(
     assert done["agent_message"]["content"] == streamed
     assert 3 <= len(streamed.split()) < len(WORDS)
     cid = done["conversation_id"]
-    stored = await _stored_agent_messages(runtime, cid)
+    stored = await stored_messages(runtime, cid)
     assert [m["message_type"] for m in stored] == ["user", "agent"]
     assert stored[1]["content"] == streamed
     assert stored[1]["message_metadata"]["cancelled"] is True
@@ -248,7 +226,7 @@ async def test_agent_failure_mid_stream_is_an_error_event_and_recorded(
     error = got[-1].data
     assert error["status"] == 502 and error["kind"] == "internal"
     assert error["conversation_id"] == got[0].data["conversation_id"]
-    stored = await _stored_agent_messages(runtime, error["conversation_id"])
+    stored = await stored_messages(runtime, error["conversation_id"])
     assert [m["message_type"] for m in stored] == ["user", "error"]
     assert stored[0]["content"] == "hi"
 
@@ -256,7 +234,7 @@ async def test_agent_failure_mid_stream_is_an_error_event_and_recorded(
 async def test_an_idempotent_retry_attaches_to_the_running_stream(
     http: httpx.AsyncClient, runtime: Runtime, base_url: str
 ) -> None:
-    headers, agent = await _setup(http, runtime, _paced("openai-chat:paced-e", delay=0.02))
+    headers, agent = await _setup(http, runtime, paced("openai-chat:paced-e", delay=0.02))
     key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     body = {"message": "hi", "agent_id": agent["id"]}
     first: list[Event] = []
@@ -338,7 +316,7 @@ async def test_tool_calls_are_streamed_stored_and_replayed_to_the_model(
         }
     ]
     cid = done["conversation_id"]
-    stored = await _stored_agent_messages(runtime, cid)
+    stored = await stored_messages(runtime, cid)
     assert stored[1]["message_metadata"]["tool_calls"] == calls
     await _mongo_caught_up(runtime, cid, 2)
     doc = await runtime.documents.messages.find_one({"_id": str(stored[1]["id"])})

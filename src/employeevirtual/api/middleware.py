@@ -13,6 +13,8 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from employeevirtual.api.openai_schemas import error_body
+
 __all__ = [
     "AccessLog",
     "BodySizeLimit",
@@ -28,8 +30,10 @@ access_log = logging.getLogger("employeevirtual.access")
 
 
 async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str], path: str = ""
 ) -> None:
+    if path.startswith("/v1/") and isinstance(body.get("detail"), str):
+        body = error_body(status, body["detail"])  # the OpenAI door's clients parse this shape
     payload = json.dumps(body).encode()
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -58,8 +62,11 @@ class BodySizeLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    await _send_json(send, 413, self._error(), {"Connection": "close"})
+                # at most 18 digits go to int(): Python refuses over 4,300, a 500 otherwise
+                if value.isdigit() and (len(value) > 18 or int(value) > self.max_bytes):
+                    await _send_json(
+                        send, 413, self._error(), {"Connection": "close"}, scope["path"]
+                    )
                     return
                 break
         received = 0
@@ -94,7 +101,7 @@ class BodySizeLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _send_json(send, 413, self._error(), {"Connection": "close"})
+            await _send_json(send, 413, self._error(), {"Connection": "close"}, scope["path"])
 
 
 def client_key(scope: Scope) -> str:
@@ -143,7 +150,9 @@ class GlobalRateLimit:
                         f"too many requests from your address (limit {self.limit} per "
                         f"{self.window_seconds} s); retry in {decision.retry_after} s"
                     )
-                    await _send_json(send, 429, {"detail": detail}, decision.headers())
+                    await _send_json(
+                        send, 429, {"detail": detail}, decision.headers(), scope["path"]
+                    )
                     return
         await self.app(scope, receive, send)
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.chat.idempotency import IdempotencyClaim, IdempotencyKeys
 from employeevirtual.chat.service import AgentRunFailed, ChatService, OpenedTurn, TurnResult
 from employeevirtual.errors import Conflict, NotFound
+from employeevirtual.stores.records import MessageRecord
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.log import TurnInfo, TurnLog, follow
 
@@ -86,13 +87,33 @@ class LiveTurns:
         render: Render,
         cleanup: AsyncExitStack,
         idempotency: IdempotencyClaim | None = None,
+        context: Sequence[MessageRecord] = (),
     ) -> TurnStarted:
         """Commit the user's message, emit ``turn`` and run the agent in the background.
         Errors before that (404, 409, 422, 503) raise here, as HTTP errors; ``cleanup`` (the
         concurrency slot) is closed when the turn ends."""
         opened = await self.chat.open_turn(
-            user_id, message=message, agent_id=agent_id, conversation_id=conversation_id
+            user_id,
+            message=message,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            context=context,
         )
+        return await self.start_opened(
+            user_id, opened, render=render, cleanup=cleanup, idempotency=idempotency
+        )
+
+    async def start_opened(
+        self,
+        user_id: UUID,
+        opened: OpenedTurn,
+        *,
+        render: Render,
+        cleanup: AsyncExitStack,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> TurnStarted:
+        """Emit ``turn`` for an opened turn (a new message, a regeneration, an edit) and run
+        its agent in the background."""
         turn_id = uuid.uuid4()
         conversation = opened.conversation
         await self.log.open(turn_id, owner=user_id, conversation_id=conversation.id)
@@ -159,7 +180,7 @@ class LiveTurns:
                 runner.run(
                     opened.agent,
                     opened.user_message.content,
-                    opened.history,
+                    opened.model_history,
                     on_event=emit,
                 )
             )

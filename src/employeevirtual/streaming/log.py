@@ -5,7 +5,7 @@ Two backends, one interface, the same bounds:
 - ``MemoryTurnLog``: in this process. At most ``max_events`` events per turn (the oldest are
   dropped), at most ``max_turns`` turns (finished ones evicted oldest first), and a finished turn
   is kept ``retention_seconds``; a turn that never finishes is dropped after ``running_seconds``.
-- ``RedisTurnLog`` (``EV_REDIS_URL``): a Redis stream per turn (``XADD … MAXLEN ~ max_events``)
+- ``RedisTurnLog`` (``EV_REDIS_URL``): a Redis stream per turn (``XADD … MAXLEN max_events``)
   and a small hash with the owner, both with a TTL (``running_seconds`` while it runs,
   ``retention_seconds`` once it ended), so any server process can serve a resume. The process
   running the turn also keeps the events in memory and serves its own followers from there.
@@ -248,7 +248,7 @@ class RedisTurnLog:
                     {"k": stored.kind, "d": body},
                     id=f"0-{stored.id}",
                     maxlen=self.memory.max_events,
-                    approximate=True,
+                    approximate=False,  # a hard cap: exact trimming, O(1) per add
                 )
                 if stored.kind == "turn":
                     pipe.hset(info, "conversation_id", str(stored.data.get("conversation_id")))

@@ -55,7 +55,9 @@ class StoredResponse:
 @dataclass(slots=True)
 class IdempotencyClaim:
     """A key this request holds. ``render`` turns the turn's outcome (a result or the failure
-    raised for it) into the response to store; ``response`` is set once the turn committed."""
+    raised for it) into the response to store; ``response`` is set inside the turn's
+    transaction, before its COMMIT, so it does not prove the turn committed: on any failure,
+    call ``IdempotencyKeys.release`` (it spares a key that did commit)."""
 
     user_id: UUID
     key: str

@@ -97,3 +97,20 @@ async def test_a_failed_commit_releases_its_key_so_the_retry_runs_at_once(
     async with runtime.engine.connect() as conn:
         held = (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
     assert held == 2  # one turn: the user's message and the reply, once
+
+
+async def test_the_openai_door_releases_its_key_on_a_failed_commit_too(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    headers = await register_and_login(client)
+    agent = (await create_agent(client, headers))["id"]
+    await fail_next_commit(runtime)
+    keyed = {**headers, "Idempotency-Key": "door-commit-fails-once"}
+    body = {"model": agent, "messages": [{"role": "user", "content": "hello"}]}
+    first = await client.post("/v1/chat/completions", json=body, headers=keyed)
+    assert first.status_code in (409, 503), first.text
+    retry = await client.post("/v1/chat/completions", json=body, headers=keyed)
+    assert retry.status_code == 200, retry.text
+    async with runtime.engine.connect() as conn:
+        held = (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
+    assert held == 2

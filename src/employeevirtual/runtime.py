@@ -18,6 +18,10 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.alerts import AlertSender
+from employeevirtual.analytics.budgets import BudgetService
+from employeevirtual.analytics.feedback import FeedbackService
+from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
@@ -25,7 +29,10 @@ from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
@@ -75,7 +82,11 @@ class Runtime:
     instance: ServerInstance
     breaker: CircuitBreaker
     lock: DataDirLock | None
+    knowledge: KnowledgeService
     analytics: AnalyticsService
+    budgets: BudgetService
+    feedback: FeedbackService
+    alerts: AlertSender
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
@@ -92,6 +103,8 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
+            self.knowledge.worker.start()
         self.rollup_task.start()
 
     async def close(self) -> None:
@@ -102,12 +115,14 @@ class Runtime:
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
         await self.turn_log.aclose()
+        await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
         await self.acks.flush()
         await self._drain_relay()
+        await self.alerts.drain()
         await self.acks.stop()
         await self.instance.stop()
         if self.supervisor is not None:
@@ -156,9 +171,11 @@ async def open_runtime(
     if settings.database_url is None or settings.mongodb_url is None:  # an embedded store
         lock = DataDirLock(settings.data_dir)
         lock.acquire()
+    secure_data_dir(settings.data_dir)  # after the writability check: it names the path
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
+    instrument_engine(engine)
     secantus: SecantusServer | None = None
     breaker = CircuitBreaker(retry_seconds=settings.mongodb_breaker_seconds)
     try:
@@ -171,13 +188,18 @@ async def open_runtime(
             mongo_url = secantus.url
             write_mongodb_url(settings.data_dir, mongo_url)
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms, breaker=breaker)
+        mongo = connect(
+            mongo_url,
+            timeout_ms=settings.mongodb_timeout_ms,
+            event_listeners=[MongoTimer(), breaker],
+        )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window, breaker=breaker)
         try:
             await ensure_indexes(db)
         except Exception as exc:
             log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
+        knowledge = await open_knowledge(settings, engine)
     except BaseException:
         await engine.dispose()
         if secantus is not None:
@@ -214,6 +236,8 @@ async def open_runtime(
         else None,
         max_retries=settings.model_max_retries,
         offline_delay=settings.offline_stream_delay_ms / 1000,
+        providers=frozenset(settings.model_providers) or None,
+        models=frozenset(settings.allowed_models) or None,
     )
     runner = AgentRunner(
         models,
@@ -225,7 +249,23 @@ async def open_runtime(
     acks = SyncAcks(engine)
     acks.start()
     rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
+    analytics = AnalyticsService(db, rollups, max_days=settings.analytics_max_days)
+    alerts = AlertSender(
+        documents,
+        webhook_url=settings.alert_webhook_url,
+        allowed_hosts=settings.outbound_allowed_hosts,
+        allow_private=settings.outbound_allow_private,
+    )
+    budgets = BudgetService(engine=engine, analytics=analytics, alerts=alerts, clock=clock)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    concurrency = make_concurrency_limiter(
+        settings.redis_url,
+        key_prefix=settings.rate_limit_prefix,
+        ttl_seconds=settings.agent_timeout_seconds + 60,
+    )
+    for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
+        if (client := getattr(shared, "_client", None)) is not None:
+            instrument_redis(client)
     chat = ChatService(
         engine=engine,
         documents=documents,
@@ -233,6 +273,8 @@ async def open_runtime(
         acks=acks,
         context_messages=settings.agent_context_messages,
         after_commit=after_turn_commit,
+        knowledge=knowledge,
+        budgets=budgets,
     )
     idempotency = IdempotencyKeys(
         engine,
@@ -266,6 +308,7 @@ async def open_runtime(
             engine=engine,
             documents=documents,
             allow_signup=settings.allow_signup,
+            first_user_admin=settings.first_user_admin,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,
@@ -273,8 +316,9 @@ async def open_runtime(
                 window_seconds=settings.login_window_seconds,
             ),
         ),
-        agents=AgentService(engine=engine),
+        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
         conversations=ConversationService(engine=engine, documents=documents),
+        knowledge=knowledge,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=reconciler,
@@ -284,11 +328,7 @@ async def open_runtime(
             chat, turn_log, idempotency, heartbeat_seconds=settings.stream_heartbeat_seconds
         ),
         limiter=limiter,
-        concurrency=make_concurrency_limiter(
-            settings.redis_url,
-            key_prefix=settings.rate_limit_prefix,
-            ttl_seconds=settings.agent_timeout_seconds + 60,
-        ),
+        concurrency=concurrency,
         api_keys=ApiKeyService(
             engine=engine,
             max_per_user=settings.max_api_keys_per_user,
@@ -298,7 +338,10 @@ async def open_runtime(
         instance=instance,
         breaker=breaker,
         lock=lock,
-        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        analytics=analytics,
+        budgets=budgets,
+        feedback=FeedbackService(engine=engine, documents=documents),
+        alerts=alerts,
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
         supervisor=supervisor,

@@ -28,15 +28,18 @@ def _decode(cursor: str) -> str:
 
 @router.get("/users")
 async def list_users(
-    _admin_user: AdminUser,
+    admin_user: AdminUser,
     admin: AdminDep,
     settings: SettingsDep,
+    ip: ClientIP,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> UserPage:
-    """Every account, by email (admins only)."""
+    """Every account, by email (admins only; each listing is audited)."""
     size = page_size(limit, settings.page_limit_default, settings.page_limit_max)
-    rows, more = await admin.list_users(limit=size, after_email=_decode(cursor) if cursor else None)
+    rows, more = await admin.list_users(
+        admin_user, limit=size, after_email=_decode(cursor) if cursor else None, client_ip=ip
+    )
     next_cursor = encode_cursor(rows[-1].email) if more and rows else None
     return UserPage(items=[UserOut.of(u) for u in rows], next_cursor=next_cursor)
 

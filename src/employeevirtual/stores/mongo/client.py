@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
-
-from employeevirtual.stores.mongo.breaker import CircuitBreaker
 
 __all__ = ["connect"]
 
 
 def connect(
-    url: str, *, timeout_ms: int, breaker: CircuitBreaker | None = None
+    url: str, *, timeout_ms: int, event_listeners: Sequence[Any] = ()
 ) -> AsyncMongoClient[dict[str, Any]]:
     """Aware datetimes; no driver retries (every write of ours is idempotent and replayed by
     the relay instead; Cosmos DB runs with retrywrites=false); journaled writes (``synced_seq``
     records what MongoDB holds, so an acknowledged write must survive a crash of MongoDB: w:1
     without j loses its last ~100 ms, as SecantusDB showed under SIGKILL); short timeouts and a
     1 s heartbeat, so an outage degrades a turn instead of stalling it and a restarted server
-    is found again quickly. ``breaker`` hears the driver's heartbeats (see ``breaker``)."""
+    is found again quickly."""
     return AsyncMongoClient(
         url,
         tz_aware=True,
@@ -29,5 +28,5 @@ def connect(
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms * 5,
-        event_listeners=[breaker] if breaker is not None else [],
+        event_listeners=list(event_listeners),
     )

@@ -1,7 +1,7 @@
 """Server instances with a heartbeat, and the owner of a pending Idempotency-Key (issue 9).
 
-Revision ID: 0004_reliability
-Revises: 0003_idempotency
+Revision ID: 0009_reliability
+Revises: 0012_knowledge
 Create Date: 2026-11-26
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from employeevirtual.stores.sql.types import UTCDateTime
 
-revision = "0004_reliability"
-down_revision = "0003_idempotency"
+revision = "0009_reliability"
+down_revision = "0012_knowledge"
 branch_labels = None
 depends_on = None
 

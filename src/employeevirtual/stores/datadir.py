@@ -115,9 +115,13 @@ def lock_holder(data_dir: Path) -> int | None:
 
 
 def write_mongodb_url(data_dir: Path, url: str) -> None:
-    """Where the embedded SecantusDB of the server holding the lock listens (atomic replace)."""
+    """Where the embedded SecantusDB of the server holding the lock listens (atomic replace).
+    The URL carries the embedded user's credentials: the file is 0600, like the password file
+    next to it."""
     tmp = data_dir / f".{URL_FILE}.tmp"
-    tmp.write_text(url + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(url + "\n")
     tmp.replace(data_dir / URL_FILE)
 
 

@@ -221,6 +221,9 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = Field(
         default=False, description="let outbound calls reach loopback/private/link-local"
     )
+    metrics_enabled: bool = Field(
+        default=True, description="collect Prometheus metrics (off: no instrumentation at all)"
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token for /metrics; unset: /metrics answers 404"
     )

@@ -176,7 +176,9 @@ class ChatService:
             async with self.slots.hold(user_id):
                 return await self._turn(user_id, request, claim)
         except BaseException:
-            if claim is not None and claim.response is None:  # nothing committed
+            # release on every failure, a failed COMMIT included (the response is set inside
+            # the transaction); release spares a key that did commit (it is complete)
+            if claim is not None:
                 await self.keys.release(claim)
             raise
 

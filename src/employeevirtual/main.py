@@ -14,7 +14,16 @@ from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_unknown_query_params
 from employeevirtual.api.middleware import BodySizeLimit, GlobalRateLimit, SecurityHeaders
-from employeevirtual.api.routes import admin, agents, api_keys, auth, chat, conversations, health
+from employeevirtual.api.routes import (
+    admin,
+    agents,
+    api_keys,
+    auth,
+    chat,
+    conversations,
+    health,
+    people,
+)
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 
@@ -70,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conversations.router,
         api_keys.router,
         admin.router,
+        people.router,
     ):
         app.include_router(router, responses=_ERRORS)
     # added innermost first: headers wrap everything, the body limit sits next to the app

@@ -19,6 +19,7 @@ from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
+from employeevirtual.people.search import SearchService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
@@ -61,6 +62,7 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    search: SearchService
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -181,5 +183,6 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
+        search=SearchService(engine=engine),
         secantus=secantus,
     )

@@ -177,6 +177,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "GET",
+        "/api/search",
+        AUTHED_200,  # everyone searches only their own data: outsiders get no hit of the owner's
+        lambda w, f: ("GET", "/api/search", {"params": {"q": "confidential"}}),
+    ),
+    Row(
+        "GET",
         "/api/admin/users",
         E(403, 403, 200, 401, 401, 401),
         lambda w, f: ("GET", "/api/admin/users", {}),

@@ -1,0 +1,89 @@
+"""People's data over HTTP: search, export, erasure, the audit trail. HTTP only: each route
+parses, calls one service method and shapes the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+
+from employeevirtual.api.deps import ClientIP, CurrentUser, RuntimeDep, SettingsDep
+from employeevirtual.api.people_schemas import SearchHitOut, SearchPageOut
+from employeevirtual.api.routes.conversations import IsoDateTime
+from employeevirtual.errors import InvalidInput
+from employeevirtual.people.search import SearchFilters, SearchService
+
+router = APIRouter(tags=["people's data"])
+
+
+async def _search(runtime: RuntimeDep) -> SearchService:
+    return runtime.search
+
+
+SearchDep = Annotated[SearchService, Depends(_search)]
+
+
+def _page_size(limit: int | None, default: int, maximum: int) -> int:
+    if limit is None:
+        return default
+    if not 1 <= limit <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}")
+    return limit
+
+
+@router.get("/api/search")
+async def search(
+    user: CurrentUser,
+    service: SearchDep,
+    settings: SettingsDep,
+    ip: ClientIP,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    agent_id: UUID | None = None,
+    message_type: Literal["user", "agent", "error"] | None = None,
+    created_after: IsoDateTime | None = None,
+    created_before: IsoDateTime | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    user_id: UUID | None = None,
+) -> SearchPageOut:
+    """Full-text search over the caller's messages and conversation titles, best match first.
+    Words are matched with accents folded and stemmed where the engine can; end a word with
+    ``*`` for a prefix. An admin may pass ``user_id`` to search another account (audited)."""
+    size = _page_size(limit, settings.page_limit_default, settings.page_limit_max)
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name} needs a timezone, e.g. 2026-01-31T00:00:00Z")
+    page = await service.search(
+        user,
+        q,
+        filters=SearchFilters(
+            agent_id=agent_id,
+            message_type=message_type,
+            created_after=created_after,
+            created_before=created_before,
+        ),
+        limit=size,
+        cursor=cursor,
+        user_id=user_id,
+        client_ip=ip,
+    )
+    return SearchPageOut(
+        items=[
+            SearchHitOut(
+                kind="message" if f.hit.kind == "message" else "conversation",
+                conversation_id=f.hit.conversation_id,
+                message_id=f.hit.id if f.hit.kind == "message" else None,
+                seq=f.hit.seq,
+                message_type=f.hit.message_type,
+                agent_id=f.hit.agent_id,
+                created_at=f.hit.created_at,
+                title=f.hit.title,
+                snippet=f.snippet,
+                highlights=f.highlights,
+                score=f.hit.score,
+            )
+            for f in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )

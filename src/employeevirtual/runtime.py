@@ -19,6 +19,8 @@ from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
+from employeevirtual.people.erasure import ErasureService
+from employeevirtual.people.registry import PersonalDataRegistry, default_registry
 from employeevirtual.people.search import SearchService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
@@ -63,6 +65,8 @@ class Runtime:
     reconciler: Reconciler
     idempotency: IdempotencyKeys
     search: SearchService
+    personal_data: PersonalDataRegistry
+    erasure: ErasureService
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -71,8 +75,10 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        self.erasure.start()
 
     async def close(self) -> None:
+        await self.erasure.stop()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -129,6 +135,16 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     acks = SyncAcks(engine)
     acks.start()
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    conversations = ConversationService(engine=engine, documents=documents)
+    chat = ChatService(
+        engine=engine,
+        documents=documents,
+        runner=runner,
+        acks=acks,
+        context_messages=settings.agent_context_messages,
+        crash_after_commit_every=settings.fault_crash_after_commit_every,
+    )
+    personal_data = default_registry(db)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -155,15 +171,8 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             ),
         ),
         agents=AgentService(engine=engine),
-        conversations=ConversationService(engine=engine, documents=documents),
-        chat=ChatService(
-            engine=engine,
-            documents=documents,
-            runner=runner,
-            acks=acks,
-            context_messages=settings.agent_context_messages,
-            crash_after_commit_every=settings.fault_crash_after_commit_every,
-        ),
+        conversations=conversations,
+        chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
         idempotency=IdempotencyKeys(
@@ -184,5 +193,17 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         ),
         admin=AdminService(engine=engine),
         search=SearchService(engine=engine),
+        personal_data=personal_data,
+        erasure=ErasureService(
+            engine=engine,
+            conversations=conversations,
+            registry=personal_data,
+            limiter=limiter,
+            export_dir=settings.export_dir,
+            forget_conversation=chat.context.forget,
+            lease_seconds=settings.erasure_lease_seconds,
+            interval_seconds=settings.erasure_interval_seconds,
+            crash_after_step=settings.fault_crash_erasure_after_step,
+        ),
         secantus=secantus,
     )

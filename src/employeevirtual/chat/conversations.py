@@ -14,7 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.errors import NotFound
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import ConversationRecord, UserRecord
-from employeevirtual.stores.sql.repositories import AuditRepository, ConversationRepository
+from employeevirtual.stores.sql.repositories import (
+    AuditRepository,
+    ConversationRepository,
+    SyncRepository,
+)
 
 __all__ = ["ConversationFilters", "ConversationService"]
 
@@ -130,6 +134,30 @@ class ConversationService:
                 client_ip=client_ip,
                 now=now,
             )
+        await self._delete_documents(conversation_id)
+
+    async def purge(
+        self, conversation_id: UUID, *, actor_id: UUID | None, reason: str, now: datetime
+    ) -> bool:
+        """Delete a conversation by policy (retention, erasure): the same two steps as a user's
+        delete (SQL with its audit row, then MongoDB; the reconciler removes what MongoDB
+        missed), with an audit row that keeps no title. False when it was already gone."""
+        async with self.engine.begin() as conn:
+            found = await SyncRepository(conn).get(conversation_id)
+            if found is not None:
+                await ConversationRepository(conn).delete(conversation_id)
+                await AuditRepository(conn).record(
+                    action="conversation.purge",
+                    actor_id=actor_id,
+                    target_type="conversation",
+                    target_id=str(conversation_id),
+                    details={"reason": reason, "message_count": found.message_count},
+                    now=now,
+                )
+        await self._delete_documents(conversation_id)
+        return found is not None
+
+    async def _delete_documents(self, conversation_id: UUID) -> None:
         try:
             await self.documents.delete_conversation(conversation_id)
         except PyMongoError as exc:

@@ -17,7 +17,7 @@ import ipaddress
 
 from employeevirtual.security.ratelimit import RateLimitDecision, RateLimiter
 
-__all__ = ["LoginThrottle", "normalise_email"]
+__all__ = ["LoginThrottle", "account_key", "normalise_email"]
 
 
 def normalise_email(email: str) -> str:
@@ -27,6 +27,11 @@ def normalise_email(email: str) -> str:
 def _account_key(email: str) -> str:
     digest = hashlib.sha256(b"ev-login:" + normalise_email(email).encode()).hexdigest()
     return f"login:acct:{digest}"
+
+
+def account_key(email: str) -> str:
+    """The limiter key of an account's failed logins (its erasure removes it)."""
+    return _account_key(email)
 
 
 def _ip_key(client_ip: str) -> str:

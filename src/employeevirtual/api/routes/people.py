@@ -6,13 +6,21 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, status
 
-from employeevirtual.api.deps import ClientIP, CurrentUser, RuntimeDep, SettingsDep
-from employeevirtual.api.people_schemas import SearchHitOut, SearchPageOut
+from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, RuntimeDep, SettingsDep
+from employeevirtual.api.people_schemas import (
+    AdminErasureIn,
+    ErasureIn,
+    ErasureOut,
+    SearchHitOut,
+    SearchPageOut,
+)
 from employeevirtual.api.routes.conversations import IsoDateTime
 from employeevirtual.errors import InvalidInput
+from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.search import SearchFilters, SearchService
+from employeevirtual.stores.sql.people import ErasureJob
 
 router = APIRouter(tags=["people's data"])
 
@@ -21,7 +29,26 @@ async def _search(runtime: RuntimeDep) -> SearchService:
     return runtime.search
 
 
+async def _erasure(runtime: RuntimeDep) -> ErasureService:
+    return runtime.erasure
+
+
 SearchDep = Annotated[SearchService, Depends(_search)]
+ErasureDep = Annotated[ErasureService, Depends(_erasure)]
+
+
+def _erasure_out(job: ErasureJob) -> ErasureOut:
+    return ErasureOut(
+        id=job.id,
+        status="done"
+        if job.status == "done"
+        else "running"
+        if job.status == "running"
+        else "pending",
+        step=job.step,
+        created_at=job.created_at,
+        completed_at=job.completed_at,
+    )
 
 
 def _page_size(limit: int | None, default: int, maximum: int) -> int:
@@ -87,3 +114,34 @@ async def search(
         ],
         next_cursor=page.next_cursor,
     )
+
+
+@router.delete("/api/users/me", status_code=status.HTTP_202_ACCEPTED)
+async def erase_me(
+    body: ErasureIn, user: CurrentUser, erasure: ErasureDep, ip: ClientIP
+) -> ErasureOut:
+    """Erase the caller from every store (confirm with the password). From this answer on the
+    account cannot log in; the erasure finishes in the background and resumes after a crash.
+    ``shared_agents``: hand the caller's shared agents to an admin (default) or delete them."""
+    job = await erasure.request_self(
+        user, password=body.password, shared_agents=body.shared_agents, client_ip=ip
+    )
+    return _erasure_out(job)
+
+
+@router.delete("/api/admin/users/{user_id}", status_code=status.HTTP_202_ACCEPTED)
+async def erase_user(
+    user_id: UUID, body: AdminErasureIn, admin: AdminUser, erasure: ErasureDep, ip: ClientIP
+) -> ErasureOut:
+    """Erase a user from every store (admins only; audited). Shared agents go to the admin
+    asking, unless ``shared_agents`` is ``delete``."""
+    job = await erasure.request_admin(
+        admin, user_id, shared_agents=body.shared_agents, client_ip=ip
+    )
+    return _erasure_out(job)
+
+
+@router.get("/api/admin/erasures/{erasure_id}")
+async def erasure_status(erasure_id: UUID, _admin: AdminUser, erasure: ErasureDep) -> ErasureOut:
+    """An erasure's progress; once done, its tombstone (random id, times, who asked)."""
+    return _erasure_out(await erasure.get(erasure_id))

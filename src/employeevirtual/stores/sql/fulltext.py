@@ -20,6 +20,7 @@ __all__ = [
     "FOLD_TO",
     "MSSQL_CATALOG",
     "PG_CONFIGS",
+    "SQLITE_INDEXES",
     "SQLITE_TOKENIZE",
     "mssql_ddl",
     "pg_fold_sql",

@@ -1,0 +1,135 @@
+"""A person with data in every store, and the checks an erasure test makes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.stores.mongo.documents import DocumentStore
+from support.api import PASSWORD, create_agent
+from support.leftovers import scan_mongo, scan_redis, scan_sql
+
+
+async def register(client: httpx.AsyncClient, name: str) -> tuple[str, str, dict[str, str]]:
+    email = f"{uuid.uuid4().hex[:10]}@people.example.com"
+    r = await client.post(
+        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": name}
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/auth/login", data={"username": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return "", email, {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def wait_done(
+    client: httpx.AsyncClient, admin: dict[str, str], job_id: str
+) -> dict[str, Any]:
+    for _ in range(300):
+        r = await client.get(f"/api/admin/erasures/{job_id}", headers=admin)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] == "done":
+            return dict(r.json())
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"erasure {job_id} did not finish: {r.json()}")
+
+
+async def a_person_with_everything(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> dict[str, Any]:
+    """A person with data in every store; returns what must vanish and a few handles."""
+    marker = f"qz{uuid.uuid4().hex[:12]}"
+    name = f"Zephyrine Quaxley{marker[-4:]}"
+    _, email, headers = await register(client, name)
+    me = (await client.get("/api/users/me", headers=headers)).json()
+    uid = me["id"]
+    private = await create_agent(client, headers, name="Diário", instructions="Be brief.")
+    shared = await create_agent(
+        client, headers, name="Shared helper", instructions="Answer kindly.", visibility="shared"
+    )
+    said = [
+        f"meu segredo {marker} número um",
+        f"second secret {marker} about my health",
+        f"terceira mensagem {marker} com idempotência",
+    ]
+    r = await client.post(
+        "/api/chat/agent", json={"message": said[0], "agent_id": private["id"]}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    conversation = r.json()["conversation_id"]
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": said[1], "conversation_id": conversation},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": said[2], "agent_id": shared["id"]},
+        headers={**headers, "Idempotency-Key": f"key-{marker}"},
+    )
+    assert r.status_code == 200, r.text
+    r = await client.patch(
+        f"/api/conversations/{conversation}", json={"title": f"Diário {marker}"}, headers=headers
+    )
+    assert r.status_code == 200
+    r = await client.delete(
+        f"/api/conversations/{r.json()['id']}", headers=headers
+    )  # a deleted conversation's audit row keeps its title: the erasure must scrub it
+    assert r.status_code == 204
+    r = await client.post(
+        "/api/chat/agent", json={"message": said[0], "agent_id": private["id"]}, headers=headers
+    )
+    kept = r.json()["conversation_id"]
+    r = await client.post("/api/api-keys", json={"name": f"key {marker}"}, headers=headers)
+    assert r.status_code == 201
+    key = r.json()["key"]
+    assert (await client.get("/api/agents", headers={"X-API-Key": key})).status_code == 200
+    # admins act on them: every such action is an audit row naming them
+    r = await client.patch(f"/api/admin/users/{uid}", json={"is_active": True}, headers=admin)
+    assert r.status_code == 200
+    assert (await client.get(f"/api/conversations/{kept}", headers=admin)).status_code == 200
+    r = await client.get("/api/search", params={"q": marker, "user_id": uid}, headers=admin)
+    assert r.status_code == 200 and r.json()["items"]
+    # a failed login (audit row, throttle key)
+    r = await client.post("/api/auth/login", data={"username": email, "password": "wrong-pass"})
+    assert r.status_code == 401
+    return {
+        "uid": uid,
+        "email": email,
+        "name": name,
+        "marker": marker,
+        "headers": headers,
+        "shared_agent": shared["id"],
+        "private_agent": private["id"],
+        "key": key,
+        "needles": {
+            "id": uid,
+            "id_hex": uuid.UUID(uid).hex,
+            "email": email,
+            "name": name,
+            "marker": marker,
+            **{f"message{i}": text for i, text in enumerate(said)},
+        },
+    }
+
+
+async def scan_everything(
+    engine: AsyncEngine,
+    documents: DocumentStore,
+    needles: dict[str, str],
+    *,
+    schema: str,
+    redis_url: str | None = None,
+    redis_prefix: str = "",
+) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "sql": await scan_sql(engine, schema if engine.dialect.name != "sqlite" else None, needles),
+        "mongo": await scan_mongo(documents, needles),
+    }
+    if redis_url:
+        found["redis"] = await scan_redis(redis_url, redis_prefix, needles)
+    return found

@@ -28,6 +28,7 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    erasure_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -38,6 +39,7 @@ class Fresh:
     agent_id: str = ""
     conversation_id: str = ""
     key_id: str = ""
+    user_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -49,7 +51,7 @@ class Row:
     route: str
     expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
     request: Callable[[World, Fresh], Request]
-    fresh: str = ""  # "agent", "conversation" or "key": made anew for each cell
+    fresh: str = ""  # "agent", "conversation", "key" or "user": made anew for each cell
     # login answers with a token for the credentials sent, whoever sends them
     check_leaks: bool = True
 
@@ -193,6 +195,26 @@ ROWS: list[Row] = [
         E(403, 403, 200, 401, 401, 401),
         lambda w, f: ("PATCH", f"/api/admin/users/{w.owner.id}", {"json": {"is_active": True}}),
     ),
+    Row(
+        "DELETE",
+        "/api/admin/users/{user_id}",
+        E(403, 403, 202, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/admin/users/{f.user_id}", {"json": {}}),
+        fresh="user",
+    ),
+    Row(
+        "GET",
+        "/api/admin/erasures/{erasure_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/admin/erasures/{w.erasure_id}", {}),
+    ),
+    # last: it erases whoever calls it (the owner, then "other"); the only admin may not
+    Row(
+        "DELETE",
+        "/api/users/me",
+        E(202, 202, 409, 401, 401, 401),
+        lambda w, f: ("DELETE", "/api/users/me", {"json": {"password": PASSWORD}}),
+    ),
 ]
 
 
@@ -235,7 +257,12 @@ async def _world(client: httpx.AsyncClient) -> World:
         "deactivated": gone.headers,
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
-    world = World(owner, headers, agent_id, conversation_id)
+    doomed = await account(client, name="Gone")
+    r = await client.request(
+        "DELETE", f"/api/admin/users/{doomed.id}", json={}, headers=admin.headers
+    )
+    assert r.status_code == 202, r.text
+    world = World(owner, headers, agent_id, conversation_id, erasure_id=r.json()["id"])
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
     world.secrets.add(revoked["prefix"])
     return world
@@ -252,6 +279,8 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         key = await api_key(client, world.owner, "temp")
         fresh.key_id = str(key["id"])
         world.secrets.add(key["prefix"])
+    elif kind == "user":
+        fresh.user_id = (await account(client, name="Ulla")).id
     world.secrets |= {marker, fresh.agent_id, fresh.conversation_id, fresh.key_id} - {""}
     return fresh
 

@@ -19,8 +19,8 @@ run: install
 	$(BIN)/employeevirtual serve
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 	$(BIN)/lint-imports --no-cache
 
 types: install
@@ -34,13 +34,13 @@ test: lint types pytest
 # The long fault-injection run (the short one is part of `make pytest`). PostgreSQL when
 # EV_TEST_POSTGRES_URL is set, SQLite otherwise.
 faults: install
-	$(BIN)/python -m employeevirtual.faults --long
+	$(BIN)/python -m tools.faults --long
 
 # Benchmark (see README): the stores the EV_* settings name; results in bench-results/.
 # BENCH_ARGS=--quick for a smoke run; PostgreSQL: EV_DATABASE_URL=... EV_DATABASE_SCHEMA=bench
 # BENCH_ARGS=--drop-schema.
 bench: install
-	$(BIN)/python -m employeevirtual.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data

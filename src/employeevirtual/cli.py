@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from employeevirtual.analytics.cli import analytics_app
 from employeevirtual.settings import Settings
 from employeevirtual.sync.cli import sync_app
 
 app = typer.Typer(help="EmployeeVirtual: chat with AI virtual employees.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
+app.add_typer(analytics_app, name="analytics")
 console = Console()
 
 
@@ -26,22 +28,24 @@ def serve(
     """Run the API server (migrates the database and starts SecantusDB if no MongoDB URL)."""
     import uvicorn
 
+    from employeevirtual.api.request_id import install_log_record_factory
+    from employeevirtual.api.server import server_config
     from employeevirtual.main import create_app
 
     settings = Settings()
+    install_log_record_factory()
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
     )
     console.print(
         f"EmployeeVirtual on http://{host or settings.host}:{port or settings.port} "
         f"(data in {settings.data_dir}; API docs at /docs)"
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
+    config = server_config(
+        create_app(settings), settings, host=host or settings.host, port=port or settings.port
     )
+    uvicorn.Server(config).run()
 
 
 @app.command()

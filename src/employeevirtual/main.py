@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_unknown_query_params
-from employeevirtual.api.middleware import BodySizeLimit, GlobalRateLimit, SecurityHeaders
+from employeevirtual.api.middleware import (
+    AccessLog,
+    BodySizeLimit,
+    CrashGuard,
+    GlobalRateLimit,
+    SecurityHeaders,
+)
+from employeevirtual.api.proxy import TrustedProxies, forwarded_headers
+from employeevirtual.api.request_id import RequestId, install_log_record_factory
 from employeevirtual.api.routes import (
     admin,
     agents,
+    analytics,
     api_keys,
     auth,
     chat,
@@ -26,6 +36,7 @@ from employeevirtual.api.routes import (
 )
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.records import ConversationRecord
 
 __all__ = ["create_app"]
 
@@ -45,12 +56,36 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class _App(FastAPI):
+    """FastAPI with layers *outside* Starlette's error middleware, so that even a 500 carries
+    the request id and the security headers, and an unhandled exception is logged once."""
+
+    settings: Settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        trusted = TrustedProxies(self.settings.forwarded_allow_ips)
+        # outermost first: request id (sees the real peer) -> forwarded headers (trusted
+        # proxies only) -> access log -> security headers -> the last-resort 500
+        app: ASGIApp = CrashGuard(inner)
+        app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds)
+        app = AccessLog(app)
+        app = forwarded_headers(app, trusted)
+        return RequestId(app, trusted=trusted)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+) -> FastAPI:
+    """``after_turn_commit``: a hook run after each turn's SQL commit (tools.faults uses it)."""
     settings = settings or Settings()
+    install_log_record_factory()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings)
+        runtime = await open_runtime(settings, after_turn_commit=after_turn_commit)
         runtime.start_background()
         app.state.runtime = runtime
         # Everything alive now (modules, models, pools) lives as long as the process: keep it out
@@ -63,13 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.unfreeze()
             await runtime.close()
 
-    app = FastAPI(
+    app = _App(
         title="EmployeeVirtual",
         version="0.1.0",
         description="Chat with AI virtual employees.",
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query_params)],
     )
+    app.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     for router in (
@@ -80,9 +116,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys.router,
         admin.router,
         people.router,
+        analytics.router,
     ):
         app.include_router(router, responses=_ERRORS)
-    # added innermost first: headers wrap everything, the body limit sits next to the app
+    # added innermost first: the body limit sits next to the app (the outer layers: _App)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         GlobalRateLimit,
@@ -104,5 +141,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "RateLimit-Policy",
             ],
         )
-    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
     return app

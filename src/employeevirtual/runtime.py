@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -16,6 +17,8 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
+from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
@@ -32,6 +35,7 @@ from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
+from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.acks import SyncAcks
@@ -67,6 +71,8 @@ class Runtime:
     search: SearchService
     personal_data: PersonalDataRegistry
     erasure: ErasureService
+    analytics: AnalyticsService
+    rollup_task: RollupTask
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -76,12 +82,14 @@ class Runtime:
         self.reconciler.start()
         self.idempotency.start()
         self.erasure.start()
+        self.rollup_task.start()
 
     async def close(self) -> None:
         await self.erasure.stop()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
+        await self.rollup_task.stop()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -91,7 +99,20 @@ class Runtime:
             await self.secantus.stop()
 
 
-async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    after_turn_commit: Callable[[ConversationRecord], None] | None = None,
+    clock: Clock = _utc_now,
+) -> Runtime:
+    """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
+    (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
+    as now."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
@@ -134,6 +155,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     )
     acks = SyncAcks(engine)
     acks.start()
+    rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
     conversations = ConversationService(engine=engine, documents=documents)
     chat = ChatService(
@@ -142,7 +164,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         runner=runner,
         acks=acks,
         context_messages=settings.agent_context_messages,
-        crash_after_commit_every=settings.fault_crash_after_commit_every,
+        after_commit=after_turn_commit,
     )
     personal_data = default_registry(db)
     return Runtime(
@@ -205,5 +227,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
             interval_seconds=settings.erasure_interval_seconds,
             crash_after_step=settings.fault_crash_erasure_after_step,
         ),
+        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -105,6 +107,49 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: float | None = Field(
         default=None, gt=0, description="a pending key's lease; default agent timeout + 30 s"
     )
+
+    # -- the HTTP server and what sits in front of it (issue 8) --
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="proxies whose X-Forwarded-For/-Proto and X-Request-ID are believed "
+        "(comma-separated addresses or networks, '*' for any); empty: none",
+    )
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="request line + headers; larger: 400 and close"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection must send its request headers within this"
+    )
+    keep_alive_seconds: int = Field(default=5, ge=1, description="idle keep-alive connections")
+    max_connections: int = Field(
+        default=1000, ge=1, description="connections + running requests at once; beyond: 503"
+    )
+
+    # usage analytics, budgets, metrics (issue 14)
+    analytics_rollup_seconds: float = Field(
+        default=300.0, ge=0, description="background rollup round; 0 turns it off"
+    )
+    analytics_rollup_lookback_days: int = Field(
+        default=2, ge=1, le=60, description="complete days rolled up again every round"
+    )
+    analytics_max_days: int = Field(default=366, ge=1, description="longest usage query range")
+    alert_webhook_url: str | None = Field(
+        default=None, description="budget warnings are POSTed here (outbound URL rules apply)"
+    )
+    outbound_allowed_hosts: list[str] = Field(
+        default=[], description="hosts outbound calls may reach; empty: any public host"
+    )
+    outbound_allow_private: bool = Field(
+        default=False, description="let outbound calls reach loopback/private/link-local"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token for /metrics; unset: /metrics answers 404"
+    )
+    log_format: Literal["text", "json"] = "text"
+    otel_enabled: bool = Field(
+        default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
+    )
+
     # -- people's data (issue 15): export, erasure, retention --
     export_ttl_hours: float = Field(
         default=24.0, gt=0, description="a finished export's ZIP is deleted after this"
@@ -133,9 +178,6 @@ class Settings(BaseSettings):
     fault_crash_erasure_after_step: str | None = Field(
         default=None, description="TEST ONLY: os._exit(137) after this erasure step"
     )
-    fault_crash_after_commit_every: int = Field(
-        default=0, ge=0, description="TEST ONLY: os._exit(137) after every Nth turn commit"
-    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -145,6 +187,29 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"EV_FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network"
+                    ) from None
+        return value
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> Settings:

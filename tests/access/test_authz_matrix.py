@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -65,6 +66,11 @@ def _register(_w: World, _f: Fresh) -> Request:
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     body = {"email": email, "password": PASSWORD, "name": "Nova"}
     return "POST", "/api/auth/register", {"json": body}
+
+
+def _today() -> dict[str, str]:
+    day = datetime.now(UTC).date().isoformat()
+    return {"from": day, "to": day, "group_by": "user,agent"}
 
 
 AUTHED_200 = E(200, 200, 200, 401, 401, 401)
@@ -194,6 +200,23 @@ ROWS: list[Row] = [
         "/api/admin/users/{user_id}",
         E(403, 403, 200, 401, 401, 401),
         lambda w, f: ("PATCH", f"/api/admin/users/{w.owner.id}", {"json": {"is_active": True}}),
+    ),
+    # usage analytics: everyone sees their own (the owner's rows are not in another's answer)
+    Row(
+        "GET",
+        "/api/analytics/usage",
+        AUTHED_200,
+        lambda w, f: ("GET", "/api/analytics/usage", {"params": _today()}),
+    ),
+    Row(
+        "GET",
+        "/api/analytics/usage",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: (
+            "GET",
+            "/api/analytics/usage",
+            {"params": {**_today(), "user_id": w.owner.id}},
+        ),
     ),
     Row(
         "DELETE",

@@ -14,7 +14,9 @@ from pymongo import AsyncMongoClient
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.documents import TurnCounters
 from employeevirtual.stores.mongo.secantus import SecantusServer
-from employeevirtual.stores.sql.repositories import ConversationRepository, MessageRepository
+from employeevirtual.stores.sql.conversations import ConversationReader
+from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.messages import MessageReader
 from support.api import create_agent, register_and_login
 
 
@@ -89,10 +91,10 @@ async def test_replaying_a_turns_writes_changes_nothing(
     before = await snapshot()
     user = await runtime.accounts.get_active(uuid.UUID(before[0]["user_id"]))
     assert user is not None
-    async with runtime.engine.connect() as conn:
-        conversation = await ConversationRepository(conn).get(uuid.UUID(cid), user)
+    async with read_connection(runtime.engine) as conn:
+        conversation = await ConversationReader(conn).get(uuid.UUID(cid), user)
         assert conversation is not None
-        stored = await MessageRepository(conn).page(conversation.id, before_seq=None, limit=10)
+        stored = await MessageReader(conn).page(conversation.id, before_seq=None, limit=10)
     # replay both turns' writes exactly as the service made them
     for turn in (stored[0:2], stored[2:4]):
         counters = TurnCounters(

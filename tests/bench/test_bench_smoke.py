@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from employeevirtual.bench.meter import StoreMeter, Tally
-from employeevirtual.bench.report import write_results
-from employeevirtual.bench.seed import SeedSpec, seed_conversations
-from employeevirtual.bench.server import INSTANT_MODEL, BenchState, install_bench_models
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from support.api import create_agent, register_and_login
+from tools.bench.meter import StoreMeter, Tally
+from tools.bench.report import write_results
+from tools.bench.seed import SeedSpec, seed_conversations
+from tools.bench.server import INSTANT_MODEL, BenchState, install_bench_models
 
 _METER = StoreMeter()
 _registered = False

@@ -22,7 +22,8 @@ from employeevirtual.chat.idempotency import (
 )
 from employeevirtual.errors import Conflict
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.sql.repositories import IdempotencyRepository
+from employeevirtual.stores.sql.engine import write_transaction
+from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
 from employeevirtual.stores.sql.tables import conversations, messages
 from support.api import create_agent, register_and_login
 
@@ -192,12 +193,10 @@ async def test_pending_key_of_a_dead_owner_is_taken_over_after_its_lease(
         conversation_id=None,
     )
     past = datetime.now(UTC) - timedelta(seconds=5)
-    async with runtime.engine.begin() as conn:  # what a crashed owner leaves behind
+    async with write_transaction(runtime.engine) as conn:  # what a crashed owner leaves behind
         await IdempotencyRepository(conn).insert_pending(
-            user_id=uuid.UUID(me),
-            key="crashed",
+            KeyOwner(uuid.UUID(me), "crashed", uuid.uuid4()),
             fingerprint=print_,
-            token=uuid.uuid4(),
             now=past,
             locked_until=past,
         )

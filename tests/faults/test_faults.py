@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from employeevirtual.faults.__main__ import SHORT, run, table
-from employeevirtual.faults.scenarios import SCENARIOS
+from tools.faults.__main__ import SHORT, run, table
+from tools.faults.scenarios import SCENARIOS
 
 POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import mssql, postgresql
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.secantus import SecantusServer
-from employeevirtual.stores.sql.repositories import SyncRepository
+from employeevirtual.stores.sql.sync import SyncRepository
 from employeevirtual.sync.relay import Relay
 from support.api import create_agent, register_and_login
 from support.stores import mongo_failing, mongo_messages, sql_messages, sync_state
@@ -156,8 +156,8 @@ def test_claim_query_skips_locked_rows_on_postgresql_and_sql_server() -> None:
             return []
 
     asyncio.run(
-        SyncRepository(Capture()).unsynced(  # type: ignore[arg-type]
-            idle_before=datetime.now(UTC), limit=5, claim=True
+        SyncRepository(Capture()).claim_unsynced(  # type: ignore[arg-type]
+            idle_before=datetime.now(UTC), limit=5
         )
     )
     query = captured[0]

@@ -7,16 +7,17 @@ request loads the user and checks ``is_active`` (see ``api.deps.current_user``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Conflict, NotFound
 from employeevirtual.stores.records import UserRecord
-from employeevirtual.stores.sql.repositories import AuditRepository, UserRepository
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.users import UserChanges, UserReader, UserRepository
 
-__all__ = ["AdminService"]
+__all__ = ["AdminService", "UserChanges"]
 
 
 class AdminService:
@@ -26,31 +27,32 @@ class AdminService:
     async def list_users(
         self, *, limit: int, after_email: str | None
     ) -> tuple[list[UserRecord], bool]:
-        async with self.engine.connect() as conn:
-            rows = await UserRepository(conn).list_page(limit=limit + 1, after_email=after_email)
+        async with read_connection(self.engine) as conn:
+            rows = await UserReader(conn).list_page(limit=limit + 1, after_email=after_email)
         return rows[:limit], len(rows) > limit
 
     async def update_user(
-        self, admin: UserRecord, user_id: UUID, changes: dict[str, Any], *, client_ip: str | None
+        self, admin: UserRecord, user_id: UUID, changes: UserChanges, *, client_ip: str | None
     ) -> UserRecord:
-        if user_id == admin.id and changes:
+        if user_id == admin.id and changes.model_fields_set:
             raise Conflict(
                 "you cannot change your own role or deactivate yourself; ask another admin"
             )
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = UserRepository(conn)
             target = await repo.get(user_id)
             if target is None:
                 raise NotFound(f"user {user_id} not found")
-            if changes:
-                await repo.update_fields(user_id, changes, now=now)
+            if changes.model_fields_set:
+                values = changes.model_dump(exclude_unset=True)
+                await repo.update(user_id, changes, now=now)
                 await AuditRepository(conn).record(
                     action="user.update",
                     actor_id=admin.id,
                     target_type="user",
                     target_id=str(user_id),
-                    details={k: changes[k] for k in sorted(changes)},
+                    details={k: values[k] for k in sorted(values)},
                     client_ip=client_ip,
                     now=now,
                 )

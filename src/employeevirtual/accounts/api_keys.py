@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.errors import Conflict, NotFound
 from employeevirtual.security.api_keys import generate_api_key, hash_api_key
 from employeevirtual.stores.records import ApiKeyRecord, UserRecord
-from employeevirtual.stores.sql.api_keys import ApiKeyRepository
-from employeevirtual.stores.sql.repositories import AuditRepository
+from employeevirtual.stores.sql.api_keys import ApiKeyReader, ApiKeyRepository, NewApiKey
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
 
 __all__ = ["ApiKeyService"]
 
@@ -36,7 +37,7 @@ class ApiKeyService:
         """The stored key and its plaintext, which is never kept and cannot be shown again."""
         generated = generate_api_key()
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = ApiKeyRepository(conn)
             if await repo.count_active(user.id) >= self.max_per_user:
                 raise Conflict(
@@ -44,10 +45,8 @@ class ApiKeyService:
                     "revoke one first"
                 )
             key = await repo.create(
+                NewApiKey(name=name, prefix=generated.prefix, digest=generated.digest),
                 user_id=user.id,
-                name=name,
-                prefix=generated.prefix,
-                digest=generated.digest,
                 now=now,
             )
             await AuditRepository(conn).record(
@@ -62,12 +61,12 @@ class ApiKeyService:
         return key, generated.plaintext
 
     async def list(self, user: UserRecord) -> list[ApiKeyRecord]:
-        async with self.engine.connect() as conn:
-            return await ApiKeyRepository(conn).list_active(user.id)
+        async with read_connection(self.engine) as conn:
+            return await ApiKeyReader(conn).list_active(user.id)
 
     async def revoke(self, user: UserRecord, key_id: UUID, *, client_ip: str | None) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             if not await ApiKeyRepository(conn).revoke(key_id, user_id=user.id, now=now):
                 raise NotFound(f"API key {key_id} not found")
             await AuditRepository(conn).record(
@@ -81,11 +80,11 @@ class ApiKeyService:
 
     async def authenticate(self, plaintext: str) -> UserRecord | None:
         """The key's user when the key exists, is not revoked and the user is active."""
-        async with self.engine.connect() as conn:
-            found = await ApiKeyRepository(conn).find_active(hash_api_key(plaintext))
+        async with read_connection(self.engine) as conn:
+            found = await ApiKeyReader(conn).find_active(hash_api_key(plaintext))
         if found is None:
             return None
-        key, user = found
+        key, user = found.key, found.user
         if not user.is_active:
             return None
         now = datetime.now(UTC)
@@ -93,7 +92,7 @@ class ApiKeyService:
             self.touch_seconds
         ):
             try:
-                async with self.engine.begin() as conn:
+                async with write_transaction(self.engine) as conn:
                     await ApiKeyRepository(conn).touch(key.id, now=now)
             except SQLAlchemyError as exc:  # bookkeeping only: never fail the request for it
                 log.warning("could not record API key use: %s", type(exc).__name__)

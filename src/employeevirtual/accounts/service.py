@@ -23,8 +23,10 @@ from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.passwords import hash_password, verify_password
 from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.records import UserRecord
-from employeevirtual.stores.sql.repositories import AuditRepository, UserRepository
+from employeevirtual.stores.records import UserRecord, UserRole
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.users import NewUser, UserReader, UserRepository
 
 __all__ = ["AccountService"]
 
@@ -48,7 +50,7 @@ class AccountService:
         self.throttle = throttle
 
     async def register(
-        self, *, email: str, password: str, name: str, role: str | None = None
+        self, *, email: str, password: str, name: str, role: UserRole | None = None
     ) -> UserRecord:
         """Create a user; the very first one is an admin. ``role`` is for the CLI only."""
         if role is None and not self.allow_signup:
@@ -62,17 +64,13 @@ class AccountService:
         password_hash = hash_password(password)
         now = datetime.now(UTC)
         try:
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 users = UserRepository(conn)
                 if await users.get_by_email(email) is not None:
                     raise Conflict(f"a user with email {email} already exists; log in instead")
-                granted = role or ("admin" if await users.count() == 0 else "user")
+                granted: UserRole = role or ("admin" if await users.count() == 0 else "user")
                 user = await users.create(
-                    email=email,
-                    name=name.strip(),
-                    password_hash=password_hash,
-                    role=granted,
-                    now=now,
+                    NewUser(email, name.strip(), password_hash, granted), now=now
                 )
                 await AuditRepository(conn).record(
                     action="user.register",
@@ -129,7 +127,7 @@ class AccountService:
 
     async def _record_throttled(self, email: str, client_ip: str | None, retry_after: int) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             user = await UserRepository(conn).get_by_email(email)
             await AuditRepository(conn).record(
                 action="auth.login_throttled",
@@ -145,7 +143,7 @@ class AccountService:
         self, email: str, password: str, client_ip: str | None
     ) -> UserRecord | None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             user = await UserRepository(conn).get_by_email(email)
             ok = verify_password(password, user.password_hash if user else None)
             ok = ok and user is not None and user.is_active
@@ -161,6 +159,6 @@ class AccountService:
         return user if ok else None
 
     async def get_active(self, user_id: UUID) -> UserRecord | None:
-        async with self.engine.connect() as conn:
-            user = await UserRepository(conn).get(user_id)
+        async with read_connection(self.engine) as conn:
+            user = await UserReader(conn).get(user_id)
         return user if user is not None and user.is_active else None

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import NotFound
 from employeevirtual.stores.records import AgentRecord, UserRecord
-from employeevirtual.stores.sql.repositories import AgentRepository, AuditRepository
+from employeevirtual.stores.sql.agents import (
+    AgentChanges,
+    AgentReader,
+    AgentRepository,
+    NewAgent,
+)
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
 
 __all__ = ["AgentService"]
 
@@ -20,11 +26,11 @@ class AgentService:
         self.engine = engine
 
     async def create(
-        self, user: UserRecord, values: dict[str, Any], *, client_ip: str | None
+        self, user: UserRecord, new: NewAgent, *, client_ip: str | None
     ) -> AgentRecord:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
-            agent = await AgentRepository(conn).create(user_id=user.id, values=values, now=now)
+        async with write_transaction(self.engine) as conn:
+            agent = await AgentRepository(conn).create(new, user_id=user.id, now=now)
             await AuditRepository(conn).record(
                 action="agent.create",
                 actor_id=user.id,
@@ -37,12 +43,12 @@ class AgentService:
         return agent
 
     async def list(self, user: UserRecord) -> list[AgentRecord]:
-        async with self.engine.connect() as conn:
-            return await AgentRepository(conn).list_visible(user)
+        async with read_connection(self.engine) as conn:
+            return await AgentReader(conn).list_visible(user)
 
     async def get(self, user: UserRecord, agent_id: UUID) -> AgentRecord:
-        async with self.engine.connect() as conn:
-            agent = await AgentRepository(conn).get_visible(agent_id, user)
+        async with read_connection(self.engine) as conn:
+            agent = await AgentReader(conn).get_visible(agent_id, user)
         if agent is None:
             raise NotFound(f"agent {agent_id} not found")
         return agent
@@ -55,19 +61,19 @@ class AgentService:
         return agent
 
     async def update(
-        self, user: UserRecord, agent_id: UUID, changes: dict[str, Any], *, client_ip: str | None
+        self, user: UserRecord, agent_id: UUID, changes: AgentChanges, *, client_ip: str | None
     ) -> AgentRecord:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = AgentRepository(conn)
             await self._owned(repo, user, agent_id)
-            await repo.update(agent_id, values=changes, now=now)
+            await repo.update(agent_id, changes, now=now)
             await AuditRepository(conn).record(
                 action="agent.update",
                 actor_id=user.id,
                 target_type="agent",
                 target_id=str(agent_id),
-                details={"fields": sorted(changes)},
+                details={"fields": changes.fields()},
                 client_ip=client_ip,
                 now=now,
             )
@@ -77,7 +83,7 @@ class AgentService:
 
     async def delete(self, user: UserRecord, agent_id: UUID, *, client_ip: str | None) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = AgentRepository(conn)
             agent = await self._owned(repo, user, agent_id)
             await repo.soft_delete(agent_id, now=now)

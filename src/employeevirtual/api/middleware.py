@@ -7,14 +7,24 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import time
 from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit", "GlobalRateLimit", "SecurityHeaders", "client_key"]
+__all__ = [
+    "AccessLog",
+    "BodySizeLimit",
+    "CrashGuard",
+    "GlobalRateLimit",
+    "SecurityHeaders",
+    "client_key",
+    "internal_error_body",
+]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("employeevirtual.access")
 
 
 async def _send_json(
@@ -180,3 +190,81 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    return {
+        "detail": "internal error: the request failed on our side; quote the request id if you "
+        "report it",
+        "request_id": request_id,
+    }
+
+
+class CrashGuard:
+    """The last line: an exception nothing else handled is one ERROR log line (the traceback at
+    DEBUG), and the client gets a JSON problem (500, with the request id) when no answer started.
+    The exception stops here, so the server neither logs it again nor drops the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            rid = scope.get("state", {}).get("request_id")
+            log.error(
+                "unhandled %s on %s %s (request %s)",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                rid,
+            )
+            log.debug("traceback of request %s", rid, exc_info=exc)
+            if not started:
+                await _send_json(send, 500, internal_error_body(rid), {})
+
+
+class AccessLog:
+    """One INFO line per request: client, method, path (never the query string, which may hold
+    a key, a token or message text), status, duration. Replaces uvicorn's access log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                '%s "%s %s" %s %.1f ms',
+                client[0] if client else "-",
+                scope.get("method"),
+                scope.get("path"),
+                status or "-",
+                (time.perf_counter() - start) * 1000,
+            )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
@@ -14,23 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.errors import NotFound
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import ConversationRecord, UserRecord
-from employeevirtual.stores.sql.repositories import (
-    AuditRepository,
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.conversations import (
+    ConversationChanges,
+    ConversationFilters,
+    ConversationReader,
     ConversationRepository,
-    SyncRepository,
 )
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.sync import SyncReader
 
-__all__ = ["ConversationFilters", "ConversationService"]
+__all__ = ["ConversationChanges", "ConversationFilters", "ConversationService"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationFilters:
-    agent_id: UUID | None = None
-    status: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
 
 
 class ConversationService:
@@ -47,15 +41,9 @@ class ConversationService:
         filters: ConversationFilters,
     ) -> tuple[list[ConversationRecord], bool]:
         """A page, latest activity first, and whether more follow."""
-        async with self.engine.connect() as conn:
-            rows = await ConversationRepository(conn).list(
-                user,
-                limit=limit + 1,
-                after=after,
-                agent_id=filters.agent_id,
-                status=filters.status,
-                created_after=filters.created_after,
-                created_before=filters.created_before,
+        async with read_connection(self.engine) as conn:
+            rows = await ConversationReader(conn).list(
+                user, limit=limit + 1, after=after, filters=filters
             )
         return rows[:limit], len(rows) > limit
 
@@ -63,8 +51,8 @@ class ConversationService:
         self, user: UserRecord, conversation_id: UUID, *, client_ip: str | None = None
     ) -> ConversationRecord:
         """The owner's conversation, or any for an admin (that read is audited)."""
-        async with self.engine.connect() as conn:
-            found = await ConversationRepository(conn).get(conversation_id, user, include_all=True)
+        async with read_connection(self.engine) as conn:
+            found = await ConversationReader(conn).get(conversation_id, user, include_all=True)
         if found is None:
             raise NotFound(f"conversation {conversation_id} not found")
         await self.record_audit_read(user, found, what="conversation", client_ip=client_ip)
@@ -82,7 +70,7 @@ class ConversationService:
         is returned: no row, no data)."""
         if conversation.user_id == user.id:
             return
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await AuditRepository(conn).record(
                 action="conversation.audit_read",
                 actor_id=user.id,
@@ -94,19 +82,20 @@ class ConversationService:
             )
 
     async def update(
-        self, user: UserRecord, conversation_id: UUID, changes: dict[str, Any]
+        self, user: UserRecord, conversation_id: UUID, changes: ConversationChanges
     ) -> ConversationRecord:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = ConversationRepository(conn)
             if await repo.get(conversation_id, user) is None:
                 raise NotFound(f"conversation {conversation_id} not found")
-            if changes:
-                await repo.update_fields(conversation_id, {**changes, "updated_at": now})
+            if changes.model_fields_set:
+                await repo.update(conversation_id, changes, now=now)
             updated = await repo.get(conversation_id, user)
         assert updated is not None
         mirrored = {
-            ("metadata.status" if key == "status" else key): value for key, value in changes.items()
+            ("metadata.status" if key == "status" else key): value
+            for key, value in changes.model_dump(exclude_unset=True).items()
         }
         if mirrored:
             try:
@@ -119,7 +108,7 @@ class ConversationService:
         self, user: UserRecord, conversation_id: UUID, *, client_ip: str | None
     ) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = ConversationRepository(conn)
             found = await repo.get(conversation_id, user)
             if found is None:
@@ -142,10 +131,11 @@ class ConversationService:
         """Delete a conversation by policy (retention, erasure): the same two steps as a user's
         delete (SQL with its audit row, then MongoDB; the reconciler removes what MongoDB
         missed), with an audit row that keeps no title. False when it was already gone."""
-        async with self.engine.begin() as conn:
-            found = await SyncRepository(conn).get(conversation_id)
+        async with write_transaction(self.engine) as conn:
+            repo = ConversationRepository(conn)
+            found = await SyncReader(conn).get(conversation_id)
             if found is not None:
-                await ConversationRepository(conn).delete(conversation_id)
+                await repo.delete(conversation_id)
                 await AuditRepository(conn).record(
                     action="conversation.purge",
                     actor_id=actor_id,

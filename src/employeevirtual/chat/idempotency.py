@@ -23,10 +23,11 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Conflict, InvalidInput
-from employeevirtual.stores.sql.repositories import IdempotencyRepository
+from employeevirtual.stores.sql.engine import WriteConnection, write_transaction
+from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
 from employeevirtual.sync.background import Background
 
 __all__ = ["IdempotencyClaim", "IdempotencyKeys", "StoredResponse", "fingerprint"]
@@ -59,14 +60,16 @@ class IdempotencyClaim:
     render: Callable[[Any], StoredResponse]
     response: StoredResponse | None = field(default=None)
 
-    async def complete(self, conn: AsyncConnection, outcome: Any, conversation_id: UUID) -> None:
+    @property
+    def owner(self) -> KeyOwner:
+        return KeyOwner(self.user_id, self.key, self.token)
+
+    async def complete(self, conn: WriteConnection, outcome: Any, conversation_id: UUID) -> None:
         """Inside the turn's transaction; raises Conflict (rolling the turn back) when the key
         was taken over meanwhile."""
         response = self.render(outcome)
         stored = await IdempotencyRepository(conn).complete(
-            user_id=self.user_id,
-            key=self.key,
-            token=self.token,
+            self.owner,
             status=response.status,
             body=response.body,
             conversation_id=conversation_id,
@@ -105,19 +108,17 @@ class IdempotencyKeys:
         for _ in range(3):
             now = datetime.now(UTC)
             try:
-                async with self.engine.begin() as conn:
+                async with write_transaction(self.engine) as conn:
                     await IdempotencyRepository(conn).insert_pending(
-                        user_id=user_id,
-                        key=key,
+                        KeyOwner(user_id, key, token),
                         fingerprint=request_fingerprint,
-                        token=token,
                         now=now,
                         locked_until=now + self.lease,
                     )
                 return IdempotencyClaim(user_id, key, token, render)
             except IntegrityError:
                 pass
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 repo = IdempotencyRepository(conn)
                 stored = await repo.get(user_id=user_id, key=key)
                 if stored is None:
@@ -137,10 +138,8 @@ class IdempotencyKeys:
                         headers={"Retry-After": "1"},
                     )
                 if await repo.take_over(
-                    user_id=user_id,
-                    key=key,
+                    KeyOwner(user_id, key, token),
                     old_token=stored.token,
-                    token=token,
                     locked_until=now + self.lease,
                 ):
                     log.warning("took over Idempotency-Key whose lease expired (user %s)", user_id)
@@ -152,16 +151,14 @@ class IdempotencyKeys:
     async def release(self, claim: IdempotencyClaim) -> None:
         """The request ended without committing: let a retry run it."""
         try:
-            async with self.engine.begin() as conn:
-                await IdempotencyRepository(conn).release(
-                    user_id=claim.user_id, key=claim.key, token=claim.token
-                )
+            async with write_transaction(self.engine) as conn:
+                await IdempotencyRepository(conn).release(claim.owner)
         except SQLAlchemyError as exc:  # the lease frees it later
             log.warning("could not release an Idempotency-Key: %s", type(exc).__name__)
 
     async def purge(self, *, now: datetime | None = None) -> int:
         now = now or datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             return await IdempotencyRepository(conn).purge(created_before=now - self.ttl, now=now)
 
     async def _loop(self, interval: float) -> None:

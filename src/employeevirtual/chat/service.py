@@ -10,7 +10,6 @@ open) -> commit both messages and the counters in one SQL transaction -> write M
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -20,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
@@ -37,13 +36,21 @@ from employeevirtual.stores.records import (
     MessageRecord,
     UserRecord,
 )
-from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.repositories import (
-    AgentRepository,
+from employeevirtual.stores.sql.agents import AgentReader
+from employeevirtual.stores.sql.conversations import (
+    ConversationReader,
     ConversationRepository,
-    MessageRepository,
-    UserRepository,
+    NewConversation,
+    TurnCounts,
 )
+from employeevirtual.stores.sql.engine import (
+    Connection,
+    WriteConnection,
+    read_connection,
+    write_transaction,
+)
+from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
+from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
 
 __all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "TurnResult"]
@@ -97,15 +104,14 @@ class ChatService:
         runner: AgentRunner,
         acks: SyncAcks,
         context_messages: int,
-        crash_after_commit_every: int = 0,
+        after_commit: Callable[[ConversationRecord], None] | None = None,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.runner = runner
         self.acks = acks
         self.context_messages = context_messages
-        self.crash_after_commit_every = crash_after_commit_every  # fault tests only
-        self._commits = 0
+        self.after_commit = after_commit
         self.context = RecentContext(messages=context_messages)
 
     # -- the turn -----------------------------------------------------------------------------
@@ -149,7 +155,7 @@ class ChatService:
         reply = self._reply(user_id, agent, conversation_id, outcome, failure)
 
         async def complete_key(
-            conn: AsyncConnection, stored: list[MessageRecord], record: ConversationRecord
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
         ) -> None:
             assert idempotency is not None
             result: TurnResult | AgentRunFailed
@@ -168,7 +174,8 @@ class ChatService:
             reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
             on_commit=complete_key if idempotency is not None else None,
         )
-        self._fault_after_commit()
+        if self.after_commit is not None:
+            self.after_commit(record)
         user_message, reply = stored
         self.context.advance(
             record.id,
@@ -193,12 +200,12 @@ class ChatService:
             if conversation_id is None:
                 if agent_id is None:
                     raise NotFound("agent_id is required to start a conversation")
-                agent = await AgentRepository(conn).get_visible_to_active(agent_id, user_id)
+                agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
                 if agent is None:
                     await self._require_active(conn, user_id)
                     raise NotFound(f"agent {agent_id} not found")
                 return None, agent, []
-            found = await ConversationRepository(conn).get_with_agent(conversation_id, user_id)
+            found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
             if found is None:
                 await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
@@ -219,15 +226,15 @@ class ChatService:
                 )
             history = self.context.get(conversation_id, conversation.message_count)
             if history is None:
-                history = await MessageRepository(conn).recent_dialogue(
+                history = await MessageReader(conn).recent_dialogue(
                     conversation_id, limit=self.context_messages
                 )
             return conversation, agent, history
 
     @staticmethod
-    async def _require_active(conn: Any, user_id: UUID) -> None:
+    async def _require_active(conn: Connection, user_id: UUID) -> None:
         """Only on the error path: a missing row may mean the caller, not the id, is gone."""
-        user = await UserRepository(conn).get(user_id)
+        user = await UserReader(conn).get(user_id)
         if user is None or not user.is_active:
             raise Unauthorized("the token's user no longer exists or is deactivated")
 
@@ -280,83 +287,45 @@ class ChatService:
         new_messages: list[MessageRecord],
         now: datetime,
         on_commit: Callable[
-            [AsyncConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
+            [WriteConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
         ]
         | None = None,
     ) -> tuple[list[MessageRecord], ConversationRecord]:
         """One SQL transaction: the turn's messages, the conversation's counters and whatever
         ``on_commit`` adds (the idempotency key's response)."""
         reply = new_messages[-1]
-        tokens = int(reply.metadata.get("tokens_used") or 0)
-        cost = Decimal(str(reply.metadata.get("cost") or 0))
-        response_time = Decimal(str(reply.metadata.get("execution_time") or 0))
+        counts = TurnCounts(
+            messages=len(new_messages),
+            tokens=int(reply.metadata.get("tokens_used") or 0),
+            cost=Decimal(str(reply.metadata.get("cost") or 0)),
+            response_time=Decimal(str(reply.metadata.get("execution_time") or 0)),
+        )
         error = reply.content[:2000] if reply.message_type == "error" else None
-        count = len(new_messages)
         async with write_transaction(self.engine) as conn:
             conversations = ConversationRepository(conn)
             if conversation is None:
-                values: dict[str, Any] = {
-                    "id": reply.conversation_id,
-                    "user_id": user_id,
-                    "agent_id": agent.id,
-                    "title": f"Conversa com {agent.name}"[:200],
-                    "status": "active",
-                    "metadata": {},
-                    "created_at": now,
-                    "updated_at": now,
-                    "last_message_at": now,
-                    "message_count": count,
-                    "total_tokens": tokens,
-                    "total_cost": cost,
-                    "total_response_time": response_time,
-                    "agent_runs": 1,
-                    "synced_seq": 0,
-                    "last_error": error,
-                }
-                await conversations.create(values)
-                record = _record_from_values(values)
-            else:
-                totals = await conversations.apply_turn(
-                    conversation.id,
-                    new_messages=count,
-                    tokens=tokens,
-                    cost=cost,
-                    response_time=response_time,
-                    agent_runs=1,
-                    now=now,
+                new = NewConversation(
+                    id=reply.conversation_id,
+                    user_id=user_id,
+                    agent_id=agent.id,
+                    title=f"Conversa com {agent.name}"[:200],
+                    counts=counts,
                     error=error,
                 )
-                if totals is None:
-                    raise NotFound(f"conversation {conversation.id} not found")
-                message_count, total_tokens, total_cost, total_time, runs = totals
-                record = replace(
-                    conversation,
-                    message_count=message_count,
-                    total_tokens=total_tokens,
-                    total_cost=total_cost,
-                    total_response_time=total_time,
-                    agent_runs=runs,
-                    last_message_at=now,
-                    updated_at=now,
-                    last_error=error,
+                record = await conversations.create(new, now=now)
+            else:
+                found = await conversations.apply_turn(
+                    conversation.id, counts, now=now, error=error
                 )
-            first_seq = record.message_count - count + 1
+                if found is None:
+                    raise NotFound(f"conversation {conversation.id} not found")
+                record = found
+            first_seq = record.message_count - counts.messages + 1
             stored = [replace(m, seq=first_seq + i) for i, m in enumerate(new_messages)]
             await MessageRepository(conn).insert_many(stored)
             if on_commit is not None:
                 await on_commit(conn, stored, record)
         return stored, record
-
-    def _fault_after_commit(self) -> None:
-        """TEST ONLY (EV_FAULT_CRASH_AFTER_COMMIT_EVERY): die like a SIGKILL between the SQL
-        commit and the MongoDB write, to prove the relay and the idempotency keys cover it."""
-        if not self.crash_after_commit_every:
-            return
-        self._commits += 1
-        if self._commits % self.crash_after_commit_every == 0:
-            log.critical("fault injection: exiting after SQL commit %d", self._commits)
-            logging.shutdown()
-            os._exit(137)
 
     async def _write_documents(
         self,
@@ -410,7 +379,7 @@ class ChatService:
         """A page of messages, newest page first, oldest first within it; MongoDB when it has
         every message of the page, SQL otherwise."""
         async with read_connection(self.engine) as conn:
-            conversation = await ConversationRepository(conn).get(
+            conversation = await ConversationReader(conn).get(
                 conversation_id, user, include_all=True
             )
         if conversation is None:
@@ -427,7 +396,7 @@ class ChatService:
         if page is not None:
             return HistoryPage(conversation, page, next_before, "mongodb")
         async with read_connection(self.engine) as conn:
-            rows = await MessageRepository(conn).page(
+            rows = await MessageReader(conn).page(
                 conversation_id, before_seq=upper + 1, limit=limit
             )
         return HistoryPage(conversation, rows, next_before, "sql")
@@ -463,26 +432,4 @@ def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
         message_type=doc["message_type"],
         metadata=metadata,
         created_at=timestamp,
-    )
-
-
-def _record_from_values(values: dict[str, Any]) -> ConversationRecord:
-    return ConversationRecord(
-        id=values["id"],
-        user_id=values["user_id"],
-        agent_id=values["agent_id"],
-        title=values["title"],
-        status=values["status"],
-        session_id=None,
-        metadata=values["metadata"],
-        created_at=values["created_at"],
-        updated_at=values["updated_at"],
-        last_message_at=values["last_message_at"],
-        message_count=values["message_count"],
-        total_tokens=values["total_tokens"],
-        total_cost=values["total_cost"],
-        total_response_time=values["total_response_time"],
-        agent_runs=values["agent_runs"],
-        synced_seq=values["synced_seq"],
-        last_error=values["last_error"],
     )

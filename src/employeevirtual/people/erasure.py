@@ -35,9 +35,15 @@ from employeevirtual.security.login_throttle import account_key
 from employeevirtual.security.passwords import verify_password
 from employeevirtual.security.ratelimit import RateLimiter
 from employeevirtual.stores.records import UserRecord
-from employeevirtual.stores.sql.engine import read_connection
-from employeevirtual.stores.sql.people import ErasureJob, ErasureRepository, ExportRepository
-from employeevirtual.stores.sql.repositories import AuditRepository, UserRepository
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.people import (
+    ErasureJob,
+    ErasureReader,
+    ErasureRepository,
+    ExportReader,
+)
+from employeevirtual.stores.sql.users import UserChanges, UserReader, UserRepository
 from employeevirtual.sync.background import Background
 
 __all__ = ["STEPS", "ErasureService"]
@@ -116,7 +122,7 @@ class ErasureService:
         client_ip: str | None,
     ) -> ErasureJob:
         now = self.clock()
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             users, jobs = UserRepository(conn), ErasureRepository(conn)
             target = await users.get(user_id)
             if target is None:
@@ -142,7 +148,7 @@ class ErasureService:
                 now=now,
             )
             # from this commit on the account cannot log in, nor use its tokens or API keys
-            await users.update_fields(user_id, {"is_active": False}, now=now)
+            await users.update(user_id, UserChanges(is_active=False), now=now)
             await AuditRepository(conn).record(
                 action="user.erasure_requested",
                 actor_id=actor.id if actor is not None else user_id,
@@ -157,7 +163,7 @@ class ErasureService:
 
     async def get(self, job_id: UUID) -> ErasureJob:
         async with read_connection(self.engine) as conn:
-            job = await ErasureRepository(conn).get(job_id)
+            job = await ErasureReader(conn).get(job_id)
         if job is None:
             raise NotFound(f"erasure {job_id} not found")
         return job
@@ -184,10 +190,10 @@ class ErasureService:
         """Run every job that is pending or whose worker died; the number finished."""
         now = self.clock()
         async with read_connection(self.engine) as conn:
-            ids = await ErasureRepository(conn).claimable(stale_before=now - self.lease, limit=10)
+            ids = await ErasureReader(conn).claimable(stale_before=now - self.lease, limit=10)
         finished = 0
         for job_id in ids:
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 claimed = await ErasureRepository(conn).claim(
                     job_id, stale_before=self.clock() - self.lease, now=self.clock()
                 )
@@ -203,7 +209,7 @@ class ErasureService:
         for step in STEPS[STEPS.index(job.step) :]:
             await getattr(self, f"_{step}")(job)
             if step != STEPS[-1]:
-                async with self.engine.begin() as conn:
+                async with write_transaction(self.engine) as conn:
                     following = STEPS[STEPS.index(step) + 1]
                     await ErasureRepository(conn).advance(job.id, step=following, now=self.clock())
             if self.crash_after_step == step:  # TEST ONLY: die like a killed process
@@ -212,14 +218,14 @@ class ErasureService:
         log.info("erasure %s finished", job.id)
 
     async def _heartbeat(self, job: ErasureJob) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await ErasureRepository(conn).advance(job.id, step=job.step, now=self.clock())
 
     async def _conversations(self, job: ErasureJob) -> None:
         assert job.user_id is not None
         while True:
             async with read_connection(self.engine) as conn:
-                batch = await ErasureRepository(conn).conversation_ids(job.user_id, limit=50)
+                batch = await ErasureReader(conn).conversation_ids(job.user_id, limit=50)
             if not batch:
                 return
             for conversation_id in batch:
@@ -232,7 +238,7 @@ class ErasureService:
     async def _agents(self, job: ErasureJob) -> None:
         assert job.user_id is not None
         now = self.clock()
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = ErasureRepository(conn)
             doomed: list[UUID] = []
             for agent_id, visibility, live, used in await repo.agents_of(job.user_id):
@@ -253,7 +259,7 @@ class ErasureService:
 
     async def _delete_export_files(self, user_id: UUID) -> None:
         async with read_connection(self.engine) as conn:
-            exports = await ExportRepository(conn).for_user(user_id)
+            exports = await ExportReader(conn).for_user(user_id)
         for export in exports:
             with contextlib.suppress(FileNotFoundError):
                 (self.export_dir / f"{export.id}.zip").unlink()
@@ -263,7 +269,7 @@ class ErasureService:
     async def _caches(self, job: ErasureJob) -> None:
         assert job.user_id is not None
         async with read_connection(self.engine) as conn:
-            user = await UserRepository(conn).get(job.user_id)
+            user = await UserReader(conn).get(job.user_id)
         keys = [f"chat:user:{job.user_id}", f"turns:{job.user_id}"]
         if user is not None:
             keys.append(account_key(user.email))
@@ -274,7 +280,7 @@ class ErasureService:
         assert job.user_id is not None
         await self._delete_export_files(job.user_id)  # one built while the job ran
         now = self.clock()
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             repo = ErasureRepository(conn)
             await repo.delete_account(job.user_id)
             await repo.scrub_audit(job.user_id, tombstone=job.id)

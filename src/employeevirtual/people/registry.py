@@ -73,6 +73,8 @@ def default_registry(db: AsyncDatabase[Document]) -> PersonalDataRegistry:
     registry.register(MongoSource(db, Collections.CHAT_MESSAGES, ""))
     registry.register(MongoSource(db, Collections.CHAT_ANALYTICS, "usage"))
     registry.register(MongoSource(db, Collections.USER_ACTIVITIES, "user_activities"))
+    # the analytics rollups (one document per day x agent x user x model)
+    registry.register(MongoSource(db, Collections.ANALYTICS_DAILY, "usage_daily"))
     # system logs name no user today; any that does carries it under details.user_id
     registry.register(MongoSource(db, Collections.SYSTEM_LOGS, "", field="details.user_id"))
     return registry

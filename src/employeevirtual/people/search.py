@@ -19,15 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from employeevirtual.stores.records import UserRecord
-from employeevirtual.stores.sql.engine import read_connection
-from employeevirtual.stores.sql.repositories import AuditRepository, UserRepository
+from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     SearchHit,
     SearchQuery,
-    SearchRepository,
+    SearchReader,
 )
+from employeevirtual.stores.sql.users import UserReader
 
 __all__ = ["Found", "SearchFilters", "SearchPage", "SearchService", "parse_terms"]
 
@@ -136,7 +137,7 @@ class SearchService:
         )
         try:
             async with read_connection(self.engine) as conn:
-                hits = await SearchRepository(conn).search(query)
+                hits = await SearchReader(conn).search(query)
         except NotImplementedError as exc:
             raise Unavailable(str(exc)) from None
         items = []
@@ -149,8 +150,8 @@ class SearchService:
     async def _audit_admin_search(
         self, admin: UserRecord, owner: UUID, filters: SearchFilters, client_ip: str | None
     ) -> None:
-        async with self.engine.begin() as conn:
-            if await UserRepository(conn).get(owner) is None:
+        async with write_transaction(self.engine) as conn:
+            if await UserReader(conn).get(owner) is None:
                 raise NotFound(f"user {owner} not found")
             await AuditRepository(conn).record(
                 action="search.admin",

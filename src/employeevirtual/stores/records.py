@@ -5,10 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-__all__ = ["AgentRecord", "ApiKeyRecord", "ConversationRecord", "MessageRecord", "UserRecord"]
+__all__ = [
+    "AgentRecord",
+    "ApiKeyRecord",
+    "ConversationRecord",
+    "ConversationStatus",
+    "MessageRecord",
+    "MessageType",
+    "UserRecord",
+    "UserRole",
+    "Visibility",
+]
+
+# The vocabularies the API shows and accepts; the records carry the same types.
+UserRole = Literal["user", "admin"]
+Visibility = Literal["private", "shared"]
+ConversationStatus = Literal["active", "archived"]
+MessageType = Literal["user", "agent", "error"]
 
 
 @dataclass(frozen=True, slots=True)

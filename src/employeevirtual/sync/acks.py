@@ -14,7 +14,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.stores.sql.repositories import ConversationRepository
+from employeevirtual.stores.sql.conversations import ConversationRepository
+from employeevirtual.stores.sql.engine import write_transaction
 from employeevirtual.sync.background import Background
 
 __all__ = ["SyncAcks", "merge_ranges"]
@@ -53,7 +54,7 @@ class SyncAcks:
             for first, last in merge_ranges(ranges)
         ]
         try:
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 await ConversationRepository(conn).ack_synced(acks)
         except Exception:
             log.warning("could not record %d sync acks; the relay will replay them", len(acks))

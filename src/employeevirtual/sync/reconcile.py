@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.records import ConversationRecord
-from employeevirtual.stores.sql.repositories import MessageRepository, SyncRepository
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.messages import MessageReader
+from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
 
 __all__ = ["Drift", "ReconcileReport", "Reconciler"]
@@ -111,8 +113,8 @@ class Reconciler:
         idle_before = datetime.now(UTC) - self.grace
         after: UUID | None = None
         while True:
-            async with self.engine.connect() as conn:
-                page = await SyncRepository(conn).conversations_page(
+            async with read_connection(self.engine) as conn:
+                page = await SyncReader(conn).conversations_page(
                     after=after, limit=self.page_size, idle_before=idle_before
                 )
             if not page:
@@ -161,8 +163,8 @@ class Reconciler:
             # MongoDB first: a turn committing meanwhile then shows as missing there (replayed,
             # harmless), never as extra (which repair would delete)
             mongo_ids = await self.documents.message_ids(conversation.id)
-            async with self.engine.connect() as conn:
-                in_sql = await SyncRepository(conn).message_ids(conversation.id)
+            async with read_connection(self.engine) as conn:
+                in_sql = await MessageReader(conn).ids(conversation.id)
             sql_ids = {str(k): v for k, v in in_sql.items()}
             missing = sorted(set(sql_ids) - set(mongo_ids), key=sql_ids.__getitem__)
             extra = sorted(set(mongo_ids) - set(sql_ids), key=mongo_ids.__getitem__)
@@ -210,23 +212,23 @@ class Reconciler:
         try:
             await self.documents.delete_messages(plan.delete_ids)
             for start in range(0, len(plan.insert_ids), 500):
-                async with self.engine.connect() as conn:
-                    records = await SyncRepository(conn).messages_by_id(
-                        plan.insert_ids[start : start + 500]
-                    )
+                async with read_connection(self.engine) as conn:
+                    records = await MessageReader(conn).by_id(plan.insert_ids[start : start + 500])
                 await self.documents.insert_messages([message_document(m) for m in records])
             if plan.rebuild:
-                async with self.engine.connect() as conn:
+                async with read_connection(self.engine) as conn:
                     # fresh: a turn may have committed since the page was read
-                    fresh = await SyncRepository(conn).get(conversation.id) or conversation
-                    window = await MessageRepository(conn).page(
+                    fresh = await SyncReader(conn).get(conversation.id) or conversation
+                    window = await MessageReader(conn).page(
                         fresh.id, before_seq=fresh.message_count + 1, limit=self.documents.window
                     )
                 if not await self.documents.rebuild_conversation(
                     fresh, window, observed_last_seq=plan.observed_last_seq
                 ):
                     return False  # a turn landed meanwhile: the next round looks again
-            async with self.engine.begin() as conn:  # as far as this comparison saw, no further
+            async with write_transaction(
+                self.engine
+            ) as conn:  # as far as this comparison saw, no further
                 await SyncRepository(conn).advance(
                     conversation.id, to_seq=conversation.message_count
                 )
@@ -268,8 +270,8 @@ class Reconciler:
         for cid in ids:
             with contextlib.suppress(ValueError):
                 parsed[UUID(cid)] = cid
-        async with self.engine.connect() as conn:
-            existing = await SyncRepository(conn).existing(list(parsed))
+        async with read_connection(self.engine) as conn:
+            existing = await SyncReader(conn).existing(list(parsed))
         return [cid for uid, cid in parsed.items() if uid not in existing]
 
     # -- periodic -----------------------------------------------------------------------------

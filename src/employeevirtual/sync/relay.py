@@ -28,7 +28,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import (
@@ -37,18 +37,22 @@ from employeevirtual.stores.mongo.documents import (
     message_document,
 )
 from employeevirtual.stores.records import ConversationRecord
-from employeevirtual.stores.sql.repositories import (
-    SKIP_LOCKED_DIALECTS,
-    MessageRepository,
-    SyncRepository,
+from employeevirtual.stores.sql.engine import (
+    Connection,
+    WriteConnection,
+    read_connection,
+    write_transaction,
 )
+from employeevirtual.stores.sql.messages import MessageReader
+from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
 
 log = logging.getLogger(__name__)
 
-Opener = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+Reader = Callable[[], AbstractAsyncContextManager[Connection]]
+Writer = Callable[[], AbstractAsyncContextManager[WriteConnection]]
 FAILURES = (PyMongoError, SQLAlchemyError, OSError)
 
 
@@ -116,32 +120,34 @@ class Relay:
         what was done before the failure: the loop then backs off."""
         idle_before = (now or datetime.now(UTC)) - self.grace
         if self.locks_rows:
-            async with self.engine.begin() as conn:
-                claimed = await SyncRepository(conn).unsynced(
-                    idle_before=idle_before, limit=self.claim_size, claim=True
+            async with write_transaction(self.engine) as conn:
+                claimed = await SyncRepository(conn).claim_unsynced(
+                    idle_before=idle_before, limit=self.claim_size
                 )
                 if claimed:
                     await self.documents.ping()  # fail fast, before holding locks for long
 
                 @asynccontextmanager
-                async def same() -> AsyncIterator[AsyncConnection]:
+                async def same() -> AsyncIterator[WriteConnection]:
                     yield conn
 
                 result, error = await self._replay_all(claimed, read=same, write=same)
         else:
-            async with self.engine.connect() as conn:
-                claimed = await SyncRepository(conn).unsynced(
-                    idle_before=idle_before, limit=self.claim_size, claim=False
+            async with read_connection(self.engine) as read_conn:
+                claimed = await SyncReader(read_conn).unsynced(
+                    idle_before=idle_before, limit=self.claim_size
                 )
             result, error = await self._replay_all(
-                claimed, read=self.engine.connect, write=self.engine.begin
+                claimed,
+                read=lambda: read_connection(self.engine),
+                write=lambda: write_transaction(self.engine),
             )
         if error is not None:
             raise error
         return result
 
     async def _replay_all(
-        self, claimed: list[ConversationRecord], *, read: Opener, write: Opener
+        self, claimed: list[ConversationRecord], *, read: Reader, write: Writer
     ) -> tuple[RelayPass, PyMongoError | None]:
         messages = advanced = 0
         error: PyMongoError | None = None
@@ -156,7 +162,7 @@ class Relay:
         return RelayPass(len(claimed), advanced, messages), error
 
     async def replay(
-        self, conversation: ConversationRecord, *, read: Opener, write: Opener
+        self, conversation: ConversationRecord, *, read: Reader, write: Writer
     ) -> tuple[int, bool]:
         """Copy one conversation's missing messages and rebuild its document. Returns how many
         messages were copied and whether ``synced_seq`` could move."""
@@ -164,7 +170,7 @@ class Relay:
         after, copied = conversation.synced_seq, 0
         while after < last:
             async with read() as conn:
-                batch = await MessageRepository(conn).after(
+                batch = await MessageReader(conn).after(
                     cid, after_seq=after, limit=min(self.batch_size, last - after)
                 )
             if not batch:
@@ -174,7 +180,7 @@ class Relay:
             await self.documents.insert_analytics_many(runs)
             after, copied = batch[-1].seq, copied + len(batch)
         async with read() as conn:
-            window = await MessageRepository(conn).page(
+            window = await MessageReader(conn).page(
                 cid, before_seq=last + 1, limit=self.documents.window
             )
         applied = await self.documents.replace_conversation(conversation, window)
@@ -186,11 +192,12 @@ class Relay:
     # -- the lag and its alert ----------------------------------------------------------------
 
     async def measure_lag(self, *, now: datetime | None = None) -> SyncLag:
-        async with self.engine.connect() as conn:
-            oldest, count = await SyncRepository(conn).oldest_unsynced()
+        async with read_connection(self.engine) as conn:
+            backlog = await SyncReader(conn).backlog()
         now = now or datetime.now(UTC)
+        oldest = backlog.oldest_unsynced_at
         seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-        self.lag = SyncLag(oldest, count, seconds)
+        self.lag = SyncLag(oldest, backlog.conversations, seconds)
         return self.lag
 
     async def check_alert(self) -> None:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends
 
-from employeevirtual.accounts.admin import AdminService
+from employeevirtual.accounts.admin import AdminService, UserChanges
 from employeevirtual.api.access_schemas import UserPage, UserPatch
 from employeevirtual.api.deps import AdminUser, ClientIP, RuntimeDep, SettingsDep
 from employeevirtual.api.schemas import UserOut
@@ -58,4 +58,6 @@ async def update_user(
     changes = body.model_dump(exclude_unset=True)
     if any(value is None for value in changes.values()):
         raise InvalidInput("role and is_active cannot be null")
-    return UserOut.of(await admin.update_user(admin_user, user_id, changes, client_ip=ip))
+    return UserOut.of(
+        await admin.update_user(admin_user, user_id, UserChanges(**changes), client_ip=ip)
+    )

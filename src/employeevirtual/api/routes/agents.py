@@ -11,6 +11,7 @@ from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsD
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.errors import InvalidInput
 from employeevirtual.settings import Settings
+from employeevirtual.stores.sql.agents import AgentChanges, NewAgent
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -51,7 +52,7 @@ async def create_agent(
 ) -> AgentOut:
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
-    agent = await agents.create(user, _validated(fields, settings), client_ip=ip)
+    agent = await agents.create(user, NewAgent(**_validated(fields, settings)), client_ip=ip)
     return AgentOut.of(agent)
 
 
@@ -79,7 +80,7 @@ async def update_agent(
         raise InvalidInput("name cannot be null")
     if "model" in changes and changes["model"] is None:
         changes["model"] = settings.default_model
-    return AgentOut.of(await agents.update(user, agent_id, changes, client_ip=ip))
+    return AgentOut.of(await agents.update(user, agent_id, AgentChanges(**changes), client_ip=ip))
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -23,7 +23,7 @@ from employeevirtual.api.schemas import (
     HistoryOut,
     MessageOut,
 )
-from employeevirtual.chat.conversations import ConversationFilters
+from employeevirtual.chat.conversations import ConversationChanges, ConversationFilters
 from employeevirtual.errors import InvalidInput
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
@@ -113,7 +113,9 @@ async def update_conversation(
     changes = body.model_dump(exclude_unset=True)
     if any(value is None for value in changes.values()):
         raise InvalidInput("title and status cannot be null")
-    return ConversationOut.of(await conversations.update(user, conversation_id, changes))
+    return ConversationOut.of(
+        await conversations.update(user, conversation_id, ConversationChanges(**changes))
+    )
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)

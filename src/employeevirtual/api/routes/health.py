@@ -5,10 +5,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from employeevirtual.api.deps import RuntimeDep
 from employeevirtual.runtime import Runtime
+from employeevirtual.stores.sql.engine import ping
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -25,8 +25,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     try:
-        async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(runtime.engine)
         checks["sql"] = {"status": "ok"}
     except Exception as exc:
         checks["sql"] = {"status": "down", "error": type(exc).__name__}

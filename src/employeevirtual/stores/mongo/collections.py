@@ -18,6 +18,8 @@ class Collections:
     CHAT_ANALYTICS = "chat_analytics"
     USER_ACTIVITIES = "user_activities"
     SYSTEM_LOGS = "system_logs"
+    ANALYTICS_DAILY = "analytics_daily"  # rollups: one document per day x agent x user x model
+    ANALYTICS_STATE = "analytics_state"  # the rollups' progress and the days to roll again
 
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -35,6 +37,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     Collections.CHAT_ANALYTICS: [
         IndexModel([("conversation_id", ASCENDING), ("timestamp", DESCENDING)]),
         IndexModel([("agent_id", ASCENDING), ("timestamp", DESCENDING)]),
+        # analytics: today's raw runs, and a user's own
+        IndexModel([("timestamp", ASCENDING)]),
+        IndexModel([("user_id", ASCENDING), ("timestamp", ASCENDING)]),
+    ],
+    Collections.ANALYTICS_DAILY: [
+        IndexModel([("day", ASCENDING)]),
+        IndexModel([("user_id", ASCENDING), ("day", ASCENDING)]),
+        IndexModel([("agent_id", ASCENDING), ("day", ASCENDING)]),
     ],
     Collections.USER_ACTIVITIES: [
         IndexModel([("user_id", ASCENDING), ("timestamp", DESCENDING)]),

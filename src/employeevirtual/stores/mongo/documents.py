@@ -73,7 +73,10 @@ def analytics_document(reply: MessageRecord) -> Document | None:
         "output_tokens": meta.get("output_tokens") or 0,
         "cost": meta.get("cost"),
         "execution_time": meta.get("execution_time"),
+        "tool_calls": meta.get("tool_calls") or 0,
+        "delegated_runs": meta.get("delegated_runs") or 0,
         "status": "success" if reply.message_type == "agent" else meta.get("error"),
+        "request_id": meta.get("request_id"),
         "timestamp": reply.created_at,
     }
 
@@ -229,6 +232,20 @@ class DocumentStore:
     async def insert_analytics(self, doc: Document) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.analytics.insert_one(doc)
+
+    async def mark_rollups_dirty(self, timestamps: Sequence[datetime]) -> None:
+        """The analytics runs of these moments changed after their day may have been rolled
+        up: the next rollup round rolls those days again (a bounded set: one entry per day)."""
+        days = sorted(
+            {
+                datetime(t.year, t.month, t.day, tzinfo=UTC)
+                for t in (t.astimezone(UTC) for t in timestamps)
+            }
+        )
+        if days:
+            await self.db[Collections.ANALYTICS_STATE].update_one(
+                {"_id": "daily"}, {"$addToSet": {"dirty": {"$each": days}}}, upsert=True
+            )
 
     async def log_activity(
         self, *, user_id: UUID, activity: str, details: Document | None = None

@@ -1,50 +1,38 @@
-"""Queries over ``empl.api_keys``; like every repository, it never commits."""
+"""``empl.api_keys``: a user's API keys (digests only). Like every repository, it never commits."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from employeevirtual.stores.records import ApiKeyRecord, UserRecord
-from employeevirtual.stores.sql.repositories import _user
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.rows import api_key_from_row, rowcount, user_from_row
 from employeevirtual.stores.sql.tables import api_keys, users
 
-__all__ = ["ApiKeyRepository"]
+__all__ = ["ApiKeyReader", "ApiKeyRepository", "KeyHolder", "NewApiKey"]
 
 
-def _key(row: Row[Any], prefix: str = "") -> ApiKeyRecord:
-    m = row._mapping
-    return ApiKeyRecord(
-        id=m[f"{prefix}id"],
-        user_id=m[f"{prefix}user_id"],
-        name=m[f"{prefix}name"],
-        prefix=m[f"{prefix}prefix"],
-        created_at=m[f"{prefix}created_at"],
-        last_used_at=m[f"{prefix}last_used_at"],
-        revoked_at=m[f"{prefix}revoked_at"],
-    )
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    name: str
+    prefix: str
+    digest: str
 
 
-class ApiKeyRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    key: ApiKeyRecord
+    user: UserRecord
+
+
+class ApiKeyReader:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-
-    async def create(
-        self, *, user_id: UUID, name: str, prefix: str, digest: str, now: datetime
-    ) -> ApiKeyRecord:
-        key_id = uuid.uuid4()
-        await self.conn.execute(
-            insert(api_keys).values(
-                id=key_id, user_id=user_id, name=name, prefix=prefix, digest=digest, created_at=now
-            )
-        )
-        return ApiKeyRecord(key_id, user_id, name, prefix, now, None, None)
 
     async def count_active(self, user_id: UUID) -> int:
         query = (
@@ -60,9 +48,9 @@ class ApiKeyRepository:
             .where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
             .order_by(api_keys.c.created_at.desc(), api_keys.c.id)
         )
-        return [_key(r) for r in await self.conn.execute(query)]
+        return [api_key_from_row(r) for r in await self.conn.execute(query)]
 
-    async def find_active(self, digest: str) -> tuple[ApiKeyRecord, UserRecord] | None:
+    async def find_active(self, digest: str) -> KeyHolder | None:
         """The unrevoked key with this digest and its user, in one round trip."""
         key_cols = [c.label(f"k_{c.name}") for c in api_keys.c if c.name != "digest"]
         query = (
@@ -71,7 +59,27 @@ class ApiKeyRepository:
             .where(api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None))
         )
         row = (await self.conn.execute(query)).first()
-        return (_key(row, "k_"), _user(row)) if row else None
+        return KeyHolder(api_key_from_row(row, "k_"), user_from_row(row)) if row else None
+
+
+class ApiKeyRepository(ApiKeyReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        super().__init__(conn)
+
+    async def create(self, new: NewApiKey, *, user_id: UUID, now: datetime) -> ApiKeyRecord:
+        statement = (
+            insert(api_keys)
+            .values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                name=new.name,
+                prefix=new.prefix,
+                digest=new.digest,
+                created_at=now,
+            )
+            .returning(*(c for c in api_keys.c if c.name != "digest"))
+        )
+        return api_key_from_row((await self.conn.execute(statement)).one())
 
     async def revoke(self, key_id: UUID, *, user_id: UUID, now: datetime) -> bool:
         result = await self.conn.execute(
@@ -83,7 +91,7 @@ class ApiKeyRepository:
             )
             .values(revoked_at=now)
         )
-        return bool(result.rowcount)
+        return rowcount(result) > 0
 
     async def touch(self, key_id: UUID, *, now: datetime) -> None:
         await self.conn.execute(

@@ -1,4 +1,10 @@
-"""The async engine, with ``empl`` mapped away on SQLite and SQLite set up for concurrent use."""
+"""The async engine, with ``empl`` mapped away on SQLite and SQLite set up for concurrent use,
+and the only two ways into it: ``read_connection`` and ``write_transaction``.
+
+Repositories say in their constructor which kind of connection they need: a ``WriteConnection``
+(from ``write_transaction``) for anything that writes, any ``Connection`` for reads. Code outside
+``stores/`` never calls ``engine.begin()``/``engine.connect()`` (tests/unit/test_store_access.py).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,9 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NewType
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -17,11 +23,22 @@ from employeevirtual.stores.sql.tables import SCHEMA
 
 __all__ = [
     "READ_AUTOCOMMIT",
+    "Connection",
+    "ReadConnection",
+    "WriteConnection",
     "create_engine",
+    "ping",
     "read_connection",
     "schema_translate_map",
     "write_transaction",
 ]
+
+# A connection outside any transaction: each statement is its own snapshot.
+ReadConnection = NewType("ReadConnection", AsyncConnection)
+# A connection inside a transaction that commits when its ``write_transaction`` block ends.
+WriteConnection = NewType("WriteConnection", AsyncConnection)
+# What a read-only repository accepts: either kind.
+Connection = ReadConnection | WriteConnection
 
 # execution option marking a connection whose statements run without a transaction
 READ_AUTOCOMMIT = "ev_read_autocommit"
@@ -81,7 +98,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 @asynccontextmanager
-async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def read_connection(engine: AsyncEngine) -> AsyncIterator[ReadConnection]:
     """A connection for single-statement reads, outside any transaction.
 
     Each statement sees one consistent snapshot on its own, so a read that is one statement needs
@@ -95,22 +112,28 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
             await conn.execution_options(**{READ_AUTOCOMMIT: True})
         else:
             await conn.execution_options(isolation_level="AUTOCOMMIT", **{READ_AUTOCOMMIT: True})
-        yield conn
+        yield ReadConnection(conn)
 
 
 _sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[WriteConnection]:
     """``engine.begin()``, except that SQLite writers of this process queue on an asyncio lock
     first. SQLite admits one writer at a time anyway; waiting here is FIFO, holds no pooled
     connection or worker thread, and never reaches SQLite's busy timeout, where waiting inside
     BEGIN IMMEDIATE would poll with sleeps while holding both."""
     if engine.dialect.name != "sqlite":
         async with engine.begin() as conn:
-            yield conn
+            yield WriteConnection(conn)
         return
     lock = _sqlite_writers.setdefault(engine.sync_engine.pool, asyncio.Lock())
     async with lock, engine.begin() as conn:
-        yield conn
+        yield WriteConnection(conn)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip (the readiness check); raises when the database does not answer."""
+    async with read_connection(engine) as conn:
+        await conn.execute(text("SELECT 1"))

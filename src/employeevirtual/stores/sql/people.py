@@ -24,8 +24,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.fulltext import SQLITE_INDEXES
 from employeevirtual.stores.sql.tables import (
     agents,
@@ -41,10 +41,13 @@ from employeevirtual.stores.sql.tables import (
 __all__ = [
     "AuditEntry",
     "AuditFilter",
+    "AuditTrailReader",
     "AuditTrailRepository",
     "ErasureJob",
+    "ErasureReader",
     "ErasureRepository",
     "ExportJob",
+    "ExportReader",
     "ExportRepository",
 ]
 
@@ -74,8 +77,39 @@ def _export(row: Any) -> ExportJob:
     return ExportJob(**{k: m[k] for k in ExportJob.__slots__})
 
 
-class ExportRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+class ExportReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def get(self, job_id: UUID) -> ExportJob | None:
+        query = select(export_jobs).where(export_jobs.c.id == job_id)
+        row = (await self.conn.execute(query)).first()
+        return _export(row) if row else None
+
+    async def latest_for(self, user_id: UUID) -> ExportJob | None:
+        e = export_jobs.c
+        query = select(export_jobs).where(e.user_id == user_id).order_by(e.created_at.desc())
+        row = (await self.conn.execute(query.limit(1))).first()
+        return _export(row) if row else None
+
+    async def unfinished(self, *, limit: int) -> list[ExportJob]:
+        e = export_jobs.c
+        query = select(export_jobs).where(e.status.in_(("pending", "running")))
+        rows = await self.conn.execute(query.order_by(e.created_at).limit(limit))
+        return [_export(r) for r in rows]
+
+    async def expired(self, *, now: datetime, limit: int) -> list[ExportJob]:
+        e = export_jobs.c
+        query = select(export_jobs).where(e.status == "ready", e.expires_at < now).limit(limit)
+        return [_export(r) for r in await self.conn.execute(query)]
+
+    async def for_user(self, user_id: UUID) -> list[ExportJob]:
+        query = select(export_jobs).where(export_jobs.c.user_id == user_id)
+        return [_export(r) for r in await self.conn.execute(query)]
+
+
+class ExportRepository(ExportReader):
+    def __init__(self, conn: WriteConnection) -> None:
         self.conn = conn
 
     async def create(self, *, user_id: UUID, requested_by: UUID, now: datetime) -> ExportJob:
@@ -93,18 +127,6 @@ class ExportRepository:
         assert found is not None
         return found
 
-    async def get(self, job_id: UUID) -> ExportJob | None:
-        row = (
-            await self.conn.execute(select(export_jobs).where(export_jobs.c.id == job_id))
-        ).first()
-        return _export(row) if row else None
-
-    async def latest_for(self, user_id: UUID) -> ExportJob | None:
-        e = export_jobs.c
-        query = select(export_jobs).where(e.user_id == user_id).order_by(e.created_at.desc())
-        row = (await self.conn.execute(query.limit(1))).first()
-        return _export(row) if row else None
-
     async def claim(self, job_id: UUID) -> bool:
         e = export_jobs.c
         result = await self.conn.execute(
@@ -113,13 +135,6 @@ class ExportRepository:
             .values(status="running")
         )
         return _rowcount(result) > 0
-
-    async def unfinished(self, *, limit: int) -> list[ExportJob]:
-        e = export_jobs.c
-        query = select(export_jobs).where(e.status.in_(("pending", "running")))
-        return [
-            _export(r) for r in await self.conn.execute(query.order_by(e.created_at).limit(limit))
-        ]
 
     async def finish(
         self,
@@ -142,15 +157,6 @@ class ExportRepository:
                 error=error,
             )
         )
-
-    async def expired(self, *, now: datetime, limit: int) -> list[ExportJob]:
-        e = export_jobs.c
-        query = select(export_jobs).where(e.status == "ready", e.expires_at < now).limit(limit)
-        return [_export(r) for r in await self.conn.execute(query)]
-
-    async def for_user(self, user_id: UUID) -> list[ExportJob]:
-        query = select(export_jobs).where(export_jobs.c.user_id == user_id)
-        return [_export(r) for r in await self.conn.execute(query)]
 
     async def delete_for_user(self, user_id: UUID) -> None:
         await self.conn.execute(delete(export_jobs).where(export_jobs.c.user_id == user_id))
@@ -180,8 +186,74 @@ def _erasure(row: Any) -> ErasureJob:
     return ErasureJob(**{k: m[k] for k in ErasureJob.__slots__})
 
 
-class ErasureRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+class ErasureReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def get(self, job_id: UUID) -> ErasureJob | None:
+        row = (
+            await self.conn.execute(select(erasure_jobs).where(erasure_jobs.c.id == job_id))
+        ).first()
+        return _erasure(row) if row else None
+
+    async def open_for(self, user_id: UUID) -> ErasureJob | None:
+        j = erasure_jobs.c
+        query = select(erasure_jobs).where(j.user_id == user_id, j.status != "done")
+        row = (await self.conn.execute(query)).first()
+        return _erasure(row) if row else None
+
+    async def claimable(self, *, stale_before: datetime, limit: int) -> list[UUID]:
+        """Pending jobs, and running ones whose worker stopped reporting (it died)."""
+        j = erasure_jobs.c
+        query = (
+            select(j.id)
+            .where(
+                or_(j.status == "pending", and_(j.status == "running", j.updated_at < stale_before))
+            )
+            .order_by(j.created_at)
+            .limit(limit)
+        )
+        return [row[0] for row in await self.conn.execute(query)]
+
+    async def conversation_ids(self, user_id: UUID, *, limit: int) -> list[UUID]:
+        query = select(conversations.c.id).where(conversations.c.user_id == user_id).limit(limit)
+        return [row[0] for row in await self.conn.execute(query)]
+
+    async def agents_of(self, user_id: UUID) -> list[tuple[UUID, str, bool, bool]]:
+        """(id, visibility, live, used by someone else's conversations) per agent."""
+        a, c = agents.c, conversations.c
+        used = exists().where(c.agent_id == a.id, c.user_id != user_id)
+        query = select(a.id, a.visibility, a.deleted_at.is_(None), used).where(a.user_id == user_id)
+        return [(r[0], r[1], bool(r[2]), bool(r[3])) for r in await self.conn.execute(query)]
+
+    async def heir(self, *, excluding: UUID) -> UUID | None:
+        """The admin who receives what must be kept: the oldest other active admin."""
+        u = users.c
+        query = (
+            select(u.id)
+            .where(u.role == "admin", u.is_active == true(), u.id != excluding)
+            .order_by(u.created_at)
+            .limit(1)
+        )
+        row = (await self.conn.execute(query)).first()
+        return row[0] if row else None
+
+    async def needs_heir(self, user_id: UUID) -> bool:
+        a, c = agents.c, conversations.c
+        used = exists().where(c.agent_id == a.id, c.user_id != user_id)
+        query = (
+            select(func.count())
+            .select_from(agents)
+            .where(
+                a.user_id == user_id,
+                or_(used, and_(a.visibility == "shared", a.deleted_at.is_(None))),
+            )
+        )
+        return int((await self.conn.execute(query)).scalar_one()) > 0
+
+
+class ErasureRepository(ErasureReader):
+    def __init__(self, conn: WriteConnection) -> None:
         self.conn = conn
 
     async def create(
@@ -215,31 +287,6 @@ class ErasureRepository:
         assert found is not None
         return found
 
-    async def get(self, job_id: UUID) -> ErasureJob | None:
-        row = (
-            await self.conn.execute(select(erasure_jobs).where(erasure_jobs.c.id == job_id))
-        ).first()
-        return _erasure(row) if row else None
-
-    async def open_for(self, user_id: UUID) -> ErasureJob | None:
-        j = erasure_jobs.c
-        query = select(erasure_jobs).where(j.user_id == user_id, j.status != "done")
-        row = (await self.conn.execute(query)).first()
-        return _erasure(row) if row else None
-
-    async def claimable(self, *, stale_before: datetime, limit: int) -> list[UUID]:
-        """Pending jobs, and running ones whose worker stopped reporting (it died)."""
-        j = erasure_jobs.c
-        query = (
-            select(j.id)
-            .where(
-                or_(j.status == "pending", and_(j.status == "running", j.updated_at < stale_before))
-            )
-            .order_by(j.created_at)
-            .limit(limit)
-        )
-        return [row[0] for row in await self.conn.execute(query)]
-
     async def claim(self, job_id: UUID, *, stale_before: datetime, now: datetime) -> bool:
         """Take a job (compare-and-set, so one worker among many runs it)."""
         j = erasure_jobs.c
@@ -271,17 +318,6 @@ class ErasureRepository:
         )
 
     # -- what an erasure touches --
-
-    async def conversation_ids(self, user_id: UUID, *, limit: int) -> list[UUID]:
-        query = select(conversations.c.id).where(conversations.c.user_id == user_id).limit(limit)
-        return [row[0] for row in await self.conn.execute(query)]
-
-    async def agents_of(self, user_id: UUID) -> list[tuple[UUID, str, bool, bool]]:
-        """(id, visibility, live, used by someone else's conversations) per agent."""
-        a, c = agents.c, conversations.c
-        used = exists().where(c.agent_id == a.id, c.user_id != user_id)
-        query = select(a.id, a.visibility, a.deleted_at.is_(None), used).where(a.user_id == user_id)
-        return [(r[0], r[1], bool(r[2]), bool(r[3])) for r in await self.conn.execute(query)]
 
     async def transfer_agent(self, agent_id: UUID, *, to: UUID, now: datetime) -> None:
         await self.conn.execute(
@@ -345,31 +381,6 @@ class ErasureRepository:
             for fts, _table, _column in SQLITE_INDEXES:
                 await self.conn.exec_driver_sql(f"INSERT INTO {fts}({fts}) VALUES ('optimize')")
 
-    async def heir(self, *, excluding: UUID) -> UUID | None:
-        """The admin who receives what must be kept: the oldest other active admin."""
-        u = users.c
-        query = (
-            select(u.id)
-            .where(u.role == "admin", u.is_active == true(), u.id != excluding)
-            .order_by(u.created_at)
-            .limit(1)
-        )
-        row = (await self.conn.execute(query)).first()
-        return row[0] if row else None
-
-    async def needs_heir(self, user_id: UUID) -> bool:
-        a, c = agents.c, conversations.c
-        used = exists().where(c.agent_id == a.id, c.user_id != user_id)
-        query = (
-            select(func.count())
-            .select_from(agents)
-            .where(
-                a.user_id == user_id,
-                or_(used, and_(a.visibility == "shared", a.deleted_at.is_(None))),
-            )
-        )
-        return int((await self.conn.execute(query)).scalar_one()) > 0
-
 
 # -- reading the audit trail -------------------------------------------------------------------
 
@@ -396,8 +407,8 @@ class AuditFilter:
     until: datetime | None = None
 
 
-class AuditTrailRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+class AuditTrailReader:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def page(
@@ -441,6 +452,11 @@ class AuditTrailRepository:
             AuditEntry(**{k: r._mapping[k] for k in AuditEntry.__slots__})
             for r in await self.conn.execute(query)
         ]
+
+
+class AuditTrailRepository(AuditTrailReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        self.conn = conn
 
     async def purge_before(self, cutoff: datetime, *, batch: int) -> int:
         """Delete up to ``batch`` rows older than ``cutoff`` (one short statement)."""

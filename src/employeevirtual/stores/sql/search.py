@@ -25,13 +25,13 @@ from sqlalchemy import (
     table,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.fulltext import FOLD_FROM, FOLD_TO
 from employeevirtual.stores.sql.tables import conversations, messages
 
-__all__ = ["HIGHLIGHT_END", "HIGHLIGHT_START", "SearchHit", "SearchQuery", "SearchRepository"]
+__all__ = ["HIGHLIGHT_END", "HIGHLIGHT_START", "SearchHit", "SearchQuery", "SearchReader"]
 
 # private-use characters mark highlights in the engine's snippet; the service turns them into
 # offsets, so a client never has to parse markup out of someone's text
@@ -66,8 +66,8 @@ class SearchHit:
     score: float
 
 
-class SearchRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+class SearchReader:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def search(self, query: SearchQuery) -> list[SearchHit]:

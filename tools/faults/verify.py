@@ -11,10 +11,10 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.faults.workload import Op
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.sql.tables import conversations, messages
 from employeevirtual.sync.reconcile import Reconciler
+from tools.faults.workload import Op
 
 __all__ = ["Counts", "Snapshot", "converge", "count"]
 

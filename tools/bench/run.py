@@ -1,6 +1,6 @@
 """``run_bench(settings)``: the whole benchmark against the stores ``settings`` name.
 
-The server under test is a real uvicorn process on loopback (``employeevirtual.bench.server``);
+The server under test is a real uvicorn process on loopback (``tools.bench.server``);
 this process is only the HTTP client and the seeder (bulk writes straight into both stores).
 """
 
@@ -28,12 +28,13 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from employeevirtual.bench.seed import SeedSpec, seed_conversations
-from employeevirtual.bench.server import INSTANT_MODEL, SLOW_MODEL
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
+from tools import subprocess_env
+from tools.bench.seed import SeedSpec, seed_conversations
+from tools.bench.server import INSTANT_MODEL, SLOW_MODEL
 
 __all__ = ["BenchPlan", "run_bench"]
 
@@ -177,10 +178,10 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "employeevirtual.bench.server",
+        "tools.bench.server",
         "--port",
         str(port),
-        env=env,
+        env=subprocess_env(env),
         stdout=log,
         stderr=log,
     )

@@ -1,6 +1,6 @@
 """The application under benchmark: the real app plus bench models, meters and a stats route.
 
-Run as ``python -m employeevirtual.bench.server --port P`` (settings from ``EV_*``): the real
+Run as ``python -m tools.bench.server --port P`` (settings from ``EV_*``): the real
 ``create_app`` with two models served by name (``openai-chat:bench-instant`` answers at once,
 ``openai-chat:bench-slow`` after ``EV_BENCH_SLOW_SECONDS``), driver-level store meters, an
 event-loop lag probe and ``/bench/*`` routes that report process CPU time, store time and a
@@ -24,15 +24,15 @@ from fastapi import FastAPI
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from employeevirtual.bench.meter import StoreMeter
-from employeevirtual.bench.profile import own_code_summary
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from tools.bench.meter import StoreMeter
+from tools.bench.profile import own_code_summary
 
 __all__ = ["INSTANT_MODEL", "SLOW_MODEL", "BenchState", "bench_app", "install_bench_models"]
 
-log = logging.getLogger("employeevirtual.bench")
+log = logging.getLogger("employeevirtual.bench")  # under the app's log settings
 
 INSTANT_MODEL = "openai-chat:bench-instant"
 SLOW_MODEL = "openai-chat:bench-slow"

@@ -1,4 +1,4 @@
-"""``python -m employeevirtual.faults [--long] [--scenario NAME ...]``: run, count, print.
+"""``python -m tools.faults [--long] [--scenario NAME ...]``: run, count, print.
 
 SQLite in a temporary directory, or PostgreSQL when ``EV_TEST_POSTGRES_URL`` (or
 ``--postgres URL``) is given. Exits 1 when any scenario lost, duplicated or saw something
@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from employeevirtual.faults.scenarios import SCENARIOS, Plan, run_scenario
-from employeevirtual.faults.verify import Counts
+from tools.faults.scenarios import SCENARIOS, Plan, run_scenario
+from tools.faults.verify import Counts
 
 SHORT = Plan(
     workers=6, users=2, stretch=1.6, pace=0.05, crashes=1, relay_kills=1, crash_every=7, copies=3
@@ -84,7 +84,7 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m employeevirtual.faults", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.faults", description=__doc__)
     parser.add_argument("--long", action="store_true", help="the long run (make faults)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--postgres", default=os.environ.get("EV_TEST_POSTGRES_URL"))

@@ -20,7 +20,7 @@ _IDLE_FUNCTIONS = {
     "poll",
     "epoll.poll",
 }
-_MODEL_MARKER = "/employeevirtual/bench/server.py"
+_MODEL_MARKER = "/tools/bench/server.py"
 _PACKAGES = (
     "employeevirtual",
     "pydantic_ai",

@@ -11,9 +11,9 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from employeevirtual.faults.cluster import Cluster
-from employeevirtual.faults.verify import Counts, converge, count
-from employeevirtual.faults.workload import Workload
+from tools.faults.cluster import Cluster
+from tools.faults.verify import Counts, converge, count
+from tools.faults.workload import Workload
 
 __all__ = ["SCENARIOS", "Plan", "run_scenario"]
 

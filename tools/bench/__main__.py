@@ -1,5 +1,5 @@
-"""``python -m employeevirtual.bench [--quick] [--out DIR] [--drop-schema]``, or
-``python -m employeevirtual.bench --summarize FILE...`` for medians over several runs."""
+"""``python -m tools.bench [--quick] [--out DIR] [--drop-schema]``, or
+``python -m tools.bench --summarize FILE...`` for medians over several runs."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-from employeevirtual.bench.report import summarize_runs, write_results
-from employeevirtual.bench.run import BenchPlan, run_bench
 from employeevirtual.settings import Settings
+from tools.bench.report import summarize_runs, write_results
+from tools.bench.run import BenchPlan, run_bench
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m employeevirtual.bench")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench")
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument(

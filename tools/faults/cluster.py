@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
+from tools import subprocess_env
 
 __all__ = ["Cluster"]
 
@@ -41,7 +42,8 @@ def _free_port() -> int:
 class Cluster:
     """One scenario's world: its own SecantusDB (on disk, test commands on), its own SQL
     database (a SQLite file, or a schema of its own on PostgreSQL), the server as a uvicorn
-    subprocess, and optionally ``python -m employeevirtual.sync.cli run`` as a relay process."""
+    subprocess (``tools.faults.server``: the app with the fault hooks), and optionally
+    ``python -m employeevirtual.sync.cli run`` as a relay process."""
 
     def __init__(self, workdir: Path, *, name: str, postgres_url: str | None) -> None:
         self.workdir = workdir
@@ -91,7 +93,7 @@ class Cluster:
         values.update(extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}
         env.update({k: str(v) for k, v in values.items()})
-        return env
+        return subprocess_env(env)
 
     def _log(self, name: str) -> IO[bytes]:
         handle = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed on exit
@@ -117,7 +119,7 @@ class Cluster:
             [
                 "-m",
                 "uvicorn",
-                "employeevirtual.main:create_app",
+                "tools.faults.server:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",
@@ -146,9 +148,6 @@ class Cluster:
                         if (await client.get("/health/live")).status_code == 200:
                             return
                     await asyncio.sleep(0.1)
-
-    async def kill_server(self) -> None:
-        await _kill(self.server)
 
     async def stop_server(self) -> None:
         await _stop(self.server)

@@ -1,0 +1,1 @@
+"""Usage analytics (daily rollups in MongoDB), budgets, and live metrics."""

@@ -1,0 +1,215 @@
+"""The aggregation pipelines behind usage analytics, as plain data (MongoDB's own language).
+
+Raw ``chat_analytics`` documents (one per agent run) and daily rollups (one per day × agent ×
+user × model) are both mapped onto one *normalized* row, so a dashboard query reads rollups for
+the days already rolled up and raw documents for the rest with one ``$unionWith``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from employeevirtual.analytics.histogram import bucket_expression
+
+__all__ = [
+    "DIMENSIONS",
+    "SUMS",
+    "normalized_from_raw",
+    "normalized_from_rollup",
+    "rollup_pipeline",
+    "usage_pipeline",
+]
+
+Document = dict[str, Any]
+
+# group_by name -> field of the normalized row
+DIMENSIONS = {"day": "day", "agent": "agent_id", "user": "user_id", "model": "model"}
+
+# additive counters of a normalized row / rollup
+SUMS = (
+    "turns",
+    "failed_provider",
+    "failed_timeout",
+    "failed_limit",
+    "failed_cancelled",
+    "failed_other",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "time_sum",
+    "time_count",
+    "tool_calls",
+    "delegated_runs",
+    "feedback_up",
+    "feedback_down",
+)
+
+_FAILED = {"provider", "timeout", "limit", "cancelled"}
+
+
+def _is(value: str) -> Document:
+    return {"$cond": [{"$eq": ["$status", value]}, 1, 0]}
+
+
+def _num(field: str) -> Document:
+    return {"$ifNull": [f"${field}", 0]}
+
+
+def normalized_from_raw() -> list[Document]:
+    """Stages mapping raw run documents onto normalized rows (``hist`` = one bucket or none)."""
+    ok = {"$eq": ["$status", "success"]}
+    time = {"$ifNull": ["$execution_time", 0]}
+    return [
+        {
+            "$project": {
+                "_id": 0,
+                "day": {"$dateTrunc": {"date": "$timestamp", "unit": "day"}},
+                "agent_id": 1,
+                "user_id": 1,
+                "model": {"$ifNull": ["$model", "unknown"]},
+                "turns": {"$literal": 1},
+                "failed_provider": _is("provider"),
+                "failed_timeout": _is("timeout"),
+                "failed_limit": _is("limit"),
+                "failed_cancelled": _is("cancelled"),
+                "failed_other": {
+                    "$cond": [{"$in": ["$status", ["success", *sorted(_FAILED)]]}, 0, 1]
+                },
+                "input_tokens": _num("input_tokens"),
+                "output_tokens": _num("output_tokens"),
+                "cost": _num("cost"),
+                "time_sum": {"$cond": [ok, time, 0]},
+                "time_count": {"$cond": [ok, 1, 0]},
+                "tool_calls": _num("tool_calls"),
+                "delegated_runs": _num("delegated_runs"),
+                "feedback_up": {"$cond": [{"$eq": ["$feedback.rating", "up"]}, 1, 0]},
+                "feedback_down": {"$cond": [{"$eq": ["$feedback.rating", "down"]}, 1, 0]},
+                "hist": {
+                    "$cond": [
+                        ok,
+                        [{"k": {"$toString": bucket_expression("$execution_time")}, "v": 1}],
+                        [],
+                    ]
+                },
+            }
+        }
+    ]
+
+
+def normalized_from_rollup() -> list[Document]:
+    return [
+        {
+            "$project": {
+                "_id": 0,
+                "day": 1,
+                "agent_id": 1,
+                "user_id": 1,
+                "model": 1,
+                **dict.fromkeys(SUMS, 1),
+                "hist": {"$objectToArray": "$hist"},
+            }
+        }
+    ]
+
+
+def _range(field: str, start: datetime, end: datetime) -> Document:
+    return {field: {"$gte": start, "$lt": end}}
+
+
+def rollup_pipeline(start: datetime, end: datetime, into: str | None) -> list[Document]:
+    """Raw runs of ``[start, end)`` -> one document per day × agent × user × model, with ``_id``
+    the group key: ``$merge`` (whenMatched replace) makes a re-run leave the same documents.
+    ``into=None`` returns the documents instead (the check compares them)."""
+    keys = {"day": "$day", "agent_id": "$agent_id", "user_id": "$user_id", "model": "$model"}
+    sums = {name: {"$sum": f"${name}"} for name in SUMS}
+    stages: list[Document] = [
+        {"$match": _range("timestamp", start, end)},
+        *normalized_from_raw(),
+        # per bucket first, so the histogram is a count per bucket
+        {"$unwind": {"path": "$hist", "preserveNullAndEmptyArrays": True}},
+        {
+            "$group": {
+                "_id": {**keys, "b": "$hist.k"},
+                **sums,
+            }
+        },
+        {
+            "$group": {
+                "_id": {k: f"$_id.{k}" for k in keys},
+                **{name: {"$sum": f"${name}"} for name in SUMS},
+                "hist": {"$push": {"k": "$_id.b", "v": "$time_count"}},
+            }
+        },
+        {
+            "$project": {
+                "_id": 1,
+                "day": "$_id.day",
+                "agent_id": "$_id.agent_id",
+                "user_id": "$_id.user_id",
+                "model": "$_id.model",
+                **dict.fromkeys(SUMS, 1),
+                "hist": {
+                    "$arrayToObject": {
+                        "$filter": {
+                            "input": "$hist",
+                            "cond": {
+                                "$and": [{"$ne": ["$$this.k", None]}, {"$gt": ["$$this.v", 0]}]
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    ]
+    if into is not None:
+        stages.append(
+            {
+                "$merge": {
+                    "into": into,
+                    "on": "_id",
+                    "whenMatched": "replace",
+                    "whenNotMatched": "insert",
+                }
+            }
+        )
+    return stages
+
+
+def usage_pipeline(
+    *,
+    raw_collection: str,
+    rollup_start: datetime,
+    rollup_end: datetime,
+    raw_start: datetime,
+    raw_end: datetime,
+    filters: Document,
+    group_by: list[str],
+) -> list[Document]:
+    """Rollups of ``[rollup_start, rollup_end)`` plus raw runs of ``[raw_start, raw_end)``, both
+    filtered, grouped by ``group_by``: ``$facet`` gives the counters and the merged histograms
+    of every group in one round trip. Run it on the rollup collection."""
+    key = {DIMENSIONS[name]: f"${DIMENSIONS[name]}" for name in group_by} or None
+    raw_filters = {**filters, **_range("timestamp", raw_start, raw_end)}
+    stages: list[Document] = [
+        {"$match": {**filters, **_range("day", rollup_start, rollup_end)}},
+        *normalized_from_rollup(),
+        {
+            "$unionWith": {
+                "coll": raw_collection,
+                "pipeline": [{"$match": raw_filters}, *normalized_from_raw()],
+            }
+        },
+        {
+            "$facet": {
+                "rows": [
+                    {"$group": {"_id": key, **{n: {"$sum": f"${n}"} for n in SUMS}}},
+                ],
+                "hist": [
+                    {"$unwind": "$hist"},
+                    {"$group": {"_id": {"g": key, "k": "$hist.k"}, "v": {"$sum": "$hist.v"}}},
+                ],
+            }
+        },
+    ]
+    return stages

@@ -1,0 +1,191 @@
+"""Daily rollups of ``chat_analytics`` (one document per day × agent × user × model), made by a
+MongoDB aggregation ending in ``$merge`` and kept incrementally.
+
+State (``analytics_state`` document ``daily``): ``complete_through``, the last day every day up
+to which has been rolled up (dashboards read rollups up to it and raw runs after it), and
+``dirty``, days whose raw runs changed after they were rolled up (feedback given later, runs
+the relay wrote late). Each round re-rolls the last ``lookback_days`` days, the dirty days and
+every complete day not rolled yet. Rolling a day twice leaves the same documents (``$merge``
+replaces by the group key and groups that vanished are deleted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from employeevirtual.analytics.pipelines import SUMS, rollup_pipeline
+from employeevirtual.stores.mongo.collections import Collections
+
+__all__ = ["Clock", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+Clock = Callable[[], datetime]
+STATE_ID = "daily"
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupReport:
+    days: list[date]
+    complete_through: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    day: date
+    key: Document
+    field: str
+    raw: Any
+    rollup: Any
+
+
+@dataclass
+class Rollups:
+    db: AsyncDatabase[Document]
+    clock: Clock
+    lookback_days: int = 2
+    _raw: Any = field(init=False)
+    _daily: Any = field(init=False)
+    _state: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._raw = self.db[Collections.CHAT_ANALYTICS]
+        self._daily = self.db[Collections.ANALYTICS_DAILY]
+        self._state = self.db[Collections.ANALYTICS_STATE]
+
+    def today(self) -> date:
+        return self.clock().astimezone(UTC).date()
+
+    async def complete_through(self) -> date | None:
+        state = await self._state.find_one({"_id": STATE_ID}, {"complete_through": 1})
+        value = (state or {}).get("complete_through")
+        return value.astimezone(UTC).date() if value else None
+
+    async def roll_day(self, day: date) -> None:
+        """Roll one day up from its raw runs (idempotent)."""
+        start, end = day_start(day), day_start(day + timedelta(days=1))
+        cursor = await self._raw.aggregate(rollup_pipeline(start, end, Collections.ANALYTICS_DAILY))
+        await cursor.to_list(None)
+        # groups whose runs are gone (a deleted conversation) leave no stale rollup behind
+        keys_cursor = await self._raw.aggregate(
+            [*rollup_pipeline(start, end, None), {"$project": {"_id": 1}}]
+        )
+        keys = [d["_id"] async for d in keys_cursor]
+        await self._daily.delete_many({"day": start, "_id": {"$nin": keys}})
+
+    async def run(self, *, start: date | None = None, end: date | None = None) -> RollupReport:
+        """One incremental round (no arguments), or every day of ``[start, end]`` rolled again
+        (the command's ``--from/--to``). Only complete days (before today, UTC) are rolled."""
+        yesterday = self.today() - timedelta(days=1)
+        state = await self._state.find_one({"_id": STATE_ID}) or {}
+        dirty = [d.astimezone(UTC).date() for d in state.get("dirty", [])]
+        # taken off before rolling: a mark made while this round reads the runs stays
+        if dirty:
+            await self._state.update_one(
+                {"_id": STATE_ID}, {"$pullAll": {"dirty": [day_start(d) for d in dirty]}}
+            )
+        done = await self.complete_through()
+        first: date | None = None
+        if done is None:
+            found = await self._raw.find_one({}, {"timestamp": 1}, sort=[("timestamp", 1)])
+            if found is None:
+                return RollupReport([], None)
+            first = found["timestamp"].astimezone(UTC).date()
+        if start is None:
+            start = first if done is None else done - timedelta(days=self.lookback_days - 1)
+        assert start is not None
+        end = min(end or yesterday, yesterday)
+        days = {start + timedelta(days=i) for i in range(max(0, (end - start).days + 1))}
+        days |= {d for d in dirty if d <= yesterday}
+        for day in sorted(days):
+            await self.roll_day(day)
+        # coverage stays contiguous: it only moves when this round joined on to it
+        joined = start <= done + timedelta(days=1) if done is not None else start <= first  # type: ignore[operator]
+        if joined and (done is None or end > done):
+            await self._state.update_one(
+                {"_id": STATE_ID}, {"$set": {"complete_through": day_start(end)}}, upsert=True
+            )
+            done = end
+        return RollupReport(sorted(days), done)
+
+    async def check(self, start: date, end: date) -> list[Drift]:
+        """Rollups against a fresh computation from the raw runs, for every rolled day of
+        ``[start, end]``: an empty list means they agree."""
+        done = await self.complete_through()
+        if done is None:
+            return []
+        drifts: list[Drift] = []
+        day = start
+        while day <= min(end, done):
+            s, e = day_start(day), day_start(day + timedelta(days=1))
+            fresh = {
+                _key(d["_id"]): d
+                async for d in await self._raw.aggregate(rollup_pipeline(s, e, None))
+            }
+            stored = {_key(d["_id"]): d async for d in self._daily.find({"day": s})}
+            for key in fresh.keys() | stored.keys():
+                a, b = fresh.get(key), stored.get(key)
+                for name in (*SUMS, "hist"):
+                    va = None if a is None else a.get(name)
+                    vb = None if b is None else b.get(name)
+                    if not _same(va, vb):
+                        drifts.append(Drift(day, dict(key), name, va, vb))
+            day += timedelta(days=1)
+        return drifts
+
+
+def _key(doc_id: Document) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(doc_id.items()))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return (
+            a is not None
+            and b is not None
+            and abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
+        )
+    return bool(a == b)
+
+
+class RollupTask:
+    """The background round: ``Rollups.run()`` every ``interval`` seconds (0 = never)."""
+
+    def __init__(self, rollups: Rollups, *, interval: float) -> None:
+        self.rollups = rollups
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="analytics-rollups")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                report = await self.rollups.run()
+                if report.days:
+                    log.info("analytics rollups: %d day(s) rolled up", len(report.days))
+            except Exception as exc:  # MongoDB away: the next round catches up
+                log.warning("analytics rollup round failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.interval)

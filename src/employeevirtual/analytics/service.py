@@ -1,0 +1,175 @@
+"""Usage analytics: who used what, at what cost and speed, and how people rated it.
+
+A query reads the daily rollups for the days already rolled up and the raw ``chat_analytics``
+runs for the rest (today, and anything the rollup has not reached): about days × groups
+documents, whatever the number of turns. Percentiles come from the rollups' mergeable
+histograms (``histogram.py``), never from the raw runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from employeevirtual.analytics import histogram
+from employeevirtual.analytics.pipelines import DIMENSIONS, usage_pipeline
+from employeevirtual.analytics.rollups import Rollups, day_start
+from employeevirtual.errors import InvalidInput, NotFound
+from employeevirtual.stores.mongo.collections import Collections
+from employeevirtual.stores.records import UserRecord
+
+__all__ = ["AnalyticsService", "UsageQuery", "UsageRow"]
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    start: date
+    end: date  # inclusive
+    group_by: tuple[str, ...] = ()
+    agent_id: UUID | None = None
+    user_id: UUID | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    day: date | None
+    agent_id: str | None
+    user_id: str | None
+    model: str | None
+    turns: int
+    failed_provider: int
+    failed_timeout: int
+    failed_limit: int
+    failed_cancelled: int
+    failed_other: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    response_time_mean: float | None
+    response_time_p50: float | None
+    response_time_p95: float | None
+    tool_calls: int
+    delegated_runs: int
+    feedback_up: int
+    feedback_down: int
+
+    @property
+    def failed(self) -> int:
+        return (
+            self.failed_provider
+            + self.failed_timeout
+            + self.failed_limit
+            + self.failed_cancelled
+            + self.failed_other
+        )
+
+
+class AnalyticsService:
+    def __init__(self, db: AsyncDatabase[Document], rollups: Rollups, *, max_days: int) -> None:
+        self.db = db
+        self.rollups = rollups
+        self.max_days = max_days
+
+    def validate(self, query: UsageQuery) -> None:
+        if query.end < query.start:
+            raise InvalidInput("'to' is before 'from'")
+        days = (query.end - query.start).days + 1
+        if days > self.max_days:
+            raise InvalidInput(f"the range is {days} days; at most {self.max_days} at a time")
+        unknown = set(query.group_by) - DIMENSIONS.keys()
+        if unknown:
+            raise InvalidInput(
+                f"group_by: unknown {sorted(unknown)}; use any of {sorted(DIMENSIONS)}"
+            )
+
+    async def usage(self, caller: UserRecord, query: UsageQuery) -> list[UsageRow]:
+        """Rows for ``query``; a user sees only their own usage (another user's id: 404)."""
+        self.validate(query)
+        if not caller.is_admin:
+            if query.user_id is not None and query.user_id != caller.id:
+                raise NotFound(f"user {query.user_id} not found")
+            query = UsageQuery(**{**_fields(query), "user_id": caller.id})
+        return await self.compute(query)
+
+    async def compute(self, query: UsageQuery) -> list[UsageRow]:
+        start, end_excl = day_start(query.start), day_start(query.end + timedelta(days=1))
+        done = await self.rollups.complete_through()
+        split = (
+            start
+            if done is None
+            else max(start, min(end_excl, day_start(done + timedelta(days=1))))
+        )
+        filters: Document = {}
+        if query.agent_id is not None:
+            filters["agent_id"] = str(query.agent_id)
+        if query.user_id is not None:
+            filters["user_id"] = str(query.user_id)
+        if query.model is not None:
+            filters["model"] = query.model
+        group_by = [g for g in DIMENSIONS if g in query.group_by]  # a stable order
+        pipeline = usage_pipeline(
+            raw_collection=Collections.CHAT_ANALYTICS,
+            rollup_start=start,
+            rollup_end=split,
+            raw_start=split,
+            raw_end=end_excl,
+            filters=filters,
+            group_by=group_by,
+        )
+        cursor = await self.db[Collections.ANALYTICS_DAILY].aggregate(pipeline)
+        result = (await cursor.to_list(1))[0]
+        hists: dict[Any, dict[str, int]] = {}
+        for item in result["hist"]:
+            group = _freeze(item["_id"].get("g"))
+            hists.setdefault(group, {})[str(item["_id"]["k"])] = int(item["v"])
+        rows = [self._row(r, hists.get(_freeze(r["_id"]), {})) for r in result["rows"]]
+        rows = [r for r in rows if r.turns]
+        rows.sort(
+            key=lambda r: (r.day or date.min, r.agent_id or "", r.user_id or "", r.model or "")
+        )
+        return rows
+
+    @staticmethod
+    def _row(doc: Document, hist: dict[str, int]) -> UsageRow:
+        key = doc["_id"] or {}
+        day = key.get("day")
+        count = int(doc["time_count"])
+        return UsageRow(
+            day=day.date() if day is not None else None,
+            agent_id=key.get("agent_id"),
+            user_id=key.get("user_id"),
+            model=key.get("model"),
+            turns=int(doc["turns"]),
+            failed_provider=int(doc["failed_provider"]),
+            failed_timeout=int(doc["failed_timeout"]),
+            failed_limit=int(doc["failed_limit"]),
+            failed_cancelled=int(doc["failed_cancelled"]),
+            failed_other=int(doc["failed_other"]),
+            input_tokens=int(doc["input_tokens"]),
+            output_tokens=int(doc["output_tokens"]),
+            cost=float(doc["cost"]),
+            response_time_mean=float(doc["time_sum"]) / count if count else None,
+            response_time_p50=histogram.percentile(hist, 0.5),
+            response_time_p95=histogram.percentile(hist, 0.95),
+            tool_calls=int(doc["tool_calls"]),
+            delegated_runs=int(doc["delegated_runs"]),
+            feedback_up=int(doc["feedback_up"]),
+            feedback_down=int(doc["feedback_down"]),
+        )
+
+
+def _fields(query: UsageQuery) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in UsageQuery.__dataclass_fields__}
+
+
+def _freeze(key: Any) -> Any:
+    if isinstance(key, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in key.items()))
+    return key

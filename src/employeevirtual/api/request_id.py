@@ -1,0 +1,103 @@
+"""Every request gets an id: echoed as ``X-Request-ID``, quoted in error bodies (500 problems,
+provider failures) and in every log line written while the request runs.
+
+A client's own ``X-Request-ID`` is kept only when the request arrives from a trusted proxy
+(``EV_FORWARDED_ALLOW_IPS``), so an outside caller cannot plant ids in our logs; otherwise a
+fresh one is generated. Pure ASGI, the outermost layer: it sees the real peer address before
+the forwarded headers are applied."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from employeevirtual.api.proxy import TrustedProxies
+
+__all__ = [
+    "HEADER",
+    "RequestId",
+    "current_request_id",
+    "install_log_record_factory",
+    "new_request_id",
+]
+
+HEADER = "X-Request-ID"
+_HEADER_KEY = HEADER.lower().encode("latin-1")
+# what a proxy may hand us: short, printable, no spaces or separators a log parser would trip on
+_ACCEPTED = re.compile(rb"[A-Za-z0-9._:@+=/-]{8,128}")
+
+_request_id: ContextVar[str | None] = ContextVar("ev_request_id", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled, or None outside a request."""
+    return _request_id.get()
+
+
+class RequestId:
+    def __init__(self, app: ASGIApp, *, trusted: TrustedProxies) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    def _choose(self, scope: Scope) -> str:
+        client = scope.get("client")
+        if client and self.trusted.trusts(client[0]):
+            for name, value in scope["headers"]:
+                if name == _HEADER_KEY:
+                    if _ACCEPTED.fullmatch(value):
+                        return str(value.decode("ascii"))
+                    break
+        return new_request_id()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = self._choose(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        token = _request_id.set(rid)
+        raw = rid.encode("ascii")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != _HEADER_KEY
+                ]
+                headers.append((_HEADER_KEY, raw))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)
+
+
+_installed = False
+
+
+def install_log_record_factory() -> None:
+    """Give every log record a ``request_id`` attribute (``-`` outside a request), so a format
+    may use ``%(request_id)s`` for every logger, ours and the libraries'. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = _request_id.get() or "-"
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True

@@ -1,0 +1,122 @@
+"""``empl.agents``: agent definitions, soft-deleted. Like every repository, it never commits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import ColumnElement, and_, insert, or_, select, true, update
+
+from employeevirtual.stores.records import AgentRecord, UserRecord, Visibility
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.rows import agent_from_row
+from employeevirtual.stores.sql.tables import agents, users
+
+__all__ = ["AgentChanges", "AgentReader", "AgentRepository", "NewAgent"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAgent:
+    """A new agent's definition; its owner and timestamps are the repository's to set."""
+
+    name: str
+    instructions: str
+    model: str
+    description: str | None = None
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    tools: list[str] = field(default_factory=list)
+    visibility: Visibility = "private"
+
+
+class AgentChanges(BaseModel):
+    """A partial update; only the fields set are written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    description: str | None = None
+    instructions: str | None = None
+    model: str | None = None
+    model_settings: dict[str, Any] | None = None
+    tools: list[str] | None = None
+    visibility: Visibility | None = None
+
+    def fields(self) -> list[str]:
+        return sorted(self.model_fields_set)
+
+
+def _visible_to(user: UserRecord) -> ColumnElement[bool]:
+    live = agents.c.deleted_at.is_(None)
+    if user.is_admin:
+        return live
+    return and_(live, or_(agents.c.user_id == user.id, agents.c.visibility == "shared"))
+
+
+class AgentReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def get_visible(self, agent_id: UUID, user: UserRecord) -> AgentRecord | None:
+        query = select(agents).where(agents.c.id == agent_id, _visible_to(user))
+        row = (await self.conn.execute(query)).first()
+        return agent_from_row(row) if row else None
+
+    async def get_visible_to_active(self, agent_id: UUID, user_id: UUID) -> AgentRecord | None:
+        """``get_visible`` for a user known only by id, who must exist and be active: one
+        statement instead of a user read and an agent read."""
+        u, a = users.c, agents.c
+        query = (
+            select(agents)
+            .join(users, u.id == user_id)
+            .where(
+                a.id == agent_id,
+                a.deleted_at.is_(None),
+                u.is_active == true(),
+                or_(u.role == "admin", a.user_id == u.id, a.visibility == "shared"),
+            )
+        )
+        row = (await self.conn.execute(query)).first()
+        return agent_from_row(row) if row else None
+
+    async def list_visible(self, user: UserRecord) -> list[AgentRecord]:
+        query = select(agents).where(_visible_to(user)).order_by(agents.c.created_at.desc())
+        return [agent_from_row(r) for r in await self.conn.execute(query)]
+
+
+class AgentRepository(AgentReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        super().__init__(conn)
+
+    async def create(self, new: NewAgent, *, user_id: UUID, now: datetime) -> AgentRecord:
+        statement = (
+            insert(agents)
+            .values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                name=new.name,
+                description=new.description,
+                instructions=new.instructions,
+                model=new.model,
+                model_settings=new.model_settings,
+                tools=new.tools,
+                visibility=new.visibility,
+                created_at=now,
+            )
+            .returning(agents)
+        )
+        return agent_from_row((await self.conn.execute(statement)).one())
+
+    async def update(self, agent_id: UUID, changes: AgentChanges, *, now: datetime) -> None:
+        values = changes.model_dump(exclude_unset=True)
+        await self.conn.execute(
+            update(agents).where(agents.c.id == agent_id).values(**values, updated_at=now)
+        )
+
+    async def soft_delete(self, agent_id: UUID, *, now: datetime) -> None:
+        await self.conn.execute(
+            update(agents).where(agents.c.id == agent_id).values(deleted_at=now, updated_at=now)
+        )

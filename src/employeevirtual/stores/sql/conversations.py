@@ -1,0 +1,220 @@
+"""``empl.conversations``: a conversation's row, its counters and its sync marker. Like every
+repository, it never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, true, update
+
+from employeevirtual.stores.records import (
+    AgentRecord,
+    ConversationRecord,
+    ConversationStatus,
+    UserRecord,
+)
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
+from employeevirtual.stores.sql.tables import agents, conversations, messages, users
+
+__all__ = [
+    "ConversationChanges",
+    "ConversationFilters",
+    "ConversationReader",
+    "ConversationRepository",
+    "NewConversation",
+    "TurnCounts",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCounts:
+    """What one turn adds to its conversation's counters."""
+
+    messages: int
+    tokens: int
+    cost: Decimal
+    response_time: Decimal
+    agent_runs: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewConversation:
+    """A conversation created by its first turn, with that turn's counters."""
+
+    id: UUID
+    user_id: UUID
+    agent_id: UUID
+    title: str
+    counts: TurnCounts
+    error: str | None
+
+
+class ConversationChanges(BaseModel):
+    """What the owner may change; only the fields set are written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str | None = None
+    status: ConversationStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilters:
+    agent_id: UUID | None = None
+    status: ConversationStatus | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class ConversationReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def get(
+        self, conversation_id: UUID, user: UserRecord, *, include_all: bool = False
+    ) -> ConversationRecord | None:
+        """The conversation if ``user`` owns it (or ``include_all`` for an admin's audit read)."""
+        query = select(conversations).where(conversations.c.id == conversation_id)
+        if not (include_all and user.is_admin):
+            query = query.where(conversations.c.user_id == user.id)
+        row = (await self.conn.execute(query)).first()
+        return conversation_from_row(row) if row else None
+
+    async def get_with_agent(
+        self, conversation_id: UUID, user_id: UUID
+    ) -> tuple[ConversationRecord, AgentRecord] | None:
+        """The owner's conversation and its agent in one round trip (the turn's read); None
+        also when the owner is gone or deactivated, so the turn needs no separate user read."""
+        agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
+        query = (
+            select(conversations, *agent_cols)
+            .join(agents, agents.c.id == conversations.c.agent_id)
+            .join(users, users.c.id == conversations.c.user_id)
+            .where(
+                conversations.c.id == conversation_id,
+                conversations.c.user_id == user_id,
+                users.c.is_active == true(),
+            )
+        )
+        row = (await self.conn.execute(query)).first()
+        if row is None:
+            return None
+        return conversation_from_row(row), agent_from_row(row, "a_")
+
+    async def list(
+        self,
+        user: UserRecord,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        filters: ConversationFilters = ConversationFilters(),
+    ) -> list[ConversationRecord]:
+        c = conversations.c
+        query = select(conversations).where(c.user_id == user.id)
+        if filters.agent_id is not None:
+            query = query.where(c.agent_id == filters.agent_id)
+        if filters.status is not None:
+            query = query.where(c.status == filters.status)
+        if filters.created_after is not None:
+            query = query.where(c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            query = query.where(c.created_at < filters.created_before)
+        if after is not None:
+            at, last_id = after
+            query = query.where(
+                or_(c.last_message_at < at, and_(c.last_message_at == at, c.id < last_id))
+            )
+        query = query.order_by(c.last_message_at.desc(), c.id.desc()).limit(limit)
+        return [conversation_from_row(r) for r in await self.conn.execute(query)]
+
+
+class ConversationRepository(ConversationReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        super().__init__(conn)
+
+    async def create(self, new: NewConversation, *, now: datetime) -> ConversationRecord:
+        statement = (
+            insert(conversations)
+            .values(
+                id=new.id,
+                user_id=new.user_id,
+                agent_id=new.agent_id,
+                title=new.title,
+                status="active",
+                metadata={},
+                created_at=now,
+                updated_at=now,
+                last_message_at=now,
+                message_count=new.counts.messages,
+                total_tokens=new.counts.tokens,
+                total_cost=new.counts.cost,
+                total_response_time=new.counts.response_time,
+                agent_runs=new.counts.agent_runs,
+                synced_seq=0,
+                last_error=new.error,
+            )
+            .returning(conversations)
+        )
+        return conversation_from_row((await self.conn.execute(statement)).one())
+
+    async def apply_turn(
+        self, conversation_id: UUID, counts: TurnCounts, *, now: datetime, error: str | None
+    ) -> ConversationRecord | None:
+        """Take the next ``counts.messages`` seqs and add the turn's counters, atomically: the
+        row after the update (the turn's seqs end at its ``message_count``), None when gone."""
+        c = conversations.c
+        statement = (
+            update(conversations)
+            .where(c.id == conversation_id)
+            .values(
+                message_count=c.message_count + counts.messages,
+                total_tokens=c.total_tokens + counts.tokens,
+                total_cost=c.total_cost + counts.cost,
+                total_response_time=c.total_response_time + counts.response_time,
+                agent_runs=c.agent_runs + counts.agent_runs,
+                last_message_at=now,
+                updated_at=now,
+                last_error=error,
+            )
+            .returning(conversations)
+        )
+        row = (await self.conn.execute(statement)).first()
+        return conversation_from_row(row) if row else None
+
+    async def update(
+        self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime
+    ) -> None:
+        values = changes.model_dump(exclude_unset=True)
+        await self.conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(**values, updated_at=now)
+        )
+
+    async def delete(self, conversation_id: UUID) -> None:
+        await self.conn.execute(
+            delete(messages).where(messages.c.conversation_id == conversation_id)
+        )
+        await self.conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
+
+    async def ack_synced(self, acks: Sequence[tuple[UUID, int, int]]) -> None:
+        """Advance ``synced_seq`` over contiguous ranges only: (conversation, first, last) moves
+        it to ``last`` when it stands at ``first - 1``; a gap stays for the relay to fill."""
+        if not acks:
+            return
+        c = conversations.c
+        statement = (
+            update(conversations)
+            .where(c.id == bindparam("cid"), c.synced_seq == bindparam("previous"))
+            .values(synced_seq=bindparam("new_seq"))
+        )
+        await self.conn.execute(
+            statement,
+            [{"cid": cid, "previous": first - 1, "new_seq": last} for cid, first, last in acks],
+        )

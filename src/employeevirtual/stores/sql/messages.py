@@ -1,0 +1,98 @@
+"""``empl.messages``: each conversation's messages, numbered 1..message_count without gaps.
+Like every repository, it never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import insert, select
+
+from employeevirtual.stores.records import MessageRecord
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.rows import message_from_row
+from employeevirtual.stores.sql.tables import messages
+
+__all__ = ["MessageReader", "MessageRepository"]
+
+
+class MessageReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def page(
+        self, conversation_id: UUID, *, before_seq: int | None, limit: int
+    ) -> list[MessageRecord]:
+        """Up to ``limit`` messages before ``before_seq``, oldest first."""
+        m = messages.c
+        query = select(messages).where(m.conversation_id == conversation_id)
+        if before_seq is not None:
+            query = query.where(m.seq < before_seq)
+        query = query.order_by(m.seq.desc()).limit(limit)
+        rows = [message_from_row(r) for r in await self.conn.execute(query)]
+        rows.reverse()
+        return rows
+
+    async def recent_dialogue(self, conversation_id: UUID, *, limit: int) -> list[MessageRecord]:
+        """The newest user/agent messages, oldest first: the agent's context."""
+        if limit <= 0:
+            return []
+        m = messages.c
+        query = (
+            select(messages)
+            .where(m.conversation_id == conversation_id, m.message_type.in_(("user", "agent")))
+            .order_by(m.seq.desc())
+            .limit(limit)
+        )
+        rows = [message_from_row(r) for r in await self.conn.execute(query)]
+        rows.reverse()
+        return rows
+
+    async def after(
+        self, conversation_id: UUID, *, after_seq: int, limit: int
+    ) -> list[MessageRecord]:
+        m = messages.c
+        query = (
+            select(messages)
+            .where(m.conversation_id == conversation_id, m.seq > after_seq)
+            .order_by(m.seq)
+            .limit(limit)
+        )
+        return [message_from_row(r) for r in await self.conn.execute(query)]
+
+    async def ids(self, conversation_id: UUID) -> dict[UUID, int]:
+        """Every message id of a conversation and its seq."""
+        m = messages.c
+        query = select(m.id, m.seq).where(m.conversation_id == conversation_id)
+        return {row[0]: row[1] for row in await self.conn.execute(query)}
+
+    async def by_id(self, ids: Sequence[UUID]) -> list[MessageRecord]:
+        if not ids:
+            return []
+        query = select(messages).where(messages.c.id.in_(ids)).order_by(messages.c.seq)
+        return [message_from_row(r) for r in await self.conn.execute(query)]
+
+
+class MessageRepository(MessageReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        super().__init__(conn)
+
+    async def insert_many(self, records: Sequence[MessageRecord]) -> None:
+        await self.conn.execute(
+            insert(messages),
+            [
+                {
+                    "id": r.id,
+                    "conversation_id": r.conversation_id,
+                    "seq": r.seq,
+                    "user_id": r.user_id,
+                    "agent_id": r.agent_id,
+                    "content": r.content,
+                    "message_type": r.message_type,
+                    "message_metadata": r.metadata,
+                    "created_at": r.created_at,
+                    "is_edited": False,
+                }
+                for r in records
+            ],
+        )

@@ -23,6 +23,7 @@ from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.service import ChatService
 from employeevirtual.people.erasure import ErasureService
+from employeevirtual.people.export import ExportService
 from employeevirtual.people.registry import PersonalDataRegistry, default_registry
 from employeevirtual.people.search import SearchService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
@@ -71,6 +72,7 @@ class Runtime:
     search: SearchService
     personal_data: PersonalDataRegistry
     erasure: ErasureService
+    exports: ExportService
     analytics: AnalyticsService
     rollup_task: RollupTask
     secantus: SecantusServer | None = None
@@ -82,10 +84,12 @@ class Runtime:
         self.reconciler.start()
         self.idempotency.start()
         self.erasure.start()
+        self.exports.start()
         self.rollup_task.start()
 
     async def close(self) -> None:
         await self.erasure.stop()
+        await self.exports.stop()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -226,6 +230,13 @@ async def open_runtime(
             lease_seconds=settings.erasure_lease_seconds,
             interval_seconds=settings.erasure_interval_seconds,
             crash_after_step=settings.fault_crash_erasure_after_step,
+        ),
+        exports=ExportService(
+            engine=engine,
+            registry=personal_data,
+            export_dir=settings.export_dir,
+            ttl=timedelta(hours=settings.export_ttl_hours),
+            min_interval=timedelta(seconds=settings.export_min_interval_seconds),
         ),
         analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),

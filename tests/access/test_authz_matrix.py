@@ -6,6 +6,7 @@ A new endpoint without a row here fails ``test_matrix_covers_every_endpoint``.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class World:
     agent_id: str
     conversation_id: str
     erasure_id: str = ""
+    export_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -218,6 +220,36 @@ ROWS: list[Row] = [
             {"params": {**_today(), "user_id": w.owner.id}},
         ),
     ),
+    # the owner's export was made with the world: a second within the interval is a 429
+    Row(
+        "POST",
+        "/api/users/me/export",
+        E(429, 202, 202, 401, 401, 401),
+        lambda w, f: ("POST", "/api/users/me/export", {}),
+    ),
+    Row(
+        "GET", "/api/users/me/export", AUTHED_200, lambda w, f: ("GET", "/api/users/me/export", {})
+    ),
+    Row(
+        "POST",
+        "/api/admin/users/{user_id}/export",
+        E(403, 403, 202, 401, 401, 401),
+        lambda w, f: ("POST", f"/api/admin/users/{f.user_id}/export", {}),
+        fresh="user",
+    ),
+    Row(
+        "GET",
+        "/api/exports/{export_id}",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/exports/{w.export_id}", {}),
+    ),
+    Row(
+        "GET",
+        "/api/exports/{export_id}/download",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/exports/{w.export_id}/download", {}),
+        check_leaks=False,  # a ZIP; outsiders get a 404 (checked), never a body to search
+    ),
     Row(
         "DELETE",
         "/api/admin/users/{user_id}",
@@ -285,7 +317,19 @@ async def _world(client: httpx.AsyncClient) -> World:
         "DELETE", f"/api/admin/users/{doomed.id}", json={}, headers=admin.headers
     )
     assert r.status_code == 202, r.text
-    world = World(owner, headers, agent_id, conversation_id, erasure_id=r.json()["id"])
+    erasure_id = r.json()["id"]
+    r = await client.post("/api/users/me/export", headers=owner.headers)
+    assert r.status_code == 202, r.text
+    export_id = r.json()["id"]
+    for _ in range(300):  # built in the background
+        r = await client.get(f"/api/exports/{export_id}", headers=owner.headers)
+        if r.json()["status"] == "ready":
+            break
+        await asyncio.sleep(0.1)
+    assert r.json()["status"] == "ready", r.text
+    world = World(
+        owner, headers, agent_id, conversation_id, erasure_id=erasure_id, export_id=export_id
+    )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
     world.secrets.add(revoked["prefix"])
     return world

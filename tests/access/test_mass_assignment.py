@@ -5,6 +5,7 @@ the offending field; nothing is written."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -101,6 +102,8 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "conversation_id": cid,
         "key_id": key["id"],
         "user_id": user.id,
+        "erasure_id": str(uuid.uuid4()),
+        "export_id": str(uuid.uuid4()),
     }
     schema = (await client.get("/openapi.json")).json()
     before = await counts(runtime)

@@ -7,20 +7,23 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import FileResponse
 
 from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, RuntimeDep, SettingsDep
 from employeevirtual.api.people_schemas import (
     AdminErasureIn,
     ErasureIn,
     ErasureOut,
+    ExportOut,
     SearchHitOut,
     SearchPageOut,
 )
 from employeevirtual.api.routes.conversations import IsoDateTime
 from employeevirtual.errors import InvalidInput
 from employeevirtual.people.erasure import ErasureService
+from employeevirtual.people.export import ExportService
 from employeevirtual.people.search import SearchFilters, SearchService
-from employeevirtual.stores.sql.people import ErasureJob
+from employeevirtual.stores.sql.people import ErasureJob, ExportJob
 
 router = APIRouter(tags=["people's data"])
 
@@ -33,7 +36,23 @@ async def _erasure(runtime: RuntimeDep) -> ErasureService:
     return runtime.erasure
 
 
+async def _exports(runtime: RuntimeDep) -> ExportService:
+    return runtime.exports
+
+
 SearchDep = Annotated[SearchService, Depends(_search)]
+ExportsDep = Annotated[ExportService, Depends(_exports)]
+
+
+def _export_out(job: ExportJob) -> ExportOut:
+    return ExportOut.model_validate(
+        {
+            **{k: getattr(job, k) for k in ExportJob.__slots__},
+            "download_url": f"/api/exports/{job.id}/download" if job.status == "ready" else None,
+        }
+    )
+
+
 ErasureDep = Annotated[ErasureService, Depends(_erasure)]
 
 
@@ -145,3 +164,46 @@ async def erase_user(
 async def erasure_status(erasure_id: UUID, _admin: AdminUser, erasure: ErasureDep) -> ErasureOut:
     """An erasure's progress; once done, its tombstone (random id, times, who asked)."""
     return _erasure_out(await erasure.get(erasure_id))
+
+
+@router.post("/api/users/me/export", status_code=status.HTTP_202_ACCEPTED)
+async def export_me(user: CurrentUser, exports: ExportsDep, ip: ClientIP) -> ExportOut:
+    """Start an export of everything about the caller (a ZIP of JSON Lines per collection, a
+    manifest, and one Markdown file per conversation). One per ``EV_EXPORT_MIN_INTERVAL_SECONDS``
+    (429 otherwise); poll its status, then download it."""
+    return _export_out(await exports.request(user, client_ip=ip))
+
+
+@router.get("/api/users/me/export")
+async def my_latest_export(user: CurrentUser, exports: ExportsDep) -> ExportOut:
+    """The caller's most recent export and its status."""
+    return _export_out(await exports.latest(user))
+
+
+@router.post("/api/admin/users/{user_id}/export", status_code=status.HTTP_202_ACCEPTED)
+async def export_user(
+    user_id: UUID, admin: AdminUser, exports: ExportsDep, ip: ClientIP
+) -> ExportOut:
+    """Start an export of a user's data (admins only; audited)."""
+    return _export_out(await exports.request(admin, user_id=user_id, client_ip=ip))
+
+
+@router.get("/api/exports/{export_id}")
+async def export_status(export_id: UUID, user: CurrentUser, exports: ExportsDep) -> ExportOut:
+    """An export's status: pending, running, ready (with ``download_url``), failed, expired."""
+    return _export_out(await exports.get(user, export_id))
+
+
+@router.get(
+    "/api/exports/{export_id}/download",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "the ZIP"}},
+)
+async def export_download(
+    export_id: UUID, user: CurrentUser, exports: ExportsDep, ip: ClientIP
+) -> FileResponse:
+    """The ZIP, streamed from disk (an admin's download of someone else's is audited)."""
+    job, path = await exports.download(user, export_id, client_ip=ip)
+    return FileResponse(
+        path, media_type="application/zip", filename=f"employeevirtual-export-{job.id}.zip"
+    )

@@ -35,6 +35,7 @@ from employeevirtual.stores.sql.tables import (
     erasure_jobs,
     export_jobs,
     idempotency_keys,
+    messages,
     users,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "ExportJob",
     "ExportReader",
     "ExportRepository",
+    "PersonRowsReader",
 ]
 
 
@@ -127,12 +129,13 @@ class ExportRepository(ExportReader):
         assert found is not None
         return found
 
-    async def claim(self, job_id: UUID) -> bool:
+    async def claim(self, job_id: UUID, *, take_stale: bool = False) -> bool:
+        """Pending -> running (compare-and-set); ``take_stale`` also takes a running one whose
+        builder died."""
         e = export_jobs.c
+        states = ("pending", "running") if take_stale else ("pending",)
         result = await self.conn.execute(
-            update(export_jobs)
-            .where(e.id == job_id, e.status == "pending")
-            .values(status="running")
+            update(export_jobs).where(e.id == job_id, e.status.in_(states)).values(status="running")
         )
         return _rowcount(result) > 0
 
@@ -464,3 +467,58 @@ class AuditTrailRepository(AuditTrailReader):
         ids = select(a.id).where(a.created_at < cutoff).limit(batch).scalar_subquery()
         result = await self.conn.execute(delete(audit_log).where(a.id.in_(ids)))
         return _rowcount(result)
+
+
+# -- a person's rows, read out for their export ---------------------------------------------
+
+# never exported: secrets and derived index columns
+_HIDDEN = {"password_hash", "digest"}
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    return {k: v for k, v in row._mapping.items() if k not in _HIDDEN}
+
+
+class PersonRowsReader:
+    """Keyset-paged reads of everything a person owns in SQL, as plain column dicts."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def profile(self, user_id: UUID) -> dict[str, Any] | None:
+        row = (await self.conn.execute(select(users).where(users.c.id == user_id))).first()
+        return _plain(row) if row else None
+
+    async def owned(
+        self, table_name: str, user_id: UUID, *, after: UUID | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Rows of ``agents``, ``conversations`` or ``api_keys`` owned by the person, by id."""
+        table = {"agents": agents, "conversations": conversations, "api_keys": api_keys}[table_name]
+        query = select(table).where(table.c.user_id == user_id)
+        if after is not None:
+            query = query.where(table.c.id > after)
+        query = query.order_by(table.c.id).limit(limit)
+        return [_plain(r) for r in await self.conn.execute(query)]
+
+    async def messages(
+        self, conversation_id: UUID, *, after_seq: int, limit: int
+    ) -> list[dict[str, Any]]:
+        m = messages.c
+        query = (
+            select(messages)
+            .where(m.conversation_id == conversation_id, m.seq > after_seq)
+            .order_by(m.seq)
+            .limit(limit)
+        )
+        return [_plain(r) for r in await self.conn.execute(query)]
+
+    async def audit_about(
+        self, user_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        a = audit_log.c
+        query = select(audit_log).where(or_(a.actor_id == user_id, a.target_id == str(user_id)))
+        if after is not None:
+            at, last = after
+            query = query.where(or_(a.created_at > at, and_(a.created_at == at, a.id > last)))
+        query = query.order_by(a.created_at, a.id).limit(limit)
+        return [_plain(r) for r in await self.conn.execute(query)]

@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint types pytest bench faults clean
+.PHONY: run test install lint types pytest bench faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,5 +42,31 @@ faults: install
 bench: install
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
+# The web console (console/: TypeScript + Preact + Vite). Its build is committed in
+# src/employeevirtual/console/static, so `make run`/`make test` need no Node. After editing
+# console/, rebuild it with `make console` (Node 20 + npm) and commit the result.
+NPM ?= npm
+console:
+	cd console && $(NPM) ci --no-audit --no-fund --loglevel=error && $(NPM) run build
+
+# CI: a fresh build from the lock file must equal the committed one, file by file.
+console-check:
+	rm -rf .console-check
+	cd console && $(NPM) ci --no-audit --no-fund --loglevel=error \
+		&& CONSOLE_OUT_DIR=../.console-check $(NPM) run build >/dev/null
+	diff -r src/employeevirtual/console/static .console-check \
+		|| (echo "the committed console build is stale: run make console and commit it"; exit 1)
+	rm -rf .console-check
+
+# The browser suite (Debian's chromium; .ci/run installs it): part of `make test` when
+# EV_TEST_BROWSER=1, on its own here.
+test-browser: install
+	EV_TEST_BROWSER=1 $(BIN)/pytest -q tests/browser
+
+# The console in a browser: first paint, interactive chat, a 10,000- against a 10-message
+# conversation, the JavaScript shipped.
+bench-console: install
+	$(BIN)/python tests/browser/bench_console.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(TOOLS) data
+	rm -rf $(VENV) $(TOOLS) data .console-check

@@ -21,6 +21,7 @@ from employeevirtual.api.middleware import (
     GlobalRateLimit,
     SecurityHeaders,
 )
+from employeevirtual.api.openai_schemas import OPENAI_ERRORS
 from employeevirtual.api.proxy import TrustedProxies, forwarded_headers
 from employeevirtual.api.request_id import RequestId, install_log_record_factory
 from employeevirtual.api.routes import (
@@ -32,8 +33,11 @@ from employeevirtual.api.routes import (
     chat,
     conversations,
     health,
+    openai,
     people,
+    turns,
 )
+from employeevirtual.console import CONSOLE_CSP, mount_console
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
@@ -68,7 +72,7 @@ class _App(FastAPI):
         # outermost first: request id (sees the real peer) -> forwarded headers (trusted
         # proxies only) -> access log -> security headers -> the last-resort 500
         app: ASGIApp = CrashGuard(inner)
-        app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds)
+        app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds, console_csp=CONSOLE_CSP)
         app = AccessLog(app)
         app = forwarded_headers(app, trusted)
         return RequestId(app, trusted=trusted)
@@ -112,6 +116,7 @@ def create_app(
         auth.router,
         agents.router,
         chat.router,
+        turns.router,
         conversations.router,
         api_keys.router,
         admin.router,
@@ -119,6 +124,8 @@ def create_app(
         analytics.router,
     ):
         app.include_router(router, responses=_ERRORS)
+    app.include_router(openai.router, responses=OPENAI_ERRORS)
+    mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: the body limit sits next to the app (the outer layers: _App)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(

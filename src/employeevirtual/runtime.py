@@ -21,6 +21,7 @@ from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
@@ -39,6 +40,7 @@ from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
+from employeevirtual.streaming.log import TurnLog, make_turn_log
 from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
@@ -75,6 +77,8 @@ class Runtime:
     exports: ExportService
     analytics: AnalyticsService
     rollup_task: RollupTask
+    turn_log: TurnLog
+    live: LiveTurns
     secantus: SecantusServer | None = None
 
     def start_background(self) -> None:
@@ -88,6 +92,9 @@ class Runtime:
         self.rollup_task.start()
 
     async def close(self) -> None:
+        # running turns finish (or are cancelled and committed) before the stores close
+        await self.live.drain(self.settings.shutdown_grace_seconds)
+        await self.turn_log.aclose()
         await self.erasure.stop()
         await self.exports.stop()
         await self.relay.stop()
@@ -150,12 +157,14 @@ async def open_runtime(
         if settings.openai_api_key
         else None,
         max_retries=settings.model_max_retries,
+        offline_delay=settings.offline_stream_delay_ms / 1000,
     )
     runner = AgentRunner(
         models,
         timeout_seconds=settings.agent_timeout_seconds,
         max_output_tokens=settings.agent_max_output_tokens,
         max_total_tokens=settings.agent_max_total_tokens,
+        tool_result_chars=settings.tool_result_max_chars,
     )
     acks = SyncAcks(engine)
     acks.start()
@@ -171,6 +180,19 @@ async def open_runtime(
         after_commit=after_turn_commit,
     )
     personal_data = default_registry(db)
+    idempotency = IdempotencyKeys(
+        engine,
+        lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+    )
+    turn_log = make_turn_log(
+        settings.redis_url,
+        prefix=settings.stream_key_prefix,
+        max_events=settings.stream_max_events,
+        max_turns=settings.stream_max_turns,
+        retention_seconds=settings.stream_retention_seconds,
+        running_seconds=settings.agent_timeout_seconds + settings.stream_retention_seconds,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -201,10 +223,10 @@ async def open_runtime(
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
-        idempotency=IdempotencyKeys(
-            engine,
-            lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
-            ttl_seconds=settings.idempotency_ttl_seconds,
+        idempotency=idempotency,
+        turn_log=turn_log,
+        live=LiveTurns(
+            chat, turn_log, idempotency, heartbeat_seconds=settings.stream_heartbeat_seconds
         ),
         limiter=limiter,
         concurrency=make_concurrency_limiter(
@@ -227,6 +249,7 @@ async def open_runtime(
             limiter=limiter,
             export_dir=settings.export_dir,
             forget_conversation=chat.context.forget,
+            forget_owner=[turn_log.forget_owner],
             lease_seconds=settings.erasure_lease_seconds,
             interval_seconds=settings.erasure_interval_seconds,
             crash_after_step=settings.fault_crash_erasure_after_step,

@@ -60,6 +60,26 @@ class Settings(BaseSettings):
         default=200_000, ge=1, description="input + output tokens one agent run may use"
     )
 
+    # live turns (streaming): the offline model's pace, the turn event log's bounds
+    offline_stream_delay_ms: int = Field(
+        default=40, ge=0, le=5000, description="pause between the offline model's words"
+    )
+    stream_retention_seconds: float = Field(
+        default=600.0, gt=0, description="a finished turn's events are kept this long"
+    )
+    stream_max_events: int = Field(default=10_000, ge=16, description="events kept per turn")
+    stream_max_turns: int = Field(
+        default=10_000, ge=1, description="turns kept in process (without Redis)"
+    )
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
+    stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
+    tool_result_max_chars: int = Field(
+        default=2000, ge=16, description="a tool result is cut here, in events and stored"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="running turns may finish this long at shutdown"
+    )
+
     max_message_chars: int = Field(default=32_000, ge=1)
     max_instructions_chars: int = Field(default=20_000, ge=1)
     max_tools_per_agent: int = Field(default=16, ge=0)

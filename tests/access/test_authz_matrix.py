@@ -30,6 +30,7 @@ class World:
     headers: dict[str, dict[str, str]]
     agent_id: str
     conversation_id: str
+    turn_id: str = ""
     erasure_id: str = ""
     export_id: str = ""
     secrets: set[str] = field(default_factory=set)
@@ -139,6 +140,29 @@ ROWS: list[Row] = [
             "POST",
             "/api/chat/agent",
             {"params": {"message": "again", "conversation_id": w.conversation_id}},
+        ),
+    ),
+    Row(
+        "GET",
+        "/api/chat/turns/{turn_id}/events",
+        E(200, 404, 404, 401, 401, 401),  # a turn's events are its owner's alone
+        lambda w, f: ("GET", f"/api/chat/turns/{w.turn_id}/events", {}),
+    ),
+    Row(
+        "POST",
+        "/api/chat/turns/{turn_id}/cancel",
+        E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
+        lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
+    ),
+    Row("GET", "/v1/models", AUTHED_200, lambda w, f: ("GET", "/v1/models", {})),
+    Row(
+        "POST",
+        "/v1/chat/completions",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/v1/chat/completions",
+            {"json": {"model": w.agent_id, "messages": [{"role": "user", "content": "hi"}]}},
         ),
     ),
     Row("GET", "/api/conversations", AUTHED_200, lambda w, f: ("GET", "/api/conversations", {})),
@@ -312,6 +336,13 @@ async def _world(client: httpx.AsyncClient) -> World:
         "deactivated": gone.headers,
         "revoked_key": {"X-API-Key": revoked["key"]},
     }
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": f"streamed {marker}", "conversation_id": conversation_id},
+        headers={**owner.headers, "Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200 and "event: done" in r.text, r.text
+    turn_id = r.headers["X-Turn-Id"]
     doomed = await account(client, name="Gone")
     r = await client.request(
         "DELETE", f"/api/admin/users/{doomed.id}", json={}, headers=admin.headers
@@ -328,9 +359,16 @@ async def _world(client: httpx.AsyncClient) -> World:
         await asyncio.sleep(0.1)
     assert r.json()["status"] == "ready", r.text
     world = World(
-        owner, headers, agent_id, conversation_id, erasure_id=erasure_id, export_id=export_id
+        owner,
+        headers,
+        agent_id,
+        conversation_id,
+        turn_id,
+        erasure_id=erasure_id,
+        export_id=export_id,
     )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets.add(world.turn_id)
     world.secrets.add(revoked["prefix"])
     return world
 

@@ -72,3 +72,25 @@ def test_wildcard_with_credentials_is_refused_at_start(monkeypatch: pytest.Monke
         Settings(_env_file=None)  # type: ignore[call-arg]
     monkeypatch.setenv("EV_CORS_ALLOW_CREDENTIALS", "false")
     assert Settings(_env_file=None).cors_origins == ["*"]  # type: ignore[call-arg]
+
+
+async def test_console_is_served_with_its_own_strict_csp(client: httpx.AsyncClient) -> None:
+    r = await client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["Cache-Control"] == "no-cache"
+    csp = r.headers["Content-Security-Policy"]
+    for directive in (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "frame-ancestors 'none'",
+    ):
+        assert directive in csp
+    assert "unsafe" not in csp
+    # unknown API paths stay JSON 404s with the API's policy, not the console's
+    r = await client.get("/api/nowhere")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    assert r.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"

@@ -92,7 +92,13 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             )
             conversation_id = r.json()["conversation_id"]
             key = client.post("/api/api-keys", json={"name": "k"}, headers=user).json()
+            streamed = client.post(
+                "/api/chat/agent",
+                json={"message": "again", "conversation_id": conversation_id},
+                headers={**user, "Accept": "text/event-stream"},
+            )
         real_ids = {
+            "turn_id": streamed.headers["X-Turn-Id"],
             "agent_id": agent["id"],
             "conversation_id": conversation_id,
             "key_id": key["id"],

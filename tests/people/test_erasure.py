@@ -32,7 +32,12 @@ async def people_app(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime, Settings]]:
     overrides: dict[str, Any] = {"erasure_interval_seconds": 0.2}
     if request.param == "redis":
-        overrides |= {"redis_url": REDIS_URL, "rate_limit_prefix": f"ev:t15:{uuid.uuid4().hex}:"}
+        run = uuid.uuid4().hex
+        overrides |= {
+            "redis_url": REDIS_URL,
+            "rate_limit_prefix": f"ev:t15:{run}:",
+            "stream_key_prefix": f"ev:t15s:{run}:",
+        }
     changed = settings.model_copy(update=overrides)
     async with app_client(changed) as (client, runtime):
         yield client, runtime, changed
@@ -61,7 +66,7 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
     scan = {
         "schema": settings.database_schema,
         "redis_url": settings.redis_url,
-        "redis_prefix": settings.rate_limit_prefix,
+        "redis_prefixes": (settings.rate_limit_prefix, settings.stream_key_prefix),
     }
     before = await scan_everything(runtime.engine, runtime.documents, person["needles"], **scan)
     assert {
@@ -73,7 +78,8 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
     assert {"id", "marker", "message0"} <= set(before["mongo"]), before["mongo"]
     assert "analytics_daily" in before["mongo"]["id"], before["mongo"]
     if settings.redis_url:
-        assert "id" in before["redis"], before["redis"]
+        # the limiter's per-user key and the streamed turn's events (the message, the owner)
+        assert {"id", "marker"} <= set(before["redis"]), before["redis"]
 
     # wrong password: refused, nothing changes
     r = await client.request(

@@ -49,15 +49,17 @@ async def test_an_unhandled_error_is_a_json_problem_with_headers_logged_once(
 ) -> None:
     app = create_app(settings)
 
-    @app.get("/boom")
+    @app.get("/api/boom")
     async def boom() -> None:
         raise RuntimeError("a bug with a secret-ish detail")
+
+    app.router.routes.insert(0, app.router.routes.pop())  # before the console's catch-all
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             with caplog.at_level(logging.INFO):
-                r = await c.get("/boom")
+                r = await c.get("/api/boom")
     assert r.status_code == 500
     body = r.json()
     assert body["request_id"] == r.headers["X-Request-ID"]

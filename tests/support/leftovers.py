@@ -61,17 +61,41 @@ async def scan_mongo(documents: DocumentStore, needles: dict[str, str]) -> dict[
     return found
 
 
-async def scan_redis(url: str, prefix: str, needles: dict[str, str]) -> dict[str, list[str]]:
+async def _redis_value(client: Redis, key: bytes) -> str:
+    kind = (await client.type(key)).decode()
+    if kind == "string":
+        value: Any = await client.get(key)
+    elif kind == "hash":
+        value = await client.hgetall(key)
+    elif kind == "stream":
+        value = await client.xrange(key)
+    elif kind == "list":
+        value = await client.lrange(key, 0, -1)
+    elif kind == "set":
+        value = await client.smembers(key)
+    elif kind == "zset":
+        value = await client.zrange(key, 0, -1, withscores=True)
+    else:
+        value = await client.dump(key)
+    return repr(value)
+
+
+async def scan_redis(
+    url: str, prefixes: list[str], needles: dict[str, str]
+) -> dict[str, list[str]]:
+    """Every key under the test's prefixes, name and value (by type), for each needle."""
     found: dict[str, list[str]] = {}
     client: Redis = Redis.from_url(url)
     try:
-        async for key in client.scan_iter(match=f"{prefix}*"):
-            name = key.decode()
-            value = await client.dump(key) or b""
-            blob = name + " " + value.decode("latin-1")
-            for label, needle in needles.items():
-                if needle.lower() in blob.lower():
-                    found.setdefault(label, []).append(name)
+        for prefix in prefixes:
+            async for key in client.scan_iter(match=f"{prefix}*"):
+                name = key.decode()
+                blob = name + " " + await _redis_value(client, key)
+                for label, needle in needles.items():
+                    # values come back as bytes reprs: compare against the escaped form too
+                    escaped = repr(needle.encode())[2:-1]
+                    if needle.lower() in blob.lower() or escaped.lower() in blob.lower():
+                        found.setdefault(label, []).append(name)
     finally:
         await client.aclose()
     return found

@@ -72,6 +72,13 @@ async def a_person_with_everything(
         headers={**headers, "Idempotency-Key": f"key-{marker}"},
     )
     assert r.status_code == 200, r.text
+    # a streamed turn: its events sit in the live-turn log (a Redis stream with EV_REDIS_URL)
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": f"streamed {said[1]}", "conversation_id": conversation},
+        headers={**headers, "Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200 and "event: done" in r.text, r.text
     r = await client.patch(
         f"/api/conversations/{conversation}", json={"title": f"Diário {marker}"}, headers=headers
     )
@@ -124,12 +131,12 @@ async def scan_everything(
     *,
     schema: str,
     redis_url: str | None = None,
-    redis_prefix: str = "",
+    redis_prefixes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     found: dict[str, Any] = {
         "sql": await scan_sql(engine, schema if engine.dialect.name != "sqlite" else None, needles),
         "mongo": await scan_mongo(documents, needles),
     }
     if redis_url:
-        found["redis"] = await scan_redis(redis_url, redis_prefix, needles)
+        found["redis"] = await scan_redis(redis_url, list(redis_prefixes), needles)
     return found

@@ -6,13 +6,13 @@ import os
 
 from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.models import Model, infer_model
-from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.providers import infer_provider_class
 from pydantic_ai.providers.openai import OpenAIProvider
+
+from employeevirtual.agents.offline import OFFLINE_MODEL, offline_model
 
 __all__ = [
     "OFFLINE_MODEL",
@@ -23,7 +23,6 @@ __all__ = [
     "valid_prefixes",
 ]
 
-OFFLINE_MODEL = "offline"
 
 # Prefixes we document; any other provider Pydantic AI knows is accepted too.
 _DOCUMENTED = (
@@ -70,40 +69,18 @@ def check_model_name(model: str) -> None:
         ) from None
 
 
-def _last_prompt(messages: list[ModelMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, ModelRequest):
-            for part in message.parts:
-                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
-                    return part.content
-    return ""
-
-
-async def _offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    # async on purpose: Pydantic AI runs a sync FunctionModel function in a worker thread
-    prompt = _last_prompt(messages)
-    turns = sum(1 for m in messages if isinstance(m, ModelRequest))
-    preview = prompt if len(prompt) <= 200 else prompt[:200] + "…"
-    text = (
-        f"[offline model] You said: {preview!r} (message {turns} of this conversation). "
-        "I am EmployeeVirtual's built-in offline model and I do not call any AI provider. "
-        "To talk to a real model, set the agent's model (for example 'openai-chat:gpt-4o-mini') "
-        "and EV_OPENAI_API_KEY, or EV_OPENAI_BASE_URL for a local OpenAI-compatible server."
-    )
-    return ModelResponse(parts=[TextPart(text)], model_name=OFFLINE_MODEL)
-
-
-def offline_model() -> FunctionModel:
-    """A deterministic model that needs no key and says what it is."""
-    return FunctionModel(_offline_reply, model_name=OFFLINE_MODEL)
-
-
 class ModelRegistry:
     """Builds each model once; models are stateless and hold their own HTTP clients."""
 
     def __init__(
-        self, *, openai_base_url: str | None, openai_api_key: str | None, max_retries: int = 2
+        self,
+        *,
+        openai_base_url: str | None,
+        openai_api_key: str | None,
+        max_retries: int = 2,
+        offline_delay: float = 0.0,
     ) -> None:
+        self._offline_delay = offline_delay
         self._openai_base_url = openai_base_url
         self._openai_api_key = openai_api_key
         self._max_retries = max_retries
@@ -143,7 +120,7 @@ class ModelRegistry:
     def _build(self, model_name: str) -> Model:
         check_model_name(model_name)
         if model_name == OFFLINE_MODEL:
-            return offline_model()
+            return offline_model(delay=self._offline_delay)
         if model_name == "test":
             return TestModel()
         prefix, _, name = model_name.partition(":")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import ast
-import operator
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai import ModelRetry, Tool
 
+from employeevirtual.agents.arithmetic import MAX_EXPRESSION
+from employeevirtual.agents.isolation import IsolatedError, IsolatedTimeout, run_isolated
+
 __all__ = ["TOOLS", "calculator", "current_datetime"]
+
+_TIME_LIMIT_SECONDS = 2.0
 
 
 def current_datetime() -> str:
@@ -18,50 +20,22 @@ def current_datetime() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
-    ast.UAdd: operator.pos,
-    ast.USub: operator.neg,
-}
-_MAX_EXPRESSION = 200
-_MAX_EXPONENT = 100
-
-
-def _evaluate(node: ast.AST) -> float | int:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        value: float | int = node.value  # type: ignore[assignment]
-        return value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
-            raise ValueError(f"exponent larger than {_MAX_EXPONENT}")
-        return _BINARY[type(node.op)](left, right)  # type: ignore[no-any-return]
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(node.operand))  # type: ignore[no-any-return]
-    raise ValueError("only numbers, + - * / // % ** and parentheses are allowed")
-
-
-def calculator(expression: str) -> str:
+async def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression such as ``(2 + 3) * 4 / 7``.
 
     Only numbers, + - * / // % ** and parentheses; no names, calls or attributes.
     """
-    if len(expression) > _MAX_EXPRESSION:
-        raise ModelRetry(f"expression longer than {_MAX_EXPRESSION} characters")
+    if len(expression) > MAX_EXPRESSION:
+        raise ModelRetry(f"expression longer than {MAX_EXPRESSION} characters")
     try:
-        return str(_evaluate(ast.parse(expression, mode="eval")))
-    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        # arithmetic.evaluate bounds every intermediate (microseconds for any input); it still
+        # runs in its own process with a hard time limit, should a bound ever be wrong
+        result = await run_isolated(
+            "employeevirtual.agents.arithmetic", expression, time_limit=_TIME_LIMIT_SECONDS
+        )
+    except (IsolatedError, IsolatedTimeout) as exc:
         raise ModelRetry(f"cannot evaluate {expression!r}: {exc}") from exc
+    return str(result)
 
 
 TOOLS: dict[str, Tool[Any]] = {

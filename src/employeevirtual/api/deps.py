@@ -12,6 +12,7 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.errors import Forbidden, Unauthorized
 from employeevirtual.runtime import Runtime
@@ -60,7 +61,12 @@ async def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
     return runtime.idempotency
 
 
+async def _live(runtime: RuntimeDep) -> LiveTurns:
+    return runtime.live
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+LiveDep = Annotated[LiveTurns, Depends(_live)]
 AccountsDep = Annotated[AccountService, Depends(_accounts)]
 AgentsDep = Annotated[AgentService, Depends(_agents)]
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]

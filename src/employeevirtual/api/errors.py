@@ -8,12 +8,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from employeevirtual.api.middleware import internal_error_body
+from employeevirtual.api.openai_schemas import openai_error
 from employeevirtual.api.request_id import current_request_id
 from employeevirtual.errors import ServiceError, Unauthorized
 
@@ -22,9 +25,23 @@ __all__ = ["install_error_handlers"]
 log = logging.getLogger(__name__)
 
 
-async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+def _openai_door(request: Request) -> bool:
+    """The OpenAI-compatible routes answer errors in OpenAI's shape, for its SDKs."""
+    return request.url.path.startswith("/v1/")
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else exc.headers
+    if _openai_door(request):
+        extra = exc.extra
+        return openai_error(
+            exc.status_code,
+            exc.message,
+            code=extra.get("code"),
+            param=extra.get("param"),
+            headers=headers,
+        )
     return JSONResponse(
         {"detail": exc.message, **exc.extra}, status_code=exc.status_code, headers=headers
     )
@@ -67,11 +84,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, for any input: the echoed values are made JSON-safe first (its own handler
-    answers 500 for a lone surrogate or NaN it cannot encode)."""
+    answers 500 for a lone surrogate or NaN it cannot encode). OpenAI's 400 on its door."""
     assert isinstance(exc, RequestValidationError)
     errors = _json_safe(jsonable_encoder(exc.errors()))
+    if _openai_door(request):
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+            for e in errors
+        )
+        return openai_error(400, message or "invalid request", param=where)
     return JSONResponse({"detail": errors}, status_code=422)
 
 
@@ -81,8 +106,18 @@ async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(internal_error_body(current_request_id()), status_code=500)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own HTTP errors (an unparsable body, 404/405 routing): as FastAPI answers
+    them, but in OpenAI's shape on its door."""
+    assert isinstance(exc, StarletteHTTPException)
+    if _openai_door(request):
+        return openai_error(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(OperationalError, _database_unavailable)

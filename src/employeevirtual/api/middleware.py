@@ -13,6 +13,8 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from employeevirtual.api.openai_schemas import error_body
+
 __all__ = [
     "AccessLog",
     "BodySizeLimit",
@@ -28,8 +30,10 @@ access_log = logging.getLogger("employeevirtual.access")
 
 
 async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str], path: str = ""
 ) -> None:
+    if path.startswith("/v1/") and isinstance(body.get("detail"), str):
+        body = error_body(status, body["detail"])  # the OpenAI door's clients parse this shape
     payload = json.dumps(body).encode()
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -59,7 +63,9 @@ class BodySizeLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
-                    await _send_json(send, 413, self._error(), {"Connection": "close"})
+                    await _send_json(
+                        send, 413, self._error(), {"Connection": "close"}, scope["path"]
+                    )
                     return
                 break
         received = 0
@@ -94,7 +100,7 @@ class BodySizeLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _send_json(send, 413, self._error(), {"Connection": "close"})
+            await _send_json(send, 413, self._error(), {"Connection": "close"}, scope["path"])
 
 
 def client_key(scope: Scope) -> str:
@@ -143,7 +149,9 @@ class GlobalRateLimit:
                         f"too many requests from your address (limit {self.limit} per "
                         f"{self.window_seconds} s); retry in {decision.retry_after} s"
                     )
-                    await _send_json(send, 429, {"detail": detail}, decision.headers())
+                    await _send_json(
+                        send, 429, {"detail": detail}, decision.headers(), scope["path"]
+                    )
                     return
         await self.app(scope, receive, send)
 
@@ -153,9 +161,11 @@ class SecurityHeaders:
     (they hold private data), HSTS only when configured (it must only be sent over HTTPS)."""
 
     _DOCS = ("/docs", "/redoc", "/openapi.json")
+    _CONSOLE_PAGES = frozenset({"/", "/index.html"})  # the web console's page and its assets
 
-    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0, console_csp: str = "") -> None:
         self.app = app
+        self.console_csp = console_csp.encode()
         self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,18 +173,18 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        docs = path.startswith(self._DOCS)
+        if path.startswith(self._DOCS):
+            # the docs page loads Swagger UI's script and styles
+            csp = b"frame-ancestors 'none'"
+        elif self.console_csp and (path in self._CONSOLE_PAGES or path.startswith("/assets/")):
+            csp = self.console_csp  # the web console's own files
+        else:
+            csp = b"default-src 'none'; frame-ancestors 'none'"  # the API serves only data
         extra: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
-            (
-                b"content-security-policy",
-                # the docs page loads Swagger UI's script and styles; the API serves only data
-                b"frame-ancestors 'none'"
-                if docs
-                else b"default-src 'none'; frame-ancestors 'none'",
-            ),
+            (b"content-security-policy", csp),
         ]
         if path.startswith("/api/"):
             extra.append((b"cache-control", b"no-store"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -53,9 +53,12 @@ from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "TurnResult"]
+__all__ = ["AgentRunFailed", "ChatService", "HistoryPage", "OpenedTurn", "TurnResult"]
 
 log = logging.getLogger(__name__)
+
+DIALOGUE_CANDIDATES = 10
+MAX_DIALOGUE_MATCH = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,17 @@ class AgentRunFailed(ServiceError):
         self.kind = failure.kind
         self.conversation_id = conversation_id
         self.user_message = user_message
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """A turn whose user message is committed and whose agent has not answered yet."""
+
+    conversation: ConversationRecord
+    agent: AgentRecord
+    history: list[MessageRecord]  # the context before the user's message
+    user_message: MessageRecord
+    model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +138,20 @@ class ChatService:
         agent_id: UUID | None,
         conversation_id: UUID | None,
         idempotency: IdempotencyClaim | None = None,
+        context: Sequence[MessageRecord] = (),
     ) -> TurnResult:
         """``user`` may be just the token's subject: the turn's own read checks the user exists
         and is active, so the route needs no user read of its own. ``idempotency``: the
         request's key, completed with the response inside the turn's transaction (a failed
-        run's 502/504 included)."""
+        run's 502/504 included). ``context``: earlier messages the model is given when the turn
+        starts a new conversation (the OpenAI door's resent history); they are not stored."""
         user_id = user if isinstance(user, UUID) else user.id
         conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
 
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history)
+            outcome = await self.runner.run(agent, message, history if conversation else [*context])
         except AgentFailure as exc:
             failure = exc
 
@@ -193,6 +209,126 @@ class ChatService:
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
 
+    async def find_by_dialogue(
+        self, user_id: UUID, agent_id: UUID, dialogue: list[tuple[str, str]]
+    ) -> UUID | None:
+        """The caller's conversation with the agent whose stored messages are exactly
+        ``dialogue`` ((message_type, content) pairs, oldest first), if one is among the
+        ``DIALOGUE_CANDIDATES`` latest with that many messages: how a client that resends the
+        whole history (the OpenAI door) maps onto one stored conversation. Bounded work: one
+        indexed read, then at most that many pages of ``len(dialogue)`` messages."""
+        if not dialogue or len(dialogue) > MAX_DIALOGUE_MATCH:
+            return None
+        async with read_connection(self.engine) as conn:
+            candidates = await ConversationReader(conn).with_count(
+                user_id, agent_id, message_count=len(dialogue), limit=DIALOGUE_CANDIDATES
+            )
+            for candidate in candidates:
+                rows = await MessageReader(conn).page(
+                    candidate.id, before_seq=None, limit=len(dialogue)
+                )
+                if [(m.message_type, m.content) for m in rows] == dialogue:
+                    return candidate.id
+        return None
+
+    # -- the turn in two commits (streamed turns) ------------------------------------------------
+
+    async def open_turn(
+        self,
+        user_id: UUID,
+        *,
+        message: str,
+        agent_id: UUID | None,
+        conversation_id: UUID | None,
+        context: Sequence[MessageRecord] = (),
+    ) -> OpenedTurn:
+        """A streamed turn's first half: the user's message committed (and written to MongoDB)
+        before the model runs, so the stream's ``turn`` event can name it with its ``seq``."""
+        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
+        now = _now()
+        user_message = MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id if conversation else uuid.uuid4(),
+            seq=0,
+            user_id=user_id,
+            agent_id=None,
+            content=message,
+            message_type="user",
+            metadata={},
+            created_at=now,
+        )
+        stored, record = await self._commit(
+            user_id, agent, conversation, [user_message], now, agent_runs=0
+        )
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count if conversation else 0,
+            base=history,
+            added=stored,
+            message_count=record.message_count,
+        )
+        await self._write_documents(
+            record, stored, None, created=conversation is None, agent_runs=0
+        )
+        model_history = history if conversation else [*context]
+        return OpenedTurn(record, agent, history, stored[0], model_history)
+
+    async def close_turn(
+        self,
+        opened: OpenedTurn,
+        *,
+        outcome: RunOutcome | None,
+        failure: AgentFailure | None,
+        idempotency: IdempotencyClaim | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+    ) -> TurnResult:
+        """The second half: the agent's message (or the failure) committed with the counters
+        and the idempotency key's response, then written to MongoDB. Raises AgentRunFailed
+        after committing a failure, like ``turn``."""
+        conversation, user_message = opened.conversation, opened.user_message
+        reply = self._reply(
+            conversation.user_id, opened.agent, conversation.id, outcome, failure, extra_metadata
+        )
+
+        async def complete_key(
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            assert idempotency is not None
+            result: TurnResult | AgentRunFailed
+            if failure is not None:
+                result = AgentRunFailed(
+                    failure, conversation_id=record.id, user_message=user_message
+                )
+            else:
+                assert outcome is not None
+                result = TurnResult(record, user_message, stored[0], outcome, False)
+            await idempotency.complete(conn, result, record.id)
+
+        stored, record = await self._commit(
+            conversation.user_id,
+            opened.agent,
+            conversation,
+            [reply],
+            reply.created_at,
+            on_commit=complete_key if idempotency is not None else None,
+        )
+        if self.after_commit is not None:
+            self.after_commit(record)
+        self.context.advance(
+            record.id,
+            base_count=conversation.message_count,
+            base=[*opened.history, user_message][-self.context_messages :],
+            added=stored,
+            message_count=record.message_count,
+        )
+        in_mongo = await self._write_documents(
+            record, stored, analytics_document(stored[0]), created=False
+        )
+        if failure is not None:
+            raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
+        assert outcome is not None
+        return TurnResult(record, user_message, stored[0], outcome, in_mongo)
+
     async def _resolve(
         self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
     ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
@@ -245,6 +381,7 @@ class ChatService:
         conversation_id: UUID,
         outcome: RunOutcome | None,
         failure: AgentFailure | None,
+        extra: dict[str, Any] | None = None,
     ) -> MessageRecord:
         now = _now()
         if outcome is not None:
@@ -258,6 +395,8 @@ class ChatService:
                 "output_tokens": outcome.output_tokens,
                 "cost": None if outcome.cost is None else float(outcome.cost),
             }
+            if outcome.tool_calls:
+                metadata["tool_calls"] = list(outcome.tool_calls)
         else:
             assert failure is not None
             content = failure.message
@@ -267,6 +406,8 @@ class ChatService:
                 "error": failure.kind,
                 "execution_time": round(failure.execution_time, 6),
             }
+        if extra:
+            metadata.update(extra)
         return MessageRecord(
             id=uuid.uuid4(),
             conversation_id=conversation_id,
@@ -290,6 +431,7 @@ class ChatService:
             [WriteConnection, list[MessageRecord], ConversationRecord], Awaitable[None]
         ]
         | None = None,
+        agent_runs: int = 1,
     ) -> tuple[list[MessageRecord], ConversationRecord]:
         """One SQL transaction: the turn's messages, the conversation's counters and whatever
         ``on_commit`` adds (the idempotency key's response)."""
@@ -299,6 +441,7 @@ class ChatService:
             tokens=int(reply.metadata.get("tokens_used") or 0),
             cost=Decimal(str(reply.metadata.get("cost") or 0)),
             response_time=Decimal(str(reply.metadata.get("execution_time") or 0)),
+            agent_runs=agent_runs,
         )
         error = reply.content[:2000] if reply.message_type == "error" else None
         async with write_transaction(self.engine) as conn:
@@ -334,6 +477,7 @@ class ChatService:
         analytics: dict[str, Any] | None,
         *,
         created: bool,
+        agent_runs: int = 1,
     ) -> bool:
         """MongoDB after the commit. Failures leave ``synced_seq`` behind for the relay."""
         reply = stored[-1]
@@ -342,7 +486,7 @@ class ChatService:
             tokens=int(reply.metadata.get("tokens_used") or 0),
             cost=float(reply.metadata.get("cost") or 0.0),
             response_time=float(reply.metadata.get("execution_time") or 0.0),
-            agent_runs=1,
+            agent_runs=agent_runs,
             avg_response_time=conversation.avg_response_time,
         )
         try:

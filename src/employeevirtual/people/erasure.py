@@ -9,7 +9,8 @@ another) takes it over after ``lease_seconds`` and resumes at the recorded step.
 Steps: ``conversations`` (each through the same path as a user's delete) -> ``agents`` (shared
 ones handed to an admin or deleted; ones other people's conversations point at emptied and
 soft-deleted) -> ``documents`` (every registered source: MongoDB collections, later knowledge
-and the like; export files) -> ``caches`` (Redis/in-process limiter keys) -> ``account``
+and the like; export files) -> ``caches`` (Redis/in-process limiter keys, live turns'
+event streams) -> ``account``
 (API keys, idempotency keys, export jobs, the user row, audit rows scrubbed; the job becomes
 the tombstone), all in that last transaction.
 """
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,7 @@ class ErasureService:
         limiter: RateLimiter,
         export_dir: Path,
         forget_conversation: Callable[[UUID], None] = lambda _cid: None,
+        forget_owner: Sequence[Callable[[UUID], Awaitable[object]]] = (),
         lease_seconds: float = 60.0,
         interval_seconds: float = 5.0,
         crash_after_step: str | None = None,
@@ -80,6 +82,7 @@ class ErasureService:
         self.limiter = limiter
         self.export_dir = export_dir
         self.forget_conversation = forget_conversation
+        self.forget_owner = forget_owner
         self.lease = timedelta(seconds=lease_seconds)
         self.interval = interval_seconds
         self.crash_after_step = crash_after_step
@@ -275,6 +278,8 @@ class ErasureService:
             keys.append(account_key(user.email))
         for key in keys:
             await self.limiter.reset(key)
+        for forget in self.forget_owner:  # e.g. the live turns' event streams
+            await forget(job.user_id)
 
     async def _account(self, job: ErasureJob) -> None:
         assert job.user_id is not None

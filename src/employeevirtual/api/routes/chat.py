@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,20 +13,24 @@ from employeevirtual.api.deps import (
     ChatDep,
     CurrentUserId,
     IdempotencyDep,
+    LiveDep,
     RuntimeDep,
     SettingsDep,
 )
 from employeevirtual.api.limits import ChatRateLimit, turn_slot
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
+from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import (
     IdempotencyClaim,
     IdempotencyKeys,
     StoredResponse,
     fingerprint,
 )
+from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import AgentRunFailed, ChatService, TurnResult
 from employeevirtual.errors import InvalidInput
 from employeevirtual.runtime import Runtime
+from employeevirtual.streaming.events import TurnEvent
 
 router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimit])
 
@@ -60,6 +66,88 @@ def _stored(response: StoredResponse, *, replayed: bool) -> Response:
     )
 
 
+def turn_event(result: TurnResult | AgentRunFailed) -> TurnEvent:
+    """A live turn's last event: ``done`` with the non-streamed JSON body, or ``error``."""
+    if isinstance(result, AgentRunFailed):
+        return TurnEvent(
+            "error",
+            {
+                "status": result.status_code,
+                "kind": result.kind,
+                "detail": result.message,
+                **result.extra,
+            },
+        )
+    return TurnEvent("done", _chat_out(result).model_dump(mode="json"))
+
+
+async def follow_turn(live: LiveTurns, turn_id: UUID, after: int) -> AsyncIterator[bytes]:
+    """The turn's events as SSE frames, with a comment heartbeat while nothing happens. A
+    client that goes away only stops this generator: the turn goes on."""
+    async for event in live.events(turn_id, after):
+        yield HEARTBEAT if event is None else encode(event)
+
+
+def _replayed_events(response: StoredResponse) -> list[TurnEvent]:
+    """A finished turn's stored answer, told again as the events a live one ends with."""
+    body = json.loads(response.body)
+    if response.status != 200:
+        return [TurnEvent("error", {"status": response.status, **body}, "1")]
+    user = body["user_message"]
+    first = {
+        "turn_id": None,
+        "conversation_id": body["conversation_id"],
+        "user_message": {
+            "id": user["id"],
+            "seq": user["seq"],
+            "content": user["content"],
+            "timestamp": user["timestamp"],
+        },
+    }
+    return [TurnEvent("turn", first, "1"), TurnEvent("done", body, "2")]
+
+
+async def _frames(events: list[TurnEvent]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield encode(event)
+
+
+async def _start_stream(
+    runtime: Runtime,
+    live: LiveTurns,
+    user_id: UUID,
+    *,
+    message: str,
+    agent_id: UUID | None,
+    conversation_id: UUID | None,
+    claim: IdempotencyClaim | None,
+) -> Response:
+    stack = AsyncExitStack()
+    try:
+        await stack.enter_async_context(turn_slot(runtime, user_id))
+        started = await live.start(
+            user_id,
+            message=message,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            render=turn_event,
+            cleanup=stack,
+            idempotency=claim,
+        )
+    except BaseException:
+        await stack.aclose()
+        if claim is not None:
+            await runtime.idempotency.release(claim)
+        raise
+    return sse_response(
+        follow_turn(live, started.turn_id, 0),
+        headers={
+            "X-Turn-Id": str(started.turn_id),
+            "X-Conversation-Id": str(started.conversation_id),
+        },
+    )
+
+
 @router.post(
     "/agent",
     response_model=ChatOut,
@@ -68,6 +156,11 @@ def _stored(response: StoredResponse, *, replayed: bool) -> Response:
         422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
         502: {"description": "the model provider failed (the user's message is kept)"},
         504: {"description": "the agent timed out (the user's message is kept)"},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "the JSON answer; with `Accept: text/event-stream`, the turn's "
+            "events (turn, delta, tool_call, tool_result, done | error)",
+        },
     },
 )
 async def chat_with_agent(
@@ -76,6 +169,7 @@ async def chat_with_agent(
     keys: IdempotencyDep,
     settings: SettingsDep,
     runtime: RuntimeDep,
+    live: LiveDep,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
     agent_id: Annotated[UUID | None, Query()] = None,
     conversation_id: Annotated[UUID | None, Query()] = None,
@@ -86,6 +180,9 @@ async def chat_with_agent(
             alias="Idempotency-Key",
             description="retry safely: the same key replays the first response (kept 24 h)",
         ),
+    ] = None,
+    accept: Annotated[
+        str | None, Header(description="text/event-stream: stream the turn as SSE")
     ] = None,
 ) -> Any:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
@@ -101,6 +198,25 @@ async def chat_with_agent(
         )
     if agent_id is None and conversation_id is None:
         raise InvalidInput("give agent_id to start a conversation, or conversation_id")
+    stream = wants_sse(accept)
+    if stream and idempotency_key is None:
+        return await _start_stream(
+            runtime,
+            live,
+            user_id,
+            message=message,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            claim=None,
+        )
+    if stream and idempotency_key is not None:
+        running = live.turn_for_key(user_id, idempotency_key)
+        if running is not None:  # a retry of a running streamed turn: follow it, do not rerun
+            await live.owned(running, user_id)
+            return sse_response(
+                follow_turn(live, running, 0),
+                headers={"X-Turn-Id": str(running), "Idempotent-Replayed": "true"},
+            )
     if idempotency_key is None:
         async with turn_slot(runtime, user_id):
             result = await chat.turn(
@@ -120,7 +236,21 @@ async def chat_with_agent(
         render=_render,
     )
     if isinstance(claimed, StoredResponse):
+        if stream:
+            return sse_response(
+                _frames(_replayed_events(claimed)), headers={"Idempotent-Replayed": "true"}
+            )
         return _stored(claimed, replayed=True)
+    if stream:
+        return await _start_stream(
+            runtime,
+            live,
+            user_id,
+            message=message,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            claim=claimed,
+        )
     return await _turn_with_key(
         runtime,
         chat,

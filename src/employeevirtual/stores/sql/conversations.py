@@ -107,6 +107,25 @@ class ConversationReader:
             return None
         return conversation_from_row(row), agent_from_row(row, "a_")
 
+    async def with_count(
+        self, user_id: UUID, agent_id: UUID, *, message_count: int, limit: int
+    ) -> list[ConversationRecord]:
+        """The user's active conversations with an agent holding exactly ``message_count``
+        messages, latest activity first."""
+        c = conversations.c
+        query = (
+            select(conversations)
+            .where(
+                c.user_id == user_id,
+                c.agent_id == agent_id,
+                c.status == "active",
+                c.message_count == message_count,
+            )
+            .order_by(c.last_message_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        return [conversation_from_row(r) for r in await self.conn.execute(query)]
+
     async def list(
         self,
         user: UserRecord,

@@ -1,0 +1,139 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, type Page, type User } from "../api";
+import { t, fmtDate } from "../i18n";
+import { ErrorBox } from "./common";
+
+function Users({ me }: { me: User }) {
+  const [users, setUsers] = useState<User[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const load = async (more: boolean) => {
+    setError(null);
+    try {
+      const page = await api.get<Page<User>>("/api/admin/users", { limit: 50, cursor: more ? cursor : undefined });
+      setUsers((prev) => (more ? [...prev, ...page.items] : page.items));
+      setCursor(page.next_cursor);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  useEffect(() => {
+    load(false);
+  }, []);
+  async function patch(u: User, body: Partial<User>) {
+    try {
+      const updated = await api.patch<User>(`/api/admin/users/${u.id}`, body);
+      setUsers(users.map((x) => (x.id === u.id ? updated : x)));
+    } catch (e) {
+      setError(e);
+    }
+  }
+  return (
+    <section aria-labelledby="users-title">
+      <h2 id="users-title">{t("users")}</h2>
+      <ErrorBox error={error} onRetry={() => load(false)} />
+      <table class="list">
+        <thead>
+          <tr>
+            <th scope="col">{t("email")}</th>
+            <th scope="col">{t("name")}</th>
+            <th scope="col">{t("role")}</th>
+            <th scope="col">{t("active")}</th>
+            <th scope="col">{t("created")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {users.map((u) => (
+            <tr key={u.id}>
+              <td>{u.email}</td>
+              <td>{u.name}</td>
+              <td>
+                <label class="sr-only" for={`role-${u.id}`}>{t("role")}</label>
+                <select id={`role-${u.id}`} value={u.role} disabled={u.id === me.id} onChange={(e) => patch(u, { role: (e.target as HTMLSelectElement).value })}>
+                  <option value="user">user</option>
+                  <option value="admin">admin</option>
+                </select>
+              </td>
+              <td>
+                {u.is_active ? t("yes") : t("no")}{" "}
+                {u.id !== me.id && (
+                  <button class="ghost small" onClick={() => patch(u, { is_active: !u.is_active })}>
+                    {u.is_active ? t("deactivate") : t("reactivate")}
+                  </button>
+                )}
+              </td>
+              <td>{fmtDate(u.created_at)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {cursor && <button onClick={() => load(true)}>{t("next")}</button>}
+    </section>
+  );
+}
+
+interface Check {
+  status?: string;
+  latency_ms?: number;
+  [k: string]: unknown;
+}
+
+function Health() {
+  const [body, setBody] = useState<{ status: string; checks: Record<string, Check> } | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const load = async () => {
+    setError(null);
+    try {
+      // /health/ready answers 503 with the same body when SQL is down: read it either way
+      const r = await fetch("/health/ready", { headers: { Accept: "application/json" } });
+      setBody(await r.json());
+    } catch (e) {
+      setError(e);
+    }
+  };
+  useEffect(() => {
+    load();
+  }, []);
+  return (
+    <section aria-labelledby="health-title">
+      <div class="row spread">
+        <h2 id="health-title">{t("health")}</h2>
+        <button class="ghost" onClick={load}>{t("refresh")}</button>
+      </div>
+      <ErrorBox error={error} />
+      {body && (
+        <>
+          <p>
+            <strong data-testid="health-status" class={`badge ${body.status}`}>{body.status}</strong>
+          </p>
+          <table class="list">
+            <tbody>
+              {Object.entries(body.checks ?? {}).map(([name, c]) => (
+                <tr>
+                  <th scope="row">{name}</th>
+                  <td><span class={`badge ${c.status}`}>{c.status}</span></td>
+                  <td>
+                    {Object.entries(c)
+                      .filter(([k]) => k !== "status")
+                      .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+                      .join(" · ")}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
+
+export function AdminView({ user }: { user: User }) {
+  return (
+    <div class="stack">
+      <h1>{t("admin")}</h1>
+      <Health />
+      <Users me={user} />
+    </div>
+  );
+}

@@ -1,0 +1,199 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { api, type Agent, type User } from "../api";
+import { t, fmtDate } from "../i18n";
+import { go } from "../router";
+import { ErrorBox, Field, fieldErrors } from "./common";
+
+const PAGE = 10;
+const TOOLS = ["calculator", "current_datetime"];
+
+export function AgentsView({ user, sub }: { user: User; sub: string[] }) {
+  if (sub[0] === "new") return <AgentForm user={user} agent={null} />;
+  if (sub[0]) return <AgentLoader user={user} id={sub[0]} />;
+  return <AgentList user={user} />;
+}
+
+function AgentList({ user }: { user: User }) {
+  const [agents, setAgents] = useState<Agent[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [filter, setFilter] = useState("");
+  const [page, setPage] = useState(0);
+
+  const load = () => api.get<Agent[]>("/api/agents").then(setAgents, setError);
+  useEffect(() => {
+    load();
+  }, []);
+
+  const shown = useMemo(() => {
+    const f = filter.trim().toLowerCase();
+    return (agents ?? []).filter((a) => !f || `${a.name} ${a.description ?? ""} ${a.model}`.toLowerCase().includes(f));
+  }, [agents, filter]);
+  const pages = Math.max(1, Math.ceil(shown.length / PAGE));
+  const slice = shown.slice(page * PAGE, page * PAGE + PAGE);
+
+  return (
+    <section aria-labelledby="agents-title">
+      <div class="row spread">
+        <h1 id="agents-title">{t("agents")}</h1>
+        <a class="button primary" href="#/agents/new">{t("newAgent")}</a>
+      </div>
+      <div class="row">
+        <label for="agent-filter">{t("filter")}</label>
+        <input id="agent-filter" type="search" value={filter} onInput={(e) => { setFilter((e.target as HTMLInputElement).value); setPage(0); }} />
+      </div>
+      <ErrorBox error={error} onRetry={load} />
+      <table class="list">
+        <thead>
+          <tr>
+            <th scope="col">{t("name")}</th>
+            <th scope="col">{t("model")}</th>
+            <th scope="col">{t("tools")}</th>
+            <th scope="col">{t("visibility")}</th>
+            <th scope="col">{t("owner")}</th>
+            <th scope="col"><span class="sr-only">{t("chat")}</span></th>
+          </tr>
+        </thead>
+        <tbody>
+          {slice.map((a) => (
+            <tr key={a.id}>
+              <td>
+                <a href={`#/agents/${a.id}`}>{a.name}</a>
+                {a.description && <div class="muted">{a.description}</div>}
+              </td>
+              <td><code>{a.model}</code></td>
+              <td>{a.tools.join(", ") || "—"}</td>
+              <td>{a.visibility === "shared" ? t("shared").split(" (")[0] : t("private")}</td>
+              <td>{a.user_id === user.id ? t("you") : "—"}</td>
+              <td><a href={`#/chat?agent=${a.id}`} onClick={(e) => { e.preventDefault(); sessionStorage.setItem("ev.agent", a.id); go("/chat"); }}>{t("chat")}</a></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {agents && shown.length === 0 && <p class="muted">{t("noAgents")}</p>}
+      <div class="row pager">
+        <button disabled={page === 0} onClick={() => setPage(page - 1)}>{t("previous")}</button>
+        <span>{t("pageOf", { n: page + 1, m: pages })}</span>
+        <button disabled={page + 1 >= pages} onClick={() => setPage(page + 1)}>{t("next")}</button>
+      </div>
+    </section>
+  );
+}
+
+function AgentLoader({ user, id }: { user: User; id: string }) {
+  const [agent, setAgent] = useState<Agent | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    api.get<Agent>(`/api/agents/${id}`).then(setAgent, setError);
+  }, [id]);
+  if (error) return <ErrorBox error={error} />;
+  if (!agent) return <p aria-busy="true">…</p>;
+  return <AgentForm user={user} agent={agent} />;
+}
+
+function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
+  const [name, setName] = useState(agent?.name ?? "");
+  const [description, setDescription] = useState(agent?.description ?? "");
+  const [instructions, setInstructions] = useState(agent?.instructions ?? "");
+  const [model, setModel] = useState(agent?.model ?? "");
+  const [temperature, setTemperature] = useState(agent?.model_settings.temperature?.toString() ?? "");
+  const [maxTokens, setMaxTokens] = useState(agent?.model_settings.max_tokens?.toString() ?? "");
+  const [tools, setTools] = useState<string[]>(agent?.tools ?? []);
+  const [visibility, setVisibility] = useState(agent?.visibility ?? "private");
+  const [error, setError] = useState<unknown>(null);
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState(false);
+  const mine = !agent || agent.user_id === user.id || user.role === "admin";
+
+  async function save(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setFields({});
+    const ms: Record<string, number> = {};
+    if (temperature.trim()) ms.temperature = Number(temperature);
+    if (maxTokens.trim()) ms.max_tokens = Number(maxTokens);
+    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms };
+    if (model.trim()) body.model = model.trim();
+    try {
+      if (agent) await api.patch(`/api/agents/${agent.id}`, body);
+      else await api.post("/api/agents", body);
+      go("/agents");
+    } catch (err) {
+      setError(err);
+      setFields(fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "visibility"]));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function remove() {
+    if (!agent || !confirm(t("confirmDelete"))) return;
+    try {
+      await api.del(`/api/agents/${agent.id}`);
+      go("/agents");
+    } catch (err) {
+      setError(err);
+    }
+  }
+
+  const ms = fields.model_settings;
+  return (
+    <form class="card wide" onSubmit={save} aria-labelledby="agent-form-title">
+      <h1 id="agent-form-title">{agent ? t("editAgent") : t("newAgent")}</h1>
+      <fieldset disabled={!mine} class="plain">
+        <Field id="agent-name" label={t("name")} error={fields.name}>
+          <input id="agent-name" required value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+        </Field>
+        <Field id="agent-description" label={t("description")} error={fields.description}>
+          <input id="agent-description" value={description} onInput={(e) => setDescription((e.target as HTMLInputElement).value)} />
+        </Field>
+        <Field id="agent-instructions" label={t("instructions")} error={fields.instructions}>
+          <textarea id="agent-instructions" rows={6} value={instructions} onInput={(e) => setInstructions((e.target as HTMLTextAreaElement).value)} />
+        </Field>
+        <Field id="agent-model" label={t("model")} error={fields.model}>
+          <input id="agent-model" placeholder="offline" value={model} onInput={(e) => setModel((e.target as HTMLInputElement).value)} />
+        </Field>
+        <div class="row">
+          <Field id="agent-temperature" label={t("temperature")} error={ms && /temperature/.test(ms) ? ms : undefined}>
+            <input id="agent-temperature" inputMode="decimal" value={temperature} onInput={(e) => setTemperature((e.target as HTMLInputElement).value)} />
+          </Field>
+          <Field id="agent-max-tokens" label={t("maxTokens")} error={ms && !/temperature/.test(ms) ? ms : undefined}>
+            <input id="agent-max-tokens" inputMode="numeric" value={maxTokens} onInput={(e) => setMaxTokens((e.target as HTMLInputElement).value)} />
+          </Field>
+        </div>
+        <fieldset class={fields.tools ? "invalid" : ""}>
+          <legend>{t("tools")}</legend>
+          {TOOLS.map((tool) => (
+            <label class="check" key={tool}>
+              <input
+                type="checkbox"
+                checked={tools.includes(tool)}
+                onChange={(e) => setTools((e.target as HTMLInputElement).checked ? [...tools, tool] : tools.filter((x) => x !== tool))}
+              />
+              <code>{tool}</code>
+            </label>
+          ))}
+          {fields.tools && <span class="field-error" role="alert">{fields.tools}</span>}
+        </fieldset>
+        <fieldset>
+          <legend>{t("visibility")}</legend>
+          <label class="check">
+            <input type="radio" name="visibility" checked={visibility === "private"} onChange={() => setVisibility("private")} />
+            {t("private")}
+          </label>
+          <label class="check">
+            <input type="radio" name="visibility" checked={visibility === "shared"} onChange={() => setVisibility("shared")} />
+            {t("shared")}
+          </label>
+        </fieldset>
+      </fieldset>
+      {agent && <p class="muted">{t("created")}: {fmtDate(agent.created_at)}</p>}
+      <ErrorBox error={error} />
+      <div class="row">
+        {mine && <button type="submit" class="primary" disabled={busy}>{agent ? t("save") : t("create")}</button>}
+        <a class="button" href="#/agents">{t("cancel")}</a>
+        {agent && mine && <button type="button" class="danger" onClick={remove}>{t("delete")}</button>}
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,135 @@
+"""Browser suite: on when ``EV_TEST_BROWSER=1`` (``.ci/run`` sets it and installs Debian's
+``chromium``). Asked for and Chromium missing: the suite fails, it never skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import CHROMIUM, SCREENSHOTS, Api, ConsoleServer, launch_args
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, sync_playwright
+
+ASKED = os.environ.get("EV_TEST_BROWSER", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not ASKED:
+        pytest.skip("browser suite off: set EV_TEST_BROWSER=1 (needs Debian's chromium)")
+    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        pytest.fail(f"EV_TEST_BROWSER is set but {CHROMIUM} is missing: apt-get install chromium")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def console(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    """One real server for the suite; its first account (made here) is the admin."""
+    server = ConsoleServer(
+        tmp_path_factory.mktemp("console"),
+        # many browser sessions come from one address and seed conversations quickly
+        EV_RATE_LIMIT_GLOBAL="100000",
+        EV_RATE_LIMIT_CHAT="100000",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(console: ConsoleServer) -> Iterator[Api]:
+    api = Api(console.url).register("Admin", email="admin@example.com")
+    assert api.call("GET", "/api/users/me")["role"] == "admin"
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def api(console: ConsoleServer, admin: Api) -> Iterator[Api]:
+    """A fresh ordinary user (the admin exists first)."""
+    a = Api(console.url).register("Bia")
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="session")
+def playwright(chromium: str) -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=chromium, args=launch_args())
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, console: ConsoleServer) -> Iterator[Page]:
+    context = browser.new_context(
+        base_url=console.url, viewport={"width": 1280, "height": 800}, locale="en-US"
+    )
+    p = context.new_page()
+    p.set_default_timeout(20_000)
+    problems: list[str] = []
+    p.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # console errors (a CSP violation is one) are problems; an HTTP error status the test
+    # provoked on purpose (Chromium logs "Failed to load resource") is not
+    p.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    p.on("dialog", lambda d: _dialog(d, problems))
+    p.problems = problems  # type: ignore[attr-defined]
+    yield p
+    context.close()
+
+
+def _dialog(dialog: Dialog, problems: list[str]) -> None:
+    """The console's own "delete for good?" confirmations are accepted; any other dialog
+    (an ``alert`` a script managed to run) is recorded as a problem."""
+    if dialog.type == "confirm":
+        dialog.accept()
+    else:
+        problems.append(f"{dialog.type} dialog: {dialog.message}")
+        dialog.dismiss()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture
+def console_url(console: ConsoleServer) -> str:
+    return console.url
+
+
+@pytest.fixture
+def browser_context_factory(
+    browser: Browser, console: ConsoleServer
+) -> Iterator[Callable[..., Page]]:
+    """Pages with their own viewport/locale (phone width, another language)."""
+    contexts: list[BrowserContext] = []
+
+    def make(**options: Any) -> Page:
+        context = browser.new_context(base_url=console.url, **options)
+        contexts.append(context)
+        p = context.new_page()
+        p.set_default_timeout(20_000)
+        return p
+
+    yield make
+    for c in contexts:
+        c.close()

@@ -1,0 +1,296 @@
+"""The web console in Debian's Chromium against the real server (embedded default)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import AXE, PASSWORD, Api
+from playwright.sync_api import Page, expect
+
+
+def ui_login(page: Page, email: str) -> None:
+    page.goto("/")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("header.top")).to_be_visible()
+
+
+def problems(page: Page) -> list[str]:
+    return list(page.problems)  # type: ignore[attr-defined]
+
+
+def test_sign_up_create_agent_and_chat(page: Page, admin: Api, screenshots: Path) -> None:
+    page.goto("/")
+    page.screenshot(path=screenshots / "login.png")
+    page.get_by_role("button", name="Sign up").click()
+    page.fill("#name", "Carla")
+    page.fill("#email", "carla@example.com")
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.locator("header.top")).to_be_visible()
+
+    page.goto("/#/profile")
+    expect(page.get_by_test_id("profile-email")).to_have_text("carla@example.com")
+
+    # a bad value shows the API's own message beside its field
+    page.goto("/#/agents/new")
+    page.fill("#agent-name", "Helper")
+    page.fill("#agent-model", "nonsense:model")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#agent-model-error")).to_contain_text("unknown model provider 'nonsense'")
+    page.screenshot(path=screenshots / "agent-form-error.png")
+    page.fill("#agent-model", "")
+    page.get_by_label("calculator").check()
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("link", name="Helper")).to_be_visible()
+    page.screenshot(path=screenshots / "agents.png")
+
+    page.locator("#main-nav").get_by_role("link", name="Chat").click()
+    expect(page.locator("#agent-picker")).to_have_value(re.compile(".+"))
+    box = page.locator("#composer-input")
+    box.fill("first line")
+    box.press("Shift+Enter")  # a new line, not a send
+    box.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    expect(page.locator(".msg")).to_have_count(0)
+    box.press("Enter")
+    expect(page.locator(".msg-agent")).to_have_count(1)
+    expect(page.locator(".msg-user")).to_contain_text("second line")
+    expect(page.locator(".msg-agent")).to_contain_text("offline model")
+    expect(page).to_have_url(re.compile(r"#/chat/[0-9a-f-]{36}$"))
+    box.fill("and a follow-up")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".msg-agent")).to_have_count(2)
+    expect(page.locator(".conv-list li")).to_have_count(1)
+    page.screenshot(path=screenshots / "chat.png")
+    assert problems(page) == []
+
+
+def test_older_pages_load_by_scrolling_up(page: Page, api: Api) -> None:
+    agent = api.agent()
+    first = api.chat("message number 1", agent_id=agent["id"])
+    conversation = first["conversation_id"]
+    for i in range(2, 61):  # 120 messages: the newest page (50) and two older ones
+        api.chat(f"message number {i}", conversation_id=conversation)
+    ui_login(page, api.email)
+    page.goto(f"/#/chat/{conversation}")
+    messages = page.locator(".msg")
+    expect(messages).to_have_count(50)
+    expect(messages.last).to_contain_text("message number 60")
+    expect(page.get_by_text("message number 1", exact=False).first).not_to_be_visible()
+    # scroll to the top until the start of the conversation is reached
+    for _ in range(10):
+        page.locator(".messages").evaluate("el => { el.scrollTop = 0; }")
+        page.wait_for_timeout(300)
+        if page.get_by_test_id("history-edge").inner_text() == "Start of the conversation":
+            break
+    expect(messages).to_have_count(120)
+    expect(messages.first.locator(".md")).to_have_text("message number 1")
+    seqs = [int(s) for s in messages.evaluate_all("els => els.map(e => e.dataset.seq)")]
+    assert seqs == list(range(1, 121))  # nothing doubled, nothing missing, in order
+
+
+def test_rename_archive_and_delete(page: Page, api: Api) -> None:
+    agent = api.agent()
+    keep = api.chat("keep me", agent_id=agent["id"])["conversation_id"]
+    gone = api.chat("delete me", agent_id=agent["id"])["conversation_id"]
+    ui_login(page, api.email)
+    item = page.locator(f"li[data-conversation='{keep}']")
+    item.get_by_role("button", name="Rename").click()
+    item.get_by_role("textbox").fill("Quarterly plan")
+    item.get_by_role("button", name="Save").click()
+    expect(item).to_contain_text("Quarterly plan")
+    assert api.call("GET", f"/api/conversations/{keep}")["title"] == "Quarterly plan"
+
+    page.locator(f"li[data-conversation='{gone}']").get_by_role("button", name="Delete").click()
+    expect(page.locator(f"li[data-conversation='{gone}']")).to_have_count(0)
+    r = api.client.get(f"/api/conversations/{gone}", headers=api.headers)
+    assert r.status_code == 404
+
+    item.get_by_role("button", name="Archive").click()
+    expect(item).to_have_count(0)
+    assert api.call("GET", f"/api/conversations/{keep}")["status"] == "archived"
+    page.select_option("#conv-status", "archived")
+    expect(page.locator(f"li[data-conversation='{keep}']")).to_contain_text("Quarterly plan")
+
+
+def test_admin_dashboard_plots_the_api_numbers(page: Page, admin: Api, screenshots: Path) -> None:
+    agent = admin.agent("Analyst")
+    for text in ("one", "two", "three"):
+        cid = admin.chat(f"dashboard {text}", agent_id=agent["id"])["conversation_id"]
+        admin.chat("again", conversation_id=cid)
+    items = []
+    cursor = None
+    while True:
+        page_ = admin.call(
+            "GET",
+            "/api/conversations",
+            params={"limit": 100, **({"cursor": cursor} if cursor else {})},
+        )
+        items += page_["items"]
+        cursor = page_["next_cursor"]
+        if not cursor:
+            break
+    ui_login(page, admin.email)
+    page.goto("/#/dashboard")
+    kpi = page.get_by_test_id("totals")
+    expect(kpi.locator("[data-kpi=conversations]")).to_have_text(str(len(items)))
+    expect(kpi.locator("[data-kpi=messages]")).to_have_text(
+        f"{sum(c['message_count'] for c in items):,}"
+    )
+    expect(kpi.locator("[data-kpi=tokens]")).to_have_text(
+        f"{sum(c['total_tokens'] for c in items):,}"
+    )
+    # real plots: a canvas per chart, axes with units, and a tooltip naming the value
+    chart = page.get_by_test_id("chart-tokens")
+    expect(chart.locator("canvas")).to_have_count(1)
+    expect(chart.locator(".u-axis")).to_have_count(2)
+    over = chart.locator(".u-over")
+    box = over.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    tip = chart.locator(".chart-tip")
+    expect(tip).to_be_visible()
+    today_tokens = sum(c["total_tokens"] for c in items if c["created_at"][:10] == _last_day(page))
+    expect(tip).to_contain_text(f"{today_tokens:,} tokens")
+    page.screenshot(path=screenshots / "dashboard.png", full_page=True)
+
+    page.goto("/#/admin")
+    expect(page.get_by_test_id("health-status")).to_have_text(
+        admin.client.get("/health/ready").json()["status"]
+    )
+    expect(page.get_by_role("cell", name=admin.email)).to_be_visible()
+    page.screenshot(path=screenshots / "admin.png", full_page=True)
+    assert problems(page) == []
+
+
+def _last_day(page: Page) -> str:
+    return str(page.locator("#dash-to").input_value())
+
+
+def test_second_user_cannot_see_the_first_ones_conversations(
+    page: Page, api: Api, console_url: str
+) -> None:
+    agent = api.agent()
+    mine = api.chat("a private matter", agent_id=agent["id"])["conversation_id"]
+    api.call("PATCH", f"/api/conversations/{mine}", json={"title": "First user's secret"})
+    other = Api(console_url).register("Davi")
+    try:
+        ui_login(page, other.email)
+        expect(page.get_by_text("No conversations yet.")).to_be_visible()
+        page.goto(f"/#/chat/{mine}")
+        expect(page.get_by_role("alert")).to_contain_text("not found")
+        expect(page.locator("body")).not_to_contain_text("First user's secret")
+        expect(page.locator("body")).not_to_contain_text("a private matter")
+    finally:
+        other.close()
+
+
+def test_html_and_javascript_links_render_harmless(page: Page, api: Api) -> None:
+    agent = api.agent()
+    ui_login(page, api.email)
+    page.locator("#composer-input").fill(
+        "look <img src=x onerror=alert(1)> and [click me](javascript:alert(2)) "
+        "<script>alert(3)</script> **bold**"
+    )
+    page.locator("#composer-input").press("Enter")
+    expect(page.locator(".msg-agent")).to_have_count(1)
+    for body in page.locator(".msg .md").all():
+        assert body.locator("img, script, iframe, [onerror]").count() == 0
+    user = page.locator(".msg-user .md")
+    expect(user).to_contain_text("<img src=x onerror=alert(1)>")  # shown as text
+    expect(user.locator("strong")).to_have_text("bold")  # markdown still rendered
+    link = user.get_by_text("click me")
+    assert link.get_attribute("href") is None
+    link.click()
+    page.wait_for_timeout(300)
+    assert agent["id"]
+    assert problems(page) == []  # no alert ran, no CSP violation
+
+
+def test_accessibility_no_serious_violations(page: Page, api: Api, screenshots: Path) -> None:
+    agent = api.agent("Axe")
+    cid = api.chat("# Heading\n\n```python\nprint('hi')\n```", agent_id=agent["id"])[
+        "conversation_id"
+    ]
+    source = AXE.read_text()
+    found: dict[str, list[str]] = {}
+
+    def audit(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.evaluate(source)
+        result = page.evaluate("async () => JSON.stringify(await axe.run(document))")
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']}: "
+            + "; ".join(f"{n['target']} {n.get('failureSummary', '')}" for n in v["nodes"][:3])
+            for v in json.loads(result)["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            found[name] = bad
+
+    page.goto("/")
+    expect(page.locator("#email")).to_be_visible()
+    audit("login")
+    ui_login(page, api.email)
+    for theme in ("light", "dark"):
+        page.evaluate(f"localStorage.setItem('ev.theme', '{theme}')")
+        page.goto(f"/#/chat/{cid}")
+        page.reload()
+        expect(page.locator(".msg-agent")).to_have_count(1)
+        audit(f"chat-{theme}")
+        if theme == "dark":
+            page.screenshot(path=screenshots / "chat-dark.png")
+        for route, ready in (
+            ("agents", "table.list"),
+            ("agents/new", "#agent-name"),
+            ("dashboard", ".chart canvas"),
+            ("profile", "#key-name"),
+        ):
+            page.goto(f"/#/{route}")
+            page.wait_for_selector(ready)
+            audit(f"{route}-{theme}")
+    assert found == {}
+
+
+def test_phone_width_and_portuguese(
+    browser_context_factory: Callable[..., Page], api: Api, screenshots: Path
+) -> None:
+    page = browser_context_factory(viewport={"width": 390, "height": 844}, locale="pt-BR")
+    page.goto("/")
+    expect(page.get_by_role("button", name="Entrar")).to_be_visible()  # the browser's language
+    page.fill("#email", api.email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+    expect(page.get_by_role("heading", name="Conversas")).to_be_visible()
+    nav = page.locator("#main-nav")
+    expect(nav).to_be_hidden()  # folded behind the menu button at phone width
+    page.get_by_role("button", name="Menu").click()
+    expect(nav.get_by_role("link", name="Agentes")).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # nothing wider than the phone
+    page.screenshot(path=screenshots / "phone-pt.png")
+    page.select_option("#lang-select", "en")  # the switch
+    expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
+
+
+def test_security_headers_on_the_console(console_url: str, api: Api) -> None:
+    r = api.client.get("/")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    scripts = re.findall(r"<script[^>]*>", r.text)
+    assert scripts and all("src=" in s for s in scripts)  # no inline script
+    asset = re.search(r'src="(/assets/[^"]+\.js)"', r.text)
+    assert asset
+    r = api.client.get(asset.group(1))
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    api_csp = api.client.get("/api/users/me", headers=api.headers).headers[
+        "content-security-policy"
+    ]
+    assert api_csp == "default-src 'none'; frame-ancestors 'none'"

@@ -1,0 +1,118 @@
+"""The turn event log's bounds, in process and in Redis (real Redis when EV_TEST_REDIS_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from employeevirtual.streaming.events import TurnEvent
+from employeevirtual.streaming.log import MemoryTurnLog, RedisTurnLog, follow, parse_id
+
+REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
+
+
+def _memory(**bounds: float) -> MemoryTurnLog:
+    values = {"max_events": 16, "max_turns": 4, "retention_seconds": 60, "running_seconds": 120}
+    return MemoryTurnLog(**{**values, **bounds})  # type: ignore[arg-type]
+
+
+def _delta(i: int) -> TurnEvent:
+    return TurnEvent("delta", {"delta": f"w{i} "})
+
+
+async def test_events_per_turn_are_capped_and_ids_keep_counting() -> None:
+    log = _memory()
+    turn, owner = uuid.uuid4(), uuid.uuid4()
+    await log.open(turn, owner=owner, conversation_id=None)
+    for i in range(40):
+        stored = await log.append(turn, _delta(i))
+        assert stored.id == str(i + 1)
+    kept = await log.read(turn, 0, wait=0)
+    assert [e.id for e in kept] == [str(i) for i in range(25, 41)]  # the newest 16
+    assert [e.id for e in await log.read(turn, 38, wait=0)] == ["39", "40"]
+
+
+async def test_turns_are_capped_finished_ones_evicted_first_and_expire() -> None:
+    log = _memory(max_turns=3, retention_seconds=0.05)
+    owner = uuid.uuid4()
+    turns = [uuid.uuid4() for _ in range(5)]
+    await log.open(turns[0], owner=owner, conversation_id=None)
+    await log.append(turns[0], TurnEvent("done", {}))
+    await log.open(turns[1], owner=owner, conversation_id=None)
+    await log.open(turns[2], owner=owner, conversation_id=None)
+    await log.open(turns[3], owner=owner, conversation_id=None)  # evicts the finished one
+    assert await log.info(turns[0]) is None
+    assert [await log.info(t) is not None for t in turns[1:4]] == [True, True, True]
+    await log.append(turns[1], TurnEvent("done", {}))
+    await asyncio.sleep(0.1)
+    await log.open(turns[4], owner=owner, conversation_id=None)  # purges the expired one
+    assert await log.info(turns[1]) is None
+    assert len(log) == 3
+
+
+async def test_follow_waits_for_live_events_and_beats_while_idle() -> None:
+    log = _memory()
+    turn = uuid.uuid4()
+    await log.open(turn, owner=uuid.uuid4(), conversation_id=None)
+    got: list[str | None] = []
+
+    async def reader() -> None:
+        async for event in follow(log, turn, 0, heartbeat=0.05):
+            got.append(None if event is None else event.kind)
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0.12)
+    await log.append(turn, _delta(0))
+    await log.append(turn, TurnEvent("done", {}))
+    await asyncio.wait_for(task, 2)
+    assert got[-2:] == ["delta", "done"] and got[0] is None  # heartbeats before the events
+
+
+def test_last_event_id_parsing() -> None:
+    assert parse_id(None) == 0 and parse_id("") == 0 and parse_id("junk") == 0
+    assert parse_id(" 7 ") == 7 and parse_id("-3") == 0
+
+
+def test_unknown_event_kinds_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown turn event kind"):
+        TurnEvent("surprise", {})
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+async def test_redis_stream_has_a_hard_cap_and_a_ttl() -> None:
+    assert REDIS_URL is not None
+    prefix = f"ev:test:{uuid.uuid4().hex}:"
+    log = RedisTurnLog(REDIS_URL, prefix=prefix, memory=_memory(retention_seconds=30))
+    redis = Redis.from_url(REDIS_URL)
+    turn = uuid.uuid4()
+    try:
+        await log.open(turn, owner=uuid.uuid4(), conversation_id=None)
+        await log.append(turn, TurnEvent("turn", {"conversation_id": str(uuid.uuid4())}))
+        for i in range(40):
+            await log.append(turn, _delta(i))
+        key = f"{prefix}{turn}:events"
+        assert await redis.xlen(key) == 16
+        running_ttl = await redis.pttl(key)
+        assert 30_000 < running_ttl <= 120_000
+        await log.append(turn, TurnEvent("done", {}))
+        assert 0 < await redis.pttl(key) <= 30_000
+        assert 0 < await redis.pttl(f"{prefix}{turn}:info") <= 30_000
+        # another process (no memory of the turn) reads it from Redis
+        other = RedisTurnLog(REDIS_URL, prefix=prefix, memory=_memory())
+        info = await other.info(turn)
+        assert info is not None and info.finished
+        events = await other.read(turn, 38, wait=0)
+        assert [e.id for e in events] == ["39", "40", "41", "42"]
+        assert events[-1].kind == "done"
+        await other.aclose()
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+        await log.aclose()

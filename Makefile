@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint types pytest bench faults clean console console-check test-browser bench-console
+.PHONY: run test install lint types pytest bench bench-export faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -41,6 +41,11 @@ faults: install
 # BENCH_ARGS=--drop-schema.
 bench: install
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.export
+
+# The export's memory at 1,000 and 100,000 messages alone (part of `make bench`).
+bench-export: install
+	$(BIN)/python -m tools.bench.export
 
 # The web console (console/: TypeScript + Preact + Vite). Its build is committed in
 # src/employeevirtual/console/static, so `make run`/`make test` need no Node. After editing

@@ -23,9 +23,11 @@ from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
+from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.registry import PersonalDataRegistry, default_registry
+from employeevirtual.people.retention import RetentionJob, RetentionPolicy
 from employeevirtual.people.search import SearchService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
@@ -75,6 +77,8 @@ class Runtime:
     personal_data: PersonalDataRegistry
     erasure: ErasureService
     exports: ExportService
+    retention: RetentionJob
+    audit: AuditTrail
     analytics: AnalyticsService
     rollup_task: RollupTask
     turn_log: TurnLog
@@ -89,6 +93,7 @@ class Runtime:
         self.idempotency.start()
         self.erasure.start()
         self.exports.start()
+        self.retention.start()
         self.rollup_task.start()
 
     async def close(self) -> None:
@@ -97,6 +102,7 @@ class Runtime:
         await self.turn_log.aclose()
         await self.erasure.stop()
         await self.exports.stop()
+        await self.retention.stop()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -180,6 +186,13 @@ async def open_runtime(
         after_commit=after_turn_commit,
     )
     personal_data = default_registry(db)
+    exports = ExportService(
+        engine=engine,
+        registry=personal_data,
+        export_dir=settings.export_dir,
+        ttl=timedelta(hours=settings.export_ttl_hours),
+        min_interval=timedelta(seconds=settings.export_min_interval_seconds),
+    )
     idempotency = IdempotencyKeys(
         engine,
         lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
@@ -254,13 +267,26 @@ async def open_runtime(
             interval_seconds=settings.erasure_interval_seconds,
             crash_after_step=settings.fault_crash_erasure_after_step,
         ),
-        exports=ExportService(
+        exports=exports,
+        retention=RetentionJob(
             engine=engine,
-            registry=personal_data,
-            export_dir=settings.export_dir,
-            ttl=timedelta(hours=settings.export_ttl_hours),
-            min_interval=timedelta(seconds=settings.export_min_interval_seconds),
+            db=db,
+            conversations=conversations,
+            exports=exports,
+            policy=RetentionPolicy(
+                user_activities_days=settings.retention_user_activities_days,
+                system_logs_days=settings.retention_system_logs_days,
+                chat_analytics_days=settings.retention_chat_analytics_days,
+                audit_log_days=settings.retention_audit_log_days,
+                archived_conversations_days=settings.retention_archived_conversations_days,
+                inactive_conversations_days=settings.retention_inactive_conversations_days,
+            ),
+            rollups_complete_through=rollups.complete_through,
+            rollup_lookback_days=settings.analytics_rollup_lookback_days,
+            batch_size=settings.retention_batch_size,
+            interval_seconds=settings.retention_interval_seconds,
         ),
+        audit=AuditTrail(engine=engine),
         analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,

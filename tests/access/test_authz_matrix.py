@@ -287,6 +287,13 @@ ROWS: list[Row] = [
         E(403, 403, 200, 401, 401, 401),
         lambda w, f: ("GET", f"/api/admin/erasures/{w.erasure_id}", {}),
     ),
+    Row(
+        "GET",
+        "/api/admin/audit",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", "/api/admin/audit", {"params": {"limit": 5}}),
+        check_leaks=False,  # the admin-only trail names users by id; outsiders get 401/403
+    ),
     # last: it erases whoever calls it (the owner, then "other"); the only admin may not
     Row(
         "DELETE",

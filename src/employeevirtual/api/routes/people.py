@@ -12,6 +12,8 @@ from fastapi.responses import FileResponse
 from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, RuntimeDep, SettingsDep
 from employeevirtual.api.people_schemas import (
     AdminErasureIn,
+    AuditEntryOut,
+    AuditPage,
     ErasureIn,
     ErasureOut,
     ExportOut,
@@ -20,10 +22,11 @@ from employeevirtual.api.people_schemas import (
 )
 from employeevirtual.api.routes.conversations import IsoDateTime
 from employeevirtual.errors import InvalidInput
+from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.search import SearchFilters, SearchService
-from employeevirtual.stores.sql.people import ErasureJob, ExportJob
+from employeevirtual.stores.sql.people import AuditFilter, ErasureJob, ExportJob
 
 router = APIRouter(tags=["people's data"])
 
@@ -40,7 +43,12 @@ async def _exports(runtime: RuntimeDep) -> ExportService:
     return runtime.exports
 
 
+async def _audit(runtime: RuntimeDep) -> AuditTrail:
+    return runtime.audit
+
+
 SearchDep = Annotated[SearchService, Depends(_search)]
+AuditDep = Annotated[AuditTrail, Depends(_audit)]
 ExportsDep = Annotated[ExportService, Depends(_exports)]
 
 
@@ -206,4 +214,42 @@ async def export_download(
     job, path = await exports.download(user, export_id, client_ip=ip)
     return FileResponse(
         path, media_type="application/zip", filename=f"employeevirtual-export-{job.id}.zip"
+    )
+
+
+@router.get("/api/admin/audit")
+async def audit_trail(
+    _admin: AdminUser,
+    audit: AuditDep,
+    settings: SettingsDep,
+    actor_id: UUID | None = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    target_type: Annotated[str | None, Query(max_length=50)] = None,
+    target_id: Annotated[str | None, Query(max_length=100)] = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> AuditPage:
+    """The audit trail, newest first (admins only): filter by actor, action, target and time
+    (``since`` inclusive, ``until`` exclusive); ``next_cursor`` pages on."""
+    size = _page_size(limit, settings.page_limit_default, settings.page_limit_max)
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name} needs a timezone, e.g. 2026-01-31T00:00:00Z")
+    rows, next_cursor = await audit.page(
+        AuditFilter(
+            actor_id=actor_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            since=since,
+            until=until,
+        ),
+        limit=size,
+        cursor=cursor,
+    )
+    return AuditPage(
+        items=[AuditEntryOut.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
     )

@@ -51,6 +51,7 @@ __all__ = [
     "ExportReader",
     "ExportRepository",
     "PersonRowsReader",
+    "RetentionReader",
 ]
 
 
@@ -441,21 +442,6 @@ class AuditTrailReader:
             for r in await self.conn.execute(query)
         ]
 
-    async def about(
-        self, user_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
-    ) -> list[AuditEntry]:
-        """Rows the person did or that name them as target (their export)."""
-        a = audit_log.c
-        query = select(audit_log).where(or_(a.actor_id == user_id, a.target_id == str(user_id)))
-        if after is not None:
-            at, last = after
-            query = query.where(or_(a.created_at > at, and_(a.created_at == at, a.id > last)))
-        query = query.order_by(a.created_at, a.id).limit(limit)
-        return [
-            AuditEntry(**{k: r._mapping[k] for k in AuditEntry.__slots__})
-            for r in await self.conn.execute(query)
-        ]
-
 
 class AuditTrailRepository(AuditTrailReader):
     def __init__(self, conn: WriteConnection) -> None:
@@ -522,3 +508,29 @@ class PersonRowsReader:
             query = query.where(or_(a.created_at > at, and_(a.created_at == at, a.id > last)))
         query = query.order_by(a.created_at, a.id).limit(limit)
         return [_plain(r) for r in await self.conn.execute(query)]
+
+
+class RetentionReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def expired_conversations(
+        self,
+        *,
+        archived_before: datetime | None,
+        inactive_before: datetime | None,
+        limit: int,
+    ) -> list[UUID]:
+        """Conversations past their retention: archived and idle since ``archived_before``, or
+        idle since ``inactive_before`` whatever their status (last activity, else creation)."""
+        c = conversations.c
+        idle = func.coalesce(c.last_message_at, c.created_at)
+        due = []
+        if archived_before is not None:
+            due.append(and_(c.status == "archived", idle < archived_before))
+        if inactive_before is not None:
+            due.append(idle < inactive_before)
+        if not due:
+            return []
+        query = select(c.id).where(or_(*due)).limit(limit)
+        return [row[0] for row in await self.conn.execute(query)]

@@ -71,7 +71,7 @@ test-browser: install
 # The console in a browser: first paint, interactive chat, a 10,000- against a 10-message
 # conversation, the JavaScript shipped.
 bench-console: install
-	$(BIN)/python tests/browser/bench_console.py $(BENCH_ARGS)
+	$(BIN)/python -m tools.console_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .console-check

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
-from employeevirtual.api.limits import reject_unknown_query_params
+from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
 from employeevirtual.api.middleware import (
     AccessLog,
     BodySizeLimit,
@@ -35,6 +35,7 @@ from employeevirtual.api.routes import (
     health,
     openai,
     people,
+    rework,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -107,7 +108,7 @@ def create_app(
         version="0.1.0",
         description="Chat with AI virtual employees.",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_query_params)],
+        dependencies=[Depends(reject_hostile_input), Depends(reject_unknown_query_params)],
     )
     app.settings = settings
     install_error_handlers(app)
@@ -117,6 +118,7 @@ def create_app(
         agents.router,
         chat.router,
         turns.router,
+        rework.router,
         conversations.router,
         api_keys.router,
         admin.router,

@@ -231,7 +231,7 @@ async def open_runtime(
                 window_seconds=settings.login_window_seconds,
             ),
         ),
-        agents=AgentService(engine=engine),
+        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
         conversations=conversations,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     max_concurrent_turns: int = Field(default=2, ge=1, description="chat turns per user at once")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_api_keys_per_user: int = Field(default=20, ge=1)
+    max_agents_per_user: int = Field(default=100, ge=1, description="live agents one user owns")
     api_key_touch_seconds: int = Field(default=60, ge=1, description="last_used_at granularity")
     cors_origins: list[str] = []
     cors_allow_credentials: bool = False

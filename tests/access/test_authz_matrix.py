@@ -44,6 +44,7 @@ class Fresh:
     conversation_id: str = ""
     key_id: str = ""
     user_id: str = ""
+    message_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -55,7 +56,7 @@ class Row:
     route: str
     expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
     request: Callable[[World, Fresh], Request]
-    fresh: str = ""  # "agent", "conversation", "key" or "user": made anew for each cell
+    fresh: str = ""  # "agent", "conversation", "exchange", "key" or "user": made anew
     # login answers with a token for the credentials sent, whoever sends them
     check_leaks: bool = True
 
@@ -153,6 +154,23 @@ ROWS: list[Row] = [
         "/api/chat/turns/{turn_id}/cancel",
         E(409, 404, 404, 401, 401, 401),  # the owner's turn has ended: nothing to cancel
         lambda w, f: ("POST", f"/api/chat/turns/{w.turn_id}/cancel", {}),
+    ),
+    Row(
+        "POST",
+        "/api/conversations/{conversation_id}/regenerate",
+        E(200, 404, 404, 401, 401, 401),  # answering again is the owner's, like a turn
+        lambda w, f: ("POST", f"/api/conversations/{w.conversation_id}/regenerate", {}),
+    ),
+    Row(
+        "PATCH",
+        "/api/conversations/{conversation_id}/messages/{message_id}",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "PATCH",
+            f"/api/conversations/{f.conversation_id}/messages/{f.message_id}",
+            {"json": {"content": "edited"}},
+        ),
+        fresh="exchange",
     ),
     Row("GET", "/v1/models", AUTHED_200, lambda w, f: ("GET", "/v1/models", {})),
     Row(
@@ -387,13 +405,25 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.agent_id = await _agent(client, world.owner, marker)
     elif kind == "conversation":
         fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+    elif kind == "exchange":
+        body = {"message": f"to edit {marker}", "agent_id": world.agent_id}
+        r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)
+        assert r.status_code == 200, r.text
+        fresh.conversation_id = str(r.json()["conversation_id"])
+        fresh.message_id = str(r.json()["user_message"]["id"])
     elif kind == "key":
         key = await api_key(client, world.owner, "temp")
         fresh.key_id = str(key["id"])
         world.secrets.add(key["prefix"])
     elif kind == "user":
         fresh.user_id = (await account(client, name="Ulla")).id
-    world.secrets |= {marker, fresh.agent_id, fresh.conversation_id, fresh.key_id} - {""}
+    world.secrets |= {
+        marker,
+        fresh.agent_id,
+        fresh.conversation_id,
+        fresh.key_id,
+        fresh.message_id,
+    } - {""}
     return fresh
 
 

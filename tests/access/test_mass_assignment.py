@@ -105,6 +105,7 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "erasure_id": str(uuid.uuid4()),
         "export_id": str(uuid.uuid4()),
         "turn_id": str(uuid.uuid4()),
+        "message_id": str(uuid.uuid4()),
     }
     schema = (await client.get("/openapi.json")).json()
     before = await counts(runtime)

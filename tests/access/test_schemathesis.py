@@ -7,6 +7,7 @@ Examples per operation: ``EV_SCHEMATHESIS_EXAMPLES`` (default 12; x2 modes x ~23
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,15 @@ def _property(strategy: Any, headers: dict[str, str], examples: int) -> Callable
     return run
 
 
+def streamed_user_message_id(body: str) -> str:
+    """The user message id from a streamed turn's ``turn`` event."""
+    for block in body.split("\n\n"):
+        if "event: turn" in block:
+            data = next(line for line in block.splitlines() if line.startswith("data: "))
+            return str(json.loads(data[6:])["user_message"]["id"])
+    raise AssertionError("no turn event")
+
+
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -> None:
     app = create_app(
         settings.model_copy(
@@ -110,6 +120,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             "conversation_id": conversation_id,
             "key_id": key["id"],
             "user_id": victim_id,
+            "message_id": streamed_user_message_id(streamed.text),
         }
         failures: list[str] = []
         calls = 0

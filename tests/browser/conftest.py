@@ -33,6 +33,10 @@ def console(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         # many browser sessions come from one address and seed conversations quickly
         EV_RATE_LIMIT_GLOBAL="100000",
         EV_RATE_LIMIT_CHAT="100000",
+        # a provider that cannot be reached (a closed port), for the failed-turn test
+        EV_OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        EV_OPENAI_API_KEY="not-a-real-key",
+        EV_MODEL_MAX_RETRIES="0",
     )
     server.start()
     try:
@@ -57,13 +61,15 @@ def api(console: ConsoleServer, admin: Api) -> Iterator[Api]:
     a.close()
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps its own event loop running while it is open, which
+# pytest-asyncio's tests (run after this directory) must not find
+@pytest.fixture(scope="module")
 def playwright(chromium: str) -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
     b = playwright.chromium.launch(executable_path=chromium, args=launch_args())
     yield b

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness import AXE, PASSWORD, Api
 from playwright.sync_api import Page, expect
@@ -118,35 +119,35 @@ def test_rename_archive_and_delete(page: Page, api: Api) -> None:
     expect(page.locator(f"li[data-conversation='{keep}']")).to_contain_text("Quarterly plan")
 
 
-def test_admin_dashboard_plots_the_api_numbers(page: Page, admin: Api, screenshots: Path) -> None:
+def test_admin_dashboard_plots_the_api_numbers(
+    page: Page, admin: Api, api: Api, screenshots: Path
+) -> None:
     agent = admin.agent("Analyst")
     for text in ("one", "two", "three"):
         cid = admin.chat(f"dashboard {text}", agent_id=agent["id"])["conversation_id"]
         admin.chat("again", conversation_id=cid)
-    items = []
-    cursor = None
-    while True:
-        page_ = admin.call(
-            "GET",
-            "/api/conversations",
-            params={"limit": 100, **({"cursor": cursor} if cursor else {})},
-        )
-        items += page_["items"]
-        cursor = page_["next_cursor"]
-        if not cursor:
-            break
+    theirs = api.agent("Theirs")
+    api.chat("someone else's turn", agent_id=theirs["id"])  # an admin sees everyone's usage
     ui_login(page, admin.email)
     page.goto("/#/dashboard")
+    first, last = page.locator("#dash-from").input_value(), _last_day(page)
+
+    def usage(group_by: str) -> list[dict[str, Any]]:
+        query = {"from": first, "to": last, "group_by": group_by}
+        return list(admin.call("GET", "/api/analytics/usage", params=query)["rows"])
+
+    total = usage("")[0]
+    assert total["turns"] >= 7
     kpi = page.get_by_test_id("totals")
-    expect(kpi.locator("[data-kpi=conversations]")).to_have_text(str(len(items)))
-    expect(kpi.locator("[data-kpi=messages]")).to_have_text(
-        f"{sum(c['message_count'] for c in items):,}"
-    )
+    expect(kpi.locator("[data-kpi=turns]")).to_have_text(f"{total['turns']:,}")
     expect(kpi.locator("[data-kpi=tokens]")).to_have_text(
-        f"{sum(c['total_tokens'] for c in items):,}"
+        f"{total['input_tokens'] + total['output_tokens']:,}"
     )
-    # real plots: a canvas per chart, axes with units, and a tooltip naming the value
-    chart = page.get_by_test_id("chart-tokens")
+    expect(kpi.locator("[data-kpi=failed]")).to_have_text(f"{total['failed']:,}")
+    per_agent = page.get_by_test_id("per-agent")
+    expect(per_agent.get_by_role("row", name="Analyst")).to_contain_text("6")
+    # real plots: a canvas per chart, two axes, and a tooltip naming the value with its unit
+    chart = page.get_by_test_id("chart-turns")
     expect(chart.locator("canvas")).to_have_count(1)
     expect(chart.locator(".u-axis")).to_have_count(2)
     over = chart.locator(".u-over")
@@ -155,8 +156,8 @@ def test_admin_dashboard_plots_the_api_numbers(page: Page, admin: Api, screensho
     page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
     tip = chart.locator(".chart-tip")
     expect(tip).to_be_visible()
-    today_tokens = sum(c["total_tokens"] for c in items if c["created_at"][:10] == _last_day(page))
-    expect(tip).to_contain_text(f"{today_tokens:,} tokens")
+    today = next(r for r in usage("day") if r["day"] == last)
+    expect(tip).to_contain_text(f"Turns: {today['turns']:,} turns")
     page.screenshot(path=screenshots / "dashboard.png", full_page=True)
 
     page.goto("/#/admin")

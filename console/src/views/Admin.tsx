@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type Page, type User } from "../api";
+import { api, ApiError, type Page, type User } from "../api";
 import { t, fmtDate } from "../i18n";
 import { ErrorBox } from "./common";
 
@@ -128,12 +128,83 @@ function Health() {
   );
 }
 
+interface AuditEntry {
+  id: string;
+  actor_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  details: Record<string, unknown> | null;
+  client_ip: string | null;
+  created_at: string;
+}
+
+/** GET /api/admin/audit (newest first). Hidden while the server has no such route (404). */
+function Audit() {
+  const [items, setItems] = useState<AuditEntry[] | null>(null);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [action, setAction] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [missing, setMissing] = useState(false);
+  const load = async (more: boolean) => {
+    setError(null);
+    try {
+      const page = await api.get<Page<AuditEntry>>("/api/admin/audit", { limit: 50, cursor: more ? cursor : undefined, action: action || undefined });
+      setItems((prev) => (more ? [...(prev ?? []), ...page.items] : page.items));
+      setCursor(page.next_cursor);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) setMissing(true);
+      else setError(e);
+    }
+  };
+  useEffect(() => {
+    load(false);
+  }, [action]);
+  if (missing) return null;
+  return (
+    <section aria-labelledby="audit-title">
+      <div class="row spread">
+        <h2 id="audit-title">{t("audit")}</h2>
+        <div class="row">
+          <label for="audit-action">{t("action")}</label>
+          <input id="audit-action" value={action} placeholder="user.update" onChange={(e) => setAction((e.target as HTMLInputElement).value.trim())} />
+        </div>
+      </div>
+      <ErrorBox error={error} onRetry={() => load(false)} />
+      <table class="list" data-testid="audit">
+        <thead>
+          <tr>
+            <th scope="col">{t("when")}</th>
+            <th scope="col">{t("action")}</th>
+            <th scope="col">{t("actor")}</th>
+            <th scope="col">{t("target")}</th>
+            <th scope="col">{t("details")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(items ?? []).map((a) => (
+            <tr key={a.id}>
+              <td>{fmtDate(a.created_at)}</td>
+              <td><code>{a.action}</code></td>
+              <td>{a.actor_id?.slice(0, 8) ?? "—"}</td>
+              <td>{a.target_type ? `${a.target_type} ${a.target_id?.slice(0, 8) ?? ""}` : "—"}</td>
+              <td class="small">{a.details ? JSON.stringify(a.details) : ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {cursor && <button onClick={() => load(true)}>{t("next")}</button>}
+    </section>
+  );
+}
+
 export function AdminView({ user }: { user: User }) {
   return (
     <div class="stack">
       <h1>{t("admin")}</h1>
       <Health />
       <Users me={user} />
+      <Audit />
     </div>
   );
 }

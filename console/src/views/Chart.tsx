@@ -2,6 +2,8 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { locale } from "../i18n";
+import { useSignal } from "../state";
+import { theme } from "../theme";
 
 /** A tooltip that follows the cursor and names the day, the series and its value with unit. */
 function tooltip(unit: string, digits: number): uPlot.Plugin {
@@ -53,6 +55,7 @@ export function TimeChart({
   testId?: string;
 }) {
   const el = useRef<HTMLDivElement>(null);
+  const th = useSignal(theme);
   useEffect(() => {
     const host = el.current!;
     const dark = document.documentElement.dataset.theme === "dark";
@@ -88,7 +91,7 @@ export function TimeChart({
       resize.disconnect();
       plot.destroy();
     };
-  }, [days, series, unit]);
+  }, [days, series, unit, th]);
   return (
     <figure class="chart" data-testid={testId}>
       <figcaption>{title}</figcaption>

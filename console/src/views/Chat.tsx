@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiError, type Agent, type ChatOut, type Conversation, type History, type Message, type Page, type User } from "../api";
+import { cancelTurn, liveTurn, resumeTurn, streamRequest, streamTurn, type StreamEvent } from "../stream";
 import { t, fmtDate, fmtCost } from "../i18n";
 import { go } from "../router";
 import { ErrorBox } from "./common";
@@ -141,8 +142,35 @@ function ConversationList({
 // ---------------------------------------------------------------- the chat panel
 interface Failed {
   error: ApiError;
+  retry: (() => void) | null;
+}
+
+interface ToolCall {
+  id?: string;
+  name?: string;
+  args?: unknown;
+  result?: unknown;
+}
+
+/** The answer being written: the deltas so far and the tool calls, shown as they arrive. */
+interface Live {
+  turnId: string | null;
   text: string;
-  key: string;
+  tools: ToolCall[];
+}
+
+function asMessage(d: Record<string, unknown>, conversationId: string, userId: string): Message {
+  return {
+    id: String(d.id),
+    conversation_id: conversationId,
+    seq: Number(d.seq),
+    content: String(d.content ?? ""),
+    message_type: "user",
+    user_id: userId,
+    agent_id: null,
+    metadata: {},
+    timestamp: String(d.timestamp ?? new Date().toISOString()),
+  };
 }
 
 export function ChatView({ user, conversationId }: { user: User; conversationId: string | null }) {
@@ -156,10 +184,18 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
   const [failed, setFailed] = useState<Failed | null>(null);
   const [draft, setDraft] = useState("");
   const [pending, setPending] = useState<Message | null>(null);
+  const [live, setLive] = useState<Live | null>(null);
+  const [editing, setEditing] = useState<Message | null>(null);
   const [refresh, setRefresh] = useState(0);
   const scroller = useRef<HTMLDivElement>(null);
+  const composer = useRef<HTMLTextAreaElement>(null);
   const anchor = useRef<{ height: number; top: number } | null>(null);
   const stick = useRef(true);
+  const stream = useRef<AbortController | null>(null);
+  const replaces = useRef(false);
+  // the latest render's send (a retry made in an earlier render must not see stale state)
+  const regenerateRef = useRef<() => Promise<void>>(async () => undefined);
+  const sendRef = useRef<(text: string, key: string) => Promise<void>>(async () => undefined);
 
   useEffect(() => {
     api.get<Agent[]>("/api/agents").then((list) => {
@@ -168,32 +204,111 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
     }, setError);
   }, []);
 
-  // opening a conversation reads only its newest page
+  /** Applies a live turn's events to the page; resolves with the final event. */
+  function onEvent(conv: string | null, signal: AbortSignal) {
+    return (e: StreamEvent) => {
+      if (signal.aborted) return; // the page moved on: another reader owns this turn now
+      const d = e.data;
+      switch (e.event) {
+        case "turn": {
+          setLive((l) => ({ turnId: String(d.turn_id), text: l?.text ?? "", tools: l?.tools ?? [] }));
+          const um = d.user_message as Record<string, unknown> | undefined;
+          if (um) {
+            const m = asMessage(um, String(d.conversation_id), user.id);
+            setPending(null);
+            setMessages((prev) => mergeNewest(prev, [m]));
+          }
+          if (!conv) {
+            // a new conversation: open it (its page resumes this turn's events)
+            sessionStorage.setItem("ev.agent", agentId);
+            go(`/chat/${String(d.conversation_id)}`);
+          }
+          break;
+        }
+        case "delta":
+          setLive((l) => ({ turnId: l?.turnId ?? null, tools: l?.tools ?? [], text: (l?.text ?? "") + String(d.delta ?? "") }));
+          break;
+        case "tool_call":
+          setLive((l) => (l ? { ...l, tools: [...l.tools, { id: String(d.id), name: String(d.name), args: d.args }] } : l));
+          break;
+        case "tool_result":
+          setLive((l) => (l ? { ...l, tools: l.tools.map((c) => (c.id === String(d.id) ? { ...c, result: d.result } : c)) } : l));
+          break;
+        case "done": {
+          const out = d as unknown as ChatOut;
+          if (replaces.current && conv) {
+            // a regeneration or an edit superseded earlier messages: show the current ones
+            replaces.current = false;
+            api.get<History>(`/api/conversations/${conv}/messages`, { limit: HISTORY_PAGE }).then((h) => {
+              setMessages(h.messages);
+              setBefore(h.next_before);
+            }, setError);
+          } else {
+            setMessages((prev) => mergeNewest(prev, [out.user_message, out.agent_message]));
+          }
+          setLive(null);
+          setPending(null);
+          setRefresh((n) => n + 1);
+          break;
+        }
+        case "error":
+          setLive(null);
+          break;
+      }
+    };
+  }
+
+  async function afterFailure(conv: string) {
+    // the API kept the user's message and an error message recording the failure
+    const h = await api.get<History>(`/api/conversations/${conv}/messages`, { limit: HISTORY_PAGE });
+    setMessages((prev) => mergeNewest(prev, h.messages));
+  }
+
+  // opening a conversation reads only its newest page, then resumes a turn left live
   useEffect(() => {
     setMessages([]);
     setBefore(null);
     setConversation(null);
     setFailed(null);
     setError(null);
+    setLive(null);
+    setPending(null);
+    setEditing(null);
+    stream.current?.abort(); // a stream started on the previous page stops here (the turn goes on)
     stick.current = true;
     if (!conversationId) return;
-    let live = true;
+    const ctl = new AbortController();
     Promise.all([
-      api.get<Conversation>(`/api/conversations/${conversationId}`),
-      api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE }),
+      api.get<Conversation>(`/api/conversations/${conversationId}`, undefined, ctl.signal),
+      api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE }, ctl.signal),
     ]).then(
-      ([c, h]) => {
-        if (!live) return;
+      async ([c, h]) => {
         setConversation(c);
         setAgentId(c.agent_id);
         setMessages(h.messages);
         setBefore(h.next_before);
+        const turnId = liveTurn(conversationId);
+        if (!turnId) return;
+        setLive({ turnId, text: "", tools: [] });
+        stream.current = ctl;
+        try {
+          const last = await resumeTurn(conversationId, turnId, onEvent(conversationId, ctl.signal), ctl.signal);
+          if (last === null) setLive(null);
+          else if (last.event === "error") {
+            const asked = [...h.messages].reverse().find((m) => m.message_type === "user")?.content ?? "";
+            setFailed({ error: new ApiError(Number(last.data.status ?? 502), String(last.data.detail ?? "")), retry: asked ? () => sendRef.current(asked, newKey()) : null });
+            await afterFailure(conversationId);
+          }
+        } catch (e) {
+          if ((e as Error).name !== "AbortError") {
+            setLive(null);
+            setError(e);
+          }
+        }
       },
-      (e) => live && setError(e),
+      (e) => (e as Error).name !== "AbortError" && setError(e),
     );
-    return () => {
-      live = false;
-    };
+    return () => ctl.abort();
   }, [conversationId]);
 
   // keep the view at the bottom for new messages; keep the reader's place when older ones arrive
@@ -206,7 +321,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
     } else if (stick.current) {
       el.scrollTop = el.scrollHeight;
     }
-  }, [messages, pending]);
+  }, [messages, pending, live]);
 
   async function loadOlder() {
     if (!conversationId || !before || loadingOlder) return;
@@ -231,12 +346,19 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
   }
 
   async function send(text: string, key: string) {
-    if (!text.trim() || pending) return;
+    if (!text.trim() || pending || live) return;
+    if (editing && conversationId) {
+      const target = editing;
+      setEditing(null);
+      setDraft("");
+      await runTurn(text, key, (ctl) =>
+        streamRequest("PATCH", `/api/conversations/${conversationId}/messages/${target.id}`, { content: text }, {}, conversationId, onEvent(conversationId, ctl.signal), ctl.signal),
+        true,
+      );
+      return;
+    }
     const target = conversationId ? { conversation_id: conversationId } : { agent_id: agentId };
-    setFailed(null);
-    setError(null);
-    stick.current = true;
-    const optimistic: Message = {
+    setPending({
       id: `pending-${key}`,
       conversation_id: conversationId ?? "",
       seq: (messages.at(-1)?.seq ?? 0) + 1,
@@ -246,31 +368,55 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
       agent_id: null,
       metadata: {},
       timestamp: new Date().toISOString(),
-    };
-    setPending(optimistic);
+    });
     setDraft("");
+    await runTurn(text, key, (ctl) => streamTurn({ message: text, ...target }, key, onEvent(conversationId, ctl.signal), ctl.signal), false);
+  }
+
+  async function regenerate() {
+    if (!conversationId || pending || live) return;
+    await runTurn("", newKey(), (ctl) =>
+      streamRequest("POST", `/api/conversations/${conversationId}/regenerate`, undefined, {}, conversationId, onEvent(conversationId, ctl.signal), ctl.signal),
+      true,
+    );
+  }
+
+  /** Runs one live turn (new, regenerated or edited) and shows its failure, if any. */
+  async function runTurn(text: string, key: string, start: (ctl: AbortController) => Promise<StreamEvent>, supersedes: boolean) {
+    const again = (k: string) => (text ? () => sendRef.current(text, k) : () => regenerateRef.current());
+    setFailed(null);
+    setError(null);
+    stick.current = true;
+    replaces.current = supersedes;
+    setLive({ turnId: null, text: "", tools: [] });
+    const ctl = new AbortController();
+    stream.current = ctl;
     try {
-      const out = await api.post<ChatOut>("/api/chat/agent", { message: text, ...target }, { "Idempotency-Key": key });
-      setPending(null);
-      if (!conversationId) {
-        sessionStorage.setItem("ev.agent", agentId);
-        go(`/chat/${out.conversation_id}`);
-      } else {
-        setMessages((prev) => [...prev, out.user_message, out.agent_message]);
+      const last = await start(ctl);
+      if (last.event === "error") {
+        setFailed({ error: new ApiError(Number(last.data.status ?? 502), String(last.data.detail ?? "")), retry: again(newKey()) });
+        await afterFailure(String(last.data.conversation_id ?? conversationId));
       }
-      setRefresh((n) => n + 1);
     } catch (e) {
+      if ((e as Error).name === "AbortError") return; // the page moved on (a new conversation opened)
       setPending(null);
+      setLive(null);
       const err = e instanceof ApiError ? e : new ApiError(0, String(e));
-      // a network error may retry with the same key (the server replays); a refused turn gets a new one
-      setFailed({ error: err, text, key: err.status === 0 ? key : newKey() });
-      if (conversationId && (err.status === 502 || err.status === 504)) {
-        // the API kept the user's message and an error message recording the failure
-        const h = await api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE });
-        setMessages((prev) => mergeNewest(prev, h.messages));
-      } else {
-        setDraft(text);
-      }
+      // a network error may retry with the same key (the server re-attaches); a refused turn gets a new one
+      setFailed({ error: err, retry: again(err.status === 0 ? key : newKey()) });
+      if (text) setDraft(text);
+    }
+  }
+
+  sendRef.current = send;
+  regenerateRef.current = regenerate;
+
+  async function stop() {
+    if (!live?.turnId) return;
+    try {
+      await cancelTurn(live.turnId);
+    } catch (e) {
+      setError(e);
     }
   }
 
@@ -281,8 +427,11 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
     }
   }
 
+  const lastUser = [...messages].reverse().find((m) => m.message_type === "user");
+  const lastIsAnswer = messages.length > 0 && messages[messages.length - 1].message_type !== "user";
   const agentList = useMemo(() => [...agents.values()], [agents]);
   const agentName = conversation ? (agents.get(conversation.agent_id)?.name ?? "—") : null;
+  const busy = !!pending || !!live;
 
   return (
     <div class="chat-layout">
@@ -305,25 +454,55 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
           )}
         </header>
         <ErrorBox error={error} />
-        <div class="messages" ref={scroller} onScroll={onScroll} role="log" aria-live="polite" aria-label={t("messages")} tabIndex={0}>
+        <div class="messages" ref={scroller} onScroll={onScroll} role="log" aria-label={t("messages")} tabIndex={0}>
           {conversationId && (
             <p class="muted center" data-testid="history-edge">{before ? (loadingOlder ? t("loadingOlder") : "…") : t("beginning")}</p>
           )}
           {!conversationId && agentList.length === 0 && <p class="muted">{t("noAgents")} <a href="#/agents/new">{t("newAgent")}</a></p>}
           {messages.map((m) => <MessageView key={m.id} m={m} />)}
           {pending && <MessageView key={pending.id} m={pending} />}
-          {pending && <p class="muted thinking" role="status">{t("thinking")}</p>}
+          {live && (
+            <MessageView
+              key="live"
+              streaming
+              m={{
+                id: "live",
+                conversation_id: conversationId ?? "",
+                seq: 0,
+                content: live.text,
+                message_type: "agent",
+                user_id: user.id,
+                agent_id: null,
+                metadata: { tool_calls: live.tools },
+                timestamp: new Date().toISOString(),
+              }}
+            />
+          )}
+          {live && !live.text && <p class="muted thinking" role="status">{t("thinking")}</p>}
+          {!busy && lastUser && lastIsAnswer && (
+            <div class="row turn-actions">
+              <button class="ghost small" onClick={regenerate}>{t("regenerate")}</button>
+              <button class="ghost small" onClick={() => { setEditing(lastUser); setDraft(lastUser.content); composer.current?.focus(); }}>{t("editLast")}</button>
+            </div>
+          )}
         </div>
         {failed && (
           <div class="error" role="alert">
             <span>{failed.error.detail}</span>
-            <button onClick={() => send(failed.text, failed.key)}>{t("retry")}</button>
+            {failed.retry && <button onClick={failed.retry}>{t("retry")}</button>}
+          </div>
+        )}
+        {editing && (
+          <div class="notice row spread" role="status">
+            <span>{t("editingLast")}</span>
+            <button class="ghost small" onClick={() => { setEditing(null); setDraft(""); }}>{t("cancel")}</button>
           </div>
         )}
         <form class="composer" onSubmit={(e) => { e.preventDefault(); send(draft, newKey()); }}>
           <label class="sr-only" for="composer-input">{t("messagePlaceholder")}</label>
           <textarea
             id="composer-input"
+            ref={composer}
             rows={2}
             placeholder={t("messagePlaceholder")}
             value={draft}
@@ -331,7 +510,11 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
             onKeyDown={onKeyDown}
             disabled={!conversationId && !agentId}
           />
-          <button type="submit" class="primary" disabled={!!pending || !draft.trim()}>{t("send")}</button>
+          {live ? (
+            <button type="button" class="danger" onClick={stop} disabled={!live.turnId}>{t("stop")}</button>
+          ) : (
+            <button type="submit" class="primary" disabled={busy || !draft.trim()}>{t("send")}</button>
+          )}
         </form>
       </section>
     </div>
@@ -339,6 +522,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
 }
 
 function mergeNewest(prev: Message[], newest: Message[]): Message[] {
-  const seen = new Set(prev.map((m) => m.id));
-  return [...prev, ...newest.filter((m) => !seen.has(m.id))];
+  const byId = new Map(prev.map((m) => [m.id, m]));
+  for (const m of newest) byId.set(m.id, m);
+  return [...byId.values()].sort((a, b) => a.seq - b.seq);
 }

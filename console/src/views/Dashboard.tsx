@@ -1,106 +1,92 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { api, type Agent, type Conversation, type Page, type User } from "../api";
+import { api, type Agent, type User } from "../api";
 import { t, fmtCost, locale } from "../i18n";
 import { ErrorBox } from "./common";
 import { TimeChart } from "./Chart";
 
+// Usage over time from GET /api/analytics/usage (daily rollups + today's raw runs). Users see
+// their own usage; the API gives an admin everyone's.
 const DAY = 86400;
-const MAX_PAGES = 50; // 5,000 conversations at most in one range
+
+export interface UsageRow {
+  day: string | null;
+  agent_id: string | null;
+  user_id: string | null;
+  model: string | null;
+  turns: number;
+  failed: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost: number;
+  response_time_mean: number | null;
+  response_time_p50: number | null;
+  response_time_p95: number | null;
+  tool_calls: number;
+  feedback_up: number;
+  feedback_down: number;
+}
+interface Usage {
+  rows: UsageRow[];
+}
 
 function isoDay(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
-interface Totals {
-  conversations: number;
-  messages: number;
-  tokens: number;
-  cost: number;
-  errors: number;
-}
-
-function emptyTotals(): Totals {
-  return { conversations: 0, messages: 0, tokens: 0, cost: 0, errors: 0 };
-}
-
-export function DashboardView({ user: _user }: { user: User }) {
+export function DashboardView({ user }: { user: User }) {
   const today = new Date();
   const [from, setFrom] = useState(isoDay(new Date(today.getTime() - 13 * DAY * 1000)));
   const [to, setTo] = useState(isoDay(today));
-  const [rows, setRows] = useState<Conversation[] | null>(null);
+  const [data, setData] = useState<{ total: UsageRow | null; days: UsageRow[]; agents: UsageRow[]; models: UsageRow[] } | null>(null);
   const [agents, setAgents] = useState<Map<string, string>>(new Map());
   const [error, setError] = useState<unknown>(null);
 
   async function load() {
     setError(null);
-    setRows(null);
     try {
-      const all: Conversation[] = [];
-      let cursor: string | null = null;
-      for (let i = 0; i < MAX_PAGES; i++) {
-        const page: Page<Conversation> = await api.get<Page<Conversation>>("/api/conversations", {
-          limit: 100,
-          cursor,
-          created_after: `${from}T00:00:00Z`,
-          created_before: `${isoDay(new Date(Date.parse(to) + DAY * 1000))}T00:00:00Z`,
-        });
-        all.push(...page.items);
-        cursor = page.next_cursor;
-        if (!cursor) break;
-      }
-      setRows(all);
+      const q = (group_by: string) => api.get<Usage>("/api/analytics/usage", { from, to, group_by });
+      const [total, days, byAgent, byModel] = await Promise.all([q(""), q("day"), q("agent"), q("model")]);
+      setData({ total: total.rows[0] ?? null, days: days.rows, agents: byAgent.rows, models: byModel.rows });
     } catch (e) {
       setError(e);
     }
   }
   useEffect(() => {
-    load();
+    if (from && to && from <= to) load();
   }, [from, to]);
   useEffect(() => {
     api.get<Agent[]>("/api/agents").then((l) => setAgents(new Map(l.map((a) => [a.id, a.name]))), () => undefined);
   }, []);
 
-  const view = useMemo(() => {
-    if (!rows) return null;
+  const series = useMemo(() => {
+    if (!data) return null;
     const start = Date.parse(`${from}T00:00:00Z`) / 1000;
     const end = Date.parse(`${to}T00:00:00Z`) / 1000;
     const days: number[] = [];
     for (let d = start; d <= end; d += DAY) days.push(d);
-    const idx = (iso: string) => Math.floor((Date.parse(iso) / 1000 - start) / DAY);
-    const messages = days.map(() => 0);
-    const tokens = days.map(() => 0);
-    const cost = days.map(() => 0);
-    const latencySum = days.map(() => 0);
-    const latencyN = days.map(() => 0);
-    const errors = days.map(() => 0);
-    const total = emptyTotals();
-    const perAgent = new Map<string, Totals>();
-    for (const c of rows) {
-      const i = idx(c.created_at);
-      if (i < 0 || i >= days.length) continue;
-      messages[i] += c.message_count;
-      tokens[i] += c.total_tokens;
-      cost[i] += c.total_cost;
-      if (c.avg_response_time > 0) {
-        latencySum[i] += c.avg_response_time;
-        latencyN[i] += 1;
-      }
-      if (c.last_error) errors[i] += 1;
-      const a = perAgent.get(c.agent_id) ?? emptyTotals();
-      for (const tt of [total, a]) {
-        tt.conversations += 1;
-        tt.messages += c.message_count;
-        tt.tokens += c.total_tokens;
-        tt.cost += c.total_cost;
-        tt.errors += c.last_error ? 1 : 0;
-      }
-      perAgent.set(c.agent_id, a);
-    }
-    const latency = days.map((_, i) => (latencyN[i] ? latencySum[i] / latencyN[i] : null));
-    return { days, messages, tokens, cost, latency, errors, total, perAgent };
-  }, [rows, from, to]);
+    const byDay = new Map(data.days.map((r) => [r.day, r]));
+    const col = (f: (r: UsageRow) => number | null, empty: number | null = 0) =>
+      days.map((d) => {
+        const r = byDay.get(isoDay(new Date(d * 1000)));
+        return r ? f(r) : empty;
+      });
+    return {
+      days,
+      turns: col((r) => r.turns),
+      failed: col((r) => r.failed),
+      input: col((r) => r.input_tokens),
+      output: col((r) => r.output_tokens),
+      cost: col((r) => r.cost),
+      p50: col((r) => r.response_time_p50, null),
+      p95: col((r) => r.response_time_p95, null),
+      up: col((r) => r.feedback_up),
+      down: col((r) => r.feedback_down),
+    };
+  }, [data, from, to]);
 
   const n = (v: number) => v.toLocaleString(locale());
+  const s = (v: number | null) => (v == null ? "—" : `${v.toLocaleString(locale(), { maximumFractionDigits: 2 })} s`);
+  const total = data?.total;
   return (
     <section aria-labelledby="dash-title">
       <div class="row spread">
@@ -112,50 +98,63 @@ export function DashboardView({ user: _user }: { user: User }) {
           <input id="dash-to" type="date" value={to} min={from} onChange={(e) => setTo((e.target as HTMLInputElement).value)} />
         </form>
       </div>
-      <p class="muted">{t("dashboardSource")}</p>
+      <p class="muted">{user.role === "admin" ? t("dashboardAll") : t("dashboardOwn")}</p>
       <ErrorBox error={error} onRetry={load} />
-      {view && (
+      {data && series && (
         <>
           <dl class="kpis" data-testid="totals">
-            <div><dt>{t("conversations")}</dt><dd data-kpi="conversations">{n(view.total.conversations)}</dd></div>
-            <div><dt>{t("messages")}</dt><dd data-kpi="messages">{n(view.total.messages)}</dd></div>
-            <div><dt>{t("tokens")}</dt><dd data-kpi="tokens">{n(view.total.tokens)}</dd></div>
-            <div><dt>{t("costUsd")}</dt><dd data-kpi="cost">{fmtCost(view.total.cost)}</dd></div>
-            <div><dt>{t("errors")}</dt><dd data-kpi="errors">{n(view.total.errors)}</dd></div>
+            <div><dt>{t("turns")}</dt><dd data-kpi="turns">{n(total?.turns ?? 0)}</dd></div>
+            <div><dt>{t("failedTurns")}</dt><dd data-kpi="failed">{n(total?.failed ?? 0)}</dd></div>
+            <div><dt>{t("tokens")}</dt><dd data-kpi="tokens">{n((total?.input_tokens ?? 0) + (total?.output_tokens ?? 0))}</dd></div>
+            <div><dt>{t("costUsd")}</dt><dd data-kpi="cost">{fmtCost(total?.cost ?? 0)}</dd></div>
+            <div><dt>{t("p95")}</dt><dd data-kpi="p95">{s(total?.response_time_p95 ?? null)}</dd></div>
+            <div><dt>{t("feedback")}</dt><dd data-kpi="feedback">▲ {n(total?.feedback_up ?? 0)} · ▼ {n(total?.feedback_down ?? 0)}</dd></div>
           </dl>
-          {view.total.conversations === 0 && <p class="muted">{t("noData")}</p>}
+          {!total?.turns && <p class="muted">{t("noData")}</p>}
           <div class="charts">
-            <TimeChart testId="chart-messages" title={`${t("messages")} ${t("perDay")}`} unit="msgs" days={view.days} series={[{ label: t("messages"), values: view.messages }]} />
-            <TimeChart testId="chart-tokens" title={`${t("tokens")} ${t("perDay")}`} unit="tokens" days={view.days} series={[{ label: t("tokens"), values: view.tokens }]} />
-            <TimeChart testId="chart-cost" title={`${t("costUsd")} ${t("perDay")}`} unit="USD" digits={4} days={view.days} series={[{ label: t("cost"), values: view.cost }]} />
-            <TimeChart testId="chart-latency" title={t("avgLatency")} unit="s" digits={2} days={view.days} series={[{ label: t("time"), values: view.latency }]} />
-            <TimeChart testId="chart-errors" title={`${t("errors")} ${t("perDay")}`} unit="" days={view.days} series={[{ label: t("errors"), values: view.errors }]} />
+            <TimeChart testId="chart-turns" title={`${t("turns")} ${t("perDay")}`} unit={t("turnsUnit")} days={series.days} series={[{ label: t("turns"), values: series.turns }, { label: t("failedTurns"), values: series.failed }]} />
+            <TimeChart testId="chart-tokens" title={`${t("tokens")} ${t("perDay")}`} unit="tokens" days={series.days} series={[{ label: t("inputTokens"), values: series.input }, { label: t("outputTokens"), values: series.output }]} />
+            <TimeChart testId="chart-cost" title={`${t("costUsd")} ${t("perDay")}`} unit="USD" digits={4} days={series.days} series={[{ label: t("cost"), values: series.cost }]} />
+            <TimeChart testId="chart-latency" title={t("latency")} unit="s" digits={2} days={series.days} series={[{ label: "p50", values: series.p50 }, { label: "p95", values: series.p95 }]} />
+            <TimeChart testId="chart-feedback" title={`${t("feedback")} ${t("perDay")}`} unit={t("ratingsUnit")} days={series.days} series={[{ label: "▲", values: series.up }, { label: "▼", values: series.down }]} />
           </div>
-          <h2>{t("perAgent")}</h2>
-          <table class="list" data-testid="per-agent">
-            <thead>
-              <tr>
-                <th scope="col">{t("agent")}</th>
-                <th scope="col">{t("conversations")}</th>
-                <th scope="col">{t("messages")}</th>
-                <th scope="col">{t("tokens")}</th>
-                <th scope="col">{t("costUsd")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {[...view.perAgent.entries()].map(([id, a]) => (
-                <tr>
-                  <td>{agents.get(id) ?? id.slice(0, 8)}</td>
-                  <td>{n(a.conversations)}</td>
-                  <td>{n(a.messages)}</td>
-                  <td>{n(a.tokens)}</td>
-                  <td>{fmtCost(a.cost)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Breakdown testId="per-agent" title={t("perAgent")} rows={data.agents} name={(r) => agents.get(r.agent_id ?? "") ?? (r.agent_id ?? "—").slice(0, 8)} />
+          <Breakdown testId="per-model" title={t("perModel")} rows={data.models} name={(r) => r.model ?? "—"} />
         </>
       )}
     </section>
+  );
+}
+
+function Breakdown({ title, rows, name, testId }: { title: string; rows: UsageRow[]; name: (r: UsageRow) => string; testId: string }) {
+  const n = (v: number) => v.toLocaleString(locale());
+  return (
+    <>
+      <h2>{title}</h2>
+      <table class="list" data-testid={testId}>
+        <thead>
+          <tr>
+            <th scope="col">{title === t("perModel") ? t("model") : t("agent")}</th>
+            <th scope="col">{t("turns")}</th>
+            <th scope="col">{t("failedTurns")}</th>
+            <th scope="col">{t("tokens")}</th>
+            <th scope="col">{t("costUsd")}</th>
+            <th scope="col">{t("p95")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr>
+              <td>{name(r)}</td>
+              <td>{n(r.turns)}</td>
+              <td>{n(r.failed)}</td>
+              <td>{n(r.input_tokens + r.output_tokens)}</td>
+              <td>{fmtCost(r.cost)}</td>
+              <td>{r.response_time_p95 == null ? "—" : `${r.response_time_p95.toFixed(2)} s`}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
   );
 }

@@ -32,7 +32,7 @@ export const MessageView = memo(function MessageView({ m, streaming }: { m: Mess
   const sources = asArray<Source>(md.sources);
   const who = m.message_type === "user" ? "user" : m.message_type === "error" ? "error" : "agent";
   return (
-    <article class={`msg msg-${who}`} data-seq={m.seq} aria-busy={streaming ? "true" : undefined}>
+    <article class={`msg msg-${who}${streaming ? " msg-live" : ""}`} data-seq={m.seq} aria-busy={streaming ? "true" : undefined}>
       <div class="msg-body">
         <Markdown text={m.content || (streaming ? "…" : "")} />
       </div>
@@ -65,6 +65,7 @@ export const MessageView = memo(function MessageView({ m, streaming }: { m: Mess
       )}
       <footer class="msg-meta">
         <time dateTime={m.timestamp}>{fmtDate(m.timestamp)}</time>
+        {md.cancelled === true && <span class="badge">{t("cancelled")}</span>}
         {who !== "user" && md.model_used !== undefined && (
           <details class="fold inline">
             <summary>{t("details")}</summary>

@@ -25,11 +25,28 @@ class AdminService:
         self.engine = engine
 
     async def list_users(
-        self, *, limit: int, after_email: str | None
+        self,
+        admin: UserRecord,
+        *,
+        limit: int,
+        after_email: str | None,
+        client_ip: str | None = None,
     ) -> tuple[list[UserRecord], bool]:
+        """One page of accounts; each listing leaves an audit row (people's data) before it
+        is returned."""
         async with read_connection(self.engine) as conn:
             rows = await UserReader(conn).list_page(limit=limit + 1, after_email=after_email)
-        return rows[:limit], len(rows) > limit
+        rows, more = rows[:limit], len(rows) > limit
+        async with write_transaction(self.engine) as conn:
+            await AuditRepository(conn).record(
+                action="user.audit_list",
+                actor_id=admin.id,
+                target_type="user",
+                details={"count": len(rows), "after": after_email is not None},
+                client_ip=client_ip,
+                now=datetime.now(UTC),
+            )
+        return rows, more
 
     async def update_user(
         self, admin: UserRecord, user_id: UUID, changes: UserChanges, *, client_ip: str | None

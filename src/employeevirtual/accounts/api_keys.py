@@ -19,6 +19,7 @@ from employeevirtual.stores.records import ApiKeyRecord, UserRecord
 from employeevirtual.stores.sql.api_keys import ApiKeyReader, ApiKeyRepository, NewApiKey
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.users import UserRepository
 
 __all__ = ["ApiKeyService"]
 
@@ -38,6 +39,7 @@ class ApiKeyService:
         generated = generate_api_key()
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
+            await UserRepository(conn).lock(user.id)  # concurrent creations count in turn
             repo = ApiKeyRepository(conn)
             if await repo.count_active(user.id) >= self.max_per_user:
                 raise Conflict(

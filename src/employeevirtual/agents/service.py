@@ -3,34 +3,50 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.errors import NotFound
+from employeevirtual.errors import Conflict, NotFound
 from employeevirtual.stores.records import AgentRecord, UserRecord
 from employeevirtual.stores.sql.agents import (
     AgentChanges,
     AgentReader,
     AgentRepository,
+    AgentScope,
     NewAgent,
 )
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.users import UserRepository
 
 __all__ = ["AgentService"]
 
 
+def _foreign_private(user: UserRecord, agent: AgentRecord) -> bool:
+    """Seen only thanks to the admin role: another user's agent that is not shared."""
+    return agent.user_id != user.id and agent.visibility != "shared"
+
+
 class AgentService:
-    def __init__(self, *, engine: AsyncEngine) -> None:
+    def __init__(self, *, engine: AsyncEngine, max_per_user: int = 100) -> None:
         self.engine = engine
+        self.max_per_user = max_per_user
 
     async def create(
         self, user: UserRecord, new: NewAgent, *, client_ip: str | None
     ) -> AgentRecord:
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
-            agent = await AgentRepository(conn).create(new, user_id=user.id, now=now)
+            # the owner's row locked first: concurrent creations count one after the other
+            await UserRepository(conn).lock(user.id)
+            repo = AgentRepository(conn)
+            if await repo.count_owned(user.id) >= self.max_per_user:
+                raise Conflict(
+                    f"you already have {self.max_per_user} agents (the limit); delete one first"
+                )
+            agent = await repo.create(new, user_id=user.id, now=now)
             await AuditRepository(conn).record(
                 action="agent.create",
                 actor_id=user.id,
@@ -42,16 +58,69 @@ class AgentService:
             )
         return agent
 
-    async def list(self, user: UserRecord) -> list[AgentRecord]:
+    async def page(
+        self,
+        user: UserRecord,
+        *,
+        scope: AgentScope,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        client_ip: str | None = None,
+    ) -> tuple[list[AgentRecord], bool]:
+        """One page, newest first, and whether more follow. An admin's ``all`` page that holds
+        other users' private agents is audited (before it is returned: no row, no data)."""
         async with read_connection(self.engine) as conn:
-            return await AgentReader(conn).list_visible(user)
+            rows = await AgentReader(conn).page(user, scope=scope, limit=limit + 1, after=after)
+        rows, more = rows[:limit], len(rows) > limit
+        foreign = [a for a in rows if _foreign_private(user, a)]
+        if foreign:
+            await self._audit_admin_read(
+                user,
+                action="agent.audit_list",
+                target_id=None,
+                details={"agents": [str(a.id) for a in foreign]},
+                client_ip=client_ip,
+            )
+        return rows, more
 
-    async def get(self, user: UserRecord, agent_id: UUID) -> AgentRecord:
+    async def get(
+        self, user: UserRecord, agent_id: UUID, *, client_ip: str | None = None
+    ) -> AgentRecord:
+        """A visible agent; an admin reading another user's private agent (its instructions)
+        leaves an audit row first."""
         async with read_connection(self.engine) as conn:
             agent = await AgentReader(conn).get_visible(agent_id, user)
         if agent is None:
             raise NotFound(f"agent {agent_id} not found")
+        if _foreign_private(user, agent):
+            await self._audit_admin_read(
+                user,
+                action="agent.audit_read",
+                target_id=str(agent.id),
+                details={"owner_id": str(agent.user_id)},
+                client_ip=client_ip,
+            )
         return agent
+
+    async def _audit_admin_read(
+        self,
+        user: UserRecord,
+        *,
+        action: str,
+        target_id: str | None,
+        details: dict[str, Any],
+        client_ip: str | None,
+    ) -> None:
+        async with write_transaction(self.engine) as conn:
+            await AuditRepository(conn).record(
+                action=action,
+                actor_id=user.id,
+                target_type="agent",
+                target_id=target_id,
+                details=details,
+                client_ip=client_ip,
+                now=datetime.now(UTC),
+            )
 
     async def _owned(self, repo: AgentRepository, user: UserRecord, agent_id: UUID) -> AgentRecord:
         """A shared agent is visible to all but changed only by its owner (or an admin)."""

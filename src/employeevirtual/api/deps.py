@@ -135,6 +135,15 @@ async def current_user_id(
 CurrentUserId = Annotated[UUID, Depends(current_user_id)]
 
 
+async def require_active(runtime: Runtime, user_id: UUID) -> UserRecord:
+    """The ``CurrentUserId`` caller loaded, for a path that reads or writes before the service
+    that would check them (an Idempotency-Key's claim and replay)."""
+    found = await runtime.accounts.get_active(user_id)
+    if found is None:
+        raise Unauthorized("the token's user no longer exists or is deactivated")
+    return found
+
+
 async def admin_user(user: CurrentUser) -> UserRecord:
     if not user.is_admin:
         raise Forbidden("this needs the admin role")

@@ -3,6 +3,7 @@ the refusal of query parameters an endpoint does not declare."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,7 +20,12 @@ from employeevirtual.errors import InvalidInput, RateLimited
 from employeevirtual.runtime import Runtime
 from employeevirtual.security.concurrency import NoSlotAvailable
 
-__all__ = ["ChatRateLimit", "reject_unknown_query_params", "turn_slot"]
+__all__ = [
+    "ChatRateLimit",
+    "reject_hostile_input",
+    "reject_unknown_query_params",
+    "turn_slot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +92,68 @@ async def reject_unknown_query_params(request: Request) -> None:
         raise InvalidInput(
             f"unknown query parameters: {', '.join(unknown)}; this endpoint accepts: {allowed}"
         )
+
+
+class _NotJSON(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSON(f"{name} is not valid JSON (JSON has no NaN or Infinity); send a number or null")
+
+
+def _bad_text(value: str) -> str | None:
+    """Why a string cannot be stored: a NUL (PostgreSQL text refuses it) or a lone surrogate
+    (not Unicode: no store or encoder accepts it)."""
+    if "\x00" in value:
+        return "holds a NUL character (\\u0000), which is not allowed"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode"
+    return None
+
+
+def _walk(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        problem = _bad_text(value)
+        if problem:
+            raise InvalidInput(f"{where} {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk(key, f"a key in {where}")
+            _walk(item, f"{where}.{key}" if _bad_text(key) is None else where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, f"{where}[{index}]")
+
+
+async def reject_hostile_input(request: Request) -> None:
+    """422 for input no store can hold, before any route sees it: NaN/Infinity in a JSON body
+    (Python's parser accepts them, JSON does not), and a NUL or a lone surrogate in any JSON
+    string, form field or query parameter."""
+    for name, value in request.query_params.multi_items():
+        problem = _bad_text(name) or _bad_text(value)
+        if problem:
+            raise InvalidInput(f"query parameter {name[:40]!r} {problem}")
+    content_type = request.headers.get("content-type", "")
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if "json" in content_type:
+        raw = await request.body()
+        if not raw:
+            return
+        try:
+            document = json.loads(raw, parse_constant=_refuse_constant)
+        except _NotJSON as exc:
+            raise InvalidInput(f"the body: {exc}") from None
+        except ValueError:
+            return  # not JSON at all: FastAPI's own 422 (json_invalid) says so
+        _walk(document, "body")
+    elif "form" in content_type:
+        form = await request.form()
+        for name, field in form.multi_items():
+            if isinstance(field, str):
+                problem = _bad_text(field)
+                if problem:
+                    raise InvalidInput(f"form field {name[:40]!r} {problem}")

@@ -104,6 +104,10 @@ class ChatIn(Request):
     conversation_id: UUID | None = None
 
 
+class MessageEdit(Request):
+    content: str
+
+
 class MessageOut(BaseModel):
     id: UUID
     conversation_id: UUID
@@ -114,6 +118,8 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime
+    is_edited: bool = False
+    edited_at: datetime | None = None
 
     @classmethod
     def of(cls, message: MessageRecord) -> MessageOut:
@@ -127,6 +133,8 @@ class MessageOut(BaseModel):
             agent_id=message.agent_id,
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
+            is_edited=message.is_edited,
+            edited_at=message.edited_at,
         )
 
 

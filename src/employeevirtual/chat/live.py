@@ -99,6 +99,21 @@ class LiveTurns:
             conversation_id=conversation_id,
             context=context,
         )
+        return await self.start_opened(
+            user_id, opened, render=render, cleanup=cleanup, idempotency=idempotency
+        )
+
+    async def start_opened(
+        self,
+        user_id: UUID,
+        opened: OpenedTurn,
+        *,
+        render: Render,
+        cleanup: AsyncExitStack,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> TurnStarted:
+        """Emit ``turn`` for an opened turn (a new message, a regeneration, an edit) and run
+        its agent in the background."""
         turn_id = uuid.uuid4()
         conversation = opened.conversation
         await self.log.open(turn_id, owner=user_id, conversation_id=conversation.id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
-from employeevirtual.errors import Conflict, NotFound, ServiceError, Unauthorized
+from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
+from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -37,6 +38,7 @@ from employeevirtual.stores.records import (
     UserRecord,
 )
 from employeevirtual.stores.sql.agents import AgentReader
+from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.conversations import (
     ConversationReader,
     ConversationRepository,
@@ -93,6 +95,8 @@ class OpenedTurn:
     history: list[MessageRecord]  # the context before the user's message
     user_message: MessageRecord
     model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
+    reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
+    advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +277,117 @@ class ChatService:
         model_history = history if conversation else [*context]
         return OpenedTurn(record, agent, history, stored[0], model_history)
 
+    async def _last_exchange(
+        self, conversation: ConversationRecord
+    ) -> tuple[MessageRecord, list[MessageRecord]]:
+        """The conversation's last current user message and its current answers."""
+        async with read_connection(self.engine) as conn:
+            recent = await MessageReader(conn).page(
+                conversation.id, before_seq=None, limit=4 * LOOKAHEAD
+            )
+        live = current(recent)
+        users = [m for m in live if m.message_type == "user"]
+        if not users:
+            raise Conflict(f"conversation {conversation.id} has no user message to answer again")
+        last = users[-1]
+        answers = [m for m in live if m.seq > last.seq and m.message_type in ("agent", "error")]
+        return last, answers
+
+    async def open_regenerate(self, user_id: UUID, conversation_id: UUID) -> OpenedTurn:
+        """Answer the last user message again: nothing is written until the new answer, which
+        is appended with ``supersedes`` naming the answer(s) it replaces."""
+        conversation, agent, history = await self._resolve(user_id, None, conversation_id)
+        assert conversation is not None
+        last, answers = await self._last_exchange(conversation)
+        before = [m for m in history if m.seq < last.seq]
+        return OpenedTurn(
+            conversation,
+            agent,
+            before,
+            last,
+            before,
+            reply_metadata={"regenerated": True, "supersedes": [str(a.id) for a in answers]},
+            advance_cache=False,
+        )
+
+    async def open_edit(
+        self, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+    ) -> OpenedTurn:
+        """Edit the last user message: a new user message (``is_edited``, ``edited_at``,
+        ``supersedes`` the original) is committed with an audit row keeping the original
+        text, then answered; the original and its answers stay, superseded."""
+        conversation, agent, history = await self._resolve(user_id, None, conversation_id)
+        assert conversation is not None
+        last, answers = await self._last_exchange(conversation)
+        if last.id != message_id:
+            async with read_connection(self.engine) as conn:
+                known = await MessageReader(conn).by_id([message_id])
+            if not known or known[0].conversation_id != conversation.id:
+                raise NotFound(f"message {message_id} not found in conversation {conversation_id}")
+            raise Conflict("only the conversation's last user message can be edited")
+        now = _now()
+        edited = MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id,
+            seq=0,
+            user_id=user_id,
+            agent_id=None,
+            content=content,
+            message_type="user",
+            metadata={"edits": str(last.id), "supersedes": [str(last.id)]},
+            created_at=now,
+            is_edited=True,
+            edited_at=now,
+        )
+
+        async def audit(
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            await AuditRepository(conn).record(
+                action="message.edited",
+                actor_id=user_id,
+                now=now,
+                target_type="message",
+                target_id=str(last.id),
+                details={
+                    "conversation_id": str(conversation.id),
+                    "original_content": last.content,
+                    "new_message_id": str(stored[0].id),
+                },
+            )
+
+        stored, record = await self._commit(
+            user_id, agent, conversation, [edited], now, on_commit=audit, agent_runs=0
+        )
+        self.context.forget(record.id)
+        await self._write_documents(record, stored, None, created=False, agent_runs=0)
+        before = [m for m in history if m.seq < last.seq]
+        return OpenedTurn(
+            record,
+            agent,
+            before,
+            stored[0],
+            before,
+            reply_metadata={"supersedes": [str(a.id) for a in answers]},
+            advance_cache=False,
+        )
+
+    async def answer(
+        self, opened: OpenedTurn, *, idempotency: IdempotencyClaim | None = None
+    ) -> TurnResult:
+        """Run the agent on an opened turn and close it (the non-streamed form)."""
+        failure: AgentFailure | None = None
+        outcome: RunOutcome | None = None
+        try:
+            outcome = await self.runner.run(
+                opened.agent, opened.user_message.content, opened.model_history
+            )
+        except AgentFailure as exc:
+            failure = exc
+        return await self.close_turn(
+            opened, outcome=outcome, failure=failure, idempotency=idempotency
+        )
+
     async def close_turn(
         self,
         opened: OpenedTurn,
@@ -286,8 +401,16 @@ class ChatService:
         and the idempotency key's response, then written to MongoDB. Raises AgentRunFailed
         after committing a failure, like ``turn``."""
         conversation, user_message = opened.conversation, opened.user_message
+        metadata = dict(opened.reply_metadata)
+        if failure is not None and metadata.get("regenerated"):
+            metadata.pop("supersedes", None)  # a failed regeneration replaces nothing
         reply = self._reply(
-            conversation.user_id, opened.agent, conversation.id, outcome, failure, extra_metadata
+            conversation.user_id,
+            opened.agent,
+            conversation.id,
+            outcome,
+            failure,
+            {**metadata, **(extra_metadata or {})},
         )
 
         async def complete_key(
@@ -314,13 +437,16 @@ class ChatService:
         )
         if self.after_commit is not None:
             self.after_commit(record)
-        self.context.advance(
-            record.id,
-            base_count=conversation.message_count,
-            base=[*opened.history, user_message][-self.context_messages :],
-            added=stored,
-            message_count=record.message_count,
-        )
+        if opened.advance_cache:
+            self.context.advance(
+                record.id,
+                base_count=conversation.message_count,
+                base=[*opened.history, user_message][-self.context_messages :],
+                added=stored,
+                message_count=record.message_count,
+            )
+        else:
+            self.context.forget(record.id)
         in_mongo = await self._write_documents(
             record, stored, analytics_document(stored[0]), created=False
         )
@@ -345,7 +471,7 @@ class ChatService:
             if found is None:
                 await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
-            conversation, agent = found
+            conversation, agent, caller_is_admin = found
             if agent_id is not None and agent_id != agent.id:
                 raise Conflict(
                     f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
@@ -354,6 +480,13 @@ class ChatService:
                 raise Conflict(
                     f"agent {agent.id} of conversation {conversation_id} was deleted; "
                     "the conversation can be read but not continued"
+                )
+            if agent.user_id != user_id and agent.visibility != "shared" and not caller_is_admin:
+                # visibility is re-checked on every turn: an agent made private stops serving
+                # the conversations others had with it (they stay readable)
+                raise Forbidden(
+                    f"agent {agent.id} is no longer shared by its owner; conversation "
+                    f"{conversation_id} can be read but not continued"
                 )
             if conversation.status != "active":
                 raise Conflict(
@@ -365,7 +498,7 @@ class ChatService:
                 history = await MessageReader(conn).recent_dialogue(
                     conversation_id, limit=self.context_messages
                 )
-            return conversation, agent, history
+            return conversation, agent, current(history)  # replaced answers stay out
 
     @staticmethod
     async def _require_active(conn: Connection, user_id: UUID) -> None:
@@ -519,9 +652,12 @@ class ChatService:
         *,
         limit: int,
         before: int | None,
+        include_superseded: bool = False,
     ) -> HistoryPage:
         """A page of messages, newest page first, oldest first within it; MongoDB when it has
-        every message of the page, SQL otherwise."""
+        every message of the page, SQL otherwise. Messages replaced by a regenerated answer or
+        an edit are left out, or kept and marked ``superseded`` with ``include_superseded``;
+        they are found from the page and the ``LOOKAHEAD`` messages after it."""
         async with read_connection(self.engine) as conn:
             conversation = await ConversationReader(conn).get(
                 conversation_id, user, include_all=True
@@ -532,18 +668,29 @@ class ChatService:
         if before is not None:
             upper = min(upper, before - 1)
         lowest = max(1, upper - limit + 1)
-        expected = list(range(lowest, upper + 1))
+        ahead = min(conversation.message_count, upper + LOOKAHEAD)
+        expected = list(range(lowest, ahead + 1))
         next_before = lowest if lowest > 1 else None
-        if not expected:
+        if upper < lowest:
             return HistoryPage(conversation, [], None, "sql")
-        page = await self._mongo_page(conversation, expected, limit)
-        if page is not None:
-            return HistoryPage(conversation, page, next_before, "mongodb")
-        async with read_connection(self.engine) as conn:
-            rows = await MessageReader(conn).page(
-                conversation_id, before_seq=upper + 1, limit=limit
-            )
-        return HistoryPage(conversation, rows, next_before, "sql")
+        page = await self._mongo_page(conversation, expected, len(expected))
+        source = "mongodb"
+        if page is None:
+            source = "sql"
+            async with read_connection(self.engine) as conn:
+                page = await MessageReader(conn).page(
+                    conversation_id, before_seq=ahead + 1, limit=len(expected)
+                )
+        gone = superseded_ids(page)
+        rows = [m for m in page if m.seq <= upper]
+        if include_superseded:
+            rows = [
+                replace(m, metadata={**m.metadata, "superseded": True}) if m.id in gone else m
+                for m in rows
+            ]
+        else:
+            rows = [m for m in rows if m.id not in gone]
+        return HistoryPage(conversation, rows, next_before, source)
 
     async def _mongo_page(
         self, conversation: ConversationRecord, expected: list[int], limit: int
@@ -576,4 +723,12 @@ def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
         message_type=doc["message_type"],
         metadata=metadata,
         created_at=timestamp,
+        is_edited=bool(doc.get("is_edited")),
+        edited_at=_aware(doc.get("edited_at")),
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -94,6 +94,8 @@ class MessageRecord:
     message_type: str
     metadata: dict[str, Any]
     created_at: datetime
+    is_edited: bool = False  # a user's message that replaced an earlier one (PATCH … /messages)
+    edited_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

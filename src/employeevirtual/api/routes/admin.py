@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
 from uuid import UUID
 
@@ -10,6 +8,7 @@ from fastapi import APIRouter, Depends
 from employeevirtual.accounts.admin import AdminService, UserChanges
 from employeevirtual.api.access_schemas import UserPage, UserPatch
 from employeevirtual.api.deps import AdminUser, ClientIP, RuntimeDep, SettingsDep
+from employeevirtual.api.params import decode_cursor, encode_cursor, page_size
 from employeevirtual.api.schemas import UserOut
 from employeevirtual.errors import InvalidInput
 
@@ -24,28 +23,24 @@ AdminDep = Annotated[AdminService, Depends(_admin)]
 
 
 def _decode(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not valid; pass next_cursor from a previous page") from None
+    return decode_cursor(cursor, parts=1)[0]
 
 
 @router.get("/users")
 async def list_users(
-    _admin_user: AdminUser,
+    admin_user: AdminUser,
     admin: AdminDep,
     settings: SettingsDep,
+    ip: ClientIP,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> UserPage:
-    """Every account, by email (admins only)."""
-    size = settings.page_limit_default if limit is None else limit
-    if not 1 <= size <= settings.page_limit_max:
-        raise InvalidInput(f"limit must be between 1 and {settings.page_limit_max}")
-    rows, more = await admin.list_users(limit=size, after_email=_decode(cursor) if cursor else None)
-    next_cursor = (
-        base64.urlsafe_b64encode(rows[-1].email.encode()).decode() if more and rows else None
+    """Every account, by email (admins only; each listing is audited)."""
+    size = page_size(limit, settings.page_limit_default, settings.page_limit_max)
+    rows, more = await admin.list_users(
+        admin_user, limit=size, after_email=_decode(cursor) if cursor else None, client_ip=ip
     )
+    next_cursor = encode_cursor(rows[-1].email) if more and rows else None
     return UserPage(items=[UserOut.of(u) for u in rows], next_cursor=next_cursor)
 
 

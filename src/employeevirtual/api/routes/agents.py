@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from employeevirtual.agents.models import UnknownModelError, check_model_name
 from employeevirtual.agents.tools import TOOLS
 from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
+from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.errors import InvalidInput
 from employeevirtual.settings import Settings
-from employeevirtual.stores.sql.agents import AgentChanges, NewAgent
+from employeevirtual.stores.sql.agents import AgentChanges, AgentScope, NewAgent
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -56,14 +57,50 @@ async def create_agent(
     return AgentOut.of(agent)
 
 
-@router.get("")
-async def list_agents(user: CurrentUser, agents: AgentsDep) -> list[AgentOut]:
-    return [AgentOut.of(a) for a in await agents.list(user)]
+@router.get(
+    "",
+    responses={
+        200: {
+            "description": "one page, newest first; the next page's cursor is in the "
+            "X-Next-Cursor header (and Link: rel=next), absent on the last page",
+            "headers": {"X-Next-Cursor": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def list_agents(
+    user: CurrentUser,
+    agents: AgentsDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+    ip: ClientIP,
+    limit: int | None = None,
+    cursor: str | None = None,
+    scope: Annotated[
+        AgentScope,
+        Query(
+            description="mine (default): your agents; shared: other users' shared agents; "
+            "all: both (for an admin: every agent, audited)"
+        ),
+    ] = "mine",
+) -> list[AgentOut]:
+    """The caller's agents, paged like conversations (``limit``, ``cursor``); other users'
+    shared agents only when asked for (``scope``)."""
+    size = page_size(limit, settings.page_limit_default, settings.page_limit_max)
+    after = parse_time_cursor(cursor) if cursor else None
+    rows, more = await agents.page(user, scope=scope, limit=size, after=after, client_ip=ip)
+    if more and rows:
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), str(rows[-1].id))
+        response.headers["X-Next-Cursor"] = next_cursor
+        next_url = request.url.include_query_params(cursor=next_cursor, limit=size)
+        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return [AgentOut.of(a) for a in rows]
 
 
 @router.get("/{agent_id}")
-async def get_agent(agent_id: UUID, user: CurrentUser, agents: AgentsDep) -> AgentOut:
-    return AgentOut.of(await agents.get(user, agent_id))
+async def get_agent(agent_id: UUID, user: CurrentUser, agents: AgentsDep, ip: ClientIP) -> AgentOut:
+    """A visible agent; an admin reading another user's private agent is audited."""
+    return AgentOut.of(await agents.get(user, agent_id, client_ip=ip))
 
 
 @router.patch("/{agent_id}")

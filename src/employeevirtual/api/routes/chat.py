@@ -16,6 +16,7 @@ from employeevirtual.api.deps import (
     LiveDep,
     RuntimeDep,
     SettingsDep,
+    require_active,
 )
 from employeevirtual.api.limits import ChatRateLimit, turn_slot
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
@@ -186,6 +187,10 @@ async def chat_with_agent(
     ] = None,
 ) -> Any:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
+    if idempotency_key is not None:
+        # the user check comes first: a key's replay or its 422 must not answer a deactivated
+        # user (without a key, the turn's own single read checks the user before anything)
+        await require_active(runtime, user_id)
     if body is not None:
         if message is not None or agent_id is not None or conversation_id is not None:
             raise InvalidInput("send the fields either as query parameters or as a JSON body")

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -16,6 +14,7 @@ from employeevirtual.api.deps import (
     CurrentUser,
     SettingsDep,
 )
+from employeevirtual.api.params import encode_cursor, page_size, parse_seq, parse_time_cursor
 from employeevirtual.api.schemas import (
     ConversationOut,
     ConversationPage,
@@ -41,23 +40,7 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _encode_cursor(at: datetime, conversation_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{conversation_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        at, cid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), UUID(cid)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not valid; pass next_cursor from a previous page") from None
-
-
-def _limit(limit: int | None, default: int, maximum: int) -> int:
-    if limit is None:
-        return default
-    if not 1 <= limit <= maximum:
-        raise InvalidInput(f"limit must be between 1 and {maximum}")
-    return limit
+    return encode_cursor(at.isoformat(), str(conversation_id))
 
 
 @router.get("")
@@ -73,14 +56,14 @@ async def list_conversations(
     created_before: IsoDateTime | None = None,
 ) -> ConversationPage:
     """The caller's conversations, latest activity first."""
-    size = _limit(limit, settings.page_limit_default, settings.page_limit_max)
+    size = page_size(limit, settings.page_limit_default, settings.page_limit_max)
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput(f"{name} needs a timezone, e.g. 2026-01-31T00:00:00Z")
     rows, more = await conversations.list(
         user,
         limit=size,
-        after=_decode_cursor(cursor) if cursor else None,
+        after=parse_time_cursor(cursor) if cursor else None,
         filters=ConversationFilters(
             agent_id=agent_id,
             status=status_,
@@ -136,15 +119,22 @@ async def conversation_history(
     ip: ClientIP,
     limit: int | None = None,
     before: str | None = None,
+    include_superseded: Annotated[
+        bool, Query(description="also the answers replaced by regenerate/edit, marked")
+    ] = False,
 ) -> HistoryOut:
     """Newest page first, chronological within it; ``next_before`` pages into the past."""
-    size = _limit(limit, settings.history_limit_default, settings.history_limit_max)
+    size = page_size(limit, settings.history_limit_default, settings.history_limit_max)
     before_seq: int | None = None
     if before is not None:
-        if not before.isdigit() or int(before) < 1:
-            raise InvalidInput("before is not valid; pass next_before from a previous page")
-        before_seq = int(before)
-    page = await chat.history(user, conversation_id, limit=size, before=before_seq)
+        before_seq = parse_seq(before, name="before", hint="pass next_before from a previous page")
+    page = await chat.history(
+        user,
+        conversation_id,
+        limit=size,
+        before=before_seq,
+        include_superseded=include_superseded,
+    )
     await conversations.record_audit_read(user, page.conversation, what="messages", client_ip=ip)
     return HistoryOut(
         conversation_id=conversation_id,

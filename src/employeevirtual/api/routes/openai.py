@@ -57,8 +57,13 @@ _ROLES = {"user": "user", "assistant": "agent"}
 
 
 @router.get("/models")
-async def list_models(user: CurrentUser, agents: AgentsDep) -> dict[str, Any]:
-    """The agents the caller may use; a model id is the agent's id."""
+async def list_models(
+    user: CurrentUser, agents: AgentsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """The agents the caller may use (their own and others' shared ones, newest first, at most
+    ``EV_PAGE_LIMIT_MAX`` of each); a model id is the agent's id."""
+    mine, _ = await agents.page(user, scope="mine", limit=settings.page_limit_max)
+    shared, _ = await agents.page(user, scope="shared", limit=settings.page_limit_max)
     return {
         "object": "list",
         "data": [
@@ -70,7 +75,7 @@ async def list_models(user: CurrentUser, agents: AgentsDep) -> dict[str, Any]:
                 "name": a.name,
                 "description": a.description,
             }
-            for a in await agents.list(user)
+            for a in (*mine, *shared)
         ],
     }
 

@@ -41,7 +41,16 @@ class TurnCounters:
 
 
 def message_document(message: MessageRecord) -> Document:
-    """The seed's message shape, plus ``seq`` and ``conversation_id``."""
+    """The seed's message shape, plus ``seq`` and ``conversation_id`` (and ``is_edited``,
+    ``edited_at`` on an edited user message)."""
+    doc = _message_document(message)
+    if message.is_edited:
+        doc["is_edited"] = True
+        doc["edited_at"] = message.edited_at
+    return doc
+
+
+def _message_document(message: MessageRecord) -> Document:
     return {
         "_id": str(message.id),
         "id": str(message.id),

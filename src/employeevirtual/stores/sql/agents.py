@@ -5,18 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, and_, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, true, update
 
 from employeevirtual.stores.records import AgentRecord, UserRecord, Visibility
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import agent_from_row
 from employeevirtual.stores.sql.tables import agents, users
 
-__all__ = ["AgentChanges", "AgentReader", "AgentRepository", "NewAgent"]
+__all__ = ["AgentChanges", "AgentReader", "AgentRepository", "AgentScope", "NewAgent"]
+
+AgentScope = Literal["mine", "shared", "all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,37 @@ class AgentReader:
     async def list_visible(self, user: UserRecord) -> list[AgentRecord]:
         query = select(agents).where(_visible_to(user)).order_by(agents.c.created_at.desc())
         return [agent_from_row(r) for r in await self.conn.execute(query)]
+
+    async def page(
+        self,
+        user: UserRecord,
+        *,
+        scope: AgentScope,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+    ) -> list[AgentRecord]:
+        """Newest first, keyset-paged by (created_at, id). ``mine``: the user's own agents;
+        ``shared``: others' shared agents; ``all``: everything the user may see (for an admin,
+        every agent)."""
+        a = agents.c
+        where: list[ColumnElement[bool]] = [_visible_to(user)]
+        if scope == "mine":
+            where.append(a.user_id == user.id)
+        elif scope == "shared":
+            where += [a.user_id != user.id, a.visibility == "shared"]
+        if after is not None:
+            at, agent_id = after
+            where.append(or_(a.created_at < at, and_(a.created_at == at, a.id < agent_id)))
+        query = select(agents).where(*where).order_by(a.created_at.desc(), a.id.desc()).limit(limit)
+        return [agent_from_row(r) for r in await self.conn.execute(query)]
+
+    async def count_owned(self, user_id: UUID) -> int:
+        query = (
+            select(func.count())
+            .select_from(agents)
+            .where(agents.c.user_id == user_id, agents.c.deleted_at.is_(None))
+        )
+        return int((await self.conn.execute(query)).scalar_one())
 
 
 class AgentRepository(AgentReader):

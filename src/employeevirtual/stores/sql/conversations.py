@@ -88,12 +88,13 @@ class ConversationReader:
 
     async def get_with_agent(
         self, conversation_id: UUID, user_id: UUID
-    ) -> tuple[ConversationRecord, AgentRecord] | None:
-        """The owner's conversation and its agent in one round trip (the turn's read); None
-        also when the owner is gone or deactivated, so the turn needs no separate user read."""
+    ) -> tuple[ConversationRecord, AgentRecord, bool] | None:
+        """The owner's conversation, its agent and whether the owner is an admin, in one round
+        trip (the turn's read); None also when the owner is gone or deactivated, so the turn
+        needs no separate user read. The role lets the turn re-check the agent's visibility."""
         agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
         query = (
-            select(conversations, *agent_cols)
+            select(conversations, *agent_cols, users.c.role.label("u_role"))
             .join(agents, agents.c.id == conversations.c.agent_id)
             .join(users, users.c.id == conversations.c.user_id)
             .where(
@@ -105,7 +106,7 @@ class ConversationReader:
         row = (await self.conn.execute(query)).first()
         if row is None:
             return None
-        return conversation_from_row(row), agent_from_row(row, "a_")
+        return conversation_from_row(row), agent_from_row(row, "a_"), row.u_role == "admin"
 
     async def with_count(
         self, user_id: UUID, agent_id: UUID, *, message_count: int, limit: int

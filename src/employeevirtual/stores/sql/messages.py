@@ -91,7 +91,8 @@ class MessageRepository(MessageReader):
                     "message_type": r.message_type,
                     "message_metadata": r.metadata,
                     "created_at": r.created_at,
-                    "is_edited": False,
+                    "is_edited": r.is_edited,
+                    "edited_at": r.edited_at,
                 }
                 for r in records
             ],

@@ -62,6 +62,17 @@ class UserRepository(UserReader):
     def __init__(self, conn: WriteConnection) -> None:
         super().__init__(conn)
 
+    async def lock(self, user_id: UUID) -> None:
+        """Lock the user's row until the transaction ends: what serialises the per-user caps
+        (count, then insert) on PostgreSQL and SQL Server; SQLite serialises writes anyway."""
+        query = (
+            select(users.c.id)
+            .where(users.c.id == user_id)
+            .with_for_update()
+            .with_hint(users, "WITH (UPDLOCK, ROWLOCK)", dialect_name="mssql")
+        )
+        await self.conn.execute(query)
+
     async def create(self, new: NewUser, *, now: datetime) -> UserRecord:
         statement = (
             insert(users)

@@ -11,11 +11,13 @@ import typer
 from rich.console import Console
 
 from employeevirtual.analytics.cli import analytics_app
+from employeevirtual.knowledge.cli import knowledge_app
 from employeevirtual.settings import Settings
 from employeevirtual.sync.cli import sync_app
 
 app = typer.Typer(help="EmployeeVirtual: chat with AI virtual employees.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
+app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(analytics_app, name="analytics")
 console = Console()
 
@@ -51,11 +53,12 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
+    from employeevirtual.security.data_dir import secure_data_dir
     from employeevirtual.stores.sql.engine import create_engine
     from employeevirtual.stores.sql.migrate import upgrade
 
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
 
     async def _run() -> None:
         engine = create_engine(settings.sql_url, schema=settings.database_schema)

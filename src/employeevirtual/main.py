@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
 from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
+from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
     AccessLog,
     BodySizeLimit,
@@ -30,12 +32,17 @@ from employeevirtual.api.routes import (
     analytics,
     api_keys,
     auth,
+    budgets,
     chat,
     conversations,
+    feedback,
     health,
+    knowledge,
+    metrics,
     openai,
     people,
     rework,
+    tools,
     turns,
 )
 from employeevirtual.console import CONSOLE_CSP, mount_console
@@ -44,6 +51,8 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
 
 __all__ = ["create_app"]
+
+UPLOAD_PATH = re.compile(r"^/api/knowledge-bases/[^/]+/documents$")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "description": text}
@@ -74,6 +83,7 @@ class _App(FastAPI):
         # proxies only) -> access log -> security headers -> the last-resort 500
         app: ASGIApp = CrashGuard(inner)
         app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds, console_csp=CONSOLE_CSP)
+        app = HttpMetrics(app)
         app = AccessLog(app)
         app = forwarded_headers(app, trusted)
         return RequestId(app, trusted=trusted)
@@ -113,6 +123,7 @@ def create_app(
     app.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (
         auth.router,
         agents.router,
@@ -122,14 +133,23 @@ def create_app(
         conversations.router,
         api_keys.router,
         admin.router,
+        knowledge.router,
         people.router,
         analytics.router,
+        budgets.router,
+        feedback.router,
+        tools.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
     mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: the body limit sits next to the app (the outer layers: _App)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # document uploads: the file limit plus room for the multipart framing
+        uploads=(UPLOAD_PATH, settings.knowledge_max_file_bytes + 64 * 1024),
+    )
     app.add_middleware(
         GlobalRateLimit,
         limit=settings.rate_limit_global,

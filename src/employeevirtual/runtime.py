@@ -17,19 +17,27 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics.alerts import AlertSender
+from employeevirtual.analytics.budgets import BudgetService
+from employeevirtual.analytics.feedback import FeedbackService
+from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
+from employeevirtual.people.knowledge import KnowledgeSource
 from employeevirtual.people.registry import PersonalDataRegistry, default_registry
 from employeevirtual.people.retention import RetentionJob, RetentionPolicy
 from employeevirtual.people.search import SearchService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
+from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
@@ -79,7 +87,11 @@ class Runtime:
     exports: ExportService
     retention: RetentionJob
     audit: AuditTrail
+    knowledge: KnowledgeService
     analytics: AnalyticsService
+    budgets: BudgetService
+    feedback: FeedbackService
+    alerts: AlertSender
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
@@ -94,6 +106,8 @@ class Runtime:
         self.erasure.start()
         self.exports.start()
         self.retention.start()
+        if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
+            self.knowledge.worker.start()
         self.rollup_task.start()
 
     async def close(self) -> None:
@@ -103,10 +117,12 @@ class Runtime:
         await self.erasure.stop()
         await self.exports.stop()
         await self.retention.stop()
+        await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.alerts.drain()
         await self.acks.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
@@ -130,10 +146,11 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
+    instrument_engine(engine)
     secantus: SecantusServer | None = None
     try:
         if migrate:
@@ -144,13 +161,16 @@ async def open_runtime(
             secantus = await start_embedded(settings.data_dir)
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        mongo = connect(mongo_url, timeout_ms=settings.mongodb_timeout_ms)
+        mongo = connect(
+            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=[MongoTimer()]
+        )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)
         try:
             await ensure_indexes(db)
         except Exception as exc:
             log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
+        knowledge = await open_knowledge(settings, engine)
     except BaseException:
         await engine.dispose()
         if secantus is not None:
@@ -164,6 +184,8 @@ async def open_runtime(
         else None,
         max_retries=settings.model_max_retries,
         offline_delay=settings.offline_stream_delay_ms / 1000,
+        providers=frozenset(settings.model_providers) or None,
+        models=frozenset(settings.allowed_models) or None,
     )
     runner = AgentRunner(
         models,
@@ -175,7 +197,23 @@ async def open_runtime(
     acks = SyncAcks(engine)
     acks.start()
     rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
+    analytics = AnalyticsService(db, rollups, max_days=settings.analytics_max_days)
+    alerts = AlertSender(
+        documents,
+        webhook_url=settings.alert_webhook_url,
+        allowed_hosts=settings.outbound_allowed_hosts,
+        allow_private=settings.outbound_allow_private,
+    )
+    budgets = BudgetService(engine=engine, analytics=analytics, alerts=alerts, clock=clock)
     limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    concurrency = make_concurrency_limiter(
+        settings.redis_url,
+        key_prefix=settings.rate_limit_prefix,
+        ttl_seconds=settings.agent_timeout_seconds + 60,
+    )
+    for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
+        if (client := getattr(shared, "_client", None)) is not None:
+            instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
     chat = ChatService(
         engine=engine,
@@ -184,8 +222,11 @@ async def open_runtime(
         acks=acks,
         context_messages=settings.agent_context_messages,
         after_commit=after_turn_commit,
+        knowledge=knowledge,
+        budgets=budgets,
     )
     personal_data = default_registry(db)
+    personal_data.register(KnowledgeSource(engine, knowledge))
     exports = ExportService(
         engine=engine,
         registry=personal_data,
@@ -224,6 +265,7 @@ async def open_runtime(
             engine=engine,
             documents=documents,
             allow_signup=settings.allow_signup,
+            first_user_admin=settings.first_user_admin,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,
@@ -233,6 +275,7 @@ async def open_runtime(
         ),
         agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
         conversations=conversations,
+        knowledge=knowledge,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
         reconciler=Reconciler.from_settings(settings, engine, documents),
@@ -242,11 +285,7 @@ async def open_runtime(
             chat, turn_log, idempotency, heartbeat_seconds=settings.stream_heartbeat_seconds
         ),
         limiter=limiter,
-        concurrency=make_concurrency_limiter(
-            settings.redis_url,
-            key_prefix=settings.rate_limit_prefix,
-            ttl_seconds=settings.agent_timeout_seconds + 60,
-        ),
+        concurrency=concurrency,
         api_keys=ApiKeyService(
             engine=engine,
             max_per_user=settings.max_api_keys_per_user,
@@ -287,7 +326,10 @@ async def open_runtime(
             interval_seconds=settings.retention_interval_seconds,
         ),
         audit=AuditTrail(engine=engine),
-        analytics=AnalyticsService(db, rollups, max_days=settings.analytics_max_days),
+        analytics=analytics,
+        budgets=budgets,
+        feedback=FeedbackService(engine=engine, documents=documents),
+        alerts=alerts,
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
     )

@@ -45,8 +45,21 @@ class Settings(BaseSettings):
     jwt_audience: str = "employeevirtual-api"
     access_token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     allow_signup: bool = True
+    first_user_admin: bool = Field(
+        default=True,
+        description="the first account to sign up becomes the admin (once per installation); "
+        "false: admins only via `employeevirtual create-admin`",
+    )
 
     default_model: str = "offline"
+    model_providers: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="providers users may name (comma-separated, e.g. offline,openai-chat,"
+        "anthropic); empty: offline plus OpenAI when a key or base URL is set",
+    )
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default=[], description="if set, the only model names users may give (offline always)"
+    )
     openai_base_url: str | None = Field(
         default=None,
         description="Base URL of an OpenAI-compatible server (Ollama, vLLM, LM Studio)",
@@ -146,6 +159,44 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="connections + running requests at once; beyond: 503"
     )
 
+    # knowledge bases (issue 12): the retrieval engine, embeddings, ingestion and its limits
+    knowledge_index_uri: str | None = Field(
+        default=None,
+        description="LanceDB URI shared by every API process and worker (a directory or "
+        "s3://…); default: knowledge/index in the data dir",
+    )
+    knowledge_files_dir: Path | None = Field(
+        default=None, description="originals, by generated key; default: data dir/knowledge/files"
+    )
+    embedding_model: str = Field(
+        default="wordllama:l2_supercat-256",
+        description="a Pydantic AI embedding model string; the default is embedded (no key)",
+    )
+    knowledge_chunk_tokens: int = Field(default=200, ge=16, le=8192)
+    knowledge_chunk_overlap: int = Field(default=30, ge=0, le=1024)
+    knowledge_search_results: int = Field(default=5, ge=1, le=50)
+    knowledge_ann_min_rows: int = Field(
+        default=20_000, ge=256, description="build the ANN index once the index holds this many"
+    )
+    knowledge_max_bases_per_user: int = Field(default=50, ge=1)
+    knowledge_max_bases_per_agent: int = Field(default=10, ge=0)
+    knowledge_max_documents_per_base: int = Field(default=500, ge=1)
+    knowledge_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    knowledge_max_pages: int = Field(default=1000, ge=1)
+    knowledge_max_chars: int = Field(default=2_000_000, ge=1000)
+    knowledge_max_unzipped_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    knowledge_parse_timeout_seconds: float = Field(default=120.0, gt=0)
+    knowledge_parse_memory_mb: int = Field(
+        default=1024, ge=128, description="address-space limit of the parsing child process"
+    )
+    knowledge_ingest_in_server: bool = Field(
+        default=True, description="run ingestion in the server (or only `knowledge worker`)"
+    )
+    knowledge_poll_seconds: float = Field(default=1.0, gt=0)
+    knowledge_lease_seconds: float = Field(default=300.0, gt=0)
+    fault_knowledge_exit_after_batches: int = Field(
+        default=0, ge=0, description="TEST ONLY: os._exit(137) after N ingestion batches"
+    )
     # usage analytics, budgets, metrics (issue 14)
     analytics_rollup_seconds: float = Field(
         default=300.0, ge=0, description="background rollup round; 0 turns it off"
@@ -209,7 +260,14 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("forwarded_allow_ips", mode="before")
+    @field_validator("model_providers")
+    @classmethod
+    def _no_test_model(cls, value: list[str]) -> list[str]:
+        if "test" in value:
+            raise ValueError("EV_MODEL_PROVIDERS: 'test' is for the test suite only")
+        return value
+
+    @field_validator("forwarded_allow_ips", "model_providers", "allowed_models", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -244,6 +302,14 @@ class Settings(BaseSettings):
     @property
     def export_dir(self) -> Path:
         return self.data_dir / "exports"
+
+    @property
+    def knowledge_index(self) -> str:
+        return self.knowledge_index_uri or str(self.data_dir / "knowledge" / "index")
+
+    @property
+    def knowledge_files(self) -> Path:
+        return self.knowledge_files_dir or self.data_dir / "knowledge" / "files"
 
     @property
     def sql_url(self) -> str:

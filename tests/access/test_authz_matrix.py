@@ -31,6 +31,9 @@ class World:
     agent_id: str
     conversation_id: str
     turn_id: str = ""
+    base_id: str = ""
+    document_id: str = ""
+    agent_message_id: str = ""
     erasure_id: str = ""
     export_id: str = ""
     secrets: set[str] = field(default_factory=set)
@@ -43,6 +46,9 @@ class Fresh:
     agent_id: str = ""
     conversation_id: str = ""
     key_id: str = ""
+    base_id: str = ""
+    document_id: str = ""
+    budget_id: str = ""
     user_id: str = ""
     message_id: str = ""
 
@@ -56,7 +62,8 @@ class Row:
     route: str
     expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
     request: Callable[[World, Fresh], Request]
-    fresh: str = ""  # "agent", "conversation", "exchange", "key" or "user": made anew
+    # "agent", "conversation", "exchange", "key", "base", "document" or "user": anew per cell
+    fresh: str = ""
     # login answers with a token for the credentials sent, whoever sends them
     check_leaks: bool = True
 
@@ -80,6 +87,8 @@ def _today() -> dict[str, str]:
 AUTHED_200 = E(200, 200, 200, 401, 401, 401)
 AUTHED_201 = E(201, 201, 201, 401, 401, 401)
 PUBLIC_200 = E(200, 200, 200, 200, 200, 200)
+OWNER_OR_ADMIN = E(200, 404, 200, 401, 401, 401)
+KB = "/api/knowledge-bases"
 
 ROWS: list[Row] = [
     Row("GET", "/health/live", PUBLIC_200, lambda w, f: ("GET", "/health/live", {})),
@@ -98,6 +107,7 @@ ROWS: list[Row] = [
     ),
     Row("GET", "/api/users/me", AUTHED_200, lambda w, f: ("GET", "/api/users/me", {})),
     Row("GET", "/api/agents", AUTHED_200, lambda w, f: ("GET", "/api/agents", {})),
+    Row("GET", "/api/tools", AUTHED_200, lambda w, f: ("GET", "/api/tools", {})),
     Row(
         "POST",
         "/api/agents",
@@ -227,6 +237,73 @@ ROWS: list[Row] = [
         lambda w, f: ("DELETE", f"/api/api-keys/{f.key_id}", {}),
         fresh="key",
     ),
+    Row("GET", "/api/knowledge-bases", AUTHED_200, lambda w, f: ("GET", KB, {})),
+    Row(
+        "POST",
+        "/api/knowledge-bases",
+        AUTHED_201,
+        lambda w, f: ("POST", KB, {"json": {"name": "Mine"}}),
+    ),
+    Row(
+        "GET",
+        "/api/knowledge-bases/{base_id}",
+        OWNER_OR_ADMIN,
+        lambda w, f: ("GET", f"{KB}/{w.base_id}", {}),
+    ),
+    Row(
+        "PATCH",
+        "/api/knowledge-bases/{base_id}",
+        OWNER_OR_ADMIN,
+        lambda w, f: ("PATCH", f"{KB}/{w.base_id}", {"json": {"description": "d"}}),
+    ),
+    Row(
+        "DELETE",
+        "/api/knowledge-bases/{base_id}",
+        E(204, 404, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"{KB}/{f.base_id}", {}),
+        fresh="base",
+    ),
+    Row(
+        "POST",
+        "/api/knowledge-bases/{base_id}/documents",
+        E(202, 404, 202, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            f"{KB}/{w.base_id}/documents",
+            {"files": {"file": ("note.txt", b"a short note")}},
+        ),
+    ),
+    Row(
+        "GET",
+        "/api/knowledge-bases/{base_id}/documents",
+        OWNER_OR_ADMIN,
+        lambda w, f: ("GET", f"{KB}/{w.base_id}/documents", {}),
+    ),
+    Row(
+        "GET",
+        "/api/knowledge-bases/{base_id}/documents/{document_id}",
+        OWNER_OR_ADMIN,
+        lambda w, f: ("GET", f"{KB}/{w.base_id}/documents/{w.document_id}", {}),
+    ),
+    Row(
+        "GET",
+        "/api/knowledge-bases/{base_id}/documents/{document_id}/original",
+        OWNER_OR_ADMIN,
+        lambda w, f: ("GET", f"{KB}/{w.base_id}/documents/{w.document_id}/original", {}),
+    ),
+    Row(
+        "DELETE",
+        "/api/knowledge-bases/{base_id}/documents/{document_id}",
+        E(204, 404, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"{KB}/{w.base_id}/documents/{f.document_id}", {}),
+        fresh="document",
+    ),
+    Row(
+        "POST",
+        "/api/knowledge-bases/{base_id}/search",
+        OWNER_OR_ADMIN,
+        lambda w, f: ("POST", f"{KB}/{w.base_id}/search", {"json": {"query": "note"}}),
+    ),
     Row(
         "GET",
         "/api/search",
@@ -261,6 +338,60 @@ ROWS: list[Row] = [
             "/api/analytics/usage",
             {"params": {**_today(), "user_id": w.owner.id}},
         ),
+    ),
+    # feedback: only the conversation's owner rates its agent answers
+    Row(
+        "POST",
+        "/api/conversations/{conversation_id}/messages/{message_id}/feedback",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            f"/api/conversations/{w.conversation_id}/messages/{w.agent_message_id}/feedback",
+            {"json": {"rating": "up"}},
+        ),
+    ),
+    # budgets: admins only
+    Row(
+        "POST",
+        "/api/admin/budgets",
+        E(403, 403, 201, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/admin/budgets",
+            {"json": {"scope": "agent", "scope_id": f.agent_id, "max_cost": "5"}},
+        ),
+        fresh="agent",
+    ),
+    Row(
+        "GET",
+        "/api/admin/budgets",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", "/api/admin/budgets", {}),
+    ),
+    Row(
+        "GET",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/admin/budgets/{f.budget_id}", {}),
+        fresh="budget",
+    ),
+    Row(
+        "PATCH",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: (
+            "PATCH",
+            f"/api/admin/budgets/{f.budget_id}",
+            {"json": {"max_tokens": 2000}},
+        ),
+        fresh="budget",
+    ),
+    Row(
+        "DELETE",
+        "/api/admin/budgets/{budget_id}",
+        E(403, 403, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/admin/budgets/{f.budget_id}", {}),
+        fresh="budget",
     ),
     # the owner's export was made with the world: a second within the interval is a 429
     Row(
@@ -338,6 +469,22 @@ async def _conversation(
     return str(r.json()["conversation_id"])
 
 
+async def _base(client: httpx.AsyncClient, owner: Account, marker: str) -> str:
+    r = await client.post(KB, json={"name": f"Private {marker}"}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _document(client: httpx.AsyncClient, owner: Account, base_id: str, marker: str) -> str:
+    r = await client.post(
+        f"{KB}/{base_id}/documents",
+        files={"file": (f"{marker}.txt", f"confidential {marker}".encode())},
+        headers=owner.headers,
+    )
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
 async def _world(client: httpx.AsyncClient) -> World:
     admin = await account(client, name="Admin")  # the first account is the admin
     owner = await account(client, name="Olga")
@@ -367,6 +514,13 @@ async def _world(client: httpx.AsyncClient) -> World:
         headers={**owner.headers, "Accept": "text/event-stream"},
     )
     assert r.status_code == 200 and "event: done" in r.text, r.text
+    world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
+    world.base_id = await _base(client, owner, marker)
+    world.document_id = await _document(client, owner, world.base_id, marker)
+    r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
+    world.agent_message_id = (
+        next(m["id"] for m in r.json()["messages"] if m["message_type"] == "agent"),
+    )
     turn_id = r.headers["X-Turn-Id"]
     doomed = await account(client, name="Gone")
     r = await client.request(
@@ -393,6 +547,7 @@ async def _world(client: httpx.AsyncClient) -> World:
         export_id=export_id,
     )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
+    world.secrets |= {world.base_id, world.document_id}
     world.secrets.add(world.turn_id)
     world.secrets.add(revoked["prefix"])
     return world
@@ -405,6 +560,12 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.agent_id = await _agent(client, world.owner, marker)
     elif kind == "conversation":
         fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+    elif kind == "budget":
+        fresh.agent_id = await _agent(client, world.owner, marker)
+        body = {"scope": "agent", "scope_id": fresh.agent_id, "max_tokens": 1000}
+        r = await client.post("/api/admin/budgets", json=body, headers=world.headers["admin"])
+        assert r.status_code == 201, r.text
+        fresh.budget_id = str(r.json()["id"])
     elif kind == "exchange":
         body = {"message": f"to edit {marker}", "agent_id": world.agent_id}
         r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)
@@ -415,6 +576,10 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         key = await api_key(client, world.owner, "temp")
         fresh.key_id = str(key["id"])
         world.secrets.add(key["prefix"])
+    elif kind == "base":
+        fresh.base_id = await _base(client, world.owner, marker)
+    elif kind == "document":
+        fresh.document_id = await _document(client, world.owner, world.base_id, marker)
     elif kind == "user":
         fresh.user_id = (await account(client, name="Ulla")).id
     world.secrets |= {
@@ -423,6 +588,8 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.conversation_id,
         fresh.key_id,
         fresh.message_id,
+        fresh.base_id,
+        fresh.document_id,
     } - {""}
     return fresh
 

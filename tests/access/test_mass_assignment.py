@@ -9,10 +9,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
 from support.access import Account, account, counts
 from support.api import PASSWORD, create_agent
+from support.knowledge import create_base, upload
 
 FORBIDDEN = {
     "id": "00000000-0000-4000-8000-000000000001",
@@ -30,6 +33,13 @@ FORBIDDEN = {
     "password_hash": "x",
     "digest": "x",
 }
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Every operation times every forbidden parameter is more requests than the per-address
+    flood guard lets through in a minute; that guard has its own tests."""
+    return settings.model_copy(update={"rate_limit_global": 100_000})
 
 
 async def _owner_with_a_conversation(
@@ -97,6 +107,13 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
     """Generated from the OpenAPI document, so a new endpoint is covered without a new line."""
     admin, user, agent, cid = await _owner_with_a_conversation(client)
     key = (await client.post("/api/api-keys", json={"name": "k"}, headers=user.headers)).json()
+    base = await create_base(client, user.headers)
+    document = await upload(client, user.headers, base["id"], "n.txt", b"a note")
+    budget = await client.post(
+        "/api/admin/budgets",
+        json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**6},
+        headers=admin.headers,
+    )
     path_values = {
         "agent_id": agent["id"],
         "conversation_id": cid,
@@ -104,6 +121,9 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "user_id": user.id,
         "erasure_id": str(uuid.uuid4()),
         "export_id": str(uuid.uuid4()),
+        "base_id": base["id"],
+        "document_id": document["id"],
+        "budget_id": budget.json()["id"],
         "turn_id": str(uuid.uuid4()),
         "message_id": str(uuid.uuid4()),
     }

@@ -102,17 +102,29 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             )
             conversation_id = r.json()["conversation_id"]
             key = client.post("/api/api-keys", json={"name": "k"}, headers=user).json()
+            base = client.post("/api/knowledge-bases", json={"name": "kb"}, headers=user).json()
+            document = client.post(
+                f"/api/knowledge-bases/{base['id']}/documents",
+                files={"file": ("n.txt", b"a note")},
+                headers=user,
+            ).json()
             streamed = client.post(
                 "/api/chat/agent",
                 json={"message": "again", "conversation_id": conversation_id},
                 headers={**user, "Accept": "text/event-stream"},
             )
+            budget = client.post(
+                "/api/admin/budgets",
+                json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**9},
+                headers=admin,
+            ).json()
             export = client.post("/api/users/me/export", headers=user).json()
             doomed_id, _ = _account(client, "doomed@example.com", "Doomed")
             erasure = client.request(
                 "DELETE", f"/api/admin/users/{doomed_id}", json={}, headers=admin
             ).json()
         real_ids = {
+            "budget_id": budget["id"],
             "export_id": export["id"],
             "erasure_id": erasure["id"],
             "turn_id": streamed.headers["X-Turn-Id"],
@@ -120,6 +132,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
             "conversation_id": conversation_id,
             "key_id": key["id"],
             "user_id": victim_id,
+            "base_id": base["id"],
+            "document_id": document["id"],
             "message_id": streamed_user_message_id(streamed.text),
         }
         failures: list[str] = []

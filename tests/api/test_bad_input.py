@@ -147,7 +147,7 @@ async def test_history_limits(
     ("body", "expected"),
     [
         ({"name": "A", "model": "gpt-4o"}, "has no provider prefix"),
-        ({"name": "A", "model": "nope:thing"}, "unknown model provider 'nope'"),
+        ({"name": "A", "model": "nope:thing"}, "provider 'nope' is not offered"),
         ({"name": "A", "tools": ["rm_rf"]}, "valid tools are: calculator, current_datetime"),
         ({"name": "A", "instructions": "x" * 20_001}, "the limit is 20000"),
         ({"name": ""}, "at least 1 character"),

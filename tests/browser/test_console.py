@@ -42,7 +42,7 @@ def test_sign_up_create_agent_and_chat(page: Page, admin: Api, screenshots: Path
     page.fill("#agent-name", "Helper")
     page.fill("#agent-model", "nonsense:model")
     page.get_by_role("button", name="Create").click()
-    expect(page.locator("#agent-model-error")).to_contain_text("unknown model provider 'nonsense'")
+    expect(page.locator("#agent-model-error")).to_contain_text("provider 'nonsense'")
     page.screenshot(path=screenshots / "agent-form-error.png")
     page.fill("#agent-model", "")
     page.get_by_label("calculator").check()
@@ -75,12 +75,12 @@ def test_older_pages_load_by_scrolling_up(page: Page, api: Api) -> None:
     agent = api.agent()
     first = api.chat("message number 1", agent_id=agent["id"])
     conversation = first["conversation_id"]
-    for i in range(2, 61):  # 120 messages: the newest page (50) and two older ones
+    for i in range(2, 61):  # 120 messages: the newest page (20) and older pages of 50
         api.chat(f"message number {i}", conversation_id=conversation)
     ui_login(page, api.email)
     page.goto(f"/#/chat/{conversation}")
     messages = page.locator(".msg")
-    expect(messages).to_have_count(50)
+    expect(messages).to_have_count(20)  # the newest page only
     expect(messages.last).to_contain_text("message number 60")
     expect(page.get_by_text("message number 1", exact=False).first).not_to_be_visible()
     # scroll to the top until the start of the conversation is reached
@@ -213,7 +213,9 @@ def test_html_and_javascript_links_render_harmless(page: Page, api: Api) -> None
     assert problems(page) == []  # no alert ran, no CSP violation
 
 
-def test_accessibility_no_serious_violations(page: Page, api: Api, screenshots: Path) -> None:
+def test_accessibility_no_serious_violations(
+    page: Page, api: Api, admin: Api, screenshots: Path
+) -> None:
     agent = api.agent("Axe")
     cid = api.chat("# Heading\n\n```python\nprint('hi')\n```", agent_id=agent["id"])[
         "conversation_id"
@@ -255,6 +257,15 @@ def test_accessibility_no_serious_violations(page: Page, api: Api, screenshots: 
             page.goto(f"/#/{route}")
             page.wait_for_selector(ready)
             audit(f"{route}-{theme}")
+    page.get_by_test_id("logout").click()
+    ui_login(page, admin.email)
+    for theme in ("light", "dark"):
+        page.evaluate(f"localStorage.setItem('ev.theme', '{theme}')")
+        page.goto("/#/admin")
+        page.reload()
+        page.wait_for_selector("[data-testid=budgets]")
+        page.wait_for_selector("[data-testid=health-status]")
+        audit(f"admin-{theme}")
     assert found == {}
 
 
@@ -295,3 +306,51 @@ def test_security_headers_on_the_console(console_url: str, api: Api) -> None:
         "content-security-policy"
     ]
     assert api_csp == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_feedback_on_an_answer(page: Page, api: Api) -> None:
+    agent = api.agent("Rated")
+    conversation = api.chat("rate me", agent_id=agent["id"])["conversation_id"]
+    ui_login(page, api.email)
+    page.goto(f"/#/chat/{conversation}")
+    good = page.locator(".msg-agent").get_by_role("button", name="Good answer")
+    good.click()
+    expect(good).to_have_attribute("aria-pressed", "true")
+    today = page.evaluate("new Date().toISOString().slice(0, 10)")
+    rows = api.call("GET", "/api/analytics/usage", params={"from": today, "to": today})["rows"]
+    assert rows[0]["feedback_up"] == 1
+    page.locator(".msg-agent").get_by_role("button", name="Bad answer").click()  # replaces it
+    expect(good).to_have_attribute("aria-pressed", "false")
+    rows = api.call("GET", "/api/analytics/usage", params={"from": today, "to": today})["rows"]
+    assert (rows[0]["feedback_up"], rows[0]["feedback_down"]) == (0, 1)
+
+
+def test_admin_sets_a_budget_and_the_user_meets_402(
+    page: Page, admin: Api, api: Api, browser_context_factory: Callable[..., Page]
+) -> None:
+    agent = api.agent("Budgeted")
+    conversation = api.chat("spend a little", agent_id=agent["id"])["conversation_id"]
+    ui_login(page, admin.email)
+    page.goto("/#/admin")
+    page.select_option("#budget-scope", "user")
+    page.select_option("#budget-target", label=api.email)
+    page.fill("#budget-tokens", "1")
+    page.get_by_role("button", name="New budget").click()
+    row = page.get_by_test_id("budgets").get_by_role("row", name=api.email)
+    expect(row).to_be_visible()
+    budgets = admin.call("GET", "/api/admin/budgets")["items"]
+    mine = [b for b in budgets if b["scope_id"] == api.call("GET", "/api/users/me")["id"]]
+    assert len(mine) == 1 and mine[0]["max_tokens"] == 1
+
+    user_page = browser_context_factory(viewport={"width": 1280, "height": 800}, locale="en-US")
+    ui_login(user_page, api.email)
+    user_page.goto("/#/profile")
+    expect(user_page.get_by_test_id("profile-budget")).to_contain_text("/ 1 tokens")
+    user_page.goto(f"/#/chat/{conversation}")
+    expect(user_page.locator(".msg")).to_have_count(2)
+    user_page.locator("#composer-input").fill("one more")
+    user_page.locator("#composer-input").press("Enter")
+    alert = user_page.locator(".chat > .error")
+    expect(alert).to_contain_text("budget")  # the API's own 402 message
+    expect(alert.get_by_role("button", name="Retry")).to_be_visible()
+    expect(user_page.locator("#composer-input")).to_have_value("one more")  # nothing lost

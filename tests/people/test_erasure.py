@@ -20,7 +20,7 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
 from support.access import account, app_client
 from support.api import PASSWORD, create_agent
-from support.people import a_person_with_everything, scan_everything, wait_done
+from support.people import a_person_with_everything, scan_everything, scan_files, wait_done
 
 REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
 CACHES = ["memory", *(["redis"] if REDIS_URL else [])]
@@ -77,6 +77,9 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
     } <= set(before["sql"]), before["sql"]
     assert {"id", "marker", "message0"} <= set(before["mongo"]), before["mongo"]
     assert "analytics_daily" in before["mongo"]["id"], before["mongo"]
+    # on disk: the knowledge files and index (the SQLite file is scanned table by table)
+    sqlite_files = ("employeevirtual.db", "secantus", "mongodb")
+    assert "marker" in scan_files(settings.data_dir, person["needles"], skip=sqlite_files)
     if settings.redis_url:
         # the limiter's per-user key and the streamed turn's events (the message, the owner)
         assert {"id", "marker"} <= set(before["redis"]), before["redis"]
@@ -106,6 +109,7 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
 
     after = await scan_everything(runtime.engine, runtime.documents, person["needles"], **scan)
     assert after == {k: {} for k in after}, after
+    assert scan_files(settings.data_dir, person["needles"], skip=sqlite_files) == {}
 
     # the tombstone: a random id, the times, who asked; nobody's id
     async with runtime.engine.connect() as conn:

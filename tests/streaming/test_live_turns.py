@@ -13,7 +13,9 @@ import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
 from support.api import create_agent, register_and_login
 from support.live import WORDS, paced, stored_messages
 from support.sse import Event, events, read_all, serve
@@ -382,3 +384,39 @@ async def test_the_offline_model_streams_and_calls_both_tools(
         headers=headers,
     )
     assert "tool_calls" not in r2.json()["agent_message"]["metadata"]
+
+
+async def test_shutdown_lets_turns_finish_then_commits_the_rest_as_cancelled(
+    settings: Settings,
+) -> None:
+    """Invariant 9 at shutdown: a running turn gets the grace period, then is cancelled and its
+    partial answer committed (never dropped)."""
+    quick = settings.model_copy(update={"shutdown_grace_seconds": 0.3})
+    app = create_app(quick)
+    got: list[Event] = []
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        model = paced("openai-chat:paced-shutdown", delay=0.1)
+        runtime.models.override(model.model_name, model)
+        async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            headers = await register_and_login(http)
+            agent = await create_agent(http, headers, model=model.model_name)
+            async with http.stream(
+                "POST",
+                "/api/chat/agent",
+                json={"message": "hi", "agent_id": agent["id"]},
+                headers={**headers, **SSE},
+            ) as r:
+                async for e in events(r):
+                    if e is not None:
+                        got.append(e)
+                    if len(got) == 2:
+                        break
+        cid = got[0].data["conversation_id"]
+    # the server is down; a new one on the same stores reads what was committed
+    again = create_app(quick)
+    async with again.router.lifespan_context(again):
+        rows = await stored_messages(again.state.runtime, cid)
+    assert [m["message_type"] for m in rows] == ["user", "agent"]
+    assert rows[1]["message_metadata"]["cancelled"] is True
+    assert 1 <= len(rows[1]["content"].split()) < len(WORDS)

@@ -209,3 +209,39 @@ async def test_resume_and_cancel_from_another_process(
         assert len(await sql_messages(runtime, cid)) == 4
         again = await b.post(f"/api/chat/turns/{second}/cancel", headers=headers)
         assert again.status_code == 409
+
+
+async def test_an_idempotent_retry_on_another_process_attaches_to_the_running_turn(
+    shared: Settings, first_server: tuple[str, Any], second_server: str
+) -> None:
+    url_a, runtime = first_server
+    model = paced("openai-chat:paced-redis-key", delay=0.03)
+    runtime.models.override(model.model_name, model)
+    async with (
+        httpx.AsyncClient(base_url=url_a, timeout=30) as a,
+        httpx.AsyncClient(base_url=second_server, timeout=30) as b,
+    ):
+        headers = await register_and_login(a)
+        agent = await create_agent(a, headers, model=model.model_name)
+        key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+        body = {"message": "once", "agent_id": agent["id"]}
+        first: list[Event] = []
+        async with a.stream(
+            "POST", "/api/chat/agent", json=body, headers={**headers, **SSE, **key}
+        ) as r:
+            async for e in events(r):
+                if e is not None:
+                    first.append(e)
+                if len(first) == 2:
+                    break
+        async with b.stream(
+            "POST", "/api/chat/agent", json=body, headers={**headers, **SSE, **key}
+        ) as r:
+            assert r.status_code == 200, await r.aread()
+            assert r.headers.get("Idempotent-Replayed") == "true"
+            retry = await read_all(r)
+        assert retry[0].data == first[0].data and retry[-1].event == "done"
+        cid = first[0].data["conversation_id"]
+        assert len(await sql_messages(runtime, cid)) == 2  # it ran once
+        text = "".join(e.data["delta"] for e in retry if e.event == "delta")
+        assert text == retry[-1].data["agent_message"]["content"] == "".join(WORDS)

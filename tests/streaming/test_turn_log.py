@@ -61,8 +61,8 @@ async def test_follow_waits_for_live_events_and_beats_while_idle() -> None:
     got: list[str | None] = []
 
     async def reader() -> None:
-        async for event in follow(log, turn, 0, heartbeat=0.05):
-            got.append(None if event is None else event.kind)
+        async for batch in follow(log, turn, 0, heartbeat=0.05):
+            got.extend([None] if batch is None else [e.kind for e in batch])
 
     task = asyncio.create_task(reader())
     await asyncio.sleep(0.12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.stores.mongo.documents import DocumentStore
 from support.api import PASSWORD, create_agent
+from support.knowledge import create_base, upload
+from support.knowledge import wait_done as wait_document
 from support.leftovers import scan_mongo, scan_redis, scan_sql
 
 
@@ -91,6 +94,28 @@ async def a_person_with_everything(
         "/api/chat/agent", json={"message": said[0], "agent_id": private["id"]}, headers=headers
     )
     kept = r.json()["conversation_id"]
+    # knowledge: a base and a document holding their words (rows, chunks, vectors, the file)
+    base = await create_base(client, headers, name=f"Notas {marker}")
+    doc = await upload(
+        client, headers, base["id"], "notes.txt", f"minhas notas {marker} {said[1]}".encode()
+    )
+    assert (await wait_document(client, headers, base["id"], doc["id"]))["status"] == "ready"
+    # feedback on an agent's answer, with a comment
+    r = await client.get(f"/api/conversations/{kept}/messages", headers=headers)
+    answer = next(m["id"] for m in r.json()["messages"] if m["message_type"] == "agent")
+    r = await client.post(
+        f"/api/conversations/{kept}/messages/{answer}/feedback",
+        json={"rating": "down", "comment": f"not what I meant {marker}"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    # a budget on them
+    r = await client.post(
+        "/api/admin/budgets",
+        json={"scope": "user", "scope_id": uid, "max_tokens": 10**6},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
     r = await client.post("/api/api-keys", json={"name": f"key {marker}"}, headers=headers)
     assert r.status_code == 201
     key = r.json()["key"]
@@ -113,6 +138,7 @@ async def a_person_with_everything(
         "shared_agent": shared["id"],
         "private_agent": private["id"],
         "key": key,
+        "base": base["id"],
         "needles": {
             "id": uid,
             "id_hex": uuid.UUID(uid).hex,
@@ -139,4 +165,19 @@ async def scan_everything(
     }
     if redis_url:
         found["redis"] = await scan_redis(redis_url, list(redis_prefixes), needles)
+    return found
+
+
+def scan_files(
+    root: Path, needles: dict[str, str], *, skip: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """Every file under ``root`` (knowledge files and index, exports, …) as raw bytes."""
+    found: dict[str, list[str]] = {}
+    for path in root.rglob("*"):
+        if not path.is_file() or any(part in str(path) for part in skip):
+            continue
+        data = path.read_bytes().lower()
+        for label, needle in needles.items():
+            if needle.lower().encode() in data:
+                found.setdefault(label, []).append(str(path.relative_to(root)))
     return found

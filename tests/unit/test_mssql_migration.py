@@ -8,9 +8,25 @@ from sqlglot import exp
 from employeevirtual.stores.sql.migrate import render_sql
 from employeevirtual.stores.sql.tables import metadata
 
-JSON_COLUMNS = {"metadata", "message_metadata", "model_settings", "tools", "details"}
+JSON_COLUMNS = {
+    "metadata",
+    "message_metadata",
+    "model_settings",
+    "tools",
+    "details",
+    "knowledge_base_ids",
+}
 BOOL_COLUMNS = {"is_active", "is_edited"}
-ALLOWED = {"UNIQUEIDENTIFIER", "DATETIMEOFFSET", "NVARCHAR", "VARCHAR", "BIT", "INTEGER", "NUMERIC"}
+ALLOWED = {
+    "UNIQUEIDENTIFIER",
+    "DATETIMEOFFSET",
+    "NVARCHAR",
+    "VARCHAR",
+    "BIT",
+    "INTEGER",
+    "BIGINT",
+    "NUMERIC",
+}
 
 
 def _batches() -> list[str]:
@@ -96,3 +112,24 @@ def test_full_text_index_where_installed_outside_a_transaction() -> None:
     for batch in _batches():
         if "FULLTEXT" in batch:
             assert batch.startswith("IF FULLTEXTSERVICEPROPERTY('IsFullTextInstalled') = 1")
+
+
+def test_budgets_and_feedback_tables() -> None:
+    """Issue 14: budgets (their counters in BIGINT/NUMERIC, one per scope) and feedback (a
+    filtered index over what the relay still owes MongoDB)."""
+    sql = render_sql("mssql+pyodbc://")
+    tables = _tables()
+    budgets = {
+        c.name: c.args["kind"].sql("tsql").upper()
+        for c in tables["empl.budgets"].find_all(exp.ColumnDef)
+    }
+    assert budgets["used_tokens"] == "BIGINT" and budgets["max_tokens"] == "BIGINT"
+    assert budgets["used_cost"] == "NUMERIC(18, 8)" and budgets["period"] == "VARCHAR(7)"
+    assert "CONSTRAINT [UQ_budgets_scope] UNIQUE (scope, scope_id)" in sql
+    feedback = {c.name for c in tables["empl.message_feedback"].find_all(exp.ColumnDef)}
+    assert {"message_id", "rating", "comment", "synced_at"} <= feedback
+    assert (
+        "CREATE INDEX [IX_message_feedback_unsynced] ON empl.message_feedback (updated_at) "
+        "WHERE synced_at IS NULL" in sql
+    )
+    assert "[FK_message_feedback_message_id_messages]" in sql

@@ -152,6 +152,37 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
     console.print(f"own ms/turn by package: {packages}")
 
 
+def _pair(d: dict[str, float]) -> str:
+    return f"{d['p50']:.2f} / {d['p99']:.2f}"
+
+
+def print_streams(results: dict[str, Any], console: Console | None = None) -> None:
+    streams = results.get("streams")
+    if not streams:
+        return
+    console = console or _console()
+    o, c, r, m = streams["overhead"], streams["cpu"], streams["resume"], streams["many_open"]
+    t = Table(title="6. Live (streamed) turns")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_row("request -> `turn` event, p50 / p99 (ms)", _pair(o["to_turn_ms"]))
+    t.add_row("request -> first `delta`, p50 / p99 (ms)", _pair(o["to_first_delta_ms"]))
+    t.add_row("model's own time to its first chunk (ms)", f"{o['model_first_chunk_ms']:.3f}")
+    t.add_row(
+        "our overhead to the first `delta`, p50 / p99", _pair(o["overhead_to_first_delta_ms"])
+    )
+    t.add_row(
+        "server CPU per turn, streamed / not (ms)",
+        f"{c['streamed_ms']:.1f} / {c['plain_ms']:.1f} = {c['ratio']:.2f}x",
+    )
+    t.add_row("resume to `done`, p50 / p99 (ms)", f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}")
+    t.add_row(f"{m['streams']:,} streams at once: errors", str(m["errors"]))
+    t.add_row("  peak turns live at once", f"{m['peak_live_turns']:,}")
+    t.add_row("  memory per open stream (kB)", f"{m['kb_per_open_stream']:.1f}")
+    t.add_row("  wall (s)", f"{m['wall_s']:.1f}")
+    console.print(t)
+
+
 def write_chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -197,6 +228,7 @@ def write_results(
     json_path.write_text(json.dumps(results, indent=2, default=str))
     write_chart(results, out_dir / f"{stem}.png")
     print_results(results, console)
+    print_streams(results, console)
     (console or _console()).print(f"wrote {json_path} and {stem}.png")
     return json_path
 

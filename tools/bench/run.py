@@ -34,7 +34,8 @@ from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
 from tools.bench.seed import SeedSpec, seed_conversations
-from tools.bench.server import INSTANT_MODEL, SLOW_MODEL
+from tools.bench.server import INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
+from tools.bench.streams import stream_steps
 
 __all__ = ["BenchPlan", "run_bench"]
 
@@ -50,6 +51,8 @@ class BenchPlan:
     profile_turns: int = 300
     concurrency: Sequence[int] = (1, 10, 100, 1_000)
     slow_seconds: float = 1.0
+    stream_turns: int = 200  # streamed turns measured (overhead, CPU)
+    stream_open: int = 1_000  # streams open at once on the slow model
 
     @classmethod
     def quick(cls) -> BenchPlan:
@@ -61,6 +64,8 @@ class BenchPlan:
             profile_turns=30,
             concurrency=(1, 10, 50),
             slow_seconds=0.2,
+            stream_turns=20,
+            stream_open=50,
         )
 
 
@@ -447,6 +452,8 @@ async def run_bench(
                 "history_reads": plan.history_reads,
                 "concurrency": list(plan.concurrency),
                 "slow_seconds": plan.slow_seconds,
+                "stream_turns": plan.stream_turns,
+                "stream_open": plan.stream_open,
             },
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "server": "uvicorn subprocess on 127.0.0.1 (one worker); client: httpx in this process",
@@ -503,5 +510,16 @@ async def run_bench(
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
                     results["concurrency"].append(await _concurrency(api, many, level))
+                words = await api.agent(STREAM_MODEL, "Words")
+                _, first = await api.turn(agent_id=words)
+                first.raise_for_status()
+                results["streams"] = await stream_steps(
+                    client,
+                    api.headers,
+                    words_conversation=UUID(first.json()["conversation_id"]),
+                    slow_conversations=many[: plan.stream_open],
+                    turns=plan.stream_turns,
+                    log=log,
+                )
         results["finished_at"] = datetime.now(UTC).isoformat()
         return results

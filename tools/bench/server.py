@@ -30,12 +30,21 @@ from employeevirtual.settings import Settings
 from tools.bench.meter import StoreMeter
 from tools.bench.profile import own_code_summary
 
-__all__ = ["INSTANT_MODEL", "SLOW_MODEL", "BenchState", "bench_app", "install_bench_models"]
+__all__ = [
+    "INSTANT_MODEL",
+    "SLOW_MODEL",
+    "STREAM_MODEL",
+    "BenchState",
+    "bench_app",
+    "install_bench_models",
+]
 
 log = logging.getLogger("employeevirtual.bench")  # under the app's log settings
 
 INSTANT_MODEL = "openai-chat:bench-instant"
 SLOW_MODEL = "openai-chat:bench-slow"
+STREAM_MODEL = "openai-chat:bench-stream"  # 20 words at once, streamed or not
+STREAM_WORDS = [f"word{i} " for i in range(20)]
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -52,6 +61,8 @@ class BenchState:
         self.max_callback = 0.0
         self.max_gc = 0.0
         self.profiler: Any = None
+        self.first_chunk_seconds = 0.0  # the stream model's own time to its first chunk
+        self.first_chunks = 0
 
     def stats(self) -> dict[str, Any]:
         times = os.times()
@@ -65,9 +76,22 @@ class BenchState:
             "max_gc": self.max_gc,
             "gc_tracked_objects": len(gc.get_objects()),
             "gc_frozen_objects": gc.get_freeze_count(),
+            "rss_bytes": _rss(),
+            "first_chunk_seconds": self.first_chunk_seconds,
+            "first_chunks": self.first_chunks,
+            "live_turns": -1,
             "in_requests": self.meter.requests.as_dict(),
             "background": self.meter.background.as_dict(),
         }
+
+
+def _rss() -> int:
+    """Resident memory of this process now (Linux), 0 elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def install_bench_models(runtime: Runtime, state: BenchState) -> None:
@@ -81,8 +105,37 @@ def install_bench_models(runtime: Runtime, state: BenchState) -> None:
         state.model_seconds += time.perf_counter() - started
         return ModelResponse(parts=[TextPart("ok, slowly")], model_name=SLOW_MODEL)
 
-    runtime.models.override(INSTANT_MODEL, FunctionModel(instant, model_name=INSTANT_MODEL))
-    runtime.models.override(SLOW_MODEL, FunctionModel(slow, model_name=SLOW_MODEL))
+    async def instant_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield "ok"
+
+    async def slow_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        started = time.perf_counter()
+        await asyncio.sleep(state.slow_seconds)
+        state.model_seconds += time.perf_counter() - started
+        yield "ok, "
+        yield "slowly"
+
+    async def words(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("".join(STREAM_WORDS))], model_name=STREAM_MODEL)
+
+    async def words_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        started = time.perf_counter()
+        for i, word in enumerate(STREAM_WORDS):
+            if i == 0:
+                state.first_chunk_seconds += time.perf_counter() - started
+                state.first_chunks += 1
+            yield word
+
+    runtime.models.override(
+        INSTANT_MODEL,
+        FunctionModel(instant, stream_function=instant_stream, model_name=INSTANT_MODEL),
+    )
+    runtime.models.override(
+        SLOW_MODEL, FunctionModel(slow, stream_function=slow_stream, model_name=SLOW_MODEL)
+    )
+    runtime.models.override(
+        STREAM_MODEL, FunctionModel(words, stream_function=words_stream, model_name=STREAM_MODEL)
+    )
 
 
 async def _probe_loop(state: BenchState, interval: float = 0.01) -> None:
@@ -150,7 +203,9 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
 
     @app.get("/bench/stats", include_in_schema=False)
     async def stats() -> dict[str, Any]:
-        return state.stats()
+        stats = state.stats()
+        stats["live_turns"] = app.state.runtime.live.running
+        return stats
 
     @app.post("/bench/reset-lag", include_in_schema=False)
     async def reset_lag() -> dict[str, Any]:
@@ -174,6 +229,9 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
             return {}
         session = profiler.stop()
         return own_code_summary(session)
+
+    # ahead of the console's catch-all static mount, which create_app adds last
+    app.router.routes.sort(key=lambda r: 0 if getattr(r, "path", "").startswith("/bench/") else 1)
 
     inner = app.build_middleware_stack
 

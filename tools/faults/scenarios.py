@@ -44,6 +44,7 @@ class Scenario:
     inject: Injector
     server_env: dict[str, Any] = field(default_factory=dict)
     copies: int = 1
+    stream: bool = False  # clients stream their turns (SSE) and walk away at random
 
 
 async def _mongo_writes_fail(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> str:
@@ -117,6 +118,12 @@ async def _identical_concurrent(cluster: Cluster, stop: asyncio.Event, plan: Pla
     return f"every request sent as {plan.copies} identical concurrent copies"
 
 
+async def _stream_disconnects(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> str:
+    await asyncio.sleep(plan.stretch * 1.5)
+    stop.set()
+    return "streamed turns; clients walk away after 1-8 events, then retry or resume"
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -129,6 +136,12 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("relay_killed", _relay_killed, server_env={"EV_SYNC_RELAY_ENABLED": "false"}),
         Scenario("identical_concurrent", _identical_concurrent, copies=0),  # plan.copies
+        Scenario(
+            "stream_disconnects",
+            _stream_disconnects,
+            server_env={"EV_OFFLINE_STREAM_DELAY_MS": 5},  # ~0.3 s a turn: walk away mid-way
+            stream=True,
+        ),
     )
 }
 
@@ -144,7 +157,12 @@ async def run_scenario(name: str, *, workdir: Path, plan: Plan, postgres_url: st
         log.info("%s: starting the server", name)
         await cluster.start_server(**env)
         log.info("%s: server up", name)
-        workload = Workload(cluster.base_url, tag=name, copies=scenario.copies or plan.copies)
+        workload = Workload(
+            cluster.base_url,
+            tag=name,
+            copies=scenario.copies or plan.copies,
+            stream=scenario.stream,
+        )
         try:
             clients = [await workload.client() for _ in range(plan.users)]
             stop = asyncio.Event()

@@ -31,6 +31,7 @@ class Op:
     anomalies: list[str] = field(default_factory=list)
     attempts: int = 0
     copies: int = 1
+    disconnects: int = 0  # streams the client walked away from (stream_disconnects)
 
     @property
     def retried(self) -> bool:
@@ -57,7 +58,9 @@ class Workload:
         copies: int = 1,
         request_timeout: float = 5.0,
         give_up_after: float = 45.0,
+        stream: bool = False,
     ) -> None:
+        self.stream = stream
         self.base_url = base_url
         self.tag = tag
         self.copies = copies
@@ -119,6 +122,9 @@ class Workload:
         return op
 
     async def _until_answered(self, client: Client, op: Op) -> None:
+        if self.stream:
+            await self._stream_until_answered(client, op)
+            return
         body: dict[str, Any] = {"message": op.token}
         if op.conversation_id:
             body["conversation_id"] = op.conversation_id
@@ -146,6 +152,86 @@ class Workload:
             if r.status_code < 500:
                 return
             await _backoff(attempt)
+
+    async def _stream_until_answered(self, client: Client, op: Op) -> None:
+        """The turn as SSE, walking away after a random number of events, then coming back:
+        either the same POST with the same Idempotency-Key (re-attach, or the stored answer
+        replayed) or a resume of the turn's events from the last id seen. Acknowledged = its
+        ``done`` event was read."""
+        body: dict[str, Any] = {"message": op.token}
+        if op.conversation_id:
+            body["conversation_id"] = op.conversation_id
+        else:
+            body["agent_id"] = op.agent_id
+        post_headers = {**client.headers, "Idempotency-Key": op.key, **_SSE}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.give_up_after
+        attempt = 0
+        turn_id: str | None = None
+        last_id: str | None = None
+        while loop.time() < deadline:
+            attempt += 1
+            op.attempts += 1
+            leave_after = random.choice([1, 2, 3, 5, 8, None])  # None: read to the end
+            if turn_id is not None and random.random() < 0.5:
+                resume = {**client.headers, **_SSE}
+                if last_id:
+                    resume["Last-Event-ID"] = last_id
+                request = self.http.stream(
+                    "GET", f"/api/chat/turns/{turn_id}/events", headers=resume
+                )
+            else:
+                request = self.http.stream("POST", CHAT, json=body, headers=post_headers)
+                last_id = None  # a POST replays the turn from its first event
+            try:
+                async with request as r:
+                    if r.status_code != 200:
+                        await r.aread()
+                        if r.status_code in RETRYABLE or r.status_code == 404:
+                            # 404: a resume raced the turn's start on another attempt
+                            await _backoff(attempt)
+                            continue
+                        op.anomalies.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                        if r.status_code < 500:
+                            return
+                        await _backoff(attempt)
+                        continue
+                    seen = 0
+                    async for kind, data, event_id in _events(r):
+                        seen += 1
+                        last_id = event_id or last_id
+                        if kind == "turn" and data.get("turn_id"):
+                            turn_id = data["turn_id"]
+                        elif kind == "done":
+                            op.bodies.append(data)
+                            return
+                        elif kind == "error":
+                            op.anomalies.append(f"error event: {data}")
+                            return
+                        if leave_after is not None and seen >= leave_after:
+                            break
+            except httpx.HTTPError:
+                await _backoff(attempt)
+                continue
+            op.disconnects += 1
+
+
+_SSE = {"Accept": "text/event-stream"}
+
+
+async def _events(response: httpx.Response) -> Any:
+    """(event, data, id) of each SSE event; comments (heartbeats) are skipped."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            continue
+        if not line:
+            if "data" in fields:
+                yield fields.get("event", "message"), json.loads(fields["data"]), fields.get("id")
+            fields = {}
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value[1:] if value.startswith(" ") else value
 
 
 async def _backoff(attempt: int) -> None:

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, type Page, type User } from "../api";
-import { t, fmtDate } from "../i18n";
-import { ErrorBox } from "./common";
+import { api, ApiError, type Agent, type Page, type User } from "../api";
+import { t, fmtCost, fmtDate } from "../i18n";
+import { ErrorBox, Field, fieldErrors } from "./common";
 
 function Users({ me }: { me: User }) {
   const [users, setUsers] = useState<User[]>([]);
@@ -198,12 +198,124 @@ function Audit() {
   );
 }
 
+interface Budget {
+  id: string;
+  scope: "user" | "agent";
+  scope_id: string;
+  max_cost: string | number | null;
+  max_tokens: number | null;
+  period: string;
+  used_cost: string | number;
+  used_tokens: number;
+  resets_at: string;
+}
+
+/** Monthly budgets per user or agent (GET/POST/PATCH/DELETE /api/admin/budgets). */
+function Budgets() {
+  const [items, setItems] = useState<Budget[]>([]);
+  const [users, setUsers] = useState<User[]>([]);
+  const [agents, setAgents] = useState<Agent[]>([]);
+  const [scope, setScope] = useState<"user" | "agent">("user");
+  const [target, setTarget] = useState("");
+  const [maxCost, setMaxCost] = useState("");
+  const [maxTokens, setMaxTokens] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const load = () => api.get<{ items: Budget[] }>("/api/admin/budgets").then((p) => setItems(p.items), setError);
+  useEffect(() => {
+    load();
+    api.get<Page<User>>("/api/admin/users", { limit: 100 }).then((p) => setUsers(p.items), setError);
+    api.get<Agent[]>("/api/agents").then(setAgents, setError);
+  }, []);
+  const options = scope === "user" ? users.map((u) => [u.id, u.email]) : agents.map((a) => [a.id, a.name]);
+  const label = (b: Budget) =>
+    b.scope === "user" ? (users.find((u) => u.id === b.scope_id)?.email ?? b.scope_id) : (agents.find((a) => a.id === b.scope_id)?.name ?? b.scope_id);
+  async function create(e: Event) {
+    e.preventDefault();
+    setError(null);
+    setFields({});
+    const body: Record<string, unknown> = { scope, scope_id: target || options[0]?.[0] };
+    if (maxCost.trim()) body.max_cost = maxCost.trim();
+    if (maxTokens.trim()) body.max_tokens = Number(maxTokens);
+    try {
+      await api.post("/api/admin/budgets", body);
+      setMaxCost("");
+      setMaxTokens("");
+      load();
+    } catch (err) {
+      setError(err);
+      setFields(fieldErrors(err, ["max_cost", "max_tokens", "scope_id", "scope"]));
+    }
+  }
+  async function remove(b: Budget) {
+    if (!confirm(t("confirmDelete"))) return;
+    try {
+      await api.del(`/api/admin/budgets/${b.id}`);
+      load();
+    } catch (err) {
+      setError(err);
+    }
+  }
+  const money = (v: string | number | null) => (v == null ? "—" : fmtCost(Number(v)));
+  return (
+    <section aria-labelledby="budgets-title">
+      <h2 id="budgets-title">{t("budgets")}</h2>
+      <table class="list" data-testid="budgets">
+        <thead>
+          <tr>
+            <th scope="col">{t("scope")}</th>
+            <th scope="col">{t("maxCost")}</th>
+            <th scope="col">{t("maxTokensBudget")}</th>
+            <th scope="col">{t("used")}</th>
+            <th scope="col">{t("resetsAt")}</th>
+            <th scope="col"><span class="sr-only">{t("delete")}</span></th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((b) => (
+            <tr key={b.id}>
+              <td>{b.scope}: {label(b)}</td>
+              <td>{money(b.max_cost)}</td>
+              <td>{b.max_tokens?.toLocaleString() ?? "—"}</td>
+              <td>{money(b.used_cost)} · {b.used_tokens.toLocaleString()} tokens</td>
+              <td>{fmtDate(b.resets_at)}</td>
+              <td><button class="ghost small danger" onClick={() => remove(b)}>{t("delete")}</button></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form class="row" onSubmit={create} aria-label={t("newBudget")}>
+        <Field id="budget-scope" label={t("scope")} error={fields.scope}>
+          <select id="budget-scope" value={scope} onChange={(e) => { setScope((e.target as HTMLSelectElement).value as "user" | "agent"); setTarget(""); }}>
+            <option value="user">user</option>
+            <option value="agent">agent</option>
+          </select>
+        </Field>
+        <Field id="budget-target" label={scope === "user" ? t("email") : t("agent")} error={fields.scope_id}>
+          <select id="budget-target" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+            {options.map(([id, name]) => <option value={id}>{name}</option>)}
+          </select>
+        </Field>
+        <Field id="budget-cost" label={t("maxCost")} error={fields.max_cost}>
+          <input id="budget-cost" inputMode="decimal" value={maxCost} onInput={(e) => setMaxCost((e.target as HTMLInputElement).value)} />
+        </Field>
+        <Field id="budget-tokens" label={t("maxTokensBudget")} error={fields.max_tokens}>
+          <input id="budget-tokens" inputMode="numeric" value={maxTokens} onInput={(e) => setMaxTokens((e.target as HTMLInputElement).value)} />
+        </Field>
+        <button type="submit" class="primary">{t("newBudget")}</button>
+      </form>
+      <ErrorBox error={error} />
+    </section>
+  );
+}
+
 export function AdminView({ user }: { user: User }) {
   return (
     <div class="stack">
       <h1>{t("admin")}</h1>
       <Health />
       <Users me={user} />
+      <Budgets />
       <Audit />
     </div>
   );

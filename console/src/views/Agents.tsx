@@ -5,7 +5,10 @@ import { go } from "../router";
 import { ErrorBox, Field, fieldErrors } from "./common";
 
 const PAGE = 10;
-const TOOLS = ["calculator", "current_datetime"];
+interface Tool {
+  name: string;
+  description: string;
+}
 
 export function AgentsView({ user, sub }: { user: User; sub: string[] }) {
   if (sub[0] === "new") return <AgentForm user={user} agent={null} />;
@@ -103,6 +106,10 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   const [fields, setFields] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const mine = !agent || agent.user_id === user.id || user.role === "admin";
+  const [available, setAvailable] = useState<Tool[]>([]);
+  useEffect(() => {
+    api.get<Tool[]>("/api/tools").then(setAvailable, setError);
+  }, []);
 
   async function save(e: Event) {
     e.preventDefault();
@@ -120,7 +127,11 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
       go("/agents");
     } catch (err) {
       setError(err);
-      setFields(fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "visibility"]));
+      setFields(
+        fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "visibility"], {
+          model: /\bprovider\b/,
+        }),
+      );
     } finally {
       setBusy(false);
     }
@@ -163,14 +174,14 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
         </div>
         <fieldset class={fields.tools ? "invalid" : ""}>
           <legend>{t("tools")}</legend>
-          {TOOLS.map((tool) => (
+          {available.map(({ name: tool, description: what }) => (
             <label class="check" key={tool}>
               <input
                 type="checkbox"
                 checked={tools.includes(tool)}
                 onChange={(e) => setTools((e.target as HTMLInputElement).checked ? [...tools, tool] : tools.filter((x) => x !== tool))}
               />
-              <code>{tool}</code>
+              <code>{tool}</code> <span class="muted small">{what}</span>
             </label>
           ))}
           {fields.tools && <span class="field-error" role="alert">{fields.tools}</span>}

@@ -6,6 +6,9 @@ import { go } from "../router";
 import { ErrorBox } from "./common";
 import { MessageView } from "./Message";
 
+// the newest page is what a screen shows (opening costs the same at 10 or 10,000 messages);
+// scrolling up then reads older pages of 50
+const FIRST_PAGE = 20;
 const HISTORY_PAGE = 50;
 
 function newKey(): string {
@@ -280,7 +283,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
     const ctl = new AbortController();
     Promise.all([
       api.get<Conversation>(`/api/conversations/${conversationId}`, undefined, ctl.signal),
-      api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE }, ctl.signal),
+      api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: FIRST_PAGE }, ctl.signal),
     ]).then(
       async ([c, h]) => {
         setConversation(c);

@@ -1,5 +1,6 @@
 import { memo } from "preact/compat";
-import type { Message } from "../api";
+import { useState } from "preact/hooks";
+import { api, type Message } from "../api";
 import { renderMarkdown } from "../markdown";
 import { t, fmtDate, fmtCost } from "../i18n";
 import { CopyButton } from "./common";
@@ -93,8 +94,39 @@ export const MessageView = memo(function MessageView({ m, streaming }: { m: Mess
             </dl>
           </details>
         )}
+        {who === "agent" && !streaming && <Feedback m={m} />}
         <CopyButton text={m.content} />
       </footer>
     </article>
   );
 });
+
+/** Rate an answer (POST /api/conversations/{id}/messages/{mid}/feedback); a later rating
+ * replaces the earlier one. */
+function Feedback({ m }: { m: Message }) {
+  const initial = (m.metadata?.feedback as { rating?: string } | undefined)?.rating ?? null;
+  const [rating, setRating] = useState<string | null>(initial);
+  const [error, setError] = useState("");
+  async function rate(value: "up" | "down") {
+    setError("");
+    try {
+      await api.post(`/api/conversations/${m.conversation_id}/messages/${m.id}/feedback`, { rating: value });
+      setRating(value);
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }
+  return (
+    <span class="feedback" role="group" aria-label={t("feedback")}>
+      <button class="ghost small" aria-pressed={rating === "up"} title={t("goodAnswer")} onClick={() => rate("up")}>
+        <span aria-hidden="true">▲</span>
+        <span class="sr-only">{t("goodAnswer")}</span>
+      </button>
+      <button class="ghost small" aria-pressed={rating === "down"} title={t("badAnswer")} onClick={() => rate("down")}>
+        <span aria-hidden="true">▼</span>
+        <span class="sr-only">{t("badAnswer")}</span>
+      </button>
+      {error && <span class="field-error" role="alert">{error}</span>}
+    </span>
+  );
+}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type ApiKey, type User } from "../api";
-import { t, fmtDate } from "../i18n";
+import { t, fmtCost, fmtDate } from "../i18n";
 import { CopyButton, ErrorBox, Field, fieldErrors } from "./common";
 
 function ApiKeys() {
@@ -77,7 +77,16 @@ function ApiKeys() {
   );
 }
 
-export function ProfileView({ user }: { user: User }) {
+interface BudgetStatus {
+  max_cost: string | number | null;
+  max_tokens: number | null;
+  used_cost: string | number;
+  used_tokens: number;
+  resets_at: string;
+}
+
+export function ProfileView({ user }: { user: User & { budget?: BudgetStatus | null } }) {
+  const b = user.budget;
   return (
     <div class="stack">
       <section class="card" aria-labelledby="profile-title">
@@ -91,6 +100,12 @@ export function ProfileView({ user }: { user: User }) {
           <dd>{user.role}</dd>
           <dt>{t("created")}</dt>
           <dd>{fmtDate(user.created_at)}</dd>
+          <dt>{t("budget")}</dt>
+          <dd data-testid="profile-budget">
+            {b
+              ? `${t("used")}: ${fmtCost(Number(b.used_cost))}${b.max_cost != null ? ` / ${fmtCost(Number(b.max_cost))}` : ""} · ${b.used_tokens.toLocaleString()}${b.max_tokens != null ? ` / ${b.max_tokens.toLocaleString()}` : ""} tokens · ${t("resetsAt")} ${fmtDate(b.resets_at)}`
+              : t("noBudget")}
+          </dd>
         </dl>
       </section>
       <ApiKeys />

@@ -64,10 +64,12 @@ export function CopyButton({ text }: { text: string }) {
 
 /** Field errors for an API error: pydantic's per-field list, or the first field the API's
  * message names (e.g. "unknown tools ['x']; valid tools are …" goes beside Tools). */
-export function fieldErrors(e: unknown, names: string[]): Record<string, string> {
+export function fieldErrors(e: unknown, names: string[], aliases: Record<string, RegExp> = {}): Record<string, string> {
   if (!(e instanceof ApiError)) return {};
   if (Object.keys(e.fields).length) return e.fields;
   const text = e.detail.toLowerCase();
-  const hit = names.find((n) => new RegExp(`\\b${n.replace("_", "[ _]")}`).test(text));
+  const hit =
+    names.find((n) => new RegExp(`\\b${n.replace("_", "[ _]")}`).test(text)) ??
+    Object.keys(aliases).find((n) => aliases[n].test(text));
   return hit ? { [hit]: e.detail } : {};
 }

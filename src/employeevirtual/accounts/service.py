@@ -25,8 +25,11 @@ from employeevirtual.security.passwords import hash_password, verify_password
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import UserRecord, UserRole
 from employeevirtual.stores.sql.audit import AuditRepository
+from employeevirtual.stores.sql.claims import ClaimRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.users import NewUser, UserReader, UserRepository
+
+FIRST_ADMIN = "first_admin"
 
 __all__ = ["AccountService"]
 
@@ -42,17 +45,20 @@ class AccountService:
         allow_signup: bool,
         password_policy: PasswordPolicy | None = None,
         throttle: LoginThrottle | None = None,
+        first_user_admin: bool = True,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.allow_signup = allow_signup
+        self.first_user_admin = first_user_admin
         self.password_policy = password_policy or PasswordPolicy()
         self.throttle = throttle
 
     async def register(
         self, *, email: str, password: str, name: str, role: UserRole | None = None
     ) -> UserRecord:
-        """Create a user; the very first one is an admin. ``role`` is for the CLI only."""
+        """Create a user; the very first one is an admin when ``first_user_admin`` (once per
+        installation, atomically). ``role`` is for the CLI only."""
         if role is None and not self.allow_signup:
             raise Forbidden("registration is closed on this server; ask an administrator")
         email = email.strip().lower()
@@ -68,10 +74,22 @@ class AccountService:
                 users = UserRepository(conn)
                 if await users.get_by_email(email) is not None:
                     raise Conflict(f"a user with email {email} already exists; log in instead")
-                granted: UserRole = role or ("admin" if await users.count() == 0 else "user")
+                granted: UserRole = role or "user"
+                first_admin = (
+                    role is None
+                    and self.first_user_admin
+                    and await users.count() == 0
+                    # the claim's primary key makes "first" atomic: of concurrent first
+                    # sign-ups exactly one gets it, on every backend
+                    and await ClaimRepository(conn).claim(FIRST_ADMIN, now=now)
+                )
+                if first_admin:
+                    granted = "admin"
                 user = await users.create(
                     NewUser(email, name.strip(), password_hash, granted), now=now
                 )
+                if first_admin:
+                    await ClaimRepository(conn).record_holder(FIRST_ADMIN, user.id)
                 await AuditRepository(conn).record(
                     action="user.register",
                     actor_id=user.id,

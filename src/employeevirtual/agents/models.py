@@ -8,7 +8,6 @@ from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
-from pydantic_ai.models.test import TestModel
 from pydantic_ai.providers import infer_provider_class
 from pydantic_ai.providers.openai import OpenAIProvider
 
@@ -16,9 +15,11 @@ from employeevirtual.agents.offline import OFFLINE_MODEL, offline_model
 
 __all__ = [
     "OFFLINE_MODEL",
+    "ModelNotAllowed",
     "ModelRegistry",
     "UnknownModelError",
     "check_model_name",
+    "default_providers",
     "offline_model",
     "valid_prefixes",
 ]
@@ -27,7 +28,6 @@ __all__ = [
 # Prefixes we document; any other provider Pydantic AI knows is accepted too.
 _DOCUMENTED = (
     "offline",
-    "test",
     "openai-chat",
     "openai",
     "openai-responses",
@@ -53,7 +53,7 @@ def valid_prefixes() -> tuple[str, ...]:
 
 def check_model_name(model: str) -> None:
     """Raise UnknownModelError naming the valid prefixes when ``model`` can't be resolved."""
-    if model in ("offline", "test"):
+    if model == OFFLINE_MODEL:
         return
     prefix, _, name = model.partition(":")
     hint = f"use 'offline' or '<provider>:<model>' with provider one of: {', '.join(_DOCUMENTED)}"
@@ -63,14 +63,30 @@ def check_model_name(model: str) -> None:
         infer_provider_class(prefix)
     except ValueError:
         raise UnknownModelError(f"unknown model provider {prefix!r}; {hint}") from None
-    except (ImportError, UserError) as exc:
-        raise UnknownModelError(
-            f"provider {prefix!r} is not installed on this server: {exc}"
-        ) from None
+    except (ImportError, UserError):
+        # which package is missing is for the server's operator, not for the caller
+        raise UnknownModelError(f"provider {prefix!r} is not available on this server") from None
+
+
+OPENAI_PROVIDERS = ("openai-chat", "openai", "openai-responses")
+
+
+class ModelNotAllowed(UnknownModelError):
+    """A model this server does not offer (the operator's EV_MODEL_PROVIDERS/EV_ALLOWED_MODELS)."""
+
+
+def default_providers(*, openai_configured: bool) -> frozenset[str]:
+    """The offline model, plus OpenAI when a key or a base URL is configured."""
+    return frozenset({OFFLINE_MODEL, *(OPENAI_PROVIDERS if openai_configured else ())})
 
 
 class ModelRegistry:
-    """Builds each model once; models are stateless and hold their own HTTP clients."""
+    """Builds each model once; models are stateless and hold their own HTTP clients.
+
+    Users may name only the providers the operator allows (``providers``; by default the
+    offline model and the providers configured with a key or base URL) and, when ``models`` is
+    given, only those model names. ``test`` is never offered: the test suite serves its models
+    through :meth:`override`, and an overridden name is allowed as such."""
 
     def __init__(
         self,
@@ -79,7 +95,13 @@ class ModelRegistry:
         openai_api_key: str | None,
         max_retries: int = 2,
         offline_delay: float = 0.0,
+        providers: frozenset[str] | None = None,
+        models: frozenset[str] | None = None,
     ) -> None:
+        self.providers = providers or default_providers(
+            openai_configured=bool(openai_base_url or openai_api_key)
+        )
+        self.models = models
         self._offline_delay = offline_delay
         self._openai_base_url = openai_base_url
         self._openai_api_key = openai_api_key
@@ -92,9 +114,43 @@ class ModelRegistry:
         self._overrides[model_name] = model
         self._models.pop(model_name, None)
 
+    def check(self, model_name: str) -> None:
+        """UnknownModelError (ModelNotAllowed for policy) saying what may be named instead."""
+        if model_name in self._overrides:
+            return
+        if model_name == OFFLINE_MODEL:
+            return
+        offered = ", ".join(sorted(self.providers))
+        if model_name == "test":
+            raise ModelNotAllowed(
+                f"model 'test' is not offered; providers on this server: {offered}"
+            )
+        prefix, colon, _ = model_name.partition(":")
+        if not colon:
+            raise UnknownModelError(
+                f"model {model_name!r} has no provider prefix; use 'offline' or "
+                f"'<provider>:<model>' with provider one of: {offered}"
+            )
+        if prefix not in self.providers:  # first: no probing which packages are installed
+            raise ModelNotAllowed(
+                f"provider {prefix!r} is not offered on this server; use one of: {offered} "
+                "(an administrator chooses them with EV_MODEL_PROVIDERS)"
+            )
+        check_model_name(model_name)
+        if (
+            self.models is not None
+            and model_name not in self.models
+            and model_name != OFFLINE_MODEL
+        ):
+            raise ModelNotAllowed(
+                f"model {model_name!r} is not offered on this server; use one of: "
+                f"{', '.join(sorted(self.models | {OFFLINE_MODEL}))}"
+            )
+
     def get(self, model_name: str) -> Model:
         if model_name in self._overrides:
             return self._overrides[model_name]
+        self.check(model_name)  # also for agents saved before the operator narrowed the list
         model = self._models.get(model_name)
         if model is None:
             model = self._models[model_name] = self._build(model_name)
@@ -121,8 +177,6 @@ class ModelRegistry:
         check_model_name(model_name)
         if model_name == OFFLINE_MODEL:
             return offline_model(delay=self._offline_delay)
-        if model_name == "test":
-            return TestModel()
         prefix, _, name = model_name.partition(":")
         if prefix == "openai-chat":
             return OpenAIChatModel(name, provider=self._openai_provider())

@@ -2,7 +2,9 @@
 
 It streams its answer in word-sized chunks (``delay`` seconds apart), calls ``calculator`` when
 the agent has it and the message holds an arithmetic expression, and ``current_datetime`` when
-the agent has it and the message asks for the date or time. It is not an AI model.
+the agent has it and the message asks for the date or time, and ``search_knowledge`` when the
+agent has knowledge bases, answering by quoting the best passage with its source. It is not an
+AI model.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pydantic_ai.messages import (
     ModelMessage,
@@ -50,12 +53,34 @@ def _tool_returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
     return [p for p in last.parts if isinstance(p, ToolReturnPart)]
 
 
+_SEARCH_TOOL = "search_knowledge"  # agents/knowledge.py
+
+
+def _quote(sources: Any, prompt: str) -> str:
+    """Reading: the best passage the search returned, quoted, with its source."""
+    if not isinstance(sources, list) or not sources:
+        return (
+            f"[offline model] I searched the knowledge bases for {prompt[:200]!r} and found "
+            "nothing that answers it."
+        )
+    best = sources[0]
+    passage = " ".join(str(best.get("passage", "")).split())
+    if len(passage) > 600:
+        passage = passage[:600] + "…"
+    return (
+        f'[offline model] From "{best.get("title")}" (document {best.get("document_id")}, '
+        f'chunk {best.get("chunk_id")}, score {best.get("score")}): "{passage}"'
+    )
+
+
 def plan(messages: list[ModelMessage], info: AgentInfo) -> ToolCallPart | str:
     """The next step: a tool call, or the answer's text."""
     prompt = _last_prompt(messages)
     returns = _tool_returns(messages)
     if returns:
         r = returns[-1]
+        if r.tool_name == _SEARCH_TOOL:
+            return _quote(r.content, prompt)
         if r.tool_name == "calculator":
             return f"[offline model] The calculator says: {r.content}"
         return f"[offline model] The current date and time (UTC) is {r.content}."
@@ -66,6 +91,8 @@ def plan(messages: list[ModelMessage], info: AgentInfo) -> ToolCallPart | str:
             return ToolCallPart("calculator", {"expression": match.group(0).strip()})
     if "current_datetime" in tools and _DATE_WORDS.search(prompt):
         return ToolCallPart("current_datetime", {})
+    if _SEARCH_TOOL in tools and prompt.strip():
+        return ToolCallPart(_SEARCH_TOOL, {"query": prompt[:1000]})
     turns = sum(1 for m in messages if isinstance(m, ModelRequest))
     preview = prompt if len(prompt) <= 200 else prompt[:200] + "…"
     return (

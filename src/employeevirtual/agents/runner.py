@@ -38,8 +38,10 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.settings import ModelSettings
 
-from employeevirtual.agents.models import ModelRegistry
+from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
+from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
 from employeevirtual.agents.tools import TOOLS
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.records import AgentRecord, MessageRecord
 from employeevirtual.streaming.events import TurnEvent, truncate
 
@@ -61,6 +63,9 @@ class RunOutcome:
     execution_time: float
     # [{id, name, args, result, truncated}], results cut at the runner's tool_result_chars
     tool_calls: tuple[dict[str, Any], ...] = ()
+    # knowledge (issue 12): each search the model made, and the passages it was shown
+    knowledge_searches: tuple[dict[str, Any], ...] = ()
+    sources: tuple[dict[str, Any], ...] = ()
 
     @property
     def tokens(self) -> int:
@@ -144,10 +149,10 @@ class AgentRunner:
         self.max_output_tokens = max_output_tokens
         self.max_total_tokens = max_total_tokens
         self.request_limit = request_limit
-        self._agents: dict[tuple[Any, ...], Agent[None, str]] = {}
+        self._agents: dict[tuple[Any, ...], Agent[RunDeps, str]] = {}
 
-    def _agent(self, spec: AgentRecord) -> Agent[None, str]:
-        key = (spec.id, spec.updated_at, spec.model)
+    def _agent(self, spec: AgentRecord) -> Agent[RunDeps, str]:
+        key = (spec.id, spec.updated_at, spec.model, tuple(spec.knowledge_base_ids))
         agent = self._agents.get(key)
         if agent is None:
             if len(self._agents) > 1024:
@@ -156,11 +161,15 @@ class AgentRunner:
             for name in ("temperature", "max_tokens"):
                 if spec.model_settings.get(name) is not None:
                     settings[name] = spec.model_settings[name]
+            tools: list[Any] = [TOOLS[name] for name in spec.tools if name in TOOLS]
+            if spec.knowledge_base_ids:
+                tools.append(search_tool())
             agent = Agent(
                 self.models.get(spec.model),
+                deps_type=RunDeps,
                 instructions=spec.instructions or None,
                 model_settings=settings or None,
-                tools=[TOOLS[name] for name in spec.tools if name in TOOLS],
+                tools=tools,
                 defer_model_check=True,
                 name=spec.name,
             )
@@ -169,10 +178,10 @@ class AgentRunner:
 
     def _handler(
         self, on_event: EventSink, deltas: list[str]
-    ) -> Callable[[RunContext[None], Any], Awaitable[None]]:
+    ) -> Callable[[RunContext[RunDeps], Any], Awaitable[None]]:
         limit = self.tool_result_chars
 
-        async def handle(_ctx: RunContext[None], stream: Any) -> None:
+        async def handle(_ctx: RunContext[RunDeps], stream: Any) -> None:
             event: AgentStreamEvent
             async for event in stream:
                 text = None
@@ -205,11 +214,41 @@ class AgentRunner:
                             },
                         )
                     )
+                    content = getattr(event.part, "content", None)
+                    if event.part.tool_name == SEARCH_TOOL and isinstance(content, list):
+                        # the passages in full, as the answer will cite them
+                        await on_event(
+                            TurnEvent("sources", {"id": event.tool_call_id, "sources": content})
+                        )
                 if text:
                     deltas.append(text)
                     await on_event(TurnEvent("delta", {"delta": text}))
 
         return handle
+
+    @staticmethod
+    def _hidden(
+        failure: Callable[[str, str], AgentFailure],
+        kind: str,
+        message: str,
+        spec: AgentRecord,
+        exc: BaseException,
+        *,
+        traceback: bool = False,
+    ) -> AgentFailure:
+        """A failure whose details (provider messages, credential files, environment variable
+        and package names) go to the server log only; the caller gets ``message`` and the
+        request id to quote."""
+        log.warning(
+            "agent %s (model %s) failed, %s: %s: %s",
+            spec.id,
+            spec.model,
+            kind,
+            type(exc).__name__,
+            exc,
+            exc_info=exc if traceback else None,
+        )
+        return failure(kind, message + _request_suffix())
 
     async def run(
         self,
@@ -218,12 +257,16 @@ class AgentRunner:
         history: Sequence[MessageRecord],
         *,
         on_event: EventSink | None = None,
+        knowledge: KnowledgeSearch | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
         streamed pieces joined."""
         started = time.perf_counter()
         deltas: list[str] = []
+        # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
+        # has none, or knowledge is unavailable)
+        deps = RunDeps(search=knowledge)
 
         def failure(kind: str, message: str) -> AgentFailure:
             return AgentFailure(kind, message, execution_time=time.perf_counter() - started)
@@ -232,6 +275,7 @@ class AgentRunner:
             agent = self._agent(spec)
             result = await agent.run(
                 prompt,
+                deps=deps,
                 message_history=to_model_history(history) or None,
                 usage_limits=UsageLimits(
                     request_limit=self.request_limit,
@@ -248,20 +292,32 @@ class AgentRunner:
         except UsageLimitExceeded as exc:
             raise failure("limit", f"the agent run hit a usage limit: {exc.message}") from None
         except ModelHTTPError as exc:
-            raise failure(
+            raise self._hidden(
+                failure,
                 "provider",
-                f"the model provider answered HTTP {exc.status_code} for {exc.model_name}",
+                f"the model provider answered HTTP {exc.status_code}",
+                spec,
+                exc,
             ) from None
-        except ModelAPIError as exc:
-            raise failure("provider", f"the model provider failed: {exc.message}") from None
-        except UnexpectedModelBehavior as exc:
-            raise failure("provider", f"the model misbehaved: {exc.message}") from None
-        except (UserError, AgentRunError) as exc:
+        except (ModelAPIError, UnexpectedModelBehavior) as exc:
+            raise self._hidden(
+                failure, "provider", "the model provider failed", spec, exc
+            ) from None
+        except ModelNotAllowed as exc:  # our own policy: the message says what to do
             raise failure("configuration", f"the agent cannot run: {exc}") from None
-        except Exception:
+        except (UserError, AgentRunError) as exc:
+            raise self._hidden(
+                failure,
+                "configuration",
+                "the agent's model is not usable on this server",
+                spec,
+                exc,
+            ) from None
+        except Exception as exc:
             # a failed run must still be recorded as one, never become a half-written turn
-            log.exception("agent %s failed unexpectedly", spec.id)
-            raise failure("internal", "the agent failed unexpectedly; see the server log") from None
+            raise self._hidden(
+                failure, "internal", "the agent failed unexpectedly", spec, exc, traceback=True
+            ) from None
         usage = result.usage
         model_name = spec.model
         output = "".join(deltas) if deltas else result.output
@@ -273,7 +329,14 @@ class AgentRunner:
             cost=_cost(usage),
             execution_time=time.perf_counter() - started,
             tool_calls=tuple(tool_calls_of(result.new_messages(), limit=self.tool_result_chars)),
+            knowledge_searches=tuple(deps.searches),
+            sources=tuple(deps.sources),
         )
+
+
+def _request_suffix() -> str:
+    rid = current_request_id()
+    return f"; request id {rid}" if rid else ""
 
 
 def _cost(usage: Any) -> Decimal | None:

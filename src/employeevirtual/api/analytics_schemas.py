@@ -9,12 +9,17 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from employeevirtual.api.schemas import UserOut
+
 __all__ = [
     "BudgetIn",
     "BudgetOut",
+    "BudgetPage",
+    "BudgetPatch",
     "BudgetStatusOut",
     "FeedbackIn",
     "FeedbackOut",
+    "MeOut",
     "UsageOut",
     "UsageRowOut",
 ]
@@ -53,13 +58,26 @@ class UsageOut(BaseModel):
     rows: list[UsageRowOut]
 
 
+Cost = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
+Tokens = Annotated[int, Field(gt=0, le=10**15)]
+
+
 class BudgetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scope: Literal["user", "agent"]
     scope_id: UUID
-    max_cost: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)] | None = None
-    max_tokens: Annotated[int, Field(gt=0, le=10**15)] | None = None
+    max_cost: Cost | None = None
+    max_tokens: Tokens | None = None
+
+
+class BudgetPatch(BaseModel):
+    """New limits (null removes one; at least one must remain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost: Cost | None = None
+    max_tokens: Tokens | None = None
 
 
 class BudgetOut(BaseModel):
@@ -76,6 +94,10 @@ class BudgetOut(BaseModel):
     resets_at: datetime
     created_at: datetime
     updated_at: datetime | None
+
+
+class BudgetPage(BaseModel):
+    items: list[BudgetOut]
 
 
 class BudgetStatusOut(BaseModel):
@@ -107,3 +129,9 @@ class FeedbackOut(BaseModel):
     rating: str
     comment: str | None
     updated_at: datetime
+
+
+class MeOut(UserOut):
+    budget: BudgetStatusOut | None = Field(
+        default=None, description="the caller's monthly budget and what is left of it, if set"
+    )

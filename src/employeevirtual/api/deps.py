@@ -15,6 +15,7 @@ from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.errors import Forbidden, Unauthorized
+from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.runtime import Runtime
 from employeevirtual.security.api_keys import looks_like_api_key
 from employeevirtual.security.tokens import InvalidToken
@@ -61,6 +62,10 @@ async def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
     return runtime.idempotency
 
 
+async def _knowledge(runtime: RuntimeDep) -> KnowledgeService:
+    return runtime.knowledge
+
+
 async def _live(runtime: RuntimeDep) -> LiveTurns:
     return runtime.live
 
@@ -72,6 +77,7 @@ AgentsDep = Annotated[AgentService, Depends(_agents)]
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
 IdempotencyDep = Annotated[IdempotencyKeys, Depends(_idempotency)]
+KnowledgeDep = Annotated[KnowledgeService, Depends(_knowledge)]
 
 
 async def _authenticate(

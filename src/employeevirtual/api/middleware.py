@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -49,23 +50,42 @@ class BodySizeLimit:
     """413 for a body over ``max_bytes``: at once from ``Content-Length``, otherwise (chunked
     bodies) as soon as the running total passes the limit, without reading the rest."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        uploads: tuple[re.Pattern[str], int] | None = None,
+    ) -> None:
+        """``uploads``: POSTs to paths matching the pattern may send up to its own limit."""
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads
 
-    def _error(self) -> dict[str, Any]:
-        return {"detail": f"the request body is larger than {self.max_bytes} bytes (the limit)"}
+    def _limit(self, scope: Scope) -> int:
+        if (
+            self.uploads is not None
+            and scope.get("method") == "POST"
+            and self.uploads[0].match(scope.get("path", ""))
+        ):
+            return self.uploads[1]
+        return self.max_bytes
+
+    @staticmethod
+    def _error(limit: int) -> dict[str, Any]:
+        return {"detail": f"the request body is larger than {limit} bytes (the limit)"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 # at most 18 digits go to int(): Python refuses over 4,300, a 500 otherwise
-                if value.isdigit() and (len(value) > 18 or int(value) > self.max_bytes):
+                if value.isdigit() and (len(value) > 18 or int(value) > max_bytes):
                     await _send_json(
-                        send, 413, self._error(), {"Connection": "close"}, scope["path"]
+                        send, 413, self._error(max_bytes), {"Connection": "close"}, scope["path"]
                     )
                     return
                 break
@@ -80,7 +100,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -101,7 +121,9 @@ class BodySizeLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _send_json(send, 413, self._error(), {"Connection": "close"}, scope["path"])
+            await _send_json(
+                send, 413, self._error(max_bytes), {"Connection": "close"}, scope["path"]
+            )
 
 
 def client_key(scope: Scope) -> str:

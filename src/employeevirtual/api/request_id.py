@@ -12,12 +12,12 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from employeevirtual.api.proxy import TrustedProxies
+from employeevirtual.request_context import current_request_id, request_id_var
 
 __all__ = [
     "HEADER",
@@ -32,16 +32,11 @@ _HEADER_KEY = HEADER.lower().encode("latin-1")
 # what a proxy may hand us: short, printable, no spaces or separators a log parser would trip on
 _ACCEPTED = re.compile(rb"[A-Za-z0-9._:@+=/-]{8,128}")
 
-_request_id: ContextVar[str | None] = ContextVar("ev_request_id", default=None)
+_request_id = request_id_var
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled, or None outside a request."""
-    return _request_id.get()
 
 
 class RequestId:

@@ -71,6 +71,9 @@ class AgentIn(Request):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     model_settings: ModelSettingsIn = ModelSettingsIn()
     tools: list[str] = []
+    knowledge_base_ids: list[UUID] = Field(
+        default=[], description="knowledge bases the agent may search: yours or shared ones"
+    )
     visibility: Literal["private", "shared"] = "private"
 
 
@@ -81,6 +84,7 @@ class AgentPatch(Request):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     model_settings: ModelSettingsIn | None = None
     tools: list[str] | None = None
+    knowledge_base_ids: list[UUID] | None = None
     visibility: Literal["private", "shared"] | None = None
 
 
@@ -93,6 +97,7 @@ class AgentOut(FromRecord):
     model: str
     model_settings: dict[str, Any]
     tools: list[str]
+    knowledge_base_ids: list[UUID]
     visibility: str
     created_at: datetime
     updated_at: datetime | None
@@ -102,6 +107,24 @@ class ChatIn(Request):
     message: str
     agent_id: UUID | None = None
     conversation_id: UUID | None = None
+
+
+class SourceOut(BaseModel):
+    """A passage an answer was given from (knowledge bases)."""
+
+    document_id: UUID
+    base_id: UUID
+    title: str
+    chunk_id: str
+    heading: str
+    score: float
+    passage: str
+
+
+class FeedbackView(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = None
+    updated_at: datetime
 
 
 class MessageEdit(Request):
@@ -118,6 +141,12 @@ class MessageOut(BaseModel):
     agent_id: UUID | None
     metadata: dict[str, Any]
     timestamp: datetime
+    sources: list[SourceOut] = Field(
+        default=[], description="the passages this answer was given from (knowledge)"
+    )
+    feedback: FeedbackView | None = Field(
+        default=None, description="the owner's rating of an agent message, if given"
+    )
     is_edited: bool = False
     edited_at: datetime | None = None
 
@@ -133,6 +162,8 @@ class MessageOut(BaseModel):
             agent_id=message.agent_id,
             metadata={**message.metadata, "timestamp": message.created_at},
             timestamp=message.created_at,
+            sources=[SourceOut.model_validate(s) for s in message.metadata.get("sources") or []],
+            feedback=None if message.feedback is None else FeedbackView(**message.feedback),
             is_edited=message.is_edited,
             edited_at=message.edited_at,
         )
@@ -150,6 +181,9 @@ class ChatOut(BaseModel):
     user_message: MessageOut
     agent_message: MessageOut
     usage: UsageOut
+    sources: list[SourceOut] = Field(
+        default=[], description="the passages the answer was given from (knowledge)"
+    )
 
 
 class ConversationOut(BaseModel):

@@ -68,7 +68,6 @@ class LiveTurns:
         self.keys = keys
         self.heartbeat = heartbeat_seconds
         self._running: dict[UUID, _Running] = {}
-        self._by_key: dict[tuple[UUID, str], UUID] = {}
         turn_log.on_cancel(self._cancel_local)
 
     @property
@@ -88,6 +87,7 @@ class LiveTurns:
         cleanup: AsyncExitStack,
         idempotency: IdempotencyClaim | None = None,
         context: Sequence[MessageRecord] = (),
+        request_id: str | None = None,
     ) -> TurnStarted:
         """Commit the user's message, emit ``turn`` and run the agent in the background.
         Errors before that (404, 409, 422, 503) raise here, as HTTP errors; ``cleanup`` (the
@@ -98,6 +98,7 @@ class LiveTurns:
             agent_id=agent_id,
             conversation_id=conversation_id,
             context=context,
+            request_id=request_id,
         )
         return await self.start_opened(
             user_id, opened, render=render, cleanup=cleanup, idempotency=idempotency
@@ -137,15 +138,15 @@ class LiveTurns:
         running = _Running(turn_id, user_id)
         self._running[turn_id] = running
         if idempotency is not None:
-            self._by_key[(user_id, idempotency.key)] = turn_id
+            await self.log.bind_key(user_id, idempotency.key, turn_id)
         running.task = asyncio.create_task(
             self._run(running, opened, render, cleanup, idempotency), name=f"turn-{turn_id}"
         )
         return TurnStarted(turn_id, conversation.id)
 
-    def turn_for_key(self, user_id: UUID, key: str) -> UUID | None:
-        """The running turn started with this Idempotency-Key on this process, if any."""
-        return self._by_key.get((user_id, key))
+    async def turn_for_key(self, user_id: UUID, key: str) -> UUID | None:
+        """The running turn this Idempotency-Key started (on any process with Redis)."""
+        return await self.log.key_turn(user_id, key)
 
     async def _emit(self, running: _Running, event: TurnEvent) -> None:
         if event.kind == "delta":
@@ -182,6 +183,7 @@ class LiveTurns:
                     opened.user_message.content,
                     opened.model_history,
                     on_event=emit,
+                    knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
                 )
             )
             if running.cancel_requested:
@@ -237,7 +239,8 @@ class LiveTurns:
         finally:
             self._running.pop(turn_id, None)
             if idempotency is not None:
-                self._by_key.pop((running.owner, idempotency.key), None)
+                with contextlib.suppress(Exception):
+                    await self.log.bind_key(running.owner, idempotency.key, None)
             await cleanup.aclose()
 
     # -- following, cancelling ------------------------------------------------------------------
@@ -248,8 +251,8 @@ class LiveTurns:
             raise NotFound(f"turn {turn_id} not found (or its events are no longer kept)")
         return info
 
-    def events(self, turn_id: UUID, after: int) -> AsyncIterator[TurnEvent | None]:
-        """Events after ``after`` until ``done``/``error``; None for a heartbeat."""
+    def events(self, turn_id: UUID, after: int) -> AsyncIterator[list[TurnEvent] | None]:
+        """Batches of events after ``after`` until ``done``/``error``; None for a heartbeat."""
         return follow(self.log, turn_id, after, heartbeat=self.heartbeat)
 
     async def cancel(self, turn_id: UUID, user_id: UUID) -> None:

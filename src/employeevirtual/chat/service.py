@@ -10,6 +10,7 @@ open) -> commit both messages and the counters in one SQL transaction -> write M
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,11 +22,16 @@ from uuid import UUID
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.agents.knowledge import KnowledgeSearch
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.analytics import metrics
+from employeevirtual.analytics.budgets import BudgetAlert, BudgetExceeded, BudgetService
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.idempotency import IdempotencyClaim
 from employeevirtual.chat.supersede import LOOKAHEAD, current, superseded_ids
 from employeevirtual.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     TurnCounters,
@@ -33,6 +39,7 @@ from employeevirtual.stores.mongo.documents import (
 )
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     MessageRecord,
     UserRecord,
@@ -51,6 +58,7 @@ from employeevirtual.stores.sql.engine import (
     read_connection,
     write_transaction,
 )
+from employeevirtual.stores.sql.feedback import FeedbackReader
 from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.acks import SyncAcks
@@ -78,7 +86,11 @@ class AgentRunFailed(ServiceError):
     def __init__(
         self, failure: AgentFailure, *, conversation_id: UUID, user_message: MessageRecord
     ):
-        super().__init__(failure.message, conversation_id=str(conversation_id))
+        super().__init__(
+            failure.message,
+            conversation_id=str(conversation_id),
+            request_id=current_request_id(),  # what to quote: the details are in the server log
+        )
         # a usage limit is the run's budget (settings), not a provider fault: 422
         self.status_code = {"timeout": 504, "limit": 422}.get(failure.kind, 502)
         self.kind = failure.kind
@@ -96,7 +108,13 @@ class OpenedTurn:
     user_message: MessageRecord
     model_history: list[MessageRecord]  # what the model is given (history, or a new one's context)
     reply_metadata: dict[str, Any] = field(default_factory=dict)  # e.g. what the reply replaces
+    # committed when the turn opened, written to MongoDB with the reply (one write, not two)
+    pending: list[MessageRecord] = field(default_factory=list)
+    created: bool = False  # the turn created the conversation
     advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
+    budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
+    started: float = 0.0  # perf_counter at open (the turn's latency metric)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +141,12 @@ class ChatService:
         acks: SyncAcks,
         context_messages: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
+        knowledge: KnowledgeService | None = None,
+        budgets: BudgetService | None = None,
     ) -> None:
         self.engine = engine
+        self.knowledge = knowledge
+        self.budgets = budgets
         self.documents = documents
         self.runner = runner
         self.acks = acks
@@ -143,19 +165,31 @@ class ChatService:
         conversation_id: UUID | None,
         idempotency: IdempotencyClaim | None = None,
         context: Sequence[MessageRecord] = (),
+        request_id: str | None = None,
     ) -> TurnResult:
         """``user`` may be just the token's subject: the turn's own read checks the user exists
         and is active, so the route needs no user read of its own. ``idempotency``: the
         request's key, completed with the response inside the turn's transaction (a failed
         run's 502/504 included). ``context``: earlier messages the model is given when the turn
-        starts a new conversation (the OpenAI door's resent history); they are not stored."""
+        starts a new conversation (the OpenAI door's resent history); they are not stored.
+        ``request_id`` goes with the run into its analytics and into the system logs it
+        causes."""
+        started = time.perf_counter()
         user_id = user if isinstance(user, UUID) else user.id
-        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
+        conversation, agent, history, budgets = await self._resolve(
+            user_id, agent_id, conversation_id
+        )
+        self._check_budgets(budgets, started)
 
         failure: AgentFailure | None = None
         outcome: RunOutcome | None = None
         try:
-            outcome = await self.runner.run(agent, message, history if conversation else [*context])
+            outcome = await self.runner.run(
+                agent,
+                message,
+                history if conversation else [*context],
+                knowledge=self.knowledge_for(user_id, agent),
+            )
         except AgentFailure as exc:
             failure = exc
 
@@ -173,6 +207,8 @@ class ChatService:
             created_at=now,
         )
         reply = self._reply(user_id, agent, conversation_id, outcome, failure)
+        if request_id is not None:
+            reply = replace(reply, metadata={**reply.metadata, "request_id": request_id})
 
         async def complete_key(
             conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
@@ -186,14 +222,24 @@ class ChatService:
                 result = TurnResult(record, stored[0], stored[1], outcome, False)
             await idempotency.complete(conn, result, record.id)
 
+        alerts: list[BudgetAlert] = []
+
+        async def on_commit(
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            alerts.extend(await self._charge(conn, budgets, reply, user_id))
+            if idempotency is not None:
+                await complete_key(conn, stored, record)
+
         stored, record = await self._commit(
             user_id,
             agent,
             conversation,
             [user_message, reply],
             reply.created_at,  # last_message_at: the newest message, as MongoDB's last_activity
-            on_commit=complete_key if idempotency is not None else None,
+            on_commit=on_commit,
         )
+        self._after_run(alerts, reply, outcome, failure, started, request_id)
         if self.after_commit is not None:
             self.after_commit(record)
         user_message, reply = stored
@@ -212,6 +258,20 @@ class ChatService:
             raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
         assert outcome is not None
         return TurnResult(record, user_message, reply, outcome, in_mongo)
+
+    def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
+        """The agent's knowledge search for this caller: only bases the caller may read
+        (their own or shared) are handed to the engine's query."""
+        knowledge = self.knowledge
+        if knowledge is None or knowledge.unavailable is not None or not agent.knowledge_base_ids:
+            return None  # the agent's search then finds nothing; the turn still runs
+        base_ids = list(agent.knowledge_base_ids)
+
+        async def search(query: str) -> list[dict[str, Any]]:
+            passages = await knowledge.search(user_id, base_ids, query)
+            return [p.as_source() for p in passages]
+
+        return search
 
     async def find_by_dialogue(
         self, user_id: UUID, agent_id: UUID, dialogue: list[tuple[str, str]]
@@ -245,10 +305,16 @@ class ChatService:
         agent_id: UUID | None,
         conversation_id: UUID | None,
         context: Sequence[MessageRecord] = (),
+        request_id: str | None = None,
     ) -> OpenedTurn:
         """A streamed turn's first half: the user's message committed (and written to MongoDB)
-        before the model runs, so the stream's ``turn`` event can name it with its ``seq``."""
-        conversation, agent, history = await self._resolve(user_id, agent_id, conversation_id)
+        before the model runs, so the stream's ``turn`` event can name it with its ``seq``.
+        A used-up budget refuses it (402) before anything is written."""
+        started = time.perf_counter()
+        conversation, agent, history, budgets = await self._resolve(
+            user_id, agent_id, conversation_id
+        )
+        self._check_budgets(budgets, started)
         now = _now()
         user_message = MessageRecord(
             id=uuid.uuid4(),
@@ -271,11 +337,19 @@ class ChatService:
             added=stored,
             message_count=record.message_count,
         )
-        await self._write_documents(
-            record, stored, None, created=conversation is None, agent_runs=0
-        )
         model_history = history if conversation else [*context]
-        return OpenedTurn(record, agent, history, stored[0], model_history)
+        return OpenedTurn(
+            record,
+            agent,
+            history,
+            stored[0],
+            model_history,
+            pending=stored,
+            created=conversation is None,
+            budgets=budgets,
+            started=started,
+            request_id=request_id,
+        )
 
     async def _last_exchange(
         self, conversation: ConversationRecord
@@ -296,7 +370,9 @@ class ChatService:
     async def open_regenerate(self, user_id: UUID, conversation_id: UUID) -> OpenedTurn:
         """Answer the last user message again: nothing is written until the new answer, which
         is appended with ``supersedes`` naming the answer(s) it replaces."""
-        conversation, agent, history = await self._resolve(user_id, None, conversation_id)
+        started = time.perf_counter()
+        conversation, agent, history, budgets = await self._resolve(user_id, None, conversation_id)
+        self._check_budgets(budgets, started)
         assert conversation is not None
         last, answers = await self._last_exchange(conversation)
         before = [m for m in history if m.seq < last.seq]
@@ -308,6 +384,8 @@ class ChatService:
             before,
             reply_metadata={"regenerated": True, "supersedes": [str(a.id) for a in answers]},
             advance_cache=False,
+            budgets=budgets,
+            started=started,
         )
 
     async def open_edit(
@@ -316,7 +394,9 @@ class ChatService:
         """Edit the last user message: a new user message (``is_edited``, ``edited_at``,
         ``supersedes`` the original) is committed with an audit row keeping the original
         text, then answered; the original and its answers stay, superseded."""
-        conversation, agent, history = await self._resolve(user_id, None, conversation_id)
+        started = time.perf_counter()
+        conversation, agent, history, budgets = await self._resolve(user_id, None, conversation_id)
+        self._check_budgets(budgets, started)
         assert conversation is not None
         last, answers = await self._last_exchange(conversation)
         if last.id != message_id:
@@ -360,7 +440,6 @@ class ChatService:
             user_id, agent, conversation, [edited], now, on_commit=audit, agent_runs=0
         )
         self.context.forget(record.id)
-        await self._write_documents(record, stored, None, created=False, agent_runs=0)
         before = [m for m in history if m.seq < last.seq]
         return OpenedTurn(
             record,
@@ -370,6 +449,9 @@ class ChatService:
             before,
             reply_metadata={"supersedes": [str(a.id) for a in answers]},
             advance_cache=False,
+            pending=stored,
+            budgets=budgets,
+            started=started,
         )
 
     async def answer(
@@ -380,7 +462,10 @@ class ChatService:
         outcome: RunOutcome | None = None
         try:
             outcome = await self.runner.run(
-                opened.agent, opened.user_message.content, opened.model_history
+                opened.agent,
+                opened.user_message.content,
+                opened.model_history,
+                knowledge=self.knowledge_for(opened.conversation.user_id, opened.agent),
             )
         except AgentFailure as exc:
             failure = exc
@@ -412,6 +497,9 @@ class ChatService:
             failure,
             {**metadata, **(extra_metadata or {})},
         )
+        if opened.request_id is not None:
+            reply = replace(reply, metadata={**reply.metadata, "request_id": opened.request_id})
+        alerts: list[BudgetAlert] = []
 
         async def complete_key(
             conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
@@ -427,14 +515,22 @@ class ChatService:
                 result = TurnResult(record, user_message, stored[0], outcome, False)
             await idempotency.complete(conn, result, record.id)
 
+        async def on_commit(
+            conn: WriteConnection, stored: list[MessageRecord], record: ConversationRecord
+        ) -> None:
+            alerts.extend(await self._charge(conn, opened.budgets, reply, conversation.user_id))
+            if idempotency is not None:
+                await complete_key(conn, stored, record)
+
         stored, record = await self._commit(
             conversation.user_id,
             opened.agent,
             conversation,
             [reply],
             reply.created_at,
-            on_commit=complete_key if idempotency is not None else None,
+            on_commit=on_commit,
         )
+        self._after_run(alerts, reply, outcome, failure, opened.started, opened.request_id)
         if self.after_commit is not None:
             self.after_commit(record)
         if opened.advance_cache:
@@ -447,31 +543,90 @@ class ChatService:
             )
         else:
             self.context.forget(record.id)
+        analytics = analytics_document(stored[0])
+        pending = opened.pending
+        if pending and pending[-1].seq + 1 != stored[0].seq:
+            # another turn committed in between: two writes, so each acknowledges only its own
+            # contiguous seqs (the relay fills whatever the guard refuses)
+            await self._write_documents(record, pending, None, created=opened.created, agent_runs=0)
+            pending = []
         in_mongo = await self._write_documents(
-            record, stored, analytics_document(stored[0]), created=False
+            record, [*pending, *stored], analytics, created=opened.created and bool(pending)
         )
         if failure is not None:
             raise AgentRunFailed(failure, conversation_id=record.id, user_message=user_message)
         assert outcome is not None
         return TurnResult(record, user_message, stored[0], outcome, in_mongo)
 
+    def _check_budgets(self, budgets: list[BudgetRecord], started: float) -> None:
+        """402 before the model is called, nothing written (the budgets came with the read)."""
+        if self.budgets is None:
+            return
+        try:
+            self.budgets.check(budgets)
+        except BudgetExceeded as exc:
+            metrics.BUDGET_REFUSALS.labels(exc.extra["budget"]["scope"]).inc()
+            metrics.record_turn("budget", time.perf_counter() - started)
+            raise
+
+    async def _charge(
+        self,
+        conn: WriteConnection,
+        budgets: list[BudgetRecord],
+        reply: MessageRecord,
+        user_id: UUID,
+    ) -> list[BudgetAlert]:
+        """Inside the reply's transaction: the run's spend on its budgets (none: nothing)."""
+        if self.budgets is None or not budgets:
+            return []
+        return await self.budgets.charge(
+            conn,
+            budgets,
+            tokens=int(reply.metadata.get("tokens_used") or 0),
+            cost=Decimal(str(reply.metadata.get("cost") or 0)),
+            actor_id=user_id,
+            now=reply.created_at,
+        )
+
+    def _after_run(
+        self,
+        alerts: list[BudgetAlert],
+        reply: MessageRecord,
+        outcome: RunOutcome | None,
+        failure: AgentFailure | None,
+        started: float,
+        request_id: str | None,
+    ) -> None:
+        """After the commit: budget warnings out, the turn counted in the metrics."""
+        if alerts and self.budgets is not None:
+            self.budgets.announce(alerts, request_id=request_id)
+        metrics.record_turn(
+            "success" if failure is None else failure.kind,
+            time.perf_counter() - started,
+            model=str(reply.metadata.get("model_used") or "unknown"),
+            input_tokens=outcome.input_tokens if outcome else 0,
+            output_tokens=outcome.output_tokens if outcome else 0,
+            cost=outcome.cost if outcome else None,
+        )
+
     async def _resolve(
         self, user_id: UUID, agent_id: UUID | None, conversation_id: UUID | None
-    ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord]]:
+    ) -> tuple[ConversationRecord | None, AgentRecord, list[MessageRecord], list[BudgetRecord]]:
         async with read_connection(self.engine) as conn:
             if conversation_id is None:
                 if agent_id is None:
                     raise NotFound("agent_id is required to start a conversation")
-                agent = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
-                if agent is None:
+                visible = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
+                if visible is None:
                     await self._require_active(conn, user_id)
                     raise NotFound(f"agent {agent_id} not found")
-                return None, agent, []
+                agent, budgets = visible
+                return None, agent, [], budgets
             found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
             if found is None:
                 await self._require_active(conn, user_id)
                 raise NotFound(f"conversation {conversation_id} not found")
-            conversation, agent, caller_is_admin = found
+            conversation, agent, caller_is_admin, budgets = found
             if agent_id is not None and agent_id != agent.id:
                 raise Conflict(
                     f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
@@ -498,7 +653,7 @@ class ChatService:
                 history = await MessageReader(conn).recent_dialogue(
                     conversation_id, limit=self.context_messages
                 )
-            return conversation, agent, current(history)  # replaced answers stay out
+            return conversation, agent, current(history), budgets  # replaced answers stay out
 
     @staticmethod
     async def _require_active(conn: Connection, user_id: UUID) -> None:
@@ -530,6 +685,9 @@ class ChatService:
             }
             if outcome.tool_calls:
                 metadata["tool_calls"] = list(outcome.tool_calls)
+            if outcome.knowledge_searches:
+                metadata["knowledge_searches"] = list(outcome.knowledge_searches)
+                metadata["sources"] = list(outcome.sources)
         else:
             assert failure is not None
             content = failure.message
@@ -681,6 +839,10 @@ class ChatService:
                 page = await MessageReader(conn).page(
                     conversation_id, before_seq=ahead + 1, limit=len(expected)
                 )
+                rated = await FeedbackReader(conn).for_messages(
+                    [m.id for m in page if m.message_type == "agent"]
+                )
+            page = [replace(m, feedback=rated[m.id].view()) if m.id in rated else m for m in page]
         gone = superseded_ids(page)
         rows = [m for m in page if m.seq <= upper]
         if include_superseded:
@@ -725,6 +887,7 @@ def _message_from_document(doc: dict[str, Any]) -> MessageRecord:
         created_at=timestamp,
         is_edited=bool(doc.get("is_edited")),
         edited_at=_aware(doc.get("edited_at")),
+        feedback=doc.get("feedback"),
     )
 
 

@@ -2,6 +2,7 @@
 
 Machine-readable: one JSON Lines file per collection (``profile``, ``agents``,
 ``conversations``, ``messages`` with their tool calls, sources and usage in ``metadata``,
+``feedback``, ``knowledge_bases`` and ``knowledge_documents`` (metadata; not the files),
 ``api_keys`` without the key, ``audit_log`` rows about the person, and every registered
 source: ``usage`` (raw runs), ``usage_daily`` (rollups), ``user_activities``, later
 knowledge, memory, feedback), with ``manifest.json`` (schema version, counts, time).
@@ -208,6 +209,16 @@ async def build_export(
             yield rows
             after = (rows[-1]["created_at"], rows[-1]["id"])
 
+    async def feedback() -> AsyncIterator[list[dict[str, Any]]]:
+        after: UUID | None = None
+        while True:
+            async with read_connection(engine) as conn:
+                rows = await PersonRowsReader(conn).feedback(user_id, after=after, limit=PAGE)
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["message_id"]
+
     async def profile() -> AsyncIterator[list[dict[str, Any]]]:
         async with read_connection(engine) as conn:
             row = await PersonRowsReader(conn).profile(user_id)
@@ -219,6 +230,9 @@ async def build_export(
         await out.jsonl("agents", owned("agents"))
         await out.jsonl("conversations", owned("conversations"))
         await out.jsonl("messages", every_message())
+        await out.jsonl("feedback", feedback())
+        await out.jsonl("knowledge_bases", owned("knowledge_bases"))
+        await out.jsonl("knowledge_documents", owned("knowledge_documents"))
         await out.jsonl("api_keys", owned("api_keys"))
         await out.jsonl("audit_log", audit())
         for source in registry.exported:

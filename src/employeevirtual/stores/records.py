@@ -11,8 +11,12 @@ from uuid import UUID
 __all__ = [
     "AgentRecord",
     "ApiKeyRecord",
+    "BudgetRecord",
     "ConversationRecord",
     "ConversationStatus",
+    "DocumentRecord",
+    "FeedbackRecord",
+    "KnowledgeBaseRecord",
     "MessageRecord",
     "MessageType",
     "UserRecord",
@@ -56,6 +60,7 @@ class AgentRecord:
     created_at: datetime
     updated_at: datetime | None
     deleted_at: datetime | None = None
+    knowledge_base_ids: list[UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,8 @@ class MessageRecord:
     message_type: str
     metadata: dict[str, Any]
     created_at: datetime
+    # the owner's rating of an agent message ({rating, comment, updated_at}), when given
+    feedback: dict[str, Any] | None = None
     is_edited: bool = False  # a user's message that replaced an earlier one (PATCH … /messages)
     edited_at: datetime | None = None
 
@@ -107,3 +114,72 @@ class ApiKeyRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBaseRecord:
+    id: UUID
+    user_id: UUID
+    name: str
+    description: str | None
+    visibility: str
+    created_at: datetime
+    updated_at: datetime | None
+    document_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: UUID
+    base_id: UUID
+    user_id: UUID
+    title: str
+    filename: str
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    storage_key: str
+    status: str
+    error: str | None
+    pages: int | None
+    chars: int | None
+    chunks_total: int
+    chunks_done: int
+    embedding_model: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime | None
+    ready_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRecord:
+    """A monthly budget and its counter: ``used_*`` count the month ``period`` (YYYY-MM)."""
+
+    id: UUID
+    scope: str  # 'user' or 'agent'
+    scope_id: UUID
+    max_cost: Decimal | None
+    max_tokens: int | None
+    period: str
+    used_cost: Decimal
+    used_tokens: int
+    warned_level: int
+    created_at: datetime
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    message_id: UUID
+    conversation_id: UUID
+    user_id: UUID
+    rating: str
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        """As history shows it and MongoDB keeps it (``chat_messages.feedback``)."""
+        return {"rating": self.rating, "comment": self.comment, "updated_at": self.updated_at}

@@ -17,6 +17,8 @@ KINDS: dict[str, str] = {
     "delta": "a piece of the answer's text: {delta}",
     "tool_call": "the agent calls a tool: {id, name, args}",
     "tool_result": "a tool's result, truncated: {id, name, result, truncated}",
+    "sources": "a knowledge search's passages, in full: {id, sources: [{document_id, title, "
+    "chunk_id, score, passage, ...}]}",
     "done": "the turn's JSON answer, as the non-streamed route returns it; last event",
     "error": "the turn failed: {status, kind, detail, conversation_id}; last event",
 }

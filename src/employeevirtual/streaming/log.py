@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -67,6 +68,10 @@ class TurnLog(Protocol):
 
     async def publish_cancel(self, turn_id: UUID) -> None: ...
 
+    async def bind_key(self, owner: UUID, key: str, turn_id: UUID | None) -> None: ...
+
+    async def key_turn(self, owner: UUID, key: str) -> UUID | None: ...
+
     async def forget_owner(self, owner: UUID) -> int:
         """Drop every turn of ``owner`` (their erasure); how many were dropped."""
         ...
@@ -78,10 +83,11 @@ class TurnLog(Protocol):
 
 async def follow(
     turn_log: TurnLog, turn_id: UUID, after: int, *, heartbeat: float
-) -> AsyncIterator[TurnEvent | None]:
-    """The events after ``after`` until the turn's ``done``/``error``; ``None`` when nothing
-    came for ``heartbeat`` seconds (the caller sends a keep-alive), or when the turn's events
-    are gone (expired) before its end: then the iteration stops."""
+) -> AsyncIterator[list[TurnEvent] | None]:
+    """The events after ``after`` until the turn's ``done``/``error``, in batches (whatever
+    arrived since the last read: one write to the client for several events); ``None`` when
+    nothing came for ``heartbeat`` seconds (the caller sends a keep-alive). The iteration stops
+    at the end, or when the turn's events are gone (expired) before it."""
     while True:
         events = await turn_log.read(turn_id, after, wait=heartbeat)
         if not events:
@@ -89,11 +95,12 @@ async def follow(
                 return
             yield None
             continue
-        for event in events:
-            after = int(event.id)
-            yield event
+        for i, event in enumerate(events):
             if event.terminal:
+                yield events[: i + 1]
                 return
+        after = int(events[-1].id)
+        yield events
 
 
 @dataclass(slots=True)
@@ -105,6 +112,7 @@ class _Stream:
     next_id: int = 1
     finished_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    key: tuple[UUID, str] | None = None  # the Idempotency-Key that started it, while it runs
 
 
 class MemoryTurnLog:
@@ -121,6 +129,7 @@ class MemoryTurnLog:
         self.retention = retention_seconds
         self.running = running_seconds
         self._streams: OrderedDict[UUID, _Stream] = OrderedDict()
+        self._keys: dict[tuple[UUID, str], UUID] = {}
         self._cancel_callbacks: list[Callable[[UUID], None]] = []
 
     def __len__(self) -> int:
@@ -145,6 +154,8 @@ class MemoryTurnLog:
     def _drop(self, turn_id: UUID) -> None:
         stream = self._streams.pop(turn_id, None)
         if stream is not None:
+            if stream.key is not None:
+                self._keys.pop(stream.key, None)
             stream.changed.set()  # wake its followers: they find it gone and stop
 
     def has(self, turn_id: UUID) -> bool:
@@ -207,6 +218,20 @@ class MemoryTurnLog:
     async def publish_cancel(self, turn_id: UUID) -> None:
         for callback in self._cancel_callbacks:
             callback(turn_id)
+
+    async def bind_key(self, owner: UUID, key: str, turn_id: UUID | None) -> None:
+        """The running turn an Idempotency-Key started (None: it ended); dropped with it."""
+        old = self._keys.pop((owner, key), None)
+        if old is not None and old in self._streams:
+            self._streams[old].key = None
+        if turn_id is not None and turn_id in self._streams:
+            self._streams[turn_id].key = (owner, key)
+            self._keys[(owner, key)] = turn_id
+
+    async def key_turn(self, owner: UUID, key: str) -> UUID | None:
+        turn_id = self._keys.get((owner, key))
+        stream = self._streams.get(turn_id) if turn_id is not None else None
+        return turn_id if stream is not None and stream.finished_at is None else None
 
     def on_cancel(self, callback: Callable[[UUID], None]) -> None:
         self._cancel_callbacks.append(callback)
@@ -310,6 +335,28 @@ class RedisTurnLog:
                 kind = fields[b"k"].decode()
                 events.append(TurnEvent(kind, json.loads(fields[b"d"]), number))
         return events
+
+    def _key_key(self, owner: UUID, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return f"{self._prefix}key:{owner}:{digest}"
+
+    async def bind_key(self, owner: UUID, key: str, turn_id: UUID | None) -> None:
+        await self.memory.bind_key(owner, key, turn_id)
+        name = self._key_key(owner, key)
+        try:
+            if turn_id is None:
+                await self._redis.delete(name)
+            else:
+                await self._redis.set(name, str(turn_id), px=int(self.memory.running * 1000))
+        except RedisError as exc:  # a retry elsewhere then waits for the key's response (409)
+            log.warning("Idempotency-Key binding not kept in Redis: %s", type(exc).__name__)
+
+    async def key_turn(self, owner: UUID, key: str) -> UUID | None:
+        local = await self.memory.key_turn(owner, key)
+        if local is not None:
+            return local
+        value: Any = await self._redis.get(self._key_key(owner, key))
+        return UUID(value.decode()) if value else None
 
     async def publish_cancel(self, turn_id: UUID) -> None:
         if self.memory.has(turn_id):

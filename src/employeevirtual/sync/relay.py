@@ -43,6 +43,7 @@ from employeevirtual.stores.sql.engine import (
     read_connection,
     write_transaction,
 )
+from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
@@ -144,7 +145,24 @@ class Relay:
             )
         if error is not None:
             raise error
+        await self.carry_feedback(idle_before)
         return result
+
+    async def carry_feedback(self, idle_before: datetime) -> int:
+        """Feedback SQL holds and MongoDB has not got (MongoDB was away when it was given):
+        written again (idempotent ``$set``) and marked synced, that version only."""
+        async with read_connection(self.engine) as conn:
+            owed = await FeedbackReader(conn).unsynced(
+                older_than=idle_before, limit=self.batch_size
+            )
+        carried = 0
+        for record in owed:
+            if await self.documents.set_feedback(record.message_id, record.view()):
+                async with write_transaction(self.engine) as conn:
+                    carried += await FeedbackRepository(conn).mark_synced(
+                        record, now=datetime.now(UTC)
+                    )
+        return carried
 
     async def _replay_all(
         self, claimed: list[ConversationRecord], *, read: Reader, write: Writer
@@ -178,6 +196,10 @@ class Relay:
             await self.documents.insert_messages([message_document(m) for m in batch])
             runs = [doc for m in batch if (doc := analytics_document(m)) is not None]
             await self.documents.insert_analytics_many(runs)
+            # runs of days the rollups may have counted already: those days are rolled again
+            today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            late = [doc["timestamp"] for doc in runs if doc["timestamp"] < today]
+            await self.documents.mark_rollups_dirty(late)
             after, copied = batch[-1].seq, copied + len(batch)
         async with read() as conn:
             window = await MessageReader(conn).page(

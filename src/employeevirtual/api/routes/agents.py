@@ -5,23 +5,34 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from employeevirtual.agents.models import UnknownModelError, check_model_name
+from employeevirtual.agents.models import UnknownModelError
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
+from employeevirtual.api.deps import (
+    AgentsDep,
+    ClientIP,
+    CurrentUser,
+    KnowledgeDep,
+    RuntimeDep,
+    SettingsDep,
+)
 from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.errors import InvalidInput
+from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.agents import AgentChanges, AgentScope, NewAgent
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 
-def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     """Check what a body may set against the registries and limits; InvalidInput otherwise."""
+    settings = runtime.settings
     if fields.get("model") is not None:
         try:
-            check_model_name(fields["model"])
+            runtime.models.check(fields["model"])
         except UnknownModelError as exc:
             raise InvalidInput(str(exc)) from None
     if fields.get("tools") is not None:
@@ -47,13 +58,42 @@ def _validated(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return fields
 
 
+async def _with_knowledge(
+    fields: dict[str, Any], user: UserRecord, knowledge: KnowledgeService, settings: Settings
+) -> dict[str, Any]:
+    """Knowledge bases: the caller's own or shared ones, each once, within the limit."""
+    if fields.get("knowledge_base_ids") is None:
+        fields.pop("knowledge_base_ids", None)
+        return fields
+    wanted: list[UUID] = list(dict.fromkeys(fields["knowledge_base_ids"]))
+    if len(wanted) > settings.knowledge_max_bases_per_agent:
+        raise InvalidInput(
+            f"at most {settings.knowledge_max_bases_per_agent} knowledge bases per agent"
+        )
+    readable = set(await knowledge.readable_bases(user.id, wanted))
+    missing = [str(b) for b in wanted if b not in readable]
+    if missing:
+        raise InvalidInput(
+            f"knowledge bases not found (or neither yours nor shared): {', '.join(missing)}"
+        )
+    fields["knowledge_base_ids"] = [str(b) for b in wanted]
+    return fields
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_agent(
-    body: AgentIn, user: CurrentUser, agents: AgentsDep, settings: SettingsDep, ip: ClientIP
+    body: AgentIn,
+    user: CurrentUser,
+    agents: AgentsDep,
+    knowledge: KnowledgeDep,
+    settings: SettingsDep,
+    runtime: RuntimeDep,
+    ip: ClientIP,
 ) -> AgentOut:
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
-    agent = await agents.create(user, NewAgent(**_validated(fields, settings)), client_ip=ip)
+    fields = await _with_knowledge(_validated(fields, runtime), user, knowledge, settings)
+    agent = await agents.create(user, NewAgent(**fields), client_ip=ip)
     return AgentOut.of(agent)
 
 
@@ -109,10 +149,13 @@ async def update_agent(
     body: AgentPatch,
     user: CurrentUser,
     agents: AgentsDep,
+    knowledge: KnowledgeDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     ip: ClientIP,
 ) -> AgentOut:
-    changes = _validated(body.model_dump(exclude_unset=True), settings)
+    changes = _validated(body.model_dump(exclude_unset=True), runtime)
+    changes = await _with_knowledge(changes, user, knowledge, settings)
     if "name" in changes and changes["name"] is None:
         raise InvalidInput("name cannot be null")
     if "model" in changes and changes["model"] is None:

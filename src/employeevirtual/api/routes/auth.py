@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from employeevirtual.api.analytics_schemas import BudgetStatusOut, MeOut
 from employeevirtual.api.deps import AccountsDep, ClientIP, CurrentUser, RuntimeDep
 from employeevirtual.api.schemas import RegisterIn, TokenOut, UserOut
 
@@ -32,5 +33,12 @@ async def login(
 
 
 @router.get("/api/users/me")
-async def me(user: CurrentUser) -> UserOut:
-    return UserOut.of(user)
+async def me(user: CurrentUser, runtime: RuntimeDep) -> MeOut:
+    """The caller, with their monthly budget (limits, used, remaining, reset time) if set."""
+    budget = await runtime.budgets.for_user(user.id)
+    return MeOut.model_validate(
+        {
+            **UserOut.of(user).model_dump(),
+            "budget": None if budget is None else BudgetStatusOut.model_validate(budget),
+        }
+    )

@@ -19,6 +19,7 @@ from employeevirtual.api.deps import (
     require_active,
 )
 from employeevirtual.api.limits import ChatRateLimit, turn_slot
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.schemas import ChatIn, ChatOut, MessageOut, UsageOut
 from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import (
@@ -41,7 +42,8 @@ def _chat_out(result: TurnResult) -> ChatOut:
     return ChatOut(
         conversation_id=result.conversation.id,
         user_message=MessageOut.of(result.user_message),
-        agent_message=MessageOut.of(result.agent_message),
+        agent_message=(agent_message := MessageOut.of(result.agent_message)),
+        sources=agent_message.sources,
         usage=UsageOut(
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
@@ -85,8 +87,8 @@ def turn_event(result: TurnResult | AgentRunFailed) -> TurnEvent:
 async def follow_turn(live: LiveTurns, turn_id: UUID, after: int) -> AsyncIterator[bytes]:
     """The turn's events as SSE frames, with a comment heartbeat while nothing happens. A
     client that goes away only stops this generator: the turn goes on."""
-    async for event in live.events(turn_id, after):
-        yield HEARTBEAT if event is None else encode(event)
+    async for batch in live.events(turn_id, after):
+        yield HEARTBEAT if batch is None else b"".join(encode(e) for e in batch)
 
 
 def _replayed_events(response: StoredResponse) -> list[TurnEvent]:
@@ -134,6 +136,7 @@ async def _start_stream(
             render=turn_event,
             cleanup=stack,
             idempotency=claim,
+            request_id=current_request_id(),
         )
     except BaseException:
         await stack.aclose()
@@ -153,6 +156,7 @@ async def _start_stream(
     "/agent",
     response_model=ChatOut,
     responses={
+        402: {"description": "a monthly budget of the user or the agent is used up"},
         409: {"description": "a request with the same Idempotency-Key is still running"},
         422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
         502: {"description": "the model provider failed (the user's message is kept)"},
@@ -215,7 +219,7 @@ async def chat_with_agent(
             claim=None,
         )
     if stream and idempotency_key is not None:
-        running = live.turn_for_key(user_id, idempotency_key)
+        running = await live.turn_for_key(user_id, idempotency_key)
         if running is not None:  # a retry of a running streamed turn: follow it, do not rerun
             await live.owned(running, user_id)
             return sse_response(
@@ -225,7 +229,11 @@ async def chat_with_agent(
     if idempotency_key is None:
         async with turn_slot(runtime, user_id):
             result = await chat.turn(
-                user_id, message=message, agent_id=agent_id, conversation_id=conversation_id
+                user_id,
+                message=message,
+                agent_id=agent_id,
+                conversation_id=conversation_id,
+                request_id=current_request_id(),
             )
         return _chat_out(result)
 
@@ -288,6 +296,7 @@ async def _turn_with_key(
                 agent_id=agent_id,
                 conversation_id=conversation_id,
                 idempotency=claim,
+                request_id=current_request_id(),
             )
     except AgentRunFailed:
         if claim.response is None:

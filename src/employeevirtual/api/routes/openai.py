@@ -43,6 +43,7 @@ from employeevirtual.api.openai_schemas import (
     openai_error,
     usage_of,
 )
+from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.routes.chat import _render, turn_event
 from employeevirtual.api.sse import HEARTBEAT, sse_response
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse, fingerprint
@@ -94,21 +95,27 @@ async def _chunks(
     are not sent as OpenAI ``tool_calls`` (a client would try to run them)."""
     completion_id = f"chatcmpl-{turn_id}"
     yield _data(completion_chunk(completion_id, model=model, delta={"role": "assistant"}))
-    async for event in live.events(turn_id, 0):
-        if event is None:
+    async for batch in live.events(turn_id, 0):
+        if batch is None:
             yield HEARTBEAT
-        elif event.kind == "delta":
-            delta = {"content": event.data["delta"]}
-            yield _data(completion_chunk(completion_id, model=model, delta=delta))
-        elif event.kind == "done":
-            yield _data(completion_chunk(completion_id, model=model, finish_reason="stop"))
-            if include_usage:
-                usage = usage_of(event.data)
-                yield _data(completion_chunk(completion_id, model=model, usage=usage))
-        elif event.kind == "error":
-            yield _data(
-                error_body(int(event.data["status"]), event.data["detail"], code=event.data["kind"])
-            )
+            continue
+        out = []
+        for event in batch:
+            if event.kind == "delta":
+                delta = {"content": event.data["delta"]}
+                out.append(_data(completion_chunk(completion_id, model=model, delta=delta)))
+            elif event.kind == "done":
+                out.append(
+                    _data(completion_chunk(completion_id, model=model, finish_reason="stop"))
+                )
+                if include_usage:
+                    usage = usage_of(event.data)
+                    out.append(_data(completion_chunk(completion_id, model=model, usage=usage)))
+            elif event.kind == "error":
+                status, detail = int(event.data["status"]), event.data["detail"]
+                out.append(_data(error_body(status, detail, code=event.data["kind"])))
+        if out:
+            yield b"".join(out)
     yield _DONE
 
 
@@ -212,7 +219,7 @@ async def chat_completions(
     claim: IdempotencyClaim | None = None
     if idempotency_key is not None:
         if body.stream:
-            running = live.turn_for_key(user.id, idempotency_key)
+            running = await live.turn_for_key(user.id, idempotency_key)
             if running is not None:
                 return sse_response(
                     _chunks(live, running, model=model, include_usage=include_usage),
@@ -251,6 +258,7 @@ async def chat_completions(
                 cleanup=stack,
                 idempotency=claim,
                 context=context,
+                request_id=current_request_id(),
             )
         except BaseException:
             await stack.aclose()
@@ -274,6 +282,7 @@ async def chat_completions(
                 conversation_id=conversation_id,
                 idempotency=claim,
                 context=context,
+                request_id=current_request_id(),
             )
     except AgentRunFailed as failed:
         return openai_error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -9,7 +10,9 @@ from pymongo import AsyncMongoClient
 __all__ = ["connect"]
 
 
-def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
+def connect(
+    url: str, *, timeout_ms: int, event_listeners: Sequence[Any] = ()
+) -> AsyncMongoClient[dict[str, Any]]:
     """Aware datetimes; no driver retries (every write of ours is idempotent and replayed by
     the relay instead; Cosmos DB runs with retrywrites=false); journaled writes (``synced_seq``
     records what MongoDB holds, so an acknowledged write must survive a crash of MongoDB: w:1
@@ -25,4 +28,5 @@ def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms * 5,
+        event_listeners=list(event_listeners),
     )

@@ -22,7 +22,13 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 
-__all__ = ["DocumentStore", "TurnCounters", "analytics_document", "message_document"]
+__all__ = [
+    "DocumentStore",
+    "TurnCounters",
+    "analytics_document",
+    "message_document",
+    "rag_context",
+]
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -90,6 +96,24 @@ def analytics_document(reply: MessageRecord) -> Document | None:
     }
 
 
+def rag_context(docs: Sequence[Document]) -> Document | None:
+    """The conversation document's ``context.rag_context``: the sources of the newest reply
+    among ``docs`` that used knowledge (None when none did)."""
+    for doc in reversed(docs):
+        sources = (doc.get("metadata") or {}).get("sources")
+        if doc.get("message_type") == "agent" and sources:
+            return {
+                "message_id": doc["_id"],
+                "seq": doc["seq"],
+                "queries": [
+                    s.get("query") for s in doc["metadata"].get("knowledge_searches") or []
+                ],
+                "sources": sources,
+                "updated_at": doc["timestamp"],
+            }
+    return None
+
+
 def _window_entry(doc: Document) -> Document:
     return {k: v for k, v in doc.items() if k not in ("_id", "conversation_id", "timestamp")}
 
@@ -135,19 +159,29 @@ class DocumentStore:
         first_seq, last_seq = docs[0]["seq"], docs[-1]["seq"]
         last_activity = docs[-1]["timestamp"]
         cid = str(conversation.id)
+        on_insert: Document = {
+            "conversation_id": cid,
+            "user_id": str(conversation.user_id),
+            "agent_id": str(conversation.agent_id),
+            "title": conversation.title,
+            "context": {},
+            "metadata.created_at": conversation.created_at,
+            "metadata.status": conversation.status,
+        }
+        fields: Document = {
+            "metadata.last_activity": last_activity,
+            "metadata.last_seq": last_seq,
+            "metadata.avg_response_time": counters.avg_response_time,
+        }
+        rag = rag_context(docs)
+        if rag is not None:  # the turn's sources (a path under "context": not both set)
+            del on_insert["context"]
+            fields["context.rag_context"] = rag
         try:
             await self.conversations.update_one(
                 {"_id": cid, "metadata.last_seq": {"$lt": first_seq}},
                 {
-                    "$setOnInsert": {
-                        "conversation_id": cid,
-                        "user_id": str(conversation.user_id),
-                        "agent_id": str(conversation.agent_id),
-                        "title": conversation.title,
-                        "context": {},
-                        "metadata.created_at": conversation.created_at,
-                        "metadata.status": conversation.status,
-                    },
+                    "$setOnInsert": on_insert,
                     "$push": {
                         "messages": {
                             "$each": [_window_entry(d) for d in docs],
@@ -161,11 +195,7 @@ class DocumentStore:
                         "metadata.total_response_time": counters.response_time,
                         "metadata.agent_runs": counters.agent_runs,
                     },
-                    "$set": {
-                        "metadata.last_activity": last_activity,
-                        "metadata.last_seq": last_seq,
-                        "metadata.avg_response_time": counters.avg_response_time,
-                    },
+                    "$set": fields,
                 },
                 upsert=True,
             )
@@ -194,14 +224,16 @@ class DocumentStore:
         self, conversation: ConversationRecord, window: Sequence[MessageRecord]
     ) -> Document:
         cid = str(conversation.id)
+        docs = [message_document(m) for m in window[-self.window :]]
+        rag = rag_context(docs)
         return {
             "_id": cid,
             "conversation_id": cid,
             "user_id": str(conversation.user_id),
             "agent_id": str(conversation.agent_id),
             "title": conversation.title,
-            "messages": [_window_entry(message_document(m)) for m in window[-self.window :]],
-            "context": {},
+            "messages": [_window_entry(d) for d in docs],
+            "context": {} if rag is None else {"rag_context": rag},
             "metadata": {
                 "created_at": conversation.created_at,
                 "last_activity": conversation.last_message_at or conversation.created_at,
@@ -241,6 +273,22 @@ class DocumentStore:
     async def insert_analytics(self, doc: Document) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.analytics.insert_one(doc)
+
+    async def set_feedback(self, message_id: UUID, feedback: Document) -> bool:
+        """The rating of an agent message, on its ``chat_messages`` document and on its run's
+        ``chat_analytics`` document (counted by the rollups: its day is rolled again). Replays
+        set the same value. False when the message is not in MongoDB yet (the relay copies it
+        first, then the feedback)."""
+        mid = str(message_id)
+        result = await self.messages.update_one({"_id": mid}, {"$set": {"feedback": feedback}})
+        run = await self.analytics.find_one_and_update(
+            {"_id": mid},
+            {"$set": {"feedback": {"rating": feedback["rating"]}}},
+            projection={"timestamp": 1},
+        )
+        if run is not None:
+            await self.mark_rollups_dirty([run["timestamp"]])
+        return bool(result.matched_count) and run is not None
 
     async def mark_rollups_dirty(self, timestamps: Sequence[datetime]) -> None:
         """The analytics runs of these moments changed after their day may have been rolled

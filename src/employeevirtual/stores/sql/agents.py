@@ -11,7 +11,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, true, update
 
-from employeevirtual.stores.records import AgentRecord, UserRecord, Visibility
+from employeevirtual.stores.records import AgentRecord, BudgetRecord, UserRecord, Visibility
+from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import agent_from_row
 from employeevirtual.stores.sql.tables import agents, users
@@ -32,6 +33,7 @@ class NewAgent:
     model_settings: dict[str, Any] = field(default_factory=dict)
     tools: list[str] = field(default_factory=list)
     visibility: Visibility = "private"
+    knowledge_base_ids: list[str] = field(default_factory=list)
 
 
 class AgentChanges(BaseModel):
@@ -46,6 +48,7 @@ class AgentChanges(BaseModel):
     model_settings: dict[str, Any] | None = None
     tools: list[str] | None = None
     visibility: Visibility | None = None
+    knowledge_base_ids: list[str] | None = None
 
     def fields(self) -> list[str]:
         return sorted(self.model_fields_set)
@@ -67,13 +70,16 @@ class AgentReader:
         row = (await self.conn.execute(query)).first()
         return agent_from_row(row) if row else None
 
-    async def get_visible_to_active(self, agent_id: UUID, user_id: UUID) -> AgentRecord | None:
-        """``get_visible`` for a user known only by id, who must exist and be active: one
-        statement instead of a user read and an agent read."""
+    async def get_visible_to_active(
+        self, agent_id: UUID, user_id: UUID
+    ) -> tuple[AgentRecord, list[BudgetRecord]] | None:
+        """``get_visible`` for a user known only by id, who must exist and be active, with the
+        user's and the agent's budgets: one statement instead of a user read and an agent read."""
         u, a = users.c, agents.c
+        base, budget_columns = with_budgets(agents.join(users, u.id == user_id), u.id, a.id)
         query = (
-            select(agents)
-            .join(users, u.id == user_id)
+            select(agents, *budget_columns)
+            .select_from(base)
             .where(
                 a.id == agent_id,
                 a.deleted_at.is_(None),
@@ -82,7 +88,7 @@ class AgentReader:
             )
         )
         row = (await self.conn.execute(query)).first()
-        return agent_from_row(row) if row else None
+        return (agent_from_row(row), budgets_from_row(row._mapping)) if row else None
 
     async def list_visible(self, user: UserRecord) -> list[AgentRecord]:
         query = select(agents).where(_visible_to(user)).order_by(agents.c.created_at.desc())
@@ -137,6 +143,7 @@ class AgentRepository(AgentReader):
                 model_settings=new.model_settings,
                 tools=new.tools,
                 visibility=new.visibility,
+                knowledge_base_ids=new.knowledge_base_ids,
                 created_at=now,
             )
             .returning(agents)

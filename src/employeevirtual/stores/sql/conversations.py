@@ -14,13 +14,21 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, true, updat
 
 from employeevirtual.stores.records import (
     AgentRecord,
+    BudgetRecord,
     ConversationRecord,
     ConversationStatus,
     UserRecord,
 )
+from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
-from employeevirtual.stores.sql.tables import agents, conversations, messages, users
+from employeevirtual.stores.sql.tables import (
+    agents,
+    conversations,
+    message_feedback,
+    messages,
+    users,
+)
 
 __all__ = [
     "ConversationChanges",
@@ -88,15 +96,22 @@ class ConversationReader:
 
     async def get_with_agent(
         self, conversation_id: UUID, user_id: UUID
-    ) -> tuple[ConversationRecord, AgentRecord, bool] | None:
-        """The owner's conversation, its agent and whether the owner is an admin, in one round
-        trip (the turn's read); None also when the owner is gone or deactivated, so the turn
-        needs no separate user read. The role lets the turn re-check the agent's visibility."""
+    ) -> tuple[ConversationRecord, AgentRecord, bool, list[BudgetRecord]] | None:
+        """The owner's conversation, its agent, whether the owner is an admin, and the owner's
+        and the agent's budgets, in one round trip (the turn's read); None also when the owner
+        is gone or deactivated, so the turn needs no separate user read. The role lets the
+        turn re-check the agent's visibility."""
         agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
+        base, budget_columns = with_budgets(
+            conversations.join(agents, agents.c.id == conversations.c.agent_id).join(
+                users, users.c.id == conversations.c.user_id
+            ),
+            users.c.id,
+            agents.c.id,
+        )
         query = (
-            select(conversations, *agent_cols, users.c.role.label("u_role"))
-            .join(agents, agents.c.id == conversations.c.agent_id)
-            .join(users, users.c.id == conversations.c.user_id)
+            select(conversations, *agent_cols, users.c.role.label("u_role"), *budget_columns)
+            .select_from(base)
             .where(
                 conversations.c.id == conversation_id,
                 conversations.c.user_id == user_id,
@@ -106,7 +121,12 @@ class ConversationReader:
         row = (await self.conn.execute(query)).first()
         if row is None:
             return None
-        return conversation_from_row(row), agent_from_row(row, "a_"), row.u_role == "admin"
+        return (
+            conversation_from_row(row),
+            agent_from_row(row, "a_"),
+            row.u_role == "admin",
+            budgets_from_row(row._mapping),
+        )
 
     async def with_count(
         self, user_id: UUID, agent_id: UUID, *, message_count: int, limit: int
@@ -218,6 +238,9 @@ class ConversationRepository(ConversationReader):
         )
 
     async def delete(self, conversation_id: UUID) -> None:
+        await self.conn.execute(
+            delete(message_feedback).where(message_feedback.c.conversation_id == conversation_id)
+        )
         await self.conn.execute(
             delete(messages).where(messages.c.conversation_id == conversation_id)
         )

@@ -31,10 +31,14 @@ from employeevirtual.stores.sql.tables import (
     agents,
     api_keys,
     audit_log,
+    budgets,
     conversations,
     erasure_jobs,
     export_jobs,
     idempotency_keys,
+    knowledge_bases,
+    knowledge_documents,
+    message_feedback,
     messages,
     users,
 )
@@ -223,6 +227,10 @@ class ErasureReader:
         query = select(conversations.c.id).where(conversations.c.user_id == user_id).limit(limit)
         return [row[0] for row in await self.conn.execute(query)]
 
+    async def knowledge_base_ids(self, user_id: UUID) -> list[UUID]:
+        query = select(knowledge_bases.c.id).where(knowledge_bases.c.user_id == user_id)
+        return [row[0] for row in await self.conn.execute(query)]
+
     async def agents_of(self, user_id: UUID) -> list[tuple[UUID, str, bool, bool]]:
         """(id, visibility, live, used by someone else's conversations) per agent."""
         a, c = agents.c, conversations.c
@@ -353,6 +361,16 @@ class ErasureRepository(ErasureReader):
     async def delete_account(self, user_id: UUID) -> None:
         for table in (api_keys, idempotency_keys, export_jobs):
             await self.conn.execute(delete(table).where(table.c.user_id == user_id))
+        b, d, k = budgets.c, knowledge_documents.c, knowledge_bases.c
+        await self.conn.execute(delete(budgets).where(b.scope == "user", b.scope_id == user_id))
+        await self.conn.execute(
+            update(budgets).where(b.created_by == user_id).values(created_by=None)
+        )
+        # documents they put in someone else's base (an admin can) stay with the base's owner
+        owner = select(k.user_id).where(k.id == d.base_id).scalar_subquery()
+        await self.conn.execute(
+            update(knowledge_documents).where(d.user_id == user_id).values(user_id=owner)
+        )
         await self.conn.execute(delete(users).where(users.c.id == user_id))
 
     async def scrub_audit(self, user_id: UUID, *, tombstone: UUID) -> int:
@@ -484,6 +502,16 @@ class PersonRowsReader:
         if after is not None:
             query = query.where(table.c.id > after)
         query = query.order_by(table.c.id).limit(limit)
+        return [_plain(r) for r in await self.conn.execute(query)]
+
+    async def feedback(
+        self, user_id: UUID, *, after: UUID | None, limit: int
+    ) -> list[dict[str, Any]]:
+        f = message_feedback.c
+        query = select(message_feedback).where(f.user_id == user_id)
+        if after is not None:
+            query = query.where(f.message_id > after)
+        query = query.order_by(f.message_id).limit(limit)
         return [_plain(r) for r in await self.conn.execute(query)]
 
     async def messages(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import fields
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.engine import CursorResult, Row
 
@@ -49,6 +50,7 @@ def agent_from_row(row: Row[Any], prefix: str = "") -> AgentRecord:
     v = _values(AgentRecord, row, prefix)
     v["model_settings"] = v["model_settings"] or {}
     v["tools"] = v["tools"] or []
+    v["knowledge_base_ids"] = [UUID(str(i)) for i in v.get("knowledge_base_ids") or []]
     return AgentRecord(**v)
 
 

@@ -6,6 +6,7 @@ SQLite has no schemas; the engine maps ``empl`` away with ``schema_translate_map
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -30,10 +31,15 @@ __all__ = [
     "agents",
     "api_keys",
     "audit_log",
+    "budgets",
+    "claims",
     "conversations",
     "erasure_jobs",
     "export_jobs",
     "idempotency_keys",
+    "knowledge_bases",
+    "knowledge_documents",
+    "message_feedback",
     "messages",
     "metadata",
     "users",
@@ -79,6 +85,8 @@ agents = Table(
     Column("visibility", String(20), nullable=False, server_default="private"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=True),
+    # the knowledge bases the agent may search (issue 12): a JSON list of ids, like tools
+    Column("knowledge_base_ids", JSONDocument, nullable=True),
     # agents are soft-deleted so past conversations keep their foreign key
     Column("deleted_at", UTCDateTime, nullable=True),
     Index("IX_agents_user_id", "user_id"),
@@ -186,6 +194,109 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=True),
     Index("IX_idempotency_keys_created_at", "created_at"),
+)
+
+# Knowledge (issue 12): bases of documents that agents search. The chunks and vectors live in
+# the retrieval engine (knowledge/lance.py); these rows are the metadata and the work list.
+knowledge_bases = Table(
+    "knowledge_bases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("empl.users.id"), nullable=False),
+    Column("name", Unicode(200), nullable=False),
+    Column("description", Unicode(2000), nullable=True),
+    Column("visibility", String(20), nullable=False, server_default="private"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Index("IX_knowledge_bases_user_id", "user_id"),
+)
+
+knowledge_documents = Table(
+    "knowledge_documents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("base_id", Uuid, ForeignKey("empl.knowledge_bases.id"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("empl.users.id"), nullable=False),
+    Column("title", Unicode(300), nullable=False),
+    # shown back to the user only; the original is stored under ``storage_key`` (ours)
+    Column("filename", Unicode(255), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("storage_key", String(100), nullable=False, unique=True),
+    # queued -> processing -> ready | failed
+    Column("status", String(20), nullable=False),
+    Column("error", Unicode(2000), nullable=True),
+    Column("pages", Integer, nullable=True),
+    Column("chars", Integer, nullable=True),
+    Column("chunks_total", Integer, nullable=False, server_default=text("0")),
+    Column("chunks_done", Integer, nullable=False, server_default=text("0")),
+    Column("embedding_model", String(200), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # the ingestion worker's lease: whoever holds ``lease_token`` until ``locked_until``
+    Column("lease_token", Uuid, nullable=True),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("ready_at", UTCDateTime, nullable=True),
+    Index("IX_knowledge_documents_base_id", "base_id"),
+    Index("IX_knowledge_documents_status", "status"),
+)
+
+# Monthly budgets (issue 14), one per user or agent. The row is also the month's counter: the
+# turn adds its tokens and cost here in its own transaction (only when a budget exists), and
+# ``period`` (YYYY-MM, UTC) says which month ``used_*`` count: a new month starts them again.
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("scope", String(10), nullable=False),  # 'user' or 'agent'
+    Column("scope_id", Uuid, nullable=False),
+    Column("max_cost", Numeric(18, 8), nullable=True),
+    Column("max_tokens", BigInteger, nullable=True),
+    Column("period", String(7), nullable=False),
+    Column("used_cost", Numeric(18, 8), nullable=False, server_default=text("0")),
+    Column("used_tokens", BigInteger, nullable=False, server_default=text("0")),
+    # highest warning sent this period: 0, 80 or 100 (percent)
+    Column("warned_level", Integer, nullable=False, server_default=text("0")),
+    Column("created_by", Uuid, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    UniqueConstraint("scope", "scope_id", name="UQ_budgets_scope"),
+)
+
+# Feedback on an agent's answer (issue 14): one per message, a later one replaces it.
+# ``synced_at`` is null while MongoDB has not got this version (the relay carries it).
+message_feedback = Table(
+    "message_feedback",
+    metadata,
+    Column("message_id", Uuid, ForeignKey("empl.messages.id"), primary_key=True),
+    Column("conversation_id", Uuid, ForeignKey("empl.conversations.id"), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("rating", String(10), nullable=False),
+    Column("comment", Unicode(2000), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=True),
+    Index("IX_message_feedback_conversation_id", "conversation_id"),
+    Index(
+        "IX_message_feedback_unsynced",
+        "updated_at",
+        postgresql_where=text("synced_at IS NULL"),
+        sqlite_where=text("synced_at IS NULL"),
+        mssql_where=text("synced_at IS NULL"),
+    ),
+)
+
+# One-time claims: a row per name, its primary key making each claim atomic on every backend
+# ('first_admin': the first registered account became the admin; nobody else can).
+claims = Table(
+    "claims",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("claimed_by", Uuid, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # One row per export (GDPR art. 15/20): the ZIP is built in the background into the data dir.

@@ -1,0 +1,1 @@
+"""Knowledge: bases of the company's own documents that agents search, citing their sources."""

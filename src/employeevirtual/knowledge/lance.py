@@ -1,0 +1,235 @@
+"""LanceDB as the retrieval engine: vectors (ANN index), full text (BM25) and hybrid search
+fused by reciprocal rank, with the base filter applied inside each query (prefilter).
+
+Embedded: a directory under the data dir. Shared: every API process and ingestion worker opens
+the same URI (a shared directory, or object storage such as ``s3://bucket/path``); LanceDB's
+commits are atomic, and ``read_consistency_interval=0`` makes each query see the latest commit
+of any process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+# Lance's Rust side logs deprecation chatter at WARN for every hybrid query; errors still show
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+import lancedb
+import pyarrow as pa
+from lancedb.index import FTS, HnswSq
+from lancedb.rerankers import RRFReranker
+
+from employeevirtual.knowledge.engine import (
+    ChunkRow,
+    EmbeddingMismatch,
+    Hit,
+    SearchMode,
+)
+
+__all__ = ["LanceEngine"]
+
+log = logging.getLogger(__name__)
+
+TABLE = "chunks"
+_MODEL_KEY = b"embedding_model"
+
+
+def _in(column: str, ids: Sequence[UUID]) -> str:
+    # ids are UUIDs (validated types), so quoting them cannot inject anything
+    return f"{column} IN ({', '.join(repr(str(UUID(str(i)))) for i in ids)})"
+
+
+class LanceEngine:
+    def __init__(
+        self, uri: str, *, embedding_model: str, dimensions: int, ann_min_rows: int = 10_000
+    ) -> None:
+        self.uri = uri
+        self.embedding_model = embedding_model
+        self.dimensions = dimensions
+        self.ann_min_rows = ann_min_rows
+        self._db: Any = None
+        self._table: Any = None
+        self._reranker = RRFReranker(return_score="relevance")
+
+    def _schema(self, embedding_model: str) -> pa.Schema:
+        return pa.schema(
+            [
+                pa.field("chunk_id", pa.string(), nullable=False),
+                pa.field("document_id", pa.string(), nullable=False),
+                pa.field("base_id", pa.string(), nullable=False),
+                pa.field("owner_id", pa.string(), nullable=False),
+                pa.field("position", pa.int32(), nullable=False),
+                pa.field("title", pa.string()),
+                pa.field("heading", pa.string()),
+                pa.field("text", pa.string()),
+                pa.field("search_text", pa.string()),
+                pa.field("embedding_model", pa.string()),
+                pa.field("vector", pa.list_(pa.float32(), self.dimensions)),
+            ],
+            metadata={_MODEL_KEY: embedding_model.encode()},
+        )
+
+    async def open(self) -> None:
+        self._db = await lancedb.connect_async(self.uri, read_consistency_interval=timedelta(0))
+        names = (await self._db.list_tables()).tables
+        if TABLE in names:
+            table = await self._db.open_table(TABLE)
+            stored = ((await table.schema()).metadata or {}).get(_MODEL_KEY, b"").decode()
+            if stored != self.embedding_model:
+                raise EmbeddingMismatch(
+                    f"the knowledge index at {self.uri} holds vectors of {stored!r}, but the "
+                    f"configured embedding model is {self.embedding_model!r}; vectors of two "
+                    "models cannot be mixed: run `employeevirtual knowledge reindex`"
+                )
+            self._table = table
+            return
+        await self._create(self.embedding_model)
+
+    async def _create(self, embedding_model: str) -> None:
+        table = await self._db.create_table(
+            TABLE, schema=self._schema(embedding_model), exist_ok=True
+        )
+        await table.create_index("search_text", config=FTS(with_position=False), replace=True)
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            raise RuntimeError("the knowledge engine is not open")
+        return self._table
+
+    async def upsert(self, rows: Sequence[ChunkRow]) -> None:
+        if not rows:
+            return
+        data = pa.Table.from_pylist(
+            [
+                {
+                    "chunk_id": r.chunk_id,
+                    "document_id": str(r.document_id),
+                    "base_id": str(r.base_id),
+                    "owner_id": str(r.owner_id),
+                    "position": r.position,
+                    "title": r.title,
+                    "heading": r.heading,
+                    "text": r.text,
+                    "search_text": r.search_text,
+                    "embedding_model": self.embedding_model,
+                    "vector": list(r.vector),
+                }
+                for r in rows
+            ],
+            schema=self._schema(self.embedding_model),
+        )
+        await (
+            self.table.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+
+    async def delete_document(self, document_id: UUID) -> None:
+        await self.table.delete(_in("document_id", [document_id]))
+
+    async def delete_base(self, base_id: UUID) -> None:
+        await self.table.delete(_in("base_id", [base_id]))
+
+    async def search(
+        self,
+        *,
+        text: str,
+        vector: Sequence[float] | None,
+        base_ids: Sequence[UUID],
+        limit: int,
+        mode: SearchMode = "hybrid",
+        exact: bool = False,
+    ) -> list[Hit]:
+        if not base_ids:
+            return []
+        where = _in("base_id", base_ids)
+        columns = ["chunk_id", "document_id", "base_id", "position", "title", "heading", "text"]
+        query: Any
+        if mode == "lexical" or (mode == "hybrid" and vector is None):
+            if not text.strip():
+                return []
+            query = self.table.query().nearest_to_text(text, columns="search_text")
+            score_column = "_score"
+        else:
+            assert vector is not None, "vector search needs a query vector"
+            query = self.table.query().nearest_to(list(vector)).distance_type("cosine")
+            if exact:
+                query = query.bypass_vector_index()
+            if mode == "hybrid" and text.strip():
+                query = query.nearest_to_text(text, columns="search_text").rerank(
+                    self._reranker, normalize="rank"
+                )
+                score_column = "_relevance_score"
+            else:
+                score_column = "_distance"
+        if score_column != "_relevance_score":
+            columns.append(score_column)
+        rows = await query.where(where).select(columns).limit(limit).to_list()
+        hits = []
+        for row in rows:
+            score = float(row[score_column])
+            if score_column == "_distance":
+                score = 1.0 - score  # cosine similarity
+            hits.append(
+                Hit(
+                    chunk_id=row["chunk_id"],
+                    document_id=UUID(row["document_id"]),
+                    base_id=UUID(row["base_id"]),
+                    position=int(row["position"]),
+                    title=row["title"] or "",
+                    heading=row["heading"] or "",
+                    text=row["text"] or "",
+                    score=score,
+                )
+            )
+        return hits
+
+    async def count(self, *, document_id: UUID | None = None) -> int:
+        where = _in("document_id", [document_id]) if document_id is not None else None
+        return int(await self.table.count_rows(where))
+
+    async def chunk_ids(self, document_id: UUID) -> list[str]:
+        rows = (
+            await self.table.query()
+            .where(_in("document_id", [document_id]))
+            .select(["chunk_id"])
+            .to_list()
+        )
+        return [r["chunk_id"] for r in rows]
+
+    async def has_ann_index(self) -> bool:
+        return any("vector" in (i.columns or []) for i in await self.table.list_indices())
+
+    async def optimize(self) -> None:
+        if not await self.has_ann_index() and await self.count() >= self.ann_min_rows:
+            log.info("building the knowledge ANN index (HNSW, scalar-quantised)")
+            await self.table.create_index(
+                "vector", config=HnswSq(distance_type="cosine"), replace=True
+            )
+        await self.table.optimize()
+
+    async def purge_deleted(self) -> None:
+        """A delete in Lance only marks rows; their data files and old versions stay until
+        compaction and cleanup. Both now, keeping no old version: an erased person's chunks
+        leave the disk. ``delete_unverified`` also removes files of a write in progress (an
+        ingestion racing this fails and is retried under its lease)."""
+        await self.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+
+    async def reset(self, embedding_model: str) -> None:
+        if self._db is None:
+            self._db = await lancedb.connect_async(self.uri, read_consistency_interval=timedelta(0))
+        await self._db.drop_table(TABLE, ignore_missing=True)
+        self.embedding_model = embedding_model
+        await self._create(embedding_model)
+
+    async def close(self) -> None:
+        self._table = None
+        self._db = None

@@ -1,0 +1,165 @@
+"""Budgets and their monthly counters. Never commits: the caller owns the transaction.
+
+The turn reads its user's and agent's budgets inside its one read (``with_budgets`` adds two
+outer joins to that statement) and adds its spend with ``charge`` inside its own write
+transaction, so a turn with budgets costs no extra round trip before the model is called and
+one statement inside the transaction it already has; a turn without any costs nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import FromClause, Label, and_, case, delete, insert, literal, select, update
+
+from employeevirtual.stores.records import BudgetRecord
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.tables import budgets
+
+__all__ = ["BudgetReader", "BudgetRepository", "budgets_from_row", "with_budgets"]
+
+_user_budget = budgets.alias("ub")
+_agent_budget = budgets.alias("ab")
+
+
+def with_budgets(
+    base: FromClause, user_id: Any, agent_id: Any
+) -> tuple[FromClause, list[Label[Any]]]:
+    """``base`` outer-joined with the user's and the agent's budget rows, and their columns
+    (labelled ``ub_*`` and ``ab_*``); ``user_id``/``agent_id`` are columns of ``base``."""
+    ub, ab = _user_budget, _agent_budget
+    joined = base.outerjoin(
+        ub, and_(ub.c.scope == literal("user"), ub.c.scope_id == user_id)
+    ).outerjoin(ab, and_(ab.c.scope == literal("agent"), ab.c.scope_id == agent_id))
+    columns = [c.label(f"ub_{c.name}") for c in ub.c] + [c.label(f"ab_{c.name}") for c in ab.c]
+    return joined, columns
+
+
+def _record(m: Any, prefix: str = "") -> BudgetRecord:
+    return BudgetRecord(
+        id=m[f"{prefix}id"],
+        scope=m[f"{prefix}scope"],
+        scope_id=m[f"{prefix}scope_id"],
+        max_cost=None if m[f"{prefix}max_cost"] is None else Decimal(m[f"{prefix}max_cost"]),
+        max_tokens=m[f"{prefix}max_tokens"],
+        period=m[f"{prefix}period"],
+        used_cost=Decimal(m[f"{prefix}used_cost"]),
+        used_tokens=int(m[f"{prefix}used_tokens"]),
+        warned_level=int(m[f"{prefix}warned_level"]),
+        created_at=m[f"{prefix}created_at"],
+        updated_at=m[f"{prefix}updated_at"],
+    )
+
+
+def budgets_from_row(m: Any) -> list[BudgetRecord]:
+    """The budgets ``with_budgets`` joined onto a row (none, one or both)."""
+    return [_record(m, p) for p in ("ub_", "ab_") if m[f"{p}id"] is not None]
+
+
+class BudgetReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def get(self, budget_id: UUID) -> BudgetRecord | None:
+        row = (await self.conn.execute(select(budgets).where(budgets.c.id == budget_id))).first()
+        return _record(row._mapping) if row else None
+
+    async def for_scope(self, scope: str, scope_id: UUID) -> BudgetRecord | None:
+        query = select(budgets).where(budgets.c.scope == scope, budgets.c.scope_id == scope_id)
+        row = (await self.conn.execute(query)).first()
+        return _record(row._mapping) if row else None
+
+    async def list(self, *, scope: str | None = None) -> list[BudgetRecord]:
+        query = select(budgets).order_by(budgets.c.created_at, budgets.c.id)
+        if scope is not None:
+            query = query.where(budgets.c.scope == scope)
+        return [_record(r._mapping) for r in await self.conn.execute(query)]
+
+
+class BudgetRepository(BudgetReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        super().__init__(conn)
+
+    async def create(
+        self,
+        *,
+        scope: str,
+        scope_id: UUID,
+        max_cost: Decimal | None,
+        max_tokens: int | None,
+        period: str,
+        used_cost: Decimal,
+        used_tokens: int,
+        created_by: UUID,
+        now: datetime,
+    ) -> UUID:
+        budget_id = uuid.uuid4()
+        await self.conn.execute(
+            insert(budgets).values(
+                id=budget_id,
+                scope=scope,
+                scope_id=scope_id,
+                max_cost=max_cost,
+                max_tokens=max_tokens,
+                period=period,
+                used_cost=used_cost,
+                used_tokens=used_tokens,
+                warned_level=0,
+                created_by=created_by,
+                created_at=now,
+            )
+        )
+        return budget_id
+
+    async def set_limits(
+        self, budget_id: UUID, *, max_cost: Decimal | None, max_tokens: int | None, now: datetime
+    ) -> None:
+        """New limits; the warnings start again so the new thresholds are announced."""
+        await self.conn.execute(
+            update(budgets)
+            .where(budgets.c.id == budget_id)
+            .values(max_cost=max_cost, max_tokens=max_tokens, warned_level=0, updated_at=now)
+        )
+
+    async def delete(self, budget_id: UUID) -> None:
+        await self.conn.execute(delete(budgets).where(budgets.c.id == budget_id))
+
+    async def charge(
+        self, ids: Sequence[UUID], *, period: str, tokens: int, cost: Decimal
+    ) -> list[BudgetRecord]:
+        """Add a turn's spend to these budgets' counters in one statement (a new month starts
+        them from this turn); returns the rows as they are now. Atomic per row, so concurrent
+        turns never lose or double an addition."""
+        b = budgets.c
+        same = b.period == period
+        result = await self.conn.execute(
+            update(budgets)
+            .where(b.id.in_(list(ids)))
+            .values(
+                used_tokens=case((same, b.used_tokens + tokens), else_=tokens),
+                used_cost=case((same, b.used_cost + cost), else_=cost),
+                warned_level=case((same, b.warned_level), else_=0),
+                period=period,
+            )
+            .returning(*budgets.c)
+        )
+        return [_record(r._mapping) for r in result]
+
+    async def claim_warning(self, budget_id: UUID, *, period: str, level: int) -> bool:
+        """Move the budget's warning mark up to ``level``: True for the one caller that did it
+        (so each warning goes out once per period, however many turns cross it together)."""
+        result: Any = await self.conn.execute(
+            update(budgets)
+            .where(
+                budgets.c.id == budget_id,
+                budgets.c.period == period,
+                budgets.c.warned_level < level,
+            )
+            .values(warned_level=level)
+        )
+        return bool(result.rowcount == 1)

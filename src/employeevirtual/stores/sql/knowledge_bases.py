@@ -1,0 +1,99 @@
+"""Knowledge bases: owner-scoped rows, visible to others when shared. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Row
+
+from employeevirtual.stores.records import KnowledgeBaseRecord, UserRecord
+from employeevirtual.stores.sql.engine import Connection
+from employeevirtual.stores.sql.tables import knowledge_bases, knowledge_documents
+
+__all__ = ["KnowledgeBaseRepository"]
+
+kb = knowledge_bases.c
+
+
+def _base(row: Row[Any]) -> KnowledgeBaseRecord:
+    m = row._mapping
+    return KnowledgeBaseRecord(
+        id=m["id"],
+        user_id=m["user_id"],
+        name=m["name"],
+        description=m["description"],
+        visibility=m["visibility"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        document_count=int(m.get("document_count") or 0),
+    )
+
+
+def _readable_by(user_id: UUID, *, is_admin: bool = False) -> Any:
+    if is_admin:
+        return kb.id.is_not(None)
+    return or_(kb.user_id == user_id, kb.visibility == "shared")
+
+
+class KnowledgeBaseRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def _select(self) -> Any:
+        count = (
+            select(func.count())
+            .select_from(knowledge_documents)
+            .where(knowledge_documents.c.base_id == kb.id)
+            .scalar_subquery()
+            .label("document_count")
+        )
+        return select(knowledge_bases, count)
+
+    async def get_readable(self, base_id: UUID, user: UserRecord) -> KnowledgeBaseRecord | None:
+        query = self._select().where(
+            kb.id == base_id, _readable_by(user.id, is_admin=user.is_admin)
+        )
+        row = (await self.conn.execute(query)).first()
+        return _base(row) if row else None
+
+    async def list_readable(
+        self, user: UserRecord, *, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[KnowledgeBaseRecord]:
+        """Newest first; ``after`` is the (created_at, id) of the previous page's last row."""
+        query = (
+            self._select()
+            .where(_readable_by(user.id, is_admin=user.is_admin))
+            .order_by(kb.created_at.desc(), kb.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            at, last_id = after
+            query = query.where(or_(kb.created_at < at, and_(kb.created_at == at, kb.id < last_id)))
+        return [_base(r) for r in await self.conn.execute(query)]
+
+    async def readable_ids(self, user_id: UUID, base_ids: Sequence[UUID]) -> list[UUID]:
+        """Of ``base_ids``, those the (active or not) user may read: their own or shared."""
+        if not base_ids:
+            return []
+        query = select(kb.id).where(kb.id.in_(list(base_ids)), _readable_by(user_id))
+        found = {r[0] for r in await self.conn.execute(query)}
+        return [b for b in base_ids if b in found]
+
+    async def count_owned(self, user_id: UUID) -> int:
+        query = select(func.count()).select_from(knowledge_bases).where(kb.user_id == user_id)
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def create(self, values: dict[str, Any]) -> None:
+        await self.conn.execute(insert(knowledge_bases).values(values))
+
+    async def update(self, base_id: UUID, values: dict[str, Any], *, now: datetime) -> None:
+        await self.conn.execute(
+            update(knowledge_bases).where(kb.id == base_id).values(**values, updated_at=now)
+        )
+
+    async def delete(self, base_id: UUID) -> None:
+        await self.conn.execute(delete(knowledge_bases).where(kb.id == base_id))

@@ -514,13 +514,6 @@ async def _world(client: httpx.AsyncClient) -> World:
         headers={**owner.headers, "Accept": "text/event-stream"},
     )
     assert r.status_code == 200 and "event: done" in r.text, r.text
-    world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
-    world.base_id = await _base(client, owner, marker)
-    world.document_id = await _document(client, owner, world.base_id, marker)
-    r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
-    world.agent_message_id = (
-        next(m["id"] for m in r.json()["messages"] if m["message_type"] == "agent"),
-    )
     turn_id = r.headers["X-Turn-Id"]
     doomed = await account(client, name="Gone")
     r = await client.request(
@@ -545,6 +538,12 @@ async def _world(client: httpx.AsyncClient) -> World:
         turn_id,
         erasure_id=erasure_id,
         export_id=export_id,
+    )
+    world.base_id = await _base(client, owner, marker)
+    world.document_id = await _document(client, owner, world.base_id, marker)
+    r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
+    world.agent_message_id = next(
+        m["id"] for m in r.json()["messages"] if m["message_type"] == "agent"
     )
     world.secrets |= {owner.id, owner.email, marker, agent_id, conversation_id, revoked["id"]}
     world.secrets |= {world.base_id, world.document_id}

@@ -19,6 +19,7 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql import tables
 from support.access import account, audit_rows
 from support.api import create_agent
+from support.knowledge import create_base
 
 
 def _jsonl(z: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
@@ -71,6 +72,7 @@ async def test_zip_round_trips_to_the_same_records(
     assert (
         await client.post("/api/api-keys", json={"name": "ci"}, headers=owner.headers)
     ).status_code == 201
+    await create_base(client, owner.headers, name="Manual de férias")
     # someone else's data must not appear
     other_agent = await create_agent(client, other.headers)
     await client.post(
@@ -110,6 +112,7 @@ async def test_zip_round_trips_to_the_same_records(
             ("conversations", tables.conversations, tables.conversations.c.user_id == uid),
             ("messages", tables.messages, tables.messages.c.user_id == uid),
             ("api_keys", tables.api_keys, tables.api_keys.c.user_id == uid),
+            ("knowledge_bases", tables.knowledge_bases, tables.knowledge_bases.c.user_id == uid),
         ):
             sql[name] = [dict(r._mapping) for r in await conn.execute(select(table).where(where))]
         profile = dict(
@@ -127,6 +130,7 @@ async def test_zip_round_trips_to_the_same_records(
         ), name
         assert manifest["counts"][name] == len(rows)
     assert len(sql["messages"]) == 8 and len(sql["conversations"]) == 2
+    assert len(sql["knowledge_bases"]) == 1
     # typed round trip: ids and times parse back to the stored values
     by_id = {row["id"]: row for row in sql["messages"]}
     for line in _jsonl(z, "messages"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -221,7 +222,9 @@ class LanceEngine:
         compaction and cleanup. Both now, keeping no old version: an erased person's chunks
         leave the disk. ``delete_unverified`` also removes files of a write in progress (an
         ingestion racing this fails and is retried under its lease)."""
-        await self.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        with warnings.catch_warnings():  # "removes every version except the latest": wanted
+            warnings.simplefilter("ignore", UserWarning)
+            await self.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     async def reset(self, embedding_model: str) -> None:
         if self._db is None:

@@ -497,7 +497,13 @@ class PersonRowsReader:
         self, table_name: str, user_id: UUID, *, after: UUID | None, limit: int
     ) -> list[dict[str, Any]]:
         """Rows of ``agents``, ``conversations`` or ``api_keys`` owned by the person, by id."""
-        table = {"agents": agents, "conversations": conversations, "api_keys": api_keys}[table_name]
+        table = {
+            "agents": agents,
+            "conversations": conversations,
+            "api_keys": api_keys,
+            "knowledge_bases": knowledge_bases,
+            "knowledge_documents": knowledge_documents,
+        }[table_name]
         query = select(table).where(table.c.user_id == user_id)
         if after is not None:
             query = query.where(table.c.id > after)

@@ -41,6 +41,7 @@ faults: install
 # BENCH_ARGS=--drop-schema.
 bench: install
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.analytics $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
 	$(BIN)/python -m tools.bench.export
 

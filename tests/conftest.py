@@ -3,6 +3,7 @@ SecantusDB server per session, a fresh schema/database per test. No mocks of our
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -78,9 +79,15 @@ async def settings(
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(secantus.url)
-    await client.drop_database(values["mongodb_database"])
-    await client.close()
+    # Polling monitor and bounded waits: a cleanup must never hang the session (a teardown once
+    # sat idle for 15 minutes on the streaming monitor's awaitable hello under heavy load).
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        secantus.url, serverMonitoringMode="poll", serverSelectionTimeoutMS=10_000
+    )
+    try:
+        await asyncio.wait_for(client.drop_database(values["mongodb_database"]), 60)
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import { Login } from "./views/Login";
 import { ChatView } from "./views/Chat";
 import { AgentsView } from "./views/Agents";
 import { DashboardView } from "./views/Dashboard";
+import { KnowledgeView } from "./views/Knowledge";
 import { AdminView } from "./views/Admin";
 import { ProfileView } from "./views/Profile";
 
@@ -22,6 +23,7 @@ function Header({ user, onLogout }: { user: User; onLogout: () => void }) {
   const links: [string, string][] = [
     ["chat", t("chat")],
     ["agents", t("agents")],
+    ["knowledge", t("knowledge")],
     ["dashboard", t("dashboard")],
     ...(user.role === "admin" ? ([["admin", t("admin")]] as [string, string][]) : []),
     ["profile", t("profile")],
@@ -77,6 +79,9 @@ function App() {
   switch (page) {
     case "agents":
       view = <AgentsView user={user} sub={r.slice(1)} />;
+      break;
+    case "knowledge":
+      view = <KnowledgeView user={user} baseId={r[1] ?? null} />;
       break;
     case "dashboard":
       view = <DashboardView user={user} />;

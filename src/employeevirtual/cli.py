@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 from typing import Annotated
 
 import typer
@@ -30,16 +29,14 @@ def serve(
     """Run the API server (migrates the database and starts SecantusDB if no MongoDB URL)."""
     import uvicorn
 
+    from employeevirtual.analytics.logs import configure_logging
     from employeevirtual.api.request_id import install_log_record_factory
     from employeevirtual.api.server import server_config
     from employeevirtual.main import create_app
 
     settings = Settings()
     install_log_record_factory()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     console.print(
         f"EmployeeVirtual on http://{host or settings.host}:{port or settings.port} "
         f"(data in {settings.data_dir}; API docs at /docs)"
@@ -47,6 +44,7 @@ def serve(
     config = server_config(
         create_app(settings), settings, host=host or settings.host, port=port or settings.port
     )
+    configure_logging(settings.log_level, settings.log_format)  # after uvicorn's own setup
     uvicorn.Server(config).run()
 
 

@@ -83,7 +83,8 @@ class _App(FastAPI):
         # proxies only) -> access log -> security headers -> the last-resort 500
         app: ASGIApp = CrashGuard(inner)
         app = SecurityHeaders(app, hsts_seconds=self.settings.hsts_seconds, console_csp=CONSOLE_CSP)
-        app = HttpMetrics(app)
+        if self.settings.metrics_enabled:
+            app = HttpMetrics(app)
         app = AccessLog(app)
         app = forwarded_headers(app, trusted)
         return RequestId(app, trusted=trusted)

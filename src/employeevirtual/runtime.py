@@ -17,12 +17,14 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentService
+from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.feedback import FeedbackService
 from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
+from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
@@ -150,7 +152,15 @@ async def open_runtime(
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
-    instrument_engine(engine)
+    metrics.ENABLED = settings.metrics_enabled
+    listeners: list[Any] = []
+    if settings.metrics_enabled:
+        instrument_engine(engine)
+        listeners.append(MongoTimer())
+    if settings.otel_enabled:
+        enable_agent_tracing()
+        trace_engine(engine)
+        listeners.append(MongoSpans())
     secantus: SecantusServer | None = None
     try:
         if migrate:
@@ -162,7 +172,7 @@ async def open_runtime(
             mongo_url = secantus.url
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
         mongo = connect(
-            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=[MongoTimer()]
+            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=listeners
         )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window)
@@ -212,7 +222,8 @@ async def open_runtime(
         ttl_seconds=settings.agent_timeout_seconds + 60,
     )
     for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
-        if (client := getattr(shared, "_client", None)) is not None:
+        client = getattr(shared, "_client", None)
+        if client is not None and settings.metrics_enabled:
             instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
     chat = ChatService(
@@ -269,8 +280,11 @@ async def open_runtime(
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             throttle=LoginThrottle(
                 limiter,
-                max_failures=settings.login_max_failures,
+                free_failures=settings.login_max_failures,
                 window_seconds=settings.login_window_seconds,
+                base_delay=settings.login_delay_base_seconds,
+                max_delay=settings.login_delay_max_seconds,
+                address_max_failures=settings.login_address_max_failures,
             ),
         ),
         agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),

@@ -106,8 +106,15 @@ class Settings(BaseSettings):
 
     # -- access control and resource limits (issue 5) --
     password_min_length: int = Field(default=10, ge=8, le=128)
-    login_max_failures: int = Field(default=5, ge=1)
-    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures: int = Field(
+        default=5, ge=1, description="free failed logins per account+address, then delays"
+    )
+    login_window_seconds: int = Field(default=900, ge=1, description="failures remembered")
+    login_delay_base_seconds: int = Field(default=1, ge=1, description="first delay, doubling")
+    login_delay_max_seconds: int = Field(default=300, ge=1)
+    login_address_max_failures: int = Field(
+        default=100, ge=1, description="failed logins per address (all accounts) per window"
+    )
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_global: int = Field(default=600, ge=1, description="requests per client address")
     rate_limit_chat: int = Field(default=30, ge=1, description="chat turns per user")
@@ -213,6 +220,9 @@ class Settings(BaseSettings):
     )
     outbound_allow_private: bool = Field(
         default=False, description="let outbound calls reach loopback/private/link-local"
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="collect Prometheus metrics (off: no instrumentation at all)"
     )
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token for /metrics; unset: /metrics answers 404"

@@ -107,6 +107,19 @@ ROWS: list[Row] = [
     ),
     Row("GET", "/api/users/me", AUTHED_200, lambda w, f: ("GET", "/api/users/me", {})),
     Row("GET", "/api/agents", AUTHED_200, lambda w, f: ("GET", "/api/agents", {})),
+    # others' shared agents only when asked; never another user's private one (admins: audited)
+    Row(
+        "GET",
+        "/api/agents",
+        AUTHED_200,
+        lambda w, f: ("GET", "/api/agents", {"params": {"scope": "all", "limit": "100"}}),
+    ),
+    Row(
+        "GET",
+        "/api/agents",
+        AUTHED_200,
+        lambda w, f: ("GET", "/api/agents", {"params": {"scope": "shared"}}),
+    ),
     Row("GET", "/api/tools", AUTHED_200, lambda w, f: ("GET", "/api/tools", {})),
     Row(
         "POST",

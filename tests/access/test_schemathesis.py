@@ -24,6 +24,7 @@ from schemathesis.python import asgi
 from employeevirtual.main import create_app
 from employeevirtual.settings import Settings
 from support.api import PASSWORD
+from support.hostile import BAD_BEFORE, BAD_CURSORS, hostile_strings, naive_cursor, storable
 
 EXAMPLES = int(os.environ.get("EV_SCHEMATHESIS_EXAMPLES", "12"))
 
@@ -76,6 +77,63 @@ def streamed_user_message_id(body: str) -> str:
             data = next(line for line in block.splitlines() if line.startswith("data: "))
             return str(json.loads(data[6:])["user_message"]["id"])
     raise AssertionError("no turn event")
+
+
+def _hostile_values() -> tuple[str, ...]:
+    """Issue 8's inputs that answered 500 and a sample of the hostile-strings corpus (query
+    strings carry no lone surrogates: percent-encoded UTF-8 cannot hold one)."""
+    sample = [s for s in hostile_strings()[::12] if "\x00" not in s and storable(s)]
+    return (*BAD_BEFORE, *BAD_CURSORS, naive_cursor(), "a\x00b", *sample)
+
+
+def _hostile_inputs(
+    schema: Any,
+    client: Any,
+    real_ids: dict[str, str],
+    user: dict[str, str],
+    admin: dict[str, str],
+) -> tuple[int, list[str]]:
+    """Every query parameter of every operation given each hostile value (the rest generated,
+    the answer validated by Schemathesis like any case); every JSON body replaced by NaN,
+    Infinity, a lone surrogate or a NUL: always a 4xx with a JSON problem, never a 5xx."""
+    failures: list[str] = []
+    calls = 0
+    values = _hostile_values()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        headers = admin if operation.path.startswith("/api/admin") else user
+        path_parameters = {p.name: real_ids[p.name] for p in operation.path_parameters}
+        for parameter in operation.query:
+            for value in values:
+                strategy = operation.as_strategy(
+                    path_parameters=path_parameters, query={parameter.name: value}
+                )
+                try:
+                    calls += _property(strategy, headers, 1)()
+                except (BaseExceptionGroup, AssertionError) as exc:
+                    failures.append(f"{operation.label} ?{parameter.name}={value[:30]!r}: {exc}")
+        if not any("json" in alt.media_type for alt in operation.body):
+            continue
+        path = operation.path.format(**path_parameters)
+        for raw in (
+            b'{"name": NaN}',
+            b'{"message": Infinity, "name": -Infinity}',
+            b'{"name": "\\ud800", "message": "\\ud800"}',
+            b'{"name": "a\\u0000b", "message": "a\\u0000b"}',
+        ):
+            r = client.request(
+                operation.method.upper(),
+                path,
+                data=raw,
+                headers={**headers, "content-type": "application/json"},
+            )
+            calls += 1
+            ok = 400 <= r.status_code < 500 and r.headers.get("content-type", "").startswith(
+                "application/json"
+            )
+            if not ok or "X-Request-ID" not in r.headers:
+                failures.append(f"{operation.label} body {raw!r}: {r.status_code} {r.text[:200]}")
+    return calls, failures
 
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -> None:
@@ -158,6 +216,9 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                         continue  # nothing to make negative (an operation without inputs)
                     except (BaseExceptionGroup, AssertionError) as exc:  # report them all
                         failures.append(f"{operation.label} [{mode.value}]: {exc}")
+        hostile_calls, hostile_failures = _hostile_inputs(schema, client, real_ids, user, admin)
+        calls += hostile_calls
+        failures += hostile_failures
         if failures:
             Path(os.environ.get("EV_SCHEMATHESIS_REPORT", "/dev/null")).write_text(
                 "\n\n".join(failures)

@@ -4,7 +4,7 @@ MongoDB was away."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -149,3 +149,34 @@ async def test_the_relay_carries_feedback_given_while_mongodb_was_away(
     row = await _sql_row(runtime, mid)
     assert row is not None and row["synced_at"] is not None
     assert await runtime.relay.carry_feedback(datetime.now(UTC)) == 0  # nothing left owed
+
+
+async def test_the_reconciler_finds_and_repairs_lost_feedback(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    runtime.reconciler.grace = timedelta(0)  # compare conversations active a moment ago too
+    owner = await account(client, name="Olga")
+    turn = await _turn(client, owner)
+    mid = turn["agent_message"]["id"]
+    r = await client.post(
+        _url(turn), json={"rating": "down", "comment": "no"}, headers=owner.headers
+    )
+    assert r.status_code == 200
+    assert not [
+        d for d in (await runtime.reconciler.run(repair=False)).drifts if d.kind == "feedback"
+    ]
+    # MongoDB loses it (a restore from an older backup, a manual edit)
+    await runtime.documents.messages.update_one({"_id": mid}, {"$unset": {"feedback": ""}})
+    report = await runtime.reconciler.run(repair=False)
+    assert report.conversations >= 1, report
+    assert [d.kind for d in report.drifts if d.conversation_id == turn["conversation_id"]] == [
+        "feedback"
+    ]
+    report = await runtime.reconciler.run(repair=True)
+    assert all(d.repaired for d in report.drifts)
+    doc = await runtime.documents.messages.find_one({"_id": mid})
+    assert doc is not None and (doc["feedback"]["rating"], doc["feedback"]["comment"]) == (
+        "down",
+        "no",
+    )
+    assert not (await runtime.reconciler.run(repair=False)).drifts

@@ -77,3 +77,50 @@ async def test_users_see_their_own_usage_admins_everyones(
     ):
         r = await client.get("/api/analytics/usage", params=bad, headers=ana.headers)
         assert r.status_code == 422 and words in r.text, r.text
+
+
+async def test_conversations_list_sorts_by_cost_with_keyset_pages(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from decimal import Decimal
+    from uuid import UUID
+
+    from sqlalchemy import update
+
+    from employeevirtual.stores.sql.tables import conversations
+
+    ana = await account(client, name="Ana")
+    r = await client.post("/api/agents", json={"name": "A"}, headers=ana.headers)
+    agent_id = r.json()["id"]
+    ids = []
+    for _ in range(5):
+        r = await client.post(
+            "/api/chat/agent", json={"message": "hi", "agent_id": agent_id}, headers=ana.headers
+        )
+        ids.append(r.json()["conversation_id"])
+    costs = ["0.5", "2.25", "0.5", "9", "0"]  # priced by a provider; the offline model is free
+    async with runtime.engine.begin() as conn:
+        for cid, cost in zip(ids, costs, strict=True):
+            await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == UUID(cid))
+                .values(total_cost=Decimal(cost))
+            )
+    seen: list[tuple[str, str]] = []
+    cursor = None
+    while True:
+        params = {"sort": "cost", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        r = await client.get("/api/conversations", params=params, headers=ana.headers)
+        assert r.status_code == 200, r.text
+        seen += [(c["id"], c["total_cost"]) for c in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert [Decimal(str(c)) for _, c in seen] == sorted((Decimal(c) for c in costs), reverse=True)
+    assert sorted(i for i, _ in seen) == sorted(ids)  # every one, once
+    r = await client.get("/api/conversations", params={"limit": 2}, headers=ana.headers)
+    time_cursor = r.json()["next_cursor"]
+    r = await client.get(
+        "/api/conversations", params={"sort": "cost", "cursor": time_cursor}, headers=ana.headers
+    )
+    assert r.status_code == 422 and "cursor" in r.text

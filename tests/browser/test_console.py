@@ -251,6 +251,7 @@ def test_accessibility_no_serious_violations(
         for route, ready in (
             ("agents", "table.list"),
             ("agents/new", "#agent-name"),
+            ("knowledge", "#kb-name"),
             ("dashboard", ".chart canvas"),
             ("profile", "#key-name"),
         ):

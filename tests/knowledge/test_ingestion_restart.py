@@ -73,7 +73,11 @@ async def _worker(settings: Settings, *args: str, **extra: str) -> tuple[int, st
             stdout=sink,
             stderr=sink,
         )
-        code = await asyncio.wait_for(process.wait(), 120)
+        try:
+            code = await asyncio.wait_for(process.wait(), 300)
+        except TimeoutError:
+            process.kill()
+            raise
     return code, out.read_text(errors="replace")
 
 

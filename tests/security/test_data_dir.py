@@ -1,15 +1,18 @@
 """The data directory is the server's alone (issue 8, item 10): 0700 directories and 0600 files,
 at creation and fixed at start for an older install (with a log line); the embedded SecantusDB
-listens on 127.0.0.1 only."""
+listens on 127.0.0.1 only and requires authentication."""
 
 from __future__ import annotations
 
 import logging
 import stat
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
 
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
@@ -51,6 +54,19 @@ async def test_data_dir_is_private_and_secantus_listens_on_loopback_only(
             if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == runtime.secantus.port
         ]
         assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
+        # and it requires authentication: a client without the server's password gets nothing
+        anonymous: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            f"mongodb://127.0.0.1:{runtime.secantus.port}/?directConnection=true",
+            serverSelectionTimeoutMS=3000,
+        )
+        try:
+            with pytest.raises(OperationFailure, match="authentication"):
+                await anonymous[settings.mongodb_database].probe.insert_one({"x": 1})
+            with pytest.raises(OperationFailure):
+                await anonymous.list_database_names()
+        finally:
+            await anonymous.close()
+        assert stat.S_IMODE((data / "mongodb_password").stat().st_mode) == 0o600
         # everything the server created meanwhile (SQLite, SecantusDB files, its log) is private
         assert (data / "employeevirtual.db").exists()
         assert any((data / "mongodb").iterdir())

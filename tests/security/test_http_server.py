@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from employeevirtual.main import create_app
 from employeevirtual.settings import Settings
+from support.access import audit_rows
 from support.api import PASSWORD, register_and_login
 from support.server import serving
 
@@ -91,3 +93,51 @@ async def test_access_log_leaves_query_strings_out(
     assert '"GET /api/agents"' in text and '"POST /api/chat/agent"' in text
     for secret in (token, "secret", "diagnosis", PASSWORD, "access_token"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_forged_forwarded_for_never_reaches_the_audit_log(settings: Settings) -> None:
+    async with serving(settings) as (base, app), httpx.AsyncClient(base_url=base) as c:
+        for i in range(3):
+            r = await c.post(
+                "/api/auth/login",
+                data={"username": "nobody@example.com", "password": "wrong-password"},
+                headers={"X-Forwarded-For": f"192.0.2.{i}"},
+            )
+            assert r.status_code == 401
+        rows = await audit_rows(app.state.runtime, "auth.login_failed")
+    assert [row["client_ip"] for row in rows] == ["127.0.0.1"] * 3
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_500_keeps_the_connection_and_connections_are_capped(settings: Settings) -> None:
+    capped = settings.model_copy(update={"max_connections": 3})
+    app = create_app(capped)
+
+    @app.get("/api/boom")
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    app.router.routes.insert(0, app.router.routes.pop())  # before the console's catch-all
+    async with serving(capped, app=app) as (base, _app):
+        url = urlsplit(base)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        request = b"GET /api/boom HTTP/1.1\r\nHost: t\r\n\r\n"
+        for _ in range(2):  # the same keep-alive connection answers both
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 500"), head
+            assert b"x-request-id" in head.lower() and b"x-content-type-options" in head.lower()
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            assert b"request_id" in body
+        # with that one open, two more idle connections reach the cap: the next request is 503
+        idle = [await asyncio.open_connection(url.hostname, url.port) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        answer = await _raw(
+            base, b"GET /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:80]
+        for _, w in [(reader, writer), *idle]:
+            w.close()

@@ -145,10 +145,10 @@ async def test_default_prefix_via_factory(redis_client: Redis) -> None:
 async def test_login_throttle_keys_hold_no_raw_email(
     limiter: RedisRateLimiter, redis_client: Redis
 ) -> None:
-    throttle = LoginThrottle(limiter, max_failures=2, window_seconds=60)
+    throttle = LoginThrottle(limiter, free_failures=2, window_seconds=60, base_delay=30)
     for _ in range(2):
         await throttle.record_failure("Alice@Example.com", "203.0.113.7")
-    assert not (await throttle.check("alice@example.com", "198.51.100.1")).allowed
+    assert not (await throttle.check("alice@example.com", "203.0.113.7")).allowed
     keys = [k.decode() async for k in redis_client.scan_iter(match=f"{RUN_PREFIX}*")]
     assert keys
     assert not any("alice" in k.lower() or "example" in k.lower() for k in keys)

@@ -3,6 +3,7 @@ import { api, type Agent, type User } from "../api";
 import { t, fmtDate } from "../i18n";
 import { go } from "../router";
 import { ErrorBox, Field, fieldErrors } from "./common";
+import type { KnowledgeBase } from "./Knowledge";
 
 const PAGE = 10;
 interface Tool {
@@ -102,6 +103,8 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   const [maxTokens, setMaxTokens] = useState(agent?.model_settings.max_tokens?.toString() ?? "");
   const [tools, setTools] = useState<string[]>(agent?.tools ?? []);
   const [visibility, setVisibility] = useState(agent?.visibility ?? "private");
+  const [kbIds, setKbIds] = useState<string[]>(agent?.knowledge_base_ids ?? []);
+  const [bases, setBases] = useState<KnowledgeBase[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
@@ -109,6 +112,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   const [available, setAvailable] = useState<Tool[]>([]);
   useEffect(() => {
     api.get<Tool[]>("/api/tools").then(setAvailable, setError);
+    api.get<{ items: KnowledgeBase[] }>("/api/knowledge-bases", { limit: 100 }).then((p) => setBases(p.items), () => undefined);
   }, []);
 
   async function save(e: Event) {
@@ -119,7 +123,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
     const ms: Record<string, number> = {};
     if (temperature.trim()) ms.temperature = Number(temperature);
     if (maxTokens.trim()) ms.max_tokens = Number(maxTokens);
-    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms };
+    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms, knowledge_base_ids: kbIds };
     if (model.trim()) body.model = model.trim();
     try {
       if (agent) await api.patch(`/api/agents/${agent.id}`, body);
@@ -128,8 +132,9 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
     } catch (err) {
       setError(err);
       setFields(
-        fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "visibility"], {
+        fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "knowledge_base_ids", "visibility"], {
           model: /\bprovider\b/,
+          knowledge_base_ids: /knowledge/,
         }),
       );
     } finally {
@@ -185,6 +190,21 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
             </label>
           ))}
           {fields.tools && <span class="field-error" role="alert">{fields.tools}</span>}
+        </fieldset>
+        <fieldset class={fields.knowledge_base_ids ? "invalid" : ""}>
+          <legend>{t("knowledgeBases")}</legend>
+          {bases.length === 0 && <span class="muted">—</span>}
+          {bases.map((b) => (
+            <label class="check" key={b.id}>
+              <input
+                type="checkbox"
+                checked={kbIds.includes(b.id)}
+                onChange={(e) => setKbIds((e.target as HTMLInputElement).checked ? [...kbIds, b.id] : kbIds.filter((x) => x !== b.id))}
+              />
+              {b.name}
+            </label>
+          ))}
+          {fields.knowledge_base_ids && <span class="field-error" role="alert">{fields.knowledge_base_ids}</span>}
         </fieldset>
         <fieldset>
           <legend>{t("visibility")}</legend>

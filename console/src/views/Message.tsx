@@ -13,9 +13,9 @@ interface ToolCall {
 }
 interface Source {
   title?: string;
-  document?: string;
-  url?: string;
-  text?: string;
+  heading?: string;
+  passage?: string;
+  score?: number;
 }
 
 function asArray<T>(v: unknown): T[] {
@@ -57,8 +57,8 @@ export const MessageView = memo(function MessageView({ m, streaming }: { m: Mess
           <ul>
             {sources.map((s) => (
               <li>
-                <strong>{s.title ?? s.document ?? s.url}</strong>
-                {s.text && <div class="muted">{s.text}</div>}
+                <strong>{s.title}</strong> {s.heading && <span class="muted small">{s.heading}</span>}
+                {s.passage && <div class="muted">{s.passage}</div>}
               </li>
             ))}
           </ul>

@@ -117,7 +117,7 @@ class AccountService:
             if not decision.allowed:
                 await self._record_throttled(email, client_ip, decision.retry_after or 1)
                 raise RateLimited(
-                    "too many failed logins for this account or address; "
+                    "too many failed logins from this address (for this account, or in all); "
                     f"retry in {decision.retry_after} s",
                     headers=decision.headers(),
                     retry_after=decision.retry_after,

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 __all__ = [
     "BUDGET_REFUSALS",
     "CONTENT_TYPE_LATEST",
+    "ENABLED",
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "INGESTION_QUEUE_DEPTH",
@@ -118,6 +119,9 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
         RATE_LIMIT_REJECTIONS.labels(route).inc()
 
 
+ENABLED = True  # set from EV_METRICS_ENABLED at start (turn metrics are recorded when True)
+
+
 def record_turn(
     outcome: str,
     seconds: float,
@@ -127,6 +131,8 @@ def record_turn(
     output_tokens: int = 0,
     cost: Decimal | float | None = None,
 ) -> None:
+    if not ENABLED:
+        return
     TURNS.labels(outcome).inc()
     TURN_DURATION.labels(outcome).observe(seconds)
     if model is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
@@ -39,11 +40,18 @@ class ConversationService:
         limit: int,
         after: tuple[datetime, UUID] | None,
         filters: ConversationFilters,
+        after_cost: tuple[Decimal, UUID] | None = None,
+        by_cost: bool = False,
     ) -> tuple[list[ConversationRecord], bool]:
-        """A page, latest activity first, and whether more follow."""
+        """A page, latest activity (or highest cost) first, and whether more follow."""
         async with read_connection(self.engine) as conn:
             rows = await ConversationReader(conn).list(
-                user, limit=limit + 1, after=after, filters=filters
+                user,
+                limit=limit + 1,
+                after=after,
+                filters=filters,
+                after_cost=after_cost,
+                by_cost=by_cost,
             )
         return rows[:limit], len(rows) > limit
 

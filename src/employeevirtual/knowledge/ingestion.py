@@ -73,6 +73,7 @@ class IngestionWorker:
 
     def start(self) -> None:
         if self._task is None:
+            self.parser.warm_up()
             self._task = asyncio.create_task(self._loop(), name="knowledge-ingestion")
 
     def wake(self) -> None:

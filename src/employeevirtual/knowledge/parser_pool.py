@@ -27,10 +27,26 @@ class ParsedChunks:
     chunks: list[Chunk]
 
 
-def _prepare(megabytes: int) -> None:
-    """In the child: load the parsers and the tokenizer, then cap how much more address space
-    the child may take (what it holds after start-up plus ``megabytes``): a decompression bomb
-    hits the cap and fails its document, whatever the start-up cost of the imports."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this child when the process that started it dies, however it
+    dies (a SIGKILLed worker must not leave a parser behind)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still ends it
+        return
+    if os.getppid() != parent:  # the parent died before the call took effect
+        os._exit(1)
+
+
+def _prepare(megabytes: int, parent: int) -> None:
+    """In the child: die with the parent; load the parsers and the tokenizer, then cap how much
+    more address space the child may take (what it holds after start-up plus ``megabytes``): a
+    decompression bomb hits the cap and fails its document, whatever the imports cost."""
+    _die_with_parent(parent)
     import docx  # noqa: F401
     import html2text  # noqa: F401
     import pypdf  # noqa: F401
@@ -59,6 +75,10 @@ def _work(kind: str, data: bytes, limits: Limits, max_tokens: int, overlap: int)
     return ParsedChunks(parsed.pages, len(parsed.text), chunks)
 
 
+def _noop() -> None:
+    return None
+
+
 class ParserPool:
     def __init__(
         self,
@@ -84,7 +104,7 @@ class ParserPool:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_prepare,
-                initargs=(self.memory_mb,),
+                initargs=(self.memory_mb, os.getpid()),
             )
         return self._pool
 
@@ -95,6 +115,10 @@ class ParserPool:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+
+    def warm_up(self) -> None:
+        """Start the child now (imports and tokenizer), not at the first document."""
+        self._executor().submit(_noop)
 
     async def parse(self, kind: str, data: bytes) -> ParsedChunks:
         """DocumentRejected with the reason when the file cannot be indexed."""

@@ -105,10 +105,13 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
     if cursor is None:
         return None
     try:
-        at, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), UUID(item_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API returned; omit it to start over") from None
+        at_text, id_text = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        at, item_id = datetime.fromisoformat(at_text), UUID(id_text)
+    except (ValueError, UnicodeError):
+        at = None
+    if at is None or at.tzinfo is None:  # a naive datetime cannot be compared: no 500
+        raise InvalidInput("cursor is not one this API returned; omit it to start over")
+    return at, item_id
 
 
 def _title_from(filename: str) -> str:

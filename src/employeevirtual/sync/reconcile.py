@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
-from employeevirtual.stores.records import ConversationRecord
+from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
@@ -64,6 +65,7 @@ class _Plan:
     insert_ids: list[UUID] = field(default_factory=list)
     rebuild: bool = False
     observed_last_seq: int | None = None
+    feedback: list[FeedbackRecord] = field(default_factory=list)  # to write to MongoDB again
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -179,6 +181,8 @@ class Reconciler:
                 drift("seq_mismatch", f"{len(moved)} with another seq than in SQL")
             plan.delete_ids = extra + moved
             plan.insert_ids = [UUID(i) for i in missing + moved]
+        if deep:
+            await self._compare_feedback(conversation, plan)
         if summary is None:
             drift("missing_document", "no chat_conversations document")
             plan.rebuild = True
@@ -208,6 +212,27 @@ class Reconciler:
             drift("sync_marker", f"synced_seq {conversation.synced_seq} < {count}, stores agree")
         return plan
 
+    async def _compare_feedback(self, conversation: ConversationRecord, plan: _Plan) -> None:
+        """Feedback SQL holds against what ``chat_messages`` says (deep check only)."""
+        async with read_connection(self.engine) as conn:
+            in_sql = await FeedbackReader(conn).for_conversation(conversation.id)
+        in_mongo = await self.documents.feedback_of(conversation.id)
+        differing = [
+            record
+            for message_id, record in in_sql.items()
+            if (in_mongo.get(str(message_id)) or {}).get("rating") != record.rating
+            or (in_mongo.get(str(message_id)) or {}).get("comment") != record.comment
+        ]
+        if differing:
+            plan.drifts.append(
+                Drift(
+                    str(conversation.id),
+                    "feedback",
+                    f"{len(differing)} feedback(s) differ from SQL in MongoDB",
+                )
+            )
+            plan.feedback = differing
+
     async def _repair(self, conversation: ConversationRecord, plan: _Plan) -> bool:
         try:
             await self.documents.delete_messages(plan.delete_ids)
@@ -215,6 +240,10 @@ class Reconciler:
                 async with read_connection(self.engine) as conn:
                     records = await MessageReader(conn).by_id(plan.insert_ids[start : start + 500])
                 await self.documents.insert_messages([message_document(m) for m in records])
+            for record in plan.feedback:  # after the messages it belongs to
+                if await self.documents.set_feedback(record.message_id, record.view()):
+                    async with write_transaction(self.engine) as conn:
+                        await FeedbackRepository(conn).mark_synced(record, now=datetime.now(UTC))
             if plan.rebuild:
                 async with read_connection(self.engine) as conn:
                     # fresh: a turn may have committed since the page was read

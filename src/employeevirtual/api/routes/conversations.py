@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -14,7 +15,13 @@ from employeevirtual.api.deps import (
     CurrentUser,
     SettingsDep,
 )
-from employeevirtual.api.params import encode_cursor, page_size, parse_seq, parse_time_cursor
+from employeevirtual.api.params import (
+    decode_cursor,
+    encode_cursor,
+    page_size,
+    parse_seq,
+    parse_time_cursor,
+)
 from employeevirtual.api.schemas import (
     ConversationOut,
     ConversationPage,
@@ -43,6 +50,21 @@ def _encode_cursor(at: datetime, conversation_id: UUID) -> str:
     return encode_cursor(at.isoformat(), str(conversation_id))
 
 
+def _parse_cost_cursor(cursor: str) -> tuple[Decimal, UUID]:
+    kind, cost, item_id = decode_cursor(cursor, parts=3)
+    try:
+        if kind != "cost":
+            raise ValueError(kind)
+        value = Decimal(cost)
+        if not value.is_finite():
+            raise ValueError(cost)
+        return value, UUID(item_id)
+    except (ValueError, ArithmeticError):
+        raise InvalidInput(
+            "cursor is not valid for sort=cost; pass next_cursor from a sort=cost page"
+        ) from None
+
+
 @router.get("")
 async def list_conversations(
     user: CurrentUser,
@@ -54,16 +76,21 @@ async def list_conversations(
     status_: Annotated[Literal["active", "archived"] | None, Query(alias="status")] = None,
     created_after: IsoDateTime | None = None,
     created_before: IsoDateTime | None = None,
+    sort: Literal["last_activity", "cost"] = "last_activity",
 ) -> ConversationPage:
-    """The caller's conversations, latest activity first."""
+    """The caller's conversations, latest activity first, or most expensive first
+    (``sort=cost``; pass ``next_cursor`` back with the same ``sort``)."""
     size = page_size(limit, settings.page_limit_default, settings.page_limit_max)
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput(f"{name} needs a timezone, e.g. 2026-01-31T00:00:00Z")
+    by_cost = sort == "cost"
     rows, more = await conversations.list(
         user,
         limit=size,
-        after=parse_time_cursor(cursor) if cursor else None,
+        after=parse_time_cursor(cursor) if cursor and not by_cost else None,
+        after_cost=_parse_cost_cursor(cursor) if cursor and by_cost else None,
+        by_cost=by_cost,
         filters=ConversationFilters(
             agent_id=agent_id,
             status=status_,
@@ -72,9 +99,13 @@ async def list_conversations(
         ),
     )
     last = rows[-1] if rows else None
-    next_cursor = (
-        _encode_cursor(last.last_message_at or last.created_at, last.id) if more and last else None
-    )
+    next_cursor = None
+    if more and last is not None:
+        next_cursor = (
+            encode_cursor("cost", str(last.total_cost), str(last.id))
+            if by_cost
+            else _encode_cursor(last.last_message_at or last.created_at, last.id)
+        )
     return ConversationPage(items=[ConversationOut.of(c) for c in rows], next_cursor=next_cursor)
 
 

@@ -290,6 +290,14 @@ class DocumentStore:
             await self.mark_rollups_dirty([run["timestamp"]])
         return bool(result.matched_count) and run is not None
 
+    async def feedback_of(self, conversation_id: UUID) -> dict[str, Document]:
+        """message id -> the feedback ``chat_messages`` holds, for one conversation."""
+        cursor = self.messages.find(
+            {"conversation_id": str(conversation_id), "feedback": {"$exists": True}},
+            {"feedback": 1},
+        )
+        return {d["_id"]: d["feedback"] async for d in cursor}
+
     async def mark_rollups_dirty(self, timestamps: Sequence[datetime]) -> None:
         """The analytics runs of these moments changed after their day may have been rolled
         up: the next rollup round rolls those days again (a bounded set: one entry per day)."""

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,8 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
+from urllib.parse import quote_plus
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
 
 _PR_SET_PDEATHSIG = 1
 
@@ -74,6 +77,7 @@ class SecantusServer:
         enable_test_commands: bool = False,
         log_path: str | None = None,
         extra_args: Sequence[str] = (),
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         """``storage_path``: a WiredTiger directory (created if missing, kept across restarts) or
         ``":memory:"``. ``port``: ``None`` picks a free one on first ``start`` and keeps it for
@@ -85,6 +89,8 @@ class SecantusServer:
         self._enable_test_commands = enable_test_commands
         self._log_path = log_path
         self._extra_args = tuple(extra_args)
+        # with --auth: the user the URL logs in as (SCRAM-SHA-256, authSource admin)
+        self._credentials = credentials
         self._proc: asyncio.subprocess.Process | None = None
         self._log_file: IO[bytes] | None = None
         self._owned_log: str | None = None  # temp log we created (removed on stop)
@@ -102,7 +108,13 @@ class SecantusServer:
 
     @property
     def url(self) -> str:
-        return f"mongodb://{_HOST}:{self.port}/?directConnection=true"
+        if self._credentials is None:
+            return f"mongodb://{_HOST}:{self.port}/?directConnection=true"
+        user, password = (quote_plus(part) for part in self._credentials)
+        return (
+            f"mongodb://{user}:{password}@{_HOST}:{self.port}/"
+            "?directConnection=true&authSource=admin"
+        )
 
     @property
     def running(self) -> bool:
@@ -274,10 +286,63 @@ class SecantusServer:
         await self.stop()
 
 
-async def start_embedded(data_dir: Path) -> SecantusServer:
-    """The embedded default's MongoDB: a SecantusDB keeping its files and log in the data dir."""
-    server = SecantusServer(
-        storage_path=str(data_dir / "mongodb"), log_path=str(data_dir / "secantus.log")
-    )
+_EMBEDDED_USER = "employeevirtual"
+
+
+async def _provision(storage: str, log: str, password: str) -> None:
+    """Create (or reset) the server's own user: SecantusDB's --auth needs one made by a start
+    without auth. Bound to 127.0.0.1 like every start, and stopped at once."""
+    server = SecantusServer(storage_path=storage, log_path=log)
     await server.start()
-    return server
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(server.url)
+    try:
+        try:
+            await client.admin.command("createUser", _EMBEDDED_USER, pwd=password, roles=["root"])
+        except OperationFailure:  # made by an earlier, interrupted provisioning
+            await client.admin.command("updateUser", _EMBEDDED_USER, pwd=password)
+    finally:
+        await client.close()
+        await server.stop()
+
+
+async def _authenticated(server: SecantusServer) -> bool:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        server.url, serverSelectionTimeoutMS=5000
+    )
+    try:
+        await client.admin.command("listDatabases", nameOnly=True)
+        return True
+    except OperationFailure:
+        return False
+    finally:
+        await client.close()
+
+
+async def start_embedded(data_dir: Path) -> SecantusServer:
+    """The embedded default's MongoDB: a SecantusDB keeping its files and log in the data dir,
+    listening on 127.0.0.1 only and requiring authentication (SCRAM-SHA-256) as a user whose
+    password is generated once into the data dir (0600): other local accounts that can reach the
+    port cannot read or write it."""
+    storage, log = str(data_dir / "mongodb"), str(data_dir / "secantus.log")
+    secret = data_dir / "mongodb_password"
+    for _attempt in range(2):
+        if not secret.exists():
+            password = secrets.token_urlsafe(32)
+            await _provision(storage, log, password)
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(password)
+        password = secret.read_text().strip()
+        server = SecantusServer(
+            storage_path=storage,
+            log_path=log,
+            extra_args=["--auth"],
+            credentials=(_EMBEDDED_USER, password),
+        )
+        await server.start()
+        if await _authenticated(server):
+            return server
+        # a password file without its user (the database files were replaced): provision again
+        await server.stop()
+        secret.unlink()
+    raise RuntimeError("could not provision SecantusDB's user; see secantus.log")

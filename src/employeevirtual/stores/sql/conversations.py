@@ -154,7 +154,10 @@ class ConversationReader:
         limit: int,
         after: tuple[datetime, UUID] | None = None,
         filters: ConversationFilters = ConversationFilters(),
+        after_cost: tuple[Decimal, UUID] | None = None,
+        by_cost: bool = False,
     ) -> list[ConversationRecord]:
+        """Latest activity first, or (``by_cost``) most expensive first; keyset pages."""
         c = conversations.c
         query = select(conversations).where(c.user_id == user.id)
         if filters.agent_id is not None:
@@ -170,7 +173,15 @@ class ConversationReader:
             query = query.where(
                 or_(c.last_message_at < at, and_(c.last_message_at == at, c.id < last_id))
             )
-        query = query.order_by(c.last_message_at.desc(), c.id.desc()).limit(limit)
+        if by_cost:
+            if after_cost is not None:
+                cost, last_id = after_cost
+                query = query.where(
+                    or_(c.total_cost < cost, and_(c.total_cost == cost, c.id < last_id))
+                )
+            query = query.order_by(c.total_cost.desc(), c.id.desc()).limit(limit)
+        else:
+            query = query.order_by(c.last_message_at.desc(), c.id.desc()).limit(limit)
         return [conversation_from_row(r) for r in await self.conn.execute(query)]
 
 

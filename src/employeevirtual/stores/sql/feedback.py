@@ -52,6 +52,12 @@ class FeedbackReader:
         query = select(message_feedback).where(message_feedback.c.message_id.in_(message_ids))
         return {r.message_id: _record(r._mapping) for r in await self.conn.execute(query)}
 
+    async def for_conversation(self, conversation_id: UUID) -> dict[UUID, FeedbackRecord]:
+        query = select(message_feedback).where(
+            message_feedback.c.conversation_id == conversation_id
+        )
+        return {r.message_id: _record(r._mapping) for r in await self.conn.execute(query)}
+
     async def unsynced(self, *, older_than: datetime, limit: int) -> list[FeedbackRecord]:
         """Feedback MongoDB has not got yet (the relay's work list)."""
         f = message_feedback.c

@@ -118,6 +118,7 @@ conversations = Table(
     Index("IX_conversations_agent_id", "agent_id"),
     Index("IX_conversations_status", "status"),
     Index("IX_conversations_last_message", "last_message_at"),
+    Index("IX_conversations_user_cost", "user_id", "total_cost"),  # the list by cost
     # the relay's work list (not on SQL Server: its filtered indexes cannot compare columns)
     Index(
         "IX_conversations_unsynced",

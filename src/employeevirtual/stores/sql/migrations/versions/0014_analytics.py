@@ -1,4 +1,4 @@
-"""Monthly budgets (with their counters) and feedback on agent messages.
+"""Monthly budgets (with their counters), feedback on agent messages, conversations by cost.
 
 Revision ID: 0014_analytics
 Revises: 0003_idempotency
@@ -22,6 +22,10 @@ UNSYNCED = "synced_at IS NULL"
 
 
 def upgrade() -> None:
+    # GET /api/conversations?sort=cost: the owner's conversations by cost, an index range
+    op.create_index(
+        "IX_conversations_user_cost", "conversations", ["user_id", "total_cost"], schema=S
+    )
     op.create_table(
         "budgets",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -83,3 +87,4 @@ def downgrade() -> None:
     op.drop_index("IX_message_feedback_conversation_id", table_name="message_feedback", schema=S)
     op.drop_table("message_feedback", schema=S)
     op.drop_table("budgets", schema=S)
+    op.drop_index("IX_conversations_user_cost", table_name="conversations", schema=S)

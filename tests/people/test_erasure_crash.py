@@ -51,7 +51,7 @@ class Server:
             )
         url = f"http://127.0.0.1:{self.env['EV_PORT']}/health/live"
         async with httpx.AsyncClient() as client:
-            for _ in range(300):
+            for _ in range(1200):  # a loaded machine: the app and its engines take a while
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(url)).status_code == 200:
                         return

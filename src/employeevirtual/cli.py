@@ -33,8 +33,15 @@ def serve(
     from employeevirtual.api.request_id import install_log_record_factory
     from employeevirtual.api.server import server_config
     from employeevirtual.main import create_app
+    from employeevirtual.runtime import preflight
+    from employeevirtual.stores.datadir import DataDirError
 
     settings = Settings()
+    try:
+        preflight(settings)
+    except DataDirError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
     install_log_record_factory()
     configure_logging(settings.log_level, settings.log_format)
     console.print(

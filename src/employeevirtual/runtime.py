@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
+from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.people.audit import AuditTrail
@@ -45,10 +47,13 @@ from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
+from employeevirtual.stores.datadir import DataDirLock, check_writable, write_mongodb_url
+from employeevirtual.stores.mongo.breaker import CircuitBreaker
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
+from employeevirtual.stores.mongo.supervisor import SecantusSupervisor
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
@@ -57,7 +62,7 @@ from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "open_runtime", "preflight"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,9 @@ class Runtime:
     exports: ExportService
     retention: RetentionJob
     audit: AuditTrail
+    instance: ServerInstance
+    breaker: CircuitBreaker
+    lock: DataDirLock | None
     knowledge: KnowledgeService
     analytics: AnalyticsService
     budgets: BudgetService
@@ -98,9 +106,14 @@ class Runtime:
     turn_log: TurnLog
     live: LiveTurns
     secantus: SecantusServer | None = None
+    supervisor: SecantusSupervisor | None = None
 
     def start_background(self) -> None:
-        """The server's own sync work: relay (with the lag alert), reconciler, key purge."""
+        """The server's own background work: heartbeat, SecantusDB supervision, relay (with the
+        lag alert), reconciler and loss check, key purge."""
+        self.instance.start()
+        if self.supervisor is not None:
+            self.supervisor.start()
         if self.settings.sync_relay_enabled:
             self.relay.start()
         self.reconciler.start()
@@ -113,6 +126,10 @@ class Runtime:
         self.rollup_task.start()
 
     async def close(self) -> None:
+        """After the HTTP server drained its in-flight requests (and the live turns finished or
+        were cancelled and committed): record their MongoDB writes, let the relay copy what is
+        still owed (bounded), say this instance stopped, and stop the embedded SecantusDB last,
+        so nothing committed misses MongoDB for want of it."""
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
         await self.turn_log.aclose()
@@ -124,14 +141,35 @@ class Runtime:
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.acks.flush()
+        await self._drain_relay()
         await self.alerts.drain()
         await self.acks.stop()
+        await self.instance.stop()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
         await self.mongo.close()
         await self.engine.dispose()
         if self.secantus is not None:
             await self.secantus.stop()
+        if self.lock is not None:
+            self.lock.release()
+
+    async def _drain_relay(self) -> None:
+        limit = self.settings.shutdown_drain_seconds
+        if not self.settings.sync_relay_enabled or limit <= 0 or self.breaker.is_open:
+            return
+        try:
+            async with asyncio.timeout(limit):
+                # every conversation, the busy ones too: nothing is in flight any more
+                while (
+                    await self.relay.run_once(now=datetime.now(UTC) + self.relay.grace)
+                ).advanced:
+                    pass
+        except Exception as exc:  # the relay of the next start copies it instead
+            log.warning("shutdown: relay did not finish copying (%s)", type(exc).__name__)
 
 
 def _utc_now() -> datetime:
@@ -148,7 +186,13 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    secure_data_dir(settings.data_dir)
+    # before anything touches the data dir (migrations, SecantusDB files): writable, and ours
+    check_writable(settings.data_dir, *sqlite_files(settings))
+    lock: DataDirLock | None = None
+    if settings.database_url is None or settings.mongodb_url is None:  # an embedded store
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+    secure_data_dir(settings.data_dir)  # after the writability check: it names the path
     engine = create_engine(
         settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
     )
@@ -162,6 +206,7 @@ async def open_runtime(
         trace_engine(engine)
         listeners.append(MongoSpans())
     secantus: SecantusServer | None = None
+    breaker = CircuitBreaker(retry_seconds=settings.mongodb_breaker_seconds)
     try:
         if migrate:
             await upgrade(engine)
@@ -170,12 +215,15 @@ async def open_runtime(
         else:
             secantus = await start_embedded(settings.data_dir)
             mongo_url = secantus.url
+            write_mongodb_url(settings.data_dir, mongo_url)
             log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
         mongo = connect(
-            mongo_url, timeout_ms=settings.mongodb_timeout_ms, event_listeners=listeners
+            mongo_url,
+            timeout_ms=settings.mongodb_timeout_ms,
+            event_listeners=[*listeners, breaker],
         )
         db = mongo[settings.mongodb_database]
-        documents = DocumentStore(db, window=settings.conversation_window)
+        documents = DocumentStore(db, window=settings.conversation_window, breaker=breaker)
         try:
             await ensure_indexes(db)
         except Exception as exc:
@@ -185,7 +233,30 @@ async def open_runtime(
         await engine.dispose()
         if secantus is not None:
             await secantus.stop()
+        if lock is not None:
+            lock.release()
         raise
+    instance = ServerInstance(
+        engine,
+        heartbeat_seconds=settings.instance_heartbeat_seconds,
+        dead_after=settings.instance_dead_seconds,
+    )
+    await instance.register()
+    reconciler = Reconciler.from_settings(settings, engine, documents)
+    supervisor: SecantusSupervisor | None = None
+    if secantus is not None:
+        owner = str(instance.id)
+
+        async def probe() -> None:
+            await documents.probe_write(owner)
+
+        supervisor = SecantusSupervisor(
+            secantus,
+            probe=probe,
+            interval=settings.secantus_probe_seconds,
+            write_failures=settings.secantus_write_failures,
+            on_restart=reconciler.request_check,
+        )
 
     models = ModelRegistry(
         openai_base_url=settings.openai_base_url,
@@ -249,6 +320,7 @@ async def open_runtime(
         engine,
         lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
         ttl_seconds=settings.idempotency_ttl_seconds,
+        instance=instance,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -292,7 +364,7 @@ async def open_runtime(
         knowledge=knowledge,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
-        reconciler=Reconciler.from_settings(settings, engine, documents),
+        reconciler=reconciler,
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(
@@ -340,10 +412,31 @@ async def open_runtime(
             interval_seconds=settings.retention_interval_seconds,
         ),
         audit=AuditTrail(engine=engine),
+        instance=instance,
+        breaker=breaker,
+        lock=lock,
         analytics=analytics,
         budgets=budgets,
         feedback=FeedbackService(engine=engine, documents=documents),
         alerts=alerts,
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
+        supervisor=supervisor,
     )
+
+
+def preflight(settings: Settings) -> None:
+    """The start-up checks on the data dir, alone: raises DataDirError with a one-line message
+    (``serve`` prints it instead of a traceback)."""
+    check_writable(settings.data_dir, *sqlite_files(settings))
+    if settings.database_url is None or settings.mongodb_url is None:
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+        lock.release()
+
+
+def sqlite_files(settings: Settings) -> tuple[str, ...]:
+    """The embedded default's SQLite files, which must be writable too."""
+    if settings.database_url:
+        return ()
+    return ("employeevirtual.db", "employeevirtual.db-wal", "employeevirtual.db-shm")

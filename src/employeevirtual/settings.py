@@ -144,6 +144,30 @@ class Settings(BaseSettings):
     sync_reconcile_seconds: float = Field(
         default=600.0, ge=0, description="periodic reconcile-and-repair; 0 turns it off"
     )
+    sync_check_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="cheap loss check (SQL's synced counts vs MongoDB's); 0 turns it off",
+    )
+    # reliability (issue 9): liveness of servers, supervision of the embedded store, shutdown
+    instance_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="SQL heartbeat of this server (also the SQL write probe)"
+    )
+    instance_dead_seconds: float = Field(
+        default=20.0, gt=0, description="a server silent this long is gone: its keys are free"
+    )
+    mongodb_breaker_seconds: float = Field(
+        default=5.0, gt=0, description="while MongoDB is unreachable, calls fail at once this long"
+    )
+    secantus_probe_seconds: float = Field(
+        default=2.0, gt=0, description="write probe of the embedded SecantusDB"
+    )
+    secantus_write_failures: int = Field(
+        default=3, ge=1, description="failed write probes in a row before it is restarted"
+    )
+    shutdown_drain_seconds: float = Field(
+        default=10.0, ge=0, description="on stop, how long the relay may copy what is owed"
+    )
     idempotency_ttl_seconds: int = Field(default=86_400, ge=86_400)
     idempotency_lease_seconds: float | None = Field(
         default=None, gt=0, description="a pending key's lease; default agent timeout + 30 s"
@@ -184,6 +208,10 @@ class Settings(BaseSettings):
     knowledge_search_results: int = Field(default=5, ge=1, le=50)
     knowledge_ann_min_rows: int = Field(
         default=20_000, ge=256, description="build the ANN index once the index holds this many"
+    )
+    knowledge_ann_ef: int = Field(default=200, ge=10, description="HNSW candidates per query")
+    knowledge_ann_refine: int = Field(
+        default=5, ge=1, description="re-rank this many times the results by exact distance"
     )
     knowledge_max_bases_per_user: int = Field(default=50, ge=1)
     knowledge_max_bases_per_agent: int = Field(default=10, ge=0)

@@ -35,3 +35,9 @@ async def test_nothing_lost_nothing_doubled(tmp_path: Path) -> None:
         assert counts.stores_equal, counts
     assert next(c for c in results if c.scenario == "crash_after_commit").retried > 0
     assert next(c for c in results if c.scenario == "identical_concurrent").retried > 0
+    # issue 9: commits failed, and their retries ran at once instead of waiting out the key's
+    # 60 s lease (every client got its answer; none was kept near the lease)
+    failed_commits = next(c for c in results if c.scenario == "commit_fails")
+    assert failed_commits.retried > 0
+    assert failed_commits.gave_up == 0
+    assert failed_commits.blocked_max < 30, failed_commits

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
+from employeevirtual.errors import Unavailable
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.log import MemoryTurnLog, RedisTurnLog, follow, parse_id
 
@@ -115,4 +116,24 @@ async def test_redis_stream_has_a_hard_cap_and_a_ttl() -> None:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+        await log.aclose()
+
+
+async def test_a_redis_outage_leaves_local_turns_working_and_says_503_for_remote_ones() -> None:
+    """Nothing listens on port 1: the turn still runs and is followed on its own process."""
+    log = RedisTurnLog("redis://127.0.0.1:1/0", prefix="ev:down:", memory=_memory())
+    turn, owner = uuid.uuid4(), uuid.uuid4()
+    try:
+        await log.open(turn, owner=owner, conversation_id=None)
+        await log.append(turn, _delta(0))
+        await log.append(turn, TurnEvent("done", {}))
+        info = await log.info(turn)
+        assert info is not None and info.owner == owner and info.finished
+        assert [e.kind for e in await log.read(turn, 0, wait=0)] == ["delta", "done"]
+        assert await log.key_turn(owner, "k") is None
+        with pytest.raises(Unavailable):
+            await log.info(uuid.uuid4())
+        with pytest.raises(Unavailable):
+            await log.publish_cancel(uuid.uuid4())
+    finally:
         await log.aclose()

@@ -176,15 +176,27 @@ async def evaluate_corpus(
 
 # -- speed ------------------------------------------------------------------------------------
 
-_VOCABULARY = """tent jacket refund warranty shipping order store price holiday laptop password
+_TOPICAL = """tent jacket refund warranty shipping order store price holiday laptop password
 invoice repair zip sleeping bag stove poles delivery porto lisbon braga voucher points member
 deposit rental breach policy expense hotel train team manager badge probation down fabric
 recycled emissions logo wholesale discount card cash gift weekend week days hours euros"""
-_WORDS = _VOCABULARY.split()
+_WORDS = _TOPICAL.split()
 
 
-def _synthetic(rng: random.Random, n: int) -> list[str]:
-    return [" ".join(rng.choices(_WORDS, k=rng.randint(25, 60))) for _ in range(n)]
+def _vocabulary() -> list[str]:
+    """Real words: the embedding tokenizer's whole-word pieces (about 12,000), so synthetic
+    chunks differ as much as real ones do (a 50-word vocabulary made near-ties everywhere)."""
+    from employeevirtual.knowledge.embedding import wordllama_tokenizer
+
+    pieces = wordllama_tokenizer().get_vocab()
+    return sorted(
+        w[1:] for w in pieces if w.startswith("\u2581") and w[1:].isalpha() and len(w) > 4
+    )
+
+
+def _synthetic(rng: random.Random, n: int, words: list[str] | None = None) -> list[str]:
+    pool = words or _WORDS
+    return [" ".join(rng.choices(pool, k=rng.randint(25, 60))) for _ in range(n)]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -205,13 +217,14 @@ async def bench_engine(
     )
     await engine.open()
     base, owner, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    out: dict[str, Any] = {"sizes": {}}
+    words = _vocabulary()
+    out: dict[str, Any] = {"sizes": {}, "ann": {"ef": engine.ann_ef, "refine": engine.ann_refine}}
     have = 0
     embed_seconds = write_seconds = 0.0
     for size in sorted(sizes):
         while have < size:
             batch = min(2000, size - have)
-            texts = _synthetic(rng, batch)
+            texts = _synthetic(rng, batch, words)
             started = time.perf_counter()
             vectors = (await embedder.embed_documents(texts)).embeddings
             embedded = time.perf_counter()
@@ -239,7 +252,7 @@ async def bench_engine(
         started = time.perf_counter()
         await engine.optimize()  # the ANN index at the largest size; FTS folded in
         optimize_seconds = time.perf_counter() - started
-        questions = _synthetic(rng, queries)
+        questions = _synthetic(rng, queries, words)
         vectors = (await embedder.embed_documents(questions)).embeddings
         timings: dict[str, dict[str, float]] = {}
         for mode in MODES:
@@ -265,7 +278,7 @@ async def bench_engine(
         "chunks_per_s": have / (embed_seconds + write_seconds),
     }
     # recall@10 of the ANN index against exact (brute-force) search at the largest size
-    questions = _synthetic(rng, recall_queries)
+    questions = _synthetic(rng, recall_queries, words)
     vectors = (await embedder.embed_documents(questions)).embeddings
     recalls = []
     for q, v in zip(questions, vectors, strict=True):

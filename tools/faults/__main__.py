@@ -42,6 +42,9 @@ def table(results: list[Counts], backend: str) -> Table:
         "unexpected",
         "converge s",
         "stores equal",
+        "blocked max s",
+        "blocked p99 s",
+        "gave up",
         "fault",
     ):
         out.add_column(column, justify="left" if column in ("scenario", "fault") else "right")
@@ -56,6 +59,9 @@ def table(results: list[Counts], backend: str) -> Table:
             _flag(c.unexpected),
             "never" if c.converge_seconds is None else f"{c.converge_seconds:.2f}",
             "yes" if c.stores_equal else "[red]NO[/]",
+            f"{c.blocked_max:.2f}",
+            f"{c.blocked_p99:.2f}",
+            _flag(c.gave_up),
             c.faults,
         )
     return out
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(
             run(names, plan, workdir=workdir, postgres_url=args.postgres, lanes=args.lanes)
         )
-    console = Console(width=160)
+    console = Console(width=200)
     console.print(table(results, backend))
     for c in results:
         if c.notes:

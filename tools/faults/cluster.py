@@ -45,8 +45,13 @@ class Cluster:
     subprocess (``tools.faults.server``: the app with the fault hooks), and optionally
     ``python -m employeevirtual.sync.cli run`` as a relay process."""
 
-    def __init__(self, workdir: Path, *, name: str, postgres_url: str | None) -> None:
+    def __init__(
+        self, workdir: Path, *, name: str, postgres_url: str | None, embedded: bool = False
+    ) -> None:
+        """``embedded``: no SecantusDB of the harness; the server runs its own embedded one (a
+        supervised child in its data dir), found through ``<data dir>/mongodb.url``."""
         self.workdir = workdir
+        self.embedded = embedded
         workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.mongo = SecantusServer(
@@ -72,7 +77,6 @@ class Cluster:
             "EV_DATA_DIR": self.workdir / "data",
             "EV_DATABASE_URL": self.sql_url,
             "EV_DATABASE_SCHEMA": self.schema,
-            "EV_MONGODB_URL": self.mongo.url,
             "EV_MONGODB_DATABASE": self.mongo_database,
             "EV_MONGODB_TIMEOUT_MS": 500,
             "EV_SECRET_KEY": "fault-injection-" + "x" * 32,
@@ -90,6 +94,8 @@ class Cluster:
             "EV_RATE_LIMIT_CHAT": 1_000_000,
             "EV_RATE_LIMIT_GLOBAL": 1_000_000,
         }
+        if not self.embedded:
+            values["EV_MONGODB_URL"] = self.mongo.url
         values.update(extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}
         env.update({k: str(v) for k, v in values.items()})
@@ -180,8 +186,87 @@ class Cluster:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    @property
+    def mongo_url(self) -> str:
+        """Where the stores' MongoDB listens: the harness's, or the server's embedded one."""
+        if not self.embedded:
+            return self.mongo.url
+        return (self.workdir / "data" / "mongodb.url").read_text().strip()
+
+    def secantus_child_pid(self) -> int | None:
+        """The server's embedded SecantusDB child (a process whose parent is the server)."""
+        assert self.server is not None
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                status = (entry / "status").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")), "")
+            if ppid == str(self.server.pid) and b"secantusd" in cmdline:
+                return int(entry.name)
+        return None
+
+    async def kill_secantus_child(self) -> int | None:
+        pid = self.secantus_child_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return pid
+
+    # -- SQL faults -----------------------------------------------------------------------------
+
+    async def fail_commits(self, percent: int) -> None:
+        """From now on, about ``percent`` % of the transactions inserting chat messages fail at
+        COMMIT (a deferred check: the response was already rendered inside the transaction)."""
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                s = f'"{self.schema}"'
+                await conn.execute(
+                    text(
+                        f"CREATE OR REPLACE FUNCTION {s}.ev_fail_commit() RETURNS trigger "
+                        f"LANGUAGE plpgsql AS $$ BEGIN IF random() * 100 < {int(percent)} THEN "
+                        "RAISE EXCEPTION 'injected failure at COMMIT'; END IF; RETURN NULL; END $$"
+                    )
+                )
+                await conn.execute(
+                    text(
+                        f"CREATE CONSTRAINT TRIGGER ev_fail_commit AFTER INSERT ON {s}.messages "
+                        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                        f"EXECUTE FUNCTION {s}.ev_fail_commit()"
+                    )
+                )
+                return
+            # SQLite checks deferred foreign keys at COMMIT: a trigger breaks one at random
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS ev_fault_parent (id INTEGER)"))
+            await conn.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS ev_fault_child (parent INTEGER REFERENCES "
+                    "ev_fault_parent(id) DEFERRABLE INITIALLY DEFERRED)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER ev_fail_commit AFTER INSERT ON messages "
+                    f"WHEN abs(random()) % 100 < {int(percent)} "
+                    "BEGIN INSERT INTO ev_fault_child VALUES (42); END"
+                )
+            )
+
+    async def heal_commits(self) -> None:
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                await conn.execute(
+                    text(f'DROP TRIGGER IF EXISTS ev_fail_commit ON "{self.schema}".messages')
+                )
+            else:
+                await conn.execute(text("DROP TRIGGER IF EXISTS ev_fail_commit"))
+
     async def __aenter__(self) -> Cluster:
-        await self.mongo.start()
+        if not self.embedded:
+            await self.mongo.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

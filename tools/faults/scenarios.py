@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class Scenario:
     inject: Injector
     server_env: dict[str, Any] = field(default_factory=dict)
     copies: int = 1
+    embedded: bool = False  # the server runs its own (supervised) SecantusDB child
     stream: bool = False  # clients stream their turns (SSE) and walk away at random
 
 
@@ -112,6 +114,38 @@ async def _relay_killed(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> st
     return f"in-server relay off, MongoDB failing; relay process SIGKILLed mid-batch {kills}x"
 
 
+async def _commit_fails(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> str:
+    await asyncio.sleep(plan.stretch / 4)
+    await cluster.fail_commits(percent=30)
+    await asyncio.sleep(plan.stretch)
+    await cluster.heal_commits()
+    await asyncio.sleep(plan.stretch / 2)
+    stop.set()
+    return f"~30 % of turn commits fail at COMMIT for {plan.stretch:g} s (60 s key lease)"
+
+
+async def _mongo_data_loss(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> str:
+    await asyncio.sleep(plan.stretch / 2)
+    await cluster.mongo.kill()
+    shutil.rmtree(cluster.workdir / "mongo")  # the storage directory, gone
+    await cluster.mongo.start()  # empty
+    await asyncio.sleep(plan.stretch)
+    stop.set()
+    return "SecantusDB SIGKILLed, its storage dir deleted, restarted empty"
+
+
+async def _secantus_child_killed(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> str:
+    kills = 0
+    for _ in range(max(1, plan.crashes)):
+        await asyncio.sleep(plan.stretch / 2)
+        if await cluster.kill_secantus_child() is not None:
+            kills += 1
+        await asyncio.sleep(plan.stretch / 2)
+    await asyncio.sleep(plan.stretch / 2)
+    stop.set()
+    return f"the server's embedded SecantusDB child SIGKILLed {kills}x (supervisor restarts it)"
+
+
 async def _identical_concurrent(cluster: Cluster, stop: asyncio.Event, plan: Plan) -> str:
     await asyncio.sleep(plan.stretch)
     stop.set()
@@ -142,6 +176,17 @@ SCENARIOS: dict[str, Scenario] = {
             server_env={"EV_OFFLINE_STREAM_DELAY_MS": 5},  # ~0.3 s a turn: walk away mid-way
             stream=True,
         ),
+        # issue 9: a failed COMMIT frees its key at once (the lease is long here on purpose)
+        Scenario("commit_fails", _commit_fails, server_env={"EV_IDEMPOTENCY_LEASE_SECONDS": 60}),
+        # issue 9: lost MongoDB data is found by the loss check and repaired from SQL
+        Scenario("mongo_data_loss", _mongo_data_loss, server_env={"EV_SYNC_CHECK_SECONDS": 1}),
+        # issue 9: the supervised embedded SecantusDB; turns fail fast while it is down
+        Scenario(
+            "secantus_child_killed",
+            _secantus_child_killed,
+            server_env={"EV_SECANTUS_PROBE_SECONDS": 0.5},
+            embedded=True,
+        ),
     )
 }
 
@@ -152,7 +197,9 @@ async def run_scenario(name: str, *, workdir: Path, plan: Plan, postgres_url: st
     if name == "crash_after_commit":
         env["EV_FAULT_CRASH_AFTER_COMMIT_EVERY"] = plan.crash_every
     counts = Counts(scenario=name)
-    async with Cluster(workdir / name, name=name, postgres_url=postgres_url) as cluster:
+    async with Cluster(
+        workdir / name, name=name, postgres_url=postgres_url, embedded=scenario.embedded
+    ) as cluster:
         # the set-up (users, agents, a first turn each) commits fewer turns than crash_every
         log.info("%s: starting the server", name)
         await cluster.start_server(**env)
@@ -178,7 +225,7 @@ async def run_scenario(name: str, *, workdir: Path, plan: Plan, postgres_url: st
             log.info("%s: healed, waiting for the stores to converge", name)
             snap, seconds = await converge(
                 cluster.engine,
-                cluster.mongo.url,
+                cluster.mongo_url,
                 cluster.mongo_database,
                 timeout=plan.converge_timeout,
             )
@@ -189,7 +236,7 @@ async def run_scenario(name: str, *, workdir: Path, plan: Plan, postgres_url: st
                 workload.ops,
                 snap,
                 engine=cluster.engine,
-                mongo_url=cluster.mongo.url,
+                mongo_url=cluster.mongo_url,
                 database=cluster.mongo_database,
             )
         finally:

@@ -48,6 +48,11 @@ class Counts:
     faults: str = ""
     sql_messages: int = 0
     stores_equal: bool = False
+    # how long clients were kept waiting for an answer, retries included (the longest, and
+    # the 99th percentile), and how many gave up unanswered
+    blocked_max: float = 0.0
+    blocked_p99: float = 0.0
+    gave_up: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -134,6 +139,11 @@ async def count(
     """Fill ``counts`` from the clients' history and the stores."""
     counts.attempted = len(ops)
     counts.sql_messages = len(snap.sql)
+    waits = sorted(op.waited for op in ops)
+    if waits:
+        counts.blocked_max = waits[-1]
+        counts.blocked_p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+    counts.gave_up = sum(1 for op in ops if not op.acknowledged)
     attempted_tokens = {op.token for op in ops}
     for op in ops:
         counts.retried += op.retried

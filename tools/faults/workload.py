@@ -32,6 +32,15 @@ class Op:
     attempts: int = 0
     copies: int = 1
     disconnects: int = 0  # streams the client walked away from (stream_disconnects)
+    first_at: float | None = None  # loop time of the first attempt
+    done_at: float | None = None  # loop time its last copy got its answer (or gave up)
+
+    @property
+    def waited(self) -> float:
+        """How long the client was kept waiting for this request, retries included."""
+        if self.first_at is None or self.done_at is None:
+            return 0.0
+        return self.done_at - self.first_at
 
     @property
     def retried(self) -> bool:
@@ -123,7 +132,13 @@ class Workload:
 
     async def _until_answered(self, client: Client, op: Op) -> None:
         if self.stream:
-            await self._stream_until_answered(client, op)
+            loop = asyncio.get_running_loop()
+            if op.first_at is None:
+                op.first_at = loop.time()
+            try:
+                await self._stream_until_answered(client, op)
+            finally:
+                op.done_at = max(op.done_at or 0.0, loop.time())
             return
         body: dict[str, Any] = {"message": op.token}
         if op.conversation_id:
@@ -131,6 +146,17 @@ class Workload:
         else:
             body["agent_id"] = op.agent_id
         headers = {**client.headers, "Idempotency-Key": op.key}
+        loop = asyncio.get_running_loop()
+        if op.first_at is None:
+            op.first_at = loop.time()
+        try:
+            await self._attempts(client, op, body, headers)
+        finally:
+            op.done_at = max(op.done_at or 0.0, loop.time())
+
+    async def _attempts(
+        self, client: Client, op: Op, body: dict[str, Any], headers: dict[str, str]
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.give_up_after
         attempt = 0

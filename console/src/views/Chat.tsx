@@ -30,6 +30,7 @@ function ConversationList({
   const [agentFilter, setAgentFilter] = useState("");
   const [status, setStatus] = useState("active");
   const [search, setSearch] = useState("");
+  const [sort, setSort] = useState("last_activity");
   const [error, setError] = useState<unknown>(null);
   const [editing, setEditing] = useState<string | null>(null);
   const [title, setTitle] = useState("");
@@ -43,6 +44,7 @@ function ConversationList({
           cursor: more ? cursor : undefined,
           agent_id: agentFilter || undefined,
           status: status || undefined,
+          sort,
         });
         setItems((prev) => (more ? [...prev, ...page.items] : page.items));
         setCursor(page.next_cursor);
@@ -50,12 +52,12 @@ function ConversationList({
         setError(e);
       }
     },
-    [cursor, agentFilter, status],
+    [cursor, agentFilter, status, sort],
   );
 
   useEffect(() => {
     load(false);
-  }, [agentFilter, status, refresh]);
+  }, [agentFilter, status, sort, refresh]);
 
   async function rename(c: Conversation) {
     try {
@@ -107,6 +109,11 @@ function ConversationList({
           <option value="active">{t("active")}</option>
           <option value="archived">{t("archived")}</option>
           <option value="">{t("any")}</option>
+        </select>
+        <label class="sr-only" for="conv-sort">{t("sortBy")}</label>
+        <select id="conv-sort" value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value)}>
+          <option value="last_activity">{t("lastActivity")}</option>
+          <option value="cost">{t("mostExpensive")}</option>
         </select>
       </div>
       <ErrorBox error={error} onRetry={() => load(false)} />

@@ -5,8 +5,10 @@ before the agent runs, so a concurrent duplicate finds it and gets 409 instead o
 agent a second time. The turn's own SQL transaction completes it with the response (status and
 body), fenced by the claim's token: acknowledged still means committed, and a retry after that
 replays the stored response. A request that ends before its commit releases the key. A pending key
-whose owner died is taken over once its lease runs out; if the old owner was only slow, its
-commit finds the token changed and rolls back, so the turn still happens once.
+records the server instance running it; a retry takes it over at once when that instance is
+known to be gone (see ``health.instance``), and otherwise once its lease runs out. If the old
+owner was only slow, its commit finds the token changed and rolls back, so the turn still
+happens once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Conflict, InvalidInput
+from employeevirtual.health.instance import ServerInstance
 from employeevirtual.stores.sql.engine import WriteConnection, write_transaction
 from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
 from employeevirtual.sync.background import Background
@@ -52,7 +55,9 @@ class StoredResponse:
 @dataclass(slots=True)
 class IdempotencyClaim:
     """A key this request holds. ``render`` turns the turn's outcome (a result or the failure
-    raised for it) into the response to store; ``response`` is set once the turn committed."""
+    raised for it) into the response to store; ``response`` is set inside the turn's
+    transaction, before its COMMIT, so it does not prove the turn committed: on any failure,
+    call ``IdempotencyKeys.release`` (it spares a key that did commit)."""
 
     user_id: UUID
     key: str
@@ -84,8 +89,16 @@ class IdempotencyClaim:
 
 
 class IdempotencyKeys:
-    def __init__(self, engine: AsyncEngine, *, lease_seconds: float, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        lease_seconds: float,
+        ttl_seconds: float,
+        instance: ServerInstance | None = None,
+    ) -> None:
         self.engine = engine
+        self.instance = instance  # this server: the owner its claims record
         self.lease = timedelta(seconds=lease_seconds)
         self.ttl = timedelta(seconds=ttl_seconds)
         self._background = Background("idempotency-purge")
@@ -114,6 +127,7 @@ class IdempotencyKeys:
                         fingerprint=request_fingerprint,
                         now=now,
                         locked_until=now + self.lease,
+                        owner_id=self._owner,
                     )
                 return IdempotencyClaim(user_id, key, token, render)
             except IntegrityError:
@@ -131,7 +145,8 @@ class IdempotencyKeys:
                 if stored.status == "complete":
                     assert stored.response_status is not None
                     return StoredResponse(stored.response_status, stored.response_body or "")
-                if stored.locked_until is not None and stored.locked_until > now:
+                leased = stored.locked_until is not None and stored.locked_until > now
+                if leased and not await self._owner_gone(stored.owner_id):
                     raise Conflict(
                         "a request with this Idempotency-Key is still being processed; "
                         "retry shortly to get its response",
@@ -141,12 +156,31 @@ class IdempotencyKeys:
                     KeyOwner(user_id, key, token),
                     old_token=stored.token,
                     locked_until=now + self.lease,
+                    owner_id=self._owner,
                 ):
-                    log.warning("took over Idempotency-Key whose lease expired (user %s)", user_id)
+                    log.warning(
+                        "took over an Idempotency-Key whose %s (user %s)",
+                        "owner is gone" if leased else "lease expired",
+                        user_id,
+                    )
                     return IdempotencyClaim(user_id, key, token, render)
         raise Conflict(
             "this Idempotency-Key is contended; retry shortly", headers={"Retry-After": "1"}
         )
+
+    @property
+    def _owner(self) -> UUID | None:
+        return self.instance.id if self.instance is not None else None
+
+    async def _owner_gone(self, owner_id: UUID | None) -> bool:
+        """Whether the server holding a leased key is known to be gone. Unknown owners (keys
+        from before owners were recorded, or no instance here to judge) keep the lease."""
+        if owner_id is None or self.instance is None:
+            return False
+        try:
+            return await self.instance.is_gone(owner_id)
+        except SQLAlchemyError:
+            return False
 
     async def release(self, claim: IdempotencyClaim) -> None:
         """The request ended without committing: let a retry run it."""

@@ -220,7 +220,9 @@ class LiveTurns:
             await self.log.append(turn_id, render(result))
         except Exception as exc:
             log.exception("live turn %s failed before its commit", turn_id)
-            if idempotency is not None and idempotency.response is None:
+            if idempotency is not None:
+                # a failed COMMIT too (the response was rendered inside the transaction); a key
+                # that did commit is complete, and release leaves it alone
                 await self.keys.release(idempotency)
             detail = getattr(exc, "message", None) or "the turn failed; see the server log"
             status = getattr(exc, "status_code", 503)

@@ -47,9 +47,20 @@ def _in(column: str, ids: Sequence[UUID]) -> str:
 
 class LanceEngine:
     def __init__(
-        self, uri: str, *, embedding_model: str, dimensions: int, ann_min_rows: int = 10_000
+        self,
+        uri: str,
+        *,
+        embedding_model: str,
+        dimensions: int,
+        ann_min_rows: int = 10_000,
+        ann_ef: int = 200,
+        ann_refine: int = 5,
     ) -> None:
+        """``ann_ef``: HNSW candidates per query; ``ann_refine``: that many times ``limit``
+        candidates re-ranked by exact distance (the quantised index alone misorders them)."""
         self.uri = uri
+        self.ann_ef = ann_ef
+        self.ann_refine = ann_refine
         self.embedding_model = embedding_model
         self.dimensions = dimensions
         self.ann_min_rows = ann_min_rows
@@ -164,6 +175,8 @@ class LanceEngine:
             query = self.table.query().nearest_to(list(vector)).distance_type("cosine")
             if exact:
                 query = query.bypass_vector_index()
+            else:
+                query = query.ef(max(self.ann_ef, limit)).refine_factor(self.ann_refine)
             if mode == "hybrid" and text.strip():
                 query = query.nearest_to_text(text, columns="search_text").rerank(
                     self._reranker, normalize="rank"

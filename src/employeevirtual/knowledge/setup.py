@@ -33,6 +33,8 @@ async def open_knowledge(settings: Settings, engine: AsyncEngine) -> KnowledgeSe
         embedding_model=settings.embedding_model,
         dimensions=dimensions,
         ann_min_rows=settings.knowledge_ann_min_rows,
+        ann_ef=settings.knowledge_ann_ef,
+        ann_refine=settings.knowledge_ann_refine,
     )
     limits = Limits(
         max_pages=settings.knowledge_max_pages,

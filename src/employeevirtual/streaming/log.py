@@ -32,6 +32,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from employeevirtual.errors import Unavailable
 from employeevirtual.streaming.events import TurnEvent
 
 __all__ = ["MemoryTurnLog", "RedisTurnLog", "TurnInfo", "TurnLog", "make_turn_log", "parse_id"]
@@ -272,13 +273,16 @@ class RedisTurnLog:
     async def open(self, turn_id: UUID, *, owner: UUID, conversation_id: UUID | None) -> None:
         await self.memory.open(turn_id, owner=owner, conversation_id=conversation_id)
         ttl = int(self.memory.running * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(
-                self._info_key(turn_id),
-                mapping={"owner": str(owner), "conversation_id": str(conversation_id or "")},
-            )
-            pipe.pexpire(self._info_key(turn_id), ttl)
-            await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hset(
+                    self._info_key(turn_id),
+                    mapping={"owner": str(owner), "conversation_id": str(conversation_id or "")},
+                )
+                pipe.pexpire(self._info_key(turn_id), ttl)
+                await pipe.execute()
+        except RedisError as exc:  # the turn runs all the same; only this process can serve it
+            log.warning("turn not registered in Redis: %s", type(exc).__name__)
 
     async def append(self, turn_id: UUID, event: TurnEvent) -> TurnEvent:
         stored = await self.memory.append(turn_id, event)
@@ -312,7 +316,10 @@ class RedisTurnLog:
         local = await self.memory.info(turn_id)
         if local is not None:
             return local
-        raw: Any = await self._redis.hgetall(self._info_key(turn_id))
+        try:
+            raw: Any = await self._redis.hgetall(self._info_key(turn_id))
+        except RedisError as exc:
+            raise _unavailable(exc) from None
         if not raw:
             return None
         values = {k.decode(): v.decode() for k, v in raw.items()}
@@ -327,7 +334,12 @@ class RedisTurnLog:
         if self.memory.has(turn_id):
             return await self.memory.read(turn_id, after, wait=wait)
         block = int(wait * 1000) if wait > 0 else None
-        reply: Any = await self._redis.xread({self._events_key(turn_id): f"0-{after}"}, block=block)
+        try:
+            reply: Any = await self._redis.xread(
+                {self._events_key(turn_id): f"0-{after}"}, block=block
+            )
+        except RedisError as exc:
+            raise _unavailable(exc) from None
         events: list[TurnEvent] = []
         for _key, entries in reply or []:
             for entry_id, fields in entries:
@@ -355,14 +367,21 @@ class RedisTurnLog:
         local = await self.memory.key_turn(owner, key)
         if local is not None:
             return local
-        value: Any = await self._redis.get(self._key_key(owner, key))
+        try:
+            value: Any = await self._redis.get(self._key_key(owner, key))
+        except RedisError as exc:  # the key's claim then answers (409 while it runs)
+            log.warning("Idempotency-Key binding not read from Redis: %s", type(exc).__name__)
+            return None
         return UUID(value.decode()) if value else None
 
     async def publish_cancel(self, turn_id: UUID) -> None:
         if self.memory.has(turn_id):
             await self.memory.publish_cancel(turn_id)
             return
-        await self._redis.publish(self._channel, str(turn_id))
+        try:
+            await self._redis.publish(self._channel, str(turn_id))
+        except RedisError as exc:
+            raise _unavailable(exc) from None
 
     def on_cancel(self, callback: Callable[[UUID], None]) -> None:
         self.memory.on_cancel(callback)
@@ -393,6 +412,13 @@ class RedisTurnLog:
                 await self._listener
         await self.memory.aclose()
         await self._redis.aclose()
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    log.warning("turn event store (Redis) failed: %s", type(exc).__name__)
+    return Unavailable(
+        "the turn event store is unavailable; retry shortly", headers={"Retry-After": "2"}
+    )
 
 
 def make_turn_log(

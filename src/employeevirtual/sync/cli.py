@@ -2,8 +2,12 @@
 
 Mounted by the main CLI with ``app.add_typer(sync_app, name="sync")``; also runnable alone as
 ``python -m employeevirtual.sync.cli``. Settings come from the same ``EV_*`` variables as the
-server. Without ``EV_MONGODB_URL`` the embedded SecantusDB is started on the data directory, which
-only works while the server is not running (the server owns it then).
+server. Without ``EV_MONGODB_URL``: while a server runs on the data directory, the tools use
+its embedded SecantusDB (the URL it wrote in ``<data dir>/mongodb.url``); otherwise they start
+the embedded SecantusDB themselves, holding the data directory's lock meanwhile.
+
+Exit codes of ``check`` and ``repair``: 0 the stores agree (or all was repaired), 1 drift found
+(or some could not be repaired), 2 could not check (a store unreachable, no URL to find it).
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import typer
+from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from employeevirtual.settings import Settings
+from employeevirtual.stores.datadir import (
+    DataDirError,
+    DataDirLock,
+    embedded_mongodb_url,
+    lock_holder,
+)
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
@@ -53,11 +65,25 @@ async def _tools() -> AsyncIterator[SyncTools]:
     )
     engine = create_engine(settings.sql_url, schema=settings.database_schema)
     secantus: SecantusServer | None = None
+    lock: DataDirLock | None = None
     try:
-        await upgrade(engine)
+        server = lock_holder(settings.data_dir)
+        if server is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            await upgrade(engine)  # a running server has migrated already
         if settings.mongodb_url is not None:
             url = settings.mongodb_url.get_secret_value()
+        elif server is not None:
+            found = embedded_mongodb_url(settings.data_dir)
+            if found is None:
+                raise DataDirError(
+                    f"a server (pid {server}) is using {settings.data_dir} but has not written "
+                    "its MongoDB URL there (still starting?); retry, or set EV_MONGODB_URL"
+                )
+            url = found
         else:
+            lock = DataDirLock(settings.data_dir)
+            lock.acquire()  # no server may start on these files while this command runs
             secantus = await start_embedded(settings.data_dir)
             url = secantus.url
         mongo = connect(url, timeout_ms=settings.mongodb_timeout_ms)
@@ -75,6 +101,8 @@ async def _tools() -> AsyncIterator[SyncTools]:
         await engine.dispose()
         if secantus is not None:
             await secantus.stop()
+        if lock is not None:
+            lock.release()
 
 
 @sync_app.command("run")
@@ -131,26 +159,36 @@ def _print(report: ReconcileReport, *, repaired: bool) -> None:
 QUICK = typer.Option("--quick", help="compare counts; read ids only where they differ")
 
 
+COULD_NOT_CHECK = 2
+
+
 def _reconcile(*, repair: bool, quick: bool) -> ReconcileReport:
     async def main() -> ReconcileReport:
         async with _tools() as tools:
             return await tools.reconciler.run(repair=repair, deep=not quick)
 
-    report = asyncio.run(main())
+    try:
+        report = asyncio.run(main())
+    except (DataDirError, PyMongoError, SQLAlchemyError, OSError, RuntimeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        console.print(f"[red]could not check: {type(exc).__name__}: {detail}[/]", soft_wrap=True)
+        raise typer.Exit(COULD_NOT_CHECK) from None
     _print(report, repaired=repair)
     return report
 
 
 @sync_app.command("check")
 def check(quick: Annotated[bool, QUICK] = False) -> None:
-    """Compare both stores conversation by conversation; exit 1 when they differ."""
+    """Compare both stores conversation by conversation; exit 1 when they differ, 2 when they
+    could not be compared."""
     report = _reconcile(repair=False, quick=quick)
     raise typer.Exit(0 if report.clean else 1)
 
 
 @sync_app.command("repair")
 def repair(quick: Annotated[bool, QUICK] = False) -> None:
-    """Fix every difference, SQL being the source of truth; exit 1 if some could not be."""
+    """Fix every difference, SQL being the source of truth; exit 1 if some could not be, 2 if
+    the stores could not be compared."""
     report = _reconcile(repair=True, quick=quick)
     raise typer.Exit(0 if all(d.repaired for d in report.drifts) else 1)
 

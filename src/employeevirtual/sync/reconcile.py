@@ -5,6 +5,15 @@ recomputed from it. Conversations with a turn in the last ``grace`` seconds are 
 round. A quick round compares counts and counters (one aggregation per page of conversations) and
 reads message ids only where the counts disagree; a deep round reads every id and also looks for
 messages whose conversation is gone from SQL.
+
+Inside the server (``run_forever``): a quick round with repair at start, then every ``interval``;
+in between, every ``check_interval``, a loss check of two totals per store (the messages and
+conversations SQL records as synced, against what MongoDB holds). MongoDB holding fewer than SQL
+says it was given means it lost data (a storage directory deleted, a restore from an old
+backup, a restarted SecantusDB): the relay would never copy them again (it works above
+``synced_seq``), so a quick round with repair runs at once, and again after ``grace`` until one
+comes back clean. ``request_check`` (called when the supervised SecantusDB restarts) does the
+same. ``state`` is what readiness reports.
 """
 
 from __future__ import annotations
@@ -24,15 +33,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
+from employeevirtual.stores.sql.totals import synced_totals
 from employeevirtual.sync.background import Background
 
-__all__ = ["Drift", "ReconcileReport", "Reconciler"]
+__all__ = ["CheckState", "Drift", "ReconcileReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,27 @@ def _same_instant(a: datetime | None, b: Any) -> bool:
     return abs((a - other).total_seconds()) < 0.001
 
 
+@dataclass(slots=True)
+class CheckState:
+    """The last checks, for readiness."""
+
+    last_round_at: datetime | None = None
+    last_round_drifts: int = 0
+    last_round_unrepaired: int = 0
+    rounds: int = 0
+    repaired_total: int = 0
+    last_totals_at: datetime | None = None
+    missing_messages: int = 0  # MongoDB has fewer than SQL says it was given
+    missing_conversations: int = 0
+    last_error: str | None = None
+
+    @property
+    def drift(self) -> bool:
+        return bool(
+            self.missing_messages or self.missing_conversations or self.last_round_unrepaired
+        )
+
+
 class Reconciler:
     def __init__(
         self,
@@ -91,12 +123,16 @@ class Reconciler:
         grace_seconds: float = 2.0,
         page_size: int = 200,
         interval: float = 600.0,
+        check_interval: float = 0.0,
     ) -> None:
         self.engine = engine
         self.documents = documents
         self.grace = timedelta(seconds=grace_seconds)
         self.page_size = page_size
         self.interval = interval
+        self.check_interval = check_interval
+        self.state = CheckState()
+        self._wake = asyncio.Event()
         self._background = Background("sync-reconcile")
 
     @classmethod
@@ -108,6 +144,7 @@ class Reconciler:
             documents,
             grace_seconds=settings.sync_grace_seconds,
             interval=settings.sync_reconcile_seconds,
+            check_interval=settings.sync_check_seconds,
         )
 
     async def run(self, *, repair: bool, deep: bool = True) -> ReconcileReport:
@@ -305,25 +342,82 @@ class Reconciler:
 
     # -- periodic -----------------------------------------------------------------------------
 
+    async def check_totals(self) -> bool:
+        """The cheap loss check; True when MongoDB holds fewer than SQL says it was given."""
+        async with read_connection(self.engine) as conn:
+            sql_messages, sql_conversations = await synced_totals(conn)
+        mongo_messages, mongo_conversations = await self.documents.totals()
+        state = self.state
+        state.last_totals_at = datetime.now(UTC)
+        state.missing_messages = max(0, sql_messages - mongo_messages)
+        state.missing_conversations = max(0, sql_conversations - mongo_conversations)
+        if state.missing_messages or state.missing_conversations:
+            log.error(
+                "MongoDB lost data: it holds %d message(s) and %d conversation(s) fewer than SQL "
+                "recorded as copied; repairing from SQL",
+                state.missing_messages,
+                state.missing_conversations,
+            )
+            await ensure_indexes(self.documents.db)  # an emptied store lost its indexes too
+            return True
+        return False
+
+    async def round(self) -> ReconcileReport:
+        """One quick round with repair, logged and kept in ``state``."""
+        report = await self.run(repair=True, deep=False)
+        for d in report.drifts:
+            log.warning(
+                "reconcile: %s %s (%s)%s",
+                d.conversation_id,
+                d.kind,
+                d.detail,
+                " repaired" if d.repaired else "",
+            )
+        state = self.state
+        state.rounds += 1
+        state.last_round_at = datetime.now(UTC)
+        state.last_round_drifts = len(report.drifts)
+        state.last_round_unrepaired = sum(1 for d in report.drifts if not d.repaired)
+        state.repaired_total += sum(1 for d in report.drifts if d.repaired)
+        return report
+
+    def request_check(self) -> None:
+        """Check now (e.g. the embedded MongoDB just restarted and may have lost data)."""
+        self._wake.set()
+
     async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        # a quick round at start: data lost while the server was down (when rounds are on)
+        next_round = loop.time() if self.interval > 0 else math.inf
         while True:
-            await asyncio.sleep(self.interval)
+            due = next_round - loop.time()
+            if self.check_interval > 0:
+                due = min(due, self.check_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, due))
+            woken = self._wake.is_set()
+            self._wake.clear()
             try:
-                report = await self.run(repair=True, deep=False)
+                lost = (woken or self.check_interval > 0) and await self.check_totals()
+                if woken or lost or loop.time() >= next_round:
+                    report = await self.round()
+                    if report.drifts or lost:
+                        # until a round comes back clean: conversations busy during this one
+                        # (left for ``grace``) and repairs a turn raced are looked at again
+                        next_round = loop.time() + max(self.grace.total_seconds(), 0.5)
+                    else:
+                        next_round = loop.time() + (self.interval or math.inf)
+                    # the totals again, now that the round repaired what it could
+                    if self.check_interval > 0:
+                        await self.check_totals()
+                self.state.last_error = None
             except (PyMongoError, SQLAlchemyError, OSError) as exc:
-                log.warning("reconcile round failed: %s", type(exc).__name__)
-                continue
-            for d in report.drifts:
-                log.warning(
-                    "reconcile: %s %s (%s)%s",
-                    d.conversation_id,
-                    d.kind,
-                    d.detail,
-                    " repaired" if d.repaired else "",
-                )
+                self.state.last_error = type(exc).__name__
+                log.warning("reconcile check failed: %s", type(exc).__name__)
+                next_round = min(next_round, loop.time() + max(self.check_interval, 5.0))
 
     def start(self) -> None:
-        if self.interval > 0:
+        if self.interval > 0 or self.check_interval > 0:
             self._background.start(self.run_forever)
 
     async def stop(self) -> None:

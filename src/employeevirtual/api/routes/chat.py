@@ -302,8 +302,11 @@ async def _turn_with_key(
         if claim.response is None:
             raise
     except BaseException:
-        if claim.response is None:  # nothing committed: a retry may run the request
-            await keys.release(claim)
+        # Release on every failure, a failed COMMIT included (the response was rendered inside
+        # the transaction, so ``claim.response`` says nothing about whether it committed).
+        # Release deletes only a still-pending key holding our token: a turn that did commit
+        # completed the key, and its retry replays the stored response.
+        await keys.release(claim)
         raise
     # committed, the failed runs (502/504) included: answer what a replay will answer
     assert claim.response is not None

@@ -292,7 +292,7 @@ async def chat_completions(
             headers={"X-Conversation-Id": str(failed.conversation_id)},
         )
     except BaseException:
-        if claim is not None and claim.response is None:
+        if claim is not None:  # a failed COMMIT too: release spares a key that committed
             await keys.release(claim)
         raise
     answer = json.loads(_render(result).body)

@@ -8,8 +8,10 @@ the driver's retryable writes (Cosmos DB runs with ``retrywrites=false``).
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +19,15 @@ from uuid import UUID
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    WaitQueueTimeoutError,
+)
 
+from employeevirtual.stores.mongo.breaker import CircuitBreaker, MongoUnavailable
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 
@@ -118,10 +127,16 @@ def _window_entry(doc: Document) -> Document:
     return {k: v for k, v in doc.items() if k not in ("_id", "conversation_id", "timestamp")}
 
 
+HEALTH_COLLECTION = "ev_health"  # one tiny document per server: the readiness write probe
+
+
 class DocumentStore:
-    def __init__(self, db: AsyncDatabase[Document], *, window: int) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], *, window: int, breaker: CircuitBreaker | None = None
+    ) -> None:
         self.db = db
         self.window = window
+        self.breaker = breaker
         self.conversations = db[Collections.CHAT_CONVERSATIONS]
         self.messages = db[Collections.CHAT_MESSAGES]
         self.analytics = db[Collections.CHAT_ANALYTICS]
@@ -424,8 +439,54 @@ class DocumentStore:
         """Every conversation id ``chat_messages`` mentions (a full scan: the deep check's)."""
         return sorted(await self.messages.distinct("conversation_id"))
 
+    async def totals(self) -> tuple[int, int]:
+        """(messages, conversations) MongoDB holds, from collection metadata (cheap)."""
+        return (
+            await self.messages.estimated_document_count(),
+            await self.conversations.estimated_document_count(),
+        )
+
     async def ping(self) -> None:
         await self.db.command("ping")
+
+    async def probe_write(self, owner: str) -> None:
+        """A cheap real write (readiness, supervision): a ``ping`` succeeds on a server that
+        fails every write, as WiredTiger does after a panic on a full disk."""
+        await self.db[HEALTH_COLLECTION].update_one(
+            {"_id": owner}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
+        )
+
+
+def _guarded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Fail at once while the store's breaker is open; a call that cannot reach the server
+    opens it."""
+
+    @functools.wraps(method)
+    async def call(self: DocumentStore, *args: Any, **kwargs: Any) -> Any:
+        breaker = self.breaker
+        if breaker is None:
+            return await method(self, *args, **kwargs)
+        breaker.check()
+        try:
+            return await method(self, *args, **kwargs)
+        except (MongoUnavailable, NetworkTimeout, WaitQueueTimeoutError):
+            raise  # a slow operation or a busy pool is not an unreachable server
+        except ConnectionFailure as exc:
+            breaker.failure(exc)
+            raise
+
+    return call
+
+
+# Every public I/O method goes through the breaker, those added later included. ``ping`` and
+# ``probe_write`` do not: they are how a closed-for-now store is found healthy again.
+for _name, _method in list(vars(DocumentStore).items()):
+    if (
+        inspect.iscoroutinefunction(_method)
+        and not _name.startswith("_")
+        and _name not in ("ping", "probe_write")
+    ):
+        setattr(DocumentStore, _name, _guarded(_method))
 
 
 async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:

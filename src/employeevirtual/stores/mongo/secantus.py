@@ -52,9 +52,16 @@ def secantus_command() -> str:
     )
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a server killed with SIGKILL takes its database along,
-    so no orphan keeps the data directory and port locked for the next start (Linux only)."""
+def _child_setup() -> None:
+    """Runs in the child before exec (Linux only).
+
+    - Its own process group: Ctrl-C in a terminal, or a SIGTERM to the server's group
+      (systemd's default stop), reaches only the server, which drains its in-flight turns,
+      flushes, and stops the child last.
+    - Die with the parent: a server killed with SIGKILL takes its database along, so no orphan
+      keeps the data directory and port locked for the next start.
+    """
+    os.setpgid(0, 0)
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -123,6 +130,15 @@ class SecantusServer:
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the child has exited (negative: the signal that ended it)."""
+        return None if self._proc is None else self._proc.returncode
+
+    async def wait(self) -> int | None:
+        """Until the child exits (at once when none was started)."""
+        return None if self._proc is None else await self._proc.wait()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -197,7 +213,7 @@ class SecantusServer:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_child_setup if sys.platform == "linux" else None,
         )
         try:
             await self._wait_ready(timeout)

@@ -34,6 +34,7 @@ class StoredKey:
     locked_until: datetime | None
     response_status: int | None
     response_body: str | None
+    owner_id: UUID | None = None  # the server instance running it while pending
 
 
 class IdempotencyReader:
@@ -43,7 +44,13 @@ class IdempotencyReader:
     async def get(self, *, user_id: UUID, key: str) -> StoredKey | None:
         k = idempotency_keys.c
         query = select(
-            k.fingerprint, k.status, k.token, k.locked_until, k.response_status, k.response_body
+            k.fingerprint,
+            k.status,
+            k.token,
+            k.locked_until,
+            k.response_status,
+            k.response_body,
+            k.owner_id,
         ).where(k.user_id == user_id, k.key == key)
         row = (await self.conn.execute(query)).first()
         return StoredKey(*row) if row else None
@@ -54,7 +61,13 @@ class IdempotencyRepository(IdempotencyReader):
         super().__init__(conn)
 
     async def insert_pending(
-        self, owner: KeyOwner, *, fingerprint: str, now: datetime, locked_until: datetime
+        self,
+        owner: KeyOwner,
+        *,
+        fingerprint: str,
+        now: datetime,
+        locked_until: datetime,
+        owner_id: UUID | None = None,
     ) -> None:
         """Raises IntegrityError when the key exists: run it in a transaction of its own."""
         await self.conn.execute(
@@ -66,11 +79,20 @@ class IdempotencyRepository(IdempotencyReader):
                 token=owner.token,
                 locked_until=locked_until,
                 created_at=now,
+                owner_id=owner_id,
             )
         )
 
-    async def take_over(self, owner: KeyOwner, *, old_token: UUID, locked_until: datetime) -> bool:
-        """Take a pending key whose lease ran out (its owner died), fenced by the old token."""
+    async def take_over(
+        self,
+        owner: KeyOwner,
+        *,
+        old_token: UUID,
+        locked_until: datetime,
+        owner_id: UUID | None = None,
+    ) -> bool:
+        """Take a pending key whose owner died (its lease ran out, or its server instance is
+        known gone), fenced by the old token."""
         k = idempotency_keys.c
         result = await self.conn.execute(
             update(idempotency_keys)
@@ -80,7 +102,7 @@ class IdempotencyRepository(IdempotencyReader):
                 k.token == old_token,
                 k.status == "pending",
             )
-            .values(token=owner.token, locked_until=locked_until)
+            .values(token=owner.token, locked_until=locked_until, owner_id=owner_id)
         )
         return rowcount(result) > 0
 

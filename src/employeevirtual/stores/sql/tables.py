@@ -42,6 +42,7 @@ __all__ = [
     "message_feedback",
     "messages",
     "metadata",
+    "server_instances",
     "users",
 ]
 
@@ -194,7 +195,25 @@ idempotency_keys = Table(
     Column("conversation_id", Uuid, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=True),
+    # the server instance (server_instances.id) running the request while 'pending'
+    Column("owner_id", Uuid, nullable=True),
     Index("IX_idempotency_keys_created_at", "created_at"),
+)
+
+# One row per running server process, whatever host it runs on: the liveness an Idempotency-Key's
+# owner is judged by. A live server moves ``heartbeat_at`` every few seconds; a clean stop sets
+# ``stopped_at``. Rows of servers gone for a day are purged.
+server_instances = Table(
+    "server_instances",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("hostname", Unicode(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("boot", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime, nullable=True),
+    Index("IX_server_instances_heartbeat_at", "heartbeat_at"),
 )
 
 # Knowledge (issue 12): bases of documents that agents search. The chunks and vectors live in

@@ -1,7 +1,7 @@
 """People's data: the search index, export jobs and erasure jobs (tombstones).
 
 Revision ID: 0015_people
-Revises: 0012_knowledge
+Revises: 0009_reliability
 Create Date: 2026-11-26
 """
 
@@ -15,7 +15,7 @@ from employeevirtual.stores.sql.fulltext import mssql_ddl, pg_vector_sql, sqlite
 from employeevirtual.stores.sql.types import UTCDateTime
 
 revision = "0015_people"
-down_revision = "0012_knowledge"
+down_revision = "0009_reliability"
 branch_labels = None
 depends_on = None
 

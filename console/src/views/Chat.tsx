@@ -208,7 +208,16 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
   const sendRef = useRef<(text: string, key: string) => Promise<void>>(async () => undefined);
 
   useEffect(() => {
-    usableAgents().then((list) => {
+    usableAgents().then(async (list) => {
+      const wanted = sessionStorage.getItem("ev.agent");
+      if (wanted && !list.some((a) => a.id === wanted)) {
+        // chosen on the Agents screen but beyond the picker's bound: fetch that one alone
+        try {
+          list = [await api.get<Agent>(`/api/agents/${wanted}`), ...list];
+        } catch {
+          /* deleted or no longer shared: the first usable agent is picked instead */
+        }
+      }
       setAgents(new Map(list.map((a) => [a.id, a])));
       setAgentId((cur) => (cur && list.some((a) => a.id === cur) ? cur : (list[0]?.id ?? "")));
     }, setError);

@@ -105,7 +105,7 @@ async def query_at(url: str, n: int, *, repeats: int) -> dict[str, float]:
         await client.close()
 
 
-async def turn_cpu(url: str, *, turns: int, with_extras: bool) -> float:
+async def turn_cpu(url: str, *, turns: int, budgets: bool, metrics: bool) -> float:
     """Server CPU ms per turn (in process: the app, its SQLite thread, the drivers)."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -114,7 +114,7 @@ async def turn_cpu(url: str, *, turns: int, with_extras: bool) -> float:
             mongodb_url=url,
             mongodb_database=f"bench_cpu_{uuid.uuid4().hex[:6]}",
             secret_key="bench-secret-key-0123456789abcdef",
-            metrics_enabled=with_extras,
+            metrics_enabled=metrics,
             rate_limit_chat=1_000_000,
             rate_limit_global=1_000_000,
             sync_relay_enabled=False,
@@ -133,7 +133,7 @@ async def turn_cpu(url: str, *, turns: int, with_extras: bool) -> float:
                 auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
                 me = (await c.get("/api/users/me", headers=auth)).json()
                 agent = (await c.post("/api/agents", json={"name": "A"}, headers=auth)).json()
-                if with_extras:  # the first user is the admin: budgets on both scopes
+                if budgets:  # the first user is the admin: budgets on both scopes
                     for scope, sid in (("user", me["id"]), ("agent", agent["id"])):
                         r = await c.post(
                             "/api/admin/budgets",
@@ -164,29 +164,47 @@ async def main(args: argparse.Namespace) -> None:
         await server.start()
         url = server.url
     try:
-        print("1. 90-day dashboard query (rollups + today's raw runs)")
-        results = [await query_at(url, n, repeats=args.repeats) for n in args.sizes]
-        for r in results:
-            print(
-                f"   {r['runs']:>9,} runs: seed {r['seed_s']:.1f} s, rollup {r['rollup_s']:.1f} s "
-                f"({r['rollup_docs']} daily docs); query p50 total {r['total_p50_ms']:.1f} ms, "
-                f"by day x agent {r['day_agent_p50_ms']:.1f} ms"
-            )
-        small, big = results[0], results[-1]
-        for key in ("total_p50_ms", "day_agent_p50_ms"):
-            ratio = big[key] / small[key]
-            verdict = "met" if ratio <= 1.5 else "NOT met"
-            print(f"   ratio {big['runs']:,} / {small['runs']:,} ({key}): {ratio:.2f}x ({verdict})")
-        print("2. server CPU per turn (offline model, in process)")
-        plain, extra = [], []
-        for _ in range(args.rounds):  # alternate, so machine noise hits both alike
-            plain.append(await turn_cpu(url, turns=args.turns, with_extras=False))
-            extra.append(await turn_cpu(url, turns=args.turns, with_extras=True))
-        p, e = statistics.median(plain), statistics.median(extra)
-        print(f"   without budgets/metrics: {p:.2f} ms  {[round(x, 2) for x in plain]}")
-        print(f"   with 2 budgets + metrics: {e:.2f} ms  {[round(x, 2) for x in extra]}")
-        verdict = "met" if e <= p * 1.05 else "NOT met"
-        print(f"   extra: {(e / p - 1) * 100:+.1f}% ({verdict}; target <= 5%)")
+        if "query" in args.parts:
+            print("1. 90-day dashboard query (rollups + today's raw runs)")
+            results = [await query_at(url, n, repeats=args.repeats) for n in args.sizes]
+            for r in results:
+                print(
+                    f"   {r['runs']:>9,} runs: seed {r['seed_s']:.1f} s, rollup "
+                    f"{r['rollup_s']:.1f} s ({r['rollup_docs']} daily docs); query p50 total "
+                    f"{r['total_p50_ms']:.1f} ms, by day x agent {r['day_agent_p50_ms']:.1f} ms"
+                )
+            small, big = results[0], results[-1]
+            for key in ("total_p50_ms", "day_agent_p50_ms"):
+                ratio = big[key] / small[key]
+                verdict = "met" if ratio <= 1.5 else "NOT met"
+                print(
+                    f"   ratio {big['runs']:,}/{small['runs']:,} ({key}): {ratio:.2f}x ({verdict})"
+                )
+        if "cpu" in args.parts:
+            print("2. server CPU per turn (offline model, in process)")
+            configs = {
+                "neither": (False, False),
+                "metrics only": (False, True),
+                "2 budgets + metrics": (True, True),
+            }
+            cpu: dict[str, list[float]] = {name: [] for name in configs}
+            for _ in range(args.rounds):  # interleaved, so machine noise hits all alike
+                for name, (with_budgets, with_metrics) in configs.items():
+                    cpu[name].append(
+                        await turn_cpu(
+                            url, turns=args.turns, budgets=with_budgets, metrics=with_metrics
+                        )
+                    )
+            base = statistics.median(cpu["neither"])
+            for name, values in cpu.items():
+                median = statistics.median(values)
+                print(
+                    f"   {name:<20} {median:6.2f} ms/turn ({(median / base - 1) * 100:+5.1f}%)"
+                    f"  {[round(x, 2) for x in values]}"
+                )
+            extra = statistics.median(cpu["2 budgets + metrics"]) / base - 1
+            verdict = "met" if extra <= 0.05 else "NOT met"
+            print(f"   extra from budgets + metrics: {extra * 100:+.1f}% ({verdict}; target <= 5%)")
     finally:
         if server is not None:
             await server.stop()
@@ -199,6 +217,7 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mongodb-url", default=None)
+    parser.add_argument("--parts", nargs="+", default=["query", "cpu"], choices=["query", "cpu"])
     parser.add_argument("--quick", action="store_true", help="10,000 vs 100,000 runs, fewer turns")
     parsed, _ = parser.parse_known_args()  # make bench passes the main bench's flags too
     if parsed.quick:

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, ApiError, type Agent, type ChatOut, type Conversation, type History, type Message, type Page, type User } from "../api";
+import { api, ApiError, usableAgents, type Agent, type ChatOut, type Conversation, type History, type Message, type Page, type User } from "../api";
 import { cancelTurn, liveTurn, resumeTurn, streamRequest, streamTurn, type StreamEvent } from "../stream";
 import { t, fmtDate, fmtCost } from "../i18n";
 import { go } from "../router";
@@ -30,6 +30,7 @@ function ConversationList({
   const [agentFilter, setAgentFilter] = useState("");
   const [status, setStatus] = useState("active");
   const [search, setSearch] = useState("");
+  const [sort, setSort] = useState("last_activity");
   const [error, setError] = useState<unknown>(null);
   const [editing, setEditing] = useState<string | null>(null);
   const [title, setTitle] = useState("");
@@ -43,6 +44,7 @@ function ConversationList({
           cursor: more ? cursor : undefined,
           agent_id: agentFilter || undefined,
           status: status || undefined,
+          sort,
         });
         setItems((prev) => (more ? [...prev, ...page.items] : page.items));
         setCursor(page.next_cursor);
@@ -50,12 +52,12 @@ function ConversationList({
         setError(e);
       }
     },
-    [cursor, agentFilter, status],
+    [cursor, agentFilter, status, sort],
   );
 
   useEffect(() => {
     load(false);
-  }, [agentFilter, status, refresh]);
+  }, [agentFilter, status, sort, refresh]);
 
   async function rename(c: Conversation) {
     try {
@@ -107,6 +109,11 @@ function ConversationList({
           <option value="active">{t("active")}</option>
           <option value="archived">{t("archived")}</option>
           <option value="">{t("any")}</option>
+        </select>
+        <label class="sr-only" for="conv-sort">{t("sortBy")}</label>
+        <select id="conv-sort" value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value)}>
+          <option value="last_activity">{t("lastActivity")}</option>
+          <option value="cost">{t("mostExpensive")}</option>
         </select>
       </div>
       <ErrorBox error={error} onRetry={() => load(false)} />
@@ -201,7 +208,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
   const sendRef = useRef<(text: string, key: string) => Promise<void>>(async () => undefined);
 
   useEffect(() => {
-    api.get<Agent[]>("/api/agents").then((list) => {
+    usableAgents().then((list) => {
       setAgents(new Map(list.map((a) => [a.id, a])));
       setAgentId((cur) => (cur && list.some((a) => a.id === cur) ? cur : (list[0]?.id ?? "")));
     }, setError);
@@ -451,7 +458,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
               <label for="agent-picker">{t("agent")}</label>
               <select id="agent-picker" value={agentId} onChange={(e) => setAgentId((e.target as HTMLSelectElement).value)}>
                 {agentList.length === 0 && <option value="">{t("pickAgent")}</option>}
-                {agentList.map((a) => <option value={a.id}>{a.name}</option>)}
+                {agentList.map((a) => <option value={a.id}>{a.user_id === user.id ? a.name : `${a.name} · ${t("sharedTag")}`}</option>)}
               </select>
             </div>
           )}

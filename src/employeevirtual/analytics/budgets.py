@@ -71,7 +71,7 @@ class BudgetStatus:
     used_cost: Decimal
     used_tokens: int
     resets_at: datetime
-    created_at: datetime
+    created_at: datetime | None
     updated_at: datetime | None
 
     @property

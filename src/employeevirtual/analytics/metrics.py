@@ -145,6 +145,15 @@ def record_turn(
 
 
 _SQL_VERBS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK"})
+_store_children: dict[tuple[str, str], Any] = {}
+
+
+def _store(store: str, operation: str) -> Any:
+    """The histogram child for (store, operation), bound once (``labels`` takes a lock)."""
+    child = _store_children.get((store, operation))
+    if child is None:
+        child = _store_children[(store, operation)] = STORE_DURATION.labels(store, operation)
+    return child
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
@@ -161,7 +170,7 @@ def instrument_engine(engine: AsyncEngine) -> None:
         if not started:
             return
         verb = statement.lstrip()[:8].split(None, 1)[0].upper() if statement.strip() else ""
-        STORE_DURATION.labels("sql", verb if verb in _SQL_VERBS else "other").observe(
+        _store("sql", verb if verb in _SQL_VERBS else "other").observe(
             time.perf_counter() - started.pop()
         )
 
@@ -179,14 +188,10 @@ class MongoTimer(monitoring.CommandListener):
         pass
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        STORE_DURATION.labels("mongodb", event.command_name).observe(
-            event.duration_micros / 1_000_000
-        )
+        _store("mongodb", event.command_name).observe(event.duration_micros / 1_000_000)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        STORE_DURATION.labels("mongodb", event.command_name).observe(
-            event.duration_micros / 1_000_000
-        )
+        _store("mongodb", event.command_name).observe(event.duration_micros / 1_000_000)
 
 
 def instrument_redis(client: Any) -> None:
@@ -200,6 +205,6 @@ def instrument_redis(client: Any) -> None:
             return await original(*args, **options)
         finally:
             name = str(args[0]).upper() if args else "?"
-            STORE_DURATION.labels("redis", name).observe(time.perf_counter() - started)
+            _store("redis", name).observe(time.perf_counter() - started)
 
     client.execute_command = timed

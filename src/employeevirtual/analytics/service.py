@@ -16,7 +16,7 @@ from uuid import UUID
 from pymongo.asynchronous.database import AsyncDatabase
 
 from employeevirtual.analytics import histogram
-from employeevirtual.analytics.pipelines import DIMENSIONS, usage_pipeline
+from employeevirtual.analytics.pipelines import DIMENSIONS, SUMS, usage_pipelines
 from employeevirtual.analytics.rollups import Rollups, day_start
 from employeevirtual.errors import InvalidInput, NotFound
 from employeevirtual.stores.mongo.collections import Collections
@@ -114,8 +114,7 @@ class AnalyticsService:
         if query.model is not None:
             filters["model"] = query.model
         group_by = [g for g in DIMENSIONS if g in query.group_by]  # a stable order
-        pipeline = usage_pipeline(
-            raw_collection=Collections.CHAT_ANALYTICS,
+        on_rollups, on_raw = usage_pipelines(
             rollup_start=start,
             rollup_end=split,
             raw_start=split,
@@ -123,13 +122,29 @@ class AnalyticsService:
             filters=filters,
             group_by=group_by,
         )
-        cursor = await self.db[Collections.ANALYTICS_DAILY].aggregate(pipeline)
-        result = (await cursor.to_list(1))[0]
+        sums: dict[Any, Document] = {}
         hists: dict[Any, dict[str, int]] = {}
-        for item in result["hist"]:
-            group = _freeze(item["_id"].get("g"))
-            hists.setdefault(group, {})[str(item["_id"]["k"])] = int(item["v"])
-        rows = [self._row(r, hists.get(_freeze(r["_id"]), {})) for r in result["rows"]]
+        for collection, pipeline in (
+            (Collections.ANALYTICS_DAILY, on_rollups),
+            (Collections.CHAT_ANALYTICS, on_raw),
+        ):
+            if collection == Collections.ANALYTICS_DAILY and split <= start:
+                continue  # nothing rolled up in range
+            if collection == Collections.CHAT_ANALYTICS and split >= end_excl:
+                continue  # all of it rolled up
+            cursor = await self.db[collection].aggregate(pipeline)
+            result = (await cursor.to_list(1))[0]
+            for row in result["rows"]:
+                group = _freeze(row["_id"])
+                into = sums.setdefault(group, {"_id": row["_id"], **dict.fromkeys(SUMS, 0)})
+                for name in SUMS:
+                    into[name] += row[name]
+            for item in result["hist"]:
+                group = _freeze(item["_id"].get("g"))
+                bucket = hists.setdefault(group, {})
+                key = str(item["_id"]["k"])
+                bucket[key] = bucket.get(key, 0) + int(item["v"])
+        rows = [self._row(r, hists.get(group, {})) for group, r in sums.items()]
         rows = [r for r in rows if r.turns]
         rows.sort(
             key=lambda r: (r.day or date.min, r.agent_id or "", r.user_id or "", r.model or "")

@@ -166,8 +166,8 @@ class BudgetRecord:
     used_cost: Decimal
     used_tokens: int
     warned_level: int
-    created_at: datetime
-    updated_at: datetime | None
+    created_at: datetime | None = None  # not read on the turn's path
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,18 @@ __all__ = ["BudgetReader", "BudgetRepository", "budgets_from_row", "with_budgets
 
 _user_budget = budgets.alias("ub")
 _agent_budget = budgets.alias("ab")
+# what the turn needs of a budget (its check, its counter, its warnings)
+_TURN_COLUMNS = (
+    "id",
+    "scope",
+    "scope_id",
+    "max_cost",
+    "max_tokens",
+    "period",
+    "used_cost",
+    "used_tokens",
+    "warned_level",
+)
 
 
 def with_budgets(
@@ -36,7 +48,9 @@ def with_budgets(
     joined = base.outerjoin(
         ub, and_(ub.c.scope == literal("user"), ub.c.scope_id == user_id)
     ).outerjoin(ab, and_(ab.c.scope == literal("agent"), ab.c.scope_id == agent_id))
-    columns = [c.label(f"ub_{c.name}") for c in ub.c] + [c.label(f"ab_{c.name}") for c in ab.c]
+    columns = [ub.c[n].label(f"ub_{n}") for n in _TURN_COLUMNS] + [
+        ab.c[n].label(f"ab_{n}") for n in _TURN_COLUMNS
+    ]
     return joined, columns
 
 
@@ -51,8 +65,8 @@ def _record(m: Any, prefix: str = "") -> BudgetRecord:
         used_cost=Decimal(m[f"{prefix}used_cost"]),
         used_tokens=int(m[f"{prefix}used_tokens"]),
         warned_level=int(m[f"{prefix}warned_level"]),
-        created_at=m[f"{prefix}created_at"],
-        updated_at=m[f"{prefix}updated_at"],
+        created_at=m.get(f"{prefix}created_at"),
+        updated_at=m.get(f"{prefix}updated_at"),
     )
 
 
@@ -146,7 +160,7 @@ class BudgetRepository(BudgetReader):
                 warned_level=case((same, b.warned_level), else_=0),
                 period=period,
             )
-            .returning(*budgets.c)
+            .returning(*[budgets.c[n] for n in _TURN_COLUMNS])
         )
         return [_record(r._mapping) for r in result]
 

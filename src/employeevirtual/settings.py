@@ -209,9 +209,9 @@ class Settings(BaseSettings):
     knowledge_ann_min_rows: int = Field(
         default=20_000, ge=256, description="build the ANN index once the index holds this many"
     )
-    knowledge_ann_ef: int = Field(default=200, ge=10, description="HNSW candidates per query")
+    knowledge_ann_ef: int = Field(default=800, ge=10, description="HNSW candidates per query")
     knowledge_ann_refine: int = Field(
-        default=5, ge=1, description="re-rank this many times the results by exact distance"
+        default=40, ge=1, description="re-rank this many times the results by exact distance"
     )
     knowledge_max_bases_per_user: int = Field(default=50, ge=1)
     knowledge_max_bases_per_agent: int = Field(default=10, ge=0)

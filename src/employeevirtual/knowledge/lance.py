@@ -53,8 +53,8 @@ class LanceEngine:
         embedding_model: str,
         dimensions: int,
         ann_min_rows: int = 10_000,
-        ann_ef: int = 200,
-        ann_refine: int = 5,
+        ann_ef: int = 800,
+        ann_refine: int = 40,
     ) -> None:
         """``ann_ef``: HNSW candidates per query; ``ann_refine``: that many times ``limit``
         candidates re-ranked by exact distance (the quantised index alone misorders them)."""

@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint types pytest bench bench-knowledge faults clean console console-check test-browser bench-console
+.PHONY: run test install lint types pytest bench bench-export bench-knowledge faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -43,11 +43,16 @@ bench: install
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench.analytics $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
+	$(BIN)/python -m tools.bench.export
 
 # Knowledge retrieval alone: quality on the evaluation set, engine speed at 1,000 and 100,000
 # chunks, ANN recall, added turn latency. KNOWLEDGE_BENCH_ARGS=--quick for a smoke run.
 bench-knowledge: install
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
+
+# The export's memory at 1,000 and 100,000 messages alone (part of `make bench`).
+bench-export: install
+	$(BIN)/python -m tools.bench.export
 
 # The web console (console/: TypeScript + Preact + Vite). Its build is committed in
 # src/employeevirtual/console/static, so `make run`/`make test` need no Node. After editing

@@ -21,11 +21,24 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
+from support.hang_guard import HangGuard
 
 pydantic_ai_models.ALLOW_MODEL_REQUESTS = False  # a test never reaches a real provider
 
 POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
+
+
+HANG_SECONDS = float(os.environ.get("EV_TEST_HANG_SECONDS", "480"))
+
+
+@pytest.fixture(autouse=True)
+async def hang_guard(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Fail (with every task's stack) a test that hangs, rather than stall the whole run."""
+    guard = HangGuard(asyncio.get_running_loop(), request.node.nodeid, str(Path(__file__).parent))
+    guard.start(HANG_SECONDS)
+    yield
+    guard.stop()
 
 
 @pytest.fixture(scope="session")

@@ -51,11 +51,13 @@ async function toError(r: Response): Promise<ApiError> {
   return new ApiError(r.status, detail, fields, ra ? Number(ra) : null);
 }
 
-export async function request<T>(
-  method: string,
-  path: string,
-  opts: { query?: Query; json?: unknown; form?: Record<string, string>; signal?: AbortSignal; headers?: Record<string, string> } = {},
-): Promise<T> {
+type RequestOpts = { query?: Query; json?: unknown; form?: Record<string, string>; signal?: AbortSignal; headers?: Record<string, string> };
+
+export async function request<T>(method: string, path: string, opts: RequestOpts = {}): Promise<T> {
+  return (await requestWithHeaders<T>(method, path, opts)).body;
+}
+
+async function requestWithHeaders<T>(method: string, path: string, opts: RequestOpts = {}): Promise<{ body: T; headers: Headers }> {
   const headers: Record<string, string> = { Accept: "application/json", ...(opts.headers ?? {}) };
   const token = session.token();
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -75,8 +77,34 @@ export async function request<T>(
   }
   if (r.status === 401 && token) session.expired();
   if (!r.ok) throw await toError(r);
-  if (r.status === 204) return undefined as T;
-  return (await r.json()) as T;
+  if (r.status === 204) return { body: undefined as T, headers: r.headers };
+  return { body: (await r.json()) as T, headers: r.headers };
+}
+
+/** One page of a header-paged list (the body is the array; the next page's cursor comes in
+ * ``X-Next-Cursor``, absent on the last page). */
+export async function getHeaderPage<T>(path: string, query?: Query, signal?: AbortSignal): Promise<Page<T>> {
+  const { body, headers } = await requestWithHeaders<T[]>("GET", path, { query, signal });
+  return { items: body, next_cursor: headers.get("X-Next-Cursor") || null };
+}
+
+export type AgentScope = "mine" | "shared" | "all";
+export const AGENT_PAGE = 100;
+export const AGENT_MAX_PAGES = 5;
+
+/** Every agent the caller may use (their own and others' shared ones) for pickers and name
+ * look-ups: ``scope=all``, following ``X-Next-Cursor`` for at most ``AGENT_MAX_PAGES`` pages
+ * of ``AGENT_PAGE``, so a huge catalogue cannot make the console fetch without end. */
+export async function usableAgents(signal?: AbortSignal): Promise<Agent[]> {
+  const out: Agent[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < AGENT_MAX_PAGES; i++) {
+    const page: Page<Agent> = await getHeaderPage<Agent>("/api/agents", { scope: "all", limit: AGENT_PAGE, cursor }, signal);
+    out.push(...page.items);
+    cursor = page.next_cursor;
+    if (!cursor) break;
+  }
+  return out;
 }
 
 export const api = {

@@ -34,6 +34,13 @@ from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
+from employeevirtual.people.audit import AuditTrail
+from employeevirtual.people.erasure import ErasureService
+from employeevirtual.people.export import ExportService
+from employeevirtual.people.knowledge import KnowledgeSource
+from employeevirtual.people.registry import PersonalDataRegistry, default_registry
+from employeevirtual.people.retention import RetentionJob, RetentionPolicy
+from employeevirtual.people.search import SearchService
 from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
 from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.security.login_throttle import LoginThrottle
@@ -82,6 +89,12 @@ class Runtime:
     relay: Relay
     reconciler: Reconciler
     idempotency: IdempotencyKeys
+    search: SearchService
+    personal_data: PersonalDataRegistry
+    erasure: ErasureService
+    exports: ExportService
+    retention: RetentionJob
+    audit: AuditTrail
     instance: ServerInstance
     breaker: CircuitBreaker
     lock: DataDirLock | None
@@ -106,6 +119,9 @@ class Runtime:
             self.relay.start()
         self.reconciler.start()
         self.idempotency.start()
+        self.erasure.start()
+        self.exports.start()
+        self.retention.start()
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
         self.rollup_task.start()
@@ -118,6 +134,9 @@ class Runtime:
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
         await self.turn_log.aclose()
+        await self.erasure.stop()
+        await self.exports.stop()
+        await self.retention.stop()
         await close_knowledge(self.knowledge)
         await self.relay.stop()
         await self.reconciler.stop()
@@ -278,6 +297,16 @@ async def open_runtime(
         client = getattr(shared, "_client", None)
         if client is not None and settings.metrics_enabled:
             instrument_redis(client)
+    conversations = ConversationService(engine=engine, documents=documents)
+    personal_data = default_registry(db)
+    personal_data.register(KnowledgeSource(engine, knowledge))
+    exports = ExportService(
+        engine=engine,
+        registry=personal_data,
+        export_dir=settings.export_dir,
+        ttl=timedelta(hours=settings.export_ttl_hours),
+        min_interval=timedelta(seconds=settings.export_min_interval_seconds),
+    )
     idempotency = IdempotencyKeys(
         engine,
         lease_seconds=settings.idempotency_lease_seconds or settings.agent_timeout_seconds + 30,
@@ -335,7 +364,7 @@ async def open_runtime(
             ),
         ),
         agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
-        conversations=ConversationService(engine=engine, documents=documents),
+        conversations=conversations,
         knowledge=knowledge,
         chat=chat,
         relay=Relay.from_settings(settings, engine, documents),
@@ -351,6 +380,40 @@ async def open_runtime(
             touch_seconds=settings.api_key_touch_seconds,
         ),
         admin=AdminService(engine=engine),
+        search=SearchService(engine=engine),
+        personal_data=personal_data,
+        erasure=ErasureService(
+            engine=engine,
+            conversations=conversations,
+            registry=personal_data,
+            limiter=limiter,
+            export_dir=settings.export_dir,
+            forget_conversation=chat.context.forget,
+            forget_owner=[turn_log.forget_owner],
+            lease_seconds=settings.erasure_lease_seconds,
+            interval_seconds=settings.erasure_interval_seconds,
+            crash_after_step=settings.fault_crash_erasure_after_step,
+        ),
+        exports=exports,
+        retention=RetentionJob(
+            engine=engine,
+            db=db,
+            conversations=conversations,
+            exports=exports,
+            policy=RetentionPolicy(
+                user_activities_days=settings.retention_user_activities_days,
+                system_logs_days=settings.retention_system_logs_days,
+                chat_analytics_days=settings.retention_chat_analytics_days,
+                audit_log_days=settings.retention_audit_log_days,
+                archived_conversations_days=settings.retention_archived_conversations_days,
+                inactive_conversations_days=settings.retention_inactive_conversations_days,
+            ),
+            rollups_complete_through=rollups.complete_through,
+            rollup_lookback_days=settings.analytics_rollup_lookback_days,
+            batch_size=settings.retention_batch_size,
+            interval_seconds=settings.retention_interval_seconds,
+        ),
+        audit=AuditTrail(engine=engine),
         instance=instance,
         breaker=breaker,
         lock=lock,

@@ -209,9 +209,9 @@ class Settings(BaseSettings):
     knowledge_ann_min_rows: int = Field(
         default=20_000, ge=256, description="build the ANN index once the index holds this many"
     )
-    knowledge_ann_ef: int = Field(default=200, ge=10, description="HNSW candidates per query")
+    knowledge_ann_ef: int = Field(default=800, ge=10, description="HNSW candidates per query")
     knowledge_ann_refine: int = Field(
-        default=5, ge=1, description="re-rank this many times the results by exact distance"
+        default=40, ge=1, description="re-rank this many times the results by exact distance"
     )
     knowledge_max_bases_per_user: int = Field(default=50, ge=1)
     knowledge_max_bases_per_agent: int = Field(default=10, ge=0)
@@ -258,6 +258,35 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     otel_enabled: bool = Field(
         default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
+    )
+
+    # -- people's data (issue 15): export, erasure, retention --
+    export_ttl_hours: float = Field(
+        default=24.0, gt=0, description="a finished export's ZIP is deleted after this"
+    )
+    export_min_interval_seconds: int = Field(
+        default=600, ge=0, description="one export per user per this many seconds (429)"
+    )
+    erasure_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a running erasure silent this long is taken over"
+    )
+    erasure_interval_seconds: float = Field(default=5.0, gt=0, description="erasure worker poll")
+    retention_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="how often the retention purge runs; 0 turns it off"
+    )
+    retention_batch_size: int = Field(default=500, ge=1, le=10_000)
+    retention_user_activities_days: int = Field(default=0, ge=0, description="0 = forever")
+    retention_system_logs_days: int = Field(default=0, ge=0, description="0 = forever")
+    retention_chat_analytics_days: int = Field(default=0, ge=0, description="0 = forever")
+    retention_audit_log_days: int = Field(default=0, ge=0, description="0 = forever")
+    retention_archived_conversations_days: int = Field(
+        default=0, ge=0, description="archived conversations idle this long are deleted"
+    )
+    retention_inactive_conversations_days: int = Field(
+        default=0, ge=0, description="any conversation idle this long is deleted"
+    )
+    fault_crash_erasure_after_step: str | None = Field(
+        default=None, description="TEST ONLY: os._exit(137) after this erasure step"
     )
 
     host: str = "127.0.0.1"
@@ -307,6 +336,10 @@ class Settings(BaseSettings):
                 "list the allowed origins explicitly"
             )
         return self
+
+    @property
+    def export_dir(self) -> Path:
+        return self.data_dir / "exports"
 
     @property
     def knowledge_index(self) -> str:

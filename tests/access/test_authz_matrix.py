@@ -6,6 +6,7 @@ A new endpoint without a row here fails ``test_matrix_covers_every_endpoint``.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class World:
     base_id: str = ""
     document_id: str = ""
     agent_message_id: str = ""
+    erasure_id: str = ""
+    export_id: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -46,6 +49,7 @@ class Fresh:
     base_id: str = ""
     document_id: str = ""
     budget_id: str = ""
+    user_id: str = ""
     message_id: str = ""
 
 
@@ -58,7 +62,7 @@ class Row:
     route: str
     expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
     request: Callable[[World, Fresh], Request]
-    # "agent", "conversation", "exchange", "key", "base" or "document": anew for each cell
+    # "agent", "conversation", "exchange", "key", "base", "document" or "user": anew per cell
     fresh: str = ""
     # login answers with a token for the credentials sent, whoever sends them
     check_leaks: bool = True
@@ -315,6 +319,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "GET",
+        "/api/search",
+        AUTHED_200,  # everyone searches only their own data: outsiders get no hit of the owner's
+        lambda w, f: ("GET", "/api/search", {"params": {"q": "confidential"}}),
+    ),
+    Row(
+        "GET",
         "/api/admin/users",
         E(403, 403, 200, 401, 401, 401),
         lambda w, f: ("GET", "/api/admin/users", {}),
@@ -396,6 +406,63 @@ ROWS: list[Row] = [
         lambda w, f: ("DELETE", f"/api/admin/budgets/{f.budget_id}", {}),
         fresh="budget",
     ),
+    # the owner's export was made with the world: a second within the interval is a 429
+    Row(
+        "POST",
+        "/api/users/me/export",
+        E(429, 202, 202, 401, 401, 401),
+        lambda w, f: ("POST", "/api/users/me/export", {}),
+    ),
+    Row(
+        "GET", "/api/users/me/export", AUTHED_200, lambda w, f: ("GET", "/api/users/me/export", {})
+    ),
+    Row(
+        "POST",
+        "/api/admin/users/{user_id}/export",
+        E(403, 403, 202, 401, 401, 401),
+        lambda w, f: ("POST", f"/api/admin/users/{f.user_id}/export", {}),
+        fresh="user",
+    ),
+    Row(
+        "GET",
+        "/api/exports/{export_id}",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/exports/{w.export_id}", {}),
+    ),
+    Row(
+        "GET",
+        "/api/exports/{export_id}/download",
+        E(200, 404, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/exports/{w.export_id}/download", {}),
+        check_leaks=False,  # a ZIP; outsiders get a 404 (checked), never a body to search
+    ),
+    Row(
+        "DELETE",
+        "/api/admin/users/{user_id}",
+        E(403, 403, 202, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/admin/users/{f.user_id}", {"json": {}}),
+        fresh="user",
+    ),
+    Row(
+        "GET",
+        "/api/admin/erasures/{erasure_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"/api/admin/erasures/{w.erasure_id}", {}),
+    ),
+    Row(
+        "GET",
+        "/api/admin/audit",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", "/api/admin/audit", {"params": {"limit": 5}}),
+        check_leaks=False,  # the admin-only trail names users by id; outsiders get 401/403
+    ),
+    # last: it erases whoever calls it (the owner, then "other"); the only admin may not
+    Row(
+        "DELETE",
+        "/api/users/me",
+        E(202, 202, 409, 401, 401, 401),
+        lambda w, f: ("DELETE", "/api/users/me", {"json": {"password": PASSWORD}}),
+    ),
 ]
 
 
@@ -460,7 +527,31 @@ async def _world(client: httpx.AsyncClient) -> World:
         headers={**owner.headers, "Accept": "text/event-stream"},
     )
     assert r.status_code == 200 and "event: done" in r.text, r.text
-    world = World(owner, headers, agent_id, conversation_id, r.headers["X-Turn-Id"])
+    turn_id = r.headers["X-Turn-Id"]
+    doomed = await account(client, name="Gone")
+    r = await client.request(
+        "DELETE", f"/api/admin/users/{doomed.id}", json={}, headers=admin.headers
+    )
+    assert r.status_code == 202, r.text
+    erasure_id = r.json()["id"]
+    r = await client.post("/api/users/me/export", headers=owner.headers)
+    assert r.status_code == 202, r.text
+    export_id = r.json()["id"]
+    for _ in range(300):  # built in the background
+        r = await client.get(f"/api/exports/{export_id}", headers=owner.headers)
+        if r.json()["status"] == "ready":
+            break
+        await asyncio.sleep(0.1)
+    assert r.json()["status"] == "ready", r.text
+    world = World(
+        owner,
+        headers,
+        agent_id,
+        conversation_id,
+        turn_id,
+        erasure_id=erasure_id,
+        export_id=export_id,
+    )
     world.base_id = await _base(client, owner, marker)
     world.document_id = await _document(client, owner, world.base_id, marker)
     r = await client.get(f"/api/conversations/{conversation_id}/messages", headers=owner.headers)
@@ -501,6 +592,8 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.base_id = await _base(client, world.owner, marker)
     elif kind == "document":
         fresh.document_id = await _document(client, world.owner, world.base_id, marker)
+    elif kind == "user":
+        fresh.user_id = (await account(client, name="Ulla")).id
     world.secrets |= {
         marker,
         fresh.agent_id,

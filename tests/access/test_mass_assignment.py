@@ -119,6 +119,8 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "conversation_id": cid,
         "key_id": key["id"],
         "user_id": user.id,
+        "erasure_id": str(uuid.uuid4()),
+        "export_id": str(uuid.uuid4()),
         "base_id": base["id"],
         "document_id": document["id"],
         "budget_id": budget.json()["id"],

@@ -176,8 +176,15 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                 json={"scope": "agent", "scope_id": agent["id"], "max_tokens": 10**9},
                 headers=admin,
             ).json()
+            export = client.post("/api/users/me/export", headers=user).json()
+            doomed_id, _ = _account(client, "doomed@example.com", "Doomed")
+            erasure = client.request(
+                "DELETE", f"/api/admin/users/{doomed_id}", json={}, headers=admin
+            ).json()
         real_ids = {
             "budget_id": budget["id"],
+            "export_id": export["id"],
+            "erasure_id": erasure["id"],
             "turn_id": streamed.headers["X-Turn-Id"],
             "agent_id": agent["id"],
             "conversation_id": conversation_id,

@@ -16,6 +16,13 @@ from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwrigh
 ASKED = os.environ.get("EV_TEST_BROWSER", "") not in ("", "0")
 
 
+@pytest.fixture(autouse=True)
+def hang_guard() -> None:
+    """Overrides the suite's async hang guard here: Playwright's sync API runs its own event loop,
+    inside which pytest-asyncio cannot start the guard's (every test would error in setup). A
+    browser test cannot hang silently anyway: every Playwright wait has a 20 s timeout."""
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     if not ASKED:

@@ -355,3 +355,84 @@ def test_admin_sets_a_budget_and_the_user_meets_402(
     expect(alert).to_contain_text("budget")  # the API's own 402 message
     expect(alert.get_by_role("button", name="Retry")).to_be_visible()
     expect(user_page.locator("#composer-input")).to_have_value("one more")  # nothing lost
+
+
+def test_second_user_picks_and_chats_with_a_shared_agent(
+    page: Page, api: Api, console_url: str
+) -> None:
+    shared = api.agent("Shared Helper", visibility="shared")
+    hidden = api.agent("Owner's Private Agent")
+    other = Api(console_url).register("Eva")
+    try:
+        # the default list is the caller's own agents only: the console must ask for scope=all
+        assert other.call("GET", "/api/agents") == []
+        ui_login(page, other.email)
+        page.locator("#main-nav").get_by_role("link", name="Chat").click()
+        picker = page.locator("#agent-picker")
+        expect(picker.locator(f'option[value="{shared["id"]}"]')).to_have_text(
+            "Shared Helper · shared"
+        )
+        expect(picker.locator(f'option[value="{hidden["id"]}"]')).to_have_count(0)
+        picker.select_option(shared["id"])
+        page.locator("#composer-input").fill("hello from another user")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator(".msg-agent")).to_have_count(1)
+        expect(page.locator(".msg-agent")).to_contain_text("offline model")
+        expect(page).to_have_url(re.compile(r"#/chat/[0-9a-f-]{36}$"))
+        conv_id = page.url.rsplit("/", 1)[-1]
+        conv = other.call("GET", f"/api/conversations/{conv_id}")
+        assert conv["agent_id"] == shared["id"]
+        assert conv["user_id"] != shared["user_id"]
+        # the conversation list names the shared agent (looked up through scope=all too)
+        expect(page.locator(".conv-list li").first).to_contain_text("Shared Helper")
+        assert problems(page) == []
+    finally:
+        other.close()
+
+
+def test_agents_screen_pages_with_the_api_cursor_and_filters_by_scope(
+    page: Page, api: Api, console_url: str
+) -> None:
+    api.agent("Colleague's Shared", visibility="shared")
+    api.agent("Colleague's Private")
+    other = Api(console_url).register("Rui")
+    try:
+        # one more than a console page (20), so "More" must fetch the API's next page
+        for i in range(21):
+            other.agent(f"Mine {i:02d}")
+        ui_login(page, other.email)
+        page.goto("/#/agents")
+        rows = page.locator("table.list tbody tr")
+        more = page.get_by_test_id("agents-more")
+        expect(page.locator("#agent-scope")).to_have_value("mine")
+        expect(rows).to_have_count(20)
+        expect(page.get_by_role("link", name="Mine 20")).to_be_visible()  # newest first
+        expect(page.get_by_role("link", name="Mine 00")).to_have_count(0)
+        with page.expect_request(re.compile(r"/api/agents\?.*cursor=")) as asked:
+            more.click()
+        assert "scope=mine" in asked.value.url
+        expect(rows).to_have_count(21)
+        expect(page.get_by_role("link", name="Mine 00")).to_be_visible()
+        expect(more).to_have_count(0)  # the last page carries no X-Next-Cursor
+        expect(page.get_by_test_id("agents-loaded")).to_have_text("21 loaded")
+        expect(page.get_by_role("link", name="Colleague's Shared")).to_have_count(0)
+
+        page.locator("#agent-scope").select_option("shared")
+        link = page.get_by_role("link", name="Colleague's Shared")
+        expect(link).to_be_visible()
+        expect(page.get_by_role("link", name="Mine 20")).to_have_count(0)
+        expect(page.get_by_role("link", name="Colleague's Private")).to_have_count(0)
+        expect(page.locator("tr", has=link)).to_contain_text("another user")
+
+        page.locator("#agent-scope").select_option("all")
+        # newest first: Rui's 21 (made later) fill the first page; the colleague's is on the next
+        expect(rows).to_have_count(20)
+        expect(page.get_by_role("link", name="Mine 20")).to_be_visible()
+        expect(page.get_by_role("link", name="Colleague's Shared")).to_have_count(0)
+        more.click()
+        expect(page.get_by_role("link", name="Mine 00")).to_be_visible()
+        expect(page.get_by_role("link", name="Colleague's Shared")).to_be_visible()
+        expect(page.get_by_role("link", name="Colleague's Private")).to_have_count(0)
+        assert problems(page) == []
+    finally:
+        other.close()

@@ -96,6 +96,24 @@ def test_seed_indexes_with_seed_names() -> None:
     assert "CONSTRAINT [UQ_messages_conversation_seq] UNIQUE (conversation_id, seq)" in sql
 
 
+def test_full_text_index_where_installed_outside_a_transaction() -> None:
+    """SQL Server's full-text DDL refuses to run in a transaction: it sits between the COMMIT
+    and BEGIN of Alembic's autocommit block, each statement guarded by the feature's presence."""
+    sql = render_sql("mssql+pyodbc://")
+    catalog = sql.index("CREATE FULLTEXT CATALOG [ev_fulltext] WITH ACCENT_SENSITIVITY = OFF")
+    messages = sql.index(
+        "CREATE FULLTEXT INDEX ON [empl].[messages] ([content] LANGUAGE 1046) "
+        "KEY INDEX [PK_messages] ON [ev_fulltext] WITH CHANGE_TRACKING AUTO"
+    )
+    titles = sql.index("CREATE FULLTEXT INDEX ON [empl].[conversations] ([title] LANGUAGE 1046)")
+    before = sql.rindex("COMMIT;", 0, catalog)
+    after = sql.index("BEGIN TRANSACTION;", titles)
+    assert before < catalog < messages < titles < after
+    for batch in _batches():
+        if "FULLTEXT" in batch:
+            assert batch.startswith("IF FULLTEXTSERVICEPROPERTY('IsFullTextInstalled') = 1")
+
+
 def test_budgets_and_feedback_tables() -> None:
     """Issue 14: budgets (their counters in BIGINT/NUMERIC, one per scope) and feedback (a
     filtered index over what the relay still owes MongoDB)."""

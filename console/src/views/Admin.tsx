@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, type Agent, type Page, type User } from "../api";
+import { api, ApiError, usableAgents, type Agent, type Page, type User } from "../api";
 import { t, fmtCost, fmtDate } from "../i18n";
 import { ErrorBox, Field, fieldErrors } from "./common";
 
@@ -225,7 +225,7 @@ function Budgets() {
   useEffect(() => {
     load();
     api.get<Page<User>>("/api/admin/users", { limit: 100 }).then((p) => setUsers(p.items), setError);
-    api.get<Agent[]>("/api/agents").then(setAgents, setError);
+    usableAgents().then(setAgents, setError);
   }, []);
   const options = scope === "user" ? users.map((u) => [u.id, u.email]) : agents.map((a) => [a.id, a.name]);
   const label = (b: Budget) =>

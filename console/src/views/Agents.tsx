@@ -1,11 +1,12 @@
-import { useEffect, useMemo, useState } from "preact/hooks";
-import { api, type Agent, type User } from "../api";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, getHeaderPage, type Agent, type AgentScope, type User } from "../api";
 import { t, fmtDate } from "../i18n";
 import { go } from "../router";
 import { ErrorBox, Field, fieldErrors } from "./common";
 import type { KnowledgeBase } from "./Knowledge";
 
-const PAGE = 10;
+// one server page per "More" (the API pages with limit + cursor; nothing is paged in the browser)
+const PAGE = 20;
 interface Tool {
   name: string;
   description: string;
@@ -18,22 +19,41 @@ export function AgentsView({ user, sub }: { user: User; sub: string[] }) {
 }
 
 function AgentList({ user }: { user: User }) {
+  const [scope, setScope] = useState<AgentScope>("mine");
   const [agents, setAgents] = useState<Agent[] | null>(null);
+  const [next, setNext] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [filter, setFilter] = useState("");
-  const [page, setPage] = useState(0);
+  // the latest request wins: a page answering after the scope changed is dropped
+  const latest = useRef(0);
 
-  const load = () => api.get<Agent[]>("/api/agents").then(setAgents, setError);
+  /** The first page of ``scope`` (``cursor`` null) or the next one, appended. */
+  async function load(cursor: string | null) {
+    const ticket = ++latest.current;
+    setBusy(true);
+    setError(null);
+    try {
+      const page = await getHeaderPage<Agent>("/api/agents", { scope, limit: PAGE, cursor });
+      if (ticket !== latest.current) return;
+      setAgents((cur) => (cursor && cur ? [...cur, ...page.items] : page.items));
+      setNext(page.next_cursor);
+    } catch (e) {
+      if (ticket === latest.current) setError(e);
+    } finally {
+      if (ticket === latest.current) setBusy(false);
+    }
+  }
   useEffect(() => {
-    load();
-  }, []);
+    setAgents(null);
+    setNext(null);
+    load(null);
+  }, [scope]);
 
   const shown = useMemo(() => {
     const f = filter.trim().toLowerCase();
     return (agents ?? []).filter((a) => !f || `${a.name} ${a.description ?? ""} ${a.model}`.toLowerCase().includes(f));
   }, [agents, filter]);
-  const pages = Math.max(1, Math.ceil(shown.length / PAGE));
-  const slice = shown.slice(page * PAGE, page * PAGE + PAGE);
 
   return (
     <section aria-labelledby="agents-title">
@@ -42,11 +62,17 @@ function AgentList({ user }: { user: User }) {
         <a class="button primary" href="#/agents/new">{t("newAgent")}</a>
       </div>
       <div class="row">
-        <label for="agent-filter">{t("filter")}</label>
-        <input id="agent-filter" type="search" value={filter} onInput={(e) => { setFilter((e.target as HTMLInputElement).value); setPage(0); }} />
+        <label for="agent-scope">{t("agentScope")}</label>
+        <select id="agent-scope" value={scope} onChange={(e) => setScope((e.target as HTMLSelectElement).value as AgentScope)}>
+          <option value="mine">{t("scopeMine")}</option>
+          <option value="shared">{t("scopeShared")}</option>
+          <option value="all">{t("scopeAll")}</option>
+        </select>
+        <label for="agent-filter">{t("filterLoaded")}</label>
+        <input id="agent-filter" type="search" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
       </div>
-      <ErrorBox error={error} onRetry={load} />
-      <table class="list">
+      <ErrorBox error={error} onRetry={() => load(agents && next ? next : null)} />
+      <table class="list" aria-busy={busy ? "true" : "false"}>
         <thead>
           <tr>
             <th scope="col">{t("name")}</th>
@@ -58,7 +84,7 @@ function AgentList({ user }: { user: User }) {
           </tr>
         </thead>
         <tbody>
-          {slice.map((a) => (
+          {shown.map((a) => (
             <tr key={a.id}>
               <td>
                 <a href={`#/agents/${a.id}`}>{a.name}</a>
@@ -67,17 +93,16 @@ function AgentList({ user }: { user: User }) {
               <td><code>{a.model}</code></td>
               <td>{a.tools.join(", ") || "—"}</td>
               <td>{a.visibility === "shared" ? t("shared").split(" (")[0] : t("private")}</td>
-              <td>{a.user_id === user.id ? t("you") : "—"}</td>
+              <td>{a.user_id === user.id ? t("you") : t("someoneElse")}</td>
               <td><a href={`#/chat?agent=${a.id}`} onClick={(e) => { e.preventDefault(); sessionStorage.setItem("ev.agent", a.id); go("/chat"); }}>{t("chat")}</a></td>
             </tr>
           ))}
         </tbody>
       </table>
-      {agents && shown.length === 0 && <p class="muted">{t("noAgents")}</p>}
+      {agents && shown.length === 0 && !next && <p class="muted">{scope === "mine" ? t("noAgents") : t("noAgentsInScope")}</p>}
       <div class="row pager">
-        <button disabled={page === 0} onClick={() => setPage(page - 1)}>{t("previous")}</button>
-        <span>{t("pageOf", { n: page + 1, m: pages })}</span>
-        <button disabled={page + 1 >= pages} onClick={() => setPage(page + 1)}>{t("next")}</button>
+        <span class="muted" data-testid="agents-loaded">{t("loadedCount", { n: agents?.length ?? 0 })}</span>
+        {next && <button data-testid="agents-more" disabled={busy} onClick={() => load(next)}>{t("more")}</button>}
       </div>
     </section>
   );

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, ApiError, type Agent, type ChatOut, type Conversation, type History, type Message, type Page, type User } from "../api";
+import { api, ApiError, usableAgents, type Agent, type ChatOut, type Conversation, type History, type Message, type Page, type User } from "../api";
 import { cancelTurn, liveTurn, resumeTurn, streamRequest, streamTurn, type StreamEvent } from "../stream";
 import { t, fmtDate, fmtCost } from "../i18n";
 import { go } from "../router";
@@ -208,7 +208,16 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
   const sendRef = useRef<(text: string, key: string) => Promise<void>>(async () => undefined);
 
   useEffect(() => {
-    api.get<Agent[]>("/api/agents").then((list) => {
+    usableAgents().then(async (list) => {
+      const wanted = sessionStorage.getItem("ev.agent");
+      if (wanted && !list.some((a) => a.id === wanted)) {
+        // chosen on the Agents screen but beyond the picker's bound: fetch that one alone
+        try {
+          list = [await api.get<Agent>(`/api/agents/${wanted}`), ...list];
+        } catch {
+          /* deleted or no longer shared: the first usable agent is picked instead */
+        }
+      }
       setAgents(new Map(list.map((a) => [a.id, a])));
       setAgentId((cur) => (cur && list.some((a) => a.id === cur) ? cur : (list[0]?.id ?? "")));
     }, setError);
@@ -458,7 +467,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
               <label for="agent-picker">{t("agent")}</label>
               <select id="agent-picker" value={agentId} onChange={(e) => setAgentId((e.target as HTMLSelectElement).value)}>
                 {agentList.length === 0 && <option value="">{t("pickAgent")}</option>}
-                {agentList.map((a) => <option value={a.id}>{a.name}</option>)}
+                {agentList.map((a) => <option value={a.id}>{a.user_id === user.id ? a.name : `${a.name} · ${t("sharedTag")}`}</option>)}
               </select>
             </div>
           )}

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { api, type Agent, type User } from "../api";
+import { api, usableAgents, type User } from "../api";
 import { t, fmtCost, locale } from "../i18n";
 import { ErrorBox } from "./common";
 import { TimeChart } from "./Chart";
@@ -55,7 +55,7 @@ export function DashboardView({ user }: { user: User }) {
     if (from && to && from <= to) load();
   }, [from, to]);
   useEffect(() => {
-    api.get<Agent[]>("/api/agents").then((l) => setAgents(new Map(l.map((a) => [a.id, a.name]))), () => undefined);
+    usableAgents().then((l) => setAgents(new Map(l.map((a) => [a.id, a.name]))), () => undefined);
   }, []);
 
   const series = useMemo(() => {

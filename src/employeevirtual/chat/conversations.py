@@ -21,6 +21,7 @@ from employeevirtual.stores.sql.conversations import (
     ConversationRepository,
 )
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.sync import SyncReader
 
 __all__ = [
     "ConversationChanges",
@@ -136,6 +137,31 @@ class ConversationService:
                 client_ip=client_ip,
                 now=now,
             )
+        await self._delete_documents(conversation_id)
+
+    async def purge(
+        self, conversation_id: UUID, *, actor_id: UUID | None, reason: str, now: datetime
+    ) -> bool:
+        """Delete a conversation by policy (retention, erasure): the same two steps as a user's
+        delete (SQL with its audit row, then MongoDB; the reconciler removes what MongoDB
+        missed), with an audit row that keeps no title. False when it was already gone."""
+        async with write_transaction(self.engine) as conn:
+            repo = ConversationRepository(conn)
+            found = await SyncReader(conn).get(conversation_id)
+            if found is not None:
+                await repo.delete(conversation_id)
+                await AuditRepository(conn).record(
+                    action="conversation.purge",
+                    actor_id=actor_id,
+                    target_type="conversation",
+                    target_id=str(conversation_id),
+                    details={"reason": reason, "message_count": found.message_count},
+                    now=now,
+                )
+        await self._delete_documents(conversation_id)
+        return found is not None
+
+    async def _delete_documents(self, conversation_id: UUID) -> None:
         try:
             await self.documents.delete_conversation(conversation_id)
         except PyMongoError as exc:

@@ -73,6 +73,10 @@ class RetrievalEngine(Protocol):
 
     async def delete_base(self, base_id: UUID) -> None: ...
 
+    async def purge_deleted(self) -> None:
+        """Rewrite storage so deleted chunks are gone from disk, not only hidden (erasure)."""
+        ...
+
     async def search(
         self,
         *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -52,8 +53,8 @@ class LanceEngine:
         embedding_model: str,
         dimensions: int,
         ann_min_rows: int = 10_000,
-        ann_ef: int = 200,
-        ann_refine: int = 5,
+        ann_ef: int = 800,
+        ann_refine: int = 40,
     ) -> None:
         """``ann_ef``: HNSW candidates per query; ``ann_refine``: that many times ``limit``
         candidates re-ranked by exact distance (the quantised index alone misorders them)."""
@@ -228,6 +229,15 @@ class LanceEngine:
                 "vector", config=HnswSq(distance_type="cosine"), replace=True
             )
         await self.table.optimize()
+
+    async def purge_deleted(self) -> None:
+        """A delete in Lance only marks rows; their data files and old versions stay until
+        compaction and cleanup. Both now, keeping no old version: an erased person's chunks
+        leave the disk. ``delete_unverified`` also removes files of a write in progress (an
+        ingestion racing this fails and is retried under its lease)."""
+        with warnings.catch_warnings():  # "removes every version except the latest": wanted
+            warnings.simplefilter("ignore", UserWarning)
+            await self.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     async def reset(self, embedding_model: str) -> None:
         if self._db is None:

@@ -22,7 +22,7 @@ import ipaddress
 
 from employeevirtual.security.ratelimit import RateLimitDecision, RateLimiter
 
-__all__ = ["LoginThrottle", "normalise_email"]
+__all__ = ["LoginThrottle", "account_key", "normalise_email"]
 
 
 def normalise_email(email: str) -> str:
@@ -36,6 +36,11 @@ def _account_key(email: str) -> str:
 
 def _pair_key(email: str, client_ip: str) -> str:
     return f"login:pair:{_account_key(email).rsplit(':', 1)[1][:32]}:{_ip_key(client_ip)[9:]}"
+
+
+def account_key(email: str) -> str:
+    """The limiter key of an account's failed logins (its erasure removes it)."""
+    return _account_key(email)
 
 
 def _ip_key(client_ip: str) -> str:

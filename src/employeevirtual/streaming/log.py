@@ -73,6 +73,10 @@ class TurnLog(Protocol):
 
     async def key_turn(self, owner: UUID, key: str) -> UUID | None: ...
 
+    async def forget_owner(self, owner: UUID) -> int:
+        """Drop every turn of ``owner`` (their erasure); how many were dropped."""
+        ...
+
     def on_cancel(self, callback: Callable[[UUID], None]) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -157,6 +161,12 @@ class MemoryTurnLog:
 
     def has(self, turn_id: UUID) -> bool:
         return turn_id in self._streams
+
+    async def forget_owner(self, owner: UUID) -> int:
+        mine = [t for t, s in self._streams.items() if s.info.owner == owner]
+        for turn_id in mine:
+            self._drop(turn_id)
+        return len(mine)
 
     async def open(self, turn_id: UUID, *, owner: UUID, conversation_id: UUID | None) -> None:
         now = time.monotonic()
@@ -249,6 +259,16 @@ class RedisTurnLog:
     @property
     def _channel(self) -> str:
         return f"{self._prefix}cancel"
+
+    async def forget_owner(self, owner: UUID) -> int:
+        """Every turn's info hash is looked at (SCAN: the log holds few, short-lived turns)."""
+        dropped = await self.memory.forget_owner(owner)
+        async for key in self._redis.scan_iter(match=f"{self._prefix}*:info", count=500):
+            if (await self._redis.hget(key, "owner")) == str(owner).encode():
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                await self._redis.delete(key, name.removesuffix(":info") + ":events")
+                dropped += 1
+        return dropped
 
     async def open(self, turn_id: UUID, *, owner: UUID, conversation_id: UUID | None) -> None:
         await self.memory.open(turn_id, owner=owner, conversation_id=conversation_id)

@@ -33,7 +33,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
@@ -358,7 +357,6 @@ class Reconciler:
                 state.missing_messages,
                 state.missing_conversations,
             )
-            await ensure_indexes(self.documents.db)  # an emptied store lost its indexes too
             return True
         return False
 

@@ -1,0 +1,1 @@
+"""People's data: search, export, erasure and retention across every store."""

@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint types pytest bench bench-export bench-knowledge faults clean console console-check test-browser bench-console
+.PHONY: console-verify run test install lint types pytest bench bench-export bench-knowledge faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,7 +29,14 @@ types: install
 pytest: install
 	$(BIN)/pytest -q
 
-test: lint types pytest
+test: lint types console-verify pytest
+
+# The committed console build must equal a fresh build from its sources and lock file. Needs
+# Node and npm; without them (a machine with only Python) the unit test on the sources' hash
+# still runs inside pytest.
+console-verify:
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory console-check; \
+	else echo "npm not found: console build not rebuilt (tests/unit/test_console_build.py checks its source hash)"; fi
 
 # The long fault-injection run (the short one is part of `make pytest`). PostgreSQL when
 # EV_TEST_POSTGRES_URL is set, SQLite otherwise.

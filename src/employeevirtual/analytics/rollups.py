@@ -12,7 +12,6 @@ replaces by the group key and groups that vanished are deleted).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from employeevirtual.analytics.pipelines import SUMS, rollup_pipeline
 from employeevirtual.stores.mongo.collections import Collections
+from employeevirtual.tasks import stop_task
 
 __all__ = ["Clock", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
 
@@ -174,11 +174,8 @@ class RollupTask:
             self._task = asyncio.create_task(self._loop(), name="analytics-rollups")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _loop(self) -> None:
         while True:

@@ -36,6 +36,7 @@ from employeevirtual.stores.sql.instances import (
     InstanceRecord,
     InstanceRepository,
 )
+from employeevirtual.tasks import stop_task
 
 __all__ = ["ServerInstance", "boot_id", "pid_alive"]
 
@@ -137,11 +138,8 @@ class ServerInstance:
 
     async def stop(self) -> None:
         """Stop beating and say so: keys this server still held are free at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
         if self.registered:
             try:
                 async with write_transaction(self.engine) as conn:

@@ -28,6 +28,7 @@ from employeevirtual.knowledge.parsing import DocumentRejected
 from employeevirtual.stores.records import DocumentRecord
 from employeevirtual.stores.sql.documents import DocumentRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.tasks import stop_task
 
 __all__ = ["IngestionWorker"]
 
@@ -81,10 +82,7 @@ class IngestionWorker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _loop(self) -> None:
         while True:

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 
 from employeevirtual.errors import Unavailable
 from employeevirtual.streaming.events import TurnEvent
+from employeevirtual.tasks import stop_task
 
 __all__ = ["MemoryTurnLog", "RedisTurnLog", "TurnInfo", "TurnLog", "make_turn_log", "parse_id"]
 
@@ -406,10 +407,8 @@ class RedisTurnLog:
                 await asyncio.sleep(1.0)
 
     async def aclose(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        listener, self._listener = self._listener, None
+        await stop_task(listener)
         await self.memory.aclose()
         await self._redis.aclose()
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.tasks import stop_task
 
 __all__ = ["SecantusSupervisor"]
 
@@ -105,8 +106,5 @@ class SecantusSupervisor:
 
     async def stop(self) -> None:
         """Stop supervising (before the child is stopped on purpose)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)

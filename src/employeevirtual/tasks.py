@@ -1,0 +1,29 @@
+"""Stopping background tasks without ever hanging a shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+__all__ = ["stop_task"]
+
+log = logging.getLogger(__name__)
+
+
+async def stop_task(task: asyncio.Task[None] | None, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Cancel ``task`` and wait for it, at most ``timeout`` seconds.
+
+    A driver call that swallows the cancellation would otherwise keep ``await task`` (and with it
+    the server's shutdown) waiting forever; past the timeout the task is left behind, logged.
+    """
+    if task is None or task.done():
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning(
+            "background task %s did not stop within %.0f s; left behind", task.get_name(), timeout
+        )
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background task %s ended with %r", task.get_name(), task.exception())

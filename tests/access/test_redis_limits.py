@@ -8,6 +8,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
@@ -33,11 +34,23 @@ async def shared(settings: Settings) -> AsyncIterator[Settings]:
         await client.aclose()
         pytest.fail(f"EV_TEST_REDIS_URL is set but Redis is unreachable: {type(exc).__name__}")
     prefix = f"ev:test:{uuid.uuid4().hex}:"
-    yield settings.model_copy(update={"redis_url": REDIS_URL, "rate_limit_prefix": prefix})
+    # the SQL database is pinned, so a second server (own data dir: one server per data dir)
+    # shares it, as two processes behind one load balancer would
+    yield settings.model_copy(
+        update={
+            "redis_url": REDIS_URL,
+            "rate_limit_prefix": prefix,
+            "database_url": settings.sql_url,
+        }
+    )
     keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+def _second_dir(settings: Settings) -> Path:
+    return settings.data_dir.parent / "second-server"
 
 
 @pytest.mark.redis
@@ -45,7 +58,7 @@ async def shared(settings: Settings) -> AsyncIterator[Settings]:
 async def test_global_limit_is_shared_by_processes(shared: Settings) -> None:
     async with (
         app_client(shared, rate_limit_global=4) as (one, runtime),
-        app_client(shared, rate_limit_global=4) as (two, _),
+        app_client(shared, data_dir=_second_dir(shared), rate_limit_global=4) as (two, _),
     ):
         for c in (one, two, one, two):
             assert (await c.get("/api/agents")).status_code == 401
@@ -63,7 +76,9 @@ async def test_global_limit_is_shared_by_processes(shared: Settings) -> None:
 async def test_chat_limit_and_login_throttle_are_shared(shared: Settings) -> None:
     async with (
         app_client(shared, rate_limit_chat=2, login_max_failures=2) as (one, runtime),
-        app_client(shared, rate_limit_chat=2, login_max_failures=2) as (two, _),
+        app_client(
+            shared, data_dir=_second_dir(shared), rate_limit_chat=2, login_max_failures=2
+        ) as (two, _),
     ):
         user = await account(one)
         agent = await create_agent(one, user.headers)
@@ -93,7 +108,10 @@ async def test_chat_limit_and_login_throttle_are_shared(shared: Settings) -> Non
 async def test_concurrent_turns_are_counted_across_processes(shared: Settings) -> None:
     async with (
         app_client(shared, max_concurrent_turns=1) as (one, runtime_one),
-        app_client(shared, max_concurrent_turns=1) as (two, runtime_two),
+        app_client(shared, data_dir=_second_dir(shared), max_concurrent_turns=1) as (
+            two,
+            runtime_two,
+        ),
     ):
         entered, release = asyncio.Event(), asyncio.Event()
 

@@ -63,3 +63,16 @@ async def test_audit_trail_filters_and_pages(client: httpx.AsyncClient) -> None:
     assert r.status_code == 422 and "timezone" in r.text
     r = await client.get("/api/admin/audit", params={"cursor": "%%%"}, headers=admin.headers)
     assert r.status_code == 422
+
+
+async def test_a_cursor_with_a_naive_time_is_a_422(client: httpx.AsyncClient) -> None:
+    """Found by the Schemathesis run: a naive datetime in the cursor reached SQL (500)."""
+    import base64
+
+    admin = await account(client, name="Admin")
+    naive = base64.urlsafe_b64encode(
+        b"2026-01-01T00:00:00|00000000-0000-0000-0000-000000000001"
+    ).decode()
+    r = await client.get("/api/admin/audit", params={"cursor": naive}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert "cursor is not valid" in r.json()["detail"]

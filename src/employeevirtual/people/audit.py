@@ -22,10 +22,16 @@ def _encode(entry: AuditEntry) -> str:
 
 def _decode(cursor: str) -> tuple[datetime, UUID]:
     try:
-        at, last = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), UUID(last)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not valid; pass next_cursor from a previous page") from None
+        at_text, last = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        at, last_id = datetime.fromisoformat(at_text), UUID(last)
+    except (binascii.Error, ValueError, UnicodeError):
+        raise InvalidInput(_BAD_CURSOR) from None
+    if at.utcoffset() is None:  # a naive time cannot be compared with the stored aware ones
+        raise InvalidInput(_BAD_CURSOR)
+    return at, last_id
+
+
+_BAD_CURSOR = "cursor is not valid; pass next_cursor from a previous page"
 
 
 class AuditTrail:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,9 +99,12 @@ def encode_cursor(hit: SearchHit) -> str:
 def decode_cursor(cursor: str) -> tuple[float, str, UUID]:
     try:
         score, kind, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(score), str(kind), UUID(last)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        after = float(score), str(kind), UUID(last)
+    except (binascii.Error, ValueError, TypeError, UnicodeError):
         raise InvalidInput("cursor is not valid; pass next_cursor from a previous page") from None
+    if not math.isfinite(after[0]):
+        raise InvalidInput("cursor is not valid; pass next_cursor from a previous page")
+    return after
 
 
 class SearchService:

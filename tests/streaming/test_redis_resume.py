@@ -63,7 +63,9 @@ def _env(settings: Settings) -> dict[str, str]:
     assert settings.mongodb_url is not None and settings.secret_key is not None
     env = {
         **os.environ,
-        "EV_DATA_DIR": str(settings.data_dir),
+        # its own data dir (one server per data dir), the same SQL database pinned below
+        "EV_DATA_DIR": str(settings.data_dir.parent / "second-server"),
+        "EV_DATABASE_URL": settings.sql_url,
         "EV_DATABASE_SCHEMA": settings.database_schema,
         "EV_MONGODB_URL": settings.mongodb_url.get_secret_value(),
         "EV_MONGODB_DATABASE": settings.mongodb_database,
@@ -74,8 +76,6 @@ def _env(settings: Settings) -> dict[str, str]:
         "EV_SYNC_RELAY_ENABLED": "false",
         "EV_LOG_LEVEL": "WARNING",
     }
-    if settings.database_url:
-        env["EV_DATABASE_URL"] = settings.database_url
     return env
 
 

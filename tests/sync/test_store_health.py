@@ -119,7 +119,11 @@ async def test_mongodb_data_lost_while_the_server_was_down_is_repaired_at_start(
     # restarted: its first quick round runs at start, not EV_SYNC_RECONCILE_SECONDS later
     async with serve(own) as (client, runtime):
         await eventually(lambda: _stores_equal(runtime, cids), timeout=15)
-        assert runtime.reconciler.state.rounds >= 1
+
+        async def round_done() -> bool:  # its counters move once the round has ended
+            return runtime.reconciler.state.rounds >= 1
+
+        await eventually(round_done, timeout=15)
         assert runtime.reconciler.state.repaired_total >= 2
 
 

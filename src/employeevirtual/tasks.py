@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
-__all__ = ["stop_task"]
+__all__ = ["run_rounds", "stop_task"]
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +29,20 @@ async def stop_task(task: asyncio.Task[None] | None, *, timeout: float = 10.0) -
         return
     if not task.cancelled() and task.exception() is not None:
         log.warning("background task %s ended with %r", task.get_name(), task.exception())
+
+
+async def run_rounds(
+    run_round: Callable[[], Awaitable[object]], *, wake: asyncio.Event, interval: float, what: str
+) -> None:
+    """A worker's loop: run a round, then sleep ``interval`` seconds or until ``wake`` is set.
+
+    A failed round is logged and retried on the next one; the loop ends only by cancellation.
+    """
+    while True:
+        try:
+            await run_round()
+        except Exception:
+            log.exception("%s round failed; retrying", what)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval)
+        wake.clear()

@@ -46,6 +46,7 @@ from employeevirtual.stores.sql.people import (
 )
 from employeevirtual.stores.sql.users import UserChanges, UserReader, UserRepository
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import run_rounds
 
 __all__ = ["STEPS", "ErasureService"]
 
@@ -180,14 +181,7 @@ class ErasureService:
         await self._background.stop()
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_pending()
-            except Exception:
-                log.exception("erasure round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
+        await run_rounds(self.run_pending, wake=self._wake, interval=self.interval, what="erasure")
 
     async def run_pending(self) -> int:
         """Run every job that is pending or whose worker died; the number finished."""

@@ -43,6 +43,7 @@ from employeevirtual.stores.sql.people import (
 )
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import run_rounds
 
 __all__ = ["SCHEMA_VERSION", "ExportService", "build_export"]
 
@@ -366,14 +367,7 @@ class ExportService:
         await self._background.stop()
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_pending()
-            except Exception:
-                log.exception("export round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
+        await run_rounds(self.run_pending, wake=self._wake, interval=self.interval, what="export")
 
     async def run_pending(self) -> int:
         async with read_connection(self.engine) as conn:

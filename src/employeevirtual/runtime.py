@@ -325,6 +325,8 @@ async def open_runtime(
         after_commit=after_turn_commit,
         knowledge=knowledge,
         budgets=budgets,
+        delegation_depth=settings.delegation_max_depth,
+        handoffs_per_turn=settings.handoffs_per_turn,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -363,7 +365,11 @@ async def open_runtime(
                 address_max_failures=settings.login_address_max_failures,
             ),
         ),
-        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
+        agents=AgentService(
+            engine=engine,
+            max_per_user=settings.max_agents_per_user,
+            max_delegates=settings.max_delegates_per_agent,
+        ),
         conversations=conversations,
         knowledge=knowledge,
         chat=chat,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.agents.delegates import checked_delegates
 from employeevirtual.errors import Conflict, NotFound
 from employeevirtual.stores.records import AgentRecord, UserRecord
 from employeevirtual.stores.sql.agents import (
@@ -30,9 +32,12 @@ def _foreign_private(user: UserRecord, agent: AgentRecord) -> bool:
 
 
 class AgentService:
-    def __init__(self, *, engine: AsyncEngine, max_per_user: int = 100) -> None:
+    def __init__(
+        self, *, engine: AsyncEngine, max_per_user: int = 100, max_delegates: int = 8
+    ) -> None:
         self.engine = engine
         self.max_per_user = max_per_user
+        self.max_delegates = max_delegates
 
     async def create(
         self, user: UserRecord, new: NewAgent, *, client_ip: str | None
@@ -46,6 +51,15 @@ class AgentService:
                 raise Conflict(
                     f"you already have {self.max_per_user} agents (the limit); delete one first"
                 )
+            if new.delegate_ids:
+                checked = await checked_delegates(
+                    conn,
+                    owner_id=user.id,
+                    agent_id=None,
+                    wanted=[UUID(str(i)) for i in new.delegate_ids],
+                    max_delegates=self.max_delegates,
+                )
+                new = replace(new, delegate_ids=checked)
             agent = await repo.create(new, user_id=user.id, now=now)
             await AuditRepository(conn).record(
                 action="agent.create",
@@ -135,7 +149,16 @@ class AgentService:
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             repo = AgentRepository(conn)
-            await self._owned(repo, user, agent_id)
+            agent = await self._owned(repo, user, agent_id)
+            if changes.delegate_ids is not None:
+                checked = await checked_delegates(
+                    conn,
+                    owner_id=agent.user_id,
+                    agent_id=agent_id,
+                    wanted=[UUID(str(i)) for i in changes.delegate_ids],
+                    max_delegates=self.max_delegates,
+                )
+                changes = changes.model_copy(update={"delegate_ids": checked})
             await repo.update(agent_id, changes, now=now)
             await AuditRepository(conn).record(
                 action="agent.update",

@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from employeevirtual.agents.runner import AgentFailure, RunOutcome
+from employeevirtual.chat.handoff import user_handoff
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
 from employeevirtual.chat.responses import chat_out, failure_body
 from employeevirtual.chat.rework import open_edit, open_regenerate
@@ -172,6 +173,9 @@ class LiveTurns:
                 },
             ),
         )
+        moved = user_handoff(conversation, opened.agent)
+        if moved is not None:  # committed with the reply, announced now
+            await self.log.append(turn_id, TurnEvent("handoff", moved))
         running = _Running(turn_id, user_id)
         self._running[turn_id] = running
         if idempotency is not None:
@@ -219,6 +223,7 @@ class LiveTurns:
                     opened.model_history,
                     on_event=emit,
                     knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
+                    team=await self.chat.team_for(opened.conversation.user_id, opened.agent),
                 )
             )
             if running.cancel_requested:

@@ -51,6 +51,10 @@ def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
             f"instructions are {len(instructions)} characters; "
             f"the limit is {settings.max_instructions_chars}"
         )
+    if fields.get("delegate_ids") is not None:  # checked by the service, in its transaction
+        fields["delegate_ids"] = [str(i) for i in fields["delegate_ids"]]
+    else:
+        fields.pop("delegate_ids", None)
     if fields.get("model_settings") is not None:
         fields["model_settings"] = {
             k: v for k, v in fields["model_settings"].items() if v is not None

@@ -34,6 +34,7 @@ class NewAgent:
     tools: list[str] = field(default_factory=list)
     visibility: Visibility = "private"
     knowledge_base_ids: list[str] = field(default_factory=list)
+    delegate_ids: list[str] = field(default_factory=list)
 
 
 class AgentChanges(BaseModel):
@@ -49,6 +50,7 @@ class AgentChanges(BaseModel):
     tools: list[str] | None = None
     visibility: Visibility | None = None
     knowledge_base_ids: list[str] | None = None
+    delegate_ids: list[str] | None = None
 
     def fields(self) -> list[str]:
         return sorted(self.model_fields_set)
@@ -144,6 +146,7 @@ class AgentRepository(AgentReader):
                 tools=new.tools,
                 visibility=new.visibility,
                 knowledge_base_ids=new.knowledge_base_ids,
+                delegate_ids=new.delegate_ids,
                 created_at=now,
             )
             .returning(agents)

@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python -m tools.bench.analytics $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
 	$(BIN)/python -m tools.bench.export
+	$(BIN)/python -m tools.bench.team $(TEAM_BENCH_ARGS)
 
 # Knowledge retrieval alone: quality on the evaluation set, engine speed at 1,000 and 100,000
 # chunks, ANN recall, added turn latency. KNOWLEDGE_BENCH_ARGS=--quick for a smoke run.

@@ -1,0 +1,85 @@
+"""Migration 0013_team on existing data: agent and error messages without an ``agent_id`` get
+their conversation's agent; user messages keep none; the new column and index exist."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, inspect, select
+
+from employeevirtual.settings import Settings
+from employeevirtual.stores.sql import tables
+from employeevirtual.stores.sql.engine import create_engine
+from employeevirtual.stores.sql.migrate import upgrade
+
+
+async def test_existing_messages_get_their_writer(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.sql_url, schema=settings.database_schema)
+    try:
+        await upgrade(engine, "0015_people")
+        now = datetime.now(UTC)
+        user, agent, conversation = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        kinds = ["user", "agent", "user", "error"]
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(tables.users).values(
+                    id=user, email="m@example.com", name="M", password_hash="x", created_at=now
+                )
+            )
+            await conn.execute(
+                insert(tables.agents).values(
+                    id=agent,
+                    user_id=user,
+                    name="A",
+                    instructions="",
+                    model="offline",
+                    created_at=now,
+                )
+            )
+            await conn.execute(
+                insert(tables.conversations).values(
+                    id=conversation,
+                    user_id=user,
+                    agent_id=agent,
+                    created_at=now,
+                    message_count=4,
+                )
+            )
+            for seq, kind in enumerate(kinds, start=1):
+                await conn.execute(
+                    insert(tables.messages).values(
+                        id=uuid.uuid4(),
+                        conversation_id=conversation,
+                        user_id=user,
+                        agent_id=None,
+                        content=kind,
+                        message_type=kind,
+                        created_at=now,
+                        seq=seq,
+                    )
+                )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            m = tables.messages.c
+            rows = (await conn.execute(select(m.message_type, m.agent_id).order_by(m.seq))).all()
+
+            def shape(sync_conn: object) -> tuple[list[str], list[str]]:
+                inspector = inspect(sync_conn)
+                schema = settings.database_schema if engine.dialect.name != "sqlite" else None
+                columns = [c["name"] for c in inspector.get_columns("agents", schema=schema)]
+                indexes = [i["name"] for i in inspector.get_indexes("messages", schema=schema)]
+                return columns, indexes
+
+            columns, indexes = await conn.run_sync(shape)
+        assert [(k, a) for k, a in rows] == [
+            ("user", None),
+            ("agent", agent),
+            ("user", None),
+            ("error", agent),
+        ]
+        assert "delegate_ids" in columns
+        assert "IX_messages_conversation_agent" in indexes
+    finally:
+        await engine.dispose()

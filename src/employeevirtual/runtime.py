@@ -34,6 +34,8 @@ from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
+from employeevirtual.mcp.service import McpService
+from employeevirtual.mcp.setup import open_mcp
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
@@ -106,6 +108,7 @@ class Runtime:
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
+    mcp: McpService
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
 
@@ -138,6 +141,7 @@ class Runtime:
         await self.exports.stop()
         await self.retention.stop()
         await close_knowledge(self.knowledge)
+        await self.mcp.aclose()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -298,6 +302,7 @@ async def open_runtime(
         if client is not None and settings.metrics_enabled:
             instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
+    mcp = open_mcp(settings, engine)
     personal_data = default_registry(db)
     personal_data.register(KnowledgeSource(engine, knowledge))
     exports = ExportService(
@@ -325,6 +330,7 @@ async def open_runtime(
         after_commit=after_turn_commit,
         knowledge=knowledge,
         budgets=budgets,
+        mcp=mcp,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -372,6 +378,7 @@ async def open_runtime(
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        mcp=mcp,
         limiter=limiter,
         concurrency=concurrency,
         api_keys=ApiKeyService(

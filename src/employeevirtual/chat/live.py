@@ -212,13 +212,15 @@ class LiveTurns:
             async def emit(event: TurnEvent) -> None:
                 await self._emit(running, event)
 
+            user_id = opened.conversation.user_id
             running.run = asyncio.create_task(
                 runner.run(
                     opened.agent,
                     opened.user_message.content,
                     opened.model_history,
                     on_event=emit,
-                    knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
+                    knowledge=self.chat.knowledge_for(user_id, opened.agent),
+                    toolsets=await self.chat.toolsets_for(user_id, opened.agent),
                 )
             )
             if running.cancel_requested:

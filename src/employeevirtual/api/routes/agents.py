@@ -37,11 +37,6 @@ def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
             raise InvalidInput(str(exc)) from None
     if fields.get("tools") is not None:
         tools = list(dict.fromkeys(fields["tools"]))
-        unknown = [t for t in tools if t not in TOOLS]
-        if unknown:
-            raise InvalidInput(
-                f"unknown tools {unknown}; valid tools are: {', '.join(sorted(TOOLS))}"
-            )
         if len(tools) > settings.max_tools_per_agent:
             raise InvalidInput(f"at most {settings.max_tools_per_agent} tools per agent")
         fields["tools"] = tools
@@ -56,6 +51,12 @@ def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
             k: v for k, v in fields["model_settings"].items() if v is not None
         }
     return fields
+
+
+async def _with_tools(fields: dict[str, Any], user: UserRecord, runtime: Runtime) -> None:
+    """Built-in tools and ``server/tool`` names on MCP servers the caller may use."""
+    if fields.get("tools"):
+        await runtime.mcp.check_agent_tools(user, fields["tools"], builtin=TOOLS)
 
 
 async def _with_knowledge(
@@ -93,6 +94,7 @@ async def create_agent(
     fields = body.model_dump()
     fields["model"] = fields["model"] or settings.default_model
     fields = await _with_knowledge(_validated(fields, runtime), user, knowledge, settings)
+    await _with_tools(fields, user, runtime)
     agent = await agents.create(user, NewAgent(**fields), client_ip=ip)
     return AgentOut.of(agent)
 
@@ -156,6 +158,7 @@ async def update_agent(
 ) -> AgentOut:
     changes = _validated(body.model_dump(exclude_unset=True), runtime)
     changes = await _with_knowledge(changes, user, knowledge, settings)
+    await _with_tools(changes, user, runtime)
     if "name" in changes and changes["name"] is None:
         raise InvalidInput("name cannot be null")
     if "model" in changes and changes["model"] is None:

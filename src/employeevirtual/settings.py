@@ -314,6 +314,9 @@ class Settings(BaseSettings):
     mcp_connect_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="an MCP server's connection and handshake"
     )
+    mcp_start_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="a stdio server's child starting and answering"
+    )
     mcp_max_calls_per_turn: int = Field(default=8, ge=1, le=100)
     mcp_result_max_chars: int = Field(
         default=16_000, ge=256, description="an MCP result is cut here before the model sees it"

@@ -38,12 +38,14 @@ class Connections:
         secrets: SecretBox,
         connect_timeout: float,
         call_timeout: float,
+        start_timeout: float,
     ) -> None:
         self.network = network
         self.stdio = stdio
         self.secrets = secrets
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
+        self.start_timeout = start_timeout
         self._children: dict[UUID, tuple[Any, StdioTransport]] = {}
 
     @asynccontextmanager
@@ -81,11 +83,15 @@ class Connections:
         client = Client(
             await self._child(server, command, args, secrets),
             timeout=self.call_timeout,
-            init_timeout=self.connect_timeout,
+            init_timeout=self.start_timeout,  # a child's first session waits for it to start
         )
         toolset = MCPToolset(client, tool_error_behavior="error", cache_tools=False)
         async with toolset:
             yield toolset
+
+    def setup_limit(self, server: McpServerRecord) -> float:
+        """How long connecting may take at most (a stdio child may have to start)."""
+        return self.start_timeout if server.transport == "stdio" else self.connect_timeout
 
     async def _child(
         self, server: McpServerRecord, command: str, args: list[str], env: dict[str, str]

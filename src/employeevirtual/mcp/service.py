@@ -184,11 +184,15 @@ class McpService:
             raise NotFound(f"MCP server {server_id} not found")
         return server
 
-    def _check_reach(self, transport: str, url: str | None, command: list[str] | None) -> None:
+    async def _check_reach(
+        self, transport: str, url: str | None, command: list[str] | None
+    ) -> None:
+        """The URL against the allowlist and its addresses (resolved now; every request is
+        checked again when it is sent), or the command against the listed ones."""
         try:
             if transport == "http":
                 assert url is not None
-                self.connections.network.check_syntax(url)
+                await self.connections.network.check(url)
             else:
                 assert command
                 self.connections.stdio.check(command[0], command[1:])
@@ -213,7 +217,7 @@ class McpService:
         self, admin: UserRecord, new: ServerFields, *, client_ip: str | None
     ) -> McpServerRecord:
         assert new.name is not None and new.transport is not None
-        self._check_reach(new.transport, new.url, new.command_line)
+        await self._check_reach(new.transport, new.url, new.command_line)
         sealed = self._seal(new.secrets)
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
@@ -269,7 +273,7 @@ class McpService:
                 current.transport == "stdio" and not command
             ):
                 raise InvalidInput("url (http) or command (stdio) cannot be removed")
-            self._check_reach(current.transport, url, command)
+            await self._check_reach(current.transport, url, command)
             values.update(url=url, command_line=command or None)
         if "secrets" in changes.set_fields:
             values.update(
@@ -325,7 +329,7 @@ class McpService:
         """Fetch the server's tool list (bounded in time) and cache it; a server that cannot
         be reached is marked unavailable and keeps its last list."""
         server = await self.get(server_id)
-        limit = self.limits.connect_timeout + self.limits.call_timeout
+        limit = self.connections.setup_limit(server) + self.limits.call_timeout
         tools: list[dict[str, Any]] | None = None
         try:
             async with asyncio.timeout(limit):

@@ -22,6 +22,7 @@ def open_mcp(settings: Settings, engine: AsyncEngine) -> McpService:
         secrets=SecretBox(settings.secrets_key),
         connect_timeout=settings.mcp_connect_timeout_seconds,
         call_timeout=settings.mcp_call_timeout_seconds,
+        start_timeout=settings.mcp_start_timeout_seconds,
     )
     return McpService(
         engine=engine,

@@ -80,10 +80,12 @@ class Connections:
             return
         command, *args = server.command_line
         self.stdio.check(command, args)
+        # the child's session is shared by every call, with one request timeout: the start's
+        # (its first request waits for the child to start); callers bound each call themselves
         client = Client(
             await self._child(server, command, args, secrets),
-            timeout=self.call_timeout,
-            init_timeout=self.start_timeout,  # a child's first session waits for it to start
+            timeout=self.start_timeout,
+            init_timeout=self.start_timeout,
         )
         toolset = MCPToolset(client, tool_error_behavior="error", cache_tools=False)
         async with toolset:

@@ -28,6 +28,7 @@ from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.interrupted import InterruptedTurns
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
@@ -106,6 +107,7 @@ class Runtime:
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
+    interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
 
@@ -125,6 +127,7 @@ class Runtime:
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
         self.rollup_task.start()
+        self.interrupted.start()
 
     async def close(self) -> None:
         """After the HTTP server drained its in-flight requests (and the live turns finished or
@@ -142,6 +145,7 @@ class Runtime:
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.interrupted.stop()
         await self.acks.flush()
         await self._drain_relay()
         await self.alerts.drain()
@@ -372,6 +376,11 @@ async def open_runtime(
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        interrupted=InterruptedTurns(
+            engine,
+            after_seconds=settings.agent_timeout_seconds + settings.interrupted_turn_grace_seconds,
+            interval=settings.interrupted_turn_sweep_seconds,
+        ),
         limiter=limiter,
         concurrency=concurrency,
         api_keys=ApiKeyService(

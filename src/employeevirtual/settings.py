@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     )
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
+    interrupted_turn_sweep_seconds: float = Field(
+        default=60.0, ge=0, description="look for turns a dead process left unanswered; 0: never"
+    )
+    interrupted_turn_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="an unanswered user message older than the agent timeout plus this is "
+        "an interrupted turn (its failure is recorded)",
+    )
     tool_result_max_chars: int = Field(
         default=2000, ge=16, description="a tool result is cut here, in events and stored"
     )

@@ -17,7 +17,7 @@ from employeevirtual.accounts.api_keys import ApiKeyService
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
-from employeevirtual.agents.service import AgentService
+from employeevirtual.agents.service import AgentRules, AgentService
 from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
@@ -367,7 +367,11 @@ async def open_runtime(
                 address_max_failures=settings.login_address_max_failures,
             ),
         ),
-        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
+        agents=AgentService(
+            engine=engine,
+            rules=AgentRules.from_settings(settings, models),
+            max_per_user=settings.max_agents_per_user,
+        ),
         conversations=conversations,
         knowledge=knowledge,
         chat=chat,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from employeevirtual.accounts.api_keys import ApiKeyService
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
-from employeevirtual.agents.service import AgentService
+from employeevirtual.agents.service import AgentRules, AgentService
 from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
@@ -28,6 +28,7 @@ from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.interrupted import InterruptedTurns
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
@@ -109,6 +110,7 @@ class Runtime:
     turn_log: TurnLog
     live: LiveTurns
     mcp: McpService
+    interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
 
@@ -128,6 +130,7 @@ class Runtime:
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
         self.rollup_task.start()
+        self.interrupted.start()
 
     async def close(self) -> None:
         """After the HTTP server drained its in-flight requests (and the live turns finished or
@@ -146,6 +149,7 @@ class Runtime:
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.interrupted.stop()
         await self.acks.flush()
         await self._drain_relay()
         await self.alerts.drain()
@@ -207,7 +211,7 @@ async def open_runtime(
         instrument_engine(engine)
         listeners.append(MongoTimer())
     if settings.otel_enabled:
-        enable_agent_tracing()
+        enable_agent_tracing(include_content=settings.otel_include_content)
         trace_engine(engine)
         listeners.append(MongoSpans())
     secantus: SecantusServer | None = None
@@ -369,7 +373,12 @@ async def open_runtime(
                 address_max_failures=settings.login_address_max_failures,
             ),
         ),
-        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
+        agents=AgentService(
+            engine=engine,
+            rules=replace(AgentRules.from_settings(settings, models), external_tools=True),
+            max_per_user=settings.max_agents_per_user,
+            check_tools=mcp.check_agent_tools,
+        ),
         conversations=conversations,
         knowledge=knowledge,
         chat=chat,
@@ -379,6 +388,11 @@ async def open_runtime(
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
         mcp=mcp,
+        interrupted=InterruptedTurns(
+            engine,
+            after_seconds=settings.agent_timeout_seconds + settings.interrupted_turn_grace_seconds,
+            interval=settings.interrupted_turn_sweep_seconds,
+        ),
         limiter=limiter,
         concurrency=concurrency,
         api_keys=ApiKeyService(

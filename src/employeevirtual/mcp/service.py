@@ -16,6 +16,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.agents.tools import TOOLS
 from employeevirtual.errors import Conflict, InvalidInput, NotFound
 from employeevirtual.mcp.connect import Connections
 from employeevirtual.mcp.network import OutboundRefused
@@ -116,11 +117,10 @@ class McpService:
             for t in s.tools
         }
 
-    async def check_agent_tools(
-        self, user: UserRecord, tools: Sequence[str], builtin: Iterable[str]
-    ) -> None:
-        """InvalidInput naming the unknown tools and listing the valid ones."""
-        builtin = set(builtin)
+    async def check_agent_tools(self, user: UserRecord, tools: Sequence[str]) -> None:
+        """InvalidInput naming the unknown tools and listing the valid ones: the built-in
+        tools and ``server/tool`` on the servers ``user`` may use."""
+        builtin = set(TOOLS)
         wanted_mcp = [t for t in tools if "/" in t]
         mcp_names = set(await self.tool_names(user)) if wanted_mcp else set()
         unknown = [t for t in tools if t not in builtin and t not in mcp_names]

@@ -18,7 +18,7 @@ async def test_existing_messages_get_their_writer(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.sql_url, schema=settings.database_schema)
     try:
-        await upgrade(engine, "0015_people")
+        await upgrade(engine, "0013_mcp")
         now = datetime.now(UTC)
         user, agent, conversation = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         kinds = ["user", "agent", "user", "error"]

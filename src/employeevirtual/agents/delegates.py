@@ -33,7 +33,7 @@ async def checked_delegates(
     agent_id: UUID | None,
     wanted: list[UUID],
     max_delegates: int,
-) -> list[str]:
+) -> list[UUID]:
     """``wanted`` (each once, in order) as stored, or InvalidInput (422) saying what to fix.
     ``agent_id`` None: a new agent, which no other agent can name yet (so no cycle)."""
     wanted = list(dict.fromkeys(wanted))
@@ -57,7 +57,7 @@ async def checked_delegates(
                 f"{names[i].name} ({i})" if i in names else str(i) for i in [agent_id, *cycle]
             )
             raise InvalidInput(f"these delegates would make a cycle: {path}")
-    return [str(i) for i in wanted]
+    return wanted
 
 
 async def find_cycle(reader: TeamReader, agent_id: UUID, delegates: list[UUID]) -> list[UUID]:

@@ -38,6 +38,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.toolsets import AbstractToolset
 
 from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
@@ -260,6 +261,7 @@ class AgentRunner:
         *,
         on_event: EventSink | None = None,
         knowledge: KnowledgeSearch | None = None,
+        toolsets: Sequence[AbstractToolset[Any]] = (),
         team: Team | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
@@ -294,6 +296,7 @@ class AgentRunner:
                     usage_limits=limits,
                     timeout=self.timeout_seconds,
                     event_stream_handler=handler,
+                    toolsets=list(toolsets) or None,  # the run's own (MCP tools, bounded per run)
                 )
                 new_messages = result.new_messages()
             else:
@@ -303,6 +306,7 @@ class AgentRunner:
                         spec,
                         prompt,
                         deps=team_run.deps(spec, knowledge),
+                        toolsets=list(toolsets),
                         history_for=lambda agent_id: (
                             to_model_history(label_speakers(history, agent_id)) or None
                         ),

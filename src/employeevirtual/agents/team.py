@@ -28,7 +28,7 @@ from pydantic_ai import Agent, AgentRunResult, ModelRetry, RunContext, Tool, Usa
 from pydantic_ai.exceptions import ModelAPIError, UnexpectedModelBehavior
 from pydantic_ai.messages import ModelMessage, ToolCallPart
 from pydantic_ai.output import ToolOutput
-from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from employeevirtual.agents.delegates import may_delegate_to
 from employeevirtual.agents.knowledge import KnowledgeSearch, RunDeps
@@ -67,6 +67,11 @@ class Team:
     max_depth: int
     max_handoffs: int
     knowledge_for: Callable[[AgentRecord], KnowledgeSearch | None]
+    # each member's own run toolsets (its MCP tools, for this caller); none by default
+    tools_for: Callable[[AgentRecord], Awaitable[list[AbstractToolset[Any]]]] | None = None
+
+    async def own_toolsets(self, agent: AgentRecord) -> list[AbstractToolset[Any]]:
+        return [] if self.tools_for is None else await self.tools_for(agent)
 
     def delegates_of(self, agent: AgentRecord) -> list[AgentRecord]:
         return [
@@ -117,7 +122,7 @@ class TeamRun:
     ) -> TeamDeps:
         return TeamDeps(search=search, team_run=self, agent=agent, depth=depth, entry=entry)
 
-    def toolsets(self, agent: AgentRecord, depth: int) -> list[FunctionToolset[RunDeps]]:
+    def toolsets(self, agent: AgentRecord, depth: int) -> list[AbstractToolset[Any]]:
         """The delegates as tools (none at the depth cap)."""
         if depth >= self.team.max_depth:
             return []
@@ -199,7 +204,10 @@ class TeamRun:
                 deps=child,
                 usage=usage,
                 usage_limits=ctx.usage_limits,
-                toolsets=self.toolsets(delegate, depth),
+                toolsets=[
+                    *await self.team.own_toolsets(delegate),
+                    *self.toolsets(delegate, depth),
+                ],
             )
             answer, status = result.output, "success"
         except (ModelAPIError, UnexpectedModelBehavior) as exc:
@@ -268,6 +276,7 @@ async def run_with_team(
     prompt: str,
     *,
     deps: TeamDeps,
+    toolsets: list[AbstractToolset[Any]],
     history_for: Callable[[UUID], list[ModelMessage] | None],
     usage_limits: UsageLimits,
     handler: Any,
@@ -287,7 +296,7 @@ async def run_with_team(
             message_history=history_for(agent.id),
             usage_limits=usage_limits,
             usage=usage,
-            toolsets=team_run.toolsets(agent, 0),
+            toolsets=[*toolsets, *team_run.toolsets(agent, 0)],
             output_type=team_run.output_type(agent, exclude=had_turn),
             instructions=note,
             event_stream_handler=handler,
@@ -325,3 +334,4 @@ async def run_with_team(
         agent = handoff.to
         had_turn.add(agent.id)
         run_deps = team_run.deps(agent, team_run.team.knowledge_for(agent))
+        toolsets = await team_run.team.own_toolsets(agent)

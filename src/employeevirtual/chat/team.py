@@ -5,7 +5,8 @@ so a plain turn pays no extra read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +28,7 @@ async def resolve_team(
     max_depth: int,
     max_handoffs: int,
     knowledge_for: Callable[[AgentRecord], KnowledgeSearch | None],
+    tools_for: Callable[[AgentRecord], Awaitable[list[Any]]] | None = None,
 ) -> Team | None:
     if not agent.delegate_ids:
         return None
@@ -53,4 +55,5 @@ async def resolve_team(
         max_depth=max_depth,
         max_handoffs=max_handoffs,
         knowledge_for=knowledge_for,
+        tools_for=tools_for,
     )

@@ -3,20 +3,30 @@ their conversation's agent; user messages keep none; the new column and index ex
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 
-from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 
+POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 
-async def test_existing_messages_get_their_writer(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.sql_url, schema=settings.database_schema)
+
+async def test_existing_messages_get_their_writer(
+    backend: str, tmp_path: Path, postgres_available: None
+) -> None:
+    # a database of its own (the ``settings`` fixture's comes migrated to the head already)
+    schema = f"t_mig_{uuid.uuid4().hex[:10]}"
+    if backend == "postgres":
+        assert POSTGRES_URL is not None
+        engine = create_engine(POSTGRES_URL, schema=schema)
+    else:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'before.db'}")
     try:
         await upgrade(engine, "0013_mcp")
         now = datetime.now(UTC)
@@ -67,9 +77,9 @@ async def test_existing_messages_get_their_writer(settings: Settings) -> None:
 
             def shape(sync_conn: object) -> tuple[list[str], list[str]]:
                 inspector = inspect(sync_conn)
-                schema = settings.database_schema if engine.dialect.name != "sqlite" else None
-                columns = [c["name"] for c in inspector.get_columns("agents", schema=schema)]
-                indexes = [i["name"] for i in inspector.get_indexes("messages", schema=schema)]
+                where = schema if backend == "postgres" else None
+                columns = [c["name"] for c in inspector.get_columns("agents", schema=where)]
+                indexes = [i["name"] for i in inspector.get_indexes("messages", schema=where)]
                 return columns, indexes
 
             columns, indexes = await conn.run_sync(shape)
@@ -82,4 +92,7 @@ async def test_existing_messages_get_their_writer(settings: Settings) -> None:
         assert "delegate_ids" in columns
         assert "IX_messages_conversation_agent" in indexes
     finally:
+        if backend == "postgres":
+            async with engine.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()

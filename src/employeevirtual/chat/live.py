@@ -212,6 +212,12 @@ class LiveTurns:
             async def emit(event: TurnEvent) -> None:
                 await self._emit(running, event)
 
+            memory = await self.chat.memory_for(
+                opened.conversation.user_id,
+                opened.agent,
+                opened.conversation,
+                opened.user_message.content,
+            )
             running.run = asyncio.create_task(
                 runner.run(
                     opened.agent,
@@ -219,6 +225,8 @@ class LiveTurns:
                     opened.model_history,
                     on_event=emit,
                     knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
+                    instructions=memory.instructions if memory else None,
+                    toolsets=memory.toolsets if memory else (),
                 )
             )
             if running.cancel_requested:

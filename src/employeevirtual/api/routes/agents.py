@@ -158,6 +158,8 @@ async def update_agent(
     changes = await _with_knowledge(changes, user, knowledge, settings)
     if "name" in changes and changes["name"] is None:
         raise InvalidInput("name cannot be null")
+    if "memory" in changes and changes["memory"] is None:
+        raise InvalidInput('memory cannot be null; send {"enabled": ..., "shared": ...}')
     if "model" in changes and changes["model"] is None:
         changes["model"] = settings.default_model
     return AgentOut.of(await agents.update(user, agent_id, AgentChanges(**changes), client_ip=ip))

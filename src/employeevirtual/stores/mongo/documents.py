@@ -237,12 +237,17 @@ class DocumentStore:
         return True
 
     async def replace_conversation(
-        self, conversation: ConversationRecord, window: Sequence[MessageRecord]
+        self,
+        conversation: ConversationRecord,
+        window: Sequence[MessageRecord],
+        *,
+        context: Document | None = None,
     ) -> bool:
         """Rebuild the conversation document from SQL's truth, unless a newer turn already
-        landed (its ``last_seq`` is past this snapshot). Returns whether it was written."""
+        landed (its ``last_seq`` is past this snapshot). Returns whether it was written.
+        ``context``: more of ``context`` kept in SQL (the summary, ``conversation_state``)."""
         cid = str(conversation.id)
-        doc = self.conversation_document(conversation, window)
+        doc = self.conversation_document(conversation, window, context=context)
         try:
             result = await self.conversations.replace_one(
                 {"_id": cid, "metadata.last_seq": {"$lte": conversation.message_count}},
@@ -254,11 +259,18 @@ class DocumentStore:
         return bool(result.matched_count or result.upserted_id is not None)
 
     def conversation_document(
-        self, conversation: ConversationRecord, window: Sequence[MessageRecord]
+        self,
+        conversation: ConversationRecord,
+        window: Sequence[MessageRecord],
+        *,
+        context: Document | None = None,
     ) -> Document:
         cid = str(conversation.id)
         docs = [message_document(m) for m in window[-self.window :]]
         rag = rag_context(docs)
+        kept: Document = {**(context or {})}
+        if rag is not None:
+            kept["rag_context"] = rag
         return {
             "_id": cid,
             "conversation_id": cid,
@@ -266,7 +278,7 @@ class DocumentStore:
             "agent_id": str(conversation.agent_id),
             "title": conversation.title,
             "messages": [_window_entry(d) for d in docs],
-            "context": {} if rag is None else {"rag_context": rag},
+            "context": kept,
             "metadata": {
                 "created_at": conversation.created_at,
                 "last_activity": conversation.last_message_at or conversation.created_at,
@@ -287,11 +299,12 @@ class DocumentStore:
         window: Sequence[MessageRecord],
         *,
         observed_last_seq: int | None,
+        context: Document | None = None,
     ) -> bool:
         """Repair: replace the document whatever it says, but only if it still is the one the
         caller read (``metadata.last_seq`` unchanged, or still absent): a turn landing meanwhile
         wins and the next round looks again."""
-        doc = self.conversation_document(conversation, window)
+        doc = self.conversation_document(conversation, window, context=context)
         if observed_last_seq is None:
             try:
                 await self.conversations.insert_one(doc)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +23,7 @@ from employeevirtual.stores.records import (
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.memory import MemoryRepository
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
 from employeevirtual.stores.sql.tables import (
     agents,
@@ -266,6 +268,10 @@ class ConversationRepository(ConversationReader):
         )
 
     async def delete(self, conversation_id: UUID) -> None:
+        # its summaries and its own memories (issue 18)
+        await MemoryRepository(cast(WriteConnection, self.conn)).delete_for_conversation(
+            conversation_id
+        )
         await self.conn.execute(
             delete(message_feedback).where(message_feedback.c.conversation_id == conversation_id)
         )

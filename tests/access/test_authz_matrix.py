@@ -51,6 +51,7 @@ class Fresh:
     budget_id: str = ""
     user_id: str = ""
     message_id: str = ""
+    memory_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -456,6 +457,29 @@ ROWS: list[Row] = [
         lambda w, f: ("GET", "/api/admin/audit", {"params": {"limit": 5}}),
         check_leaks=False,  # the admin-only trail names users by id; outsiders get 401/403
     ),
+    # memory (issue 18): each person's own; another's memory answers 404, an admin's too
+    Row("GET", "/api/memories", AUTHED_200, lambda w, f: ("GET", "/api/memories", {})),
+    Row(
+        "DELETE",
+        "/api/memories",
+        AUTHED_200,
+        lambda w, f: ("DELETE", "/api/memories", {"params": {"agent_id": w.agent_id}}),
+        fresh="memory",
+    ),
+    Row(
+        "PATCH",
+        "/api/memories/{memory_id}",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: ("PATCH", f"/api/memories/{f.memory_id}", {"json": {"content": "changed"}}),
+        fresh="memory",
+    ),
+    Row(
+        "DELETE",
+        "/api/memories/{memory_id}",
+        E(204, 404, 404, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/memories/{f.memory_id}", {}),
+        fresh="memory",
+    ),
     # last: it erases whoever calls it (the owner, then "other"); the only admin may not
     Row(
         "DELETE",
@@ -594,6 +618,13 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.document_id = await _document(client, world.owner, world.base_id, marker)
     elif kind == "user":
         fresh.user_id = (await account(client, name="Ulla")).id
+    elif kind == "memory":  # the offline model calls remember
+        body = {"message": f"remember that my code is {marker}", "agent_id": world.agent_id}
+        r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)
+        assert r.status_code == 200, r.text
+        world.secrets.add(str(r.json()["conversation_id"]))
+        r = await client.get("/api/memories", headers=world.owner.headers)
+        fresh.memory_id = next(m["id"] for m in r.json()["items"] if marker in m["content"])
     world.secrets |= {
         marker,
         fresh.agent_id,
@@ -602,6 +633,7 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.message_id,
         fresh.base_id,
         fresh.document_id,
+        fresh.memory_id,
     } - {""}
     return fresh
 

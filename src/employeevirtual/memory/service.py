@@ -151,7 +151,7 @@ class MemoryService:
                     content=text,
                     source_message_id=reply.id,
                     source_conversation_id=conversation.id,
-                    source_tool_call_id=str(call.get("id"))[:100],
+                    source_tool_call=str(call.get("id"))[:100],
                     now=now,
                 )
                 applied += 1

@@ -45,7 +45,10 @@ class MemoryTurn:
     # -- what the model is told ---------------------------------------------------------------
 
     @property
-    def instructions(self) -> str:
+    def instructions(self) -> str | None:
+        """None while there is nothing to give (the tools' descriptions say how to use them)."""
+        if not self.given and (self.summary is None or not self.summary.content):
+            return None
         parts = [
             "You have a memory about the person you are talking with. Use `remember` to keep "
             "a short fact or preference they would want you to know in later conversations "

@@ -206,9 +206,13 @@ class DocumentStore:
             "metadata.last_seq": last_seq,
             "metadata.avg_response_time": conversation.avg_response_time,
         }
+        session = conversation.metadata.get("session_data")
+        if session:  # where the conversation came from (issue 18)
+            del on_insert["context"]
+            on_insert["context.session_data"] = session
         rag = rag_context(docs)
         if rag is not None:  # the turn's sources (a path under "context": not both set)
-            del on_insert["context"]
+            on_insert.pop("context", None)
             fields["context.rag_context"] = rag
         try:
             await self.conversations.update_one(
@@ -269,6 +273,8 @@ class DocumentStore:
         docs = [message_document(m) for m in window[-self.window :]]
         rag = rag_context(docs)
         kept: Document = {**(context or {})}
+        if conversation.metadata.get("session_data"):
+            kept["session_data"] = conversation.metadata["session_data"]
         if rag is not None:
             kept["rag_context"] = rag
         return {

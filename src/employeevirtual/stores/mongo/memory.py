@@ -34,7 +34,7 @@ def memory_document(memory: MemoryRecord) -> Document:
             "conversation_id": (
                 str(memory.source_conversation_id) if memory.source_conversation_id else None
             ),
-            "tool_call_id": memory.source_tool_call_id,
+            "tool_call_id": memory.source_tool_call,
         },
         "version": memory.version,
         "created_at": memory.created_at,

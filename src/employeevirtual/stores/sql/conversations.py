@@ -4,10 +4,10 @@ repository, it never commits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -50,6 +50,7 @@ class NewConversation:
     user_id: UUID
     agent_id: UUID
     title: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _added(usage: TurnUsage | None) -> tuple[int, Decimal, Decimal, int]:
@@ -210,7 +211,7 @@ class ConversationRepository(ConversationReader):
                 agent_id=new.agent_id,
                 title=new.title,
                 status="active",
-                metadata={},
+                metadata=new.metadata,
                 created_at=now,
                 updated_at=now,
                 last_message_at=now,

@@ -51,7 +51,7 @@ class MemoryRecord:
     content: str
     source_message_id: UUID | None
     source_conversation_id: UUID | None
-    source_tool_call_id: str | None
+    source_tool_call: str | None
     version: int
     synced_version: int
     created_at: datetime
@@ -183,7 +183,7 @@ class MemoryReader:
                         content=row.content,
                         source_message_id=None,
                         source_conversation_id=None,
-                        source_tool_call_id=None,
+                        source_tool_call=None,
                         version=row.n1,
                         synced_version=0,
                         created_at=row.at,
@@ -322,7 +322,7 @@ class MemoryRepository(MemoryReader):
         content: str,
         source_message_id: UUID | None,
         source_conversation_id: UUID | None,
-        source_tool_call_id: str | None,
+        source_tool_call: str | None,
         now: datetime,
     ) -> None:
         await self.conn.execute(
@@ -334,7 +334,7 @@ class MemoryRepository(MemoryReader):
                 content=content,
                 source_message_id=source_message_id,
                 source_conversation_id=source_conversation_id,
-                source_tool_call_id=source_tool_call_id,
+                source_tool_call=source_tool_call,
                 version=1,
                 synced_version=0,
                 created_at=now,

@@ -375,11 +375,11 @@ memories = Table(
     Column("user_id", Uuid, ForeignKey("empl.users.id"), nullable=False),
     Column("agent_id", Uuid, nullable=False),
     Column("conversation_id", Uuid, nullable=True),
-    Column("content", Unicode(1000), nullable=False),
+    Column("content", Unicode(), nullable=False),  # at most EV_MEMORY_MAX_CHARS
     # the agent message whose tool call saved it (null: the person wrote it through the API)
     Column("source_message_id", Uuid, nullable=True),
     Column("source_conversation_id", Uuid, nullable=True),
-    Column("source_tool_call_id", String(100), nullable=True),
+    Column("source_tool_call", String(100), nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
     Column("synced_version", Integer, nullable=False, server_default=text("0")),
     Column("created_at", UTCDateTime, nullable=False),

@@ -17,7 +17,7 @@ from employeevirtual.accounts.api_keys import ApiKeyService
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
-from employeevirtual.agents.service import AgentService
+from employeevirtual.agents.service import AgentRules, AgentService
 from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
@@ -28,6 +28,7 @@ from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.interrupted import InterruptedTurns
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
@@ -109,6 +110,7 @@ class Runtime:
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
+    interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
     memory: MemoryService | None = None
@@ -129,6 +131,7 @@ class Runtime:
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
         self.rollup_task.start()
+        self.interrupted.start()
 
     async def close(self) -> None:
         """After the HTTP server drained its in-flight requests (and the live turns finished or
@@ -148,6 +151,7 @@ class Runtime:
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.interrupted.stop()
         await self.acks.flush()
         await self._drain_relay()
         await self.alerts.drain()
@@ -209,7 +213,7 @@ async def open_runtime(
         instrument_engine(engine)
         listeners.append(MongoTimer())
     if settings.otel_enabled:
-        enable_agent_tracing()
+        enable_agent_tracing(include_content=settings.otel_include_content)
         trace_engine(engine)
         listeners.append(MongoSpans())
     secantus: SecantusServer | None = None
@@ -372,7 +376,11 @@ async def open_runtime(
                 address_max_failures=settings.login_address_max_failures,
             ),
         ),
-        agents=AgentService(engine=engine, max_per_user=settings.max_agents_per_user),
+        agents=AgentService(
+            engine=engine,
+            rules=AgentRules.from_settings(settings, models),
+            max_per_user=settings.max_agents_per_user,
+        ),
         conversations=conversations,
         knowledge=knowledge,
         chat=chat,
@@ -381,6 +389,11 @@ async def open_runtime(
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        interrupted=InterruptedTurns(
+            engine,
+            after_seconds=settings.agent_timeout_seconds + settings.interrupted_turn_grace_seconds,
+            interval=settings.interrupted_turn_sweep_seconds,
+        ),
         limiter=limiter,
         concurrency=concurrency,
         api_keys=ApiKeyService(

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     )
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
+    interrupted_turn_sweep_seconds: float = Field(
+        default=60.0, ge=0, description="look for turns a dead process left unanswered; 0: never"
+    )
+    interrupted_turn_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="an unanswered user message older than the agent timeout plus this is "
+        "an interrupted turn (its failure is recorded)",
+    )
     tool_result_max_chars: int = Field(
         default=2000, ge=16, description="a tool result is cut here, in events and stored"
     )
@@ -258,6 +267,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     otel_enabled: bool = Field(
         default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
+    )
+    otel_include_content: bool = Field(
+        default=False, description="put prompts, answers and tool arguments/results in the spans"
     )
 
     # -- people's data (issue 15): export, erasure, retention --

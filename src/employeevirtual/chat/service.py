@@ -304,19 +304,42 @@ class ChatService:
 
     # -- answering again ----------------------------------------------------------------------
 
-    async def regenerate(self, user_id: UUID, conversation_id: UUID) -> TurnOutcome:
-        """Answer the last user message again (``chat.rework``), holding a turn slot."""
-        async with self.slots.hold(user_id):
-            return await self.answer(await open_regenerate(self, user_id, conversation_id))
+    async def regenerate(
+        self, user_id: UUID, conversation_id: UUID, *, claim: IdempotencyClaim | None = None
+    ) -> TurnOutcome:
+        """Answer the last user message again (``chat.rework``), holding a turn slot.
+        ``claim``: as for ``turn``."""
+        try:
+            async with self.slots.hold(user_id):
+                opened = await open_regenerate(self, user_id, conversation_id)
+                return await self.answer(opened, claim=claim)
+        except BaseException:
+            if claim is not None:
+                await self.keys.release(claim)
+            raise
 
     async def edit(
-        self, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+        self,
+        user_id: UUID,
+        conversation_id: UUID,
+        message_id: UUID,
+        *,
+        content: str,
+        claim: IdempotencyClaim | None = None,
     ) -> TurnOutcome:
-        """Edit the last user message and answer it again (``chat.rework``)."""
-        content = self.check_edit(content)
-        async with self.slots.hold(user_id):
-            opened = await open_edit(self, user_id, conversation_id, message_id, content=content)
-            return await self.answer(opened)
+        """Edit the last user message and answer it again (``chat.rework``). ``claim``: as
+        for ``turn``."""
+        try:
+            content = self.check_edit(content)
+            async with self.slots.hold(user_id):
+                opened = await open_edit(
+                    self, user_id, conversation_id, message_id, content=content
+                )
+                return await self.answer(opened, claim=claim)
+        except BaseException:
+            if claim is not None:
+                await self.keys.release(claim)
+            raise
 
     def check_edit(self, content: str) -> str:
         """The rules for an edited message's text: InvalidInput (422) otherwise."""

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.stores.sql.engine import write_transaction
+from employeevirtual.stores.sql.memory import MemoryRepository, MemoryScope
 from support.access import Account, account, api_key, audit_rows
 from support.api import PASSWORD
 
@@ -37,6 +39,7 @@ class World:
     erasure_id: str = ""
     export_id: str = ""
     secrets: set[str] = field(default_factory=set)
+    runtime: Runtime | None = None  # for what is made straight in the stores
 
 
 @dataclass
@@ -618,13 +621,26 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.document_id = await _document(client, world.owner, world.base_id, marker)
     elif kind == "user":
         fresh.user_id = (await account(client, name="Ulla")).id
-    elif kind == "memory":  # the offline model calls remember
-        body = {"message": f"remember that my code is {marker}", "agent_id": world.agent_id}
-        r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)
-        assert r.status_code == 200, r.text
-        world.secrets.add(str(r.json()["conversation_id"]))
-        r = await client.get("/api/memories", headers=world.owner.headers)
-        fresh.memory_id = next(m["id"] for m in r.json()["items"] if marker in m["content"])
+    elif kind == "memory":  # straight into SQL: a turn per cell would meet the chat rate limit
+        assert world.runtime is not None
+        memory_id = uuid.uuid4()
+        scope = MemoryScope(
+            user_id=uuid.UUID(world.owner.id),
+            agent_id=uuid.UUID(world.agent_id),
+            conversation_id=None,
+            shared=True,
+        )
+        async with write_transaction(world.runtime.engine) as conn:
+            await MemoryRepository(conn).add(
+                memory_id=memory_id,
+                scope=scope,
+                content=f"my code is {marker}",
+                source_message_id=None,
+                source_conversation_id=None,
+                source_tool_call=None,
+                now=datetime.now(UTC),
+            )
+        fresh.memory_id = str(memory_id)
     world.secrets |= {
         marker,
         fresh.agent_id,
@@ -651,6 +667,7 @@ def test_matrix_covers_every_endpoint(app_and_runtime: tuple[Any, Runtime]) -> N
 
 async def test_authorization_matrix(client: httpx.AsyncClient, runtime: Runtime) -> None:
     world = await _world(client)
+    world.runtime = runtime
     audit_before = len(await audit_rows(runtime, "conversation.audit_read"))
     wrong: list[str] = []
     cells = 0

@@ -33,7 +33,6 @@ import httpx
 from pydantic import SecretStr
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pymongo import monitoring
 
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
@@ -84,14 +83,6 @@ def _model(sent: _Sent) -> FunctionModel:
         return ModelResponse(parts=[TextPart("ok")], model_name=MODEL)
 
     return FunctionModel(reply, model_name=MODEL)
-
-
-def _register_mongo_once(meter: StoreMeter) -> None:
-    """PyMongo's listeners are process-wide and every meter's listener counts into the same
-    current tally: a second one (another bench in this process) would count each command twice."""
-    listeners = monitoring._LISTENERS.command_listeners
-    if not any(type(listener).__name__ == "_MongoListener" for listener in listeners):
-        meter.register_mongo()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -153,7 +144,7 @@ async def run_memory_bench(settings: Settings, plan: MemoryPlan, *, log: Any = p
         }
     )
     meter = StoreMeter()
-    _register_mongo_once(meter)
+    meter.register_mongo()
     sent = _Sent([], [])
     app = create_app(settings)
     results: dict[str, Any] = {

@@ -38,6 +38,7 @@ from employeevirtual.api.routes import (
     feedback,
     health,
     knowledge,
+    mcp_servers,
     memories,
     metrics,
     openai,
@@ -142,6 +143,7 @@ def create_app(
         budgets.router,
         feedback.router,
         tools.router,
+        mcp_servers.router,
         memories.router,
     ):
         app.include_router(router, responses=_ERRORS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,8 @@ from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
+from employeevirtual.mcp.service import McpService
+from employeevirtual.mcp.setup import open_mcp
 from employeevirtual.memory.service import MemoryService
 from employeevirtual.memory.setup import open_memory
 from employeevirtual.people.audit import AuditTrail
@@ -110,6 +112,7 @@ class Runtime:
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
+    mcp: McpService
     interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
@@ -147,6 +150,7 @@ class Runtime:
         await self.exports.stop()
         await self.retention.stop()
         await close_knowledge(self.knowledge)
+        await self.mcp.aclose()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -308,6 +312,7 @@ async def open_runtime(
         if client is not None and settings.metrics_enabled:
             instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
+    mcp = open_mcp(settings, engine)
     personal_data = default_registry(db)
     personal_data.register(KnowledgeSource(engine, knowledge))
     register_memory(personal_data, engine, db)
@@ -337,6 +342,7 @@ async def open_runtime(
         after_commit=after_turn_commit,
         knowledge=knowledge,
         budgets=budgets,
+        mcp=mcp,
         memory=memory,
     )
     turn_log = make_turn_log(
@@ -378,8 +384,9 @@ async def open_runtime(
         ),
         agents=AgentService(
             engine=engine,
-            rules=AgentRules.from_settings(settings, models),
+            rules=replace(AgentRules.from_settings(settings, models), external_tools=True),
             max_per_user=settings.max_agents_per_user,
+            check_tools=mcp.check_agent_tools,
         ),
         conversations=conversations,
         knowledge=knowledge,
@@ -389,6 +396,7 @@ async def open_runtime(
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        mcp=mcp,
         interrupted=InterruptedTurns(
             engine,
             after_seconds=settings.agent_timeout_seconds + settings.interrupted_turn_grace_seconds,

@@ -285,7 +285,7 @@ class AgentRunner:
                 timeout=self.timeout_seconds,
                 event_stream_handler=None if on_event is None else self._handler(on_event, deltas),
                 instructions=instructions,
-                toolsets=list(toolsets) or None,
+                toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
             )
         except TimeoutError:
             raise failure(

@@ -55,6 +55,7 @@ from employeevirtual.chat.turn import (
     user_message,
 )
 from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.mcp.service import McpService
 from employeevirtual.memory.service import MemoryService
 from employeevirtual.memory.tools import MemoryTurn
 from employeevirtual.request_context import current_request_id
@@ -98,6 +99,7 @@ class ChatService:
         after_commit: Callable[[ConversationRecord], None] | None = None,
         knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
+        mcp: McpService | None = None,
         memory: MemoryService | None = None,
     ) -> None:
         """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
@@ -111,6 +113,7 @@ class ChatService:
         self.max_message_chars = max_message_chars
         self.after_commit = after_commit
         self.knowledge = knowledge
+        self.mcp = mcp
         self.memory = memory
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
@@ -372,10 +375,21 @@ class ChatService:
                 history,
                 knowledge=self.knowledge_for(user_id, agent),
                 instructions=memory.instructions if memory else None,
-                toolsets=memory.toolsets if memory else (),
+                toolsets=[
+                    *await self.toolsets_for(user_id, agent),
+                    *(memory.toolsets if memory else ()),
+                ],
             )
         except AgentFailure as failure:
             return failure
+
+    async def toolsets_for(self, user_id: UUID, agent: AgentRecord) -> list[Any]:
+        """The run's MCP tools: the agent's ``server/tool`` names on servers this caller may
+        use (``mcp.service``), each call bounded."""
+        if self.mcp is None:
+            return []
+        toolset = await self.mcp.toolset_for(user_id, agent.tools)
+        return [] if toolset is None else [toolset]
 
     async def memory_for(
         self,

@@ -1,7 +1,7 @@
 """Memory: facts an agent keeps about a person, conversation summaries, the agent's setting.
 
 Revision ID: 0018_memory
-Revises: 0015_people
+Revises: 0013_mcp
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime
 
 revision = "0018_memory"
-down_revision = "0015_people"
+down_revision = "0013_mcp"
 branch_labels = None
 depends_on = None
 

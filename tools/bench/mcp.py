@@ -123,11 +123,12 @@ async def _setup(
     await c.post("/api/auth/register", json={"email": email, "password": PASSWORD, "name": "B"})
     r = await c.post("/api/auth/login", data={"username": email, "password": PASSWORD})
     auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    for body in (
+    servers: list[dict[str, Any]] = [
         {"name": "orders", "transport": "http", "url": url},
         {"name": "local", "transport": "stdio", "command": STDIO},
-    ):
-        r = await c.post("/api/admin/mcp-servers", json=body, headers=auth)
+    ]
+    for server in servers:
+        r = await c.post("/api/admin/mcp-servers", json=server, headers=auth)
         assert r.status_code == 201 and r.json()["status"] == "available", r.text
     conversations: dict[str, str] = {}
     for i, (name, tool) in enumerate(CONFIGS.items()):

@@ -28,7 +28,7 @@ async def test_existing_messages_get_their_writer(
     else:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'before.db'}")
     try:
-        await upgrade(engine, "0013_mcp")
+        await upgrade(engine, "0018_memory")
         now = datetime.now(UTC)
         user, agent, conversation = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         kinds = ["user", "agent", "user", "error"]

@@ -18,7 +18,7 @@ from employeevirtual.stores.sql.agents import AgentChanges, NewAgent
 __all__ = ["AgentDraft", "AgentRules"]
 
 # a patch may leave these out, but not set them to null (the columns hold a value)
-_NOT_NULL = ("name", "instructions", "visibility")
+_NOT_NULL = ("name", "instructions", "visibility", "memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class AgentDraft:
     knowledge_base_ids: Sequence[UUID] = ()
     delegate_ids: Sequence[UUID] = ()  # who they are is the service's to check (issue 13)
     visibility: Visibility = "private"
+    memory: Mapping[str, Any] = field(default_factory=dict)  # {"enabled", "shared"} (issue 18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class AgentRules:
             visibility=draft.visibility,
             knowledge_base_ids=self._bases(draft.knowledge_base_ids),
             delegate_ids=list(dict.fromkeys(draft.delegate_ids)),
+            memory=dict(draft.memory),
         )
 
     def changes(self, changes: AgentChanges) -> AgentChanges:

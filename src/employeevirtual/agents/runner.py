@@ -261,12 +261,14 @@ class AgentRunner:
         *,
         on_event: EventSink | None = None,
         knowledge: KnowledgeSearch | None = None,
+        instructions: str | None = None,
         toolsets: Sequence[AbstractToolset[Any]] = (),
         team: Team | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
-        streamed pieces joined."""
+        streamed pieces joined. ``instructions`` and ``toolsets``: this run's own, on top of
+        the agent's (its memory, issue 18)."""
         started = time.perf_counter()
         deltas: list[str] = []
         # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
@@ -296,7 +298,8 @@ class AgentRunner:
                     usage_limits=limits,
                     timeout=self.timeout_seconds,
                     event_stream_handler=handler,
-                    toolsets=list(toolsets) or None,  # the run's own (MCP tools, bounded per run)
+                    instructions=instructions,
+                    toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
                 )
                 new_messages = result.new_messages()
             else:
@@ -307,6 +310,7 @@ class AgentRunner:
                         prompt,
                         deps=team_run.deps(spec, knowledge),
                         toolsets=list(toolsets),
+                        instructions=instructions,
                         history_for=lambda agent_id: (
                             to_model_history(label_speakers(history, agent_id)) or None
                         ),

@@ -277,6 +277,7 @@ async def run_with_team(
     *,
     deps: TeamDeps,
     toolsets: list[AbstractToolset[Any]],
+    instructions: str | None,
     history_for: Callable[[UUID], list[ModelMessage] | None],
     usage_limits: UsageLimits,
     handler: Any,
@@ -286,7 +287,9 @@ async def run_with_team(
     """The turn's agent with its team; after a ``handoff`` the named agent answers the same
     message (same context, same usage and limits), and so on up to ``max_handoffs``. Returns
     the last run's result, the agent that answered, its deps and every run's new messages."""
-    agent, run_deps, usage, note = spec, deps, None, None
+    # the first agent's run has the turn's own ``instructions`` and ``toolsets`` (its memory,
+    # its MCP tools); an agent handed the turn gets its own MCP tools and the handoff's note
+    agent, run_deps, usage, note = spec, deps, None, instructions
     had_turn = {spec.id}
     messages: list[ModelMessage] = []
     while True:

@@ -35,6 +35,7 @@ class NewAgent:
     visibility: Visibility = "private"
     knowledge_base_ids: list[UUID] = field(default_factory=list)
     delegate_ids: list[UUID] = field(default_factory=list)  # checked by AgentService (issue 13)
+    memory: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentChanges(BaseModel):
@@ -51,6 +52,7 @@ class AgentChanges(BaseModel):
     visibility: Visibility | None = None
     knowledge_base_ids: list[UUID] | None = None
     delegate_ids: list[UUID] | None = None
+    memory: dict[str, Any] | None = None
 
     def fields(self) -> list[str]:
         return sorted(self.model_fields_set)
@@ -143,6 +145,7 @@ class AgentRepository(AgentReader):
                 visibility=new.visibility,
                 knowledge_base_ids=[str(b) for b in new.knowledge_base_ids],
                 delegate_ids=[str(d) for d in new.delegate_ids],
+                memory=new.memory,
                 created_at=now,
             )
             .returning(agents)

@@ -7,7 +7,7 @@
   it is missing (until now a conversation had one agent, so that is who wrote them).
 
 Revision ID: 0013_team
-Revises: 0013_mcp
+Revises: 0018_memory
 Create Date: 2026-11-26
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from employeevirtual.stores.sql.types import JSONDocument
 
 revision = "0013_team"
-down_revision = "0013_mcp"
+down_revision = "0018_memory"
 branch_labels = None
 depends_on = None
 

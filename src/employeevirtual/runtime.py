@@ -203,7 +203,7 @@ async def open_runtime(
         instrument_engine(engine)
         listeners.append(MongoTimer())
     if settings.otel_enabled:
-        enable_agent_tracing()
+        enable_agent_tracing(include_content=settings.otel_include_content)
         trace_engine(engine)
         listeners.append(MongoSpans())
     secantus: SecantusServer | None = None

@@ -259,6 +259,9 @@ class Settings(BaseSettings):
     otel_enabled: bool = Field(
         default=False, description="OpenTelemetry spans (Pydantic AI + stores); no exporter"
     )
+    otel_include_content: bool = Field(
+        default=False, description="put prompts, answers and tool arguments/results in the spans"
+    )
 
     # -- people's data (issue 15): export, erasure, retention --
     export_ttl_hours: float = Field(

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-__all__ = ["checkpoint", "run_rounds", "stop_task"]
+__all__ = ["raise_if_cancelling", "run_rounds", "stop_task"]
 
 log = logging.getLogger(__name__)
 
 
-def checkpoint() -> None:
+def raise_if_cancelling() -> None:
     """Raise ``CancelledError`` if the current task was asked to stop; a background loop calls it
     between rounds, before it sleeps.
 
@@ -54,15 +54,15 @@ async def run_rounds(
     """A worker's loop: run a round, then sleep ``interval`` seconds or until ``wake`` is set.
 
     A failed round is logged and retried on the next one; the loop ends only by cancellation
-    (seen even when a driver call swallowed it: see ``checkpoint``).
+    (seen even when a driver call swallowed it: see ``raise_if_cancelling``).
     """
     while True:
         try:
             await run_round()
         except Exception:
             log.exception("%s round failed; retrying", what)
-        checkpoint()
+        raise_if_cancelling()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval)
         wake.clear()
-        checkpoint()
+        raise_if_cancelling()

@@ -36,7 +36,7 @@ from employeevirtual.stores.sql.instances import (
     InstanceRecord,
     InstanceRepository,
 )
-from employeevirtual.tasks import checkpoint, stop_task
+from employeevirtual.tasks import raise_if_cancelling, stop_task
 
 __all__ = ["ServerInstance", "boot_id", "pid_alive"]
 
@@ -131,7 +131,7 @@ class ServerInstance:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             await self.beat()
-            checkpoint()
+            raise_if_cancelling()
 
     def start(self) -> None:
         if self._task is None:

@@ -149,7 +149,7 @@ export function McpServers() {
       {servers.length === 0 && !error && <p class="muted">{t("mcpNone")}</p>}
       <form class="row wrap" onSubmit={register} aria-label={t("mcpRegister")}>
         <Field id="mcp-name" label={t("name")} error={fields.name}>
-          <input id="mcp-name" value={name} required pattern="[a-z0-9][a-z0-9_\-]{0,39}" onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+          <input id="mcp-name" value={name} required onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         </Field>
         <Field id="mcp-transport" label={t("mcpTransport")} error={fields.transport}>
           <select id="mcp-transport" value={transport} onChange={(e) => setTransport((e.target as HTMLSelectElement).value as "http" | "stdio")}>

@@ -88,3 +88,22 @@ async def test_the_rollup_loop_stops_even_when_a_round_swallowed_the_cancellatio
     finish.set_result(None)
     await asyncio.wait_for(rollups.stop(), 10)
     assert task.cancelled()
+
+
+async def test_a_loop_whose_round_swallowed_the_cancellation_still_stops() -> None:
+    """PyMongo's async client can swallow a cancel mid-call: the round returns (or fails)
+    normally, and the worker's loop must still end at its next pass, not at its next wake."""
+    entered = asyncio.Event()
+
+    async def swallowing_round() -> None:
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+
+    wake = asyncio.Event()
+    task = asyncio.create_task(
+        run_rounds(swallowing_round, wake=wake, interval=3600, what="test"), name="swallowed"
+    )
+    await entered.wait()
+    await asyncio.wait_for(stop_task(task, timeout=30), 5)
+    assert task.cancelled()

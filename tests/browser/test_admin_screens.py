@@ -54,3 +54,34 @@ def test_admin_registers_an_mcp_server_and_an_agent_picks_its_tools(page: Page, 
     listed_after = admin.call("GET", "/api/admin/mcp-servers")["items"]
     assert name not in {s["name"] for s in listed_after}
     assert problems(page) == []
+
+
+def test_a_person_reads_corrects_and_forgets_what_agents_remember(page: Page, api: Api) -> None:
+    """The Profile screen's memories (issue 18): the API's list, an edit, a delete."""
+    agent = api.agent("Rememberer")  # memory is on by default
+    for fact in ("I prefer tea to coffee", "my team meets on Mondays"):
+        api.chat(f"remember that {fact}", agent_id=agent["id"])  # the offline model saves it
+    stored = api.call("GET", "/api/memories")["items"]
+    assert len(stored) == 2, stored
+
+    ui_login(page, api.email)
+    page.goto("/#/profile")
+    listed = page.get_by_test_id("memories").locator("li")
+    expect(listed).to_have_count(2)
+    assert listed.locator(".memory-text").all_inner_texts() == [m["content"] for m in stored]
+    expect(listed.first).to_contain_text("Rememberer")
+
+    tea = next(m for m in stored if "tea" in m["content"])
+    item = page.locator(f"li[data-memory='{tea['id']}']")
+    item.get_by_role("button", name="Edit").click()
+    item.get_by_role("textbox").fill("I prefer green tea")
+    item.get_by_role("button", name="Save").click()
+    expect(item.locator(".memory-text")).to_have_text("I prefer green tea")
+    after = {m["id"]: m["content"] for m in api.call("GET", "/api/memories")["items"]}
+    assert after[tea["id"]] == "I prefer green tea"
+
+    item.get_by_role("button", name="Delete").click()
+    expect(item).to_have_count(0)
+    left = api.call("GET", "/api/memories")["items"]
+    assert [m["id"] for m in left] == [m["id"] for m in stored if m["id"] != tea["id"]]
+    assert problems(page) == []

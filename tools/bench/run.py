@@ -119,6 +119,8 @@ class _Stores:
     data_dir: Path
     secantus: SecantusServer | None = None
     cleanup: list[Path] = field(default_factory=list)
+    # one signing key for every server of the run: a token outlives a server restart
+    secret_key: str = field(default_factory=lambda: "bench-signing-key-" + uuid.uuid4().hex)
 
     @property
     def backend(self) -> str:
@@ -201,7 +203,7 @@ async def _server(
         "EV_MONGODB_URL": stores.mongo_url,
         "EV_MONGODB_DATABASE": stores.mongo_database,
         "EV_DATA_DIR": str(stores.data_dir / "server"),
-        "EV_SECRET_KEY": "bench-signing-key-" + uuid.uuid4().hex,
+        "EV_SECRET_KEY": stores.secret_key,
         "EV_LOG_LEVEL": "WARNING",
         "EV_BENCH_SLOW_SECONDS": str(plan.slow_seconds),
         # one bench user drives every conversation: the per-user and per-address abuse limits

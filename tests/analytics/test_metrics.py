@@ -7,8 +7,12 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from employeevirtual.main import create_app
 from employeevirtual.settings import Settings
 from support.access import account, app_client
+from support.knowledge import create_base, upload
+from support.live import paced
+from support.sse import events, serve
 
 TOKEN = "metrics-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -96,3 +100,46 @@ async def test_metrics_count_the_traffic(settings: Settings) -> None:
 async def test_metrics_are_off_without_a_token(client: httpx.AsyncClient) -> None:
     assert (await client.get("/metrics")).status_code == 404
     assert (await client.get("/metrics", headers=AUTH)).status_code == 404
+
+
+async def test_open_streams_and_ingestion_queue_gauges(settings: Settings) -> None:
+    """``ev_open_streams`` counts an SSE answer while it is being sent; ``ev_ingestion_queue_depth``
+    counts documents not yet ingested (the worker is off here, so an upload stays queued)."""
+    app = create_app(
+        settings.model_copy(
+            update={"metrics_token": SecretStr(TOKEN), "knowledge_ingest_in_server": False}
+        )
+    )
+    async with app.router.lifespan_context(app), serve(app) as url:
+        runtime = app.state.runtime
+        model = paced("openai-chat:gauge-paced", delay=0.05)
+        runtime.models.override(model.model_name, model)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            user = await account(client, name="Gus")
+            r = await client.post(
+                "/api/agents", json={"name": "G", "model": model.model_name}, headers=user.headers
+            )
+            agent_id = r.json()["id"]
+            before = await scrape(client)
+            assert before[("ev_ingestion_queue_depth", ())] == 0
+            body = {"message": "hi", "agent_id": agent_id}
+            headers = {**user.headers, "Accept": "text/event-stream"}
+            async with client.stream("POST", "/api/chat/agent", json=body, headers=headers) as r:
+                stream = events(r)
+                first = await anext(stream)
+                assert first is not None and first.event == "turn"
+                during = await scrape(client)
+                assert delta(during, before, "ev_open_streams") == 1
+                kinds = [e.event async for e in stream if e is not None]
+                assert kinds[-1] == "done"
+            after = await scrape(client)
+            assert delta(after, before, "ev_open_streams") == 0
+
+            base = await create_base(client, user.headers)
+            for i in range(2):
+                await upload(client, user.headers, base["id"], f"n{i}.txt", b"some text")
+            queued = await scrape(client)
+            assert queued[("ev_ingestion_queue_depth", ())] == 2
+            await runtime.knowledge.worker.run_once()
+            drained = await scrape(client)
+            assert drained[("ev_ingestion_queue_depth", ())] == 0

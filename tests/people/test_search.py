@@ -75,8 +75,9 @@ async def test_relevance_accents_and_stemming(client: httpx.AsyncClient, backend
         r = await _search(client, h, "gato", **user)
         assert [i["conversation_id"] for i in r.json()["items"]] == [conv[3]]
 
-    # ranking: the message saying 'budget' twice comes before the agent's echo, which says it
-    # once inside a long reply
+    # ranking: the message saying 'budget' twice comes before the agent's echo, which quotes it
+    # inside a longer reply (same term count, longer text: length normalization must decide,
+    # not the row id)
     r = await _search(client, h, "budget")
     items = r.json()["items"]
     assert items[0]["message_type"] == "user" and items[0]["conversation_id"] == conv[1]

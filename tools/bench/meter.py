@@ -36,9 +36,6 @@ class Tally:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
 
-    def minus(self, other: Tally) -> Tally:
-        return Tally(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
-
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -1,27 +1,34 @@
-"""Agent definitions: create, list, read, update, delete (soft), each audited."""
+"""Agent definitions: create, list, read, update, delete (soft), each audited; every definition
+meets ``AgentRules`` and names only knowledge bases its owner may read."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.errors import Conflict, NotFound
+from employeevirtual.agents.definitions import AgentDraft, AgentRules
+from employeevirtual.errors import Conflict, InvalidInput, NotFound
 from employeevirtual.stores.records import AgentRecord, UserRecord
 from employeevirtual.stores.sql.agents import (
     AgentChanges,
     AgentReader,
     AgentRepository,
     AgentScope,
-    NewAgent,
 )
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseRepository
 from employeevirtual.stores.sql.users import UserRepository
 
-__all__ = ["AgentService"]
+__all__ = ["AgentDraft", "AgentRules", "AgentService", "ToolCheck"]
+
+# (caller, tool names) -> None, or InvalidInput naming the unknown ones and listing the valid
+# ones: the built-in tools and ``server/tool`` on the MCP servers the caller may use
+ToolCheck = Callable[[UserRecord, Sequence[str]], Awaitable[None]]
 
 
 def _foreign_private(user: UserRecord, agent: AgentRecord) -> bool:
@@ -30,13 +37,38 @@ def _foreign_private(user: UserRecord, agent: AgentRecord) -> bool:
 
 
 class AgentService:
-    def __init__(self, *, engine: AsyncEngine, max_per_user: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        rules: AgentRules,
+        max_per_user: int = 100,
+        check_tools: ToolCheck | None = None,
+    ) -> None:
         self.engine = engine
+        self.rules = rules
         self.max_per_user = max_per_user
+        self.check_tools = check_tools
+
+    async def _check_bases(self, user: UserRecord, base_ids: Sequence[UUID] | None) -> None:
+        """Knowledge bases: the caller's own or shared ones."""
+        if not base_ids:
+            return
+        async with read_connection(self.engine) as conn:
+            readable = set(await KnowledgeBaseRepository(conn).readable_ids(user.id, base_ids))
+        missing = [str(b) for b in base_ids if b not in readable]
+        if missing:
+            raise InvalidInput(
+                f"knowledge bases not found (or neither yours nor shared): {', '.join(missing)}"
+            )
 
     async def create(
-        self, user: UserRecord, new: NewAgent, *, client_ip: str | None
+        self, user: UserRecord, draft: AgentDraft, *, client_ip: str | None = None
     ) -> AgentRecord:
+        if self.check_tools is not None and draft.tools:
+            await self.check_tools(user, list(dict.fromkeys(draft.tools)))
+        new = self.rules.new_agent(draft)
+        await self._check_bases(user, new.knowledge_base_ids)
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             # the owner's row locked first: concurrent creations count one after the other
@@ -130,13 +162,22 @@ class AgentService:
         return agent
 
     async def update(
-        self, user: UserRecord, agent_id: UUID, changes: AgentChanges, *, client_ip: str | None
+        self,
+        user: UserRecord,
+        agent_id: UUID,
+        changes: AgentChanges,
+        *,
+        client_ip: str | None = None,
     ) -> AgentRecord:
+        if self.check_tools is not None and changes.tools:
+            await self.check_tools(user, list(dict.fromkeys(changes.tools)))
+        changes = self.rules.changes(changes)
+        await self._check_bases(user, changes.knowledge_base_ids)
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             repo = AgentRepository(conn)
             await self._owned(repo, user, agent_id)
-            await repo.update(agent_id, changes, now=now)
+            updated = await repo.update(agent_id, changes, now=now)
             await AuditRepository(conn).record(
                 action="agent.update",
                 actor_id=user.id,
@@ -146,11 +187,11 @@ class AgentService:
                 client_ip=client_ip,
                 now=now,
             )
-            updated = await repo.get_visible(agent_id, user)
-        assert updated is not None
         return updated
 
-    async def delete(self, user: UserRecord, agent_id: UUID, *, client_ip: str | None) -> None:
+    async def delete(
+        self, user: UserRecord, agent_id: UUID, *, client_ip: str | None = None
+    ) -> None:
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             repo = AgentRepository(conn)

@@ -9,9 +9,8 @@ histograms summed, gauges as documented per gauge). Without it, each process ser
 What is measured: HTTP requests by route template and status with latency; turns by outcome
 with latency; tokens and cost by model; store operation latency (SQL from SQLAlchemy's cursor
 events, MongoDB from a PyMongo command listener, Redis around the client's commands); relay
-lag and backlog (measured at scrape time); 429 rejections by route; budget refusals. Open
-streams and ingestion queue depth are gauges here for the streaming and ingestion features to
-set (``OPEN_STREAMS``, ``INGESTION_QUEUE_DEPTH``).
+lag and backlog and the ingestion queue's depth (measured from SQL at scrape time); streaming
+responses open now (``api.sse``); 429 rejections by route; budget refusals.
 """
 
 from __future__ import annotations
@@ -93,7 +92,9 @@ RELAY_BACKLOG = Gauge(
 )
 OPEN_STREAMS = Gauge("ev_open_streams", "streaming responses open now", multiprocess_mode="livesum")
 INGESTION_QUEUE_DEPTH = Gauge(
-    "ev_ingestion_queue_depth", "documents waiting for ingestion", multiprocess_mode="livesum"
+    "ev_ingestion_queue_depth",
+    "knowledge documents queued or being ingested (measured at scrape time)",
+    multiprocess_mode="mostrecent",
 )
 RATE_LIMIT_REJECTIONS = Counter(
     "ev_rate_limit_rejections", "requests refused with 429, by route template", ["route"]

@@ -6,7 +6,9 @@ the process has: with only ``opentelemetry-api`` (a Pydantic AI dependency, alwa
 that is the no-op provider, so nothing is exported anywhere. To export, install
 ``opentelemetry-sdk`` and an exporter and configure them (for example by starting the server
 under ``opentelemetry-instrument``); this project adds neither. When off, nothing is
-registered at all: no listener, no span, no cost.
+registered at all: no listener, no span, no cost. Message text is left out of the spans
+unless ``EV_OTEL_INCLUDE_CONTENT=true``; store spans carry only the system, the statement's
+verb or the command's name, and the database name (never parameters or documents).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
-from pydantic_ai import Agent
+from pydantic_ai import Agent, InstrumentationSettings
 from pymongo import monitoring
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,8 +26,15 @@ __all__ = ["MongoSpans", "enable_agent_tracing", "trace_engine"]
 _tracer = trace.get_tracer("employeevirtual.stores")
 
 
-def enable_agent_tracing() -> None:
-    Agent.instrument_all(True)
+def enable_agent_tracing(*, include_content: bool = False) -> None:
+    """Pydantic AI's spans for every agent. Prompts, answers, instructions and tool arguments
+    and results stay out of the spans unless ``include_content`` (``EV_OTEL_INCLUDE_CONTENT``):
+    they are people's messages, and a tracing backend is not where they are kept or erased."""
+    Agent.instrument_all(
+        InstrumentationSettings(
+            include_content=include_content, include_binary_content=include_content
+        )
+    )
 
 
 def trace_engine(engine: AsyncEngine) -> None:

@@ -11,7 +11,6 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.service import AgentService
 from employeevirtual.chat.conversations import ConversationService
-from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.errors import Forbidden, Unauthorized
@@ -58,10 +57,6 @@ async def _chat(runtime: RuntimeDep) -> ChatService:
     return runtime.chat
 
 
-async def _idempotency(runtime: RuntimeDep) -> IdempotencyKeys:
-    return runtime.idempotency
-
-
 async def _knowledge(runtime: RuntimeDep) -> KnowledgeService:
     return runtime.knowledge
 
@@ -76,7 +71,6 @@ AccountsDep = Annotated[AccountService, Depends(_accounts)]
 AgentsDep = Annotated[AgentService, Depends(_agents)]
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
-IdempotencyDep = Annotated[IdempotencyKeys, Depends(_idempotency)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(_knowledge)]
 
 

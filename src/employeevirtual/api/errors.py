@@ -124,4 +124,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(IntegrityError, _conflicting_write)
     app.add_exception_handler(DBAPIError, _database_unavailable)
-    app.add_exception_handler(OSError, _database_unavailable)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
+from employeevirtual.analytics.metrics import OPEN_STREAMS
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.log import encode_data
 
@@ -32,5 +33,16 @@ def sse_response(
     body: AsyncIterator[bytes], *, headers: dict[str, str] | None = None
 ) -> StreamingResponse:
     return StreamingResponse(
-        body, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
+        _counted(body), media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
     )
+
+
+async def _counted(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``body``, counted in ``ev_open_streams`` while it is being sent (a client that goes
+    away cancels the send, which ends the count too)."""
+    OPEN_STREAMS.inc()
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        OPEN_STREAMS.dec()

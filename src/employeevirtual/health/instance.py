@@ -75,7 +75,6 @@ class ServerInstance:
         self.dead_after = timedelta(seconds=dead_after)
         self.registered = False
         self.last_write_error: str | None = None
-        self.last_write_error_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- this server ----------------------------------------------------------------------------
@@ -124,7 +123,6 @@ class ServerInstance:
 
     def _failed(self, exc: BaseException) -> None:
         self.last_write_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        self.last_write_error_at = datetime.now(UTC)
         log.warning("SQL heartbeat write failed: %s", type(exc).__name__)
 
     async def _loop(self) -> None:

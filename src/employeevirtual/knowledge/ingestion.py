@@ -98,6 +98,11 @@ class IngestionWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
+    async def queue_depth(self) -> int:
+        """Documents queued or being ingested, by any worker (read from SQL)."""
+        async with read_connection(self.engine) as conn:
+            return await DocumentRepository(conn).waiting()
+
     async def run_once(self, *, limit: int = 10) -> int:
         """Take and ingest what is claimable now; how many documents were taken."""
         async with read_connection(self.engine) as conn:

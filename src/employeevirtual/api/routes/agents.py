@@ -1,100 +1,24 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from employeevirtual.agents.models import UnknownModelError
-from employeevirtual.agents.tools import TOOLS
-from employeevirtual.api.deps import (
-    AgentsDep,
-    ClientIP,
-    CurrentUser,
-    KnowledgeDep,
-    RuntimeDep,
-    SettingsDep,
-)
+from employeevirtual.agents.service import AgentDraft
+from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
 from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
-from employeevirtual.errors import InvalidInput
-from employeevirtual.knowledge.service import KnowledgeService
-from employeevirtual.runtime import Runtime
-from employeevirtual.settings import Settings
-from employeevirtual.stores.records import UserRecord
-from employeevirtual.stores.sql.agents import AgentChanges, AgentScope, NewAgent
+from employeevirtual.stores.sql.agents import AgentChanges, AgentScope
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 
-def _validated(fields: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
-    """Check what a body may set against the registries and limits; InvalidInput otherwise."""
-    settings = runtime.settings
-    if fields.get("model") is not None:
-        try:
-            runtime.models.check(fields["model"])
-        except UnknownModelError as exc:
-            raise InvalidInput(str(exc)) from None
-    if fields.get("tools") is not None:
-        tools = list(dict.fromkeys(fields["tools"]))
-        unknown = [t for t in tools if t not in TOOLS]
-        if unknown:
-            raise InvalidInput(
-                f"unknown tools {unknown}; valid tools are: {', '.join(sorted(TOOLS))}"
-            )
-        if len(tools) > settings.max_tools_per_agent:
-            raise InvalidInput(f"at most {settings.max_tools_per_agent} tools per agent")
-        fields["tools"] = tools
-    instructions = fields.get("instructions")
-    if instructions is not None and len(instructions) > settings.max_instructions_chars:
-        raise InvalidInput(
-            f"instructions are {len(instructions)} characters; "
-            f"the limit is {settings.max_instructions_chars}"
-        )
-    if fields.get("model_settings") is not None:
-        fields["model_settings"] = {
-            k: v for k, v in fields["model_settings"].items() if v is not None
-        }
-    return fields
-
-
-async def _with_knowledge(
-    fields: dict[str, Any], user: UserRecord, knowledge: KnowledgeService, settings: Settings
-) -> dict[str, Any]:
-    """Knowledge bases: the caller's own or shared ones, each once, within the limit."""
-    if fields.get("knowledge_base_ids") is None:
-        fields.pop("knowledge_base_ids", None)
-        return fields
-    wanted: list[UUID] = list(dict.fromkeys(fields["knowledge_base_ids"]))
-    if len(wanted) > settings.knowledge_max_bases_per_agent:
-        raise InvalidInput(
-            f"at most {settings.knowledge_max_bases_per_agent} knowledge bases per agent"
-        )
-    readable = set(await knowledge.readable_bases(user.id, wanted))
-    missing = [str(b) for b in wanted if b not in readable]
-    if missing:
-        raise InvalidInput(
-            f"knowledge bases not found (or neither yours nor shared): {', '.join(missing)}"
-        )
-    fields["knowledge_base_ids"] = [str(b) for b in wanted]
-    return fields
-
-
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_agent(
-    body: AgentIn,
-    user: CurrentUser,
-    agents: AgentsDep,
-    knowledge: KnowledgeDep,
-    settings: SettingsDep,
-    runtime: RuntimeDep,
-    ip: ClientIP,
+    body: AgentIn, user: CurrentUser, agents: AgentsDep, ip: ClientIP
 ) -> AgentOut:
-    fields = body.model_dump()
-    fields["model"] = fields["model"] or settings.default_model
-    fields = await _with_knowledge(_validated(fields, runtime), user, knowledge, settings)
-    agent = await agents.create(user, NewAgent(**fields), client_ip=ip)
-    return AgentOut.of(agent)
+    return AgentOut.of(await agents.create(user, AgentDraft(**body.model_dump()), client_ip=ip))
 
 
 @router.get(
@@ -145,22 +69,10 @@ async def get_agent(agent_id: UUID, user: CurrentUser, agents: AgentsDep, ip: Cl
 
 @router.patch("/{agent_id}")
 async def update_agent(
-    agent_id: UUID,
-    body: AgentPatch,
-    user: CurrentUser,
-    agents: AgentsDep,
-    knowledge: KnowledgeDep,
-    settings: SettingsDep,
-    runtime: RuntimeDep,
-    ip: ClientIP,
+    agent_id: UUID, body: AgentPatch, user: CurrentUser, agents: AgentsDep, ip: ClientIP
 ) -> AgentOut:
-    changes = _validated(body.model_dump(exclude_unset=True), runtime)
-    changes = await _with_knowledge(changes, user, knowledge, settings)
-    if "name" in changes and changes["name"] is None:
-        raise InvalidInput("name cannot be null")
-    if "model" in changes and changes["model"] is None:
-        changes["model"] = settings.default_model
-    return AgentOut.of(await agents.update(user, agent_id, AgentChanges(**changes), client_ip=ip))
+    changes = AgentChanges(**body.model_dump(exclude_unset=True))
+    return AgentOut.of(await agents.update(user, agent_id, changes, client_ip=ip))
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)

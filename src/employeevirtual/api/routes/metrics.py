@@ -34,4 +34,8 @@ async def prometheus_metrics(
         metrics.RELAY_BACKLOG.set(lag.conversations)
     except Exception as exc:  # SQL away: the other metrics still matter most then
         log.warning("relay lag not measured for /metrics: %s", type(exc).__name__)
+    try:
+        metrics.INGESTION_QUEUE_DEPTH.set(await runtime.knowledge.worker.queue_depth())
+    except Exception as exc:
+        log.warning("ingestion queue not measured for /metrics: %s", type(exc).__name__)
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)

@@ -33,7 +33,7 @@ class NewAgent:
     model_settings: dict[str, Any] = field(default_factory=dict)
     tools: list[str] = field(default_factory=list)
     visibility: Visibility = "private"
-    knowledge_base_ids: list[str] = field(default_factory=list)
+    knowledge_base_ids: list[UUID] = field(default_factory=list)
 
 
 class AgentChanges(BaseModel):
@@ -48,7 +48,7 @@ class AgentChanges(BaseModel):
     model_settings: dict[str, Any] | None = None
     tools: list[str] | None = None
     visibility: Visibility | None = None
-    knowledge_base_ids: list[str] | None = None
+    knowledge_base_ids: list[UUID] | None = None
 
     def fields(self) -> list[str]:
         return sorted(self.model_fields_set)
@@ -89,10 +89,6 @@ class AgentReader:
         )
         row = (await self.conn.execute(query)).first()
         return (agent_from_row(row), budgets_from_row(row._mapping)) if row else None
-
-    async def list_visible(self, user: UserRecord) -> list[AgentRecord]:
-        query = select(agents).where(_visible_to(user)).order_by(agents.c.created_at.desc())
-        return [agent_from_row(r) for r in await self.conn.execute(query)]
 
     async def page(
         self,
@@ -143,18 +139,24 @@ class AgentRepository(AgentReader):
                 model_settings=new.model_settings,
                 tools=new.tools,
                 visibility=new.visibility,
-                knowledge_base_ids=new.knowledge_base_ids,
+                knowledge_base_ids=[str(b) for b in new.knowledge_base_ids],
                 created_at=now,
             )
             .returning(agents)
         )
         return agent_from_row((await self.conn.execute(statement)).one())
 
-    async def update(self, agent_id: UUID, changes: AgentChanges, *, now: datetime) -> None:
+    async def update(self, agent_id: UUID, changes: AgentChanges, *, now: datetime) -> AgentRecord:
         values = changes.model_dump(exclude_unset=True)
-        await self.conn.execute(
-            update(agents).where(agents.c.id == agent_id).values(**values, updated_at=now)
+        if values.get("knowledge_base_ids") is not None:
+            values["knowledge_base_ids"] = [str(b) for b in values["knowledge_base_ids"]]
+        statement = (
+            update(agents)
+            .where(agents.c.id == agent_id)
+            .values(**values, updated_at=now)
+            .returning(agents)
         )
+        return agent_from_row((await self.conn.execute(statement)).one())
 
     async def soft_delete(self, agent_id: UUID, *, now: datetime) -> None:
         await self.conn.execute(

@@ -79,6 +79,15 @@ class DocumentRepository:
 
     # -- the ingestion work list --------------------------------------------------------------
 
+    async def waiting(self) -> int:
+        """Documents queued or being ingested (the ingestion queue's depth)."""
+        query = (
+            select(func.count())
+            .select_from(knowledge_documents)
+            .where(kd.status.in_(("queued", "processing")))
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
     async def claimable(self, *, now: datetime, limit: int) -> list[UUID]:
         """Queued documents, and processing ones whose worker's lease ran out (a crash)."""
         query = (

@@ -82,6 +82,7 @@ def create_engine(
     engine = create_async_engine(url, **options).execution_options(
         schema_translate_map=schema_translate_map(url, schema)
     )
+    _connect_errors_as_operational(engine)
     if backend == "sqlite":
         _configure_sqlite(engine)
     else:
@@ -134,6 +135,23 @@ class _RetryFirst(AsyncConnection):
         elif in_transaction:
             await self.begin()
         return await super().execute(statement, parameters, **kwargs)
+
+
+def _connect_errors_as_operational(engine: AsyncEngine) -> None:
+    """A driver that cannot reach its server raises a bare ``OSError`` (asyncpg: connection
+    refused, unknown host, timeout), which SQLAlchemy does not wrap. Raised as the driver's own
+    ``OperationalError`` instead, it reaches callers as SQLAlchemy's ``OperationalError`` like
+    every other sign of a database that is down, and an ``OSError`` from anything else (a file,
+    a socket to another service) is not mistaken for one."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise dialect.loaded_dbapi.OperationalError(
+                f"cannot connect to the database: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

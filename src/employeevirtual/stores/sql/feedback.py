@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, insert, select, update
 
 from employeevirtual.stores.records import FeedbackRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
@@ -116,8 +116,3 @@ class FeedbackRepository(FeedbackReader):
             .values(synced_at=now)
         )
         return bool(result.rowcount == 1)
-
-    async def delete_for_conversation(self, conversation_id: UUID) -> None:
-        await self.conn.execute(
-            delete(message_feedback).where(message_feedback.c.conversation_id == conversation_id)
-        )

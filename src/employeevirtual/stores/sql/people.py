@@ -166,9 +166,6 @@ class ExportRepository(ExportReader):
             )
         )
 
-    async def delete_for_user(self, user_id: UUID) -> None:
-        await self.conn.execute(delete(export_jobs).where(export_jobs.c.user_id == user_id))
-
 
 # -- erasure jobs ------------------------------------------------------------------------------
 

@@ -226,6 +226,16 @@ def _pg_tsquery(q: SearchQuery) -> Any:
     return simple.op("||")(english).op("||")(portuguese)
 
 
+# ts_rank_cd's normalization: 1 divides by 1 + log(document length), so a short message that
+# says the term as often as a long reply ranks above it (SQLite's bm25 does the same); 32 maps
+# the rank into [0, 1). Without it, equal covers tie and the order falls to the row id.
+RANK_NORMALIZATION = 1 | 32
+
+
+def _pg_rank(vector: Any, tsq: Any) -> Any:
+    return cast(func.ts_rank_cd(vector, tsq, RANK_NORMALIZATION), Float)
+
+
 def _postgres(q: SearchQuery) -> Any:
     tsq = _pg_tsquery(q)
     m, c = messages.c, conversations.c
@@ -241,7 +251,7 @@ def _postgres(q: SearchQuery) -> Any:
             m.agent_id.label("agent_id"),
             m.created_at.label("created_at"),
             c.title.label("title"),
-            cast(func.ts_rank_cd(search_vector, tsq), Float).label("score"),
+            _pg_rank(search_vector, tsq).label("score"),
         )
         .select_from(messages)
         .join(conversations, c.id == m.conversation_id)
@@ -259,7 +269,7 @@ def _postgres(q: SearchQuery) -> Any:
                 c.agent_id.label("agent_id"),
                 c.created_at.label("created_at"),
                 c.title.label("title"),
-                cast(func.ts_rank_cd(title_vector, tsq), Float).label("score"),
+                _pg_rank(title_vector, tsq).label("score"),
             )
             .select_from(conversations)
             .where(title_vector.op("@@")(tsq), *_filters(q, on_messages=False))

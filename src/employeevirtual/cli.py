@@ -73,7 +73,7 @@ def serve(
         # migrate once here, before the workers start (each would otherwise race to)
         asyncio.run(_migrate(settings))
         uvicorn.run(
-            "employeevirtual.api.server:worker_app",
+            "employeevirtual.main:worker_app",
             factory=True,
             workers=count,
             host=host or settings.host,

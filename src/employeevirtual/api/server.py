@@ -21,7 +21,6 @@ __all__ = [
     "guarded_protocol",
     "server_config",
     "server_options",
-    "worker_app",
     "workers_problem",
 ]
 
@@ -111,19 +110,6 @@ class EnvGuardedHttpTools(_GuardedHttpTools):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes, self.header_timeout = _env_limits()
-
-
-def worker_app() -> Any:
-    """The app of one worker process (``uvicorn --factory``): logging as ``serve`` sets it up,
-    then the app from this process's settings."""
-    from employeevirtual.analytics.logs import configure_logging
-    from employeevirtual.api.request_id import install_log_record_factory
-    from employeevirtual.main import create_app
-
-    settings = Settings()
-    install_log_record_factory()
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
 
 
 def default_workers(settings: Settings) -> int:

@@ -111,6 +111,38 @@ def migrate() -> None:
     console.print("database is at the latest migration")
 
 
+@app.command()
+def worker() -> None:
+    """Run the shared background jobs without serving HTTP: the relay, the reconciler, key
+    purge, exports, erasure, retention, knowledge ingestion and usage rollups. For deployments
+    whose API processes set EV_BACKGROUND_JOBS=false (docs/deploy.md). Stops on SIGTERM/SIGINT
+    after the jobs' own shutdown (the relay copies what is still owed)."""
+    import signal
+
+    from employeevirtual.analytics.logs import configure_logging
+    from employeevirtual.api.request_id import install_log_record_factory
+    from employeevirtual.runtime import open_runtime
+
+    settings = Settings().model_copy(update={"background_jobs": True})
+    install_log_record_factory()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runtime = await open_runtime(settings)
+        try:
+            runtime.start_background()
+            console.print("EmployeeVirtual worker: background jobs running")
+            await stop.wait()
+        finally:
+            await runtime.close()
+
+    asyncio.run(_run())
+
+
 @app.command("create-admin")
 def create_admin(
     email: Annotated[str, typer.Option(prompt=True)],

@@ -641,9 +641,13 @@ async def run_bench(
             else:
                 results["workers"] = []
                 for workers in plan.workers:
-                    results["workers"].append(
-                        await _workers(stores, plan, workers, credentials, quick, many, log)
-                    )
+                    try:
+                        results["workers"].append(
+                            await _workers(stores, plan, workers, credentials, quick, many, log)
+                        )
+                    except RuntimeError as exc:  # the rest of the run is still worth keeping
+                        results["workers"] = f"{workers} workers failed: {exc}"
+                        break
         finally:
             await engine.dispose()
             await mongo.close()

@@ -3,7 +3,8 @@ authenticated, positive and negative examples; no 5xx and no response that break
 schema. The app runs in-process (ASGI) on the test's real stores.
 
 Command (also in README): ``.venv/bin/pytest -q tests/access/test_schemathesis.py``
-Examples per operation: ``EV_SCHEMATHESIS_EXAMPLES`` (default 12; x2 modes x ~23 operations)."""
+Examples per operation: ``EV_SCHEMATHESIS_EXAMPLES`` (default 12; x2 modes x ~23 operations);
+``make test-slow`` runs ten times as many."""
 
 from __future__ import annotations
 
@@ -139,6 +140,16 @@ def _hostile_inputs(
 
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -> None:
+    _fuzz(settings, EXAMPLES)
+
+
+@pytest.mark.slow
+def test_schemathesis_long_run(settings: Settings) -> None:
+    """The same run with 10x the generated examples per operation (``make test-slow``)."""
+    _fuzz(settings, EXAMPLES * 10)
+
+
+def _fuzz(settings: Settings, examples: int) -> None:
     app = create_app(
         settings.model_copy(
             update={
@@ -225,7 +236,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                         generation_mode=mode, path_parameters=path_parameters
                     )
 
-                    run = _property(strategy, headers, EXAMPLES // len(variants) or 1)
+                    run = _property(strategy, headers, examples // len(variants) or 1)
                     try:
                         calls += run()
                     except hypothesis.errors.Unsatisfiable:

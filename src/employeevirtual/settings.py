@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         default="empl", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="ignored on SQLite"
     )
     sql_echo: bool = False
+    # per process: the sum over every API process and worker must stay under the database's
+    # connection limit (docs/deploy.md)
+    database_pool_size: int = Field(default=20, ge=1, description="ignored on SQLite")
+    database_max_overflow: int = Field(default=20, ge=0, description="ignored on SQLite")
     mongodb_url: SecretStr | None = Field(
         default=None, description="MongoDB URL; default: a SecantusDB child process"
     )
@@ -136,6 +140,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     cors_allow_credentials: bool = False
     hsts_seconds: int = Field(default=0, ge=0, description="0: no Strict-Transport-Security")
+
+    background_jobs: bool = Field(
+        default=True,
+        description="run the shared background jobs (relay, reconciler, key purge, exports, "
+        "erasure, retention, ingestion, rollups) in this server; false on API processes when "
+        "an `employeevirtual worker` runs them",
+    )
 
     # keeping both stores in step (sync/): relay, reconciler, alert, idempotency keys
     sync_relay_enabled: bool = Field(

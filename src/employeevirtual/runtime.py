@@ -328,6 +328,7 @@ async def open_runtime(
         engine=engine,
         registry=personal_data,
         export_dir=settings.export_dir,
+        originals=knowledge.files,
         ttl=timedelta(hours=settings.export_ttl_hours),
         min_interval=timedelta(seconds=settings.export_min_interval_seconds),
     )

@@ -176,6 +176,13 @@ def _fuzz(settings: Settings, examples: int) -> None:
                 "/api/chat/agent", json={"message": "hi", "agent_id": agent["id"]}, headers=user
             )
             conversation_id = r.json()["conversation_id"]
+            # the offline model saves a memory when told to remember something
+            client.post(
+                "/api/chat/agent",
+                json={"message": "remember that I like tea", "conversation_id": conversation_id},
+                headers=user,
+            )
+            memories = client.get("/api/memories", headers=user).json()["items"]
             key = client.post("/api/api-keys", json={"name": "k"}, headers=user).json()
             base = client.post("/api/knowledge-bases", json={"name": "kb"}, headers=user).json()
             document = client.post(
@@ -220,6 +227,7 @@ def _fuzz(settings: Settings, examples: int) -> None:
             "base_id": base["id"],
             "document_id": document["id"],
             "message_id": streamed_user_message_id(streamed.text),
+            "memory_id": memories[0]["id"],
         }
         failures: list[str] = []
         calls = 0

@@ -8,6 +8,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from employeevirtual.stores.sql.erasure_jobs import ErasureStatus, SharedAgents
+from employeevirtual.stores.sql.export_jobs import ExportStatus
+
 __all__ = [
     "AdminErasureIn",
     "AuditEntryOut",
@@ -49,19 +52,19 @@ class _Request(BaseModel):
 
 class ErasureIn(_Request):
     password: str = Field(max_length=1024, description="the account's password, to confirm")
-    shared_agents: Literal["transfer", "delete"] = Field(
+    shared_agents: SharedAgents = Field(
         default="transfer",
         description="what happens to the caller's shared agents: handed to an admin, or deleted",
     )
 
 
 class AdminErasureIn(_Request):
-    shared_agents: Literal["transfer", "delete"] = "transfer"
+    shared_agents: SharedAgents = "transfer"
 
 
 class ErasureOut(BaseModel):
     id: UUID = Field(description="the erasure's tombstone id")
-    status: Literal["pending", "running", "done"]
+    status: ErasureStatus
     step: str
     created_at: datetime
     completed_at: datetime | None
@@ -70,7 +73,7 @@ class ErasureOut(BaseModel):
 class ExportOut(BaseModel):
     id: UUID
     user_id: UUID
-    status: Literal["pending", "running", "ready", "failed", "expired"]
+    status: ExportStatus
     created_at: datetime
     completed_at: datetime | None
     expires_at: datetime | None

@@ -10,8 +10,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import InvalidInput
+from employeevirtual.stores.sql.audit import AuditEntry, AuditFilter, AuditTrailReader
 from employeevirtual.stores.sql.engine import read_connection
-from employeevirtual.stores.sql.people import AuditEntry, AuditFilter, AuditTrailReader
 
 __all__ = ["AuditTrail"]
 

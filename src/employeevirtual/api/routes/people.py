@@ -26,7 +26,9 @@ from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.search import SearchFilters, SearchService
-from employeevirtual.stores.sql.people import AuditFilter, ErasureJob, ExportJob
+from employeevirtual.stores.sql.audit import AuditFilter
+from employeevirtual.stores.sql.erasure_jobs import ErasureJob
+from employeevirtual.stores.sql.export_jobs import ExportJob
 
 router = APIRouter(tags=["people's data"])
 

@@ -31,11 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import (
-    DocumentStore,
-    analytics_document,
-    message_document,
-)
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.shapes import analytics_document, message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import (
     Connection,

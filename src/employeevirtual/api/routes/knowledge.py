@@ -21,7 +21,7 @@ from employeevirtual.api.knowledge_schemas import (
     SourceOut,
 )
 from employeevirtual.errors import InvalidInput
-from employeevirtual.knowledge.service import PayloadTooLarge
+from employeevirtual.knowledge.uploads import PayloadTooLarge
 
 router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
 

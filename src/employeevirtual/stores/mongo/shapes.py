@@ -1,0 +1,157 @@
+"""What a record becomes in MongoDB, and back: the seed's message shape, the analytics run,
+the conversation document and its window. Pure functions: the relay and the reconciler rebuild
+exactly what a turn writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from employeevirtual.stores.records import ConversationRecord, MessageRecord
+
+__all__ = [
+    "Document",
+    "analytics_document",
+    "conversation_document",
+    "message_document",
+    "message_from_document",
+    "rag_context",
+    "window_entry",
+]
+
+Document = dict[str, Any]
+
+
+def message_document(message: MessageRecord) -> Document:
+    """The seed's message shape, plus ``seq`` and ``conversation_id`` (and ``is_edited``,
+    ``edited_at`` on an edited user message)."""
+    doc = _message_document(message)
+    if message.is_edited:
+        doc["is_edited"] = True
+        doc["edited_at"] = message.edited_at
+    return doc
+
+
+def _message_document(message: MessageRecord) -> Document:
+    return {
+        "_id": str(message.id),
+        "id": str(message.id),
+        "conversation_id": str(message.conversation_id),
+        "seq": message.seq,
+        "content": message.content,
+        "message_type": message.message_type,
+        "user_id": str(message.user_id),
+        "agent_id": str(message.agent_id) if message.agent_id else None,
+        "metadata": {**message.metadata, "timestamp": message.created_at},
+        "timestamp": message.created_at,
+    }
+
+
+def message_from_document(doc: Document) -> MessageRecord:
+    """``message_document`` read back."""
+    metadata = dict(doc.get("metadata") or {})
+    metadata.pop("timestamp", None)
+    timestamp: datetime = doc["timestamp"]
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return MessageRecord(
+        id=UUID(doc["_id"]),
+        conversation_id=UUID(doc["conversation_id"]),
+        seq=doc["seq"],
+        user_id=UUID(doc["user_id"]),
+        agent_id=UUID(doc["agent_id"]) if doc.get("agent_id") else None,
+        content=doc["content"],
+        message_type=doc["message_type"],
+        metadata=metadata,
+        created_at=timestamp,
+        is_edited=bool(doc.get("is_edited")),
+        edited_at=_aware(doc.get("edited_at")),
+        feedback=doc.get("feedback"),
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def analytics_document(reply: MessageRecord) -> Document | None:
+    """The ``chat_analytics`` document of one agent run, derived from its reply alone (so the
+    relay rebuilds exactly what the turn would have written); None for a user's message."""
+    if reply.message_type not in ("agent", "error"):
+        return None
+    meta = reply.metadata
+    return {
+        "_id": str(reply.id),  # one run, one document, whatever the replays
+        "conversation_id": str(reply.conversation_id),
+        "user_id": str(reply.user_id),
+        "agent_id": str(reply.agent_id) if reply.agent_id else None,
+        "message_id": str(reply.id),
+        "model": meta.get("model_used"),
+        "input_tokens": meta.get("input_tokens") or 0,
+        "output_tokens": meta.get("output_tokens") or 0,
+        "cost": meta.get("cost"),
+        "execution_time": meta.get("execution_time"),
+        "tool_calls": meta.get("tool_calls") or 0,
+        "delegated_runs": meta.get("delegated_runs") or 0,
+        "status": "success" if reply.message_type == "agent" else meta.get("error"),
+        "request_id": meta.get("request_id"),
+        "timestamp": reply.created_at,
+    }
+
+
+def rag_context(docs: Sequence[Document]) -> Document | None:
+    """The conversation document's ``context.rag_context``: the sources of the newest reply
+    among ``docs`` that used knowledge (None when none did)."""
+    for doc in reversed(docs):
+        sources = (doc.get("metadata") or {}).get("sources")
+        if doc.get("message_type") == "agent" and sources:
+            return {
+                "message_id": doc["_id"],
+                "seq": doc["seq"],
+                "queries": [
+                    s.get("query") for s in doc["metadata"].get("knowledge_searches") or []
+                ],
+                "sources": sources,
+                "updated_at": doc["timestamp"],
+            }
+    return None
+
+
+def window_entry(doc: Document) -> Document:
+    """A message as the conversation document's window keeps it."""
+    return {k: v for k, v in doc.items() if k not in ("_id", "conversation_id", "timestamp")}
+
+
+def conversation_document(
+    conversation: ConversationRecord, window: Sequence[MessageRecord]
+) -> Document:
+    """The whole conversation document as SQL has it, with ``window`` (its newest messages,
+    already cut to the window's size) as its ``messages``."""
+    cid = str(conversation.id)
+    docs = [message_document(m) for m in window]
+    rag = rag_context(docs)
+    return {
+        "_id": cid,
+        "conversation_id": cid,
+        "user_id": str(conversation.user_id),
+        "agent_id": str(conversation.agent_id),
+        "title": conversation.title,
+        "messages": [window_entry(d) for d in docs],
+        "context": {} if rag is None else {"rag_context": rag},
+        "metadata": {
+            "created_at": conversation.created_at,
+            "last_activity": conversation.last_message_at or conversation.created_at,
+            "message_count": conversation.message_count,
+            "status": conversation.status,
+            "total_tokens": conversation.total_tokens,
+            "total_cost": float(conversation.total_cost),
+            "total_response_time": float(conversation.total_response_time),
+            "agent_runs": conversation.agent_runs,
+            "avg_response_time": conversation.avg_response_time,
+            "last_seq": conversation.message_count,
+        },
+    }

@@ -150,6 +150,42 @@ def _fts5_match(q: SearchQuery) -> str:
     return " ".join(f'"{word}"' + ("*" if prefix else "") for word, prefix in q.terms)
 
 
+def _message_hit() -> list[Any]:
+    """The columns of a hit on a message's text (both engines' first SELECT)."""
+    m, c = messages.c, conversations.c
+    return [
+        literal("message").label("kind"),
+        m.id.label("id"),
+        m.conversation_id.label("conversation_id"),
+        m.seq.label("seq"),
+        m.message_type.label("message_type"),
+        m.agent_id.label("agent_id"),
+        m.created_at.label("created_at"),
+        c.title.label("title"),
+    ]
+
+
+def _conversation_hit() -> list[Any]:
+    """The same columns for a hit on a conversation's title."""
+    c = conversations.c
+    return [
+        literal("conversation").label("kind"),
+        c.id.label("id"),
+        c.id.label("conversation_id"),
+        null().label("seq"),
+        null().label("message_type"),
+        c.agent_id.label("agent_id"),
+        c.created_at.label("created_at"),
+        c.title.label("title"),
+    ]
+
+
+def _fts_snippet(fts_table: str) -> Any:
+    return func.snippet(
+        literal_column(fts_table), 0, HIGHLIGHT_START, HIGHLIGHT_END, "…", SNIPPET_WORDS
+    ).label("snippet")
+
+
 def _sqlite(q: SearchQuery) -> Any:
     match = _fts5_match(q)
     mfts = table("messages_fts", column("rowid"))
@@ -157,22 +193,8 @@ def _sqlite(q: SearchQuery) -> Any:
     m, c = messages.c, conversations.c
     message_hits = (
         select(
-            literal("message").label("kind"),
-            m.id.label("id"),
-            m.conversation_id.label("conversation_id"),
-            m.seq.label("seq"),
-            m.message_type.label("message_type"),
-            m.agent_id.label("agent_id"),
-            m.created_at.label("created_at"),
-            c.title.label("title"),
-            func.snippet(
-                literal_column("messages_fts"),
-                0,
-                HIGHLIGHT_START,
-                HIGHLIGHT_END,
-                "…",
-                SNIPPET_WORDS,
-            ).label("snippet"),
+            *_message_hit(),
+            _fts_snippet("messages_fts"),
             (-func.bm25(literal_column("messages_fts"))).label("score"),
         )
         .select_from(mfts)
@@ -184,22 +206,8 @@ def _sqlite(q: SearchQuery) -> Any:
     if q.message_type is None:
         selects.append(
             select(
-                literal("conversation").label("kind"),
-                c.id.label("id"),
-                c.id.label("conversation_id"),
-                null().label("seq"),
-                null().label("message_type"),
-                c.agent_id.label("agent_id"),
-                c.created_at.label("created_at"),
-                c.title.label("title"),
-                func.snippet(
-                    literal_column("conversations_fts"),
-                    0,
-                    HIGHLIGHT_START,
-                    HIGHLIGHT_END,
-                    "…",
-                    SNIPPET_WORDS,
-                ).label("snippet"),
+                *_conversation_hit(),
+                _fts_snippet("conversations_fts"),
                 (-func.bm25(literal_column("conversations_fts"))).label("score"),
             )
             .select_from(cfts)
@@ -243,14 +251,7 @@ def _postgres(q: SearchQuery) -> Any:
     title_vector: Any = literal_column("conversations.title_vector")
     message_hits = (
         select(
-            literal("message").label("kind"),
-            m.id.label("id"),
-            m.conversation_id.label("conversation_id"),
-            m.seq.label("seq"),
-            m.message_type.label("message_type"),
-            m.agent_id.label("agent_id"),
-            m.created_at.label("created_at"),
-            c.title.label("title"),
+            *_message_hit(),
             _pg_rank(search_vector, tsq).label("score"),
         )
         .select_from(messages)
@@ -261,14 +262,7 @@ def _postgres(q: SearchQuery) -> Any:
     if q.message_type is None:
         selects.append(
             select(
-                literal("conversation").label("kind"),
-                c.id.label("id"),
-                c.id.label("conversation_id"),
-                null().label("seq"),
-                null().label("message_type"),
-                c.agent_id.label("agent_id"),
-                c.created_at.label("created_at"),
-                c.title.label("title"),
+                *_conversation_hit(),
                 _pg_rank(title_vector, tsq).label("score"),
             )
             .select_from(conversations)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from employeevirtual.stores.records import MessageType
 from employeevirtual.stores.sql.erasure_jobs import ErasureStatus, SharedAgents
 from employeevirtual.stores.sql.export_jobs import ExportStatus
+from employeevirtual.stores.sql.search import SearchHitKind
 
 __all__ = [
     "AdminErasureIn",
@@ -24,13 +26,11 @@ __all__ = [
 
 
 class SearchHitOut(BaseModel):
-    kind: Literal["message", "conversation"] = Field(
-        description="a message's text matched, or a conversation's title"
-    )
+    kind: SearchHitKind = Field(description="a message's text matched, or a conversation's title")
     conversation_id: UUID
     message_id: UUID | None = Field(description="the matching message (kind 'message')")
     seq: int | None = Field(description="the message's seq: open the history with before=seq+1")
-    message_type: str | None
+    message_type: MessageType | None
     agent_id: UUID | None
     created_at: datetime
     title: str | None

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import and_, or_, select
 
 from employeevirtual.stores.sql.engine import Connection
+from employeevirtual.stores.sql.messages import messages_after
 from employeevirtual.stores.sql.tables import (
     agents,
     api_keys,
@@ -18,7 +19,6 @@ from employeevirtual.stores.sql.tables import (
     knowledge_bases,
     knowledge_documents,
     message_feedback,
-    messages,
     users,
 )
 
@@ -72,13 +72,7 @@ class PersonRowsReader:
     async def messages(
         self, conversation_id: UUID, *, after_seq: int, limit: int
     ) -> list[dict[str, Any]]:
-        m = messages.c
-        query = (
-            select(messages)
-            .where(m.conversation_id == conversation_id, m.seq > after_seq)
-            .order_by(m.seq)
-            .limit(limit)
-        )
+        query = messages_after(conversation_id, after_seq=after_seq, limit=limit)
         return [_plain(r) for r in await self.conn.execute(query)]
 
     async def audit_about(

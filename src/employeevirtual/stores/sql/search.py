@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import (
@@ -27,17 +27,28 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from employeevirtual.stores.records import MessageType
 from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.fulltext import FOLD_FROM, FOLD_TO
 from employeevirtual.stores.sql.tables import conversations, messages
 
-__all__ = ["HIGHLIGHT_END", "HIGHLIGHT_START", "SearchHit", "SearchQuery", "SearchReader"]
+__all__ = [
+    "HIGHLIGHT_END",
+    "HIGHLIGHT_START",
+    "SearchHit",
+    "SearchHitKind",
+    "SearchQuery",
+    "SearchReader",
+]
 
 # private-use characters mark highlights in the engine's snippet; the service turns them into
 # offsets, so a client never has to parse markup out of someone's text
 HIGHLIGHT_START = "\ue000"
 HIGHLIGHT_END = "\ue001"
 SNIPPET_WORDS = 16
+
+# a message's text matched, or a conversation's title
+SearchHitKind = Literal["message", "conversation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class SearchQuery:
     terms: tuple[tuple[str, bool], ...]  # (word, prefix?): words only, already validated
     limit: int
     agent_id: UUID | None = None
-    message_type: str | None = None
+    message_type: MessageType | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     after: tuple[float, str, UUID] | None = None  # keyset: (score, kind, id) of the last hit
@@ -54,11 +65,11 @@ class SearchQuery:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    kind: str  # "message" or "conversation" (a title hit)
+    kind: SearchHitKind
     id: UUID
     conversation_id: UUID
     seq: int | None
-    message_type: str | None
+    message_type: MessageType | None
     agent_id: UUID | None
     created_at: datetime
     title: str | None

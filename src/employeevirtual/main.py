@@ -38,6 +38,7 @@ from employeevirtual.api.routes import (
     feedback,
     health,
     knowledge,
+    mcp_servers,
     metrics,
     openai,
     people,
@@ -140,6 +141,7 @@ def create_app(
         budgets.router,
         feedback.router,
         tools.router,
+        mcp_servers.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)

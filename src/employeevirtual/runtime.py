@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,12 +28,15 @@ from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
+from employeevirtual.chat.interrupted import InterruptedTurns
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
+from employeevirtual.mcp.service import McpService
+from employeevirtual.mcp.setup import open_mcp
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
@@ -106,6 +109,8 @@ class Runtime:
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
+    mcp: McpService
+    interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
 
@@ -125,6 +130,7 @@ class Runtime:
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
         self.rollup_task.start()
+        self.interrupted.start()
 
     async def close(self) -> None:
         """After the HTTP server drained its in-flight requests (and the live turns finished or
@@ -138,10 +144,12 @@ class Runtime:
         await self.exports.stop()
         await self.retention.stop()
         await close_knowledge(self.knowledge)
+        await self.mcp.aclose()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
         await self.rollup_task.stop()
+        await self.interrupted.stop()
         await self.acks.flush()
         await self._drain_relay()
         await self.alerts.drain()
@@ -298,6 +306,7 @@ async def open_runtime(
         if client is not None and settings.metrics_enabled:
             instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
+    mcp = open_mcp(settings, engine)
     personal_data = default_registry(db)
     personal_data.register(KnowledgeSource(engine, knowledge))
     exports = ExportService(
@@ -325,6 +334,7 @@ async def open_runtime(
         after_commit=after_turn_commit,
         knowledge=knowledge,
         budgets=budgets,
+        mcp=mcp,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -365,8 +375,9 @@ async def open_runtime(
         ),
         agents=AgentService(
             engine=engine,
-            rules=AgentRules.from_settings(settings, models),
+            rules=replace(AgentRules.from_settings(settings, models), external_tools=True),
             max_per_user=settings.max_agents_per_user,
+            check_tools=mcp.check_agent_tools,
         ),
         conversations=conversations,
         knowledge=knowledge,
@@ -376,6 +387,12 @@ async def open_runtime(
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        mcp=mcp,
+        interrupted=InterruptedTurns(
+            engine,
+            after_seconds=settings.agent_timeout_seconds + settings.interrupted_turn_grace_seconds,
+            interval=settings.interrupted_turn_sweep_seconds,
+        ),
         limiter=limiter,
         concurrency=concurrency,
         api_keys=ApiKeyService(

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     )
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
+    interrupted_turn_sweep_seconds: float = Field(
+        default=60.0, ge=0, description="look for turns a dead process left unanswered; 0: never"
+    )
+    interrupted_turn_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="an unanswered user message older than the agent timeout plus this is "
+        "an interrupted turn (its failure is recorded)",
+    )
     tool_result_max_chars: int = Field(
         default=2000, ge=16, description="a tool result is cut here, in events and stored"
     )
@@ -292,6 +301,44 @@ class Settings(BaseSettings):
         default=None, description="TEST ONLY: os._exit(137) after this erasure step"
     )
 
+    # tools from MCP servers (issue 13): secrets at rest, outbound rules, bounds on every call
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated, newest first, that encrypt MCP server "
+        "secrets at rest; unset: servers with secrets cannot be registered or used",
+    )
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="host or host:port entries an MCP server URL may name (comma-separated); "
+        "empty: no HTTP MCP server may be registered",
+    )
+    mcp_allow_private: bool = Field(
+        default=False, description="let MCP URLs reach loopback/private/link-local addresses"
+    )
+    mcp_stdio_commands: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="the exact command lines (JSON list or ';'-separated) an admin may "
+        "register as a stdio MCP server; empty: no stdio server",
+    )
+    mcp_call_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="one MCP tool call, connection included"
+    )
+    mcp_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="an MCP server's connection and handshake"
+    )
+    mcp_start_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="a stdio server's child starting and answering"
+    )
+    mcp_max_calls_per_turn: int = Field(default=8, ge=1, le=100)
+    mcp_result_max_chars: int = Field(
+        default=16_000, ge=256, description="an MCP result is cut here before the model sees it"
+    )
+    mcp_max_servers: int = Field(default=50, ge=1)
+    mcp_max_tools_per_server: int = Field(default=200, ge=1)
+    mcp_catalog_seconds: float = Field(
+        default=5.0, ge=0, description="how long a process keeps the server list it read"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -308,7 +355,13 @@ class Settings(BaseSettings):
             raise ValueError("EV_MODEL_PROVIDERS: 'test' is for the test suite only")
         return value
 
-    @field_validator("forwarded_allow_ips", "model_providers", "allowed_models", mode="before")
+    @field_validator(
+        "forwarded_allow_ips",
+        "model_providers",
+        "allowed_models",
+        "mcp_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -316,6 +369,16 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("mcp_stdio_commands", mode="before")
+    @classmethod
+    def _split_commands(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(";") if part.strip()]
         return value
 
     @field_validator("forwarded_allow_ips")

@@ -14,10 +14,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
 from support.access import Account, account, api_key, audit_rows
 from support.api import PASSWORD
+from support.server_process import free_port
+
+MCP_PORT = free_port()  # nothing listens there: a registered server is "unavailable"
+MCP_ADMIN = "/api/admin/mcp-servers"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """MCP servers may be registered (issue 13) at a loopback port where nothing listens."""
+    update = {"mcp_allowed_hosts": [f"127.0.0.1:{MCP_PORT}"], "mcp_allow_private": True}
+    return settings.model_copy(update=update)
+
+
+def _mcp_server_body() -> dict[str, Any]:
+    url = f"http://127.0.0.1:{MCP_PORT}/mcp"
+    return {"name": f"m{uuid.uuid4().hex[:8]}", "transport": "http", "url": url}
+
 
 PRINCIPALS = ("owner", "other", "admin", "anonymous", "deactivated", "revoked_key")
 # callers that must never receive the owner's data
@@ -49,6 +68,7 @@ class Fresh:
     base_id: str = ""
     document_id: str = ""
     budget_id: str = ""
+    mcp_server_id: str = ""
     user_id: str = ""
     message_id: str = ""
 
@@ -121,6 +141,43 @@ ROWS: list[Row] = [
         lambda w, f: ("GET", "/api/agents", {"params": {"scope": "shared"}}),
     ),
     Row("GET", "/api/tools", AUTHED_200, lambda w, f: ("GET", "/api/tools", {})),
+    # MCP servers (issue 13): admins register them; everyone lists those offered to them
+    Row(
+        "POST",
+        MCP_ADMIN,
+        E(403, 403, 201, 401, 401, 401),
+        lambda w, f: ("POST", MCP_ADMIN, {"json": _mcp_server_body()}),
+    ),
+    Row("GET", MCP_ADMIN, E(403, 403, 200, 401, 401, 401), lambda w, f: ("GET", MCP_ADMIN, {})),
+    Row(
+        "GET",
+        MCP_ADMIN + "/{server_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"{MCP_ADMIN}/{f.mcp_server_id}", {}),
+        fresh="mcp_server",
+    ),
+    Row(
+        "PATCH",
+        MCP_ADMIN + "/{server_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("PATCH", f"{MCP_ADMIN}/{f.mcp_server_id}", {"json": {"description": "d"}}),
+        fresh="mcp_server",
+    ),
+    Row(
+        "DELETE",
+        MCP_ADMIN + "/{server_id}",
+        E(403, 403, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"{MCP_ADMIN}/{f.mcp_server_id}", {}),
+        fresh="mcp_server",
+    ),
+    Row(
+        "POST",
+        MCP_ADMIN + "/{server_id}/refresh",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("POST", f"{MCP_ADMIN}/{f.mcp_server_id}/refresh", {}),
+        fresh="mcp_server",
+    ),
+    Row("GET", "/api/mcp-servers", AUTHED_200, lambda w, f: ("GET", "/api/mcp-servers", {})),
     Row(
         "POST",
         "/api/agents",
@@ -578,6 +635,11 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         r = await client.post("/api/admin/budgets", json=body, headers=world.headers["admin"])
         assert r.status_code == 201, r.text
         fresh.budget_id = str(r.json()["id"])
+    elif kind == "mcp_server":
+        body = _mcp_server_body()
+        r = await client.post(MCP_ADMIN, json=body, headers=world.headers["admin"])
+        assert r.status_code == 201, r.text
+        fresh.mcp_server_id = str(r.json()["id"])
     elif kind == "exchange":
         body = {"message": f"to edit {marker}", "agent_id": world.agent_id}
         r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)

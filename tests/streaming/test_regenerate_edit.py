@@ -182,3 +182,76 @@ async def test_regenerate_and_edit(http: httpx.AsyncClient, runtime: Runtime) ->
     )
     assert r.status_code == 404
     assert len(await stored_messages(runtime, cid)) == 9
+
+
+async def test_regenerate_and_edit_honour_an_idempotency_key(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The chat route's key rules on regenerate and edit: a retry after the end replays the
+    stored answer (JSON, or SSE when asked) without running the agent again; a retry of a
+    running streamed one follows its events; the key reused for another request is 422."""
+    seen: list[list[str]] = []
+    gate = asyncio.Event()
+    counting = _counting(seen)
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        await gate.wait()  # the streamed regeneration waits here until the retry attached
+        async for word in counting.stream_function(messages, info):  # type: ignore[misc]
+            yield word
+
+    runtime.models.override(
+        MODEL, FunctionModel(counting.function, stream_function=stream, model_name=MODEL)
+    )
+    headers = await register_and_login(http)
+    agent = await create_agent(http, headers, model=MODEL)
+    r = await http.post(
+        "/api/chat/agent", json={"message": "q1", "agent_id": agent["id"]}, headers=headers
+    )
+    cid = r.json()["conversation_id"]
+
+    keyed = {**headers, "Idempotency-Key": "regen-1"}
+    first = await http.post(f"/api/conversations/{cid}/regenerate", headers=keyed)
+    assert first.status_code == 200, first.text
+    again = await http.post(f"/api/conversations/{cid}/regenerate", headers=keyed)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json() and len(seen) == 2  # the agent ran once for both
+    sse = await http.post(
+        f"/api/conversations/{cid}/regenerate", headers={**keyed, "Accept": "text/event-stream"}
+    )
+    replayed = await read_all(sse)
+    assert [e.event for e in replayed] == ["turn", "done"]
+    assert replayed[-1].data == first.json() and len(seen) == 2
+    # the same key on the edit route is another request
+    q1 = first.json()["user_message"]
+    r = await http.patch(
+        f"/api/conversations/{cid}/messages/{q1['id']}", json={"content": "x"}, headers=keyed
+    )
+    assert r.status_code == 422 and "different request" in r.json()["detail"]
+
+    edit_key = {**headers, "Idempotency-Key": "edit-1"}
+    url = f"/api/conversations/{cid}/messages/{q1['id']}"
+    edited = await http.patch(url, json={"content": "q1, better"}, headers=edit_key)
+    assert edited.status_code == 200, edited.text
+    retry = await http.patch(url, json={"content": "q1, better"}, headers=edit_key)
+    assert retry.json() == edited.json() and retry.headers["Idempotent-Replayed"] == "true"
+    r = await http.patch(url, json={"content": "q1, other"}, headers=edit_key)
+    assert r.status_code == 422
+    assert len(seen) == 3
+    assert len(await stored_messages(runtime, cid)) == 5  # q1 a1 a2 q1' a3: nothing twice
+
+    # a streamed regeneration, retried with its key while it runs: the retry follows it
+    gate.clear()
+    live_key = {**headers, "Idempotency-Key": "regen-live", "Accept": "text/event-stream"}
+    regen = f"/api/conversations/{cid}/regenerate"
+    async with http.stream("POST", regen, headers=live_key) as r1:
+        assert r1.status_code == 200
+        turn_id = r1.headers["X-Turn-Id"]
+        async with http.stream("POST", regen, headers=live_key) as r2:
+            assert r2.headers["X-Turn-Id"] == turn_id
+            assert r2.headers["Idempotent-Replayed"] == "true"
+            gate.set()
+            followed = await read_all(r2)
+        original = await read_all(r1)
+    assert followed[-1].event == original[-1].event == "done"
+    assert followed[-1].data == original[-1].data
+    assert len(seen) == 4 and len(await stored_messages(runtime, cid)) == 6

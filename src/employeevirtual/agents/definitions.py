@@ -42,6 +42,8 @@ class AgentRules:
     max_tools: int = 16
     max_instructions_chars: int = 20_000
     max_knowledge_bases: int = 10
+    # ``server/tool`` names (MCP) are the service's tool check's to judge, not these rules'
+    external_tools: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelRegistry) -> AgentRules:
@@ -110,7 +112,7 @@ class AgentRules:
 
     def _tools(self, wanted: Sequence[str]) -> list[str]:
         tools = list(dict.fromkeys(wanted))
-        unknown = [t for t in tools if t not in TOOLS]
+        unknown = [t for t in tools if t not in TOOLS and not (self.external_tools and "/" in t)]
         if unknown:
             raise InvalidInput(
                 f"unknown tools {unknown}; valid tools are: {', '.join(sorted(TOOLS))}"

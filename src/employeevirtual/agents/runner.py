@@ -37,6 +37,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.toolsets import AbstractToolset
 
 from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
@@ -251,6 +252,7 @@ class AgentRunner:
         *,
         on_event: EventSink | None = None,
         knowledge: KnowledgeSearch | None = None,
+        toolsets: Sequence[AbstractToolset[Any]] = (),
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
@@ -280,6 +282,7 @@ class AgentRunner:
                 ),
                 timeout=self.timeout_seconds,
                 event_stream_handler=None if on_event is None else self._handler(on_event, deltas),
+                toolsets=list(toolsets) or None,  # the run's own (MCP tools, bounded per run)
             )
         except TimeoutError:
             raise failure(

@@ -110,22 +110,30 @@ class LiveTurns:
         and ``claim``; otherwise the slot is held until the turn ends."""
         return await self._begin(user_id, lambda: self.chat.open_turn(user_id, request), claim)
 
-    async def regenerate(self, user_id: UUID, conversation_id: UUID) -> TurnStarted:
+    async def regenerate(
+        self, user_id: UUID, conversation_id: UUID, *, claim: IdempotencyClaim | None = None
+    ) -> TurnStarted:
         """``ChatService.regenerate``, streamed."""
         return await self._begin(
-            user_id, lambda: open_regenerate(self.chat, user_id, conversation_id), None
+            user_id, lambda: open_regenerate(self.chat, user_id, conversation_id), claim
         )
 
     async def edit(
-        self, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+        self,
+        user_id: UUID,
+        conversation_id: UUID,
+        message_id: UUID,
+        *,
+        content: str,
+        claim: IdempotencyClaim | None = None,
     ) -> TurnStarted:
         """``ChatService.edit``, streamed."""
-        content = self.chat.check_edit(content)
-        return await self._begin(
-            user_id,
-            lambda: open_edit(self.chat, user_id, conversation_id, message_id, content=content),
-            None,
-        )
+
+        async def opening() -> OpenedTurn:
+            checked = self.chat.check_edit(content)
+            return await open_edit(self.chat, user_id, conversation_id, message_id, content=checked)
+
+        return await self._begin(user_id, opening, claim)
 
     async def _begin(
         self,
@@ -212,13 +220,15 @@ class LiveTurns:
             async def emit(event: TurnEvent) -> None:
                 await self._emit(running, event)
 
+            user_id = opened.conversation.user_id
             running.run = asyncio.create_task(
                 runner.run(
                     opened.agent,
                     opened.user_message.content,
                     opened.model_history,
                     on_event=emit,
-                    knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
+                    knowledge=self.chat.knowledge_for(user_id, opened.agent),
+                    toolsets=await self.chat.toolsets_for(user_id, opened.agent),
                 )
             )
             if running.cancel_requested:

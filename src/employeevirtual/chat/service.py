@@ -55,6 +55,7 @@ from employeevirtual.chat.turn import (
     user_message,
 )
 from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.mcp.service import McpService
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
@@ -96,6 +97,7 @@ class ChatService:
         after_commit: Callable[[ConversationRecord], None] | None = None,
         knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
+        mcp: McpService | None = None,
     ) -> None:
         """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
         self.engine = engine
@@ -108,6 +110,7 @@ class ChatService:
         self.max_message_chars = max_message_chars
         self.after_commit = after_commit
         self.knowledge = knowledge
+        self.mcp = mcp
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
 
@@ -299,19 +302,42 @@ class ChatService:
 
     # -- answering again ----------------------------------------------------------------------
 
-    async def regenerate(self, user_id: UUID, conversation_id: UUID) -> TurnOutcome:
-        """Answer the last user message again (``chat.rework``), holding a turn slot."""
-        async with self.slots.hold(user_id):
-            return await self.answer(await open_regenerate(self, user_id, conversation_id))
+    async def regenerate(
+        self, user_id: UUID, conversation_id: UUID, *, claim: IdempotencyClaim | None = None
+    ) -> TurnOutcome:
+        """Answer the last user message again (``chat.rework``), holding a turn slot.
+        ``claim``: as for ``turn``."""
+        try:
+            async with self.slots.hold(user_id):
+                opened = await open_regenerate(self, user_id, conversation_id)
+                return await self.answer(opened, claim=claim)
+        except BaseException:
+            if claim is not None:
+                await self.keys.release(claim)
+            raise
 
     async def edit(
-        self, user_id: UUID, conversation_id: UUID, message_id: UUID, *, content: str
+        self,
+        user_id: UUID,
+        conversation_id: UUID,
+        message_id: UUID,
+        *,
+        content: str,
+        claim: IdempotencyClaim | None = None,
     ) -> TurnOutcome:
-        """Edit the last user message and answer it again (``chat.rework``)."""
-        content = self.check_edit(content)
-        async with self.slots.hold(user_id):
-            opened = await open_edit(self, user_id, conversation_id, message_id, content=content)
-            return await self.answer(opened)
+        """Edit the last user message and answer it again (``chat.rework``). ``claim``: as
+        for ``turn``."""
+        try:
+            content = self.check_edit(content)
+            async with self.slots.hold(user_id):
+                opened = await open_edit(
+                    self, user_id, conversation_id, message_id, content=content
+                )
+                return await self.answer(opened, claim=claim)
+        except BaseException:
+            if claim is not None:
+                await self.keys.release(claim)
+            raise
 
     def check_edit(self, content: str) -> str:
         """The rules for an edited message's text: InvalidInput (422) otherwise."""
@@ -333,10 +359,22 @@ class ChatService:
         """The agent's run; a failure is returned, to be recorded like an answer."""
         try:
             return await self.runner.run(
-                agent, message, history, knowledge=self.knowledge_for(user_id, agent)
+                agent,
+                message,
+                history,
+                knowledge=self.knowledge_for(user_id, agent),
+                toolsets=await self.toolsets_for(user_id, agent),
             )
         except AgentFailure as failure:
             return failure
+
+    async def toolsets_for(self, user_id: UUID, agent: AgentRecord) -> list[Any]:
+        """The run's MCP tools: the agent's ``server/tool`` names on servers this caller may
+        use (``mcp.service``), each call bounded."""
+        if self.mcp is None:
+            return []
+        toolset = await self.mcp.toolset_for(user_id, agent.tools)
+        return [] if toolset is None else [toolset]
 
     def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
         """The agent's knowledge search for this caller: only bases the caller may read

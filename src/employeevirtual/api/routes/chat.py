@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated
 from uuid import UUID
 
@@ -48,6 +48,33 @@ async def follow_turn(live: LiveTurns, turn_id: UUID, after: int) -> AsyncIterat
     client that goes away only stops this generator: the turn goes on."""
     async for batch in live.events(turn_id, after):
         yield HEARTBEAT if batch is None else b"".join(encode(e) for e in batch)
+
+
+async def claim_or_replay(
+    live: LiveTurns,
+    user_id: UUID,
+    key: str,
+    claim: Callable[[], Awaitable[IdempotencyClaim | StoredResponse]],
+    *,
+    stream: bool,
+) -> IdempotencyClaim | Response:
+    """An Idempotency-Key's answer before any work: a retry of a running streamed turn
+    follows its events (it is not run again), a retry after the end replays the stored answer
+    (as SSE when asked for SSE, as JSON otherwise); else the claim to run under."""
+    running = await live.turn_for_key(user_id, key) if stream else None
+    if running is not None:
+        await live.owned(running, user_id)
+        return sse_response(
+            follow_turn(live, running, 0),
+            headers={"X-Turn-Id": str(running), "Idempotent-Replayed": "true"},
+        )
+    claimed = await claim()
+    if isinstance(claimed, StoredResponse):
+        replayed = {"Idempotent-Replayed": "true"}
+        if stream:
+            return sse_response(_frames(replayed_events(claimed)), headers=replayed)
+        return _respond(claimed, replayed)
+    return claimed
 
 
 async def _frames(events: list[TurnEvent]) -> AsyncIterator[bytes]:
@@ -110,20 +137,16 @@ async def chat_with_agent(
     stream = wants_sse(accept)
     claim: IdempotencyClaim | None = None
     if idempotency_key is not None:
-        running = await live.turn_for_key(user_id, idempotency_key) if stream else None
-        if running is not None:  # a retry of a running streamed turn: follow it, do not rerun
-            await live.owned(running, user_id)
-            return sse_response(
-                follow_turn(live, running, 0),
-                headers={"X-Turn-Id": str(running), "Idempotent-Replayed": "true"},
-            )
-        claimed = await chat.claim(user_id, request, idempotency_key)
-        if isinstance(claimed, StoredResponse):
-            replayed = {"Idempotent-Replayed": "true"}
-            if stream:
-                return sse_response(_frames(replayed_events(claimed)), headers=replayed)
-            return _respond(claimed, replayed)
-        claim = claimed
+        keyed = await claim_or_replay(
+            live,
+            user_id,
+            idempotency_key,
+            lambda: chat.claim(user_id, request, idempotency_key),
+            stream=stream,
+        )
+        if isinstance(keyed, Response):
+            return keyed
+        claim = keyed
     if stream:
         return started(await live.start(user_id, request, claim=claim), live)
     return answer(await chat.turn(user_id, request, claim=claim), response, keyed=claim is not None)

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Header, Response
 
 from employeevirtual.api.deps import ChatDep, CurrentUser, LiveDep
 from employeevirtual.api.limits import ChatRateLimit
-from employeevirtual.api.routes.chat import answer, started
+from employeevirtual.api.routes.chat import answer, claim_or_replay, started
 from employeevirtual.api.schemas import ChatOut, MessageEdit
 from employeevirtual.api.sse import wants_sse
+from employeevirtual.chat.idempotency import IdempotencyClaim, fingerprint
+from employeevirtual.chat.live import LiveTurns
+from employeevirtual.chat.service import ChatService
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"], dependencies=[ChatRateLimit])
 
@@ -21,10 +24,42 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"text/event-stream": {}},
         "description": "the JSON answer; with `Accept: text/event-stream`, the turn's events",
     },
+    409: {"description": "a request with the same Idempotency-Key is still running"},
+    422: {"description": "invalid input, or an Idempotency-Key reused for another request"},
     502: {"description": "the model provider failed (recorded)"},
     504: {"description": "the agent timed out (recorded)"},
 }
 Accept = Annotated[str | None, Header(description="text/event-stream: stream the answer")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="retry safely: the same key replays the first response (kept 24 h)",
+    ),
+]
+
+
+async def _keyed(
+    chat: ChatService,
+    live: LiveTurns,
+    user_id: UUID,
+    key: str | None,
+    stream: bool,
+    **request: Any,
+) -> IdempotencyClaim | Response | None:
+    """The Idempotency-Key's claim (None without a key), or the answer that replays or
+    follows an earlier request with it (the chat route's rules); ``request``: what makes two
+    requests the same."""
+    if key is None:
+        return None
+    digest = fingerprint(**request)
+    return await claim_or_replay(
+        live,
+        user_id,
+        key,
+        lambda: chat.keys.claim(user_id=user_id, key=key, request_fingerprint=digest),
+        stream=stream,
+    )
 
 
 @router.post("/{conversation_id}/regenerate", response_model=ChatOut, responses=_RESPONSES)
@@ -35,12 +70,27 @@ async def regenerate(
     live: LiveDep,
     response: Response,
     accept: Accept = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Runs the agent again on the last user message. The new answer is appended; the one it
     replaces is kept, marked superseded, and left out of the model's context."""
-    if wants_sse(accept):
-        return started(await live.regenerate(user.id, conversation_id), live)
-    return answer(await chat.regenerate(user.id, conversation_id), response)
+    stream = wants_sse(accept)
+    keyed = await _keyed(
+        chat,
+        live,
+        user.id,
+        idempotency_key,
+        stream,
+        route="regenerate",
+        conversation_id=conversation_id,
+    )
+    if isinstance(keyed, Response):
+        return keyed
+    claim = keyed
+    if stream:
+        return started(await live.regenerate(user.id, conversation_id, claim=claim), live)
+    outcome = await chat.regenerate(user.id, conversation_id, claim=claim)
+    return answer(outcome, response, keyed=claim is not None)
 
 
 @router.patch(
@@ -55,12 +105,29 @@ async def edit_message(
     live: LiveDep,
     response: Response,
     accept: Accept = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Edits the last user message (``is_edited``/``edited_at``; the original text stays in the
     audit trail) and answers it again. Append-only: the edited text is a new message that
     supersedes the original, and the new answer supersedes the original's answers."""
-    if wants_sse(accept):
-        turn = await live.edit(user.id, conversation_id, message_id, content=body.content)
+    stream = wants_sse(accept)
+    keyed = await _keyed(
+        chat,
+        live,
+        user.id,
+        idempotency_key,
+        stream,
+        route="edit",
+        conversation_id=conversation_id,
+        message_id=message_id,
+        content=body.content,
+    )
+    if isinstance(keyed, Response):
+        return keyed
+    claim = keyed
+    content = body.content
+    if stream:
+        turn = await live.edit(user.id, conversation_id, message_id, content=content, claim=claim)
         return started(turn, live)
-    outcome = await chat.edit(user.id, conversation_id, message_id, content=body.content)
-    return answer(outcome, response)
+    outcome = await chat.edit(user.id, conversation_id, message_id, content=content, claim=claim)
+    return answer(outcome, response, keyed=claim is not None)

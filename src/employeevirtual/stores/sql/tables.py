@@ -39,6 +39,7 @@ __all__ = [
     "idempotency_keys",
     "knowledge_bases",
     "knowledge_documents",
+    "mcp_servers",
     "message_feedback",
     "messages",
     "metadata",
@@ -357,4 +358,28 @@ erasure_jobs = Table(
     Column("completed_at", UTCDateTime, nullable=True),
     Index("IX_erasure_jobs_status", "status"),
     Index("IX_erasure_jobs_user_id", "user_id"),
+)
+
+# MCP servers an admin registered (issue 13). ``secrets`` is a Fernet token (headers or stdio
+# environment), never returned; ``secret_names`` says which names it holds. ``available_to``:
+# the user ids that may use it, NULL for every user. ``tool_list``: the tools as last fetched.
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(40), nullable=False),
+    Column("description", Unicode(500), nullable=True),
+    Column("transport", String(10), nullable=False),
+    Column("url", Unicode(2000), nullable=True),
+    Column("command_line", JSONDocument, nullable=True),
+    Column("secret_names", JSONDocument, nullable=True),
+    Column("secrets", String(8000), nullable=True),
+    Column("available_to", JSONDocument, nullable=True),
+    Column("tool_list", JSONDocument, nullable=True),
+    Column("status", String(20), nullable=False, server_default="unknown"),
+    Column("status_message", Unicode(1000), nullable=True),
+    Column("refreshed_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("name"),
 )

@@ -23,7 +23,7 @@ from pydantic_ai import Embedder
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.cursors import parse_time_cursor, time_cursor
-from employeevirtual.errors import Conflict, NotFound, Unavailable
+from employeevirtual.errors import Conflict, InvalidInput, NotFound, Unavailable
 from employeevirtual.knowledge.engine import RetrievalEngine, SearchMode
 from employeevirtual.knowledge.files import FileStore
 from employeevirtual.knowledge.ingestion import IngestionWorker
@@ -33,7 +33,11 @@ from employeevirtual.stores.records import DocumentRecord, KnowledgeBaseRecord, 
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.documents import DocumentRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseRepository
+from employeevirtual.stores.sql.knowledge_bases import (
+    KnowledgeBaseChanges,
+    KnowledgeBaseRepository,
+    NewKnowledgeBase,
+)
 
 __all__ = ["KnowledgeService", "Page", "Passage"]
 
@@ -108,10 +112,9 @@ class KnowledgeService:
     # -- bases --------------------------------------------------------------------------------
 
     async def create_base(
-        self, user: UserRecord, values: dict[str, Any], *, client_ip: str | None
+        self, user: UserRecord, new: NewKnowledgeBase, *, client_ip: str | None = None
     ) -> KnowledgeBaseRecord:
         now = _now()
-        base_id = uuid.uuid4()
         async with write_transaction(self.engine) as conn:
             repo = KnowledgeBaseRepository(conn)
             if await repo.count_owned(user.id) >= self.max_bases_per_user:
@@ -119,20 +122,16 @@ class KnowledgeService:
                     f"you have {self.max_bases_per_user} knowledge bases, the limit "
                     "(EV_KNOWLEDGE_MAX_BASES_PER_USER); delete one first"
                 )
-            await repo.create(
-                {"id": base_id, "user_id": user.id, "created_at": now, "updated_at": now, **values}
-            )
+            created = await repo.create(new, user_id=user.id, now=now)
             await AuditRepository(conn).record(
                 action="knowledge_base.create",
                 actor_id=user.id,
                 target_type="knowledge_base",
-                target_id=str(base_id),
-                details={"name": values.get("name"), "visibility": values.get("visibility")},
+                target_id=str(created.id),
+                details={"name": new.name, "visibility": new.visibility},
                 client_ip=client_ip,
                 now=now,
             )
-            created = await repo.get_readable(base_id, user)
-        assert created is not None
         return created
 
     async def list_bases(self, user: UserRecord, *, limit: int, cursor: str | None) -> Page:
@@ -164,20 +163,28 @@ class KnowledgeService:
         return base
 
     async def update_base(
-        self, user: UserRecord, base_id: UUID, changes: dict[str, Any], *, client_ip: str | None
+        self,
+        user: UserRecord,
+        base_id: UUID,
+        changes: KnowledgeBaseChanges,
+        *,
+        client_ip: str | None = None,
     ) -> KnowledgeBaseRecord:
+        for name in ("name", "visibility"):  # a patch may leave them out, not null them
+            if name in changes.model_fields_set and getattr(changes, name) is None:
+                raise InvalidInput(f"{name} cannot be null")
         now = _now()
         async with write_transaction(self.engine) as conn:
             repo = KnowledgeBaseRepository(conn)
             await self._owned(repo, user, base_id)
-            if changes:
+            if changes.fields():
                 await repo.update(base_id, changes, now=now)
                 await AuditRepository(conn).record(
                     action="knowledge_base.update",
                     actor_id=user.id,
                     target_type="knowledge_base",
                     target_id=str(base_id),
-                    details={"fields": sorted(changes)},
+                    details={"fields": changes.fields()},
                     client_ip=client_ip,
                     now=now,
                 )

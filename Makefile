@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: console-verify run test install lint types pytest bench bench-export bench-knowledge faults clean console console-check test-browser bench-console
+.PHONY: console-verify run test install lint types pytest bench bench-export bench-knowledge bench-mcp faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python -m tools.bench.analytics $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
 	$(BIN)/python -m tools.bench.export
+	$(BIN)/python -m tools.bench.mcp $(BENCH_ARGS)
 
 # Knowledge retrieval alone: quality on the evaluation set, engine speed at 1,000 and 100,000
 # chunks, ANN recall, added turn latency. KNOWLEDGE_BENCH_ARGS=--quick for a smoke run.
@@ -89,3 +90,7 @@ bench-console: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .console-check
+
+# What a local MCP tool call adds to a turn (part of `make bench`; --quick for a smoke run).
+bench-mcp: install
+	$(BIN)/python -m tools.bench.mcp $(BENCH_ARGS)

@@ -47,6 +47,7 @@ class Connections:
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
         self._children: dict[UUID, tuple[Any, StdioTransport]] = {}
+        self._clients: dict[UUID, tuple[Any, httpx2.AsyncClient]] = {}
 
     @asynccontextmanager
     async def session(self, server: McpServerRecord) -> AsyncIterator[MCPToolset[Any]]:
@@ -56,27 +57,17 @@ class Connections:
         if server.transport == "http":
             assert server.url is not None
             self.network.check_syntax(server.url)
-            http = httpx2.AsyncClient(
-                transport=GuardedTransport(self.network),
-                headers=secrets,
-                timeout=httpx2.Timeout(self.call_timeout, connect=self.connect_timeout),
-                follow_redirects=True,
-                max_redirects=3,
+            toolset: MCPToolset[Any] = MCPToolset(
+                server.url,
+                http_client=self._http_client(server, secrets),
+                init_timeout=self.connect_timeout,
+                read_timeout=self.call_timeout,
+                tool_error_behavior="error",
+                cache_tools=False,
+                id=f"mcp-{server.name}",
             )
-            try:
-                toolset: MCPToolset[Any] = MCPToolset(
-                    server.url,
-                    http_client=http,
-                    init_timeout=self.connect_timeout,
-                    read_timeout=self.call_timeout,
-                    tool_error_behavior="error",
-                    cache_tools=False,
-                    id=f"mcp-{server.name}",
-                )
-                async with toolset:
-                    yield toolset
-            finally:
-                await http.aclose()
+            async with toolset:
+                yield toolset
             return
         command, *args = server.command_line
         self.stdio.check(command, args)
@@ -90,6 +81,23 @@ class Connections:
         toolset = MCPToolset(client, tool_error_behavior="error", cache_tools=False)
         async with toolset:
             yield toolset
+
+    def _http_client(self, server: McpServerRecord, headers: dict[str, str]) -> httpx2.AsyncClient:
+        """The server's HTTP client, kept (its connections pooled) while the registration is
+        unchanged; every request it sends passes the network rules."""
+        version = (server.updated_at, server.url)
+        kept = self._clients.get(server.id)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        client = httpx2.AsyncClient(
+            transport=GuardedTransport(self.network),
+            headers=headers,
+            timeout=httpx2.Timeout(self.call_timeout, connect=self.connect_timeout),
+            follow_redirects=True,
+            max_redirects=3,
+        )
+        self._clients[server.id] = (version, client)
+        return client
 
     def setup_limit(self, server: McpServerRecord) -> float:
         """How long connecting may take at most (a stdio child may have to start)."""
@@ -110,7 +118,11 @@ class Connections:
         return transport
 
     async def forget(self, server_id: UUID) -> None:
-        """Stop the server's child, if one runs (its registration changed or was deleted)."""
+        """Drop the server's HTTP client and stop its child, if one runs (its registration
+        changed or was deleted)."""
+        client = self._clients.pop(server_id, None)
+        if client is not None:
+            await client[1].aclose()
         kept = self._children.pop(server_id, None)
         if kept is not None:
             try:
@@ -119,5 +131,5 @@ class Connections:
                 log.warning("stopping an MCP stdio child failed: %s", type(exc).__name__)
 
     async def aclose(self) -> None:
-        for server_id in list(self._children):
+        for server_id in {*self._children, *self._clients}:
             await self.forget(server_id)

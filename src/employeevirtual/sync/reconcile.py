@@ -42,6 +42,7 @@ from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
 from employeevirtual.stores.sql.totals import synced_totals
 from employeevirtual.sync.background import Background
 from employeevirtual.sync.drift import CheckState, Drift, ReconcileReport, RepairPlan
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["CheckState", "Drift", "ReconcileReport", "Reconciler"]
 
@@ -277,6 +278,7 @@ class Reconciler:
         # a quick round at start: data lost while the server was down (when rounds are on)
         next_round = loop.time() if self.interval > 0 else math.inf
         while True:
+            raise_if_cancelling()
             due = next_round - loop.time()
             if self.check_interval > 0:
                 due = min(due, self.check_interval)

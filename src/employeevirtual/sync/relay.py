@@ -44,6 +44,7 @@ from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackReposito
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
 
@@ -286,6 +287,7 @@ class Relay:
                     await self.check_alert()
                 except FAILURES as exc:
                     log.warning("could not measure the sync lag: %s", type(exc).__name__)
+            raise_if_cancelling()
             await asyncio.sleep(delay)
 
     async def drain(self, *, timeout: float = 60.0) -> None:  # noqa: ASYNC109

@@ -37,10 +37,13 @@ from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.mcp.service import McpService
 from employeevirtual.mcp.setup import open_mcp
+from employeevirtual.memory.service import MemoryService
+from employeevirtual.memory.setup import open_memory
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.knowledge import KnowledgeSource
+from employeevirtual.people.memory import register_memory
 from employeevirtual.people.registry import PersonalDataRegistry, default_registry
 from employeevirtual.people.retention import RetentionJob, RetentionPolicy
 from employeevirtual.people.search import SearchService
@@ -113,6 +116,7 @@ class Runtime:
     interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
+    memory: MemoryService | None = None
 
     def start_background(self) -> None:
         """The server's own background work: heartbeat, SecantusDB supervision, relay (with the
@@ -139,6 +143,8 @@ class Runtime:
         so nothing committed misses MongoDB for want of it."""
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
+        if self.memory is not None:  # summaries in progress: redone later, nothing is lost
+            await self.memory.worker.stop()
         await self.turn_log.aclose()
         await self.erasure.stop()
         await self.exports.stop()
@@ -309,6 +315,7 @@ async def open_runtime(
     mcp = open_mcp(settings, engine)
     personal_data = default_registry(db)
     personal_data.register(KnowledgeSource(engine, knowledge))
+    register_memory(personal_data, engine, db)
     exports = ExportService(
         engine=engine,
         registry=personal_data,
@@ -322,6 +329,7 @@ async def open_runtime(
         ttl_seconds=settings.idempotency_ttl_seconds,
         instance=instance,
     )
+    memory = open_memory(settings, engine, db, models, knowledge.embedder)
     chat = ChatService(
         engine=engine,
         documents=documents,
@@ -335,6 +343,7 @@ async def open_runtime(
         knowledge=knowledge,
         budgets=budgets,
         mcp=mcp,
+        memory=memory,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -445,6 +454,7 @@ async def open_runtime(
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
         supervisor=supervisor,
+        memory=memory,
     )
 
 

@@ -18,6 +18,8 @@ import pytest
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.sql.engine import write_transaction
+from employeevirtual.stores.sql.memory import MemoryRepository, MemoryScope
 from support.access import Account, account, api_key, audit_rows
 from support.api import PASSWORD
 from support.server_process import free_port
@@ -56,6 +58,7 @@ class World:
     erasure_id: str = ""
     export_id: str = ""
     secrets: set[str] = field(default_factory=set)
+    runtime: Runtime | None = None  # for what is made straight in the stores
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Fresh:
     mcp_server_id: str = ""
     user_id: str = ""
     message_id: str = ""
+    memory_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -513,6 +517,29 @@ ROWS: list[Row] = [
         lambda w, f: ("GET", "/api/admin/audit", {"params": {"limit": 5}}),
         check_leaks=False,  # the admin-only trail names users by id; outsiders get 401/403
     ),
+    # memory (issue 18): each person's own; another's memory answers 404, an admin's too
+    Row("GET", "/api/memories", AUTHED_200, lambda w, f: ("GET", "/api/memories", {})),
+    Row(
+        "DELETE",
+        "/api/memories",
+        AUTHED_200,
+        lambda w, f: ("DELETE", "/api/memories", {"params": {"agent_id": w.agent_id}}),
+        fresh="memory",
+    ),
+    Row(
+        "PATCH",
+        "/api/memories/{memory_id}",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: ("PATCH", f"/api/memories/{f.memory_id}", {"json": {"content": "changed"}}),
+        fresh="memory",
+    ),
+    Row(
+        "DELETE",
+        "/api/memories/{memory_id}",
+        E(204, 404, 404, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/memories/{f.memory_id}", {}),
+        fresh="memory",
+    ),
     # last: it erases whoever calls it (the owner, then "other"); the only admin may not
     Row(
         "DELETE",
@@ -656,6 +683,26 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.document_id = await _document(client, world.owner, world.base_id, marker)
     elif kind == "user":
         fresh.user_id = (await account(client, name="Ulla")).id
+    elif kind == "memory":  # straight into SQL: a turn per cell would meet the chat rate limit
+        assert world.runtime is not None
+        memory_id = uuid.uuid4()
+        scope = MemoryScope(
+            user_id=uuid.UUID(world.owner.id),
+            agent_id=uuid.UUID(world.agent_id),
+            conversation_id=None,
+            shared=True,
+        )
+        async with write_transaction(world.runtime.engine) as conn:
+            await MemoryRepository(conn).add(
+                memory_id=memory_id,
+                scope=scope,
+                content=f"my code is {marker}",
+                source_message_id=None,
+                source_conversation_id=None,
+                source_tool_call=None,
+                now=datetime.now(UTC),
+            )
+        fresh.memory_id = str(memory_id)
     world.secrets |= {
         marker,
         fresh.agent_id,
@@ -664,6 +711,7 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.message_id,
         fresh.base_id,
         fresh.document_id,
+        fresh.memory_id,
     } - {""}
     return fresh
 
@@ -681,6 +729,7 @@ def test_matrix_covers_every_endpoint(app_and_runtime: tuple[Any, Runtime]) -> N
 
 async def test_authorization_matrix(client: httpx.AsyncClient, runtime: Runtime) -> None:
     world = await _world(client)
+    world.runtime = runtime
     audit_before = len(await audit_rows(runtime, "conversation.audit_read"))
     wrong: list[str] = []
     cells = 0

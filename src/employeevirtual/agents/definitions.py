@@ -18,7 +18,7 @@ from employeevirtual.stores.sql.agents import AgentChanges, NewAgent
 __all__ = ["AgentDraft", "AgentRules"]
 
 # a patch may leave these out, but not set them to null (the columns hold a value)
-_NOT_NULL = ("name", "instructions", "visibility")
+_NOT_NULL = ("name", "instructions", "visibility", "memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class AgentDraft:
     tools: Sequence[str] = ()
     knowledge_base_ids: Sequence[UUID] = ()
     visibility: Visibility = "private"
+    memory: Mapping[str, Any] = field(default_factory=dict)  # {"enabled", "shared"} (issue 18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class AgentRules:
             tools=tools,
             visibility=draft.visibility,
             knowledge_base_ids=self._bases(draft.knowledge_base_ids),
+            memory=dict(draft.memory),
         )
 
     def changes(self, changes: AgentChanges) -> AgentChanges:

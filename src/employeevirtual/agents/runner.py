@@ -252,11 +252,13 @@ class AgentRunner:
         *,
         on_event: EventSink | None = None,
         knowledge: KnowledgeSearch | None = None,
+        instructions: str | None = None,
         toolsets: Sequence[AbstractToolset[Any]] = (),
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
-        streamed pieces joined."""
+        streamed pieces joined. ``instructions`` and ``toolsets``: this run's own, on top of
+        the agent's (its memory, issue 18)."""
         started = time.perf_counter()
         deltas: list[str] = []
         # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
@@ -282,7 +284,8 @@ class AgentRunner:
                 ),
                 timeout=self.timeout_seconds,
                 event_stream_handler=None if on_event is None else self._handler(on_event, deltas),
-                toolsets=list(toolsets) or None,  # the run's own (MCP tools, bounded per run)
+                instructions=instructions,
+                toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
             )
         except TimeoutError:
             raise failure(

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,20 +34,88 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.mongo.shapes import message_document
-from employeevirtual.stores.records import ConversationRecord
+from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
+from employeevirtual.stores.sql.memory import MemoryReader, SummaryRecord
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
 from employeevirtual.stores.sql.totals import synced_totals
 from employeevirtual.sync.background import Background
-from employeevirtual.sync.drift import CheckState, Drift, ReconcileReport, RepairPlan
+from employeevirtual.sync.memory import MemorySync, conversation_context
 from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["CheckState", "Drift", "ReconcileReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    conversation_id: str
+    kind: str  # missing_messages, extra_messages, seq_mismatch, missing_document, counters,
+    # orphan, sync_marker
+    detail: str
+    repaired: bool = False
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    conversations: int = 0
+    drifts: list[Drift] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.drifts
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one conversation needs, found by the comparison."""
+
+    drifts: list[Drift] = field(default_factory=list)
+    delete_ids: list[str] = field(default_factory=list)
+    insert_ids: list[UUID] = field(default_factory=list)
+    rebuild: bool = False
+    observed_last_seq: int | None = None
+    feedback: list[FeedbackRecord] = field(default_factory=list)  # to write to MongoDB again
+
+
+def _close(a: Any, b: Any) -> bool:
+    try:
+        return bool(math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6))
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_instant(a: datetime | None, b: Any) -> bool:
+    if a is None or not isinstance(b, datetime):
+        return a is None and b is None
+    other: datetime = b if b.tzinfo else b.replace(tzinfo=UTC)
+    return abs((a - other).total_seconds()) < 0.001
+
+
+@dataclass(slots=True)
+class CheckState:
+    """The last checks, for readiness."""
+
+    last_round_at: datetime | None = None
+    last_round_drifts: int = 0
+    last_round_unrepaired: int = 0
+    rounds: int = 0
+    repaired_total: int = 0
+    last_totals_at: datetime | None = None
+    missing_messages: int = 0  # MongoDB has fewer than SQL says it was given
+    missing_conversations: int = 0
+    last_error: str | None = None
+
+    @property
+    def drift(self) -> bool:
+        return bool(
+            self.missing_messages or self.missing_conversations or self.last_round_unrepaired
+        )
 
 
 class Reconciler:
@@ -69,6 +138,7 @@ class Reconciler:
         self.state = CheckState()
         self._wake = asyncio.Event()
         self._background = Background("sync-reconcile")
+        self.memory = MemorySync(engine, MemoryDocuments(documents.db))
 
     @classmethod
     def from_settings(
@@ -97,6 +167,8 @@ class Reconciler:
             report.conversations += len(page)
             report.drifts.extend(await self._page(page, repair=repair, deep=deep))
         report.drifts.extend(await self._orphans(repair=repair, deep=deep))
+        for found in await self.memory.reconcile(repair=repair, deep=deep):
+            report.drifts.append(Drift(found.memory_id, found.kind, found.detail, repaired=repair))
         return report
 
     async def _page(
@@ -105,10 +177,13 @@ class Reconciler:
         ids = [c.id for c in page]
         summaries = await self.documents.conversation_summaries(ids)
         stats = await self.documents.message_stats(ids)
+        async with read_connection(self.engine) as conn:
+            states = await MemoryReader(conn).current_summaries(ids)
         drifts: list[Drift] = []
         for conversation in page:
             cid = str(conversation.id)
             plan = await self._compare(conversation, summaries.get(cid), stats.get(cid), deep=deep)
+            _compare_state(plan, cid, summaries.get(cid), states.get(conversation.id))
             if repair and plan.drifts:
                 fixed = await self._repair(conversation, plan)
                 plan.drifts = [
@@ -124,9 +199,13 @@ class Reconciler:
         stats: dict[str, Any] | None,
         *,
         deep: bool,
-    ) -> RepairPlan:
-        plan = RepairPlan(str(conversation.id))
-        count = conversation.message_count
+    ) -> _Plan:
+        plan = _Plan()
+        cid, count = str(conversation.id), conversation.message_count
+
+        def drift(kind: str, detail: str) -> None:
+            plan.drifts.append(Drift(cid, kind, detail))
+
         held = stats["count"] if stats else 0
         bounds = (stats["min_seq"], stats["max_seq"]) if stats else (None, None)
         if deep or held != count or (count and bounds != (1, count)):
@@ -135,17 +214,52 @@ class Reconciler:
             mongo_ids = await self.documents.message_ids(conversation.id)
             async with read_connection(self.engine) as conn:
                 in_sql = await MessageReader(conn).ids(conversation.id)
-            plan.compare_ids({str(k): v for k, v in in_sql.items()}, mongo_ids)
+            sql_ids = {str(k): v for k, v in in_sql.items()}
+            missing = sorted(set(sql_ids) - set(mongo_ids), key=sql_ids.__getitem__)
+            extra = sorted(set(mongo_ids) - set(sql_ids), key=mongo_ids.__getitem__)
+            moved = [i for i in set(sql_ids) & set(mongo_ids) if sql_ids[i] != mongo_ids[i]]
+            if missing:
+                seqs = [sql_ids[i] for i in missing]
+                drift("missing_messages", f"{len(missing)} not in MongoDB (seq {_span(seqs)})")
+            if extra:
+                seqs = [mongo_ids[i] for i in extra]
+                drift("extra_messages", f"{len(extra)} not in SQL (seq {_span(seqs)})")
+            if moved:
+                drift("seq_mismatch", f"{len(moved)} with another seq than in SQL")
+            plan.delete_ids = extra + moved
+            plan.insert_ids = [UUID(i) for i in missing + moved]
         if deep:
             await self._compare_feedback(conversation, plan)
-        plan.compare_document(conversation, summary)
+        if summary is None:
+            drift("missing_document", "no chat_conversations document")
+            plan.rebuild = True
+        else:
+            meta = summary.get("metadata") or {}
+            plan.observed_last_seq = meta.get("last_seq")
+            expected = {
+                "message_count": count,
+                "total_tokens": conversation.total_tokens,
+                "agent_runs": conversation.agent_runs,
+                "last_seq": count,
+            }
+            wrong = [f"{k} {meta.get(k)}!={v}" for k, v in expected.items() if meta.get(k) != v]
+            if not _close(meta.get("total_cost"), conversation.total_cost):
+                wrong.append(f"total_cost {meta.get('total_cost')}!={conversation.total_cost}")
+            last_activity = conversation.last_message_at or conversation.created_at
+            if not _same_instant(last_activity, meta.get("last_activity")):
+                wrong.append(f"last_activity {meta.get('last_activity')}!={last_activity}")
+            if meta.get("status") != conversation.status or summary.get("title") != (
+                conversation.title
+            ):
+                wrong.append("title/status")
+            if wrong:
+                drift("counters", "; ".join(wrong))
+                plan.rebuild = True
         if not plan.drifts and conversation.synced_seq < count:
-            plan.drift(
-                "sync_marker", f"synced_seq {conversation.synced_seq} < {count}, stores agree"
-            )
+            drift("sync_marker", f"synced_seq {conversation.synced_seq} < {count}, stores agree")
         return plan
 
-    async def _compare_feedback(self, conversation: ConversationRecord, plan: RepairPlan) -> None:
+    async def _compare_feedback(self, conversation: ConversationRecord, plan: _Plan) -> None:
         """Feedback SQL holds against what ``chat_messages`` says (deep check only)."""
         async with read_connection(self.engine) as conn:
             in_sql = await FeedbackReader(conn).for_conversation(conversation.id)
@@ -157,10 +271,16 @@ class Reconciler:
             or (in_mongo.get(str(message_id)) or {}).get("comment") != record.comment
         ]
         if differing:
-            plan.drift("feedback", f"{len(differing)} feedback(s) differ from SQL in MongoDB")
+            plan.drifts.append(
+                Drift(
+                    str(conversation.id),
+                    "feedback",
+                    f"{len(differing)} feedback(s) differ from SQL in MongoDB",
+                )
+            )
             plan.feedback = differing
 
-    async def _repair(self, conversation: ConversationRecord, plan: RepairPlan) -> bool:
+    async def _repair(self, conversation: ConversationRecord, plan: _Plan) -> bool:
         try:
             await self.documents.delete_messages(plan.delete_ids)
             for start in range(0, len(plan.insert_ids), 500):
@@ -178,12 +298,14 @@ class Reconciler:
                     window = await MessageReader(conn).page(
                         fresh.id, before_seq=fresh.message_count + 1, limit=self.documents.window
                     )
+                    context = await conversation_context(conn, fresh.id)
                 if not await self.documents.rebuild_conversation(
-                    fresh, window, observed_last_seq=plan.observed_last_seq
+                    fresh, window, observed_last_seq=plan.observed_last_seq, context=context
                 ):
                     return False  # a turn landed meanwhile: the next round looks again
-            # as far as this comparison saw, no further
-            async with write_transaction(self.engine) as conn:
+            async with write_transaction(
+                self.engine
+            ) as conn:  # as far as this comparison saw, no further
                 await SyncRepository(conn).advance(
                     conversation.id, to_seq=conversation.message_count
                 )
@@ -311,3 +433,23 @@ class Reconciler:
 
     async def stop(self) -> None:
         await self._background.stop()
+
+
+def _compare_state(
+    plan: _Plan, cid: str, doc: dict[str, Any] | None, summary: SummaryRecord | None
+) -> None:
+    """The conversation document's summary (``context.conversation_state``) against SQL's
+    current version; a difference rebuilds the document, summary included."""
+    if doc is None:
+        return  # missing_document already rebuilds it
+    state = (doc.get("context") or {}).get("conversation_state")
+    held = state.get("version") if isinstance(state, dict) else None
+    wanted = summary.version if summary is not None else None
+    if held != wanted:
+        plan.drifts.append(Drift(cid, "summary", f"summary version {held}!={wanted}"))
+        plan.rebuild = True
+
+
+def _span(seqs: Sequence[int]) -> str:
+    seqs = sorted(seqs)
+    return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}..{seqs[-1]}"

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.mongo.shapes import analytics_document, message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import (
@@ -44,6 +45,7 @@ from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackReposito
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
+from employeevirtual.sync.memory import MemorySync, conversation_context
 from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
@@ -93,6 +95,7 @@ class Relay:
         self.lag: SyncLag | None = None
         self._alerted_at: float | None = None
         self._background = Background("sync-relay")
+        self.memory = MemorySync(engine, MemoryDocuments(documents.db), batch=batch_size)
 
     @classmethod
     def from_settings(
@@ -144,6 +147,7 @@ class Relay:
         if error is not None:
             raise error
         await self.carry_feedback(idle_before)
+        await self.memory.carry()  # summaries and memories (issue 18)
         return result
 
     async def carry_feedback(self, idle_before: datetime) -> int:
@@ -203,7 +207,8 @@ class Relay:
             window = await MessageReader(conn).page(
                 cid, before_seq=last + 1, limit=self.documents.window
             )
-        applied = await self.documents.replace_conversation(conversation, window)
+            context = await conversation_context(conn, cid)
+        applied = await self.documents.replace_conversation(conversation, window, context=context)
         if applied and after >= last:
             async with write() as conn:
                 await SyncRepository(conn).advance(cid, to_seq=last)

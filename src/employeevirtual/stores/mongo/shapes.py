@@ -127,13 +127,22 @@ def window_entry(doc: Document) -> Document:
 
 
 def conversation_document(
-    conversation: ConversationRecord, window: Sequence[MessageRecord]
+    conversation: ConversationRecord,
+    window: Sequence[MessageRecord],
+    *,
+    context: Document | None = None,
 ) -> Document:
     """The whole conversation document as SQL has it, with ``window`` (its newest messages,
-    already cut to the window's size) as its ``messages``."""
+    already cut to the window's size) as its ``messages``; ``context`` what the document's
+    context keeps besides the session data and the sources (the memory's summary)."""
     cid = str(conversation.id)
     docs = [message_document(m) for m in window]
     rag = rag_context(docs)
+    kept: Document = {**(context or {})}
+    if conversation.metadata.get("session_data"):
+        kept["session_data"] = conversation.metadata["session_data"]
+    if rag is not None:
+        kept["rag_context"] = rag
     return {
         "_id": cid,
         "conversation_id": cid,
@@ -141,7 +150,7 @@ def conversation_document(
         "agent_id": str(conversation.agent_id),
         "title": conversation.title,
         "messages": [window_entry(d) for d in docs],
-        "context": {} if rag is None else {"rag_context": rag},
+        "context": kept,
         "metadata": {
             "created_at": conversation.created_at,
             "last_activity": conversation.last_message_at or conversation.created_at,

@@ -28,7 +28,7 @@ import psutil
 from pymongo import AsyncMongoClient
 from sqlalchemy import insert
 
-from employeevirtual.people.archive import build_export
+from employeevirtual.people.export import build_export
 from employeevirtual.people.registry import default_registry
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql import tables

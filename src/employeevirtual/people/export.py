@@ -2,15 +2,16 @@
 
 Machine-readable: one JSON Lines file per collection (``profile``, ``agents``,
 ``conversations``, ``messages`` with their tool calls, sources and usage in ``metadata``,
-``feedback``, ``knowledge_bases`` and ``knowledge_documents`` (metadata; not the files),
+``feedback``, ``knowledge_bases`` and ``knowledge_documents`` (each row's ``original`` names
+its file in the ZIP, ``knowledge/<base id>/<document id>/<file name>``, as uploaded),
 ``api_keys`` without the key, ``audit_log`` rows about the person, and every registered
 source: ``usage`` (raw runs), ``usage_daily`` (rollups), ``user_activities``, later
 knowledge, memory, feedback), with ``manifest.json`` (schema version, counts, time).
 Human-readable: ``conversations/<id>.md``, one Markdown file per conversation.
 
-Built in the background into the data directory by ``people/archive.py`` (``build_export``);
-this module runs the jobs: requests (audited, one per person per interval), builds, downloads,
-expiry.
+Built in the background into the data directory, page by page (500 rows at a time; the ZIP
+is written by a worker thread), so memory stays flat however many messages the person has:
+``make bench`` measures it at 1,000 and 100,000 messages.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Conflict, Forbidden, NotFound, RateLimited
-from employeevirtual.people.archive import build_export
+from employeevirtual.knowledge.files import FileStore
+from employeevirtual.people.archive import ArchiveWriter, original_name
+from employeevirtual.people.markdown import markdown_header, markdown_message
 from employeevirtual.people.registry import PersonalDataRegistry
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
@@ -38,19 +43,160 @@ from employeevirtual.stores.sql.export_jobs import (
     ExportRepository,
     ExportStatus,
 )
+from employeevirtual.stores.sql.person_rows import PersonRowsReader
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.background import Background
 from employeevirtual.tasks import run_rounds
 
-__all__ = ["ExportService"]
+__all__ = ["SCHEMA_VERSION", "ExportService", "build_export"]
 
 log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 1
+PAGE = 500
 Clock = Callable[[], datetime]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def _batched(docs: AsyncIterator[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    async for doc in docs:
+        page.append(doc)
+        if len(page) >= PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+async def build_export(
+    engine: AsyncEngine,
+    registry: PersonalDataRegistry,
+    user_id: UUID,
+    path: Path,
+    *,
+    now: datetime,
+    originals: FileStore | None = None,
+) -> dict[str, Any]:
+    """Write the person's ZIP to ``path``; returns the manifest. ``originals``: where the
+    knowledge documents' files are kept (none: the rows only)."""
+
+    async def owned(table: str) -> AsyncIterator[list[dict[str, Any]]]:
+        after: UUID | None = None
+        while True:
+            async with read_connection(engine) as conn:
+                rows = await PersonRowsReader(conn).owned(table, user_id, after=after, limit=PAGE)
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["id"]
+
+    async def every_message() -> AsyncIterator[list[dict[str, Any]]]:
+        async for conversations in owned("conversations"):
+            for conversation in conversations:
+                async for page in messages_of(conversation["id"]):
+                    yield page
+
+    async def messages_of(conversation_id: UUID) -> AsyncIterator[list[dict[str, Any]]]:
+        seq = 0
+        while True:
+            async with read_connection(engine) as conn:
+                rows = await PersonRowsReader(conn).messages(
+                    conversation_id, after_seq=seq, limit=PAGE
+                )
+            if not rows:
+                return
+            yield rows
+            seq = rows[-1]["seq"]
+
+    async def audit() -> AsyncIterator[list[dict[str, Any]]]:
+        after: tuple[datetime, UUID] | None = None
+        while True:
+            async with read_connection(engine) as conn:
+                rows = await PersonRowsReader(conn).audit_about(user_id, after=after, limit=PAGE)
+            if not rows:
+                return
+            yield rows
+            after = (rows[-1]["created_at"], rows[-1]["id"])
+
+    async def feedback() -> AsyncIterator[list[dict[str, Any]]]:
+        after: UUID | None = None
+        while True:
+            async with read_connection(engine) as conn:
+                rows = await PersonRowsReader(conn).feedback(user_id, after=after, limit=PAGE)
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["message_id"]
+
+    async def documents() -> AsyncIterator[list[dict[str, Any]]]:
+        """The rows, each naming its original's entry (``None`` when the file is gone)."""
+        async for page in owned("knowledge_documents"):
+            for row in page:
+                kept = originals is not None and await asyncio.to_thread(
+                    originals.path_of(row["storage_key"]).is_file
+                )
+                row["original"] = original_name(row) if kept else None
+            yield page
+
+    async def profile() -> AsyncIterator[list[dict[str, Any]]]:
+        async with read_connection(engine) as conn:
+            row = await PersonRowsReader(conn).profile(user_id)
+        if row is not None:
+            yield [row]
+
+    async with ArchiveWriter(path) as out:
+        await out.jsonl("profile", profile())
+        await out.jsonl("agents", owned("agents"))
+        await out.jsonl("conversations", owned("conversations"))
+        await out.jsonl("messages", every_message())
+        await out.jsonl("feedback", feedback())
+        await out.jsonl("knowledge_bases", owned("knowledge_bases"))
+        await out.jsonl("knowledge_documents", documents())
+        await out.jsonl("api_keys", owned("api_keys"))
+        await out.jsonl("audit_log", audit())
+        for source in registry.exported:
+            await out.jsonl(source.name, _batched(source.export(user_id)))
+        async for conversations in owned("conversations"):
+            for conversation in conversations:
+
+                async def markdown(c: dict[str, Any] = conversation) -> AsyncIterator[str]:
+                    yield markdown_header(c)
+                    async for page in messages_of(c["id"]):
+                        yield "".join(markdown_message(m) for m in page)
+
+                await out.text(f"conversations/{conversation['id']}.md", markdown())
+        files = {"count": 0, "bytes": 0}
+        if originals is not None:
+            async for page in owned("knowledge_documents"):
+                for document in page:
+                    try:
+                        size = await out.copy(
+                            original_name(document), originals.path_of(document["storage_key"])
+                        )
+                    except FileNotFoundError:  # deleted since: its row says it had one
+                        continue
+                    files["count"] += 1
+                    files["bytes"] += size
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "user_id": str(user_id),
+            "created_at": now.isoformat(),
+            "format": "one JSON object per line; times in ISO 8601 UTC",
+            "collections": {name: f"{name}.jsonl" for name in out.zip.counts},
+            "counts": dict(out.zip.counts),
+            "markdown": "conversations/<conversation id>.md",
+            "knowledge_files": {
+                "path": "knowledge/<base id>/<document id>/<file name>",
+                "about": "each knowledge document's original, as uploaded",
+                **files,
+            },
+        }
+        await out.raw("manifest.json", to_json(manifest, indent=2))
+    return manifest
 
 
 class ExportService:
@@ -62,6 +208,7 @@ class ExportService:
         export_dir: Path,
         ttl: timedelta,
         min_interval: timedelta,
+        originals: FileStore | None = None,
         interval_seconds: float = 2.0,
         stale_after: timedelta = timedelta(hours=1),
         clock: Clock = _utcnow,
@@ -71,6 +218,7 @@ class ExportService:
         self.export_dir = export_dir
         self.ttl = ttl
         self.min_interval = min_interval
+        self.originals = originals
         self.interval = interval_seconds
         self.stale_after = stale_after
         self.clock = clock
@@ -179,7 +327,14 @@ class ExportService:
         part = self.export_dir / f"{job.id}.zip.part"
         status: ExportStatus
         try:
-            await build_export(self.engine, self.registry, job.user_id, part, now=self.clock())
+            await build_export(
+                self.engine,
+                self.registry,
+                job.user_id,
+                part,
+                now=self.clock(),
+                originals=self.originals,
+            )
             final = self.path(job)
             os.replace(part, final)
             status, size, error = "ready", final.stat().st_size, None

@@ -36,6 +36,7 @@ from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.retention import RetentionReader
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["RetentionJob", "RetentionPolicy", "RetentionReport"]
 
@@ -200,4 +201,5 @@ class RetentionJob:
                     log.info("retention purge: %s", report.deleted)
             except Exception:
                 log.exception("retention round failed; retrying next round")
+            raise_if_cancelling()
             await asyncio.sleep(self.interval)

@@ -33,9 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.documents import DocumentStore, message_document
 from employeevirtual.stores.mongo.memory import MemoryDocuments
-from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
@@ -252,6 +251,8 @@ class Reconciler:
                 conversation.title
             ):
                 wrong.append("title/status")
+            if summary.get("agent_id") != str(conversation.agent_id):  # moved by a handoff
+                wrong.append(f"agent_id {summary.get('agent_id')}!={conversation.agent_id}")
             if wrong:
                 drift("counters", "; ".join(wrong))
                 plan.rebuild = True

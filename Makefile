@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: console-verify run test install lint types pytest bench bench-export bench-knowledge faults clean console console-check test-browser bench-console
+.PHONY: console-verify run test install lint types pytest bench bench-export bench-knowledge bench-mcp bench-memory faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -51,6 +51,8 @@ bench: install
 	$(BIN)/python -m tools.bench.analytics $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
 	$(BIN)/python -m tools.bench.export
+	$(BIN)/python -m tools.bench.mcp $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.memory $(MEMORY_BENCH_ARGS)
 
 # Knowledge retrieval alone: quality on the evaluation set, engine speed at 1,000 and 100,000
 # chunks, ANN recall, added turn latency. KNOWLEDGE_BENCH_ARGS=--quick for a smoke run.
@@ -60,6 +62,11 @@ bench-knowledge: install
 # The export's memory at 1,000 and 100,000 messages alone (part of `make bench`).
 bench-export: install
 	$(BIN)/python -m tools.bench.export
+
+# Memory alone: turn latency and round trips at 10 and 10,000 messages with memory on, the
+# context sent to the model, the background summary's cost. MEMORY_BENCH_ARGS=--quick: 30 turns.
+bench-memory: install
+	$(BIN)/python -m tools.bench.memory $(MEMORY_BENCH_ARGS)
 
 # The web console (console/: TypeScript + Preact + Vite). Its build is committed in
 # src/employeevirtual/console/static, so `make run`/`make test` need no Node. After editing
@@ -89,3 +96,7 @@ bench-console: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .console-check
+
+# What a local MCP tool call adds to a turn (part of `make bench`; --quick for a smoke run).
+bench-mcp: install
+	$(BIN)/python -m tools.bench.mcp $(BENCH_ARGS)

@@ -1,5 +1,6 @@
 """Real stores for every test: SQLite (and PostgreSQL when EV_TEST_POSTGRES_URL is set), one
-SecantusDB server per session, a fresh schema/database per test. No mocks of our own stores."""
+SecantusDB server per session, a fresh schema/database per test (a copy of the schema migrated
+once per session: ``support.schema_copy``). No mocks of our own stores."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from support.hang_guard import HangGuard
+from support.schema_copy import PostgresTemplate, SqliteTemplate
 
 pydantic_ai_models.ALLOW_MODEL_REQUESTS = False  # a test never reaches a real provider
 
@@ -65,6 +67,20 @@ async def postgres_available() -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return await SqliteTemplate.create(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+async def postgres_template(postgres_available: None) -> AsyncIterator[PostgresTemplate | None]:
+    """None without PostgreSQL, or without a usable pg_dump (each test then migrates)."""
+    template = await PostgresTemplate.create(POSTGRES_URL) if POSTGRES_URL else None
+    yield template
+    if template is not None:
+        await template.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -72,7 +88,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def settings(
-    backend: str, tmp_path: Path, secantus: SecantusServer, postgres_available: None
+    backend: str,
+    tmp_path: Path,
+    secantus: SecantusServer,
+    postgres_available: None,
+    sqlite_template: SqliteTemplate,
+    postgres_template: PostgresTemplate | None,
 ) -> AsyncIterator[Settings]:
     run = uuid.uuid4().hex[:12]
     schema = f"t_{run}"
@@ -84,10 +105,17 @@ async def settings(
         "default_model": "offline",
         "mongodb_timeout_ms": 1000,
     }
+    template = postgres_template if backend == "postgres" else None
     if backend == "postgres":
         values |= {"database_url": POSTGRES_URL, "database_schema": schema}
+        if template is not None:
+            await template.clone(schema)
+    else:
+        sqlite_template.copy_into(values["data_dir"])
     yield Settings(_env_file=None, **values)  # type: ignore[call-arg]
-    if backend == "postgres":
+    if template is not None:
+        await template.drop(schema)
+    elif backend == "postgres":
         engine = create_engine(str(POSTGRES_URL))
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

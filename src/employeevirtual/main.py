@@ -38,6 +38,8 @@ from employeevirtual.api.routes import (
     feedback,
     health,
     knowledge,
+    mcp_servers,
+    memories,
     metrics,
     openai,
     people,
@@ -45,6 +47,7 @@ from employeevirtual.api.routes import (
     tools,
     turns,
 )
+from employeevirtual.api.session_data import SessionData
 from employeevirtual.console import CONSOLE_CSP, mount_console
 from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
@@ -140,11 +143,14 @@ def create_app(
         budgets.router,
         feedback.router,
         tools.router,
+        mcp_servers.router,
+        memories.router,
     ):
         app.include_router(router, responses=_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
     mount_console(app)  # last: every API route matches before the console's files
     # added innermost first: the body limit sits next to the app (the outer layers: _App)
+    app.add_middleware(SessionData)  # the channel and client a conversation records
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,10 +35,15 @@ from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
+from employeevirtual.mcp.service import McpService
+from employeevirtual.mcp.setup import open_mcp
+from employeevirtual.memory.service import MemoryService
+from employeevirtual.memory.setup import open_memory
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.knowledge import KnowledgeSource
+from employeevirtual.people.memory import register_memory
 from employeevirtual.people.registry import PersonalDataRegistry, default_registry
 from employeevirtual.people.retention import RetentionJob, RetentionPolicy
 from employeevirtual.people.search import SearchService
@@ -107,9 +112,11 @@ class Runtime:
     rollup_task: RollupTask
     turn_log: TurnLog
     live: LiveTurns
+    mcp: McpService
     interrupted: InterruptedTurns
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
+    memory: MemoryService | None = None
 
     def start_background(self) -> None:
         """The server's own background work: heartbeat, SecantusDB supervision, relay (with the
@@ -136,11 +143,14 @@ class Runtime:
         so nothing committed misses MongoDB for want of it."""
         # running turns finish (or are cancelled and committed) before the stores close
         await self.live.drain(self.settings.shutdown_grace_seconds)
+        if self.memory is not None:  # summaries in progress: redone later, nothing is lost
+            await self.memory.worker.stop()
         await self.turn_log.aclose()
         await self.erasure.stop()
         await self.exports.stop()
         await self.retention.stop()
         await close_knowledge(self.knowledge)
+        await self.mcp.aclose()
         await self.relay.stop()
         await self.reconciler.stop()
         await self.idempotency.stop()
@@ -303,8 +313,10 @@ async def open_runtime(
         if client is not None and settings.metrics_enabled:
             instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
+    mcp = open_mcp(settings, engine)
     personal_data = default_registry(db)
     personal_data.register(KnowledgeSource(engine, knowledge))
+    register_memory(personal_data, engine, db)
     exports = ExportService(
         engine=engine,
         registry=personal_data,
@@ -318,6 +330,7 @@ async def open_runtime(
         ttl_seconds=settings.idempotency_ttl_seconds,
         instance=instance,
     )
+    memory = open_memory(settings, engine, db, models, knowledge.embedder)
     chat = ChatService(
         engine=engine,
         documents=documents,
@@ -330,6 +343,8 @@ async def open_runtime(
         after_commit=after_turn_commit,
         knowledge=knowledge,
         budgets=budgets,
+        mcp=mcp,
+        memory=memory,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -370,8 +385,9 @@ async def open_runtime(
         ),
         agents=AgentService(
             engine=engine,
-            rules=AgentRules.from_settings(settings, models),
+            rules=replace(AgentRules.from_settings(settings, models), external_tools=True),
             max_per_user=settings.max_agents_per_user,
+            check_tools=mcp.check_agent_tools,
         ),
         conversations=conversations,
         knowledge=knowledge,
@@ -381,6 +397,7 @@ async def open_runtime(
         idempotency=idempotency,
         turn_log=turn_log,
         live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        mcp=mcp,
         interrupted=InterruptedTurns(
             engine,
             after_seconds=settings.agent_timeout_seconds + settings.interrupted_turn_grace_seconds,
@@ -438,6 +455,7 @@ async def open_runtime(
         rollup_task=RollupTask(rollups, interval=settings.analytics_rollup_seconds),
         secantus=secantus,
         supervisor=supervisor,
+        memory=memory,
     )
 
 

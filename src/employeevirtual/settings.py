@@ -301,6 +301,83 @@ class Settings(BaseSettings):
         default=None, description="TEST ONLY: os._exit(137) after this erasure step"
     )
 
+    # -- memory (issue 18): conversation summaries, memories about the person --
+    memory_enabled: bool = Field(
+        default=True, description="memory for agents whose own setting allows it; false: none"
+    )
+    memory_summary_model: str | None = Field(
+        default=None,
+        description="model that writes conversation summaries; default: the agent's own model "
+        "('offline' makes a deterministic extractive summary)",
+    )
+    memory_summary_max_chars: int = Field(
+        default=2000, ge=200, le=20_000, description="a summary is never longer than this"
+    )
+    memory_summary_every: int = Field(
+        default=10, ge=1, description="summarize once this many messages left the window"
+    )
+    memory_summary_batch: int = Field(
+        default=100, ge=2, le=1000, description="messages folded into a summary per model call"
+    )
+    memory_summary_timeout_seconds: float = Field(default=60.0, gt=0)
+    memory_summary_concurrency: int = Field(
+        default=2, ge=1, le=64, description="summaries written at once by this process"
+    )
+    memory_summary_retry_seconds: float = Field(
+        default=60.0, ge=0, description="after a failed summary, wait this long for that one"
+    )
+    memory_summary_versions: int = Field(
+        default=5, ge=1, le=100, description="summary versions kept per conversation"
+    )
+    memory_max_per_scope: int = Field(
+        default=100, ge=1, le=1000, description="memories per person and agent (or conversation)"
+    )
+    memory_max_chars: int = Field(default=500, ge=16, le=1000, description="one memory's size")
+    memory_recall: int = Field(
+        default=8, ge=1, le=100, description="memories given to the model at a turn's start"
+    )
+    memory_saves_per_turn: int = Field(
+        default=5, ge=1, le=32, description="remember/forget calls one turn may make"
+    )
+
+    # tools from MCP servers (issue 13): secrets at rest, outbound rules, bounds on every call
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated, newest first, that encrypt MCP server "
+        "secrets at rest; unset: servers with secrets cannot be registered or used",
+    )
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="host or host:port entries an MCP server URL may name (comma-separated); "
+        "empty: no HTTP MCP server may be registered",
+    )
+    mcp_allow_private: bool = Field(
+        default=False, description="let MCP URLs reach loopback/private/link-local addresses"
+    )
+    mcp_stdio_commands: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="the exact command lines (JSON list or ';'-separated) an admin may "
+        "register as a stdio MCP server; empty: no stdio server",
+    )
+    mcp_call_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="one MCP tool call, connection included"
+    )
+    mcp_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="an MCP server's connection and handshake"
+    )
+    mcp_start_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="a stdio server's child starting and answering"
+    )
+    mcp_max_calls_per_turn: int = Field(default=8, ge=1, le=100)
+    mcp_result_max_chars: int = Field(
+        default=16_000, ge=256, description="an MCP result is cut here before the model sees it"
+    )
+    mcp_max_servers: int = Field(default=50, ge=1)
+    mcp_max_tools_per_server: int = Field(default=200, ge=1)
+    mcp_catalog_seconds: float = Field(
+        default=5.0, ge=0, description="how long a process keeps the server list it read"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -317,7 +394,13 @@ class Settings(BaseSettings):
             raise ValueError("EV_MODEL_PROVIDERS: 'test' is for the test suite only")
         return value
 
-    @field_validator("forwarded_allow_ips", "model_providers", "allowed_models", mode="before")
+    @field_validator(
+        "forwarded_allow_ips",
+        "model_providers",
+        "allowed_models",
+        "mcp_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -325,6 +408,16 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("mcp_stdio_commands", mode="before")
+    @classmethod
+    def _split_commands(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(";") if part.strip()]
         return value
 
     @field_validator("forwarded_allow_ips")

@@ -14,10 +14,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+from employeevirtual.stores.sql.engine import write_transaction
+from employeevirtual.stores.sql.memory import MemoryRepository, MemoryScope
 from support.access import Account, account, api_key, audit_rows
 from support.api import PASSWORD
+from support.server_process import free_port
+
+MCP_PORT = free_port()  # nothing listens there: a registered server is "unavailable"
+MCP_ADMIN = "/api/admin/mcp-servers"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """MCP servers may be registered (issue 13) at a loopback port where nothing listens."""
+    update = {"mcp_allowed_hosts": [f"127.0.0.1:{MCP_PORT}"], "mcp_allow_private": True}
+    return settings.model_copy(update=update)
+
+
+def _mcp_server_body() -> dict[str, Any]:
+    url = f"http://127.0.0.1:{MCP_PORT}/mcp"
+    return {"name": f"m{uuid.uuid4().hex[:8]}", "transport": "http", "url": url}
+
 
 PRINCIPALS = ("owner", "other", "admin", "anonymous", "deactivated", "revoked_key")
 # callers that must never receive the owner's data
@@ -37,6 +58,7 @@ class World:
     erasure_id: str = ""
     export_id: str = ""
     secrets: set[str] = field(default_factory=set)
+    runtime: Runtime | None = None  # for what is made straight in the stores
 
 
 @dataclass
@@ -49,8 +71,10 @@ class Fresh:
     base_id: str = ""
     document_id: str = ""
     budget_id: str = ""
+    mcp_server_id: str = ""
     user_id: str = ""
     message_id: str = ""
+    memory_id: str = ""
 
 
 Request = tuple[str, str, dict[str, Any]]
@@ -121,6 +145,43 @@ ROWS: list[Row] = [
         lambda w, f: ("GET", "/api/agents", {"params": {"scope": "shared"}}),
     ),
     Row("GET", "/api/tools", AUTHED_200, lambda w, f: ("GET", "/api/tools", {})),
+    # MCP servers (issue 13): admins register them; everyone lists those offered to them
+    Row(
+        "POST",
+        MCP_ADMIN,
+        E(403, 403, 201, 401, 401, 401),
+        lambda w, f: ("POST", MCP_ADMIN, {"json": _mcp_server_body()}),
+    ),
+    Row("GET", MCP_ADMIN, E(403, 403, 200, 401, 401, 401), lambda w, f: ("GET", MCP_ADMIN, {})),
+    Row(
+        "GET",
+        MCP_ADMIN + "/{server_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("GET", f"{MCP_ADMIN}/{f.mcp_server_id}", {}),
+        fresh="mcp_server",
+    ),
+    Row(
+        "PATCH",
+        MCP_ADMIN + "/{server_id}",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("PATCH", f"{MCP_ADMIN}/{f.mcp_server_id}", {"json": {"description": "d"}}),
+        fresh="mcp_server",
+    ),
+    Row(
+        "DELETE",
+        MCP_ADMIN + "/{server_id}",
+        E(403, 403, 204, 401, 401, 401),
+        lambda w, f: ("DELETE", f"{MCP_ADMIN}/{f.mcp_server_id}", {}),
+        fresh="mcp_server",
+    ),
+    Row(
+        "POST",
+        MCP_ADMIN + "/{server_id}/refresh",
+        E(403, 403, 200, 401, 401, 401),
+        lambda w, f: ("POST", f"{MCP_ADMIN}/{f.mcp_server_id}/refresh", {}),
+        fresh="mcp_server",
+    ),
+    Row("GET", "/api/mcp-servers", AUTHED_200, lambda w, f: ("GET", "/api/mcp-servers", {})),
     Row(
         "POST",
         "/api/agents",
@@ -456,6 +517,29 @@ ROWS: list[Row] = [
         lambda w, f: ("GET", "/api/admin/audit", {"params": {"limit": 5}}),
         check_leaks=False,  # the admin-only trail names users by id; outsiders get 401/403
     ),
+    # memory (issue 18): each person's own; another's memory answers 404, an admin's too
+    Row("GET", "/api/memories", AUTHED_200, lambda w, f: ("GET", "/api/memories", {})),
+    Row(
+        "DELETE",
+        "/api/memories",
+        AUTHED_200,
+        lambda w, f: ("DELETE", "/api/memories", {"params": {"agent_id": w.agent_id}}),
+        fresh="memory",
+    ),
+    Row(
+        "PATCH",
+        "/api/memories/{memory_id}",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: ("PATCH", f"/api/memories/{f.memory_id}", {"json": {"content": "changed"}}),
+        fresh="memory",
+    ),
+    Row(
+        "DELETE",
+        "/api/memories/{memory_id}",
+        E(204, 404, 404, 401, 401, 401),
+        lambda w, f: ("DELETE", f"/api/memories/{f.memory_id}", {}),
+        fresh="memory",
+    ),
     # last: it erases whoever calls it (the owner, then "other"); the only admin may not
     Row(
         "DELETE",
@@ -578,6 +662,11 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         r = await client.post("/api/admin/budgets", json=body, headers=world.headers["admin"])
         assert r.status_code == 201, r.text
         fresh.budget_id = str(r.json()["id"])
+    elif kind == "mcp_server":
+        body = _mcp_server_body()
+        r = await client.post(MCP_ADMIN, json=body, headers=world.headers["admin"])
+        assert r.status_code == 201, r.text
+        fresh.mcp_server_id = str(r.json()["id"])
     elif kind == "exchange":
         body = {"message": f"to edit {marker}", "agent_id": world.agent_id}
         r = await client.post("/api/chat/agent", json=body, headers=world.owner.headers)
@@ -594,6 +683,26 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.document_id = await _document(client, world.owner, world.base_id, marker)
     elif kind == "user":
         fresh.user_id = (await account(client, name="Ulla")).id
+    elif kind == "memory":  # straight into SQL: a turn per cell would meet the chat rate limit
+        assert world.runtime is not None
+        memory_id = uuid.uuid4()
+        scope = MemoryScope(
+            user_id=uuid.UUID(world.owner.id),
+            agent_id=uuid.UUID(world.agent_id),
+            conversation_id=None,
+            shared=True,
+        )
+        async with write_transaction(world.runtime.engine) as conn:
+            await MemoryRepository(conn).add(
+                memory_id=memory_id,
+                scope=scope,
+                content=f"my code is {marker}",
+                source_message_id=None,
+                source_conversation_id=None,
+                source_tool_call=None,
+                now=datetime.now(UTC),
+            )
+        fresh.memory_id = str(memory_id)
     world.secrets |= {
         marker,
         fresh.agent_id,
@@ -602,6 +711,7 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.message_id,
         fresh.base_id,
         fresh.document_id,
+        fresh.memory_id,
     } - {""}
     return fresh
 
@@ -619,6 +729,7 @@ def test_matrix_covers_every_endpoint(app_and_runtime: tuple[Any, Runtime]) -> N
 
 async def test_authorization_matrix(client: httpx.AsyncClient, runtime: Runtime) -> None:
     world = await _world(client)
+    world.runtime = runtime
     audit_before = len(await audit_rows(runtime, "conversation.audit_read"))
     wrong: list[str] = []
     cells = 0

@@ -63,9 +63,10 @@ async def test_round_trips_per_turn_are_within_targets_and_flat(
     user_id = uuid.UUID(agent["user_id"])
 
     first = await _turn(client, headers, agent_id=agent["id"])
-    # SELECT agent (+ user active) outside a transaction; INSERT conversation + INSERT messages
-    # in one transaction; MongoDB: messages, conversation upsert, analytics, activity log.
-    assert _trips(first) == (3, 1, 4)
+    # SELECT agent (+ user active) outside a transaction, SELECT the person's memories with
+    # this agent (issue 18); INSERT conversation + INSERT messages in one transaction; MongoDB:
+    # messages, conversation upsert, analytics, activity log.
+    assert _trips(first) == (4, 1, 4)
 
     steady: dict[int, list[tuple[int, int, int]]] = {}
     for length in (10, 1_000):

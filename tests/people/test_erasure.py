@@ -30,7 +30,13 @@ CACHES = ["memory", *(["redis"] if REDIS_URL else [])]
 async def people_app(
     request: pytest.FixtureRequest, settings: Settings
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime, Settings]]:
-    overrides: dict[str, Any] = {"erasure_interval_seconds": 0.2}
+    # a 2-message window summarized at every turn: the person's conversations get summaries
+    overrides: dict[str, Any] = {
+        "erasure_interval_seconds": 0.2,
+        "agent_context_messages": 2,
+        "memory_summary_every": 1,
+        "memory_summary_model": "offline",
+    }
     if request.param == "redis":
         run = uuid.uuid4().hex
         overrides |= {
@@ -62,6 +68,11 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
     # the analytics rollups hold them too (today's runs rolled up)
     await runtime.rollup_task.rollups.roll_day(datetime.now(UTC).date())
 
+    # memory: summaries written, the memory's copy in MongoDB (the relay carries it)
+    assert runtime.memory is not None
+    await runtime.memory.worker.drain()
+    await runtime.relay.run_once()
+
     # the scan works: before, it finds the person everywhere
     scan = {
         "schema": settings.database_schema,
@@ -77,6 +88,8 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
     } <= set(before["sql"]), before["sql"]
     assert {"id", "marker", "message0"} <= set(before["mongo"]), before["mongo"]
     assert "analytics_daily" in before["mongo"]["id"], before["mongo"]
+    assert {"memories", "conversation_summaries"} <= set(before["sql"]["marker"]), before["sql"]
+    assert "user_memories" in before["mongo"]["marker"], before["mongo"]
     # on disk: the knowledge files and index (the SQLite file is scanned table by table)
     sqlite_files = ("employeevirtual.db", "secantus", "mongodb")
     assert "marker" in scan_files(settings.data_dir, person["needles"], skip=sqlite_files)

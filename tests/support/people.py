@@ -94,6 +94,13 @@ async def a_person_with_everything(
         "/api/chat/agent", json={"message": said[0], "agent_id": private["id"]}, headers=headers
     )
     kept = r.json()["conversation_id"]
+    # memory: the offline model keeps what it is asked to remember (a memory, then its copy)
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": f"remember that {said[1]}", "conversation_id": kept},
+        headers=headers,
+    )
+    assert r.status_code == 200 and r.json()["agent_message"]["metadata"]["tool_calls"], r.text
     # knowledge: a base and a document holding their words (rows, chunks, vectors, the file)
     base = await create_base(client, headers, name=f"Notas {marker}")
     doc = await upload(

@@ -15,6 +15,10 @@ JSON_COLUMNS = {
     "tools",
     "details",
     "knowledge_base_ids",
+    "command_line",
+    "secret_names",
+    "available_to",
+    "tool_list",
 }
 BOOL_COLUMNS = {"is_active", "is_edited"}
 ALLOWED = {

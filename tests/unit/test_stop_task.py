@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from employeevirtual.tasks import stop_task
+from employeevirtual.tasks import run_rounds, stop_task
 
 
 async def test_a_task_that_swallows_its_cancellation_is_left_behind_in_time(
@@ -35,3 +35,22 @@ async def test_a_cooperative_task_is_cancelled_and_awaited() -> None:
     await stop_task(task)
     assert task.cancelled()
     await stop_task(None)  # nothing to stop
+
+
+async def test_a_loop_whose_round_swallowed_the_cancellation_still_stops() -> None:
+    """PyMongo's async client can swallow a cancel mid-call: the round returns (or fails)
+    normally, and the worker's loop must still end at its next pass, not at its next wake."""
+    entered = asyncio.Event()
+
+    async def swallowing_round() -> None:
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+
+    wake = asyncio.Event()
+    task = asyncio.create_task(
+        run_rounds(swallowing_round, wake=wake, interval=3600, what="test"), name="swallowed"
+    )
+    await entered.wait()
+    await asyncio.wait_for(stop_task(task, timeout=30), 5)
+    assert task.cancelled()

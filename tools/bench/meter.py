@@ -81,7 +81,11 @@ class StoreMeter:
             self.requests.add(tally)
 
     def register_mongo(self) -> None:
-        monitoring.register(self.mongo_listener)
+        """Once per process: every meter's listener counts into the same current tally, so a
+        second one (another bench in the same process) would count each command twice."""
+        registered = monitoring._LISTENERS.command_listeners
+        if not any(isinstance(listener, _MongoListener) for listener in registered):
+            monitoring.register(self.mongo_listener)
 
     def attach_sql(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine

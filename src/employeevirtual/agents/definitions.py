@@ -18,7 +18,7 @@ from employeevirtual.stores.sql.agents import AgentChanges, NewAgent
 __all__ = ["AgentDraft", "AgentRules"]
 
 # a patch may leave these out, but not set them to null (the columns hold a value)
-_NOT_NULL = ("name", "instructions", "visibility")
+_NOT_NULL = ("name", "instructions", "visibility", "memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class AgentDraft:
     tools: Sequence[str] = ()
     knowledge_base_ids: Sequence[UUID] = ()
     visibility: Visibility = "private"
+    memory: Mapping[str, Any] = field(default_factory=dict)  # {"enabled", "shared"} (issue 18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class AgentRules:
     max_tools: int = 16
     max_instructions_chars: int = 20_000
     max_knowledge_bases: int = 10
+    # ``server/tool`` names (MCP) are the service's tool check's to judge, not these rules'
+    external_tools: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelRegistry) -> AgentRules:
@@ -69,6 +72,7 @@ class AgentRules:
             tools=tools,
             visibility=draft.visibility,
             knowledge_base_ids=self._bases(draft.knowledge_base_ids),
+            memory=dict(draft.memory),
         )
 
     def changes(self, changes: AgentChanges) -> AgentChanges:
@@ -110,7 +114,7 @@ class AgentRules:
 
     def _tools(self, wanted: Sequence[str]) -> list[str]:
         tools = list(dict.fromkeys(wanted))
-        unknown = [t for t in tools if t not in TOOLS]
+        unknown = [t for t in tools if t not in TOOLS and not (self.external_tools and "/" in t)]
         if unknown:
             raise InvalidInput(
                 f"unknown tools {unknown}; valid tools are: {', '.join(sorted(TOOLS))}"

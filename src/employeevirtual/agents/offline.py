@@ -3,8 +3,9 @@
 It streams its answer in word-sized chunks (``delay`` seconds apart), calls ``calculator`` when
 the agent has it and the message holds an arithmetic expression, and ``current_datetime`` when
 the agent has it and the message asks for the date or time, and ``search_knowledge`` when the
-agent has knowledge bases, answering by quoting the best passage with its source. It is not an
-AI model.
+agent has knowledge bases, answering by quoting the best passage with its source; with memory,
+"remember that ..." calls ``remember`` and "forget <id>" calls ``forget``. It is not an AI
+model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _DATE_WORDS = re.compile(
     r"\b(date|time|today|day is it|what day|hora|horas|data|hoje|que dia)\b", re.IGNORECASE
 )
 _WORDS = re.compile(r"\S+\s*")
+# memory (issue 18): "remember that ...", "forget 1a2b3c4d" (a memory's id as it was shown)
+_REMEMBER = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[:,]?\s+(.+)$", re.I | re.S)
+_FORGET = re.compile(r"^\s*(?:please\s+)?forget\s+\[?([0-9a-f]{8})\]?", re.IGNORECASE)
 
 
 def _last_prompt(messages: list[ModelMessage]) -> str:
@@ -83,6 +87,8 @@ def plan(messages: list[ModelMessage], info: AgentInfo) -> ToolCallPart | str:
             return _quote(r.content, prompt)
         if r.tool_name == "calculator":
             return f"[offline model] The calculator says: {r.content}"
+        if r.tool_name in ("remember", "forget"):
+            return f"[offline model] My memory says: {r.model_response_str()}"
         return f"[offline model] The current date and time (UTC) is {r.content}."
     tools = {t.name for t in info.function_tools}
     if "calculator" in tools:
@@ -91,6 +97,10 @@ def plan(messages: list[ModelMessage], info: AgentInfo) -> ToolCallPart | str:
             return ToolCallPart("calculator", {"expression": match.group(0).strip()})
     if "current_datetime" in tools and _DATE_WORDS.search(prompt):
         return ToolCallPart("current_datetime", {})
+    if "remember" in tools and (match := _REMEMBER.match(prompt)):
+        return ToolCallPart("remember", {"fact": match.group(1).strip()[:1000]})
+    if "forget" in tools and (match := _FORGET.match(prompt)):
+        return ToolCallPart("forget", {"memory_id": match.group(1)})
     if _SEARCH_TOOL in tools and prompt.strip():
         return ToolCallPart(_SEARCH_TOOL, {"query": prompt[:1000]})
     turns = sum(1 for m in messages if isinstance(m, ModelRequest))

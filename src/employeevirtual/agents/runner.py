@@ -37,6 +37,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.toolsets import AbstractToolset
 
 from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
@@ -251,10 +252,13 @@ class AgentRunner:
         *,
         on_event: EventSink | None = None,
         knowledge: KnowledgeSearch | None = None,
+        instructions: str | None = None,
+        toolsets: Sequence[AbstractToolset[Any]] = (),
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
-        streamed pieces joined."""
+        streamed pieces joined. ``instructions`` and ``toolsets``: this run's own, on top of
+        the agent's (its memory, issue 18)."""
         started = time.perf_counter()
         deltas: list[str] = []
         # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
@@ -280,6 +284,8 @@ class AgentRunner:
                 ),
                 timeout=self.timeout_seconds,
                 event_stream_handler=None if on_event is None else self._handler(on_event, deltas),
+                instructions=instructions,
+                toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
             )
         except TimeoutError:
             raise failure(

@@ -3,7 +3,7 @@ meets ``AgentRules`` and names only knowledge bases its owner may read."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,7 +24,11 @@ from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseRepository
 from employeevirtual.stores.sql.users import UserRepository
 
-__all__ = ["AgentDraft", "AgentRules", "AgentService"]
+__all__ = ["AgentDraft", "AgentRules", "AgentService", "ToolCheck"]
+
+# (caller, tool names) -> None, or InvalidInput naming the unknown ones and listing the valid
+# ones: the built-in tools and ``server/tool`` on the MCP servers the caller may use
+ToolCheck = Callable[[UserRecord, Sequence[str]], Awaitable[None]]
 
 
 def _foreign_private(user: UserRecord, agent: AgentRecord) -> bool:
@@ -33,10 +37,18 @@ def _foreign_private(user: UserRecord, agent: AgentRecord) -> bool:
 
 
 class AgentService:
-    def __init__(self, *, engine: AsyncEngine, rules: AgentRules, max_per_user: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        rules: AgentRules,
+        max_per_user: int = 100,
+        check_tools: ToolCheck | None = None,
+    ) -> None:
         self.engine = engine
         self.rules = rules
         self.max_per_user = max_per_user
+        self.check_tools = check_tools
 
     async def _check_bases(self, user: UserRecord, base_ids: Sequence[UUID] | None) -> None:
         """Knowledge bases: the caller's own or shared ones."""
@@ -53,6 +65,8 @@ class AgentService:
     async def create(
         self, user: UserRecord, draft: AgentDraft, *, client_ip: str | None = None
     ) -> AgentRecord:
+        if self.check_tools is not None and draft.tools:
+            await self.check_tools(user, list(dict.fromkeys(draft.tools)))
         new = self.rules.new_agent(draft)
         await self._check_bases(user, new.knowledge_base_ids)
         now = datetime.now(UTC)
@@ -155,6 +169,8 @@ class AgentService:
         *,
         client_ip: str | None = None,
     ) -> AgentRecord:
+        if self.check_tools is not None and changes.tools:
+            await self.check_tools(user, list(dict.fromkeys(changes.tools)))
         changes = self.rules.changes(changes)
         await self._check_bases(user, changes.knowledge_base_ids)
         now = datetime.now(UTC)

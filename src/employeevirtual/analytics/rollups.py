@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from employeevirtual.analytics.pipelines import SUMS, rollup_pipeline
 from employeevirtual.stores.mongo.collections import Collections
-from employeevirtual.tasks import stop_task
+from employeevirtual.tasks import raise_if_cancelling, stop_task
 
 __all__ = ["Clock", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
 
@@ -185,4 +185,5 @@ class RollupTask:
                     log.info("analytics rollups: %d day(s) rolled up", len(report.days))
             except Exception as exc:  # MongoDB away: the next round catches up
                 log.warning("analytics rollup round failed: %s", type(exc).__name__)
+            raise_if_cancelling()
             await asyncio.sleep(self.interval)

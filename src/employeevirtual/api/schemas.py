@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+)
 
 from employeevirtual.chat.responses import ChatOut, FeedbackView, MessageOut, SourceOut, UsageOut
 from employeevirtual.stores.records import ConversationStatus, UserRole, Visibility
@@ -85,6 +92,17 @@ class ModelSettingsIn(Request):
     max_tokens: Annotated[int, Field(ge=1, le=200_000)] | None = None
 
 
+class AgentMemoryIn(Request):
+    enabled: bool = Field(
+        default=True, description="keep memories about the person and conversation summaries"
+    )
+    shared: bool = Field(
+        default=True,
+        description="share memories across this agent's conversations with the same person "
+        "(false: each conversation keeps its own)",
+    )
+
+
 class AgentIn(Request):
     name: Name
     description: Annotated[str, Field(max_length=2000)] | None = None
@@ -96,6 +114,7 @@ class AgentIn(Request):
         default=[], description="knowledge bases the agent may search: yours or shared ones"
     )
     visibility: Visibility = "private"
+    memory: AgentMemoryIn = AgentMemoryIn()
 
 
 class AgentPatch(Request):
@@ -107,6 +126,7 @@ class AgentPatch(Request):
     tools: list[str] | None = None
     knowledge_base_ids: list[UUID] | None = None
     visibility: Visibility | None = None
+    memory: AgentMemoryIn | None = None
 
 
 class AgentOut(FromRecord):
@@ -120,8 +140,14 @@ class AgentOut(FromRecord):
     tools: list[str]
     knowledge_base_ids: list[UUID]
     visibility: Visibility
+    memory: AgentMemoryIn
     created_at: datetime
     updated_at: datetime | None
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_defaults(cls, value: Any) -> Any:
+        return {"enabled": True, "shared": True, **(value or {})}
 
 
 class ChatIn(Request):

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.supersede import current
 from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
+from employeevirtual.request_context import current_session_data
 from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -131,6 +132,8 @@ async def store_messages(
             user_id=user_id,
             agent_id=agent.id,
             title=f"Conversa com {agent.name}"[:200],
+            # the channel and client it came from (``context.session_data``, issue 18)
+            metadata={"session_data": session} if (session := current_session_data()) else {},
         )
         record = await conversations.create(
             new_conversation, usage, messages=len(new), now=now, error=error

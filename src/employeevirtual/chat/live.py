@@ -220,13 +220,22 @@ class LiveTurns:
             async def emit(event: TurnEvent) -> None:
                 await self._emit(running, event)
 
+            user_id = opened.conversation.user_id
+            memory = await self.chat.memory_for(
+                user_id, opened.agent, opened.conversation, opened.user_message.content
+            )
             running.run = asyncio.create_task(
                 runner.run(
                     opened.agent,
                     opened.user_message.content,
                     opened.model_history,
                     on_event=emit,
-                    knowledge=self.chat.knowledge_for(opened.conversation.user_id, opened.agent),
+                    knowledge=self.chat.knowledge_for(user_id, opened.agent),
+                    instructions=memory.instructions if memory else None,
+                    toolsets=[
+                        *await self.chat.toolsets_for(user_id, opened.agent),
+                        *(memory.toolsets if memory else ()),
+                    ],
                 )
             )
             if running.cancel_requested:

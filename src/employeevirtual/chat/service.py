@@ -55,6 +55,9 @@ from employeevirtual.chat.turn import (
     user_message,
 )
 from employeevirtual.knowledge.service import KnowledgeService
+from employeevirtual.mcp.service import McpService
+from employeevirtual.memory.service import MemoryService
+from employeevirtual.memory.tools import MemoryTurn
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
@@ -96,6 +99,8 @@ class ChatService:
         after_commit: Callable[[ConversationRecord], None] | None = None,
         knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
+        mcp: McpService | None = None,
+        memory: MemoryService | None = None,
     ) -> None:
         """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
         self.engine = engine
@@ -108,6 +113,8 @@ class ChatService:
         self.max_message_chars = max_message_chars
         self.after_commit = after_commit
         self.knowledge = knowledge
+        self.mcp = mcp
+        self.memory = memory
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
 
@@ -190,7 +197,7 @@ class ChatService:
         self.accounting.check(read.budgets, started)
         conversation, agent, history = read.conversation, read.agent, read.history
         model_history = history if conversation else [*request.context]
-        run = await self._run(user_id, agent, request.message, model_history)
+        run = await self._run(user_id, agent, request.message, model_history, conversation)
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         reply = agent_reply(user_id, agent, conversation_id, run, extra=_tag(request.request_id))
@@ -294,6 +301,7 @@ class ChatService:
             opened.agent,
             opened.user_message.content,
             opened.model_history,
+            opened.conversation,
         )
         return await self.close_turn(opened, run, claim=claim)
 
@@ -351,15 +359,49 @@ class ChatService:
         )
 
     async def _run(
-        self, user_id: UUID, agent: AgentRecord, message: str, history: list[MessageRecord]
+        self,
+        user_id: UUID,
+        agent: AgentRecord,
+        message: str,
+        history: list[MessageRecord],
+        conversation: ConversationRecord | None,
     ) -> RunOutcome | AgentFailure:
         """The agent's run; a failure is returned, to be recorded like an answer."""
+        memory = await self.memory_for(user_id, agent, conversation, message)
         try:
             return await self.runner.run(
-                agent, message, history, knowledge=self.knowledge_for(user_id, agent)
+                agent,
+                message,
+                history,
+                knowledge=self.knowledge_for(user_id, agent),
+                instructions=memory.instructions if memory else None,
+                toolsets=[
+                    *await self.toolsets_for(user_id, agent),
+                    *(memory.toolsets if memory else ()),
+                ],
             )
         except AgentFailure as failure:
             return failure
+
+    async def toolsets_for(self, user_id: UUID, agent: AgentRecord) -> list[Any]:
+        """The run's MCP tools: the agent's ``server/tool`` names on servers this caller may
+        use (``mcp.service``), each call bounded."""
+        if self.mcp is None:
+            return []
+        toolset = await self.mcp.toolset_for(user_id, agent.tools)
+        return [] if toolset is None else [toolset]
+
+    async def memory_for(
+        self,
+        user_id: UUID,
+        agent: AgentRecord,
+        conversation: ConversationRecord | None,
+        message: str,
+    ) -> MemoryTurn | None:
+        """What the agent remembers for this turn (issue 18): None when it keeps no memory."""
+        if self.memory is None:
+            return None
+        return await self.memory.prepare(user_id, agent, conversation, message)
 
     def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
         """The agent's knowledge search for this caller: only bases the caller may read
@@ -399,8 +441,12 @@ class ChatService:
             )
             outcome = _outcome(record, asked or stored[0], stored[-1], run)
             alerts = await self.accounting.charge(conn, budgets, stored[-1], run.usage, user_id)
+            if self.memory is not None:  # what the agent chose to remember or forget
+                await self.memory.apply(conn, agent, record, stored[-1])
             if claim is not None:
                 await claim.complete(conn, turn_response(outcome), record.id)
+        if self.memory is not None:  # a summary update, in the background, when one is due
+            self.memory.committed(agent, record)
         kind = run.kind if isinstance(run, AgentFailure) else "success"
         self.accounting.record(alerts, kind, run.usage, started, request_id)
         return outcome, stored

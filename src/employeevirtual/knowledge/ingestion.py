@@ -28,7 +28,7 @@ from employeevirtual.knowledge.parsing import DocumentRejected
 from employeevirtual.stores.records import DocumentRecord
 from employeevirtual.stores.sql.documents import DocumentRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.tasks import stop_task
+from employeevirtual.tasks import raise_if_cancelling, stop_task
 
 __all__ = ["IngestionWorker"]
 
@@ -93,6 +93,7 @@ class IngestionWorker:
             except Exception:
                 log.exception("knowledge ingestion round failed; retrying")
                 done = 0
+            raise_if_cancelling()
             if not done:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -96,6 +96,18 @@ class AgentRecord:
     updated_at: datetime | None
     deleted_at: datetime | None = None
     knowledge_base_ids: list[UUID] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)  # {"enabled", "shared"} (issue 18)
+
+    @property
+    def memory_enabled(self) -> bool:
+        """The agent keeps memories and conversation summaries (the default)."""
+        return self.memory.get("enabled", True) is not False
+
+    @property
+    def memory_shared(self) -> bool:
+        """Memories are shared by the agent's conversations with the same person (the default),
+        rather than kept per conversation."""
+        return self.memory.get("shared", True) is not False
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,13 +34,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore, message_document
+from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
+from employeevirtual.stores.sql.memory import MemoryReader, SummaryRecord
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
 from employeevirtual.stores.sql.totals import synced_totals
 from employeevirtual.sync.background import Background
+from employeevirtual.sync.memory import MemorySync, conversation_context
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["CheckState", "Drift", "ReconcileReport", "Reconciler"]
 
@@ -133,6 +137,7 @@ class Reconciler:
         self.state = CheckState()
         self._wake = asyncio.Event()
         self._background = Background("sync-reconcile")
+        self.memory = MemorySync(engine, MemoryDocuments(documents.db))
 
     @classmethod
     def from_settings(
@@ -161,6 +166,8 @@ class Reconciler:
             report.conversations += len(page)
             report.drifts.extend(await self._page(page, repair=repair, deep=deep))
         report.drifts.extend(await self._orphans(repair=repair, deep=deep))
+        for found in await self.memory.reconcile(repair=repair, deep=deep):
+            report.drifts.append(Drift(found.memory_id, found.kind, found.detail, repaired=repair))
         return report
 
     async def _page(
@@ -169,10 +176,13 @@ class Reconciler:
         ids = [c.id for c in page]
         summaries = await self.documents.conversation_summaries(ids)
         stats = await self.documents.message_stats(ids)
+        async with read_connection(self.engine) as conn:
+            states = await MemoryReader(conn).current_summaries(ids)
         drifts: list[Drift] = []
         for conversation in page:
             cid = str(conversation.id)
             plan = await self._compare(conversation, summaries.get(cid), stats.get(cid), deep=deep)
+            _compare_state(plan, cid, summaries.get(cid), states.get(conversation.id))
             if repair and plan.drifts:
                 fixed = await self._repair(conversation, plan)
                 plan.drifts = [
@@ -287,8 +297,9 @@ class Reconciler:
                     window = await MessageReader(conn).page(
                         fresh.id, before_seq=fresh.message_count + 1, limit=self.documents.window
                     )
+                    context = await conversation_context(conn, fresh.id)
                 if not await self.documents.rebuild_conversation(
-                    fresh, window, observed_last_seq=plan.observed_last_seq
+                    fresh, window, observed_last_seq=plan.observed_last_seq, context=context
                 ):
                     return False  # a turn landed meanwhile: the next round looks again
             async with write_transaction(
@@ -388,6 +399,7 @@ class Reconciler:
         # a quick round at start: data lost while the server was down (when rounds are on)
         next_round = loop.time() if self.interval > 0 else math.inf
         while True:
+            raise_if_cancelling()
             due = next_round - loop.time()
             if self.check_interval > 0:
                 due = min(due, self.check_interval)
@@ -420,6 +432,21 @@ class Reconciler:
 
     async def stop(self) -> None:
         await self._background.stop()
+
+
+def _compare_state(
+    plan: _Plan, cid: str, doc: dict[str, Any] | None, summary: SummaryRecord | None
+) -> None:
+    """The conversation document's summary (``context.conversation_state``) against SQL's
+    current version; a difference rebuilds the document, summary included."""
+    if doc is None:
+        return  # missing_document already rebuilds it
+    state = (doc.get("context") or {}).get("conversation_state")
+    held = state.get("version") if isinstance(state, dict) else None
+    wanted = summary.version if summary is not None else None
+    if held != wanted:
+        plan.drifts.append(Drift(cid, "summary", f"summary version {held}!={wanted}"))
+        plan.rebuild = True
 
 
 def _span(seqs: Sequence[int]) -> str:

@@ -36,6 +36,7 @@ from employeevirtual.stores.mongo.documents import (
     analytics_document,
     message_document,
 )
+from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import (
     Connection,
@@ -47,6 +48,8 @@ from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackReposito
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
 from employeevirtual.sync.background import Background
+from employeevirtual.sync.memory import MemorySync, conversation_context
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
 
@@ -95,6 +98,7 @@ class Relay:
         self.lag: SyncLag | None = None
         self._alerted_at: float | None = None
         self._background = Background("sync-relay")
+        self.memory = MemorySync(engine, MemoryDocuments(documents.db), batch=batch_size)
 
     @classmethod
     def from_settings(
@@ -146,6 +150,7 @@ class Relay:
         if error is not None:
             raise error
         await self.carry_feedback(idle_before)
+        await self.memory.carry()  # summaries and memories (issue 18)
         return result
 
     async def carry_feedback(self, idle_before: datetime) -> int:
@@ -205,7 +210,8 @@ class Relay:
             window = await MessageReader(conn).page(
                 cid, before_seq=last + 1, limit=self.documents.window
             )
-        applied = await self.documents.replace_conversation(conversation, window)
+            context = await conversation_context(conn, cid)
+        applied = await self.documents.replace_conversation(conversation, window, context=context)
         if applied and after >= last:
             async with write() as conn:
                 await SyncRepository(conn).advance(cid, to_seq=last)
@@ -289,6 +295,7 @@ class Relay:
                     await self.check_alert()
                 except FAILURES as exc:
                     log.warning("could not measure the sync lag: %s", type(exc).__name__)
+            raise_if_cancelling()
             await asyncio.sleep(delay)
 
     async def drain(self, *, timeout: float = 60.0) -> None:  # noqa: ASYNC109

@@ -20,6 +20,7 @@ class Collections:
     SYSTEM_LOGS = "system_logs"
     ANALYTICS_DAILY = "analytics_daily"  # rollups: one document per day x agent x user x model
     ANALYTICS_STATE = "analytics_state"  # the rollups' progress and the days to roll again
+    USER_MEMORIES = "user_memories"  # memory (issue 18): one document per memory
 
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -48,6 +49,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     Collections.USER_ACTIVITIES: [
         IndexModel([("user_id", ASCENDING), ("timestamp", DESCENDING)]),
+    ],
+    Collections.USER_MEMORIES: [
+        IndexModel([("user_id", ASCENDING), ("agent_id", ASCENDING)]),
+        IndexModel([("conversation_id", ASCENDING)]),
     ],
     Collections.SYSTEM_LOGS: [
         IndexModel([("timestamp", DESCENDING)]),

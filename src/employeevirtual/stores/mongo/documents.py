@@ -210,9 +210,13 @@ class DocumentStore:
             "metadata.last_seq": last_seq,
             "metadata.avg_response_time": conversation.avg_response_time,
         }
+        session = conversation.metadata.get("session_data")
+        if session:  # where the conversation came from (issue 18)
+            del on_insert["context"]
+            on_insert["context.session_data"] = session
         rag = rag_context(docs)
         if rag is not None:  # the turn's sources (a path under "context": not both set)
-            del on_insert["context"]
+            on_insert.pop("context", None)
             fields["context.rag_context"] = rag
         try:
             await self.conversations.update_one(
@@ -241,12 +245,17 @@ class DocumentStore:
         return True
 
     async def replace_conversation(
-        self, conversation: ConversationRecord, window: Sequence[MessageRecord]
+        self,
+        conversation: ConversationRecord,
+        window: Sequence[MessageRecord],
+        *,
+        context: Document | None = None,
     ) -> bool:
         """Rebuild the conversation document from SQL's truth, unless a newer turn already
-        landed (its ``last_seq`` is past this snapshot). Returns whether it was written."""
+        landed (its ``last_seq`` is past this snapshot). Returns whether it was written.
+        ``context``: more of ``context`` kept in SQL (the summary, ``conversation_state``)."""
         cid = str(conversation.id)
-        doc = self.conversation_document(conversation, window)
+        doc = self.conversation_document(conversation, window, context=context)
         try:
             result = await self.conversations.replace_one(
                 {"_id": cid, "metadata.last_seq": {"$lte": conversation.message_count}},
@@ -258,11 +267,20 @@ class DocumentStore:
         return bool(result.matched_count or result.upserted_id is not None)
 
     def conversation_document(
-        self, conversation: ConversationRecord, window: Sequence[MessageRecord]
+        self,
+        conversation: ConversationRecord,
+        window: Sequence[MessageRecord],
+        *,
+        context: Document | None = None,
     ) -> Document:
         cid = str(conversation.id)
         docs = [message_document(m) for m in window[-self.window :]]
         rag = rag_context(docs)
+        kept: Document = {**(context or {})}
+        if conversation.metadata.get("session_data"):
+            kept["session_data"] = conversation.metadata["session_data"]
+        if rag is not None:
+            kept["rag_context"] = rag
         return {
             "_id": cid,
             "conversation_id": cid,
@@ -270,7 +288,7 @@ class DocumentStore:
             "agent_id": str(conversation.agent_id),
             "title": conversation.title,
             "messages": [_window_entry(d) for d in docs],
-            "context": {} if rag is None else {"rag_context": rag},
+            "context": kept,
             "metadata": {
                 "created_at": conversation.created_at,
                 "last_activity": conversation.last_message_at or conversation.created_at,
@@ -291,11 +309,12 @@ class DocumentStore:
         window: Sequence[MessageRecord],
         *,
         observed_last_seq: int | None,
+        context: Document | None = None,
     ) -> bool:
         """Repair: replace the document whatever it says, but only if it still is the one the
         caller read (``metadata.last_seq`` unchanged, or still absent): a turn landing meanwhile
         wins and the next round looks again."""
-        doc = self.conversation_document(conversation, window)
+        doc = self.conversation_document(conversation, window, context=context)
         if observed_last_seq is None:
             try:
                 await self.conversations.insert_one(doc)

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from employeevirtual.stores.mongo.secantus import SecantusServer
-from employeevirtual.tasks import stop_task
+from employeevirtual.tasks import raise_if_cancelling, stop_task
 
 __all__ = ["SecantusSupervisor"]
 
@@ -55,6 +55,7 @@ class SecantusSupervisor:
 
     async def _loop(self) -> None:
         while True:
+            raise_if_cancelling()
             if not self.server.running:
                 await self._restart(f"exited with code {self.server.returncode}")
                 continue

@@ -34,6 +34,7 @@ class NewAgent:
     tools: list[str] = field(default_factory=list)
     visibility: Visibility = "private"
     knowledge_base_ids: list[UUID] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentChanges(BaseModel):
@@ -49,6 +50,7 @@ class AgentChanges(BaseModel):
     tools: list[str] | None = None
     visibility: Visibility | None = None
     knowledge_base_ids: list[UUID] | None = None
+    memory: dict[str, Any] | None = None
 
     def fields(self) -> list[str]:
         return sorted(self.model_fields_set)
@@ -140,6 +142,7 @@ class AgentRepository(AgentReader):
                 tools=new.tools,
                 visibility=new.visibility,
                 knowledge_base_ids=[str(b) for b in new.knowledge_base_ids],
+                memory=new.memory,
                 created_at=now,
             )
             .returning(agents)

@@ -4,9 +4,10 @@ repository, it never commits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +23,7 @@ from employeevirtual.stores.records import (
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.memory import MemoryRepository
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
 from employeevirtual.stores.sql.tables import (
     agents,
@@ -48,6 +50,7 @@ class NewConversation:
     user_id: UUID
     agent_id: UUID
     title: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _added(usage: TurnUsage | None) -> tuple[int, Decimal, Decimal, int]:
@@ -208,7 +211,7 @@ class ConversationRepository(ConversationReader):
                 agent_id=new.agent_id,
                 title=new.title,
                 status="active",
-                metadata={},
+                metadata=new.metadata,
                 created_at=now,
                 updated_at=now,
                 last_message_at=now,
@@ -266,6 +269,10 @@ class ConversationRepository(ConversationReader):
         )
 
     async def delete(self, conversation_id: UUID) -> None:
+        # its summaries and its own memories (issue 18)
+        await MemoryRepository(cast(WriteConnection, self.conn)).delete_for_conversation(
+            conversation_id
+        )
         await self.conn.execute(
             delete(message_feedback).where(message_feedback.c.conversation_id == conversation_id)
         )

@@ -33,12 +33,15 @@ __all__ = [
     "audit_log",
     "budgets",
     "claims",
+    "conversation_summaries",
     "conversations",
     "erasure_jobs",
     "export_jobs",
     "idempotency_keys",
     "knowledge_bases",
     "knowledge_documents",
+    "mcp_servers",
+    "memories",
     "message_feedback",
     "messages",
     "metadata",
@@ -90,6 +93,8 @@ agents = Table(
     Column("knowledge_base_ids", JSONDocument, nullable=True),
     # agents are soft-deleted so past conversations keep their foreign key
     Column("deleted_at", UTCDateTime, nullable=True),
+    # memory (issue 18): {"enabled": bool, "shared": bool}; null means the defaults
+    Column("memory", JSONDocument, nullable=True),
     Index("IX_agents_user_id", "user_id"),
 )
 
@@ -357,4 +362,86 @@ erasure_jobs = Table(
     Column("completed_at", UTCDateTime, nullable=True),
     Index("IX_erasure_jobs_status", "status"),
     Index("IX_erasure_jobs_user_id", "user_id"),
+)
+
+# Memory (issue 18). Facts and preferences an agent keeps about a person: per user and agent
+# (``conversation_id`` null: shared by the agent's conversations with that user) or per
+# conversation (an agent that does not share memory). A forgotten memory is emptied at once and
+# kept as a tombstone (``deleted_at``) until MongoDB's copy is gone; ``synced_version`` below
+# ``version`` means MongoDB has not got this version yet (the relay carries it).
+memories = Table(
+    "memories",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("empl.users.id"), nullable=False),
+    Column("agent_id", Uuid, nullable=False),
+    Column("conversation_id", Uuid, nullable=True),
+    Column("content", Unicode(), nullable=False),  # at most EV_MEMORY_MAX_CHARS
+    # the agent message whose tool call saved it (null: the person wrote it through the API)
+    Column("source_message_id", Uuid, nullable=True),
+    Column("source_conversation_id", Uuid, nullable=True),
+    Column("source_tool_call", String(100), nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("synced_version", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index("IX_memories_user_agent", "user_id", "agent_id"),
+    Index("IX_memories_conversation_id", "conversation_id"),
+    Index(
+        "IX_memories_unsynced",
+        "updated_at",
+        postgresql_where=text("synced_version < version"),
+        sqlite_where=text("synced_version < version"),
+    ),
+)
+
+# A conversation's rolling summary of what fell out of the agent's context window, one row per
+# version (the newest is current; a few older ones are kept). ``covered_seq``: the summary
+# covers messages 1..covered_seq. ``synced_at`` null: MongoDB's conversation document has not
+# got this version (the relay carries it into ``context.conversation_state``).
+conversation_summaries = Table(
+    "conversation_summaries",
+    metadata,
+    Column("conversation_id", Uuid, ForeignKey("empl.conversations.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("covered_seq", Integer, nullable=False),
+    Column("content", Unicode(), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("messages", Integer, nullable=False),  # how many messages this version folded in
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=True),
+    Index("IX_conversation_summaries_user_id", "user_id"),
+    Index(
+        "IX_conversation_summaries_unsynced",
+        "created_at",
+        postgresql_where=text("synced_at IS NULL"),
+        sqlite_where=text("synced_at IS NULL"),
+        mssql_where=text("synced_at IS NULL"),
+    ),
+)
+
+# MCP servers an admin registered (issue 13). ``secrets`` is a Fernet token (headers or stdio
+# environment), never returned; ``secret_names`` says which names it holds. ``available_to``:
+# the user ids that may use it, NULL for every user. ``tool_list``: the tools as last fetched.
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(40), nullable=False),
+    Column("description", Unicode(500), nullable=True),
+    Column("transport", String(10), nullable=False),
+    Column("url", Unicode(2000), nullable=True),
+    Column("command_line", JSONDocument, nullable=True),
+    Column("secret_names", JSONDocument, nullable=True),
+    Column("secrets", String(8000), nullable=True),
+    Column("available_to", JSONDocument, nullable=True),
+    Column("tool_list", JSONDocument, nullable=True),
+    Column("status", String(20), nullable=False, server_default="unknown"),
+    Column("status_message", Unicode(1000), nullable=True),
+    Column("refreshed_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("name"),
 )

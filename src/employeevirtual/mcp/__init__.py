@@ -1,0 +1,1 @@
+"""Tools from MCP servers: registration, outbound rules, secrets at rest, bounded calls."""

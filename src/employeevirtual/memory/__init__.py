@@ -1,0 +1,1 @@
+"""Memory (issue 18): conversation summaries and memories about the person."""

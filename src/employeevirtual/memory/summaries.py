@@ -1,0 +1,253 @@
+"""Rolling conversation summaries, written in the background after a turn (never on its path).
+
+When a conversation has grown ``every`` messages past what the summary covers plus the agent's
+context window, a task folds the messages that left the window into the summary, at most
+``batch`` messages per model call, until it is caught up. Each update is a new version in SQL
+(the truth), then ``context.conversation_state`` in MongoDB (a failure there is the relay's to
+carry). A failure of the model or a store is logged and retried later for that conversation;
+turns never wait for a summary and never fail because of one: a summary that is behind only
+covers less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pydantic_ai import Agent, UsageLimits
+from pymongo.errors import PyMongoError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from employeevirtual.agents.models import OFFLINE_MODEL, ModelRegistry
+from employeevirtual.memory.extractive import extractive_summary
+from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.stores.records import MessageRecord
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository, SummaryRecord
+from employeevirtual.stores.sql.messages import MessageReader
+from employeevirtual.stores.sql.sync import SyncReader
+
+__all__ = ["Summarizer", "SummaryStats", "SummaryWorker"]
+
+log = logging.getLogger(__name__)
+
+MESSAGE_CHARS = 2000  # of one message, given to the summarizing model
+INSTRUCTIONS = (
+    "You keep the running summary of a conversation between a person and an AI assistant, so "
+    "that the assistant remembers what scrolled out of its context. Keep what the assistant "
+    "will need later: facts the person stated about themselves, names, numbers, dates, "
+    "decisions, preferences and open tasks; drop pleasantries. Write plain sentences, no "
+    "preamble, at most {max_chars} characters."
+)
+
+
+class Summarizer:
+    """A summary update by the operator's model (``model``; the agent's own when None); the
+    ``offline`` model makes a deterministic extractive summary instead of calling anything."""
+
+    def __init__(
+        self,
+        models: ModelRegistry,
+        *,
+        model: str | None,
+        max_chars: int,
+        timeout_seconds: float,
+    ) -> None:
+        self.models = models
+        self.model = model
+        self.max_chars = max_chars
+        self.timeout_seconds = timeout_seconds
+
+    def model_for(self, agent_model: str) -> str:
+        return self.model or agent_model
+
+    async def summarize(
+        self, previous: str, messages: Sequence[MessageRecord], *, model: str
+    ) -> str:
+        dialogue = [(m.seq, m.message_type, m.content) for m in messages]
+        if model == OFFLINE_MODEL:
+            return extractive_summary(previous, dialogue, max_chars=self.max_chars)
+        agent: Agent[None, str] = Agent(
+            self.models.get(model),
+            instructions=INSTRUCTIONS.format(max_chars=self.max_chars),
+            defer_model_check=True,
+            name="conversation-summary",
+        )
+        lines = [f"#{seq} {who}: {text[:MESSAGE_CHARS]}" for seq, who, text in dialogue]
+        prompt = (
+            f"Summary so far:\n{previous or '(none yet)'}\n\n"
+            f"Messages to add (oldest first):\n" + "\n".join(lines) + "\n\nThe updated summary:"
+        )
+        result = await agent.run(
+            prompt, usage_limits=UsageLimits(request_limit=1), timeout=self.timeout_seconds
+        )
+        return result.output.strip()[: self.max_chars]
+
+
+@dataclass
+class SummaryStats:
+    """What the background summaries cost this process (the bench reads it)."""
+
+    scheduled: int = 0
+    versions: int = 0  # summary versions written
+    messages: int = 0  # messages folded in
+    failures: int = 0
+    seconds: float = 0.0  # wall time of the update tasks
+
+
+class SummaryWorker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        copies: MemoryDocuments,
+        summarizer: Summarizer,
+        *,
+        window: int,
+        every: int,
+        batch: int,
+        keep: int,
+        concurrency: int,
+        retry_seconds: float,
+        max_known: int = 10_000,
+    ) -> None:
+        self.engine = engine
+        self.copies = copies
+        self.summarizer = summarizer
+        self.window = window
+        self.every = every
+        self.batch = batch
+        self.keep = keep
+        self.retry_seconds = retry_seconds
+        self.max_known = max_known
+        self.stats = SummaryStats()
+        self._covered: OrderedDict[UUID, int] = OrderedDict()  # what each summary covers
+        self._retry_at: dict[UUID, float] = {}
+        self._running: dict[UUID, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def note(self, conversation_id: UUID, covered_seq: int) -> None:
+        """What a turn read: the conversation's summary covers 1..``covered_seq``."""
+        self._covered[conversation_id] = covered_seq
+        self._covered.move_to_end(conversation_id)
+        while len(self._covered) > self.max_known:
+            self._covered.popitem(last=False)
+
+    def due(self, conversation_id: UUID, message_count: int) -> bool:
+        edge = message_count - self.window  # messages up to here have left the window
+        if edge <= 0:
+            return False
+        covered = self._covered.get(conversation_id)
+        return covered is None or edge - covered >= self.every
+
+    def committed(self, conversation_id: UUID, message_count: int, model: str) -> None:
+        """After a turn's commit: start a summary update when one is due (not awaited)."""
+        if conversation_id in self._running or not self.due(conversation_id, message_count):
+            return
+        if self._retry_at.get(conversation_id, 0.0) > time.monotonic():
+            return
+        self.stats.scheduled += 1
+        # a context of its own: the update is not part of the request that happened to start it
+        task = asyncio.get_running_loop().create_task(
+            self.update(conversation_id, self.summarizer.model_for(model)),
+            name=f"summary-{conversation_id}",
+            context=contextvars.Context(),
+        )
+        self._running[conversation_id] = task
+        task.add_done_callback(lambda _t: self._running.pop(conversation_id, None))
+
+    async def update(self, conversation_id: UUID, model: str) -> None:
+        """Fold what left the window into the summary until it is caught up; never raises."""
+        started = time.perf_counter()
+        try:
+            async with self._slots:
+                while await self._step(conversation_id, model):
+                    pass
+            self._retry_at.pop(conversation_id, None)
+        except Exception as exc:  # a summary never breaks anything else: it is retried later
+            self.stats.failures += 1
+            self._retry_at[conversation_id] = time.monotonic() + self.retry_seconds
+            log.warning(
+                "summary of conversation %s failed (%s: %s); turns go on without it, retried "
+                "in %g s",
+                conversation_id,
+                type(exc).__name__,
+                str(exc)[:200],
+                self.retry_seconds,
+            )
+        finally:
+            self.stats.seconds += time.perf_counter() - started
+
+    async def _step(self, conversation_id: UUID, model: str) -> bool:
+        """One batch folded in; False when there is nothing (more) to do."""
+        async with read_connection(self.engine) as conn:
+            conversation = await SyncReader(conn).get(conversation_id)
+            current = await MemoryReader(conn).current_summary(conversation_id)
+            covered = current.covered_seq if current else 0
+            if conversation is None:
+                return False
+            edge = conversation.message_count - self.window
+            self.note(conversation_id, covered)
+            if edge - covered < self.every:
+                return False
+            end = min(edge, covered + self.batch)
+            batch = await MessageReader(conn).after(
+                conversation_id, after_seq=covered, limit=end - covered
+            )
+        dialogue = [m for m in batch if m.message_type in ("user", "agent")]
+        content = await self.summarizer.summarize(
+            current.content if current else "", dialogue, model=model
+        )
+        summary = SummaryRecord(
+            conversation_id=conversation_id,
+            version=(current.version if current else 0) + 1,
+            user_id=conversation.user_id,
+            covered_seq=end,
+            content=content,
+            model=model,
+            messages=len(dialogue),
+            created_at=datetime.now(UTC),
+        )
+        try:
+            async with write_transaction(self.engine) as conn:
+                await MemoryRepository(conn).add_summary(summary, keep=self.keep)
+        except IntegrityError:
+            return False  # another process wrote this version: it carries on from there
+        self.note(conversation_id, end)
+        self.stats.versions += 1
+        self.stats.messages += len(dialogue)
+        await self._copy(summary)
+        return True
+
+    async def _copy(self, summary: SummaryRecord) -> None:
+        try:
+            await self.copies.set_state(summary)
+        except PyMongoError as exc:
+            log.warning(
+                "summary of %s: MongoDB write failed (%s); left to the relay",
+                summary.conversation_id,
+                type(exc).__name__,
+            )
+            return
+        async with write_transaction(self.engine) as conn:
+            await MemoryRepository(conn).mark_summary_synced(
+                summary.conversation_id, summary.version, datetime.now(UTC)
+            )
+
+    async def drain(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait for the updates running now (and those they make due) to end."""
+        async with asyncio.timeout(timeout):
+            while self._running:
+                await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    async def stop(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._running.values()), return_exceptions=True)

@@ -1,0 +1,440 @@
+"""``empl.memories`` and ``empl.conversation_summaries`` (issue 18). Never commits: the
+caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Unicode,
+    Uuid,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
+
+from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.rows import rowcount
+from employeevirtual.stores.sql.tables import conversation_summaries, memories
+
+__all__ = [
+    "MemoryReader",
+    "MemoryRecord",
+    "MemoryRepository",
+    "MemoryScope",
+    "SummaryRecord",
+    "TurnMemory",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    id: UUID
+    user_id: UUID
+    agent_id: UUID
+    conversation_id: UUID | None  # None: shared by the agent's conversations with the person
+    content: str
+    source_message_id: UUID | None
+    source_conversation_id: UUID | None
+    source_tool_call: str | None
+    version: int
+    synced_version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    conversation_id: UUID
+    version: int
+    user_id: UUID
+    covered_seq: int  # the summary covers messages 1..covered_seq
+    content: str
+    model: str
+    messages: int
+    created_at: datetime
+    synced_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryScope:
+    """Whose memories a turn sees: the person's with this agent, shared by its conversations
+    (``shared``) or only this conversation's."""
+
+    user_id: UUID
+    agent_id: UUID
+    conversation_id: UUID | None
+    shared: bool
+
+    @property
+    def owner_conversation(self) -> UUID | None:
+        """The conversation a new memory belongs to (None: shared)."""
+        return None if self.shared else self.conversation_id
+
+    def where(self) -> ColumnElement[bool]:
+        m = memories.c
+        base = and_(m.user_id == self.user_id, m.agent_id == self.agent_id, m.deleted_at.is_(None))
+        if self.shared:
+            mine: ColumnElement[bool] = m.conversation_id.is_(None)
+            if self.conversation_id is not None:  # kept from when the agent did not share
+                mine = or_(mine, m.conversation_id == self.conversation_id)
+            return and_(base, mine)
+        return and_(base, m.conversation_id == self.conversation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnMemory:
+    """What a turn is given: the scope's memories (oldest first) and the current summary."""
+
+    memories: list[MemoryRecord]
+    summary: SummaryRecord | None
+
+
+def _memory(row: Any) -> MemoryRecord:
+    m = row._mapping
+    return MemoryRecord(**{k: m[k] for k in MemoryRecord.__slots__})
+
+
+def _summary(row: Any) -> SummaryRecord:
+    m = row._mapping
+    return SummaryRecord(**{k: m[k] for k in SummaryRecord.__slots__})
+
+
+def _latest_version(conversation_id: Any) -> Any:
+    s = conversation_summaries.c
+    return select(func.max(s.version)).where(s.conversation_id == conversation_id).scalar_subquery()
+
+
+class MemoryReader:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def for_turn(self, scope: MemoryScope, *, summary: bool) -> TurnMemory:
+        """The scope's memories and the conversation's current summary in one statement (the
+        turn's only memory read). The scope is bounded by the per-scope limit on writes."""
+        m, s = memories.c, conversation_summaries.c
+        parts = []
+        if scope.shared or scope.conversation_id is not None:
+            parts.append(
+                select(
+                    literal("m", String(1)).label("kind"),
+                    m.id.label("id"),
+                    m.content.label("content"),
+                    m.version.label("n1"),
+                    literal(0, Integer).label("n2"),
+                    m.created_at.label("at"),
+                ).where(scope.where())
+            )
+        if summary and scope.conversation_id is not None:
+            parts.append(
+                select(
+                    literal("s", String(1)).label("kind"),
+                    cast(null(), Uuid).label("id"),
+                    cast(s.content, Unicode).label("content"),
+                    s.covered_seq.label("n1"),
+                    s.version.label("n2"),
+                    s.created_at.label("at"),
+                ).where(
+                    s.conversation_id == scope.conversation_id,
+                    s.version == _latest_version(scope.conversation_id),
+                )
+            )
+        if not parts:
+            return TurnMemory([], None)
+        query = parts[0] if len(parts) == 1 else union_all(*parts)
+        found: list[MemoryRecord] = []
+        current: SummaryRecord | None = None
+        for row in await self.conn.execute(query):
+            if row.kind == "s":
+                assert scope.conversation_id is not None
+                current = SummaryRecord(
+                    conversation_id=scope.conversation_id,
+                    version=row.n2,
+                    user_id=scope.user_id,
+                    covered_seq=row.n1,
+                    content=row.content,
+                    model="",
+                    messages=0,
+                    created_at=row.at,
+                )
+            else:
+                found.append(
+                    MemoryRecord(
+                        id=row.id,
+                        user_id=scope.user_id,
+                        agent_id=scope.agent_id,
+                        conversation_id=None,
+                        content=row.content,
+                        source_message_id=None,
+                        source_conversation_id=None,
+                        source_tool_call=None,
+                        version=row.n1,
+                        synced_version=0,
+                        created_at=row.at,
+                        updated_at=row.at,
+                    )
+                )
+        found.sort(key=lambda r: (r.created_at, r.id))
+        return TurnMemory(found, current)
+
+    async def count(self, scope: MemoryScope) -> int:
+        query = select(func.count()).select_from(memories).where(scope.where())
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def get(self, memory_id: UUID) -> MemoryRecord | None:
+        query = select(memories).where(memories.c.id == memory_id, memories.c.deleted_at.is_(None))
+        row = (await self.conn.execute(query)).first()
+        return _memory(row) if row else None
+
+    async def page(
+        self,
+        user_id: UUID,
+        *,
+        agent_id: UUID | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[MemoryRecord]:
+        """The person's memories, newest first, keyset-paged on (created_at, id)."""
+        m = memories.c
+        query = select(memories).where(m.user_id == user_id, m.deleted_at.is_(None))
+        if agent_id is not None:
+            query = query.where(m.agent_id == agent_id)
+        if after is not None:
+            at, last = after
+            query = query.where(or_(m.created_at < at, and_(m.created_at == at, m.id < last)))
+        query = query.order_by(m.created_at.desc(), m.id.desc()).limit(limit)
+        return [_memory(r) for r in await self.conn.execute(query)]
+
+    async def of_user(
+        self, user_id: UUID, *, after: UUID | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The person's live memories as plain rows, by id (their export)."""
+        m = memories.c
+        query = select(memories).where(m.user_id == user_id, m.deleted_at.is_(None))
+        if after is not None:
+            query = query.where(m.id > after)
+        rows = await self.conn.execute(query.order_by(m.id).limit(limit))
+        return [dict(r._mapping) for r in rows]
+
+    async def summaries_of_user(
+        self, user_id: UUID, *, after: tuple[UUID, int] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Every kept summary version of the person's conversations (their export)."""
+        s = conversation_summaries.c
+        query = select(conversation_summaries).where(s.user_id == user_id)
+        if after is not None:
+            cid, version = after
+            query = query.where(
+                or_(s.conversation_id > cid, and_(s.conversation_id == cid, s.version > version))
+            )
+        rows = await self.conn.execute(query.order_by(s.conversation_id, s.version).limit(limit))
+        return [dict(r._mapping) for r in rows]
+
+    async def current_summary(self, conversation_id: UUID) -> SummaryRecord | None:
+        s = conversation_summaries.c
+        query = select(conversation_summaries).where(
+            s.conversation_id == conversation_id, s.version == _latest_version(conversation_id)
+        )
+        row = (await self.conn.execute(query)).first()
+        return _summary(row) if row else None
+
+    async def current_summaries(
+        self, conversation_ids: Sequence[UUID]
+    ) -> dict[UUID, SummaryRecord]:
+        """The current summary of each of a page of conversations that has one."""
+        if not conversation_ids:
+            return {}
+        s = conversation_summaries.c
+        latest = (
+            select(s.conversation_id, func.max(s.version).label("v"))
+            .where(s.conversation_id.in_(list(conversation_ids)))
+            .group_by(s.conversation_id)
+            .subquery()
+        )
+        query = select(conversation_summaries).join(
+            latest,
+            and_(s.conversation_id == latest.c.conversation_id, s.version == latest.c.v),
+        )
+        return {r.conversation_id: _summary(r) for r in await self.conn.execute(query)}
+
+    async def unsynced_summaries(self, *, limit: int) -> list[SummaryRecord]:
+        s = conversation_summaries.c
+        query = (
+            select(conversation_summaries)
+            .where(s.synced_at.is_(None))
+            .order_by(s.created_at)
+            .limit(limit)
+        )
+        return [_summary(r) for r in await self.conn.execute(query)]
+
+    async def unsynced_memories(self, *, limit: int) -> list[MemoryRecord]:
+        m = memories.c
+        query = (
+            select(memories).where(m.synced_version < m.version).order_by(m.updated_at).limit(limit)
+        )
+        return [_memory(r) for r in await self.conn.execute(query)]
+
+    async def live_versions(self, *, after: UUID | None, limit: int) -> list[tuple[UUID, int]]:
+        """(id, version) of live memories, by id: what MongoDB should hold (reconciler)."""
+        m = memories.c
+        query = select(m.id, m.version).where(m.deleted_at.is_(None))
+        if after is not None:
+            query = query.where(m.id > after)
+        rows = await self.conn.execute(query.order_by(m.id).limit(limit))
+        return [(r[0], r[1]) for r in rows]
+
+    async def by_ids(self, ids: Sequence[UUID]) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        query = select(memories).where(memories.c.id.in_(list(ids)))
+        return [_memory(r) for r in await self.conn.execute(query)]
+
+    async def live_count(self) -> int:
+        query = select(func.count()).select_from(memories).where(memories.c.deleted_at.is_(None))
+        return int((await self.conn.execute(query)).scalar_one())
+
+
+class MemoryRepository(MemoryReader):
+    def __init__(self, conn: WriteConnection) -> None:
+        self.conn = conn
+
+    async def add(
+        self,
+        *,
+        memory_id: UUID,
+        scope: MemoryScope,
+        content: str,
+        source_message_id: UUID | None,
+        source_conversation_id: UUID | None,
+        source_tool_call: str | None,
+        now: datetime,
+    ) -> None:
+        await self.conn.execute(
+            insert(memories).values(
+                id=memory_id,
+                user_id=scope.user_id,
+                agent_id=scope.agent_id,
+                conversation_id=scope.owner_conversation,
+                content=content,
+                source_message_id=source_message_id,
+                source_conversation_id=source_conversation_id,
+                source_tool_call=source_tool_call,
+                version=1,
+                synced_version=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def forget(self, memory_id: UUID, *, user_id: UUID, now: datetime) -> int | None:
+        """Empty the memory at once and leave a tombstone until MongoDB's copy is gone; its
+        new version, or None when it was not the person's (or already forgotten)."""
+        m = memories.c
+        result = await self.conn.execute(
+            update(memories)
+            .where(m.id == memory_id, m.user_id == user_id, m.deleted_at.is_(None))
+            .values(content="", deleted_at=now, updated_at=now, version=m.version + 1)
+            .returning(m.version)
+        )
+        row = result.first()
+        return int(row[0]) if row else None
+
+    async def change(
+        self, memory_id: UUID, *, user_id: UUID, content: str, now: datetime
+    ) -> MemoryRecord | None:
+        m = memories.c
+        result = await self.conn.execute(
+            update(memories)
+            .where(m.id == memory_id, m.user_id == user_id, m.deleted_at.is_(None))
+            .values(content=content, updated_at=now, version=m.version + 1)
+            .returning(memories)
+        )
+        row = result.first()
+        return _memory(row) if row else None
+
+    async def mark_synced(self, memory_id: UUID, version: int) -> None:
+        m = memories.c
+        await self.conn.execute(
+            update(memories)
+            .where(m.id == memory_id, m.version == version)
+            .values(synced_version=version)
+        )
+
+    async def drop_tombstone(self, memory_id: UUID, version: int) -> None:
+        """The forgotten memory's row, once MongoDB's copy is gone (that version only)."""
+        m = memories.c
+        await self.conn.execute(
+            delete(memories).where(
+                m.id == memory_id, m.version == version, m.deleted_at.is_not(None)
+            )
+        )
+
+    async def add_summary(self, summary: SummaryRecord, *, keep: int) -> None:
+        """A new version (the primary key refuses a second writer of the same version); the
+        versions older than the newest ``keep`` go."""
+        s = conversation_summaries.c
+        await self.conn.execute(
+            insert(conversation_summaries).values(
+                conversation_id=summary.conversation_id,
+                version=summary.version,
+                user_id=summary.user_id,
+                covered_seq=summary.covered_seq,
+                content=summary.content,
+                model=summary.model,
+                messages=summary.messages,
+                created_at=summary.created_at,
+            )
+        )
+        await self.conn.execute(
+            delete(conversation_summaries).where(
+                s.conversation_id == summary.conversation_id, s.version <= summary.version - keep
+            )
+        )
+
+    async def mark_summary_synced(self, conversation_id: UUID, version: int, now: datetime) -> int:
+        """This version and any older one still marked unsynced (the newest carries them)."""
+        s = conversation_summaries.c
+        result = await self.conn.execute(
+            update(conversation_summaries)
+            .where(
+                s.conversation_id == conversation_id,
+                s.version <= version,
+                s.synced_at.is_(None),
+            )
+            .values(synced_at=now)
+        )
+        return rowcount(result)
+
+    async def delete_for_conversation(self, conversation_id: UUID) -> None:
+        """A conversation's summaries and its own memories (a non-sharing agent's) go with it;
+        memories shared across the agent's conversations stay."""
+        await self.conn.execute(
+            delete(conversation_summaries).where(
+                conversation_summaries.c.conversation_id == conversation_id
+            )
+        )
+        await self.conn.execute(
+            delete(memories).where(memories.c.conversation_id == conversation_id)
+        )
+
+    async def delete_for_user(self, user_id: UUID) -> None:
+        await self.conn.execute(
+            delete(conversation_summaries).where(conversation_summaries.c.user_id == user_id)
+        )
+        await self.conn.execute(delete(memories).where(memories.c.user_id == user_id))

@@ -1,0 +1,140 @@
+"""The relay and the reconciler carry memory (issue 18): with MongoDB failing every write,
+memories saved and forgotten and summaries written land in SQL only; once MongoDB is healed the
+relay brings its copies level (a forgotten memory's copy and tombstone gone), and the
+reconciler repairs copies MongoDB lost or holds too many of."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from sqlalchemy import select
+
+from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.sql import tables
+from support.api import create_agent, register_and_login
+from support.memory import PROBE_MODEL, install_probe
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A 4-message window summarized every 2 messages, by the offline extractive summary."""
+    return settings.model_copy(
+        update={
+            "agent_context_messages": 4,
+            "memory_summary_every": 2,
+            "memory_summary_model": "offline",
+        }
+    )
+
+
+@pytest.fixture
+async def mongo_writes(secantus: SecantusServer) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(secantus.url)
+
+    async def fail(on: bool) -> None:
+        await client.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": "alwaysOn" if on else "off",
+                "data": {"failCommands": ["insert", "update", "delete"], "errorCode": 2},
+            }
+        )
+
+    try:
+        yield fail
+    finally:
+        await fail(False)
+        await client.close()
+
+
+async def _say(client: httpx.AsyncClient, headers: dict[str, str], message: str, **to: Any) -> Any:
+    body = {"message": message, **{k: str(v) for k, v in to.items()}}
+    r = await client.post("/api/chat/agent", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def _sql_summary_version(runtime: Runtime, cid: str) -> int:
+    s = tables.conversation_summaries.c
+    async with runtime.engine.connect() as conn:
+        versions = [
+            r[0]
+            for r in await conn.execute(
+                select(s.version).where(s.conversation_id == uuid.UUID(cid))
+            )
+        ]
+    return max(versions, default=0)
+
+
+async def test_relay_and_reconciler_carry_memories_and_summaries(
+    client: httpx.AsyncClient, runtime: Runtime, mongo_writes: Any
+) -> None:
+    install_probe(runtime)
+    assert runtime.memory is not None
+    headers = await register_and_login(client)
+    agent = await create_agent(client, headers, model=PROBE_MODEL)
+    memories = runtime.documents.db["user_memories"]
+    conversations = runtime.documents.conversations
+
+    first = await _say(client, headers, "remember: Fact one is kept.", agent_id=agent["id"])
+    cid = first["conversation_id"]
+    await runtime.relay.run_once()
+    assert await memories.count_documents({}) == 1
+    (one,) = (await client.get("/api/memories", headers=headers)).json()["items"]
+
+    # MongoDB refuses every write: memories, a forget and summaries land in SQL only
+    await mongo_writes(True)
+    await _say(client, headers, "remember: Fact two is new.", conversation_id=cid)
+    for i in range(3):
+        await _say(client, headers, f"what is item {i}?", conversation_id=cid)
+    await runtime.memory.worker.drain()
+    r = await client.delete(f"/api/memories/{one['id']}", headers=headers)
+    assert r.status_code == 204  # SQL is the truth: the person is answered at once
+    version = await _sql_summary_version(runtime, cid)
+    assert version >= 1
+    await mongo_writes(False)
+    assert await memories.count_documents({}) == 1  # still the old copy, "Fact one"
+    doc = await conversations.find_one({"_id": cid})
+    assert doc is not None and "conversation_state" not in doc.get("context", {})
+
+    # healed: the relay brings MongoDB level
+    await runtime.relay.run_once()
+    await runtime.relay.run_once()
+    copies = await memories.find({}).to_list(None)
+    assert [c["content"] for c in copies] == ["Fact two is new."]
+    assert copies[0]["source"]["conversation_id"] == cid
+    doc = await conversations.find_one({"_id": cid})
+    assert doc is not None
+    state = doc["context"]["conversation_state"]
+    assert (
+        state["version"] == version and "#1 user: remember: Fact one is kept." in state["summary"]
+    )
+    async with runtime.engine.connect() as conn:
+        rows = (await conn.execute(select(tables.memories))).all()
+    assert len(rows) == 1 and rows[0].synced_version == rows[0].version  # tombstone gone
+    summaries = tables.conversation_summaries.c
+    async with runtime.engine.connect() as conn:
+        unsynced = (
+            await conn.execute(select(summaries.version).where(summaries.synced_at.is_(None)))
+        ).all()
+    assert unsynced == []
+
+    # MongoDB loses the copies and gains a stray one: the reconciler repairs it from SQL
+    await memories.delete_many({})
+    await memories.insert_one({"_id": str(uuid.uuid4()), "content": "stray", "version": 1})
+    await conversations.update_one({"_id": cid}, {"$unset": {"context.conversation_state": ""}})
+    report = await runtime.reconciler.run(repair=True)
+    kinds = {d.kind for d in report.drifts}
+    assert {"memory_missing", "memory_extra", "summary"} <= kinds, report.drifts
+    copies = await memories.find({}).to_list(None)
+    assert [c["content"] for c in copies] == ["Fact two is new."]
+    doc = await conversations.find_one({"_id": cid})
+    assert doc is not None and doc["context"]["conversation_state"]["version"] == version
+    assert (await runtime.reconciler.run(repair=False)).clean

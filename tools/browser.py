@@ -53,7 +53,7 @@ class ConsoleServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:  # a loaded 2-core CI box took 100 s
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = (self.workdir / "server.log").open("ab")
         self.proc = subprocess.Popen(

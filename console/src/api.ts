@@ -167,6 +167,19 @@ export interface Conversation {
   avg_response_time: number;
   last_error: string | null;
 }
+export interface SearchHit {
+  kind: "message" | "conversation";
+  conversation_id: string;
+  message_id: string | null;
+  seq: number | null;
+  message_type: string | null;
+  agent_id: string | null;
+  created_at: string;
+  title: string | null;
+  snippet: string;
+  highlights: [number, number][];
+  score: number;
+}
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;

@@ -93,7 +93,7 @@ function App() {
       view = <ProfileView user={user} />;
       break;
     default:
-      view = <ChatView user={user} conversationId={r[1] ?? null} />;
+      view = <ChatView user={user} conversationId={r[1] ?? null} focusSeq={r[2] && /^\d+$/.test(r[2]) ? Number(r[2]) : null} />;
   }
   return (
     <>

@@ -25,18 +25,38 @@ console = Console()
 def serve(
     host: Annotated[str | None, typer.Option(help="default: EV_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: EV_PORT")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="processes serving the port; default: one per core with PostgreSQL/SQL "
+            "Server + EV_MONGODB_URL + EV_REDIS_URL, else 1 (SQLite and the embedded "
+            "SecantusDB serve one process)",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (migrates the database and starts SecantusDB if no MongoDB URL)."""
     import uvicorn
 
     from employeevirtual.analytics.logs import configure_logging
     from employeevirtual.api.request_id import install_log_record_factory
-    from employeevirtual.api.server import server_config
+    from employeevirtual.api.server import (
+        EnvGuardedHttpTools,
+        default_workers,
+        server_config,
+        server_options,
+        workers_problem,
+    )
     from employeevirtual.main import create_app
     from employeevirtual.runtime import preflight
     from employeevirtual.stores.datadir import DataDirError
 
     settings = Settings()
+    count = workers or default_workers(settings)
+    problem = workers_problem(settings, count)
+    if problem is not None:
+        console.print(f"[red]--workers {count}: {problem}[/red]", soft_wrap=True)
+        raise typer.Exit(2)
     try:
         preflight(settings)
     except DataDirError as exc:
@@ -46,8 +66,22 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     console.print(
         f"EmployeeVirtual on http://{host or settings.host}:{port or settings.port} "
-        f"(data in {settings.data_dir}; API docs at /docs)"
+        f"({count} worker{'s' if count > 1 else ''}; data in {settings.data_dir}; "
+        "API docs at /docs)"
     )
+    if count > 1:
+        # migrate once here, before the workers start (each would otherwise race to)
+        asyncio.run(_migrate(settings))
+        uvicorn.run(
+            "employeevirtual.main:worker_app",
+            factory=True,
+            workers=count,
+            host=host or settings.host,
+            port=port or settings.port,
+            http=EnvGuardedHttpTools,
+            **server_options(settings),
+        )
+        return
     config = server_config(
         create_app(settings), settings, host=host or settings.host, port=port or settings.port
     )
@@ -55,25 +89,58 @@ def serve(
     uvicorn.Server(config).run()
 
 
+async def _migrate(settings: Settings) -> None:
+    from employeevirtual.stores.sql.engine import create_engine
+    from employeevirtual.stores.sql.migrate import upgrade
+
+    engine = create_engine(settings.sql_url, schema=settings.database_schema)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
     from employeevirtual.security.data_dir import secure_data_dir
-    from employeevirtual.stores.sql.engine import create_engine
-    from employeevirtual.stores.sql.migrate import upgrade
 
     settings = Settings()
     secure_data_dir(settings.data_dir)
+    asyncio.run(_migrate(settings))
+    console.print("database is at the latest migration")
+
+
+@app.command()
+def worker() -> None:
+    """Run the shared background jobs without serving HTTP: the relay, the reconciler, key
+    purge, exports, erasure, retention, knowledge ingestion and usage rollups. For deployments
+    whose API processes set EV_BACKGROUND_JOBS=false (docs/deploy.md). Stops on SIGTERM/SIGINT
+    after the jobs' own shutdown (the relay copies what is still owed)."""
+    import signal
+
+    from employeevirtual.analytics.logs import configure_logging
+    from employeevirtual.api.request_id import install_log_record_factory
+    from employeevirtual.runtime import open_runtime
+
+    settings = Settings().model_copy(update={"background_jobs": True})
+    install_log_record_factory()
+    configure_logging(settings.log_level, settings.log_format)
 
     async def _run() -> None:
-        engine = create_engine(settings.sql_url, schema=settings.database_schema)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runtime = await open_runtime(settings)
         try:
-            await upgrade(engine)
+            runtime.start_background()
+            console.print("EmployeeVirtual worker: background jobs running")
+            await stop.wait()
         finally:
-            await engine.dispose()
+            await runtime.close()
 
     asyncio.run(_run())
-    console.print("database is at the latest migration")
 
 
 @app.command("create-admin")

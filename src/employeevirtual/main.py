@@ -53,7 +53,7 @@ from employeevirtual.runtime import open_runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "worker_app"]
 
 UPLOAD_PATH = re.compile(r"^/api/knowledge-bases/[^/]+/documents$")
 
@@ -178,3 +178,13 @@ def create_app(
             ],
         )
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` process (uvicorn starts each with ``spawn`` and
+    this factory): logging as ``serve`` sets it up, then the app from the worker's settings."""
+    from employeevirtual.analytics.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

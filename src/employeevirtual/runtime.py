@@ -124,6 +124,9 @@ class Runtime:
         self.instance.start()
         if self.supervisor is not None:
             self.supervisor.start()
+        self.interrupted.start()
+        if not self.settings.background_jobs:  # an `employeevirtual worker` runs them
+            return
         if self.settings.sync_relay_enabled:
             self.relay.start()
         self.reconciler.start()
@@ -134,7 +137,6 @@ class Runtime:
         if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
             self.knowledge.worker.start()
         self.rollup_task.start()
-        self.interrupted.start()
 
     async def close(self) -> None:
         """After the HTTP server drained its in-flight requests (and the live turns finished or
@@ -208,8 +210,14 @@ async def open_runtime(
         lock = DataDirLock(settings.data_dir)
         lock.acquire()
     secure_data_dir(settings.data_dir)  # after the writability check: it names the path
+    pool: dict[str, int] = {}
+    if not settings.sql_url.startswith("sqlite"):
+        pool = {
+            "pool_size": settings.database_pool_size,
+            "max_overflow": settings.database_max_overflow,
+        }
     engine = create_engine(
-        settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema
+        settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema, **pool
     )
     metrics.ENABLED = settings.metrics_enabled
     listeners: list[Any] = []
@@ -321,6 +329,7 @@ async def open_runtime(
         engine=engine,
         registry=personal_data,
         export_dir=settings.export_dir,
+        originals=knowledge.files,
         ttl=timedelta(hours=settings.export_ttl_hours),
         min_interval=timedelta(seconds=settings.export_min_interval_seconds),
     )
@@ -344,6 +353,8 @@ async def open_runtime(
         knowledge=knowledge,
         budgets=budgets,
         mcp=mcp,
+        delegation_depth=settings.delegation_max_depth,
+        handoffs_per_turn=settings.handoffs_per_turn,
         memory=memory,
     )
     turn_log = make_turn_log(
@@ -388,6 +399,7 @@ async def open_runtime(
             rules=replace(AgentRules.from_settings(settings, models), external_tools=True),
             max_per_user=settings.max_agents_per_user,
             check_tools=mcp.check_agent_tools,
+            max_delegates=settings.max_delegates_per_agent,
         ),
         conversations=conversations,
         knowledge=knowledge,

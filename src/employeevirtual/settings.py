@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         default="empl", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="ignored on SQLite"
     )
     sql_echo: bool = False
+    # per process: the sum over every API process and worker must stay under the database's
+    # connection limit (docs/deploy.md)
+    database_pool_size: int = Field(default=20, ge=1, description="ignored on SQLite")
+    database_max_overflow: int = Field(default=20, ge=0, description="ignored on SQLite")
     mongodb_url: SecretStr | None = Field(
         default=None, description="MongoDB URL; default: a SecantusDB child process"
     )
@@ -105,6 +109,14 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=32_000, ge=1)
     max_instructions_chars: int = Field(default=20_000, ge=1)
     max_tools_per_agent: int = Field(default=16, ge=0)
+    # teams of agents (issue 13)
+    max_delegates_per_agent: int = Field(default=8, ge=0, le=32)
+    delegation_max_depth: int = Field(
+        default=3, ge=1, le=8, description="how deep delegates may ask delegates in one turn"
+    )
+    handoffs_per_turn: int = Field(
+        default=2, ge=0, le=8, description="how many times agents may hand a turn over"
+    )
     conversation_window: int = Field(
         default=50, ge=1, le=1000, description="messages kept in the MongoDB conversation doc"
     )
@@ -136,6 +148,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     cors_allow_credentials: bool = False
     hsts_seconds: int = Field(default=0, ge=0, description="0: no Strict-Transport-Security")
+
+    background_jobs: bool = Field(
+        default=True,
+        description="run the shared background jobs (relay, reconciler, key purge, exports, "
+        "erasure, retention, ingestion, rollups) in this server; false on API processes when "
+        "an `employeevirtual worker` runs them",
+    )
 
     # keeping both stores in step (sync/): relay, reconciler, alert, idempotency keys
     sync_relay_enabled: bool = Field(

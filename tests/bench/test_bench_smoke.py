@@ -14,8 +14,9 @@ from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from support.api import create_agent, register_and_login
+from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
-from tools.bench.report import write_results
+from tools.bench.report import targets, write_results
 from tools.bench.seed import SeedSpec, seed_conversations
 from tools.bench.server import INSTANT_MODEL, BenchState, install_bench_models
 
@@ -126,7 +127,28 @@ def test_report_renders_json_and_chart(tmp_path: Any) -> None:
             "by_length": {},
         },
         "lengths": [row, {**row, "messages_before": 1000}],
-        "concurrency": [],
+        "floor": {
+            "agent_ms": 0.2,
+            "sql_ms": 0.05,
+            "mongo_ms": 0.05,
+            "total_ms": 0.3,
+            "rounds": 1,
+            "history_messages": 20,
+            "sql_statements": 3,
+            "sql_transactions": 1,
+            "mongo_commands": 3,
+            "loop": "uvloop",
+        },
+        "concurrency": [
+            {
+                "in_flight": 10,
+                "p50_ms": 1.0,
+                "p99_ms": 2.0,
+                "throughput_per_s": 9.0,
+                "errors": 0,
+                "per_turn_ms": {"server_cpu": 1.0},
+            }
+        ],
         "profile": {
             "turns": 1,
             "server_cpu_ms_per_turn": 1.0,
@@ -138,3 +160,51 @@ def test_report_renders_json_and_chart(tmp_path: Any) -> None:
     path = write_results(results, tmp_path)
     assert path.exists()
     assert path.with_suffix(".png").stat().st_size > 1000
+    met = {name: ok for name, (_, _, ok) in targets(results).items()}
+    assert met["CPU per steady turn / floor"] is False  # 1.0 ms against a 0.3 ms floor: 3.3x
+    assert met["10 slow turns in flight: achieved / CPU-allowed, errors"] is True  # 9 of 10/s
+
+
+async def test_floor_replays_a_captured_turn_and_leaves_the_stores_as_they_were(
+    metered: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    """The floor replays exactly the statements and commands a steady turn sent, and its
+    rollbacks and restores leave the conversation as the turn left it."""
+    client, runtime = metered
+    headers = await register_and_login(client)
+    agent = await create_agent(client, headers, model=INSTANT_MODEL)
+    r = await client.post(
+        "/api/chat/agent", json={"message": "hi", "agent_id": agent["id"]}, headers=headers
+    )
+    cid = r.json()["conversation_id"]
+    await _turn(client, headers, conversation_id=cid)  # the context cache is warm
+    before = await runtime.documents.conversations.find_one({"_id": cid})
+    _METER.capture = []
+    steady = await _turn(client, headers, conversation_id=cid)
+    captured, _METER.capture = _METER.capture, None
+    after = await runtime.documents.conversations.find_one({"_id": cid})
+    settings = runtime.settings
+    assert settings.mongodb_url is not None
+    database = settings.mongodb_database
+    spec = FloorSpec(
+        history_messages=4,
+        rounds=2,
+        sql_url=settings.sql_url,
+        captured=captured,
+        mongo_url=settings.mongodb_url.get_secret_value(),
+        mongo_restore=[(database, "chat_conversations", before)] if before else [],
+    )
+    floor = await measure_floor(spec)
+    assert (floor["sql_statements"], floor["mongo_commands"]) == (
+        steady.sql_statements + (1 if runtime.engine.dialect.name == "sqlite" else 0),
+        steady.mongo_commands,
+    )
+    assert floor["sql_transactions"] == steady.sql_transactions == 1
+    assert all(floor[k] > 0 for k in ("agent_ms", "sql_ms", "mongo_ms"))
+    # the turn's messages once each, the counters as the turn left them
+    r = await client.get(f"/api/conversations/{cid}/messages", headers=headers)
+    assert [m["seq"] for m in r.json()["messages"]] == [1, 2, 3, 4, 5, 6]
+    restored = await runtime.documents.conversations.find_one({"_id": cid})
+    assert restored is not None and after is not None
+    assert restored["metadata"]["last_seq"] == after["metadata"]["last_seq"] == 6
+    assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 6

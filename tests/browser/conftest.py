@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 from harness import CHROMIUM, SCREENSHOTS, Api, ConsoleServer, launch_args
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, sync_playwright
+
+from support.mcp_process import STDIO_COMMAND
 
 ASKED = os.environ.get("EV_TEST_BROWSER", "") not in ("", "0")
 
@@ -44,6 +47,10 @@ def console(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         EV_OPENAI_BASE_URL="http://127.0.0.1:9/v1",
         EV_OPENAI_API_KEY="not-a-real-key",
         EV_MODEL_MAX_RETRIES="0",
+        # the test MCP server (tests/support/mcp_server.py) as a stdio child an admin registers
+        EV_MCP_STDIO_COMMANDS=shlex.join(STDIO_COMMAND),
+        EV_MCP_START_TIMEOUT_SECONDS="120",
+        EV_MCP_CATALOG_SECONDS="0",
     )
     server.start()
     try:

@@ -436,3 +436,44 @@ def test_agents_screen_pages_with_the_api_cursor_and_filters_by_scope(
         assert problems(page) == []
     finally:
         other.close()
+
+
+def test_search_finds_messages_through_the_api_and_opens_one_at_its_place(
+    page: Page, api: Api, admin: Api
+) -> None:
+    agent = api.agent()
+    conversation = api.chat("Bom dia, tudo certo?", agent_id=agent["id"])["conversation_id"]
+    api.chat("Quantos dias de férias tenho em dezembro?", conversation_id=conversation)
+    for i in range(30):  # the hit is far from the newest page
+        api.chat(f"outro assunto {i}", conversation_id=conversation)
+    other = api.chat("Relatório trimestral", agent_id=agent["id"])["conversation_id"]
+    admin_agent = admin.agent()
+    admin.chat("As férias do admin", agent_id=admin_agent["id"])  # someone else's: never shown
+    expected = api.call("GET", "/api/search", params={"q": "ferias"})["items"]
+    hit = next(h for h in expected if h["message_type"] == "user")
+    assert hit["conversation_id"] == conversation
+
+    ui_login(page, api.email)
+    page.fill("#conv-search", "ferias")  # no accent: the engine folds them
+    results = page.locator(".search-results li")
+    expect(results).to_have_count(len(expected))
+    snippets = results.locator(".snippet").all_inner_texts()
+    assert snippets == [h["snippet"] for h in expected]  # the API's order and text
+    expect(results.first.locator("mark").first).to_have_text(re.compile("^férias$", re.I))
+    assert "admin" not in " ".join(snippets)
+    expect(page.locator(f"li[data-conversation='{other}']")).to_have_count(0)  # list replaced
+
+    page.locator(f".search-results a[href='#/chat/{conversation}/{hit['seq']}']").click()
+    focused = page.locator(f".msg[data-seq='{hit['seq']}']")
+    expect(focused).to_be_visible()
+    expect(focused).to_have_class(re.compile(r"\bfocused\b"))
+    expect(focused).to_contain_text("Quantos dias de férias")
+    expect(page.get_by_test_id("search-hit-notice")).to_be_visible()
+    expect(page.locator("#composer-input")).to_have_count(0)  # reading the past, not replying
+
+    page.get_by_role("link", name="Go to the newest messages").click()
+    expect(page.locator(".msg").last).to_contain_text("outro assunto 29")
+    expect(page.locator("#composer-input")).to_be_visible()
+    page.fill("#conv-search", "")
+    expect(page.locator(f"li[data-conversation='{other}']")).to_be_visible()
+    assert problems(page) == []

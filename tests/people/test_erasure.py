@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.security.ratelimit import InProcessRateLimiter
 from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
 from support.access import account, app_client
@@ -47,6 +48,18 @@ async def people_app(
     changed = settings.model_copy(update=overrides)
     async with app_client(changed) as (client, runtime):
         yield client, runtime, changed
+
+
+def _in_process_keys(runtime: Runtime, needles: dict[str, str]) -> dict[str, list[str]]:
+    """The in-process limiter's keys holding a needle (none to scan with Redis)."""
+    if not isinstance(runtime.limiter, InProcessRateLimiter):
+        return {}
+    found: dict[str, list[str]] = {}
+    for key in runtime.limiter.held_keys():
+        for label, needle in needles.items():
+            if needle.lower() in key.lower():
+                found.setdefault(label, []).append(key)
+    return found
 
 
 async def test_erasure_leaves_nothing_but_the_tombstone(
@@ -94,8 +107,11 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
     sqlite_files = ("employeevirtual.db", "secantus", "mongodb")
     assert "marker" in scan_files(settings.data_dir, person["needles"], skip=sqlite_files)
     if settings.redis_url:
-        # the limiter's per-user key and the streamed turn's events (the message, the owner)
-        assert {"id", "marker"} <= set(before["redis"]), before["redis"]
+        # the limiter's per-user key, the failed login's (account, address) counter and the
+        # streamed turn's events (the message, the owner)
+        assert {"id", "marker", "login_key"} <= set(before["redis"]), before["redis"]
+    else:
+        assert {"id", "login_key"} <= set(_in_process_keys(runtime, person["needles"]))
 
     # wrong password: refused, nothing changes
     r = await client.request(
@@ -122,6 +138,7 @@ async def test_erasure_leaves_nothing_but_the_tombstone(
 
     after = await scan_everything(runtime.engine, runtime.documents, person["needles"], **scan)
     assert after == {k: {} for k in after}, after
+    assert _in_process_keys(runtime, person["needles"]) == {}
     assert scan_files(settings.data_dir, person["needles"], skip=sqlite_files) == {}
 
     # the tombstone: a random id, the times, who asked; nobody's id

@@ -19,7 +19,7 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql import tables
 from support.access import account, audit_rows
 from support.api import create_agent
-from support.knowledge import create_base
+from support.knowledge import create_base, upload, wait_done
 
 
 def _jsonl(z: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
@@ -72,7 +72,17 @@ async def test_zip_round_trips_to_the_same_records(
     assert (
         await client.post("/api/api-keys", json={"name": "ci"}, headers=owner.headers)
     ).status_code == 201
-    await create_base(client, owner.headers, name="Manual de férias")
+    base = await create_base(client, owner.headers, name="Manual de férias")
+    # knowledge originals, byte for byte; a file name that tries to climb out of its folder
+    originals = {
+        "férias 2026.txt": "Férias: 30 dias por ano.\n".encode(),
+        "..\\..\\win:evil?.md": b"# not a path\n\x00\xff binary tail",
+    }
+    documents = []
+    for filename, data in originals.items():
+        documents.append(await upload(client, owner.headers, base["id"], filename, data))
+    for document in documents:
+        await wait_done(client, owner.headers, base["id"], document["id"])
     # someone else's data must not appear
     other_agent = await create_agent(client, other.headers)
     await client.post(
@@ -113,6 +123,11 @@ async def test_zip_round_trips_to_the_same_records(
             ("messages", tables.messages, tables.messages.c.user_id == uid),
             ("api_keys", tables.api_keys, tables.api_keys.c.user_id == uid),
             ("knowledge_bases", tables.knowledge_bases, tables.knowledge_bases.c.user_id == uid),
+            (
+                "knowledge_documents",
+                tables.knowledge_documents,
+                tables.knowledge_documents.c.user_id == uid,
+            ),
         ):
             sql[name] = [dict(r._mapping) for r in await conn.execute(select(table).where(where))]
         profile = dict(
@@ -122,7 +137,7 @@ async def test_zip_round_trips_to_the_same_records(
         )
 
     for name, rows in sql.items():
-        exported = _jsonl(z, name)
+        exported = [{k: v for k, v in d.items() if k != "original"} for d in _jsonl(z, name)]
         hidden = {"digest"}
         assert sorted(exported, key=lambda d: d["id"]) == sorted(
             (_same({k: v for k, v in row.items() if k not in hidden}) for row in rows),
@@ -130,7 +145,17 @@ async def test_zip_round_trips_to_the_same_records(
         ), name
         assert manifest["counts"][name] == len(rows)
     assert len(sql["messages"]) == 8 and len(sql["conversations"]) == 2
-    assert len(sql["knowledge_bases"]) == 1
+    assert len(sql["knowledge_bases"]) == 1 and len(sql["knowledge_documents"]) == 2
+    # every document's original, as uploaded, under the entry its row names
+    entries = {d["id"]: d["original"] for d in _jsonl(z, "knowledge_documents")}
+    for document, data in zip(documents, originals.values(), strict=True):
+        entry = entries[document["id"]]
+        assert entry.startswith(f"knowledge/{base['id']}/{document['id']}/"), entry
+        assert ".." not in entry.split("/") and "\\" not in entry and ":" not in entry
+        assert z.read(entry) == data
+    assert entries[documents[0]["id"]].endswith("/férias 2026.txt")
+    assert manifest["knowledge_files"]["count"] == 2
+    assert manifest["knowledge_files"]["bytes"] == sum(len(d) for d in originals.values())
     # typed round trip: ids and times parse back to the stored values
     by_id = {row["id"]: row for row in sql["messages"]}
     for line in _jsonl(z, "messages"):

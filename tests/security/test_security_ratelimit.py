@@ -150,3 +150,10 @@ async def test_make_rate_limiter_picks_backend() -> None:
     redis_limiter = make_rate_limiter("redis://127.0.0.1:1/0")  # no connection until used
     assert isinstance(redis_limiter, RedisRateLimiter)
     await redis_limiter.aclose()
+
+
+async def test_reset_prefix_removes_only_the_keys_under_it(limiter: InProcessRateLimiter) -> None:
+    for key in ("p:1.2.3.4", "p:5.6.7.8", "p:5.6.7.8:wait:6", "pq:1.2.3.4", "q:1"):
+        await limiter.hit(key, limit=10, window_seconds=60)
+    assert await limiter.reset_prefix("p:") == 3
+    assert sorted(limiter.held_keys()) == ["pq:1.2.3.4", "q:1"]

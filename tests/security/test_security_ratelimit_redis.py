@@ -152,3 +152,14 @@ async def test_login_throttle_keys_hold_no_raw_email(
     keys = [k.decode() async for k in redis_client.scan_iter(match=f"{RUN_PREFIX}*")]
     assert keys
     assert not any("alice" in k.lower() or "example" in k.lower() for k in keys)
+
+
+async def test_reset_prefix_removes_only_the_keys_under_it(limiter: RedisRateLimiter) -> None:
+    """An erasure forgets a person's failed-login counters from every address by prefix; glob
+    characters in the prefix are matched literally."""
+    for key in ("p*[x]:1.2.3.4", "p*[x]:5.6.7.8", "p*[x]:5.6.7.8:wait:6", "pa[x]:1.2.3.4", "q:1"):
+        await limiter.hit(key, limit=10, window_seconds=60)
+    assert await limiter.reset_prefix("p*[x]:") == 3
+    for key, used in (("p*[x]:1.2.3.4", 0), ("pa[x]:1.2.3.4", 1), ("q:1", 1)):
+        peek = await limiter.hit(key, limit=10, window_seconds=60, cost=0)
+        assert 10 - peek.remaining == used, key

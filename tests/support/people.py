@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.security.login_throttle import account_prefix
 from employeevirtual.stores.mongo.documents import DocumentStore
 from support.api import PASSWORD, create_agent
 from support.knowledge import create_base, upload
@@ -152,6 +153,8 @@ async def a_person_with_everything(
             "email": email,
             "name": name,
             "marker": marker,
+            # the failed-login counters' keys hold the email's hash, not the email
+            "login_key": account_prefix(email).split(":")[2],
             **{f"message{i}": text for i, text in enumerate(said)},
         },
     }

@@ -43,7 +43,10 @@ def server_env(data_dir: Path, port: int, **extra: Any) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, log: Path, **env: Any) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path, *, args: tuple[str, ...] = (), **env: Any
+    ) -> None:
+        self.args = args  # after ``serve`` (``--workers 2``)
         self.data_dir = data_dir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -56,6 +59,7 @@ class ServerProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 *COMMAND,
                 "serve",
+                *self.args,
                 env=self.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,

@@ -7,6 +7,7 @@ import contextlib
 
 import pytest
 
+from employeevirtual.analytics.rollups import RollupReport, RollupTask
 from employeevirtual.tasks import run_rounds, stop_task
 
 
@@ -35,6 +36,58 @@ async def test_a_cooperative_task_is_cancelled_and_awaited() -> None:
     await stop_task(task)
     assert task.cancelled()
     await stop_task(None)  # nothing to stop
+
+
+async def _a_round_whose_cancellation_is_swallowed(finish: asyncio.Future[None]) -> None:
+    """What pymongo's ``async_sendall`` does on Python 3.11: ``asyncio.wait_for`` on something
+    that finishes in the same loop pass as the cancellation returns instead of raising
+    (CPython gh-86296). ``finish`` is resolved by the test right before it cancels."""
+    with contextlib.suppress(asyncio.CancelledError):  # 3.12+ raises: swallow it the same way
+        await asyncio.wait_for(finish, 5)
+
+
+async def _started(task: asyncio.Task[None], entered: asyncio.Event) -> None:
+    await asyncio.wait_for(entered.wait(), 5)
+    assert not task.done()
+
+
+async def test_run_rounds_stops_even_when_a_round_swallowed_the_cancellation() -> None:
+    finish: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    entered = asyncio.Event()
+
+    async def round_() -> None:
+        entered.set()
+        if not finish.done():
+            await _a_round_whose_cancellation_is_swallowed(finish)
+
+    task = asyncio.create_task(
+        run_rounds(round_, wake=asyncio.Event(), interval=3600, what="test"), name="rounds"
+    )
+    await _started(task, entered)
+    finish.set_result(None)
+    # stop_task cancels before its first await: the same pass as the round's wait_for finishing
+    await asyncio.wait_for(stop_task(task, timeout=5), 10)
+    assert task.cancelled()  # not asleep for the round's 3600 s interval
+
+
+async def test_the_rollup_loop_stops_even_when_a_round_swallowed_the_cancellation() -> None:
+    finish: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    entered = asyncio.Event()
+
+    class SwallowingRollups:
+        async def run(self) -> RollupReport:
+            entered.set()
+            await _a_round_whose_cancellation_is_swallowed(finish)
+            return RollupReport([], None)
+
+    rollups = RollupTask(SwallowingRollups(), interval=3600)  # type: ignore[arg-type]
+    rollups.start()
+    task = rollups._task
+    assert task is not None
+    await _started(task, entered)
+    finish.set_result(None)
+    await asyncio.wait_for(rollups.stop(), 10)
+    assert task.cancelled()
 
 
 async def test_a_loop_whose_round_swallowed_the_cancellation_still_stops() -> None:

@@ -40,6 +40,9 @@ class Tally:
         return asdict(self)
 
 
+# what a replay of a captured command must not carry over (the session and cluster clock)
+_SESSION_FIELDS = ("lsid", "$clusterTime", "$db", "txnNumber", "$readPreference")
+
 _current: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("ev_bench_tally")
 
 
@@ -49,6 +52,11 @@ class _MongoListener(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.meter.tally().mongo_commands += 1
+        if self.meter.capture is not None and _current.get(None) is not None:
+            command = {k: v for k, v in event.command.items() if k not in _SESSION_FIELDS}
+            self.meter.capture.append(
+                {"kind": "mongo", "database": event.database_name, "command": command}
+            )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         self.meter.tally().mongo_seconds += event.duration_micros / 1e6
@@ -65,6 +73,9 @@ class StoreMeter:
         self.background = Tally()
         self.requests = Tally()  # the sum of every finished ``scope`` tally
         self.mongo_listener = _MongoListener(self)
+        # when a list: every statement, transaction edge and Mongo command of a request, in
+        # order, for the floor's replay (tools.bench.floor)
+        self.capture: list[dict[str, Any]] | None = None
 
     def tally(self) -> Tally:
         return _current.get(None) or self.background
@@ -91,8 +102,14 @@ class StoreMeter:
         sync_engine = engine.sync_engine
 
         @event.listens_for(sync_engine, "before_cursor_execute")
-        def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        def _before(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+        ) -> None:
             conn.info["ev_bench_started"] = time.perf_counter()
+            if self.capture is not None and _current.get(None) is not None:
+                self.capture.append(
+                    {"kind": "sql", "statement": statement, "params": parameters, "many": many}
+                )
 
         @event.listens_for(sync_engine, "after_cursor_execute")
         def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -110,3 +127,14 @@ class StoreMeter:
             options = conn.get_execution_options()
             if not options.get(READ_AUTOCOMMIT) and options.get("isolation_level") != "AUTOCOMMIT":
                 self.tally().sql_transactions += 1
+                conn.info["ev_bench_in_transaction"] = True
+                if self.capture is not None and _current.get(None) is not None:
+                    self.capture.append({"kind": "begin"})
+
+        def _end(conn: Any) -> None:
+            ended = conn.info.pop("ev_bench_in_transaction", False)
+            if ended and self.capture is not None and _current.get(None) is not None:
+                self.capture.append({"kind": "end"})
+
+        event.listen(sync_engine, "commit", _end)
+        event.listen(sync_engine, "rollback", _end)

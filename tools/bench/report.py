@@ -56,7 +56,19 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
         )
     console.print(t)
 
-    t = Table(title="2-3. Latency by conversation length (ms; sequential, one client)")
+    floor = results["floor"]["total_ms"]
+    f = results["floor"]
+    console.print(
+        f"floor per turn (fresh process, {f['loop']} loop, {f['rounds']} rounds): "
+        f"bare Agent.run with {f['history_messages']} history messages {f['agent_ms']:.2f} ms + "
+        f"raw SQL ({f['sql_statements']} statements, {f['sql_transactions']} transaction) "
+        f"{f['sql_ms']:.2f} ms + raw MongoDB ({f['mongo_commands']} commands) "
+        f"{f['mongo_ms']:.2f} ms = [bold]{floor:.2f} ms[/]"
+    )
+    t = Table(
+        title="2-3. Latency by conversation length (ms; sequential, one client; plain server, "
+        "CPU read from /proc)"
+    )
     for col in (
         "messages",
         "turn p50",
@@ -64,8 +76,7 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
         "p99",
         "turns/s",
         "CPU ms/turn",
-        "SQL ms/turn",
-        "Mongo ms/turn",
+        "x floor",
         "newest page p50",
         "p99",
         "deep page p50",
@@ -81,8 +92,7 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
             _ms(turn["p99_ms"]),
             f"{turn['throughput_per_s']:.0f}",
             f"{row['server_cpu_ms_per_turn']:.2f}",
-            f"{row['server_sql_ms_per_turn']:.2f}",
-            f"{row['server_mongo_ms_per_turn']:.2f}",
+            f"{row['server_cpu_ms_per_turn'] / floor:.2f}x",
             _ms(newest["p50_ms"]),
             _ms(newest["p99_ms"]),
             _ms(deep["p50_ms"]),
@@ -99,35 +109,33 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
             f"deep page {_ratio(last, first, 'history_deep'):.2f}x"
         )
 
-    t = Table(title=f"4. Concurrency on a {results['plan']['slow_seconds']:g} s model")
+    t = Table(
+        title=f"4. Concurrency on a {results['plan']['slow_seconds']:g} s model (plain server, "
+        "one worker)"
+    )
     for col in (
         "in flight",
         "turns/s",
         "p50 ms",
         "p99 ms",
         "errors",
-        "max loop lag ms",
-        "longest step ms",
         "server CPU ms/turn",
-        "in SQL ms/turn",
-        "in Mongo ms/turn",
-        "request ms/turn",
+        "CPU-allowed turns/s",
+        "achieved / allowed",
     ):
         t.add_column(col, justify="right")
     for row in results["concurrency"]:
         per = row["per_turn_ms"]
+        allowed = cpu_allowed(results, row["in_flight"])
         t.add_row(
             f"{row['in_flight']:,}",
             f"{row.get('throughput_per_s', 0):.0f}",
             _ms(row["p50_ms"]),
             _ms(row["p99_ms"]),
             str(row["errors"]),
-            _ms(row["server_max_loop_lag_ms"]),
-            _ms(row.get("server_longest_callback_ms", float("nan"))),
             f"{per['server_cpu']:.2f}",
-            f"{per['in_sql']:.1f}",
-            f"{per['in_mongo']:.1f}",
-            _ms(per["request_wall"]),
+            f"{allowed:.0f}",
+            f"{row.get('throughput_per_s', 0) / allowed:.0%}",
         )
     console.print(t)
 
@@ -150,6 +158,101 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
     )
     console.print(f"sampled ms/turn by kind: {kinds}")
     console.print(f"own ms/turn by package: {packages}")
+    print_workers(results, console)
+    print_targets(results, console)
+
+
+def steady_cpu_ms(results: dict[str, Any]) -> float:
+    """CPU per steady turn: the median over the lengths (plain server)."""
+    return float(statistics.median(row["server_cpu_ms_per_turn"] for row in results["lengths"]))
+
+
+def cpu_allowed(results: dict[str, Any], in_flight: int, cores: float = 1.0) -> float:
+    """Turns/s the measured CPU per turn allows on ``cores``, capped by what ``in_flight``
+    turns of the model's length can give at all."""
+    by_cpu = cores * 1000 / steady_cpu_ms(results)
+    by_model = in_flight / float(results["plan"]["slow_seconds"])
+    return min(by_cpu, by_model)
+
+
+def print_workers(results: dict[str, Any], console: Console) -> None:
+    workers = results.get("workers")
+    if not isinstance(workers, list) or not workers:
+        if workers:
+            console.print(f"7. Workers: {workers}")
+        return
+    t = Table(title="7. Worker processes (plain server; PostgreSQL)")
+    for col in ("workers", "instant: in flight", "turns/s", "p99 ms", "errors", "CPU ms/turn"):
+        t.add_column(col, justify="right")
+    for col in ("slow: in flight", "turns/s", "p99 ms", "errors"):
+        t.add_column(col, justify="right")
+    for row in workers:
+        fast, slow = row["instant"], row["slow"]
+        t.add_row(
+            str(row["workers"]),
+            str(fast["in_flight"]),
+            f"{fast.get('throughput_per_s', 0):.0f}",
+            _ms(fast["p99_ms"]),
+            str(fast["errors"]),
+            f"{fast['per_turn_ms']['server_cpu']:.2f}",
+            str(slow["in_flight"]),
+            f"{slow.get('throughput_per_s', 0):.0f}",
+            _ms(slow["p99_ms"]),
+            str(slow["errors"]),
+        )
+    console.print(t)
+
+
+def targets(results: dict[str, Any]) -> dict[str, tuple[float, str, bool]]:
+    """Issue 17's targets: figure, how it reads, met."""
+    out: dict[str, tuple[float, str, bool]] = {}
+    ratio = steady_cpu_ms(results) / results["floor"]["total_ms"]
+    out["CPU per steady turn / floor"] = (ratio, f"{ratio:.2f}x <= 2.5x", ratio <= 2.5)
+    workers = results.get("workers")
+    if isinstance(workers, list) and len(workers) > 1:
+        one, two = workers[0], workers[1]
+        speedup = two["instant"]["throughput_per_s"] / one["instant"]["throughput_per_s"]
+        out[f"{two['workers']} workers vs 1, instant turns/s"] = (
+            speedup,
+            f"{speedup:.2f}x >= 1.6x",
+            speedup >= 1.6,
+        )
+        p99 = two["slow"]["p99_ms"]
+        out[f"{two['slow']['in_flight']} slow turns on {two['workers']} workers, p99"] = (
+            p99,
+            f"{p99:.0f} ms <= {1500 * results['plan']['slow_seconds']:.0f} ms",
+            p99 <= 1500 * results["plan"]["slow_seconds"] and two["slow"]["errors"] == 0,
+        )
+    if not results["concurrency"]:
+        return out
+    top = max(results["concurrency"], key=lambda row: row["in_flight"])
+    share = top.get("throughput_per_s", 0) / cpu_allowed(results, top["in_flight"])
+    out[f"{top['in_flight']} slow turns in flight: achieved / CPU-allowed, errors"] = (
+        share,
+        f"{share:.0%} >= 80%, {top['errors']} errors",
+        share >= 0.8 and top["errors"] == 0,
+    )
+    lengths = results["lengths"]
+    if len(lengths) > 1:
+        first, last = lengths[0], lengths[-1]
+        for kind in ("turn", "history_newest", "history_deep"):
+            r = last[kind]["p50_ms"] / first[kind]["p50_ms"]
+            out[f"{kind} p50 at {last['messages_before']:,} vs {first['messages_before']:,}"] = (
+                r,
+                f"{r:.2f}x <= 1.25x",
+                r <= 1.25,
+            )
+    return out
+
+
+def print_targets(results: dict[str, Any], console: Console) -> None:
+    t = Table(title="Targets (issue 17)")
+    t.add_column("target")
+    t.add_column("measured", justify="right")
+    t.add_column("met", justify="center")
+    for name, (_, text, met) in targets(results).items():
+        t.add_row(name, text, "yes" if met else "[red]no[/]")
+    console.print(t)
 
 
 def _pair(d: dict[str, float]) -> str:
@@ -252,9 +355,12 @@ def _figures(results: dict[str, Any]) -> dict[str, float]:
         out[f"conc {c}: turns/s"] = row.get("throughput_per_s", 0.0)
         out[f"conc {c}: p99 ms"] = row["p99_ms"]
         out[f"conc {c}: errors"] = row["errors"]
-        out[f"conc {c}: max loop lag ms"] = row["server_max_loop_lag_ms"]
-        out[f"conc {c}: longest step ms"] = row.get("server_longest_callback_ms", float("nan"))
     out["profile CPU ms/turn"] = results["profile"]["server_cpu_ms_per_turn"]
+    for key in ("agent_ms", "sql_ms", "mongo_ms", "total_ms"):
+        out[f"floor {key}"] = results["floor"][key]
+    out["steady CPU ms/turn"] = steady_cpu_ms(results)
+    for name, (value, _, _) in targets(results).items():
+        out[f"target: {name}"] = value
     return out
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import pickle
 import shutil
 import socket
 import statistics
@@ -24,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psutil
 from pymongo import AsyncMongoClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -33,6 +36,7 @@ from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
+from tools.bench.floor import FloorSpec
 from tools.bench.seed import SeedSpec, seed_conversations
 from tools.bench.server import INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
 from tools.bench.streams import stream_steps
@@ -53,6 +57,10 @@ class BenchPlan:
     slow_seconds: float = 1.0
     stream_turns: int = 200  # streamed turns measured (overhead, CPU)
     stream_open: int = 1_000  # streams open at once on the slow model
+    floor_rounds: int = 300
+    workers: Sequence[int] = (1, 2)  # plain servers compared on the same load (not on SQLite)
+    workers_in_flight: int = 64  # instant-model turns at once
+    workers_slow_in_flight: int = 100  # slow-model turns at once
 
     @classmethod
     def quick(cls) -> BenchPlan:
@@ -66,6 +74,9 @@ class BenchPlan:
             slow_seconds=0.2,
             stream_turns=20,
             stream_open=50,
+            floor_rounds=50,
+            workers_in_flight=32,
+            workers_slow_in_flight=50,
         )
 
 
@@ -108,6 +119,8 @@ class _Stores:
     data_dir: Path
     secantus: SecantusServer | None = None
     cleanup: list[Path] = field(default_factory=list)
+    # one signing key for every server of the run: a token outlives a server restart
+    secret_key: str = field(default_factory=lambda: "bench-signing-key-" + uuid.uuid4().hex)
 
     @property
     def backend(self) -> str:
@@ -160,8 +173,28 @@ async def _stores(settings: Settings, *, drop_schema: bool) -> AsyncIterator[_St
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@dataclass
+class _Served:
+    base: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and its worker processes, read from outside."""
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+
 @contextlib.asynccontextmanager
-async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
+async def _server(
+    stores: _Stores, plan: BenchPlan, *, plain: bool = False, workers: int = 1
+) -> AsyncIterator[_Served]:
+    """``plain``: no meters, the production event loop (CPU read from /proc); otherwise the
+    metered server on asyncio's own loop."""
     port = _free_port()
     env = {
         **os.environ,
@@ -170,7 +203,7 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
         "EV_MONGODB_URL": stores.mongo_url,
         "EV_MONGODB_DATABASE": stores.mongo_database,
         "EV_DATA_DIR": str(stores.data_dir / "server"),
-        "EV_SECRET_KEY": "bench-signing-key-" + uuid.uuid4().hex,
+        "EV_SECRET_KEY": stores.secret_key,
         "EV_LOG_LEVEL": "WARNING",
         "EV_BENCH_SLOW_SECONDS": str(plan.slow_seconds),
         # one bench user drives every conversation: the per-user and per-address abuse limits
@@ -179,6 +212,7 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
         "EV_RATE_LIMIT_CHAT": "100000000",
         "EV_RATE_LIMIT_GLOBAL": "100000000",
     }
+    flags = ["--plain", "--workers", str(workers)] if plain else []
     log = (stores.data_dir / "server.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -186,6 +220,7 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
         "tools.bench.server",
         "--port",
         str(port),
+        *flags,
         env=subprocess_env(env),
         stdout=log,
         stderr=log,
@@ -193,7 +228,7 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(300):
+            for _ in range(6000):
                 if proc.returncode is not None:
                     break
                 with contextlib.suppress(httpx.TransportError):
@@ -201,12 +236,12 @@ async def _server(stores: _Stores, plan: BenchPlan) -> AsyncIterator[str]:
                         break
                 await asyncio.sleep(0.1)
             else:
-                raise RuntimeError("bench server did not start in 30 s")
+                raise RuntimeError("bench server did not start in 600 s")
         if proc.returncode is not None:
             raise RuntimeError(
                 "bench server exited: " + (stores.data_dir / "server.log").read_text()[-3000:]
             )
-        yield base
+        yield _Served(base, proc.pid)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -339,7 +374,10 @@ async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples:
     }
 
 
-async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[str, Any]:
+async def _latency(
+    api: _Api, served: _Served, cid: UUID, length: int, plan: BenchPlan
+) -> dict[str, Any]:
+    """On the plain server: turn and history latency, and its CPU per turn read from /proc."""
     # history first, while the conversation holds exactly ``length`` messages
     # (the round-trip step has already added two turns: 4 messages)
     newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
@@ -349,17 +387,15 @@ async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[s
     _, page = await api.history(cid, deep_before)
     for _ in range(3):
         await _ok(api, conversation_id=cid)
-    before = await api.stats()
+    cpu = served.cpu_seconds()
     started = time.perf_counter()
     turns = [await _ok(api, conversation_id=cid) for _ in range(plan.turns)]
     wall = time.perf_counter() - started
-    delta = _delta(await api.stats(), before)
+    cpu = served.cpu_seconds() - cpu
     return {
         "messages_before": length,
         "turn": latency_summary(turns, wall),
-        "server_cpu_ms_per_turn": delta["cpu_seconds"] / plan.turns * 1000,
-        "server_sql_ms_per_turn": delta["in_requests"]["sql_seconds"] / plan.turns * 1000,
-        "server_mongo_ms_per_turn": delta["in_requests"]["mongo_seconds"] / plan.turns * 1000,
+        "server_cpu_ms_per_turn": cpu / plan.turns * 1000,
         "history_newest": {
             **latency_summary(newest),
             "messages": len(newest_page["messages"]),
@@ -372,6 +408,53 @@ async def _latency(api: _Api, cid: UUID, length: int, plan: BenchPlan) -> dict[s
             "source": page["source"],
         },
     }
+
+
+async def _floor(
+    client: httpx.AsyncClient,
+    api: _Api,
+    stores: _Stores,
+    documents: DocumentStore,
+    cid: UUID,
+    settings: Settings,
+    rounds: int,
+) -> dict[str, Any]:
+    """Capture one steady turn's statements and commands on the metered server, then measure
+    the floor (``tools.bench.floor``) in a fresh process."""
+    await _ok(api, conversation_id=cid)  # steady: the context cache is warm
+    before = await documents.conversations.find_one({"_id": str(cid)})
+    (await client.post("/bench/capture/start")).raise_for_status()
+    await _ok(api, conversation_id=cid)
+    r = await client.post("/bench/capture/stop")
+    r.raise_for_status()
+    captured = pickle.loads(r.content)
+    restore = []
+    if before is not None:
+        restore.append((stores.mongo_database, documents.conversations.name, before))
+    spec = FloorSpec(
+        history_messages=settings.agent_context_messages,
+        rounds=rounds,
+        sql_url=stores.sql_url,
+        captured=captured,
+        mongo_url=stores.mongo_url,
+        mongo_restore=restore,
+    )
+    path = stores.data_dir / "floor.pickle"
+    path.write_bytes(pickle.dumps(spec))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.bench.floor",
+        str(path),
+        env=subprocess_env(dict(os.environ)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError("floor measurement failed: " + err.decode()[-3000:])
+    floor: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return floor
 
 
 async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) -> Any:
@@ -388,9 +471,11 @@ async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) 
     return summary
 
 
-async def _concurrency(api: _Api, conversations: list[UUID], level: int) -> dict[str, Any]:
-    (await api.client.post("/bench/reset-lag")).raise_for_status()
-    before = await api.stats()
+async def _concurrency(
+    api: _Api, served: _Served, conversations: list[UUID], level: int
+) -> dict[str, Any]:
+    """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn."""
+    cpu = served.cpu_seconds()
     errors: list[str] = []
 
     async def one(cid: UUID) -> float | None:
@@ -407,30 +492,47 @@ async def _concurrency(api: _Api, conversations: list[UUID], level: int) -> dict
     started = time.perf_counter()
     results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
     wall = time.perf_counter() - started
-    delta = _delta(await api.stats(), before)
+    cpu = served.cpu_seconds() - cpu
     ok = [r for r in results if r is not None]
-    turns = max(1, level)
     return {
         "in_flight": level,
         **latency_summary(ok, wall),
         "wall_s": wall,
         "errors": len(errors),
         "error_kinds": sorted(set(errors)),
-        "server_max_loop_lag_ms": delta["max_loop_lag"] * 1000,
-        "server_longest_callback_ms": delta["max_callback"] * 1000,
-        "server_longest_gc_ms": delta["max_gc"] * 1000,
-        "server_gc_objects": {
-            "tracked": delta["gc_tracked_objects"],
-            "frozen": delta["gc_frozen_objects"],
-        },
-        "per_turn_ms": {
-            "server_cpu": delta["cpu_seconds"] / turns * 1000,
-            "in_sql": delta["in_requests"]["sql_seconds"] / turns * 1000,
-            "in_mongo": delta["in_requests"]["mongo_seconds"] / turns * 1000,
-            "in_model": delta["model_seconds"] / turns * 1000,
-            "request_wall": delta["request_seconds"] / turns * 1000,
-        },
+        "per_turn_ms": {"server_cpu": cpu / max(1, level) * 1000},
     }
+
+
+async def _workers(
+    stores: _Stores,
+    plan: BenchPlan,
+    workers: int,
+    credentials: dict[str, str],
+    instant: list[UUID],
+    slow: list[UUID],
+    log: Any,
+) -> dict[str, Any]:
+    """One plain server with ``workers`` processes: the instant model at ``workers_in_flight``
+    turns at once, then the slow model at ``workers_slow_in_flight``."""
+    async with (
+        _server(stores, plan, plain=True, workers=workers) as served,
+        _client(served.base) as client,
+    ):
+        api = _Api(client)
+        api.headers = credentials
+        for _ in range(2):  # warm every worker's caches
+            await _concurrency(api, served, instant, plan.workers_in_flight)
+        log(f"{workers} worker(s): {plan.workers_in_flight} instant turns in flight")
+        fast = await _concurrency(api, served, instant, plan.workers_in_flight)
+        log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
+        slow_run = await _concurrency(api, served, slow, plan.workers_slow_in_flight)
+    return {"workers": workers, "instant": fast, "slow": slow_run}
+
+
+def _client(base: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    return httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120.0))
 
 
 async def run_bench(
@@ -440,7 +542,11 @@ async def run_bench(
     drop_schema: bool = False,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Run every step and return the results (``report.write_results`` prints and saves them)."""
+    """Run every step and return the results (``report.write_results`` prints and saves them).
+
+    Two kinds of server, one after the other on the same stores: the metered one (driver
+    counts, the captured turn for the floor, the profile, streams) and the plain one (latency,
+    CPU per turn, concurrency, workers), whose CPU carries no meter."""
     plan = plan or BenchPlan()
     async with _stores(settings, drop_schema=drop_schema) as stores:
         results: dict[str, Any] = {
@@ -454,62 +560,58 @@ async def run_bench(
                 "slow_seconds": plan.slow_seconds,
                 "stream_turns": plan.stream_turns,
                 "stream_open": plan.stream_open,
+                "workers": list(plan.workers),
             },
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "server": "uvicorn subprocess on 127.0.0.1 (one worker); client: httpx in this process",
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "load_average": os.getloadavg(),
+            },
+            "server": "uvicorn subprocess on 127.0.0.1; metered pass on asyncio's loop, "
+            "plain pass (CPU, latency, concurrency) on uvloop without meters",
         }
-        async with _server(stores, plan) as base:
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-            timeout = httpx.Timeout(120.0)
-            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+        engine = create_engine(stores.sql_url, schema=stores.schema)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stores.mongo_url, tz_aware=True)
+        documents = DocumentStore(mongo[stores.mongo_database], window=settings.conversation_window)
+        try:
+            async with _server(stores, plan) as served, _client(served.base) as client:
                 api = _Api(client)
                 await api.login()
                 assert api.user_id is not None
+                credentials = api.headers
                 instant = await api.agent(INSTANT_MODEL, "Instant")
                 slow = await api.agent(SLOW_MODEL, "Slow")
-                engine = create_engine(stores.sql_url, schema=stores.schema)
-                mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                    stores.mongo_url, tz_aware=True
-                )
-                documents = DocumentStore(
-                    mongo[stores.mongo_database], window=settings.conversation_window
-                )
-                try:
-                    seeded: dict[int, UUID] = {}
-                    for length in plan.lengths:
-                        log(f"seeding a conversation of {length:,} messages")
-                        t0 = time.perf_counter()
-                        (seeded[length],) = await seed_conversations(
-                            engine,
-                            documents,
-                            SeedSpec(api.user_id, instant, "Instant", messages=length),
-                        )
-                        results.setdefault("seed_seconds", {})[str(length)] = (
-                            time.perf_counter() - t0
-                        )
-                    log("counting store round trips per turn")
-                    results["round_trips"] = await _round_trips(
-                        api, instant, seeded, plan.steady_samples
+                seeded: dict[int, UUID] = {}
+                for length in plan.lengths:
+                    log(f"seeding a conversation of {length:,} messages")
+                    t0 = time.perf_counter()
+                    (seeded[length],) = await seed_conversations(
+                        engine,
+                        documents,
+                        SeedSpec(api.user_id, instant, "Instant", messages=length),
                     )
-                    results["lengths"] = []
-                    for length in plan.lengths:
-                        log(f"turn and history latency at {length:,} messages")
-                        results["lengths"].append(await _latency(api, seeded[length], length, plan))
-                    log("profiling steady-state turns")
-                    middle = seeded[plan.lengths[min(1, len(plan.lengths) - 1)]]
-                    results["profile"] = await _profile(client, api, middle, plan.profile_turns)
-                    top = max(plan.concurrency)
-                    log(f"seeding {top:,} conversations for the concurrency runs")
-                    many = await seed_conversations(
-                        engine, documents, SeedSpec(api.user_id, slow, "Slow", 10, count=top)
-                    )
-                finally:
-                    await engine.dispose()
-                    await mongo.close()
-                results["concurrency"] = []
-                for level in plan.concurrency:
-                    log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
-                    results["concurrency"].append(await _concurrency(api, many, level))
+                    results.setdefault("seed_seconds", {})[str(length)] = time.perf_counter() - t0
+                log("counting store round trips per turn")
+                results["round_trips"] = await _round_trips(
+                    api, instant, seeded, plan.steady_samples
+                )
+                middle = seeded[plan.lengths[min(1, len(plan.lengths) - 1)]]
+                log("measuring the floor (bare Agent.run, raw drivers) in a fresh process")
+                results["floor"] = await _floor(
+                    client, api, stores, documents, middle, settings, plan.floor_rounds
+                )
+                log("profiling steady-state turns")
+                results["profile"] = await _profile(client, api, middle, plan.profile_turns)
+                top = max([*plan.concurrency, plan.workers_slow_in_flight])
+                log(f"seeding {top:,} conversations for the concurrency runs")
+                many = await seed_conversations(
+                    engine, documents, SeedSpec(api.user_id, slow, "Slow", 10, count=top)
+                )
+                quick = await seed_conversations(
+                    engine,
+                    documents,
+                    SeedSpec(api.user_id, instant, "Instant", 10, count=plan.workers_in_flight),
+                )
                 words = await api.agent(STREAM_MODEL, "Words")
                 _, first = await api.turn(agent_id=words)
                 first.raise_for_status()
@@ -521,5 +623,33 @@ async def run_bench(
                     turns=plan.stream_turns,
                     log=log,
                 )
+            async with _server(stores, plan, plain=True) as served, _client(served.base) as client:
+                api = _Api(client)
+                api.headers = credentials
+                results["lengths"] = []
+                for length in plan.lengths:
+                    log(f"turn and history latency at {length:,} messages (plain server)")
+                    results["lengths"].append(
+                        await _latency(api, served, seeded[length], length, plan)
+                    )
+                results["concurrency"] = []
+                for level in plan.concurrency:
+                    log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
+                    results["concurrency"].append(await _concurrency(api, served, many, level))
+            if stores.backend.startswith("sqlite"):
+                results["workers"] = "skipped: serve runs one worker on SQLite"
+            else:
+                results["workers"] = []
+                for workers in plan.workers:
+                    try:
+                        results["workers"].append(
+                            await _workers(stores, plan, workers, credentials, quick, many, log)
+                        )
+                    except RuntimeError as exc:  # the rest of the run is still worth keeping
+                        results["workers"] = f"{workers} workers failed: {exc}"
+                        break
+        finally:
+            await engine.dispose()
+            await mongo.close()
         results["finished_at"] = datetime.now(UTC).isoformat()
         return results

@@ -15,12 +15,13 @@ import contextlib
 import gc
 import logging
 import os
+import pickle
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -37,6 +38,8 @@ __all__ = [
     "BenchState",
     "bench_app",
     "install_bench_models",
+    "plain_app",
+    "plain_app_factory",
 ]
 
 log = logging.getLogger("employeevirtual.bench")  # under the app's log settings
@@ -74,7 +77,8 @@ class BenchState:
             "max_loop_lag": self.max_loop_lag,
             "max_callback": self.max_callback,
             "max_gc": self.max_gc,
-            "gc_tracked_objects": len(gc.get_objects()),
+            # not len(gc.get_objects()): it walks every object (30+ ms of CPU per call), which
+            # landed inside the CPU deltas this route measures
             "gc_frozen_objects": gc.get_freeze_count(),
             "rss_bytes": _rss(),
             "first_chunk_seconds": self.first_chunk_seconds,
@@ -214,6 +218,16 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
         state.max_gc = 0.0
         return {}
 
+    @app.post("/bench/capture/start", include_in_schema=False)
+    async def capture_start() -> dict[str, Any]:
+        state.meter.capture = []
+        return {}
+
+    @app.post("/bench/capture/stop", include_in_schema=False)
+    async def capture_stop() -> Response:
+        captured, state.meter.capture = state.meter.capture or [], None
+        return Response(pickle.dumps(captured), media_type="application/octet-stream")
+
     @app.post("/bench/profile/start", include_in_schema=False)
     async def profile_start() -> dict[str, Any]:
         from pyinstrument import Profiler
@@ -256,25 +270,65 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
     return app
 
 
+def plain_app(settings: Settings, state: BenchState) -> FastAPI:
+    """The real app with the bench's models and nothing else: no meters, no probe, no routes
+    of its own. The bench reads this server's CPU time from outside (``/proc``)."""
+    app = create_app(settings)
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with original(app) as value:
+            install_bench_models(app.state.runtime, state)
+            yield value
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def plain_app_factory() -> FastAPI:
+    """For ``uvicorn --factory`` with several workers (each builds its own app)."""
+    state = BenchState(slow_seconds=float(os.environ.get("EV_BENCH_SLOW_SECONDS", "1.0")))
+    return plain_app(Settings(), state)
+
+
 def main() -> None:
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="no meters; the event loop the production server picks (uvloop when installed)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="with --plain only")
     args = parser.parse_args()
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+        "backlog": 4096,
+        "timeout_keep_alive": 120,
+    }
+    if args.plain:
+        if args.workers > 1:
+            uvicorn.run(
+                "tools.bench.server:plain_app_factory",
+                factory=True,
+                workers=args.workers,
+                loop="auto",
+                **options,
+            )
+        else:
+            uvicorn.run(plain_app_factory(), loop="auto", **options)
+        return
     state = BenchState(slow_seconds=float(os.environ.get("EV_BENCH_SLOW_SECONDS", "1.0")))
     app = bench_app(Settings(), state)
     time_callbacks(state)
-    uvicorn.run(
-        app,
-        loop="asyncio",  # pure-Python handles, so time_callbacks sees every step
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        timeout_keep_alive=120,
-    )
+    # pure-Python handles, so time_callbacks sees every step
+    uvicorn.run(app, loop="asyncio", **options)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, usableAgents, type Agent, type Page, type User } from "../api";
 import { t, fmtCost, fmtDate } from "../i18n";
 import { ErrorBox, Field, fieldErrors } from "./common";
+import { McpServers } from "./McpServers";
 
 function Users({ me }: { me: User }) {
   const [users, setUsers] = useState<User[]>([]);
@@ -316,6 +317,7 @@ export function AdminView({ user }: { user: User }) {
       <Health />
       <Users me={user} />
       <Budgets />
+      <McpServers />
       <Audit />
     </div>
   );

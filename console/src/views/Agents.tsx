@@ -12,6 +12,19 @@ interface Tool {
   description: string;
 }
 
+/** Built-in tools first, then each MCP server's ``server/tool`` names under their server. A name
+ *  the agent has but no server offers now (a server removed) still shows, so it can be unticked. */
+function toolGroups(available: Tool[], chosen: string[]): [string, Tool[]][] {
+  const known = new Set(available.map((x) => x.name));
+  const all = [...available, ...chosen.filter((n) => !known.has(n)).map((name) => ({ name, description: t("toolGone") }))];
+  const groups = new Map<string, Tool[]>();
+  for (const tool of all) {
+    const server = tool.name.includes("/") ? tool.name.split("/")[0] : "";
+    groups.set(server, [...(groups.get(server) ?? []), tool]);
+  }
+  return [...groups.entries()].sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
+}
+
 export function AgentsView({ user, sub }: { user: User; sub: string[] }) {
   if (sub[0] === "new") return <AgentForm user={user} agent={null} />;
   if (sub[0]) return <AgentLoader user={user} id={sub[0]} />;
@@ -204,15 +217,20 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
         </div>
         <fieldset class={fields.tools ? "invalid" : ""}>
           <legend>{t("tools")}</legend>
-          {available.map(({ name: tool, description: what }) => (
-            <label class="check" key={tool}>
-              <input
-                type="checkbox"
-                checked={tools.includes(tool)}
-                onChange={(e) => setTools((e.target as HTMLInputElement).checked ? [...tools, tool] : tools.filter((x) => x !== tool))}
-              />
-              <code>{tool}</code> <span class="muted small">{what}</span>
-            </label>
+          {toolGroups(available, tools).map(([server, group]) => (
+            <div class="tool-group" key={server || "builtin"} data-tool-group={server || "builtin"}>
+              <span class="muted small">{server ? `${t("mcpServer")} ${server}` : t("builtinTools")}</span>
+              {group.map(({ name: tool, description: what }) => (
+                <label class="check" key={tool}>
+                  <input
+                    type="checkbox"
+                    checked={tools.includes(tool)}
+                    onChange={(e) => setTools((e.target as HTMLInputElement).checked ? [...tools, tool] : tools.filter((x) => x !== tool))}
+                  />
+                  <code>{tool}</code> <span class="muted small">{what}</span>
+                </label>
+              ))}
+            </div>
           ))}
           {fields.tools && <span class="field-error" role="alert">{fields.tools}</span>}
         </fieldset>

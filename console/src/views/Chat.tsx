@@ -5,11 +5,14 @@ import { t, fmtDate, fmtCost } from "../i18n";
 import { go } from "../router";
 import { ErrorBox } from "./common";
 import { MessageView } from "./Message";
+import { SearchResults } from "./Search";
 
 // the newest page is what a screen shows (opening costs the same at 10 or 10,000 messages);
 // scrolling up then reads older pages of 50
 const FIRST_PAGE = 20;
 const HISTORY_PAGE = 50;
+// a search hit's page: the message and this many newer ones below it
+const FOCUS_AFTER = 5;
 
 function newKey(): string {
   return crypto.randomUUID();
@@ -87,8 +90,7 @@ function ConversationList({
     }
   }
 
-  const q = search.trim().toLowerCase();
-  const shown = q ? items.filter((c) => (c.title ?? "").toLowerCase().includes(q)) : items;
+  const q = search.trim();
 
   return (
     <aside class="sidebar" aria-labelledby="conv-title">
@@ -116,9 +118,10 @@ function ConversationList({
           <option value="cost">{t("mostExpensive")}</option>
         </select>
       </div>
+      {q ? <SearchResults q={q} agentId={agentFilter} agents={agents} /> : <>
       <ErrorBox error={error} onRetry={() => load(false)} />
       <ul class="conv-list">
-        {shown.map((c) => (
+        {items.map((c) => (
           <li key={c.id} class={c.id === activeId ? "active" : ""} data-conversation={c.id}>
             {editing === c.id ? (
               <form class="row" onSubmit={(e) => { e.preventDefault(); rename(c); }}>
@@ -145,6 +148,7 @@ function ConversationList({
       </ul>
       {items.length === 0 && !error && <p class="muted">{t("noConversations")}</p>}
       {cursor && <button class="ghost" onClick={() => load(true)}>{t("next")}</button>}
+      </>}
     </aside>
   );
 }
@@ -183,7 +187,7 @@ function asMessage(d: Record<string, unknown>, conversationId: string, userId: s
   };
 }
 
-export function ChatView({ user, conversationId }: { user: User; conversationId: string | null }) {
+export function ChatView({ user, conversationId, focusSeq = null }: { user: User; conversationId: string | null; focusSeq?: number | null }) {
   const [agents, setAgents] = useState<Map<string, Agent>>(new Map());
   const [agentId, setAgentId] = useState<string>(sessionStorage.getItem("ev.agent") ?? "");
   const [conversation, setConversation] = useState<Conversation | null>(null);
@@ -297,15 +301,19 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
     stick.current = true;
     if (!conversationId) return;
     const ctl = new AbortController();
+    // a search hit opens the page around its message (a few newer ones below it)
+    const around = focusSeq !== null ? { before: String(focusSeq + FOCUS_AFTER + 1) } : {};
+    stick.current = focusSeq === null;
     Promise.all([
       api.get<Conversation>(`/api/conversations/${conversationId}`, undefined, ctl.signal),
-      api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: FIRST_PAGE }, ctl.signal),
+      api.get<History>(`/api/conversations/${conversationId}/messages`, { limit: FIRST_PAGE, ...around }, ctl.signal),
     ]).then(
       async ([c, h]) => {
         setConversation(c);
         setAgentId(c.agent_id);
         setMessages(h.messages);
         setBefore(h.next_before);
+        if (focusSeq !== null) return; // reading the past: the live turn resumes on the newest page
         const turnId = liveTurn(conversationId);
         if (!turnId) return;
         setLive({ turnId, text: "", tools: [] });
@@ -328,7 +336,17 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
       (e) => (e as Error).name !== "AbortError" && setError(e),
     );
     return () => ctl.abort();
-  }, [conversationId]);
+  }, [conversationId, focusSeq]);
+
+  // bring the searched message into view once its page is shown
+  useLayoutEffect(() => {
+    if (focusSeq === null) return;
+    const el = scroller.current?.querySelector(`[data-seq="${focusSeq}"]`);
+    if (el && !el.classList.contains("focused")) {
+      el.classList.add("focused");
+      el.scrollIntoView({ block: "center" });
+    }
+  }, [messages, focusSeq]);
 
   // keep the view at the bottom for new messages; keep the reader's place when older ones arrive
   useLayoutEffect(() => {
@@ -517,6 +535,12 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
             <button class="ghost small" onClick={() => { setEditing(null); setDraft(""); }}>{t("cancel")}</button>
           </div>
         )}
+        {focusSeq !== null && conversationId ? (
+          <div class="notice row spread" role="status" data-testid="search-hit-notice">
+            <span>{t("searchHit")}</span>
+            <a class="button" href={`#/chat/${conversationId}`}>{t("goNewest")}</a>
+          </div>
+        ) : (
         <form class="composer" onSubmit={(e) => { e.preventDefault(); send(draft, newKey()); }}>
           <label class="sr-only" for="composer-input">{t("messagePlaceholder")}</label>
           <textarea
@@ -535,6 +559,7 @@ export function ChatView({ user, conversationId }: { user: User; conversationId:
             <button type="submit" class="primary" disabled={busy || !draft.trim()}>{t("send")}</button>
           )}
         </form>
+        )}
       </section>
     </div>
   );

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, type ApiKey, type User } from "../api";
 import { t, fmtCost, fmtDate } from "../i18n";
 import { CopyButton, ErrorBox, Field, fieldErrors } from "./common";
+import { Memories } from "./Memories";
 
 function ApiKeys() {
   const [keys, setKeys] = useState<ApiKey[]>([]);
@@ -108,6 +109,7 @@ export function ProfileView({ user }: { user: User & { budget?: BudgetStatus | n
           </dd>
         </dl>
       </section>
+      <Memories />
       <ApiKeys />
     </div>
   );

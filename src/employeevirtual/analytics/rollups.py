@@ -185,5 +185,5 @@ class RollupTask:
                     log.info("analytics rollups: %d day(s) rolled up", len(report.days))
             except Exception as exc:  # MongoDB away: the next round catches up
                 log.warning("analytics rollup round failed: %s", type(exc).__name__)
-            raise_if_cancelling()
+            raise_if_cancelling()  # a stop that a MongoDB call swallowed still stops the loop
             await asyncio.sleep(self.interval)

@@ -6,6 +6,8 @@ has no deadline for a request's headers, so a slow client holds a connection for
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 from typing import Any
 
 import uvicorn
@@ -13,7 +15,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from employeevirtual.settings import Settings
 
-__all__ = ["guarded_protocol", "server_config"]
+__all__ = [
+    "EnvGuardedHttpTools",
+    "default_workers",
+    "guarded_protocol",
+    "server_config",
+    "server_options",
+    "workers_problem",
+]
 
 
 class _HeadersTooLarge(Exception):
@@ -88,21 +97,70 @@ def guarded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
     )
 
 
-def server_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
+@functools.cache
+def _env_limits() -> tuple[int, float]:
+    settings = Settings()
+    return settings.max_header_bytes, settings.header_timeout_seconds
+
+
+class EnvGuardedHttpTools(_GuardedHttpTools):
+    """The guarded protocol for worker processes, which uvicorn starts with ``spawn``: a class
+    importable by name, whose limits come from the worker's own settings (``EV_*``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_header_bytes, self.header_timeout = _env_limits()
+
+
+def default_workers(settings: Settings) -> int:
+    """One per core when the stores are shared services (PostgreSQL or SQL Server, MongoDB by
+    URL, Redis); one otherwise, since the embedded stores serve one process."""
+    if workers_problem(settings, 2) is None:
+        return max(1, os.cpu_count() or 1)
+    return 1
+
+
+def workers_problem(settings: Settings, workers: int) -> str | None:
+    """Why ``workers`` processes cannot share these settings' stores, or None."""
+    if workers <= 1:
+        return None
+    if settings.database_url is None or settings.sql_url.startswith("sqlite"):
+        return (
+            "several workers need a database server (EV_DATABASE_URL for PostgreSQL or SQL "
+            "Server): SQLite admits one writer, and its writers in separate processes would "
+            "queue on its busy timeout instead of in order; run one worker on SQLite"
+        )
+    if settings.mongodb_url is None:
+        return (
+            "several workers need EV_MONGODB_URL: the embedded SecantusDB and the data "
+            "directory belong to one server process"
+        )
+    if settings.redis_url is None:
+        return (
+            "several workers share the rate limits, the concurrent-turn slots and live turns' "
+            "event streams (resume, cancel) through Redis: set EV_REDIS_URL, or run one worker"
+        )
+    return None
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings, the same for one process and for workers (minus the protocol)."""
+    return {
+        "log_level": settings.log_level.lower(),
         # the app applies X-Forwarded-* itself, for EV_FORWARDED_ALLOW_IPS only (api/proxy.py);
         # the list is still handed over so uvicorn never falls back to its own default
-        proxy_headers=False,
-        forwarded_allow_ips=",".join(settings.forwarded_allow_ips),
-        server_header=False,
+        "proxy_headers": False,
+        "forwarded_allow_ips": ",".join(settings.forwarded_allow_ips),
+        "server_header": False,
         # our access log (api/middleware.py) leaves query strings out; uvicorn's writes them
-        access_log=False,
-        http=guarded_protocol(settings),
-        timeout_keep_alive=settings.keep_alive_seconds,
-        limit_concurrency=settings.max_connections,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+        "access_log": False,
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "limit_concurrency": settings.max_connections,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }
+
+
+def server_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, http=guarded_protocol(settings), **server_options(settings)
     )

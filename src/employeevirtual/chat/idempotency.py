@@ -31,6 +31,7 @@ from employeevirtual.health.instance import ServerInstance
 from employeevirtual.stores.sql.engine import WriteConnection, write_transaction
 from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["IdempotencyClaim", "IdempotencyKeys", "StoredResponse", "fingerprint"]
 
@@ -200,6 +201,7 @@ class IdempotencyKeys:
                     log.info("purged %d expired Idempotency-Key(s)", purged)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("Idempotency-Key purge failed: %s", type(exc).__name__)
+            raise_if_cancelling()
             await asyncio.sleep(interval)
 
     def start(self, interval: float = 3600.0) -> None:

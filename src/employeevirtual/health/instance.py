@@ -36,7 +36,7 @@ from employeevirtual.stores.sql.instances import (
     InstanceRecord,
     InstanceRepository,
 )
-from employeevirtual.tasks import stop_task
+from employeevirtual.tasks import raise_if_cancelling, stop_task
 
 __all__ = ["ServerInstance", "boot_id", "pid_alive"]
 
@@ -129,6 +129,7 @@ class ServerInstance:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             await self.beat()
+            raise_if_cancelling()
 
     def start(self) -> None:
         if self._task is None:

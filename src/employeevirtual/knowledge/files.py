@@ -34,6 +34,10 @@ class FileStore:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
+    def path_of(self, key: str) -> Path:
+        """Where the original under ``key`` lives (it may be gone): for streaming it out."""
+        return self._path(key)
+
     async def put(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._write, key, data)
 

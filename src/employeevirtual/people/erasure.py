@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.errors import Conflict, InvalidInput, NotFound
 from employeevirtual.people.registry import PersonalDataRegistry
-from employeevirtual.security.login_throttle import account_key
+from employeevirtual.security.login_throttle import account_prefix
 from employeevirtual.security.passwords import verify_password
 from employeevirtual.security.ratelimit import RateLimiter
 from employeevirtual.stores.records import UserRecord
@@ -267,11 +267,10 @@ class ErasureService:
         assert job.user_id is not None
         async with read_connection(self.engine) as conn:
             user = await UserReader(conn).get(job.user_id)
-        keys = [f"chat:user:{job.user_id}", f"turns:{job.user_id}"]
-        if user is not None:
-            keys.append(account_key(user.email))
-        for key in keys:
+        for key in (f"chat:user:{job.user_id}", f"turns:{job.user_id}"):
             await self.limiter.reset(key)
+        if user is not None:  # failed-login counters, one per (account, address) pair
+            await self.limiter.reset_prefix(account_prefix(user.email))
         for forget in self.forget_owner:  # e.g. the live turns' event streams
             await forget(job.user_id)
 

@@ -2,7 +2,8 @@
 
 Machine-readable: one JSON Lines file per collection (``profile``, ``agents``,
 ``conversations``, ``messages`` with their tool calls, sources and usage in ``metadata``,
-``feedback``, ``knowledge_bases`` and ``knowledge_documents`` (metadata; not the files),
+``feedback``, ``knowledge_bases`` and ``knowledge_documents`` (each row's ``original`` names
+its file in the ZIP, ``knowledge/<base id>/<document id>/<file name>``, as uploaded),
 ``api_keys`` without the key, ``audit_log`` rows about the person, and every registered
 source: ``usage`` (raw runs), ``usage_daily`` (rollups), ``user_activities``, later
 knowledge, memory, feedback), with ``manifest.json`` (schema version, counts, time).
@@ -19,18 +20,19 @@ import asyncio
 import contextlib
 import logging
 import os
-import zipfile
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from uuid import UUID
 
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Conflict, Forbidden, NotFound, RateLimited
+from employeevirtual.knowledge.files import FileStore
+from employeevirtual.people.archive import ArchiveWriter, original_name
+from employeevirtual.people.markdown import markdown_header, markdown_message
 from employeevirtual.people.registry import PersonalDataRegistry
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
@@ -58,72 +60,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    return to_json(record, serialize_unknown=True) + b"\n"
-
-
-@dataclass
-class _Zip:
-    """The archive, touched only from a worker thread (one call at a time)."""
-
-    path: Path
-    counts: dict[str, int] = field(default_factory=dict)
-    _zip: zipfile.ZipFile | None = None
-    _entry: IO[bytes] | None = None
-
-    def open(self) -> None:
-        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED)
-
-    def begin(self, name: str) -> None:
-        assert self._zip is not None
-        self.end()
-        self._entry = self._zip.open(name, "w", force_zip64=True)
-
-    def write(self, chunks: Iterable[bytes]) -> None:
-        assert self._entry is not None
-        for chunk in chunks:
-            self._entry.write(chunk)
-
-    def end(self) -> None:
-        if self._entry is not None:
-            self._entry.close()
-            self._entry = None
-
-    def close(self) -> None:
-        self.end()
-        if self._zip is not None:
-            self._zip.close()
-            self._zip = None
-
-
-class _Writer:
-    def __init__(self, path: Path) -> None:
-        self.zip = _Zip(path)
-
-    async def __aenter__(self) -> _Writer:
-        await asyncio.to_thread(self.zip.open)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await asyncio.to_thread(self.zip.close)
-
-    async def jsonl(self, name: str, pages: AsyncIterator[list[dict[str, Any]]]) -> int:
-        await asyncio.to_thread(self.zip.begin, f"{name}.jsonl")
-        count = 0
-        async for page in pages:
-            count += len(page)
-            await asyncio.to_thread(self.zip.write, [_line(r) for r in page])
-        await asyncio.to_thread(self.zip.end)
-        self.zip.counts[name] = count
-        return count
-
-    async def text(self, name: str, chunks: AsyncIterator[str]) -> None:
-        await asyncio.to_thread(self.zip.begin, name)
-        async for chunk in chunks:
-            await asyncio.to_thread(self.zip.write, [chunk.encode()])
-        await asyncio.to_thread(self.zip.end)
-
-
 async def _batched(docs: AsyncIterator[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
     page: list[dict[str, Any]] = []
     async for doc in docs:
@@ -135,33 +71,6 @@ async def _batched(docs: AsyncIterator[dict[str, Any]]) -> AsyncIterator[list[di
         yield page
 
 
-def _markdown_header(conversation: dict[str, Any]) -> str:
-    title = conversation.get("title") or "(untitled)"
-    return (
-        f"# {title}\n\n"
-        f"- conversation: `{conversation['id']}`\n"
-        f"- agent: `{conversation['agent_id']}`\n"
-        f"- status: {conversation['status']}\n"
-        f"- created: {conversation['created_at'].isoformat()}\n"
-        f"- messages: {conversation['message_count']}\n\n"
-    )
-
-
-def _markdown_message(message: dict[str, Any]) -> str:
-    who = {"user": "You", "agent": "Agent", "error": "Error"}.get(
-        message["message_type"], message["message_type"]
-    )
-    at = message["created_at"].isoformat()
-    body = str(message["content"]).replace("\n", "\n> ") if who == "Error" else message["content"]
-    extra = ""
-    meta = message.get("message_metadata") or {}
-    for key in ("tool_calls", "sources"):
-        if meta.get(key):
-            extra += f"\n\n<details><summary>{key}</summary>\n\n```json\n"
-            extra += to_json(meta[key], indent=2).decode() + "\n```\n</details>"
-    return f"## {who} · #{message['seq']} · {at}\n\n{body}{extra}\n\n"
-
-
 async def build_export(
     engine: AsyncEngine,
     registry: PersonalDataRegistry,
@@ -169,8 +78,10 @@ async def build_export(
     path: Path,
     *,
     now: datetime,
+    originals: FileStore | None = None,
 ) -> dict[str, Any]:
-    """Write the person's ZIP to ``path``; returns the manifest."""
+    """Write the person's ZIP to ``path``; returns the manifest. ``originals``: where the
+    knowledge documents' files are kept (none: the rows only)."""
 
     async def owned(table: str) -> AsyncIterator[list[dict[str, Any]]]:
         after: UUID | None = None
@@ -220,20 +131,30 @@ async def build_export(
             yield rows
             after = rows[-1]["message_id"]
 
+    async def documents() -> AsyncIterator[list[dict[str, Any]]]:
+        """The rows, each naming its original's entry (``None`` when the file is gone)."""
+        async for page in owned("knowledge_documents"):
+            for row in page:
+                kept = originals is not None and await asyncio.to_thread(
+                    originals.path_of(row["storage_key"]).is_file
+                )
+                row["original"] = original_name(row) if kept else None
+            yield page
+
     async def profile() -> AsyncIterator[list[dict[str, Any]]]:
         async with read_connection(engine) as conn:
             row = await PersonRowsReader(conn).profile(user_id)
         if row is not None:
             yield [row]
 
-    async with _Writer(path) as out:
+    async with ArchiveWriter(path) as out:
         await out.jsonl("profile", profile())
         await out.jsonl("agents", owned("agents"))
         await out.jsonl("conversations", owned("conversations"))
         await out.jsonl("messages", every_message())
         await out.jsonl("feedback", feedback())
         await out.jsonl("knowledge_bases", owned("knowledge_bases"))
-        await out.jsonl("knowledge_documents", owned("knowledge_documents"))
+        await out.jsonl("knowledge_documents", documents())
         await out.jsonl("api_keys", owned("api_keys"))
         await out.jsonl("audit_log", audit())
         for source in registry.exported:
@@ -242,11 +163,23 @@ async def build_export(
             for conversation in conversations:
 
                 async def markdown(c: dict[str, Any] = conversation) -> AsyncIterator[str]:
-                    yield _markdown_header(c)
+                    yield markdown_header(c)
                     async for page in messages_of(c["id"]):
-                        yield "".join(_markdown_message(m) for m in page)
+                        yield "".join(markdown_message(m) for m in page)
 
                 await out.text(f"conversations/{conversation['id']}.md", markdown())
+        files = {"count": 0, "bytes": 0}
+        if originals is not None:
+            async for page in owned("knowledge_documents"):
+                for document in page:
+                    try:
+                        size = await out.copy(
+                            original_name(document), originals.path_of(document["storage_key"])
+                        )
+                    except FileNotFoundError:  # deleted since: its row says it had one
+                        continue
+                    files["count"] += 1
+                    files["bytes"] += size
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "user_id": str(user_id),
@@ -255,9 +188,13 @@ async def build_export(
             "collections": {name: f"{name}.jsonl" for name in out.zip.counts},
             "counts": dict(out.zip.counts),
             "markdown": "conversations/<conversation id>.md",
+            "knowledge_files": {
+                "path": "knowledge/<base id>/<document id>/<file name>",
+                "about": "each knowledge document's original, as uploaded",
+                **files,
+            },
         }
-        await asyncio.to_thread(out.zip.begin, "manifest.json")
-        await asyncio.to_thread(out.zip.write, [to_json(manifest, indent=2)])
+        await out.raw("manifest.json", to_json(manifest, indent=2))
     return manifest
 
 
@@ -270,6 +207,7 @@ class ExportService:
         export_dir: Path,
         ttl: timedelta,
         min_interval: timedelta,
+        originals: FileStore | None = None,
         interval_seconds: float = 2.0,
         stale_after: timedelta = timedelta(hours=1),
         clock: Clock = _utcnow,
@@ -279,6 +217,7 @@ class ExportService:
         self.export_dir = export_dir
         self.ttl = ttl
         self.min_interval = min_interval
+        self.originals = originals
         self.interval = interval_seconds
         self.stale_after = stale_after
         self.clock = clock
@@ -386,7 +325,14 @@ class ExportService:
         self.export_dir.mkdir(parents=True, exist_ok=True)
         part = self.export_dir / f"{job.id}.zip.part"
         try:
-            await build_export(self.engine, self.registry, job.user_id, part, now=self.clock())
+            await build_export(
+                self.engine,
+                self.registry,
+                job.user_id,
+                part,
+                now=self.clock(),
+                originals=self.originals,
+            )
             final = self.path(job)
             os.replace(part, final)
             status, size, error = "ready", final.stat().st_size, None

@@ -35,6 +35,7 @@ from employeevirtual.stores.mongo.people import delete_before, ensure_ttl
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.people import AuditTrailRepository, RetentionReader
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["RetentionJob", "RetentionPolicy", "RetentionReport"]
 
@@ -201,4 +202,5 @@ class RetentionJob:
                     log.info("retention purge: %s", report.deleted)
             except Exception:
                 log.exception("retention round failed; retrying next round")
+            raise_if_cancelling()
             await asyncio.sleep(self.interval)

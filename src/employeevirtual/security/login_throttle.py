@@ -22,7 +22,7 @@ import ipaddress
 
 from employeevirtual.security.ratelimit import RateLimitDecision, RateLimiter
 
-__all__ = ["LoginThrottle", "account_key", "normalise_email"]
+__all__ = ["LoginThrottle", "account_prefix", "normalise_email"]
 
 
 def normalise_email(email: str) -> str:
@@ -34,13 +34,14 @@ def _account_key(email: str) -> str:
     return f"login:acct:{digest}"
 
 
+def account_prefix(email: str) -> str:
+    """The start of every limiter key about an account's failed logins, whatever the address
+    (the per-pair counters and their waits): an erasure removes them all by this prefix."""
+    return f"login:pair:{_account_key(email).rsplit(':', 1)[1][:32]}:"
+
+
 def _pair_key(email: str, client_ip: str) -> str:
-    return f"login:pair:{_account_key(email).rsplit(':', 1)[1][:32]}:{_ip_key(client_ip)[9:]}"
-
-
-def account_key(email: str) -> str:
-    """The limiter key of an account's failed logins (its erasure removes it)."""
-    return _account_key(email)
+    return f"{account_prefix(email)}{_ip_key(client_ip)[9:]}"
 
 
 def _ip_key(client_ip: str) -> str:

@@ -70,6 +70,10 @@ class RateLimiter(Protocol):
 
     async def reset(self, key: str) -> None: ...
 
+    async def reset_prefix(self, prefix: str) -> int:
+        """Forget every key starting with ``prefix`` (a person's erasure); how many."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -174,6 +178,18 @@ class InProcessRateLimiter:
         with self._lock:
             self._windows.pop(key, None)
 
+    async def reset_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [key for key in self._windows if key.startswith(prefix)]
+            for key in doomed:
+                del self._windows[key]
+        return len(doomed)
+
+    def held_keys(self) -> list[str]:
+        """The keys held now (expired ones included until the next sweep)."""
+        with self._lock:
+            return list(self._windows)
+
     async def aclose(self) -> None:
         with self._lock:
             self._windows.clear()
@@ -263,9 +279,28 @@ class RedisRateLimiter:
     async def reset(self, key: str) -> None:
         await self._client.delete(self._prefix + key)
 
+    async def reset_prefix(self, prefix: str) -> int:
+        """SCAN (never KEYS, which blocks the server) for the prefix, then UNLINK in batches."""
+        pattern = _glob_escape(self._prefix + prefix) + "*"
+        batch: list[bytes] = []
+        removed = 0
+        async for key in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += int(await self._client.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await self._client.unlink(*batch))
+        return removed
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def make_rate_limiter(redis_url: str | None, *, key_prefix: str = REDIS_KEY_PREFIX) -> RateLimiter:

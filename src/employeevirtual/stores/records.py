@@ -96,6 +96,7 @@ class AgentRecord:
     updated_at: datetime | None
     deleted_at: datetime | None = None
     knowledge_base_ids: list[UUID] = field(default_factory=list)
+    delegate_ids: list[UUID] = field(default_factory=list)  # agents it may ask (issue 13)
     memory: dict[str, Any] = field(default_factory=dict)  # {"enabled", "shared"} (issue 18)
 
     @property

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.stores.sql.conversations import ConversationRepository
 from employeevirtual.stores.sql.engine import write_transaction
 from employeevirtual.sync.background import Background
+from employeevirtual.tasks import raise_if_cancelling
 
 __all__ = ["SyncAcks", "merge_ranges"]
 
@@ -63,6 +64,7 @@ class SyncAcks:
         while True:
             await asyncio.sleep(self.interval)
             await self.flush()
+            raise_if_cancelling()
 
     def start(self) -> None:
         self._background.start(self._loop)

@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-__all__ = ["Collections", "ensure_indexes"]
+__all__ = ["INDEXES", "SHARD_KEYS", "Collections", "ensure_indexes"]
 
 Document = dict[str, Any]
 
@@ -22,6 +22,15 @@ class Collections:
     ANALYTICS_STATE = "analytics_state"  # the rollups' progress and the days to roll again
     USER_MEMORIES = "user_memories"  # memory (issue 18): one document per memory
 
+
+# The shard keys for a sharded cluster (docs/deploy.md), hashed. A conversation's messages live
+# on one shard, and every unique index must hold the shard key (MongoDB enforces uniqueness per
+# shard only): tests/unit/test_shard_keys.py checks INDEXES against this. chat_conversations is
+# keyed by ``_id`` (the conversation id), which its upserts filter on.
+SHARD_KEYS: dict[str, str] = {
+    "chat_conversations": "_id",
+    "chat_messages": "conversation_id",
+}
 
 INDEXES: dict[str, list[IndexModel]] = {
     Collections.CHAT_CONVERSATIONS: [

@@ -9,6 +9,7 @@ Repositories say in their constructor which kind of connection they need: a ``Wr
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from typing import Any, NewType
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -32,6 +34,8 @@ __all__ = [
     "schema_translate_map",
     "write_transaction",
 ]
+
+log = logging.getLogger(__name__)
 
 # A connection outside any transaction: each statement is its own snapshot.
 ReadConnection = NewType("ReadConnection", AsyncConnection)
@@ -66,7 +70,13 @@ def create_engine(
         if ":memory:" in url:
             options.setdefault("poolclass", NullPool)
     else:
-        options.setdefault("pool_pre_ping", True)
+        # No pool_pre_ping (BEGIN; SELECT ';'; ROLLBACK on every checkout: 6 round trips a
+        # turn). Its protection comes from three cheaper parts instead: a checkout drops a
+        # connection the driver already knows is closed (no round trip; a terminated backend or
+        # a restarted server closes the socket), pool_recycle bounds a connection's age (a
+        # firewall that drops idle sockets silently), and the first statement of a connection
+        # is retried once on a fresh one after a disconnect-class error (``_RetryFirst``).
+        options.setdefault("pool_recycle", 1800)
         options.setdefault("pool_size", 20)
         options.setdefault("max_overflow", 20)
     engine = create_async_engine(url, **options).execution_options(
@@ -75,7 +85,56 @@ def create_engine(
     _connect_errors_as_operational(engine)
     if backend == "sqlite":
         _configure_sqlite(engine)
+    else:
+        event.listen(engine.sync_engine, "checkout", _drop_closed)
+        event.listen(engine.sync_engine, "handle_error", _unusable_is_disconnect)
     return engine
+
+
+def _unusable_is_disconnect(context: Any) -> None:
+    """asyncpg's "cannot switch to state …; another operation is in progress" means a
+    connection left mid-protocol (its backend was killed during an operation): it can never be
+    used again, so SQLAlchemy should treat it as a disconnect and drop it from the pool."""
+    original = context.original_exception
+    if type(original).__name__ == "InternalClientError" and "another operation" in str(original):
+        context.is_disconnect = True
+
+
+def _drop_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A connection whose socket the driver saw close is replaced before anyone uses it."""
+    driver = record.driver_connection
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("the database closed this connection")
+
+
+class _RetryFirst(AsyncConnection):
+    """An ``AsyncConnection`` whose first statement is retried once, on a fresh connection,
+    when it fails with a disconnect-class error. Nothing reached the database on a dead
+    connection, so the retry is safe: a read runs again, and a transaction is begun again
+    (``write_transaction`` commits whichever transaction is current). Any later statement's
+    disconnect is raised as usual: the transaction is lost and nothing of it was committed."""
+
+    _fresh = True
+    _autocommit = False  # a read connection: its isolation level is set again after a retry
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        if not self._fresh:
+            return await super().execute(statement, parameters, **kwargs)
+        self._fresh = False
+        try:
+            return await super().execute(statement, parameters, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost before its first statement; retrying once")
+        in_transaction = self.in_transaction()
+        await self.rollback()
+        if self._autocommit:
+            await self.execution_options(isolation_level="AUTOCOMMIT")
+        elif in_transaction:
+            await self.begin()
+        return await super().execute(statement, parameters, **kwargs)
 
 
 def _connect_errors_as_operational(engine: AsyncEngine) -> None:
@@ -123,13 +182,15 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[ReadConnection]:
     no BEGIN/COMMIT round trips, and on SQLite it takes no write lock (the engine's ``begin`` hook
     would otherwise issue BEGIN IMMEDIATE and queue the read behind every writer).
     """
-    async with engine.connect() as conn:
+    conn = _RetryFirst(engine)
+    async with conn:
         if engine.dialect.name == "sqlite":
             # the DBAPI connection already runs in autocommit (isolation_level=None, see above);
             # skipping our BEGIN IMMEDIATE is enough, and avoids the isolation reset on check-in
             await conn.execution_options(**{READ_AUTOCOMMIT: True})
         else:
             await conn.execution_options(isolation_level="AUTOCOMMIT", **{READ_AUTOCOMMIT: True})
+            conn._autocommit = True
         yield ReadConnection(conn)
 
 
@@ -143,8 +204,14 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[WriteConnectio
     connection or worker thread, and never reaches SQLite's busy timeout, where waiting inside
     BEGIN IMMEDIATE would poll with sleeps while holding both."""
     if engine.dialect.name != "sqlite":
-        async with engine.begin() as conn:
-            yield WriteConnection(conn)
+        async with _RetryFirst(engine) as conn:
+            await conn.begin()
+            try:
+                yield WriteConnection(conn)
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()  # the transaction current now (begun again after a retry)
         return
     lock = _sqlite_writers.setdefault(engine.sync_engine.pool, asyncio.Lock())
     async with lock, engine.begin() as conn:

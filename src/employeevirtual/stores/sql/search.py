@@ -25,10 +25,12 @@ from sqlalchemy import (
     table,
     union_all,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.fulltext import FOLD_FROM, FOLD_TO
+from employeevirtual.stores.sql.search_mssql import mark_snippet, mssql_statement
 from employeevirtual.stores.sql.tables import conversations, messages
 
 __all__ = ["HIGHLIGHT_END", "HIGHLIGHT_START", "SearchHit", "SearchQuery", "SearchReader"]
@@ -76,10 +78,40 @@ class SearchReader:
             statement = _sqlite(query)
         elif dialect == "postgresql":
             statement = _postgres(query)
+        elif dialect == "mssql":
+            return await self._mssql(query)
         else:
             raise NotImplementedError(f"full-text search is not available on {dialect}")
         rows = await self.conn.execute(statement)
         return [_hit(r._mapping) for r in rows]
+
+    async def _mssql(self, query: SearchQuery) -> list[SearchHit]:
+        try:
+            rows = await self.conn.execute(mssql_statement(query, filters=_filters, page=_page))
+        except DBAPIError as exc:
+            # 7601/7609/7616: no full-text index (the feature was not installed when the
+            # migration ran, so its guarded DDL skipped the catalog and the indexes)
+            if "full-text" not in str(exc.orig).lower():
+                raise
+            raise NotImplementedError(
+                "full-text search needs SQL Server's Full-Text Search feature: install it, then "
+                "run the 0015_people migration's full-text DDL again (fulltext.mssql_ddl)"
+            ) from None
+        return [
+            _hit(
+                {
+                    **r._mapping,
+                    "snippet": mark_snippet(
+                        r.snippet or "",
+                        query.terms,
+                        words=SNIPPET_WORDS,
+                        start=HIGHLIGHT_START,
+                        end=HIGHLIGHT_END,
+                    ),
+                }
+            )
+            for r in rows
+        ]
 
 
 def _hit(m: Any) -> SearchHit:

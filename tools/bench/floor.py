@@ -1,0 +1,265 @@
+"""The floor a turn is measured against, in a fresh process with the server's libraries and loop.
+
+``python -m tools.bench.floor SPEC`` (a pickle the bench writes) prints one JSON line:
+
+* ``agent_ms``: CPU of one bare ``Agent.run`` on the bench's instant model, with a history of
+  the turn's size (the agent's context window of user/agent messages), nothing around it;
+* ``sql_ms``: CPU of the turn's own SQL statements, captured from the server at the driver's
+  cursor and replayed with the raw driver (asyncpg or aiosqlite), in the same transactions
+  (ROLLBACK in place of COMMIT, so the database is left as it was);
+* ``mongo_ms``: CPU of the turn's MongoDB commands, captured from PyMongo's command monitoring
+  and replayed with ``db.command`` on a raw async client.
+
+Replays need the turn's inserts to be new again: before each round, and outside the timed part,
+the rows and documents the turn inserted are deleted (inside the same SQL transaction, so the
+rollback restores them) and the conversation document is put back as it was before the turn.
+CPU is ``time.process_time`` (every thread of the process, so aiosqlite's thread counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from sqlalchemy.engine import make_url
+
+__all__ = ["FloorSpec", "measure_floor"]
+
+_INSERT = re.compile(r"^\s*INSERT INTO\s+(\S+)\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+@dataclass
+class FloorSpec:
+    history_messages: int
+    rounds: int
+    sql_url: str
+    captured: list[dict[str, Any]]
+    mongo_url: str
+    # the conversation document before the captured turn: (database, collection, document)
+    mongo_restore: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+
+class _Paused:
+    """CPU spent on the untimed resets inside the current round (not the turn's cost)."""
+
+    seconds = 0.0
+
+
+async def _cpu_of(rounds: int, prepare: Callable[[], Awaitable[None]] | None, step: Any) -> float:
+    """CPU ms per round of ``step`` (``prepare`` runs before each round, not counted)."""
+    total = 0.0
+    for i in range(rounds + 3):  # 3 warm-up rounds
+        if prepare is not None:
+            await prepare()
+        _Paused.seconds = 0.0
+        started = time.process_time()
+        await step()
+        if i >= 3:
+            total += time.process_time() - started - _Paused.seconds
+    return total / rounds * 1000
+
+
+def _history(messages: int) -> list[ModelMessage]:
+    now = datetime.now(UTC) - timedelta(minutes=messages)
+    out: list[ModelMessage] = []
+    for i in range(messages):
+        at = now + timedelta(minutes=i)
+        if i % 2 == 0:
+            out.append(ModelRequest(parts=[UserPromptPart("How are we doing?", timestamp=at)]))
+        else:
+            out.append(ModelResponse(parts=[TextPart("ok")], timestamp=at))
+    return out
+
+
+async def agent_floor(spec: FloorSpec) -> float:
+    async def instant(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("ok")], model_name="bench-instant")
+
+    agent = Agent(FunctionModel(instant), instructions="Answer briefly.")
+    history = _history(spec.history_messages)
+
+    async def step() -> None:
+        await agent.run("How are we doing this quarter?", message_history=history or None)
+
+    return await _cpu_of(spec.rounds, None, step)
+
+
+def _inserted_ids(entry: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The table and primary keys (column ``id``) an INSERT writes, or None for other statements."""
+    match = _INSERT.match(entry["statement"])
+    if match is None:
+        return None
+    table = match.group(1)
+    columns = [c.strip().strip('"') for c in match.group(2).split(",")]
+    if "id" not in columns:
+        raise ValueError(f"cannot replay an INSERT into {table} without an id column")
+    k = columns.index("id")
+    rows = entry["params"] if entry["many"] else [entry["params"]]
+    ids: list[Any] = []
+    for params in rows:
+        values = list(params.values()) if isinstance(params, dict) else list(params)
+        ids.extend(values[k :: len(columns)])
+    return table, ids
+
+
+async def _pg_floor(spec: FloorSpec) -> float:
+    import asyncpg
+
+    url = make_url(spec.sql_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        steps: list[Callable[[], Awaitable[Any]]] = []
+        for entry in spec.captured:
+            if entry["kind"] == "begin":
+                steps.append(lambda: conn.execute("BEGIN"))
+            elif entry["kind"] == "end":
+                steps.append(lambda: conn.execute("ROLLBACK"))
+            elif entry["kind"] == "sql":
+                steps.append(_pg_statement(conn, entry))
+
+        async def step() -> None:
+            for s in steps:
+                await s()
+
+        return await _cpu_of(spec.rounds, None, step)
+    finally:
+        await conn.close()
+
+
+def _pg_statement(conn: Any, entry: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    sql, params = entry["statement"], entry["params"]
+    inserted = _inserted_ids(entry)
+
+    async def run() -> Any:
+        if inserted is not None:  # not counted: a new row again, undone by the rollback
+            table, ids = inserted
+            paused = time.process_time()
+            await conn.execute(f"DELETE FROM {table} WHERE id = ANY($1)", ids)
+            _Paused.seconds += time.process_time() - paused
+        if entry["many"]:
+            return await conn.executemany(sql, params)
+        return await conn.fetch(sql, *params)
+
+    return run
+
+
+async def _sqlite_floor(spec: FloorSpec) -> float:
+    import aiosqlite
+
+    path = make_url(spec.sql_url).database
+    assert path is not None
+    db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+    try:
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            await db.execute(f"PRAGMA {pragma}")
+        steps: list[Callable[[], Awaitable[Any]]] = []
+        for entry in spec.captured:
+            if entry["kind"] == "end":
+                steps.append(lambda: db.execute("ROLLBACK"))
+            elif entry["kind"] == "sql":  # BEGIN IMMEDIATE is a captured statement on SQLite
+                steps.append(_sqlite_statement(db, entry))
+
+        async def step() -> None:
+            for s in steps:
+                await s()
+
+        return await _cpu_of(spec.rounds, None, step)
+    finally:
+        await db.close()
+
+
+def _sqlite_statement(db: Any, entry: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    sql, params = entry["statement"], entry["params"]
+    inserted = _inserted_ids(entry)
+
+    async def run() -> Any:
+        if inserted is not None:
+            table, ids = inserted
+            paused = time.process_time()
+            marks = ",".join("?" * len(ids))
+            await db.execute(f"DELETE FROM {table} WHERE id IN ({marks})", ids)
+            _Paused.seconds += time.process_time() - paused
+        if entry["many"]:
+            return await db.executemany(sql, params)
+        async with db.execute(sql, params) as cursor:
+            return await cursor.fetchall()
+
+    return run
+
+
+async def mongo_floor(spec: FloorSpec) -> float:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(spec.mongo_url, tz_aware=True)
+    try:
+        commands = [e for e in spec.captured if e["kind"] == "mongo"]
+
+        async def prepare() -> None:
+            for database, collection, doc in spec.mongo_restore:
+                await client[database][collection].replace_one({"_id": doc["_id"]}, doc, True)
+            for e in commands:
+                cmd = e["command"]
+                if "insert" in cmd:
+                    ids = [d["_id"] for d in cmd.get("documents", [])]
+                    await client[e["database"]][cmd["insert"]].delete_many({"_id": {"$in": ids}})
+
+        async def step() -> None:
+            for e in commands:
+                await client[e["database"]].command(e["command"])
+
+        return await _cpu_of(spec.rounds, prepare, step)
+    finally:
+        await client.close()
+
+
+async def measure_floor(spec: FloorSpec) -> dict[str, Any]:
+    backend = make_url(spec.sql_url).get_backend_name()
+    agent_ms = await agent_floor(spec)
+    sql_ms = await (_pg_floor(spec) if backend == "postgresql" else _sqlite_floor(spec))
+    mongo_ms = await mongo_floor(spec)
+    kinds = [e["kind"] for e in spec.captured]
+    return {
+        "agent_ms": agent_ms,
+        "sql_ms": sql_ms,
+        "mongo_ms": mongo_ms,
+        "total_ms": agent_ms + sql_ms + mongo_ms,
+        "rounds": spec.rounds,
+        "history_messages": spec.history_messages,
+        "sql_statements": kinds.count("sql"),
+        "sql_transactions": kinds.count("begin"),
+        "mongo_commands": kinds.count("mongo"),
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+    }
+
+
+def main() -> None:
+    spec: FloorSpec = pickle.loads(Path(sys.argv[1]).read_bytes())
+    try:
+        import uvloop
+    except ImportError:  # the server runs on asyncio's loop too
+        result = asyncio.run(measure_floor(spec))
+    else:
+        result = uvloop.run(measure_floor(spec))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: console-verify run test install lint types pytest bench bench-export bench-knowledge bench-mcp bench-memory faults clean console console-check test-browser bench-console
+.PHONY: test-slow console-verify run test install lint types pytest bench bench-export bench-knowledge bench-mcp bench-memory faults clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,6 +31,11 @@ pytest: install
 
 test: lint types console-verify pytest
 
+# The long runs marked @pytest.mark.slow (each has a short version inside `make test`); the last
+# -m wins over pyproject's default -m 'not slow'.
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
 # The committed console build must equal a fresh build from its sources and lock file. Needs
 # Node and npm; without them (a machine with only Python) the unit test on the sources' hash
 # still runs inside pytest.
@@ -52,6 +57,7 @@ bench: install
 	$(BIN)/python -m tools.bench.knowledge $(KNOWLEDGE_BENCH_ARGS)
 	$(BIN)/python -m tools.bench.export
 	$(BIN)/python -m tools.bench.mcp $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.team $(TEAM_BENCH_ARGS)
 	$(BIN)/python -m tools.bench.memory $(MEMORY_BENCH_ARGS)
 
 # Knowledge retrieval alone: quality on the evaluation set, engine speed at 1,000 and 100,000

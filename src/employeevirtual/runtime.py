@@ -22,7 +22,7 @@ from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.feedback import FeedbackService
-from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
+from employeevirtual.analytics.metrics import instrument_engine, instrument_redis, observe_mongo
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
@@ -223,7 +223,6 @@ async def open_runtime(
     listeners: list[Any] = []
     if settings.metrics_enabled:
         instrument_engine(engine)
-        listeners.append(MongoTimer())
     if settings.otel_enabled:
         enable_agent_tracing(include_content=settings.otel_include_content)
         trace_engine(engine)
@@ -247,6 +246,8 @@ async def open_runtime(
         )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window, breaker=breaker)
+        if settings.metrics_enabled:
+            documents.observe = observe_mongo
         try:
             await ensure_indexes(db)
         except Exception as exc:
@@ -352,6 +353,8 @@ async def open_runtime(
         knowledge=knowledge,
         budgets=budgets,
         mcp=mcp,
+        delegation_depth=settings.delegation_max_depth,
+        handoffs_per_turn=settings.handoffs_per_turn,
         memory=memory,
     )
     turn_log = make_turn_log(
@@ -396,6 +399,7 @@ async def open_runtime(
             rules=replace(AgentRules.from_settings(settings, models), external_tools=True),
             max_per_user=settings.max_agents_per_user,
             check_tools=mcp.check_agent_tools,
+            max_delegates=settings.max_delegates_per_agent,
         ),
         conversations=conversations,
         knowledge=knowledge,

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=32_000, ge=1)
     max_instructions_chars: int = Field(default=20_000, ge=1)
     max_tools_per_agent: int = Field(default=16, ge=0)
+    # teams of agents (issue 13)
+    max_delegates_per_agent: int = Field(default=8, ge=0, le=32)
+    delegation_max_depth: int = Field(
+        default=3, ge=1, le=8, description="how deep delegates may ask delegates in one turn"
+    )
+    handoffs_per_turn: int = Field(
+        default=2, ge=0, le=8, description="how many times agents may hand a turn over"
+    )
     conversation_window: int = Field(
         default=50, ge=1, le=1000, description="messages kept in the MongoDB conversation doc"
     )

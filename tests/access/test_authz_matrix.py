@@ -86,7 +86,8 @@ class Row:
     route: str
     expect: tuple[int, int, int, int, int, int]  # in PRINCIPALS order
     request: Callable[[World, Fresh], Request]
-    # "agent", "conversation", "exchange", "key", "base", "document" or "user": anew per cell
+    # "agent", "conversation", "exchange", "handoff", "key", "base", "document" or "user": anew
+    # per cell
     fresh: str = ""
     # login answers with a token for the credentials sent, whoever sends them
     check_leaks: bool = True
@@ -188,6 +189,18 @@ ROWS: list[Row] = [
         AUTHED_201,
         lambda w, f: ("POST", "/api/agents", {"json": {"name": "Mine"}}),
     ),
+    # delegates must be the agent owner's own or shared: the owner's private agent is nobody
+    # else's to name, an admin's included (issue 13)
+    Row(
+        "POST",
+        "/api/agents",
+        E(201, 422, 422, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/agents",
+            {"json": {"name": "Lead", "delegate_ids": [w.agent_id]}},
+        ),
+    ),
     Row(
         "GET",
         "/api/agents/{agent_id}",
@@ -226,6 +239,24 @@ ROWS: list[Row] = [
             "/api/chat/agent",
             {"params": {"message": "again", "conversation_id": w.conversation_id}},
         ),
+    ),
+    # a handoff: the owner's conversation continued with another of the owner's agents
+    Row(
+        "POST",
+        "/api/chat/agent",
+        E(200, 404, 404, 401, 401, 401),
+        lambda w, f: (
+            "POST",
+            "/api/chat/agent",
+            {
+                "json": {
+                    "message": "over to you",
+                    "conversation_id": f.conversation_id,
+                    "agent_id": f.agent_id,
+                }
+            },
+        ),
+        fresh="handoff",
     ),
     Row(
         "GET",
@@ -656,6 +687,9 @@ async def _fresh(client: httpx.AsyncClient, world: World, kind: str) -> Fresh:
         fresh.agent_id = await _agent(client, world.owner, marker)
     elif kind == "conversation":
         fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+    elif kind == "handoff":
+        fresh.conversation_id = await _conversation(client, world.owner, world.agent_id, marker)
+        fresh.agent_id = await _agent(client, world.owner, marker)
     elif kind == "budget":
         fresh.agent_id = await _agent(client, world.owner, marker)
         body = {"scope": "agent", "scope_id": fresh.agent_id, "max_tokens": 1000}

@@ -3,7 +3,8 @@ authenticated, positive and negative examples; no 5xx and no response that break
 schema. The app runs in-process (ASGI) on the test's real stores.
 
 Command (also in README): ``.venv/bin/pytest -q tests/access/test_schemathesis.py``
-Examples per operation: ``EV_SCHEMATHESIS_EXAMPLES`` (default 12; x2 modes x ~23 operations)."""
+Examples per operation: ``EV_SCHEMATHESIS_EXAMPLES`` (default 12; x2 modes x ~23 operations);
+``make test-slow`` runs ten times as many."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from employeevirtual.main import create_app
 from employeevirtual.settings import Settings
 from support.api import PASSWORD
 from support.hostile import BAD_BEFORE, BAD_CURSORS, hostile_strings, naive_cursor, storable
+from support.server_process import free_port
 
 EXAMPLES = int(os.environ.get("EV_SCHEMATHESIS_EXAMPLES", "12"))
+MCP_PORT = free_port()  # nothing listens there: a registered server is "unavailable"
 
 
 def _account(client: Any, email: str, name: str) -> tuple[str, dict[str, str]]:
@@ -137,6 +140,16 @@ def _hostile_inputs(
 
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -> None:
+    _fuzz(settings, EXAMPLES)
+
+
+@pytest.mark.slow
+def test_schemathesis_long_run(settings: Settings) -> None:
+    """The same run with 10x the generated examples per operation (``make test-slow``)."""
+    _fuzz(settings, EXAMPLES * 10)
+
+
+def _fuzz(settings: Settings, examples: int) -> None:
     app = create_app(
         settings.model_copy(
             update={
@@ -145,6 +158,10 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                 "rate_limit_chat": 1_000_000,
                 "login_max_failures": 1_000_000,
                 "max_concurrent_turns": 100,
+                # MCP servers may be registered at a loopback port where nothing listens
+                "mcp_allowed_hosts": [f"127.0.0.1:{MCP_PORT}"],
+                "mcp_allow_private": True,
+                "mcp_connect_timeout_seconds": 1.0,
             }
         )
     )
@@ -177,12 +194,22 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                 headers=admin,
             ).json()
             export = client.post("/api/users/me/export", headers=user).json()
+            mcp_server = client.post(
+                "/api/admin/mcp-servers",
+                json={
+                    "name": "fuzz",
+                    "transport": "http",
+                    "url": f"http://127.0.0.1:{MCP_PORT}/mcp",
+                },
+                headers=admin,
+            ).json()
             doomed_id, _ = _account(client, "doomed@example.com", "Doomed")
             erasure = client.request(
                 "DELETE", f"/api/admin/users/{doomed_id}", json={}, headers=admin
             ).json()
         real_ids = {
             "budget_id": budget["id"],
+            "server_id": mcp_server["id"],
             "export_id": export["id"],
             "erasure_id": erasure["id"],
             "turn_id": streamed.headers["X-Turn-Id"],
@@ -209,7 +236,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings: Settings) -
                         generation_mode=mode, path_parameters=path_parameters
                     )
 
-                    run = _property(strategy, headers, EXAMPLES // len(variants) or 1)
+                    run = _property(strategy, headers, examples // len(variants) or 1)
                     try:
                         calls += run()
                     except hypothesis.errors.Unsatisfiable:

@@ -1,6 +1,7 @@
 """The fault-injection suite, short: real server, SecantusDB and SQL processes, broken for real.
 
-PostgreSQL when EV_TEST_POSTGRES_URL is set, SQLite otherwise. The long run: ``make faults``.
+PostgreSQL when EV_TEST_POSTGRES_URL is set, SQLite otherwise. The long run, with the same
+checks: ``make test-slow`` (pytest ``-m slow``) or ``make faults`` (the table alone).
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from tools.faults.__main__ import SHORT, run, table
-from tools.faults.scenarios import SCENARIOS
+from tools.faults.__main__ import LONG, SHORT, run, table
+from tools.faults.scenarios import SCENARIOS, Plan
 
 POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 
@@ -19,9 +21,17 @@ POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 async def test_nothing_lost_nothing_doubled(tmp_path: Path) -> None:
     """Every scenario: something acknowledged, nothing lost, nothing duplicated, nothing
     unexpected, and both stores holding the same messages once healed."""
-    results = await run(
-        list(SCENARIOS), SHORT, workdir=tmp_path, postgres_url=POSTGRES_URL, lanes=2
-    )
+    await _nothing_lost_nothing_doubled(SHORT, tmp_path)
+
+
+@pytest.mark.slow
+async def test_long_run_nothing_lost_nothing_doubled(tmp_path: Path) -> None:
+    """The same checks on the long run: 24 clients, longer faults, more crashes and kills."""
+    await _nothing_lost_nothing_doubled(LONG, tmp_path)
+
+
+async def _nothing_lost_nothing_doubled(plan: Plan, tmp_path: Path) -> None:
+    results = await run(list(SCENARIOS), plan, workdir=tmp_path, postgres_url=POSTGRES_URL, lanes=2)
     Console(width=160).print(table(results, "PostgreSQL" if POSTGRES_URL else "SQLite"))
     for counts in results:
         print(counts.scenario, "; ".join(counts.notes))

@@ -3,10 +3,8 @@ the stores hold so a test can prove a refused request wrote nothing."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,8 +15,19 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.sql import tables
-from support.api import PASSWORD
+from support.api import Account, account
 
+# ``account`` lives in support.api (the one account helper); re-exported for older imports
+__all__ = [
+    "MONGO_COLLECTIONS",
+    "SQL_TABLES",
+    "Account",
+    "account",
+    "api_key",
+    "app_client",
+    "audit_rows",
+    "counts",
+]
 SQL_TABLES = ("users", "agents", "conversations", "messages", "api_keys", "audit_log")
 MONGO_COLLECTIONS = (
     Collections.CHAT_CONVERSATIONS,
@@ -38,25 +47,6 @@ async def app_client(
         transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c, app.state.runtime
-
-
-@dataclass
-class Account:
-    id: str
-    email: str
-    headers: dict[str, str]
-
-
-async def account(client: httpx.AsyncClient, *, name: str = "Ana") -> Account:
-    email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
-    r = await client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": name}
-    )
-    assert r.status_code == 201, r.text
-    user_id = r.json()["id"]
-    r = await client.post("/api/auth/login", data={"username": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return Account(user_id, email, {"Authorization": f"Bearer {r.json()['access_token']}"})
 
 
 async def api_key(client: httpx.AsyncClient, owner: Account, name: str = "ci") -> dict[str, Any]:

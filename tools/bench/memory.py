@@ -33,10 +33,12 @@ import httpx
 from pydantic import SecretStr
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pymongo import AsyncMongoClient
 
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.sql.engine import write_transaction
 from employeevirtual.stores.sql.memory import MemoryRepository, MemoryScope
 from tools.bench.meter import StoreMeter, Tally
@@ -179,11 +181,20 @@ async def run_memory_bench(settings: Settings, plan: MemoryPlan, *, log: Any = p
             agent_id = UUID(r.json()["id"])
             await _add_memories(runtime, user_id, agent_id, plan.memories)
             rows: list[dict[str, Any]] = []
+            # the seeder's own client, without the app's socket timeout (bulk inserts of 5,000)
+            url = runtime.secantus.url if runtime.secantus else settings.mongodb_url
+            assert url is not None
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                url if isinstance(url, str) else url.get_secret_value(), tz_aware=True
+            )
+            seeder = DocumentStore(
+                mongo[settings.mongodb_database], window=runtime.documents.window
+            )
             for length in plan.lengths:
                 log(f"seeding a conversation of {length:,} messages")
                 (cid,) = await seed_conversations(
                     runtime.engine,
-                    runtime.documents,
+                    seeder,
                     SeedSpec(user_id, agent_id, "Memo", messages=length),
                 )
                 before = asdict(worker.stats)
@@ -243,6 +254,7 @@ async def run_memory_bench(settings: Settings, plan: MemoryPlan, *, log: Any = p
                         },
                     }
                 )
+            await mongo.close()
     first, last = rows[0], rows[-1]
     results["lengths"] = rows
     results["ratio_p50"] = last["turn_ms"]["p50"] / first["turn_ms"]["p50"]

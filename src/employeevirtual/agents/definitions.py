@@ -32,6 +32,7 @@ class AgentDraft:
     model_settings: Mapping[str, Any] = field(default_factory=dict)
     tools: Sequence[str] = ()
     knowledge_base_ids: Sequence[UUID] = ()
+    delegate_ids: Sequence[UUID] = ()  # who they are is the service's to check (issue 13)
     visibility: Visibility = "private"
     memory: Mapping[str, Any] = field(default_factory=dict)  # {"enabled", "shared"} (issue 18)
 
@@ -72,6 +73,7 @@ class AgentRules:
             tools=tools,
             visibility=draft.visibility,
             knowledge_base_ids=self._bases(draft.knowledge_base_ids),
+            delegate_ids=list(dict.fromkeys(draft.delegate_ids)),
             memory=dict(draft.memory),
         )
 
@@ -95,8 +97,9 @@ class AgentRules:
         if "model" in changes.model_fields_set and changes.model is None:
             fixed["model"] = self.default_model
         kept = changes.model_dump(exclude_unset=True)
-        if "knowledge_base_ids" in kept and kept["knowledge_base_ids"] is None:
-            del kept["knowledge_base_ids"]
+        for name in ("knowledge_base_ids", "delegate_ids"):  # null: no change
+            if name in kept and kept[name] is None:
+                del kept[name]
         return AgentChanges(**{**kept, **fixed})
 
     def _check_model(self, model: str) -> None:

@@ -5,6 +5,7 @@ The runner touches no store; the chat service hands it plain records and stores 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +42,7 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
+from employeevirtual.agents.team import HANDOFF_TOOL, Team, TeamRun, label_speakers, run_with_team
 from employeevirtual.agents.tools import TOOLS
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.records import AgentRecord, MessageRecord, TurnUsage
@@ -63,6 +65,11 @@ class RunOutcome:
     # knowledge (issue 12): each search the model made, and the passages it was shown
     knowledge_searches: tuple[dict[str, Any], ...] = ()
     sources: tuple[dict[str, Any], ...] = ()
+    # teams (issue 13): the agent that answered after a handoff (None: the turn's own agent),
+    # each delegated run with its own usage, each handoff
+    agent: AgentRecord | None = None
+    delegations: tuple[dict[str, Any], ...] = ()
+    handoffs: tuple[dict[str, Any], ...] = ()
 
 
 class AgentFailure(Exception):
@@ -112,6 +119,8 @@ def tool_calls_of(messages: Sequence[ModelMessage], *, limit: int) -> list[dict[
     calls: dict[str, dict[str, Any]] = {}
     for message in messages:
         for part in message.parts:
+            if isinstance(part, ToolCallPart) and part.tool_name == HANDOFF_TOOL:
+                continue  # kept as the reply's ``handoffs``, not replayed as a tool call
             if isinstance(part, ToolCallPart) and len(calls) < MAX_TOOL_CALLS:
                 calls[part.tool_call_id] = {
                     "id": part.tool_call_id,
@@ -254,6 +263,7 @@ class AgentRunner:
         knowledge: KnowledgeSearch | None = None,
         instructions: str | None = None,
         toolsets: Sequence[AbstractToolset[Any]] = (),
+        team: Team | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
@@ -263,7 +273,9 @@ class AgentRunner:
         deltas: list[str] = []
         # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
         # has none, or knowledge is unavailable)
+        team_run = None if team is None else TeamRun(team, self._agent, self.tool_result_chars)
         deps = RunDeps(search=knowledge)
+        answered = spec
 
         def failure(kind: str, message: str) -> AgentFailure:
             usage = TurnUsage.measured(
@@ -272,21 +284,41 @@ class AgentRunner:
             return AgentFailure(kind, message, usage=usage)
 
         try:
-            agent = self._agent(spec)
-            result = await agent.run(
-                prompt,
-                deps=deps,
-                message_history=to_model_history(history) or None,
-                usage_limits=UsageLimits(
-                    request_limit=self.request_limit,
-                    output_tokens_limit=self.max_output_tokens,
-                    total_tokens_limit=self.max_total_tokens,
-                ),
-                timeout=self.timeout_seconds,
-                event_stream_handler=None if on_event is None else self._handler(on_event, deltas),
-                instructions=instructions,
-                toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
+            limits = UsageLimits(
+                request_limit=self.request_limit,
+                output_tokens_limit=self.max_output_tokens,
+                total_tokens_limit=self.max_total_tokens,
             )
+            handler = None if on_event is None else self._handler(on_event, deltas)
+            if team_run is None:
+                result = await self._agent(spec).run(
+                    prompt,
+                    deps=deps,
+                    message_history=to_model_history(label_speakers(history, spec.id)) or None,
+                    usage_limits=limits,
+                    timeout=self.timeout_seconds,
+                    event_stream_handler=handler,
+                    instructions=instructions,
+                    toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
+                )
+                new_messages = result.new_messages()
+            else:
+                async with asyncio.timeout(self.timeout_seconds):
+                    result, answered, deps, new_messages = await run_with_team(
+                        team_run,
+                        spec,
+                        prompt,
+                        deps=team_run.deps(spec, knowledge),
+                        toolsets=list(toolsets),
+                        instructions=instructions,
+                        history_for=lambda agent_id: (
+                            to_model_history(label_speakers(history, agent_id)) or None
+                        ),
+                        usage_limits=limits,
+                        handler=handler,
+                        on_event=on_event,
+                        deltas=deltas,
+                    )
         except TimeoutError:
             raise failure(
                 "timeout", f"the agent did not answer within {self.timeout_seconds:g} s"
@@ -322,7 +354,7 @@ class AgentRunner:
             ) from None
         usage = result.usage
         return RunOutcome(
-            output="".join(deltas) if deltas else result.output,
+            output="".join(deltas) if deltas else str(result.output),
             usage=TurnUsage.measured(
                 model=spec.model,
                 input_tokens=usage.input_tokens or 0,
@@ -330,9 +362,12 @@ class AgentRunner:
                 cost=_cost(usage),
                 execution_time=time.perf_counter() - started,
             ),
-            tool_calls=tuple(tool_calls_of(result.new_messages(), limit=self.tool_result_chars)),
+            tool_calls=tuple(tool_calls_of(new_messages, limit=self.tool_result_chars)),
             knowledge_searches=tuple(deps.searches),
             sources=tuple(deps.sources),
+            agent=None if answered.id == spec.id else answered,
+            delegations=tuple(team_run.attributed()) if team_run else (),
+            handoffs=tuple(team_run.handoffs) if team_run else (),
         )
 
 

@@ -4,6 +4,7 @@ meets ``AgentRules`` and names only knowledge bases its owner may read."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -11,6 +12,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.definitions import AgentDraft, AgentRules
+from employeevirtual.agents.delegates import checked_delegates
 from employeevirtual.errors import Conflict, InvalidInput, NotFound
 from employeevirtual.stores.records import AgentRecord, UserRecord
 from employeevirtual.stores.sql.agents import (
@@ -44,11 +46,13 @@ class AgentService:
         rules: AgentRules,
         max_per_user: int = 100,
         check_tools: ToolCheck | None = None,
+        max_delegates: int = 8,
     ) -> None:
         self.engine = engine
         self.rules = rules
         self.max_per_user = max_per_user
         self.check_tools = check_tools
+        self.max_delegates = max_delegates
 
     async def _check_bases(self, user: UserRecord, base_ids: Sequence[UUID] | None) -> None:
         """Knowledge bases: the caller's own or shared ones."""
@@ -78,6 +82,15 @@ class AgentService:
                 raise Conflict(
                     f"you already have {self.max_per_user} agents (the limit); delete one first"
                 )
+            if new.delegate_ids:
+                delegates = await checked_delegates(
+                    conn,
+                    owner_id=user.id,
+                    agent_id=None,
+                    wanted=new.delegate_ids,
+                    max_delegates=self.max_delegates,
+                )
+                new = replace(new, delegate_ids=delegates)
             agent = await repo.create(new, user_id=user.id, now=now)
             await AuditRepository(conn).record(
                 action="agent.create",
@@ -176,7 +189,16 @@ class AgentService:
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             repo = AgentRepository(conn)
-            await self._owned(repo, user, agent_id)
+            agent = await self._owned(repo, user, agent_id)
+            if changes.delegate_ids is not None:  # the owner's, also when an admin edits
+                delegates = await checked_delegates(
+                    conn,
+                    owner_id=agent.user_id,
+                    agent_id=agent_id,
+                    wanted=changes.delegate_ids,
+                    max_delegates=self.max_delegates,
+                )
+                changes = changes.model_copy(update={"delegate_ids": delegates})
             updated = await repo.update(agent_id, changes, now=now)
             await AuditRepository(conn).record(
                 action="agent.update",

@@ -68,13 +68,18 @@ def normalized_from_raw() -> list[Document]:
                 "agent_id": 1,
                 "user_id": 1,
                 "model": {"$ifNull": ["$model", "unknown"]},
-                "turns": {"$literal": 1},
+                # a delegated run (issue 13) is attributed usage, not a turn of its own
+                "turns": {"$cond": [{"$eq": ["$status", "delegated"]}, 0, 1]},
                 "failed_provider": _is("provider"),
                 "failed_timeout": _is("timeout"),
                 "failed_limit": _is("limit"),
                 "failed_cancelled": _is("cancelled"),
                 "failed_other": {
-                    "$cond": [{"$in": ["$status", ["success", *sorted(_FAILED)]]}, 0, 1]
+                    "$cond": [
+                        {"$in": ["$status", ["success", "delegated", *sorted(_FAILED)]]},
+                        0,
+                        1,
+                    ]
                 },
                 "input_tokens": _num("input_tokens"),
                 "output_tokens": _num("output_tokens"),

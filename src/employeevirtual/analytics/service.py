@@ -145,7 +145,8 @@ class AnalyticsService:
                 key = str(item["_id"]["k"])
                 bucket[key] = bucket.get(key, 0) + int(item["v"])
         rows = [self._row(r, hists.get(group, {})) for group, r in sums.items()]
-        rows = [r for r in rows if r.turns]
+        # a delegate's row has usage but no turn of its own (issue 13)
+        rows = [r for r in rows if r.turns or r.input_tokens or r.output_tokens or r.cost]
         rows.sort(
             key=lambda r: (r.day or date.min, r.agent_id or "", r.user_id or "", r.model or "")
         )

@@ -113,6 +113,12 @@ class AgentIn(Request):
     knowledge_base_ids: list[UUID] = Field(
         default=[], description="knowledge bases the agent may search: yours or shared ones"
     )
+    delegate_ids: list[UUID] = Field(
+        default=[],
+        max_length=32,
+        description="agents this one may ask (each a tool taking a task) or hand the "
+        "conversation to: yours or shared ones; a cycle is refused",
+    )
     visibility: Visibility = "private"
     memory: AgentMemoryIn = AgentMemoryIn()
 
@@ -125,6 +131,7 @@ class AgentPatch(Request):
     model_settings: ModelSettingsIn | None = None
     tools: list[str] | None = None
     knowledge_base_ids: list[UUID] | None = None
+    delegate_ids: Annotated[list[UUID], Field(max_length=32)] | None = None
     visibility: Visibility | None = None
     memory: AgentMemoryIn | None = None
 
@@ -139,6 +146,7 @@ class AgentOut(FromRecord):
     model_settings: dict[str, Any]
     tools: list[str]
     knowledge_base_ids: list[UUID]
+    delegate_ids: list[UUID]
     visibility: Visibility
     memory: AgentMemoryIn
     created_at: datetime

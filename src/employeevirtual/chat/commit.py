@@ -76,9 +76,12 @@ async def resolve(
             raise NotFound(f"conversation {conversation_id} not found")
         conversation, agent, caller_is_admin, budgets = found
         if agent_id is not None and agent_id != agent.id:
-            raise Conflict(
-                f"conversation {conversation_id} belongs to agent {agent.id}, not {agent_id}"
-            )
+            # the user hands the conversation over to another agent they may use (issue 13);
+            # the move is committed with the turn (``chat.handoff``)
+            other = await AgentReader(conn).get_visible_to_active(agent_id, user_id)
+            if other is None:
+                raise NotFound(f"agent {agent_id} not found")
+            agent, budgets = other
         if agent.deleted_at is not None:
             raise Conflict(
                 f"agent {agent.id} of conversation {conversation_id} was deleted; "

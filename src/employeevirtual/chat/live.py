@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from employeevirtual.agents.runner import AgentFailure, RunOutcome
+from employeevirtual.chat.handoff import user_handoff
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
 from employeevirtual.chat.responses import chat_out, failure_body
 from employeevirtual.chat.rework import open_edit, open_regenerate
@@ -180,6 +181,9 @@ class LiveTurns:
                 },
             ),
         )
+        moved = user_handoff(conversation, opened.agent)
+        if moved is not None:  # committed with the reply, announced now
+            await self.log.append(turn_id, TurnEvent("handoff", moved))
         running = _Running(turn_id, user_id)
         self._running[turn_id] = running
         if idempotency is not None:
@@ -236,6 +240,7 @@ class LiveTurns:
                         *await self.chat.toolsets_for(user_id, opened.agent),
                         *(memory.toolsets if memory else ()),
                     ],
+                    team=await self.chat.team_for(user_id, opened.agent),
                 )
             )
             if running.cancel_requested:

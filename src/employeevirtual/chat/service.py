@@ -29,11 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.knowledge import KnowledgeSearch
 from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
+from employeevirtual.agents.team import Team
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.chat.accounting import TurnAccounting
 from employeevirtual.chat.commit import Resolved, resolve, store_messages, write_documents
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.chat.conversations import record_audit_read
+from employeevirtual.chat.handoff import commit_handoffs, handoffs_of, with_handoffs
 from employeevirtual.chat.history import HistoryPage, find_by_dialogue, read_history
 from employeevirtual.chat.idempotency import (
     IdempotencyClaim,
@@ -44,6 +46,7 @@ from employeevirtual.chat.idempotency import (
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.responses import turn_response
 from employeevirtual.chat.rework import open_edit, open_regenerate
+from employeevirtual.chat.team import resolve_team
 from employeevirtual.chat.turn import (
     OpenedTurn,
     TurnFailed,
@@ -101,8 +104,11 @@ class ChatService:
         budgets: BudgetService | None = None,
         mcp: McpService | None = None,
         memory: MemoryService | None = None,
+        delegation_depth: int = 3,
+        handoffs_per_turn: int = 2,
     ) -> None:
-        """``after_commit``: called after each turn's SQL commit, before MongoDB is written."""
+        """``after_commit``: called after each turn's SQL commit, before MongoDB is written.
+        ``delegation_depth``, ``handoffs_per_turn``: the bounds of a turn's team (issue 13)."""
         self.engine = engine
         self.documents = documents
         self.runner = runner
@@ -117,6 +123,8 @@ class ChatService:
         self.memory = memory
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
+        self.delegation_depth = delegation_depth
+        self.handoffs_per_turn = handoffs_per_turn
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -379,9 +387,22 @@ class ChatService:
                     *await self.toolsets_for(user_id, agent),
                     *(memory.toolsets if memory else ()),
                 ],
+                team=await self.team_for(user_id, agent),
             )
         except AgentFailure as failure:
             return failure
+
+    async def team_for(self, user_id: UUID, agent: AgentRecord) -> Team | None:
+        """The agents ``agent`` may ask or hand over to, for this caller (``chat.team``)."""
+        return await resolve_team(
+            self.engine,
+            user_id,
+            agent,
+            max_depth=self.delegation_depth,
+            max_handoffs=self.handoffs_per_turn,
+            knowledge_for=lambda member: self.knowledge_for(user_id, member),
+            tools_for=lambda member: self.toolsets_for(user_id, member),
+        )
 
     async def toolsets_for(self, user_id: UUID, agent: AgentRecord) -> list[Any]:
         """The run's MCP tools: the agent's ``server/tool`` names on servers this caller may
@@ -434,11 +455,24 @@ class ChatService:
         """One SQL transaction: the turn's new messages and counters, its spend on the budgets,
         and the Idempotency-Key completed with the response its outcome answers; then the
         budget warnings and the metrics. ``asked``: the user's message when it was committed
-        before (a streamed turn); otherwise it is the first of ``new``."""
+        before (a streamed turn); otherwise it is the first of ``new``. A turn that moves the
+        conversation to another agent (``chat.handoff``) moves it in the same transaction."""
+        moves = handoffs_of(conversation, agent, run)
+        if moves:
+            new = [*new[:-1], with_handoffs(new[-1], moves)]
         async with write_transaction(self.engine) as conn:
             record, stored = await store_messages(
                 conn, user_id, agent, conversation, new, run.usage
             )
+            if moves:
+                record = await commit_handoffs(
+                    conn,
+                    record,
+                    moves,
+                    user_id=user_id,
+                    now=stored[-1].created_at,
+                    request_id=request_id,
+                )
             outcome = _outcome(record, asked or stored[0], stored[-1], run)
             alerts = await self.accounting.charge(conn, budgets, stored[-1], run.usage, user_id)
             if self.memory is not None:  # what the agent chose to remember or forget

@@ -162,6 +162,8 @@ def agent_reply(
     usage = run.usage
     metadata: dict[str, Any]
     message_type: MessageType
+    if isinstance(run, RunOutcome) and run.agent is not None:
+        agent = run.agent  # handed over within the turn: the answer is the new agent's
     if isinstance(run, RunOutcome):
         content, message_type = run.output, "agent"
         metadata = {
@@ -177,6 +179,9 @@ def agent_reply(
         if run.knowledge_searches:
             metadata["knowledge_searches"] = list(run.knowledge_searches)
             metadata["sources"] = list(run.sources)
+        if run.delegations:  # who was asked, what, what it answered, its own usage
+            metadata["delegations"] = list(run.delegations)
+            metadata["delegated_runs"] = len(run.delegations)
     else:
         content, message_type = run.message, "error"
         metadata = {
@@ -184,6 +189,7 @@ def agent_reply(
             "error": run.kind,
             "execution_time": usage.execution_time,
         }
+    metadata["agent_name"] = agent.name
     if extra:
         metadata.update(extra)
     return MessageRecord(

@@ -19,6 +19,8 @@ KINDS: dict[str, str] = {
     "tool_result": "a tool's result, truncated: {id, name, result, truncated}",
     "sources": "a knowledge search's passages, in full: {id, sources: [{document_id, title, "
     "chunk_id, score, passage, ...}]}",
+    "handoff": "the conversation moves to another agent, who answers now: {from_agent_id, "
+    "from_agent_name, to_agent_id, to_agent_name, by (user or agent), note}",
     "done": "the turn's JSON answer, as the non-streamed route returns it; last event",
     "error": "the turn failed: {status, kind, detail, conversation_id}; last event",
 }

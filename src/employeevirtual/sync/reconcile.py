@@ -251,6 +251,8 @@ class Reconciler:
                 conversation.title
             ):
                 wrong.append("title/status")
+            if summary.get("agent_id") != str(conversation.agent_id):  # moved by a handoff
+                wrong.append(f"agent_id {summary.get('agent_id')}!={conversation.agent_id}")
             if wrong:
                 drift("counters", "; ".join(wrong))
                 plan.rebuild = True

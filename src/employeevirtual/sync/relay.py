@@ -34,6 +34,7 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import (
     DocumentStore,
     analytics_document,
+    delegation_documents,
     message_document,
 )
 from employeevirtual.stores.mongo.memory import MemoryDocuments
@@ -200,6 +201,7 @@ class Relay:
                 break
             await self.documents.insert_messages([message_document(m) for m in batch])
             runs = [doc for m in batch if (doc := analytics_document(m)) is not None]
+            runs += [doc for m in batch for doc in delegation_documents(m)]
             await self.documents.insert_analytics_many(runs)
             # runs of days the rollups may have counted already: those days are rolled again
             today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -72,7 +72,13 @@ async def list_conversations(
     settings: SettingsDep,
     limit: int | None = None,
     cursor: str | None = None,
-    agent_id: UUID | None = None,
+    agent_id: Annotated[
+        UUID | None,
+        Query(
+            description="the conversations this agent took part in: its current agent, or "
+            "one that wrote a message in it before a handoff"
+        ),
+    ] = None,
     status_: Annotated[Literal["active", "archived"] | None, Query(alias="status")] = None,
     created_after: IsoDateTime | None = None,
     created_before: IsoDateTime | None = None,

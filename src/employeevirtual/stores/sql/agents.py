@@ -34,6 +34,7 @@ class NewAgent:
     tools: list[str] = field(default_factory=list)
     visibility: Visibility = "private"
     knowledge_base_ids: list[UUID] = field(default_factory=list)
+    delegate_ids: list[UUID] = field(default_factory=list)  # checked by AgentService (issue 13)
     memory: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +51,7 @@ class AgentChanges(BaseModel):
     tools: list[str] | None = None
     visibility: Visibility | None = None
     knowledge_base_ids: list[UUID] | None = None
+    delegate_ids: list[UUID] | None = None
     memory: dict[str, Any] | None = None
 
     def fields(self) -> list[str]:
@@ -142,6 +144,7 @@ class AgentRepository(AgentReader):
                 tools=new.tools,
                 visibility=new.visibility,
                 knowledge_base_ids=[str(b) for b in new.knowledge_base_ids],
+                delegate_ids=[str(d) for d in new.delegate_ids],
                 memory=new.memory,
                 created_at=now,
             )
@@ -153,6 +156,8 @@ class AgentRepository(AgentReader):
         values = changes.model_dump(exclude_unset=True)
         if values.get("knowledge_base_ids") is not None:
             values["knowledge_base_ids"] = [str(b) for b in values["knowledge_base_ids"]]
+        if values.get("delegate_ids") is not None:
+            values["delegate_ids"] = [str(d) for d in values["delegate_ids"]]
         statement = (
             update(agents)
             .where(agents.c.id == agent_id)

@@ -164,7 +164,15 @@ class ConversationReader:
         c = conversations.c
         query = select(conversations).where(c.user_id == user.id)
         if filters.agent_id is not None:
-            query = query.where(c.agent_id == filters.agent_id)
+            # the conversations the agent took part in: its current agent, or one that wrote a
+            # message before a handoff (a probe of IX_messages_conversation_agent each)
+            m = messages.c
+            wrote = (
+                select(m.id)
+                .where(m.conversation_id == c.id, m.agent_id == filters.agent_id)
+                .exists()
+            )
+            query = query.where(or_(c.agent_id == filters.agent_id, wrote))
         if filters.status is not None:
             query = query.where(c.status == filters.status)
         if filters.created_after is not None:
@@ -260,13 +268,15 @@ class ConversationRepository(ConversationReader):
 
     async def update(
         self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime
-    ) -> None:
+    ) -> ConversationRecord:
         values = changes.model_dump(exclude_unset=True)
-        await self.conn.execute(
+        statement = (
             update(conversations)
             .where(conversations.c.id == conversation_id)
             .values(**values, updated_at=now)
+            .returning(conversations)
         )
+        return conversation_from_row((await self.conn.execute(statement)).one())
 
     async def delete(self, conversation_id: UUID) -> None:
         # its summaries and its own memories (issue 18)

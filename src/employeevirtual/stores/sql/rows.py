@@ -51,6 +51,7 @@ def agent_from_row(row: Row[Any], prefix: str = "") -> AgentRecord:
     v["model_settings"] = v["model_settings"] or {}
     v["tools"] = v["tools"] or []
     v["knowledge_base_ids"] = [UUID(str(i)) for i in v.get("knowledge_base_ids") or []]
+    v["delegate_ids"] = [UUID(str(i)) for i in v.get("delegate_ids") or []]
     v["memory"] = v.get("memory") or {}
     return AgentRecord(**v)
 

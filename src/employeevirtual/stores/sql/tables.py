@@ -93,6 +93,8 @@ agents = Table(
     Column("knowledge_base_ids", JSONDocument, nullable=True),
     # agents are soft-deleted so past conversations keep their foreign key
     Column("deleted_at", UTCDateTime, nullable=True),
+    # the agents this one may ask (issue 13): a JSON list of ids, checked for cycles on save
+    Column("delegate_ids", JSONDocument, nullable=True),
     # memory (issue 18): {"enabled": bool, "shared": bool}; null means the defaults
     Column("memory", JSONDocument, nullable=True),
     Index("IX_agents_user_id", "user_id"),
@@ -152,6 +154,8 @@ messages = Table(
     Index("IX_messages_conversation_id", "conversation_id"),
     Index("IX_messages_user_id", "user_id"),
     Index("IX_messages_type", "message_type"),
+    # the conversations an agent took part in (issue 13: handoffs)
+    Index("IX_messages_conversation_agent", "conversation_id", "agent_id"),
 )
 
 audit_log = Table(

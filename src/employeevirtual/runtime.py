@@ -22,7 +22,7 @@ from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.feedback import FeedbackService
-from employeevirtual.analytics.metrics import MongoTimer, instrument_engine, instrument_redis
+from employeevirtual.analytics.metrics import instrument_engine, instrument_redis, observe_mongo
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
 from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
@@ -223,7 +223,6 @@ async def open_runtime(
     listeners: list[Any] = []
     if settings.metrics_enabled:
         instrument_engine(engine)
-        listeners.append(MongoTimer())
     if settings.otel_enabled:
         enable_agent_tracing(include_content=settings.otel_include_content)
         trace_engine(engine)
@@ -247,6 +246,8 @@ async def open_runtime(
         )
         db = mongo[settings.mongodb_database]
         documents = DocumentStore(db, window=settings.conversation_window, breaker=breaker)
+        if settings.metrics_enabled:
+            documents.observe = observe_mongo
         try:
             await ensure_indexes(db)
         except Exception as exc:

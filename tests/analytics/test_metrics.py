@@ -88,7 +88,7 @@ async def test_metrics_count_the_traffic(settings: Settings) -> None:
         assert total(after, "ev_store_operation_duration_seconds_count", store="sql") > total(
             before, "ev_store_operation_duration_seconds_count", store="sql"
         )
-        mongo = {"store": "mongodb", "operation": "insert"}
+        mongo = {"store": "mongodb", "operation": "write_turn"}
         assert delta(after, before, "ev_store_operation_duration_seconds_count", **mongo) >= 3
         # measured at scrape time
         assert ("ev_relay_lag_seconds", ()) in after

@@ -58,12 +58,12 @@ class AdminService:
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             repo = UserRepository(conn)
-            target = await repo.get(user_id)
-            if target is None:
+            updated = await repo.get(user_id)
+            if updated is None:
                 raise NotFound(f"user {user_id} not found")
             if changes.model_fields_set:
                 values = changes.model_dump(exclude_unset=True)
-                await repo.update(user_id, changes, now=now)
+                updated = await repo.update(user_id, changes, now=now)
                 await AuditRepository(conn).record(
                     action="user.update",
                     actor_id=admin.id,
@@ -73,6 +73,4 @@ class AdminService:
                     client_ip=client_ip,
                     now=now,
                 )
-            updated = await repo.get(user_id)
-        assert updated is not None
         return updated

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import InvalidInput, NotFound
 from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.records import FeedbackRecord, UserRecord
+from employeevirtual.stores.records import FeedbackRecord, Rating, UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.conversations import ConversationReader
 from employeevirtual.stores.sql.engine import write_transaction
@@ -41,7 +41,7 @@ class FeedbackService:
         conversation_id: UUID,
         message_id: UUID,
         *,
-        rating: str,
+        rating: Rating,
         comment: str | None,
         client_ip: str | None,
     ) -> FeedbackRecord:

@@ -8,7 +8,7 @@ histograms summed, gauges as documented per gauge). Without it, each process ser
 
 What is measured: HTTP requests by route template and status with latency; turns by outcome
 with latency; tokens and cost by model; store operation latency (SQL from SQLAlchemy's cursor
-events, MongoDB from a PyMongo command listener, Redis around the client's commands); relay
+events, MongoDB around each ``DocumentStore`` operation, Redis around the client's commands); relay
 lag and backlog and the ingestion queue's depth (measured from SQL at scrape time); streaming
 responses open now (``api.sse``); 429 rejections by route; budget refusals.
 """
@@ -32,7 +32,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from pymongo import monitoring
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,10 +47,10 @@ __all__ = [
     "RELAY_BACKLOG",
     "RELAY_LAG",
     "STORE_DURATION",
-    "MongoTimer",
     "instrument_engine",
     "instrument_redis",
     "observe_http",
+    "observe_mongo",
     "record_turn",
     "render",
 ]
@@ -182,17 +181,9 @@ def instrument_engine(engine: AsyncEngine) -> None:
             conn.info["ev_started"].pop()
 
 
-class MongoTimer(monitoring.CommandListener):
-    """PyMongo's own command events: the time of every MongoDB command, by command name."""
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        pass
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        _store("mongodb", event.command_name).observe(event.duration_micros / 1_000_000)
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        _store("mongodb", event.command_name).observe(event.duration_micros / 1_000_000)
+def observe_mongo(operation: str, seconds: float) -> None:
+    """A ``DocumentStore`` operation's time (``DocumentStore.observe``), by method name."""
+    _store("mongodb", operation).observe(seconds)
 
 
 def instrument_redis(client: Any) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from employeevirtual.api.schemas import UserOut
+from employeevirtual.stores.records import BudgetScope, Rating
 
 __all__ = [
     "BudgetIn",
@@ -65,7 +66,7 @@ Tokens = Annotated[int, Field(gt=0, le=10**15)]
 class BudgetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scope: Literal["user", "agent"]
+    scope: BudgetScope
     scope_id: UUID
     max_cost: Cost | None = None
     max_tokens: Tokens | None = None
@@ -84,7 +85,7 @@ class BudgetOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: UUID
-    scope: str
+    scope: BudgetScope
     scope_id: UUID
     max_cost: Decimal | None
     max_tokens: int | None
@@ -117,7 +118,7 @@ class BudgetStatusOut(BaseModel):
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rating: Literal["up", "down"]
+    rating: Rating
     comment: Annotated[str, Field(max_length=2000)] | None = None
 
 
@@ -126,7 +127,7 @@ class FeedbackOut(BaseModel):
 
     message_id: UUID
     conversation_id: UUID
-    rating: str
+    rating: Rating
     comment: str | None
     updated_at: datetime
 

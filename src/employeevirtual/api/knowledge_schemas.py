@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, StringConstraints
 
 from employeevirtual.api.schemas import FromRecord, Request, SourceOut
+from employeevirtual.stores.records import DocumentStatus, Visibility
 
 __all__ = [
     "DocumentOut",
@@ -28,13 +29,13 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 class KnowledgeBaseIn(Request):
     name: Name
     description: Annotated[str, Field(max_length=2000)] | None = None
-    visibility: Literal["private", "shared"] = "private"
+    visibility: Visibility = "private"
 
 
 class KnowledgeBasePatch(Request):
     name: Name | None = None
     description: Annotated[str, Field(max_length=2000)] | None = None
-    visibility: Literal["private", "shared"] | None = None
+    visibility: Visibility | None = None
 
 
 class KnowledgeBaseOut(FromRecord):
@@ -42,7 +43,7 @@ class KnowledgeBaseOut(FromRecord):
     user_id: UUID
     name: str
     description: str | None
-    visibility: str
+    visibility: Visibility
     document_count: int
     created_at: datetime
     updated_at: datetime | None
@@ -63,7 +64,7 @@ class DocumentOut(FromRecord):
     content_type: str
     size_bytes: int
     sha256: str
-    status: Literal["queued", "processing", "ready", "failed"]
+    status: DocumentStatus
     error: str | None = Field(description="why the document failed, when it did")
     pages: int | None
     chars: int | None

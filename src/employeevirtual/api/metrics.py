@@ -3,37 +3,19 @@ the raw path: ids would explode the label set)."""
 
 from __future__ import annotations
 
-import time
-
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from employeevirtual.analytics.metrics import observe_http
+from employeevirtual.api.middleware import AfterResponse
 
 __all__ = ["HttpMetrics"]
 
 
-class HttpMetrics:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            observe_http(scope["method"], _route(scope), status, time.perf_counter() - started)
+class HttpMetrics(AfterResponse):
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        # no answer started: the exception becomes CrashGuard's 500
+        observe_http(scope["method"], _route(scope), status or 500, seconds)
 
 
 def _route(scope: Scope) -> str:

@@ -18,6 +18,7 @@ from employeevirtual.api.openai_schemas import error_body
 
 __all__ = [
     "AccessLog",
+    "AfterResponse",
     "BodySizeLimit",
     "CrashGuard",
     "GlobalRateLimit",
@@ -269,9 +270,9 @@ class CrashGuard:
                 await _send_json(send, 500, internal_error_body(rid), {})
 
 
-class AccessLog:
-    """One INFO line per request: client, method, path (never the query string, which may hold
-    a key, a token or message text), status, duration. Replaces uvicorn's access log."""
+class AfterResponse:
+    """Pure ASGI: ``done(scope, status, seconds)`` once every HTTP request has ended, with the
+    status it answered (0 when no answer started) and how long it took."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -292,12 +293,23 @@ class AccessLog:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            client = scope.get("client")
-            access_log.info(
-                '%s "%s %s" %s %.1f ms',
-                client[0] if client else "-",
-                scope.get("method"),
-                scope.get("path"),
-                status or "-",
-                (time.perf_counter() - start) * 1000,
-            )
+            self.done(scope, status, time.perf_counter() - start)
+
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        raise NotImplementedError
+
+
+class AccessLog(AfterResponse):
+    """One INFO line per request: client, method, path (never the query string, which may hold
+    a key, a token or message text), status, duration. Replaces uvicorn's access log."""
+
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        client = scope.get("client")
+        access_log.info(
+            '%s "%s %s" %s %.1f ms',
+            client[0] if client else "-",
+            scope.get("method"),
+            scope.get("path"),
+            status or "-",
+            seconds * 1000,
+        )

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from employeevirtual.stores.records import MessageType
+from employeevirtual.stores.sql.erasure_jobs import ErasureStatus, SharedAgents
+from employeevirtual.stores.sql.export_jobs import ExportStatus
+from employeevirtual.stores.sql.search import SearchHitKind
 
 __all__ = [
     "AdminErasureIn",
@@ -21,13 +26,11 @@ __all__ = [
 
 
 class SearchHitOut(BaseModel):
-    kind: Literal["message", "conversation"] = Field(
-        description="a message's text matched, or a conversation's title"
-    )
+    kind: SearchHitKind = Field(description="a message's text matched, or a conversation's title")
     conversation_id: UUID
     message_id: UUID | None = Field(description="the matching message (kind 'message')")
     seq: int | None = Field(description="the message's seq: open the history with before=seq+1")
-    message_type: str | None
+    message_type: MessageType | None
     agent_id: UUID | None
     created_at: datetime
     title: str | None
@@ -49,19 +52,19 @@ class _Request(BaseModel):
 
 class ErasureIn(_Request):
     password: str = Field(max_length=1024, description="the account's password, to confirm")
-    shared_agents: Literal["transfer", "delete"] = Field(
+    shared_agents: SharedAgents = Field(
         default="transfer",
         description="what happens to the caller's shared agents: handed to an admin, or deleted",
     )
 
 
 class AdminErasureIn(_Request):
-    shared_agents: Literal["transfer", "delete"] = "transfer"
+    shared_agents: SharedAgents = "transfer"
 
 
 class ErasureOut(BaseModel):
     id: UUID = Field(description="the erasure's tombstone id")
-    status: Literal["pending", "running", "done"]
+    status: ErasureStatus
     step: str
     created_at: datetime
     completed_at: datetime | None
@@ -70,7 +73,7 @@ class ErasureOut(BaseModel):
 class ExportOut(BaseModel):
     id: UUID
     user_id: UUID
-    status: Literal["pending", "running", "ready", "failed", "expired"]
+    status: ExportStatus
     created_at: datetime
     completed_at: datetime | None
     expires_at: datetime | None

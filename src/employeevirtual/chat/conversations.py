@@ -101,12 +101,11 @@ class ConversationService:
         now = datetime.now(UTC)
         async with write_transaction(self.engine) as conn:
             repo = ConversationRepository(conn)
-            if await repo.get(conversation_id, user) is None:
+            updated = await repo.get(conversation_id, user)
+            if updated is None:
                 raise NotFound(f"conversation {conversation_id} not found")
             if changes.model_fields_set:
-                await repo.update(conversation_id, changes, now=now)
-            updated = await repo.get(conversation_id, user)
-        assert updated is not None
+                updated = await repo.update(conversation_id, changes, now=now)
         mirrored = {
             ("metadata.status" if key == "status" else key): value
             for key, value in changes.model_dump(exclude_unset=True).items()

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from employeevirtual.chat.idempotency import StoredResponse
 from employeevirtual.chat.turn import TurnFailed, TurnOutcome, TurnSucceeded
-from employeevirtual.stores.records import MessageType, TurnUsage
+from employeevirtual.stores.records import MessageType, Rating, TurnUsage
 
 __all__ = [
     "ChatOut",
@@ -40,7 +40,7 @@ class SourceOut(BaseModel):
 
 
 class FeedbackView(BaseModel):
-    rating: Literal["up", "down"]
+    rating: Rating
     comment: str | None = None
     updated_at: datetime
 

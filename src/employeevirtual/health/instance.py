@@ -86,13 +86,7 @@ class ServerInstance:
         try:
             async with write_transaction(self.engine) as conn:
                 repo = InstanceRepository(conn)
-                await repo.register(
-                    instance_id=self.id,
-                    hostname=self.hostname,
-                    pid=self.pid,
-                    boot_id=self.boot_id,
-                    now=now,
-                )
+                await self._join(repo, now)
                 await repo.purge(heartbeat_before=now - PURGE_AFTER)
             self.registered = True
         except (SQLAlchemyError, OSError) as exc:
@@ -107,19 +101,18 @@ class ServerInstance:
                 if self.registered and not await repo.heartbeat(self.id, now=now):
                     self.registered = False  # purged while this server stalled: join again
                 if not self.registered:
-                    await repo.register(
-                        instance_id=self.id,
-                        hostname=self.hostname,
-                        pid=self.pid,
-                        boot_id=self.boot_id,
-                        now=now,
-                    )
+                    await self._join(repo, now)
             self.registered = True
         except (SQLAlchemyError, OSError) as exc:
             self._failed(exc)
             return False
         self.last_write_error = None
         return True
+
+    async def _join(self, repo: InstanceRepository, now: datetime) -> None:
+        await repo.register(
+            instance_id=self.id, hostname=self.hostname, pid=self.pid, boot_id=self.boot_id, now=now
+        )
 
     def _failed(self, exc: BaseException) -> None:
         self.last_write_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"

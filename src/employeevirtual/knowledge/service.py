@@ -11,56 +11,37 @@ storage and the retrieval engine.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePath
 from typing import Any
 from uuid import UUID
 
 from pydantic_ai import Embedder
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.errors import Conflict, InvalidInput, NotFound, ServiceError, Unavailable
+from employeevirtual.cursors import parse_time_cursor, time_cursor
+from employeevirtual.errors import Conflict, InvalidInput, NotFound, Unavailable
 from employeevirtual.knowledge.engine import RetrievalEngine, SearchMode
 from employeevirtual.knowledge.files import FileStore
 from employeevirtual.knowledge.ingestion import IngestionWorker
-from employeevirtual.knowledge.parsing import (
-    DocumentRejected,
-    Limits,
-    UnsupportedType,
-    inspect,
-    kind_of,
-)
+from employeevirtual.knowledge.parsing import Limits
+from employeevirtual.knowledge.uploads import Upload
 from employeevirtual.stores.records import DocumentRecord, KnowledgeBaseRecord, UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.documents import DocumentRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseRepository
+from employeevirtual.stores.sql.knowledge_bases import (
+    KnowledgeBaseChanges,
+    KnowledgeBaseRepository,
+    NewKnowledgeBase,
+)
 
-__all__ = [
-    "KnowledgeService",
-    "Page",
-    "Passage",
-    "PayloadTooLarge",
-    "UnsupportedMediaType",
-]
+__all__ = ["KnowledgeService", "Page", "Passage"]
 
 log = logging.getLogger(__name__)
-
-
-class UnsupportedMediaType(ServiceError):
-    status_code = 415
-
-
-class PayloadTooLarge(ServiceError):
-    status_code = 413
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,33 +78,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _encode_cursor(at: datetime, item_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{item_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        at_text, id_text = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        at, item_id = datetime.fromisoformat(at_text), UUID(id_text)
-    except (ValueError, UnicodeError):
-        at = None
-    if at is None or at.tzinfo is None:  # a naive datetime cannot be compared: no 500
-        raise InvalidInput("cursor is not one this API returned; omit it to start over")
-    return at, item_id
-
-
-def _title_from(filename: str) -> str:
-    stem = PurePath(filename.replace("\\", "/")).stem
-    return re.sub(r"[_\s]+", " ", stem).strip()[:300] or "untitled"
-
-
-def _safe_filename(filename: str) -> str:
-    name = PurePath(filename.replace("\\", "/")).name
-    return re.sub(r"[\x00-\x1f\x7f\"]", "", name)[:255] or "file"
-
-
 class KnowledgeService:
     def __init__(
         self,
@@ -158,10 +112,9 @@ class KnowledgeService:
     # -- bases --------------------------------------------------------------------------------
 
     async def create_base(
-        self, user: UserRecord, values: dict[str, Any], *, client_ip: str | None
+        self, user: UserRecord, new: NewKnowledgeBase, *, client_ip: str | None = None
     ) -> KnowledgeBaseRecord:
         now = _now()
-        base_id = uuid.uuid4()
         async with write_transaction(self.engine) as conn:
             repo = KnowledgeBaseRepository(conn)
             if await repo.count_owned(user.id) >= self.max_bases_per_user:
@@ -169,31 +122,27 @@ class KnowledgeService:
                     f"you have {self.max_bases_per_user} knowledge bases, the limit "
                     "(EV_KNOWLEDGE_MAX_BASES_PER_USER); delete one first"
                 )
-            await repo.create(
-                {"id": base_id, "user_id": user.id, "created_at": now, "updated_at": now, **values}
-            )
+            created = await repo.create(new, user_id=user.id, now=now)
             await AuditRepository(conn).record(
                 action="knowledge_base.create",
                 actor_id=user.id,
                 target_type="knowledge_base",
-                target_id=str(base_id),
-                details={"name": values.get("name"), "visibility": values.get("visibility")},
+                target_id=str(created.id),
+                details={"name": new.name, "visibility": new.visibility},
                 client_ip=client_ip,
                 now=now,
             )
-            created = await repo.get_readable(base_id, user)
-        assert created is not None
         return created
 
     async def list_bases(self, user: UserRecord, *, limit: int, cursor: str | None) -> Page:
-        after = _decode_cursor(cursor)
+        after = parse_time_cursor(cursor) if cursor else None
         async with read_connection(self.engine) as conn:
             rows = await KnowledgeBaseRepository(conn).list_readable(
                 user, limit=limit + 1, after=after
             )
         more = len(rows) > limit
         rows = rows[:limit]
-        nxt = _encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        nxt = time_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
         return Page(rows, nxt)
 
     async def get_base(self, user: UserRecord, base_id: UUID) -> KnowledgeBaseRecord:
@@ -214,20 +163,28 @@ class KnowledgeService:
         return base
 
     async def update_base(
-        self, user: UserRecord, base_id: UUID, changes: dict[str, Any], *, client_ip: str | None
+        self,
+        user: UserRecord,
+        base_id: UUID,
+        changes: KnowledgeBaseChanges,
+        *,
+        client_ip: str | None = None,
     ) -> KnowledgeBaseRecord:
+        for name in ("name", "visibility"):  # a patch may leave them out, not null them
+            if name in changes.model_fields_set and getattr(changes, name) is None:
+                raise InvalidInput(f"{name} cannot be null")
         now = _now()
         async with write_transaction(self.engine) as conn:
             repo = KnowledgeBaseRepository(conn)
             await self._owned(repo, user, base_id)
-            if changes:
+            if changes.fields():
                 await repo.update(base_id, changes, now=now)
                 await AuditRepository(conn).record(
                     action="knowledge_base.update",
                     actor_id=user.id,
                     target_type="knowledge_base",
                     target_id=str(base_id),
-                    details={"fields": sorted(changes)},
+                    details={"fields": changes.fields()},
                     client_ip=client_ip,
                     now=now,
                 )
@@ -271,23 +228,10 @@ class KnowledgeService:
         client_ip: str | None,
     ) -> DocumentRecord:
         self._require_engine()
-        try:
-            kind, content_type = kind_of(filename)
-        except UnsupportedType as exc:
-            raise UnsupportedMediaType(str(exc)) from None
-        if len(data) > self.max_file_bytes:
-            raise PayloadTooLarge(
-                f"the file is {len(data):,} bytes; the limit is {self.max_file_bytes:,} "
-                "(EV_KNOWLEDGE_MAX_FILE_BYTES)"
-            )
-        if not data:
-            raise InvalidInput("the file is empty")
+        upload = Upload.accept(filename, data, title=title, max_bytes=self.max_file_bytes)
         async with read_connection(self.engine) as conn:
             await self._owned(KnowledgeBaseRepository(conn), user, base_id)
-        try:
-            pages = await asyncio.to_thread(inspect, kind, data, self.limits)
-        except DocumentRejected as exc:
-            raise InvalidInput(str(exc)) from None
+        pages = await upload.pages(self.limits)
         key = self.files.new_key()
         await self.files.put(key, data)
         now = _now()
@@ -307,12 +251,7 @@ class KnowledgeService:
                         "id": document_id,
                         "base_id": base_id,
                         "user_id": user.id,
-                        "title": (title or "").strip()[:300] or _title_from(filename),
-                        "filename": _safe_filename(filename),
-                        "kind": kind,
-                        "content_type": content_type,
-                        "size_bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
+                        **upload.columns(),
                         "storage_key": key,
                         "status": "queued",
                         "pages": pages,
@@ -328,7 +267,7 @@ class KnowledgeService:
                     actor_id=user.id,
                     target_type="document",
                     target_id=str(document_id),
-                    details={"base_id": str(base_id), "bytes": len(data), "kind": kind},
+                    details={"base_id": str(base_id), "bytes": len(data), "kind": upload.kind},
                     client_ip=client_ip,
                     now=now,
                 )
@@ -343,14 +282,14 @@ class KnowledgeService:
     async def list_documents(
         self, user: UserRecord, base_id: UUID, *, limit: int, cursor: str | None
     ) -> Page:
-        after = _decode_cursor(cursor)
+        after = parse_time_cursor(cursor) if cursor else None
         async with read_connection(self.engine) as conn:
             if await KnowledgeBaseRepository(conn).get_readable(base_id, user) is None:
                 raise NotFound(f"knowledge base {base_id} not found")
             rows = await DocumentRepository(conn).list_page(base_id, limit=limit + 1, after=after)
         more = len(rows) > limit
         rows = rows[:limit]
-        nxt = _encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        nxt = time_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
         return Page(rows, nxt)
 
     async def get_document(

@@ -24,7 +24,6 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,12 +37,13 @@ from employeevirtual.security.ratelimit import RateLimiter
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.people import (
+from employeevirtual.stores.sql.erasure_jobs import (
     ErasureJob,
     ErasureReader,
     ErasureRepository,
-    ExportReader,
+    SharedAgents,
 )
+from employeevirtual.stores.sql.export_jobs import ExportReader
 from employeevirtual.stores.sql.users import UserChanges, UserReader, UserRepository
 from employeevirtual.sync.background import Background
 from employeevirtual.tasks import run_rounds
@@ -53,7 +53,6 @@ __all__ = ["STEPS", "ErasureService"]
 log = logging.getLogger(__name__)
 
 STEPS = ("conversations", "agents", "documents", "caches", "account")
-SharedAgents = Literal["transfer", "delete"]
 Clock = Callable[[], datetime]
 
 

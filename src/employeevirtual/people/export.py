@@ -37,12 +37,13 @@ from employeevirtual.people.registry import PersonalDataRegistry
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.people import (
+from employeevirtual.stores.sql.export_jobs import (
     ExportJob,
     ExportReader,
     ExportRepository,
-    PersonRowsReader,
+    ExportStatus,
 )
+from employeevirtual.stores.sql.person_rows import PersonRowsReader
 from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.sync.background import Background
 from employeevirtual.tasks import run_rounds
@@ -324,6 +325,7 @@ class ExportService:
     async def build(self, job: ExportJob) -> None:
         self.export_dir.mkdir(parents=True, exist_ok=True)
         part = self.export_dir / f"{job.id}.zip.part"
+        status: ExportStatus
         try:
             await build_export(
                 self.engine,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.stores.sql.engine import read_connection
-from employeevirtual.stores.sql.people import ErasureReader
+from employeevirtual.stores.sql.erasure_jobs import ErasureReader
 from employeevirtual.stores.sql.users import UserReader
 
 __all__ = ["KnowledgeSource"]

@@ -32,8 +32,9 @@ from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.people.export import ExportService
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.mongo.people import delete_before, ensure_ttl
+from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.people import AuditTrailRepository, RetentionReader
+from employeevirtual.stores.sql.retention import RetentionReader
 from employeevirtual.sync.background import Background
 from employeevirtual.tasks import raise_if_cancelling
 
@@ -156,9 +157,7 @@ class RetentionJob:
         total = 0
         while True:
             async with write_transaction(self.engine) as conn:
-                deleted = await AuditTrailRepository(conn).purge_before(
-                    cutoff, batch=self.batch_size
-                )
+                deleted = await AuditRepository(conn).purge_before(cutoff, batch=self.batch_size)
             total += deleted
             if deleted < self.batch_size:
                 return total

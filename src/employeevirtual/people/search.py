@@ -19,7 +19,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import Forbidden, InvalidInput, NotFound, Unavailable
-from employeevirtual.stores.records import UserRecord
+from employeevirtual.stores.records import MessageType, UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.search import (
@@ -54,7 +54,7 @@ def parse_terms(q: str) -> tuple[tuple[str, bool], ...]:
 @dataclass(frozen=True, slots=True)
 class SearchFilters:
     agent_id: UUID | None = None
-    message_type: str | None = None
+    message_type: MessageType | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
 

@@ -12,13 +12,16 @@ __all__ = [
     "AgentRecord",
     "ApiKeyRecord",
     "BudgetRecord",
+    "BudgetScope",
     "ConversationRecord",
     "ConversationStatus",
     "DocumentRecord",
+    "DocumentStatus",
     "FeedbackRecord",
     "KnowledgeBaseRecord",
     "MessageRecord",
     "MessageType",
+    "Rating",
     "TurnUsage",
     "UserRecord",
     "UserRole",
@@ -30,6 +33,9 @@ UserRole = Literal["admin", "user"]
 Visibility = Literal["private", "shared"]
 ConversationStatus = Literal["active", "archived"]
 MessageType = Literal["user", "agent", "error"]
+DocumentStatus = Literal["queued", "processing", "ready", "failed"]
+BudgetScope = Literal["user", "agent"]
+Rating = Literal["up", "down"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +176,7 @@ class KnowledgeBaseRecord:
     user_id: UUID
     name: str
     description: str | None
-    visibility: str
+    visibility: Visibility
     created_at: datetime
     updated_at: datetime | None
     document_count: int = 0
@@ -188,7 +194,7 @@ class DocumentRecord:
     size_bytes: int
     sha256: str
     storage_key: str
-    status: str
+    status: DocumentStatus
     error: str | None
     pages: int | None
     chars: int | None
@@ -206,7 +212,7 @@ class BudgetRecord:
     """A monthly budget and its counter: ``used_*`` count the month ``period`` (YYYY-MM)."""
 
     id: UUID
-    scope: str  # 'user' or 'agent'
+    scope: BudgetScope
     scope_id: UUID
     max_cost: Decimal | None
     max_tokens: int | None
@@ -223,7 +229,7 @@ class FeedbackRecord:
     message_id: UUID
     conversation_id: UUID
     user_id: UUID
-    rating: str
+    rating: Rating
     comment: str | None
     created_at: datetime
     updated_at: datetime

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from employeevirtual.agents.service import AgentDraft
 from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
-from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
+from employeevirtual.api.params import page_size
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
+from employeevirtual.cursors import parse_time_cursor, time_cursor
 from employeevirtual.stores.sql.agents import AgentChanges, AgentScope
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -54,7 +55,7 @@ async def list_agents(
     after = parse_time_cursor(cursor) if cursor else None
     rows, more = await agents.page(user, scope=scope, limit=size, after=after, client_ip=ip)
     if more and rows:
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), str(rows[-1].id))
+        next_cursor = time_cursor(rows[-1].created_at, rows[-1].id)
         response.headers["X-Next-Cursor"] = next_cursor
         next_url = request.url.include_query_params(cursor=next_cursor, limit=size)
         response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'

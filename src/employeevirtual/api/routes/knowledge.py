@@ -21,7 +21,8 @@ from employeevirtual.api.knowledge_schemas import (
     SourceOut,
 )
 from employeevirtual.errors import InvalidInput
-from employeevirtual.knowledge.service import PayloadTooLarge
+from employeevirtual.knowledge.uploads import PayloadTooLarge
+from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseChanges, NewKnowledgeBase
 
 router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
 
@@ -39,7 +40,8 @@ def _limit(limit: int | None, maximum: int, default: int) -> int:
 async def create_base(
     body: KnowledgeBaseIn, user: CurrentUser, knowledge: KnowledgeDep, ip: ClientIP
 ) -> KnowledgeBaseOut:
-    return KnowledgeBaseOut.of(await knowledge.create_base(user, body.model_dump(), client_ip=ip))
+    new = NewKnowledgeBase(**body.model_dump())
+    return KnowledgeBaseOut.of(await knowledge.create_base(user, new, client_ip=ip))
 
 
 @router.get("")
@@ -70,10 +72,7 @@ async def update_base(
     knowledge: KnowledgeDep,
     ip: ClientIP,
 ) -> KnowledgeBaseOut:
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("name", "visibility"):
-        if name in changes and changes[name] is None:
-            raise InvalidInput(f"{name} cannot be null")
+    changes = KnowledgeBaseChanges(**body.model_dump(exclude_unset=True))
     return KnowledgeBaseOut.of(await knowledge.update_base(user, base_id, changes, client_ip=ip))
 
 

@@ -3,7 +3,7 @@ parses, calls one service method and shapes the answer."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, status
@@ -26,7 +26,10 @@ from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.search import SearchFilters, SearchService
-from employeevirtual.stores.sql.people import AuditFilter, ErasureJob, ExportJob
+from employeevirtual.stores.records import MessageType
+from employeevirtual.stores.sql.audit import AuditFilter
+from employeevirtual.stores.sql.erasure_jobs import ErasureJob
+from employeevirtual.stores.sql.export_jobs import ExportJob
 
 router = APIRouter(tags=["people's data"])
 
@@ -94,7 +97,7 @@ async def search(
     ip: ClientIP,
     q: Annotated[str, Query(min_length=1, max_length=200)],
     agent_id: UUID | None = None,
-    message_type: Literal["user", "agent", "error"] | None = None,
+    message_type: MessageType | None = None,
     created_after: IsoDateTime | None = None,
     created_before: IsoDateTime | None = None,
     limit: int | None = None,

@@ -268,13 +268,15 @@ class ConversationRepository(ConversationReader):
 
     async def update(
         self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime
-    ) -> None:
+    ) -> ConversationRecord:
         values = changes.model_dump(exclude_unset=True)
-        await self.conn.execute(
+        statement = (
             update(conversations)
             .where(conversations.c.id == conversation_id)
             .values(**values, updated_at=now)
+            .returning(conversations)
         )
+        return conversation_from_row((await self.conn.execute(statement)).one())
 
     async def delete(self, conversation_id: UUID) -> None:
         # its summaries and its own memories (issue 18)

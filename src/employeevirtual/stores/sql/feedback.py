@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import and_, insert, select, update
 
-from employeevirtual.stores.records import FeedbackRecord
+from employeevirtual.stores.records import FeedbackRecord, Rating
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.tables import message_feedback, messages
 
@@ -80,32 +80,35 @@ class FeedbackRepository(FeedbackReader):
         message_id: UUID,
         conversation_id: UUID,
         user_id: UUID,
-        rating: str,
+        rating: Rating,
         comment: str | None,
         now: datetime,
     ) -> FeedbackRecord:
         """Insert, or replace the earlier feedback; either way MongoDB is owed it again."""
         f = message_feedback.c
         values = {"rating": rating, "comment": comment, "updated_at": now, "synced_at": None}
-        result: Any = await self.conn.execute(
-            update(message_feedback).where(f.message_id == message_id).values(**values)
-        )
-        created = now
-        if result.rowcount == 0:
+        replaced = (
             await self.conn.execute(
-                insert(message_feedback).values(
-                    message_id=message_id,
-                    conversation_id=conversation_id,
-                    user_id=user_id,
-                    created_at=now,
-                    **values,
-                )
+                update(message_feedback)
+                .where(f.message_id == message_id)
+                .values(**values)
+                .returning(message_feedback)
             )
-        else:
-            existing = await self.get(message_id)
-            assert existing is not None
-            created = existing.created_at
-        return FeedbackRecord(message_id, conversation_id, user_id, rating, comment, created, now)
+        ).first()
+        if replaced is not None:
+            return _record(replaced._mapping)
+        inserted = await self.conn.execute(
+            insert(message_feedback)
+            .values(
+                message_id=message_id,
+                conversation_id=conversation_id,
+                user_id=user_id,
+                created_at=now,
+                **values,
+            )
+            .returning(message_feedback)
+        )
+        return _record(inserted.one()._mapping)
 
     async def mark_synced(self, record: FeedbackRecord, *, now: datetime) -> bool:
         """Only the version written to MongoDB: a newer one stays owed."""

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 
-from employeevirtual.stores.records import KnowledgeBaseRecord, UserRecord
+from employeevirtual.stores.records import KnowledgeBaseRecord, UserRecord, Visibility
 from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.tables import knowledge_bases, knowledge_documents
 
-__all__ = ["KnowledgeBaseRepository"]
+__all__ = ["KnowledgeBaseChanges", "KnowledgeBaseRepository", "NewKnowledgeBase"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewKnowledgeBase:
+    """A new base; its id, owner and timestamps are the repository's to set."""
+
+    name: str
+    description: str | None = None
+    visibility: Visibility = "private"
+
+
+class KnowledgeBaseChanges(BaseModel):
+    """A partial update; only the fields set are written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    description: str | None = None
+    visibility: Visibility | None = None
+
+    def fields(self) -> list[str]:
+        return sorted(self.model_fields_set)
+
 
 kb = knowledge_bases.c
 
@@ -87,10 +113,26 @@ class KnowledgeBaseRepository:
         query = select(func.count()).select_from(knowledge_bases).where(kb.user_id == user_id)
         return int((await self.conn.execute(query)).scalar_one())
 
-    async def create(self, values: dict[str, Any]) -> None:
-        await self.conn.execute(insert(knowledge_bases).values(values))
+    async def create(
+        self, new: NewKnowledgeBase, *, user_id: UUID, now: datetime
+    ) -> KnowledgeBaseRecord:
+        statement = (
+            insert(knowledge_bases)
+            .values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                name=new.name,
+                description=new.description,
+                visibility=new.visibility,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(knowledge_bases)
+        )
+        return _base((await self.conn.execute(statement)).one())  # no documents yet
 
-    async def update(self, base_id: UUID, values: dict[str, Any], *, now: datetime) -> None:
+    async def update(self, base_id: UUID, changes: KnowledgeBaseChanges, *, now: datetime) -> None:
+        values = changes.model_dump(exclude_unset=True)
         await self.conn.execute(
             update(knowledge_bases).where(kb.id == base_id).values(**values, updated_at=now)
         )

@@ -4,16 +4,28 @@ Like every repository, it never commits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 
 from employeevirtual.stores.records import MessageRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import message_from_row
 from employeevirtual.stores.sql.tables import messages
 
-__all__ = ["MessageReader", "MessageRepository"]
+__all__ = ["MessageReader", "MessageRepository", "messages_after"]
+
+
+def messages_after(conversation_id: UUID, *, after_seq: int, limit: int) -> Select[Any]:
+    """A conversation's messages after ``after_seq``, in order (one page)."""
+    m = messages.c
+    return (
+        select(messages)
+        .where(m.conversation_id == conversation_id, m.seq > after_seq)
+        .order_by(m.seq)
+        .limit(limit)
+    )
 
 
 class MessageReader:
@@ -51,13 +63,7 @@ class MessageReader:
     async def after(
         self, conversation_id: UUID, *, after_seq: int, limit: int
     ) -> list[MessageRecord]:
-        m = messages.c
-        query = (
-            select(messages)
-            .where(m.conversation_id == conversation_id, m.seq > after_seq)
-            .order_by(m.seq)
-            .limit(limit)
-        )
+        query = messages_after(conversation_id, after_seq=after_seq, limit=limit)
         return [message_from_row(r) for r in await self.conn.execute(query)]
 
     async def ids(self, conversation_id: UUID) -> dict[UUID, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import (
@@ -28,18 +28,29 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
+from employeevirtual.stores.records import MessageType
 from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.fulltext import FOLD_FROM, FOLD_TO
 from employeevirtual.stores.sql.search_mssql import mark_snippet, mssql_statement
 from employeevirtual.stores.sql.tables import conversations, messages
 
-__all__ = ["HIGHLIGHT_END", "HIGHLIGHT_START", "SearchHit", "SearchQuery", "SearchReader"]
+__all__ = [
+    "HIGHLIGHT_END",
+    "HIGHLIGHT_START",
+    "SearchHit",
+    "SearchHitKind",
+    "SearchQuery",
+    "SearchReader",
+]
 
 # private-use characters mark highlights in the engine's snippet; the service turns them into
 # offsets, so a client never has to parse markup out of someone's text
 HIGHLIGHT_START = "\ue000"
 HIGHLIGHT_END = "\ue001"
 SNIPPET_WORDS = 16
+
+# a message's text matched, or a conversation's title
+SearchHitKind = Literal["message", "conversation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +59,7 @@ class SearchQuery:
     terms: tuple[tuple[str, bool], ...]  # (word, prefix?): words only, already validated
     limit: int
     agent_id: UUID | None = None
-    message_type: str | None = None
+    message_type: MessageType | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     after: tuple[float, str, UUID] | None = None  # keyset: (score, kind, id) of the last hit
@@ -56,11 +67,11 @@ class SearchQuery:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    kind: str  # "message" or "conversation" (a title hit)
+    kind: SearchHitKind
     id: UUID
     conversation_id: UUID
     seq: int | None
-    message_type: str | None
+    message_type: MessageType | None
     agent_id: UUID | None
     created_at: datetime
     title: str | None
@@ -182,6 +193,42 @@ def _fts5_match(q: SearchQuery) -> str:
     return " ".join(f'"{word}"' + ("*" if prefix else "") for word, prefix in q.terms)
 
 
+def _message_hit() -> list[Any]:
+    """The columns of a hit on a message's text (both engines' first SELECT)."""
+    m, c = messages.c, conversations.c
+    return [
+        literal("message").label("kind"),
+        m.id.label("id"),
+        m.conversation_id.label("conversation_id"),
+        m.seq.label("seq"),
+        m.message_type.label("message_type"),
+        m.agent_id.label("agent_id"),
+        m.created_at.label("created_at"),
+        c.title.label("title"),
+    ]
+
+
+def _conversation_hit() -> list[Any]:
+    """The same columns for a hit on a conversation's title."""
+    c = conversations.c
+    return [
+        literal("conversation").label("kind"),
+        c.id.label("id"),
+        c.id.label("conversation_id"),
+        null().label("seq"),
+        null().label("message_type"),
+        c.agent_id.label("agent_id"),
+        c.created_at.label("created_at"),
+        c.title.label("title"),
+    ]
+
+
+def _fts_snippet(fts_table: str) -> Any:
+    return func.snippet(
+        literal_column(fts_table), 0, HIGHLIGHT_START, HIGHLIGHT_END, "…", SNIPPET_WORDS
+    ).label("snippet")
+
+
 def _sqlite(q: SearchQuery) -> Any:
     match = _fts5_match(q)
     mfts = table("messages_fts", column("rowid"))
@@ -189,22 +236,8 @@ def _sqlite(q: SearchQuery) -> Any:
     m, c = messages.c, conversations.c
     message_hits = (
         select(
-            literal("message").label("kind"),
-            m.id.label("id"),
-            m.conversation_id.label("conversation_id"),
-            m.seq.label("seq"),
-            m.message_type.label("message_type"),
-            m.agent_id.label("agent_id"),
-            m.created_at.label("created_at"),
-            c.title.label("title"),
-            func.snippet(
-                literal_column("messages_fts"),
-                0,
-                HIGHLIGHT_START,
-                HIGHLIGHT_END,
-                "…",
-                SNIPPET_WORDS,
-            ).label("snippet"),
+            *_message_hit(),
+            _fts_snippet("messages_fts"),
             (-func.bm25(literal_column("messages_fts"))).label("score"),
         )
         .select_from(mfts)
@@ -216,22 +249,8 @@ def _sqlite(q: SearchQuery) -> Any:
     if q.message_type is None:
         selects.append(
             select(
-                literal("conversation").label("kind"),
-                c.id.label("id"),
-                c.id.label("conversation_id"),
-                null().label("seq"),
-                null().label("message_type"),
-                c.agent_id.label("agent_id"),
-                c.created_at.label("created_at"),
-                c.title.label("title"),
-                func.snippet(
-                    literal_column("conversations_fts"),
-                    0,
-                    HIGHLIGHT_START,
-                    HIGHLIGHT_END,
-                    "…",
-                    SNIPPET_WORDS,
-                ).label("snippet"),
+                *_conversation_hit(),
+                _fts_snippet("conversations_fts"),
                 (-func.bm25(literal_column("conversations_fts"))).label("score"),
             )
             .select_from(cfts)
@@ -275,14 +294,7 @@ def _postgres(q: SearchQuery) -> Any:
     title_vector: Any = literal_column("conversations.title_vector")
     message_hits = (
         select(
-            literal("message").label("kind"),
-            m.id.label("id"),
-            m.conversation_id.label("conversation_id"),
-            m.seq.label("seq"),
-            m.message_type.label("message_type"),
-            m.agent_id.label("agent_id"),
-            m.created_at.label("created_at"),
-            c.title.label("title"),
+            *_message_hit(),
             _pg_rank(search_vector, tsq).label("score"),
         )
         .select_from(messages)
@@ -293,14 +305,7 @@ def _postgres(q: SearchQuery) -> Any:
     if q.message_type is None:
         selects.append(
             select(
-                literal("conversation").label("kind"),
-                c.id.label("id"),
-                c.id.label("conversation_id"),
-                null().label("seq"),
-                null().label("message_type"),
-                c.agent_id.label("agent_id"),
-                c.created_at.label("created_at"),
-                c.title.label("title"),
+                *_conversation_hit(),
                 _pg_rank(title_vector, tsq).label("score"),
             )
             .select_from(conversations)

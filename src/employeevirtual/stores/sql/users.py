@@ -89,8 +89,12 @@ class UserRepository(UserReader):
         )
         return user_from_row((await self.conn.execute(statement)).one())
 
-    async def update(self, user_id: UUID, changes: UserChanges, *, now: datetime) -> None:
+    async def update(self, user_id: UUID, changes: UserChanges, *, now: datetime) -> UserRecord:
         values = changes.model_dump(exclude_unset=True)
-        await self.conn.execute(
-            update(users).where(users.c.id == user_id).values(**values, updated_at=now)
+        statement = (
+            update(users)
+            .where(users.c.id == user_id)
+            .values(**values, updated_at=now)
+            .returning(users)
         )
+        return user_from_row((await self.conn.execute(statement)).one())

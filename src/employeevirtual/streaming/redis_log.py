@@ -1,0 +1,206 @@
+"""The turn log shared by every server process (``RedisTurnLog``, ``EV_REDIS_URL``): a Redis
+stream per turn (``XADD … MAXLEN max_events``) and a small hash with the owner, both with a TTL
+(``running_seconds`` while it runs, ``retention_seconds`` once it ended), so any process can
+serve a resume. The process running the turn also keeps the events in memory and serves its
+own followers from there. Cancelling goes through a pub/sub channel to whichever process runs
+the turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from employeevirtual.errors import Unavailable
+from employeevirtual.streaming.events import TurnEvent
+from employeevirtual.streaming.memory_log import MemoryTurnLog, TurnInfo
+from employeevirtual.tasks import stop_task
+
+__all__ = ["RedisTurnLog"]
+
+log = logging.getLogger(__name__)
+
+
+class RedisTurnLog:
+    def __init__(self, url: str, *, prefix: str, memory: MemoryTurnLog) -> None:
+        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        self._prefix = prefix
+        self.memory = memory
+        self._cancel_callbacks: list[Callable[[UUID], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+
+    def _events_key(self, turn_id: UUID) -> str:
+        return f"{self._prefix}{turn_id}:events"
+
+    def _info_key(self, turn_id: UUID) -> str:
+        return f"{self._prefix}{turn_id}:info"
+
+    @property
+    def _channel(self) -> str:
+        return f"{self._prefix}cancel"
+
+    async def forget_owner(self, owner: UUID) -> int:
+        """Every turn's info hash is looked at (SCAN: the log holds few, short-lived turns)."""
+        dropped = await self.memory.forget_owner(owner)
+        async for key in self._redis.scan_iter(match=f"{self._prefix}*:info", count=500):
+            if (await self._redis.hget(key, "owner")) == str(owner).encode():
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                await self._redis.delete(key, name.removesuffix(":info") + ":events")
+                dropped += 1
+        return dropped
+
+    async def open(self, turn_id: UUID, *, owner: UUID, conversation_id: UUID | None) -> None:
+        await self.memory.open(turn_id, owner=owner, conversation_id=conversation_id)
+        ttl = int(self.memory.running * 1000)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hset(
+                    self._info_key(turn_id),
+                    mapping={"owner": str(owner), "conversation_id": str(conversation_id or "")},
+                )
+                pipe.pexpire(self._info_key(turn_id), ttl)
+                await pipe.execute()
+        except RedisError as exc:  # the turn runs all the same; only this process can serve it
+            log.warning("turn not registered in Redis: %s", type(exc).__name__)
+
+    async def append(self, turn_id: UUID, event: TurnEvent) -> TurnEvent:
+        stored = await self.memory.append(turn_id, event)
+        if not stored.id:
+            return stored
+        body = json.dumps(stored.data, separators=(",", ":"), default=str)
+        events, info = self._events_key(turn_id), self._info_key(turn_id)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(
+                    events,
+                    {"k": stored.kind, "d": body},
+                    id=f"0-{stored.id}",
+                    maxlen=self.memory.max_events,
+                    approximate=False,  # a hard cap: exact trimming, O(1) per add
+                )
+                if stored.kind == "turn":
+                    pipe.hset(info, "conversation_id", str(stored.data.get("conversation_id")))
+                    pipe.pexpire(events, int(self.memory.running * 1000))
+                if stored.terminal:
+                    retention = int(self.memory.retention * 1000)
+                    pipe.hset(info, "finished", "1")
+                    pipe.pexpire(events, retention)
+                    pipe.pexpire(info, retention)
+                await pipe.execute()
+        except RedisError as exc:  # followers on this process still have it; others miss it
+            log.warning("turn event not kept in Redis: %s", type(exc).__name__)
+        return stored
+
+    async def info(self, turn_id: UUID) -> TurnInfo | None:
+        local = await self.memory.info(turn_id)
+        if local is not None:
+            return local
+        try:
+            raw: Any = await self._redis.hgetall(self._info_key(turn_id))
+        except RedisError as exc:
+            raise _unavailable(exc) from None
+        if not raw:
+            return None
+        values = {k.decode(): v.decode() for k, v in raw.items()}
+        conversation = values.get("conversation_id") or ""
+        return TurnInfo(
+            owner=UUID(values["owner"]),
+            conversation_id=UUID(conversation) if conversation not in ("", "None") else None,
+            finished=values.get("finished") == "1",
+        )
+
+    async def read(self, turn_id: UUID, after: int, *, wait: float) -> list[TurnEvent]:
+        if self.memory.has(turn_id):
+            return await self.memory.read(turn_id, after, wait=wait)
+        block = int(wait * 1000) if wait > 0 else None
+        try:
+            reply: Any = await self._redis.xread(
+                {self._events_key(turn_id): f"0-{after}"}, block=block
+            )
+        except RedisError as exc:
+            raise _unavailable(exc) from None
+        events: list[TurnEvent] = []
+        for _key, entries in reply or []:
+            for entry_id, fields in entries:
+                number = entry_id.decode().partition("-")[2]
+                kind = fields[b"k"].decode()
+                events.append(TurnEvent(kind, json.loads(fields[b"d"]), number))
+        return events
+
+    def _key_key(self, owner: UUID, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return f"{self._prefix}key:{owner}:{digest}"
+
+    async def bind_key(self, owner: UUID, key: str, turn_id: UUID | None) -> None:
+        await self.memory.bind_key(owner, key, turn_id)
+        name = self._key_key(owner, key)
+        try:
+            if turn_id is None:
+                await self._redis.delete(name)
+            else:
+                await self._redis.set(name, str(turn_id), px=int(self.memory.running * 1000))
+        except RedisError as exc:  # a retry elsewhere then waits for the key's response (409)
+            log.warning("Idempotency-Key binding not kept in Redis: %s", type(exc).__name__)
+
+    async def key_turn(self, owner: UUID, key: str) -> UUID | None:
+        local = await self.memory.key_turn(owner, key)
+        if local is not None:
+            return local
+        try:
+            value: Any = await self._redis.get(self._key_key(owner, key))
+        except RedisError as exc:  # the key's claim then answers (409 while it runs)
+            log.warning("Idempotency-Key binding not read from Redis: %s", type(exc).__name__)
+            return None
+        return UUID(value.decode()) if value else None
+
+    async def publish_cancel(self, turn_id: UUID) -> None:
+        if self.memory.has(turn_id):
+            await self.memory.publish_cancel(turn_id)
+            return
+        try:
+            await self._redis.publish(self._channel, str(turn_id))
+        except RedisError as exc:
+            raise _unavailable(exc) from None
+
+    def on_cancel(self, callback: Callable[[UUID], None]) -> None:
+        self.memory.on_cancel(callback)
+        self._cancel_callbacks.append(callback)
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="turn-cancel-listener")
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        with contextlib.suppress(ValueError):
+                            turn_id = UUID(message["data"].decode())
+                            for callback in self._cancel_callbacks:
+                                callback(turn_id)
+            except RedisError as exc:
+                log.warning("turn cancel listener: %s; resubscribing", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def aclose(self) -> None:
+        listener, self._listener = self._listener, None
+        await stop_task(listener)
+        await self.memory.aclose()
+        await self._redis.aclose()
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    log.warning("turn event store (Redis) failed: %s", type(exc).__name__)
+    return Unavailable(
+        "the turn event store is unavailable; retry shortly", headers={"Retry-After": "2"}
+    )

@@ -116,7 +116,12 @@ async def test_seed_flow_writes_both_stores(client: httpx.AsyncClient, runtime: 
     assert doc["conversation_id"] == conversation_id
     assert doc["title"] == "Conversa com Assistente"
     assert doc["agent_id"] == agent["id"]
-    assert doc["context"] == {}
+    # the seed's context: session_data says where the conversation came from (issue 18); the
+    # summary (conversation_state) appears only once the conversation outgrows the window
+    assert doc["context"] == {
+        "session_data": {"channel": "api", "client": doc["context"]["session_data"]["client"]}
+    }
+    assert doc["context"]["session_data"]["client"].startswith("python-httpx/")
     meta = doc["metadata"]
     assert meta["message_count"] == 4
     assert meta["status"] == "active"

@@ -126,6 +126,8 @@ async def test_no_endpoint_accepts_an_undeclared_query_parameter(
         "budget_id": budget.json()["id"],
         "turn_id": str(uuid.uuid4()),
         "message_id": str(uuid.uuid4()),
+        "server_id": str(uuid.uuid4()),
+        "memory_id": str(uuid.uuid4()),
     }
     schema = (await client.get("/openapi.json")).json()
     before = await counts(runtime)

@@ -61,10 +61,22 @@ def _assert_alone(path: Path) -> None:
 class PostgresTemplate:
     """``clone``/``drop`` run on one asyncpg connection of the session's own."""
 
-    def __init__(self, connection: asyncpg.Connection, script: str, placeholder: str) -> None:
+    def __init__(
+        self, connection: asyncpg.Connection, script: str, placeholder: str, url: str
+    ) -> None:
         self._connection = connection
         self._script = script
         self._placeholder = placeholder
+        self._url = url
+
+    async def _execute(self, statement: str) -> None:
+        """A test that terminates its schema's backends (``test_pg_disconnect``) also ends this
+        connection, whose last statement named the schema: reconnect once and go on."""
+        try:
+            await self._connection.execute(statement)
+        except (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+            self._connection = await asyncpg.connect(self._url)
+            await self._connection.execute(statement)
 
     @classmethod
     async def create(cls, url: str) -> PostgresTemplate | None:
@@ -84,13 +96,13 @@ class PostgresTemplate:
         if script is None:
             await connection.close()
             return None
-        return cls(connection, script, placeholder)
+        return cls(connection, script, placeholder, plain)
 
     async def clone(self, schema: str) -> None:
-        await self._connection.execute(self._script.replace(self._placeholder, schema))
+        await self._execute(self._script.replace(self._placeholder, schema))
 
     async def drop(self, schema: str) -> None:
-        await self._connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await self._execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     async def close(self) -> None:
         await self._connection.close()

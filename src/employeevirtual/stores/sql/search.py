@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from employeevirtual.stores.records import MessageType
 from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.fulltext import FOLD_FROM, FOLD_TO
+from employeevirtual.stores.sql.search_columns import message_hit_columns
 from employeevirtual.stores.sql.search_mssql import mark_snippet, mssql_statement
 from employeevirtual.stores.sql.tables import conversations, messages
 
@@ -193,21 +194,6 @@ def _fts5_match(q: SearchQuery) -> str:
     return " ".join(f'"{word}"' + ("*" if prefix else "") for word, prefix in q.terms)
 
 
-def _message_hit() -> list[Any]:
-    """The columns of a hit on a message's text (both engines' first SELECT)."""
-    m, c = messages.c, conversations.c
-    return [
-        literal("message").label("kind"),
-        m.id.label("id"),
-        m.conversation_id.label("conversation_id"),
-        m.seq.label("seq"),
-        m.message_type.label("message_type"),
-        m.agent_id.label("agent_id"),
-        m.created_at.label("created_at"),
-        c.title.label("title"),
-    ]
-
-
 def _conversation_hit() -> list[Any]:
     """The same columns for a hit on a conversation's title."""
     c = conversations.c
@@ -236,7 +222,7 @@ def _sqlite(q: SearchQuery) -> Any:
     m, c = messages.c, conversations.c
     message_hits = (
         select(
-            *_message_hit(),
+            *message_hit_columns(),
             _fts_snippet("messages_fts"),
             (-func.bm25(literal_column("messages_fts"))).label("score"),
         )
@@ -294,7 +280,7 @@ def _postgres(q: SearchQuery) -> Any:
     title_vector: Any = literal_column("conversations.title_vector")
     message_hits = (
         select(
-            *_message_hit(),
+            *message_hit_columns(),
             _pg_rank(search_vector, tsq).label("score"),
         )
         .select_from(messages)

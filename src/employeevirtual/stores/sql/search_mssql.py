@@ -34,6 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from employeevirtual.stores.sql.search_columns import message_hit_columns
 from employeevirtual.stores.sql.tables import conversations, messages
 
 __all__ = ["LANGUAGES", "contains_condition", "mark_snippet", "mssql_statement"]
@@ -108,14 +109,7 @@ def mssql_statement(q: Any, *, filters: Any, page: Any) -> Any:
     found = _best_rank(messages, condition)
     message_hits = (
         select(
-            literal("message").label("kind"),
-            m.id.label("id"),
-            m.conversation_id.label("conversation_id"),
-            m.seq.label("seq"),
-            m.message_type.label("message_type"),
-            m.agent_id.label("agent_id"),
-            m.created_at.label("created_at"),
-            c.title.label("title"),
+            *message_hit_columns(),
             m.content.label("snippet"),
             (cast(found.c.hit_rank, Float) / MAX_RANK).label("score"),
         )

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastmcp.exceptions import ToolError
 from pydantic_ai import RunContext, ToolDefinition
 from pydantic_ai.exceptions import ToolFailed
@@ -63,6 +64,16 @@ def _text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=lambda _: "[binary content omitted]")
     except (TypeError, ValueError):
         return str(value)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A transport's own time limit: httpx's ``ReadTimeout`` (whose text is empty), the MCP
+    client's "timed out" error, or either inside an exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_is_timeout(e) for e in exc.exceptions)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return True
+    return "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower()
 
 
 def _short(message: str, limit: int = 500) -> str:
@@ -144,7 +155,7 @@ class McpToolset(AbstractToolset[Any]):
             log.warning(
                 "MCP server %s, tool %s: %s: %s", server, chosen.name, type(exc).__name__, detail
             )
-            if "timed out" in detail.lower():
+            if _is_timeout(exc):
                 detail = f"no answer within {self.call_timeout:g} s"
             raise ToolFailed(f"the MCP server {server!r} failed: {detail}") from None
         finally:

@@ -338,6 +338,13 @@ class Settings(BaseSettings):
     memory_summary_batch: int = Field(
         default=100, ge=2, le=1000, description="messages folded into a summary per model call"
     )
+    memory_summary_pass_messages: int = Field(
+        default=500,
+        ge=16,
+        le=100_000,
+        description="messages one background summary pass reads at most; a longer catch-up "
+        "goes on in later passes",
+    )
     memory_summary_timeout_seconds: float = Field(default=60.0, gt=0)
     memory_summary_concurrency: int = Field(
         default=2, ge=1, le=64, description="summaries written at once by this process"

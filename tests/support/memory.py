@@ -120,9 +120,11 @@ async def seed_conversation(
     user_id: UUID,
     agent_id: UUID,
     contents: list[str],
+    supersedes: dict[int, list[int]] | None = None,
 ) -> UUID:
     """A conversation whose messages are ``contents`` (user, agent, user, ... from seq 1), in
-    SQL and MongoDB as a turn would have left them (nothing owed to the relay)."""
+    SQL and MongoDB as a turn would have left them (nothing owed to the relay). ``supersedes``:
+    seq -> the seqs that message replaces (``metadata.supersedes``, as an edit leaves it)."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     n = len(contents)
     record = ConversationRecord(
@@ -145,18 +147,22 @@ async def seed_conversation(
         last_error=None,
     )
     rows: list[MessageRecord] = []
+    ids = [uuid.uuid4() for _ in contents]
     for i, content in enumerate(contents, start=1):
         user = i % 2 == 1
+        metadata: dict[str, Any] = {} if user else {"model_used": "seed"}
+        if supersedes and i in supersedes:
+            metadata["supersedes"] = [str(ids[seq - 1]) for seq in supersedes[i]]
         rows.append(
             MessageRecord(
-                id=uuid.uuid4(),
+                id=ids[i - 1],
                 conversation_id=record.id,
                 seq=i,
                 user_id=user_id,
                 agent_id=None if user else agent_id,
                 content=content,
                 message_type="user" if user else "agent",
-                metadata={} if user else {"model_used": "seed"},
+                metadata=metadata,
                 created_at=start + timedelta(milliseconds=i),
             )
         )

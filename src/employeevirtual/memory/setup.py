@@ -43,6 +43,7 @@ def open_memory(
         window=settings.agent_context_messages,
         every=settings.memory_summary_every,
         batch=settings.memory_summary_batch,
+        pass_messages=settings.memory_summary_pass_messages,
         keep=settings.memory_summary_versions,
         concurrency=settings.memory_summary_concurrency,
         retry_seconds=settings.memory_summary_retry_seconds,

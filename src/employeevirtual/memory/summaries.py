@@ -2,7 +2,12 @@
 
 When a conversation has grown ``every`` messages past what the summary covers plus the agent's
 context window, a task folds the messages that left the window into the summary, at most
-``batch`` messages per model call, until it is caught up. Each update is a new version in SQL
+``batch`` messages per model call. One pass reads at most ``pass_messages`` messages; a long
+catch-up (a conversation imported whole, a summary that failed for a while) goes on in further
+passes, each queued behind the others waiting for a slot, so one conversation cannot hold a slot
+for long. Messages a regenerated answer or an edit replaced (``chat.supersede``) are left out:
+each batch is read with the ``LOOKAHEAD`` messages after it, where what replaces them sits. Each
+update is a new version in SQL
 (the truth), then ``context.conversation_state`` in MongoDB (a failure there is the relay's to
 carry). A failure of the model or a store is logged and retried later for that conversation;
 turns never wait for a summary and never fail because of one: a summary that is behind only
@@ -27,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.models import OFFLINE_MODEL, ModelRegistry
+from employeevirtual.chat.supersede import LOOKAHEAD, superseded_ids
 from employeevirtual.memory.extractive import extractive_summary
 from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.records import MessageRecord
@@ -39,6 +45,7 @@ __all__ = ["Summarizer", "SummaryStats", "SummaryWorker"]
 
 log = logging.getLogger(__name__)
 
+PAUSE = -1  # a pass read all it may: the next pass goes on
 MESSAGE_CHARS = 2000  # of one message, given to the summarizing model
 INSTRUCTIONS = (
     "You keep the running summary of a conversation between a person and an AI assistant, so "
@@ -97,6 +104,8 @@ class SummaryStats:
     """What the background summaries cost this process (the bench reads it)."""
 
     scheduled: int = 0
+    passes: int = 0  # update passes run (a long catch-up takes several)
+    read: int = 0  # messages read by the passes (what they fold in and the lookahead)
     versions: int = 0  # summary versions written
     messages: int = 0  # messages folded in
     failures: int = 0
@@ -113,6 +122,7 @@ class SummaryWorker:
         window: int,
         every: int,
         batch: int,
+        pass_messages: int,
         keep: int,
         concurrency: int,
         retry_seconds: float,
@@ -124,14 +134,16 @@ class SummaryWorker:
         self.window = window
         self.every = every
         self.batch = batch
+        self.pass_messages = pass_messages
         self.keep = keep
         self.retry_seconds = retry_seconds
         self.max_known = max_known
         self.stats = SummaryStats()
         self._covered: OrderedDict[UUID, int] = OrderedDict()  # what each summary covers
         self._retry_at: dict[UUID, float] = {}
-        self._running: dict[UUID, asyncio.Task[None]] = {}
+        self._running: dict[UUID, asyncio.Task[bool]] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._stopping = False
 
     def note(self, conversation_id: UUID, covered_seq: int) -> None:
         """What a turn read: the conversation's summary covers 1..``covered_seq``."""
@@ -153,23 +165,39 @@ class SummaryWorker:
             return
         if self._retry_at.get(conversation_id, 0.0) > time.monotonic():
             return
+        self._start(conversation_id, self.summarizer.model_for(model))
+
+    def _start(self, conversation_id: UUID, model: str) -> None:
         self.stats.scheduled += 1
         # a context of its own: the update is not part of the request that happened to start it
         task = asyncio.get_running_loop().create_task(
-            self.update(conversation_id, self.summarizer.model_for(model)),
+            self.update(conversation_id, model),
             name=f"summary-{conversation_id}",
             context=contextvars.Context(),
         )
         self._running[conversation_id] = task
-        task.add_done_callback(lambda _t: self._running.pop(conversation_id, None))
+        task.add_done_callback(lambda t: self._ended(conversation_id, model, t))
 
-    async def update(self, conversation_id: UUID, model: str) -> None:
-        """Fold what left the window into the summary until it is caught up; never raises."""
+    def _ended(self, conversation_id: UUID, model: str, task: asyncio.Task[bool]) -> None:
+        self._running.pop(conversation_id, None)
+        if not self._stopping and not task.cancelled() and task.result():
+            self._start(conversation_id, model)  # the rest of a long catch-up: another pass
+
+    async def update(self, conversation_id: UUID, model: str) -> bool:
+        """One pass: fold what left the window into the summary, reading at most
+        ``pass_messages`` messages. True when it stopped at that bound with more to fold (the
+        next pass goes on from there); never raises."""
         started = time.perf_counter()
+        self.stats.passes += 1
+        more = False
         try:
             async with self._slots:
-                while await self._step(conversation_id, model):
-                    pass
+                budget = self.pass_messages
+                while (read := await self._step(conversation_id, model, budget)) is not None:
+                    if read == PAUSE:
+                        more = True
+                        break
+                    budget -= read
             self._retry_at.pop(conversation_id, None)
         except Exception as exc:  # a summary never breaks anything else: it is retried later
             self.stats.failures += 1
@@ -184,24 +212,36 @@ class SummaryWorker:
             )
         finally:
             self.stats.seconds += time.perf_counter() - started
+        return more
 
-    async def _step(self, conversation_id: UUID, model: str) -> bool:
-        """One batch folded in; False when there is nothing (more) to do."""
+    async def _step(self, conversation_id: UUID, model: str, budget: int) -> int | None:
+        """One batch folded in: the messages read; ``PAUSE`` when more is due than ``budget``
+        (messages this pass may still read) allows; None when there is nothing (more) to do."""
         async with read_connection(self.engine) as conn:
             conversation = await SyncReader(conn).get(conversation_id)
             current = await MemoryReader(conn).current_summary(conversation_id)
             covered = current.covered_seq if current else 0
             if conversation is None:
-                return False
+                return None
             edge = conversation.message_count - self.window
             self.note(conversation_id, covered)
             if edge - covered < self.every:
-                return False
-            end = min(edge, covered + self.batch)
-            batch = await MessageReader(conn).after(
-                conversation_id, after_seq=covered, limit=end - covered
+                return None
+            span = min(edge - covered, self.batch, budget - LOOKAHEAD)
+            if span < 1:
+                return PAUSE
+            end = covered + span
+            # the batch and the few after it: what replaces a message sits just after it
+            rows = await MessageReader(conn).after(
+                conversation_id, after_seq=covered, limit=span + LOOKAHEAD
             )
-        dialogue = [m for m in batch if m.message_type in ("user", "agent")]
+        self.stats.read += len(rows)
+        gone = superseded_ids(rows)
+        dialogue = [
+            m
+            for m in rows
+            if m.seq <= end and m.message_type in ("user", "agent") and m.id not in gone
+        ]
         content = await self.summarizer.summarize(
             current.content if current else "", dialogue, model=model
         )
@@ -219,12 +259,12 @@ class SummaryWorker:
             async with write_transaction(self.engine) as conn:
                 await MemoryRepository(conn).add_summary(summary, keep=self.keep)
         except IntegrityError:
-            return False  # another process wrote this version: it carries on from there
+            return None  # another process wrote this version: it carries on from there
         self.note(conversation_id, end)
         self.stats.versions += 1
         self.stats.messages += len(dialogue)
         await self._copy(summary)
-        return True
+        return len(rows)
 
     async def _copy(self, summary: SummaryRecord) -> None:
         try:
@@ -248,6 +288,7 @@ class SummaryWorker:
                 await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*list(self._running.values()), return_exceptions=True)

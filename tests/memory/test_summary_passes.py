@@ -1,0 +1,108 @@
+"""The background summary's passes, on a real runtime: messages an edit or a regenerated answer
+replaced never reach the summary (even when what replaced them lies past the batch), and a long
+catch-up reads a bounded number of messages per pass, going on in later passes until it has
+caught up."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from employeevirtual.chat.supersede import LOOKAHEAD
+from employeevirtual.memory.summaries import SummaryWorker
+from employeevirtual.runtime import Runtime
+from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.memory import MemoryReader, SummaryRecord
+from support.api import create_agent, register_and_login
+from support.memory import PROBE_MODEL, install_probe, seed_conversation
+
+
+def _filler(seq: int) -> str:
+    if seq % 2 == 1:
+        return f"My note number {seq} is about the garden on street {seq}."
+    return f"I have noted item {seq} for you."
+
+
+async def _seeded(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    contents: list[str],
+    supersedes: dict[int, list[int]] | None = None,
+) -> uuid.UUID:
+    install_probe(runtime)
+    headers = await register_and_login(client)
+    agent = await create_agent(client, headers, model=PROBE_MODEL)
+    me = (await client.get("/api/users/me", headers=headers)).json()
+    return await seed_conversation(
+        runtime,
+        user_id=uuid.UUID(me["id"]),
+        agent_id=uuid.UUID(agent["id"]),
+        contents=contents,
+        supersedes=supersedes,
+    )
+
+
+def _worker(runtime: Runtime) -> SummaryWorker:
+    assert runtime.memory is not None
+    return runtime.memory.worker
+
+
+async def _summary(runtime: Runtime, cid: uuid.UUID) -> SummaryRecord:
+    async with read_connection(runtime.engine) as conn:
+        current = await MemoryReader(conn).current_summary(cid)
+    assert current is not None, "no summary was written"
+    return current
+
+
+async def test_the_summary_leaves_out_messages_an_edit_replaced(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    contents = [_filler(seq) for seq in range(1, 61)]
+    contents[4] = "My locker code is 1111 and the locker is on floor 2."  # seq 5
+    contents[5] = "Noted: your locker code is 1111, floor 2."  # seq 6
+    contents[6] = "My locker code is 4417 and the locker is on floor 3."  # seq 7 edits 5
+    contents[7] = "Noted: your locker code is 4417, floor 3."  # seq 8 answers it instead of 6
+    cid = await _seeded(client, runtime, contents, supersedes={7: [5], 8: [6]})
+    worker = _worker(runtime)
+    # the first batch ends at seq 6: what replaces 5 and 6 lies just past it
+    worker.batch = 6
+    worker.every = 1
+
+    assert await worker.update(cid, "offline") is False
+    summary = await _summary(runtime, cid)
+    assert summary.covered_seq == 60 - worker.window
+    assert "4417" in summary.content, summary.content
+    assert "1111" not in summary.content, summary.content
+    # the two replaced messages are not counted as folded in
+    assert worker.stats.messages == summary.covered_seq - 2
+
+
+async def test_a_long_catch_up_reads_a_bounded_number_of_messages_per_pass(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    cid = await _seeded(client, runtime, [_filler(seq) for seq in range(1, 301)])
+    worker = _worker(runtime)
+    worker.batch = 25
+    worker.pass_messages = 60
+    edge = 300 - worker.window
+
+    # one pass stops at its bound and says more is due
+    assert await worker.update(cid, "offline") is True
+    first = await _summary(runtime, cid)
+    assert worker.stats.passes == 1
+    assert 0 < worker.stats.read <= worker.pass_messages
+    assert 0 < first.covered_seq <= worker.pass_messages - LOOKAHEAD
+    assert first.covered_seq < edge
+
+    # started as after a turn, the catch-up goes on pass after pass until it is done
+    worker.committed(cid, 300, PROBE_MODEL)
+    await worker.drain()
+    done = await _summary(runtime, cid)
+    assert done.covered_seq == edge
+    assert worker.stats.failures == 0
+    passes = worker.stats.passes
+    assert passes >= 1 + (edge - first.covered_seq) // worker.pass_messages + 1
+    assert worker.stats.read <= passes * worker.pass_messages
+    assert done.model == "offline"  # the operator's summary model, not the agent's
+    assert "garden" in done.content

@@ -12,7 +12,6 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.chat.context import RecentContext
-from employeevirtual.chat.supersede import current
 from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
 from employeevirtual.request_context import current_session_data
 from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
@@ -32,6 +31,7 @@ from employeevirtual.stores.sql.conversations import (
 from employeevirtual.stores.sql.engine import Connection, WriteConnection, read_connection
 from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
 from employeevirtual.stores.sql.users import UserReader
+from employeevirtual.stores.supersede import current
 from employeevirtual.sync.acks import SyncAcks
 
 __all__ = ["Resolved", "resolve", "store_messages", "write_documents"]

@@ -12,7 +12,6 @@ from uuid import UUID
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.chat.supersede import LOOKAHEAD, superseded_ids
 from employeevirtual.errors import NotFound
 from employeevirtual.stores.mongo.documents import DocumentStore, message_from_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, UserRecord
@@ -20,6 +19,7 @@ from employeevirtual.stores.sql.conversations import ConversationReader
 from employeevirtual.stores.sql.engine import read_connection
 from employeevirtual.stores.sql.feedback import FeedbackReader
 from employeevirtual.stores.sql.messages import MessageReader
+from employeevirtual.stores.supersede import LOOKAHEAD, superseded_ids
 
 __all__ = ["HistoryPage", "find_by_dialogue", "read_history"]
 

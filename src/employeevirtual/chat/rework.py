@@ -1,5 +1,5 @@
 """Answering again: regenerate the last answer, or edit the last user message and answer it.
-Append-only (``chat.supersede``): the new message names what it replaces. Each opens a turn
+Append-only (``stores.supersede``): the new message names what it replaces. Each opens a turn
 that ``ChatService.answer`` (or a live turn) closes."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from employeevirtual.chat.commit import store_messages
-from employeevirtual.chat.supersede import LOOKAHEAD, current
 from employeevirtual.chat.turn import OpenedTurn, TurnRequest, now_ms
 from employeevirtual.errors import Conflict, NotFound
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.messages import MessageReader
+from employeevirtual.stores.supersede import LOOKAHEAD, current
 
 if TYPE_CHECKING:
     from employeevirtual.chat.service import ChatService

@@ -5,7 +5,7 @@ context window, a task folds the messages that left the window into the summary,
 ``batch`` messages per model call. One pass reads at most ``pass_messages`` messages; a long
 catch-up (a conversation imported whole, a summary that failed for a while) goes on in further
 passes, each queued behind the others waiting for a slot, so one conversation cannot hold a slot
-for long. Messages a regenerated answer or an edit replaced (``chat.supersede``) are left out:
+for long. Messages a regenerated answer or an edit replaced (``stores.supersede``) are left out:
 each batch is read with the ``LOOKAHEAD`` messages after it, where what replaces them sits. Each
 update is a new version in SQL
 (the truth), then ``context.conversation_state`` in MongoDB (a failure there is the relay's to
@@ -32,7 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.agents.models import OFFLINE_MODEL, ModelRegistry
-from employeevirtual.chat.supersede import LOOKAHEAD, superseded_ids
 from employeevirtual.memory.extractive import extractive_summary
 from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.records import MessageRecord
@@ -40,6 +39,7 @@ from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository, SummaryRecord
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SyncReader
+from employeevirtual.stores.supersede import LOOKAHEAD, superseded_ids
 
 __all__ = ["Summarizer", "SummaryStats", "SummaryWorker"]
 

@@ -31,6 +31,7 @@ from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.interrupted import InterruptedTurns
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.live import LiveTurns
+from employeevirtual.chat.running import AgentRuns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.knowledge.service import KnowledgeService
@@ -340,21 +341,26 @@ async def open_runtime(
         instance=instance,
     )
     memory = open_memory(settings, engine, db, models, knowledge.embedder)
+    runs = AgentRuns(
+        engine=engine,
+        runner=runner,
+        knowledge=knowledge,
+        mcp=mcp,
+        memory=memory,
+        delegation_depth=settings.delegation_max_depth,
+        handoffs_per_turn=settings.handoffs_per_turn,
+    )
     chat = ChatService(
         engine=engine,
         documents=documents,
-        runner=runner,
+        runs=runs,
         acks=acks,
         keys=idempotency,
         slots=TurnSlots(concurrency, per_user=settings.max_concurrent_turns),
         context_messages=settings.agent_context_messages,
         max_message_chars=settings.max_message_chars,
         after_commit=after_turn_commit,
-        knowledge=knowledge,
         budgets=budgets,
-        mcp=mcp,
-        delegation_depth=settings.delegation_max_depth,
-        handoffs_per_turn=settings.handoffs_per_turn,
         memory=memory,
     )
     turn_log = make_turn_log(

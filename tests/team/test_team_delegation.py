@@ -210,7 +210,7 @@ async def test_cycles_self_and_foreign_private_delegates_are_refused(
 
 
 async def test_the_depth_cap_holds(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    runtime.chat.delegation_depth = 1
+    runtime.chat.runs.delegation_depth = 1
     headers = await register_and_login(client)
     tools_b: list[list[str]] = []
     c = await _agent(

@@ -1,6 +1,6 @@
 """The turn's store steps, each one call: ``resolve`` (the single read before the agent runs),
-``store_messages`` (inside the turn's SQL transaction) and ``write_documents`` (MongoDB after
-the commit)."""
+``store_messages`` (inside the turn's SQL transaction) and ``write_turn_documents`` (MongoDB
+after the commit)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from employeevirtual.stores.sql.users import UserReader
 from employeevirtual.stores.supersede import current
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["Resolved", "resolve", "store_messages", "write_documents"]
+__all__ = ["Resolved", "resolve", "store_messages", "write_documents", "write_turn_documents"]
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +186,32 @@ async def write_documents(
     if applied:
         acks.ack(conversation.id, stored[0].seq, stored[-1].seq)
     return applied
+
+
+async def write_turn_documents(
+    documents: DocumentStore,
+    acks: SyncAcks,
+    conversation: ConversationRecord,
+    stored: list[MessageRecord],
+    usage: TurnUsage,
+    *,
+    pending: list[MessageRecord],
+    created: bool,
+    before: ConversationRecord | None,
+) -> bool:
+    """A turn's messages to MongoDB: ``stored`` with ``pending`` (what the turn committed when
+    it opened) in one write when their seqs are contiguous. ``created``: the turn created the
+    conversation; ``before``: the conversation as the turn found it."""
+    if pending and pending[-1].seq + 1 != stored[0].seq:
+        # another turn committed in between: two writes, so each acknowledges only its own
+        # contiguous seqs (the relay fills whatever the guard refuses)
+        await write_documents(documents, acks, conversation, pending, None, created=created)
+        pending = []
+    return await write_documents(
+        documents,
+        acks,
+        conversation,
+        [*pending, *stored],
+        usage,
+        created=created and (bool(pending) or before is None),
+    )

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from uuid import UUID
 
-from employeevirtual.stores.records import MessageRecord
+from employeevirtual.stores.records import ConversationRecord, MessageRecord
 
 __all__ = ["DIALOGUE_TYPES", "RecentContext"]
 
@@ -59,3 +59,23 @@ class RecentContext:
 
     def forget(self, conversation_id: UUID) -> None:
         self._entries.pop(conversation_id, None)
+
+    def remember(
+        self,
+        record: ConversationRecord,
+        before: ConversationRecord | None,
+        history: Sequence[MessageRecord] | None,
+        added: Sequence[MessageRecord],
+    ) -> None:
+        """After a turn's commit took ``before`` (None: a new conversation) to ``record``:
+        ``history`` was its context then (None: the window no longer holds, it is dropped)."""
+        if history is None:
+            self.forget(record.id)
+            return
+        self.advance(
+            record.id,
+            base_count=before.message_count if before else 0,
+            base=history,
+            added=added,
+            message_count=record.message_count,
+        )

@@ -1,4 +1,5 @@
-"""Conversation metadata: list, read, rename/archive, delete (both stores, audited)."""
+"""Conversation metadata: list, read, rename/archive, delete (both stores, audited); a
+conversation's history, a page at a time (audited)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from uuid import UUID
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.chat.history import HistoryPage, read_history
 from employeevirtual.errors import NotFound
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import ConversationRecord, UserRecord
@@ -94,6 +96,33 @@ class ConversationService:
             raise NotFound(f"conversation {conversation_id} not found")
         await record_audit_read(self.engine, user, found, what="conversation", client_ip=client_ip)
         return found
+
+    async def history(
+        self,
+        user: UserRecord,
+        conversation_id: UUID,
+        *,
+        limit: int,
+        before: int | None,
+        include_superseded: bool = False,
+        client_ip: str | None = None,
+    ) -> HistoryPage:
+        """A page of messages, newest page first, oldest first within it; MongoDB when it has
+        every message of the page, SQL otherwise (``history.read_history``). An admin's read
+        of someone else's conversation is audited before the page is returned."""
+        page = await read_history(
+            self.engine,
+            self.documents,
+            user,
+            conversation_id,
+            limit=limit,
+            before=before,
+            include_superseded=include_superseded,
+        )
+        await record_audit_read(
+            self.engine, user, page.conversation, what="messages", client_ip=client_ip
+        )
+        return page
 
     async def update(
         self, user: UserRecord, conversation_id: UUID, changes: ConversationChanges

@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,6 +181,18 @@ class IdempotencyKeys:
             return await self.instance.is_gone(owner_id)
         except SQLAlchemyError:
             return False
+
+    @asynccontextmanager
+    async def released_on_failure(self, claim: IdempotencyClaim | None) -> AsyncIterator[None]:
+        """Around a turn run under ``claim``: any failure, a failed COMMIT included (the
+        response is set inside the transaction), releases the key so that a retry runs it;
+        ``release`` spares a key that did commit (it is complete)."""
+        try:
+            yield
+        except BaseException:
+            if claim is not None:
+                await self.release(claim)
+            raise
 
     async def release(self, claim: IdempotencyClaim) -> None:
         """The request ended without committing: let a retry run it."""

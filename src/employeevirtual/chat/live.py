@@ -219,28 +219,18 @@ class LiveTurns:
         run: RunOutcome | AgentFailure
         extra: dict[str, Any] | None = None
         try:
-            runner = self.chat.runner
 
             async def emit(event: TurnEvent) -> None:
                 await self._emit(running, event)
 
-            user_id = opened.conversation.user_id
-            memory = await self.chat.memory_for(
-                user_id, opened.agent, opened.conversation, opened.user_message.content
-            )
             running.run = asyncio.create_task(
-                runner.run(
+                self.chat.runs.start(
+                    opened.conversation.user_id,
                     opened.agent,
                     opened.user_message.content,
                     opened.model_history,
+                    opened.conversation,
                     on_event=emit,
-                    knowledge=self.chat.knowledge_for(user_id, opened.agent),
-                    instructions=memory.instructions if memory else None,
-                    toolsets=[
-                        *await self.chat.toolsets_for(user_id, opened.agent),
-                        *(memory.toolsets if memory else ()),
-                    ],
-                    team=await self.chat.team_for(user_id, opened.agent),
                 )
             )
             if running.cancel_requested:

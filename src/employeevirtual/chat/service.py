@@ -1,5 +1,4 @@
-"""The chat turn, top to bottom, and a conversation's history: the one place that orders writes
-across stores.
+"""The chat turn, top to bottom: the one place that orders a turn's writes across stores.
 
 A turn, as ``turn`` reads: hold one of the user's turn slots -> resolve agent and conversation
 (owner-checked, owner active) in one SQL statement outside any transaction, and the recent
@@ -17,7 +16,6 @@ user's message before the agent runs, ``close_turn`` the agent's answer (or the 
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,16 +25,13 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.agents.knowledge import KnowledgeSearch
-from employeevirtual.agents.runner import AgentFailure, AgentRunner, RunOutcome
-from employeevirtual.agents.team import Team
+from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.chat.accounting import TurnAccounting
-from employeevirtual.chat.commit import Resolved, resolve, store_messages, write_documents
+from employeevirtual.chat.commit import Resolved, resolve, store_messages, write_turn_documents
 from employeevirtual.chat.context import RecentContext
-from employeevirtual.chat.conversations import record_audit_read
 from employeevirtual.chat.handoff import commit_handoffs, handoffs_of, with_handoffs
-from employeevirtual.chat.history import HistoryPage, find_by_dialogue, read_history
+from employeevirtual.chat.history import find_by_dialogue
 from employeevirtual.chat.idempotency import (
     IdempotencyClaim,
     IdempotencyKeys,
@@ -46,22 +41,18 @@ from employeevirtual.chat.idempotency import (
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.responses import turn_response
 from employeevirtual.chat.rework import open_edit, open_regenerate
-from employeevirtual.chat.team import resolve_team
+from employeevirtual.chat.running import AgentRuns
 from employeevirtual.chat.turn import (
     OpenedTurn,
-    TurnFailed,
     TurnOutcome,
     TurnRequest,
-    TurnSucceeded,
     agent_reply,
     checked_edit,
+    outcome_of,
+    request_tag,
     user_message,
 )
-from employeevirtual.knowledge.service import KnowledgeService
-from employeevirtual.mcp.service import McpService
 from employeevirtual.memory.service import MemoryService
-from employeevirtual.memory.tools import MemoryTurn
-from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -73,16 +64,7 @@ from employeevirtual.stores.records import (
 from employeevirtual.stores.sql.engine import write_transaction
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = [
-    "ChatService",
-    "HistoryPage",
-    "OpenedTurn",
-    "TurnFailed",
-    "TurnOutcome",
-    "TurnSucceeded",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["ChatService"]
 
 ROUTE = "POST /api/chat/agent"  # what an Idempotency-Key's fingerprint is taken for
 
@@ -93,38 +75,30 @@ class ChatService:
         *,
         engine: AsyncEngine,
         documents: DocumentStore,
-        runner: AgentRunner,
+        runs: AgentRuns,
         acks: SyncAcks,
         keys: IdempotencyKeys,
         slots: TurnSlots,
         context_messages: int,
         max_message_chars: int,
         after_commit: Callable[[ConversationRecord], None] | None = None,
-        knowledge: KnowledgeService | None = None,
         budgets: BudgetService | None = None,
-        mcp: McpService | None = None,
         memory: MemoryService | None = None,
-        delegation_depth: int = 3,
-        handoffs_per_turn: int = 2,
     ) -> None:
-        """``after_commit``: called after each turn's SQL commit, before MongoDB is written.
-        ``delegation_depth``, ``handoffs_per_turn``: the bounds of a turn's team (issue 13)."""
+        """``runs``: the agent's runs (``chat.running``). ``after_commit``: called after each
+        turn's SQL commit, before MongoDB is written."""
         self.engine = engine
         self.documents = documents
-        self.runner = runner
         self.acks = acks
         self.keys = keys
         self.slots = slots
         self.context_messages = context_messages
         self.max_message_chars = max_message_chars
         self.after_commit = after_commit
-        self.knowledge = knowledge
-        self.mcp = mcp
         self.memory = memory
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
-        self.delegation_depth = delegation_depth
-        self.handoffs_per_turn = handoffs_per_turn
+        self.runs = runs
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -187,15 +161,8 @@ class ChatService:
         user exists and is active. ``claim``: the request's key, completed with the response
         inside the turn's transaction (a failed run's 502/504 included)."""
         user_id = user if isinstance(user, UUID) else user.id
-        try:
-            async with self.slots.hold(user_id):
-                return await self._turn(user_id, request, claim)
-        except BaseException:
-            # release on every failure, a failed COMMIT included (the response is set inside
-            # the transaction); release spares a key that did commit (it is complete)
-            if claim is not None:
-                await self.keys.release(claim)
-            raise
+        async with self.keys.released_on_failure(claim), self.slots.hold(user_id):
+            return await self._turn(user_id, request, claim)
 
     async def _turn(
         self, user_id: UUID, request: TurnRequest, claim: IdempotencyClaim | None
@@ -205,10 +172,12 @@ class ChatService:
         self.accounting.check(read.budgets, started)
         conversation, agent, history = read.conversation, read.agent, read.history
         model_history = history if conversation else [*request.context]
-        run = await self._run(user_id, agent, request.message, model_history, conversation)
+        run = await self.runs.run(user_id, agent, request.message, model_history, conversation)
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
-        reply = agent_reply(user_id, agent, conversation_id, run, extra=_tag(request.request_id))
+        reply = agent_reply(
+            user_id, agent, conversation_id, run, extra=request_tag(request.request_id)
+        )
         outcome, stored = await self._commit_turn(
             user_id,
             agent,
@@ -236,13 +205,7 @@ class ChatService:
         asked = user_message(user_id, conversation_id, request.message)
         async with write_transaction(self.engine) as conn:
             record, stored = await store_messages(conn, user_id, agent, conversation, [asked], None)
-        self.context.advance(
-            record.id,
-            base_count=conversation.message_count if conversation else 0,
-            base=history,
-            added=stored,
-            message_count=record.message_count,
-        )
+        self.context.remember(record, conversation, history, stored)
         model_history = history if conversation else [*request.context]
         return OpenedTurn(
             record,
@@ -276,7 +239,7 @@ class ChatService:
             opened.agent,
             conversation.id,
             run,
-            extra={**metadata, **(extra_metadata or {}), **_tag(opened.request_id)},
+            extra={**metadata, **(extra_metadata or {}), **request_tag(opened.request_id)},
         )
         outcome, stored = await self._commit_turn(
             conversation.user_id,
@@ -304,7 +267,7 @@ class ChatService:
         self, opened: OpenedTurn, *, claim: IdempotencyClaim | None = None
     ) -> TurnOutcome:
         """Run the agent on an opened turn and close it (the non-streamed form)."""
-        run = await self._run(
+        run = await self.runs.run(
             opened.conversation.user_id,
             opened.agent,
             opened.user_message.content,
@@ -320,14 +283,9 @@ class ChatService:
     ) -> TurnOutcome:
         """Answer the last user message again (``chat.rework``), holding a turn slot.
         ``claim``: as for ``turn``."""
-        try:
-            async with self.slots.hold(user_id):
-                opened = await open_regenerate(self, user_id, conversation_id)
-                return await self.answer(opened, claim=claim)
-        except BaseException:
-            if claim is not None:
-                await self.keys.release(claim)
-            raise
+        async with self.keys.released_on_failure(claim), self.slots.hold(user_id):
+            opened = await open_regenerate(self, user_id, conversation_id)
+            return await self.answer(opened, claim=claim)
 
     async def edit(
         self,
@@ -340,17 +298,13 @@ class ChatService:
     ) -> TurnOutcome:
         """Edit the last user message and answer it again (``chat.rework``). ``claim``: as
         for ``turn``."""
-        try:
+        async with self.keys.released_on_failure(claim):
             content = self.check_edit(content)
             async with self.slots.hold(user_id):
                 opened = await open_edit(
                     self, user_id, conversation_id, message_id, content=content
                 )
                 return await self.answer(opened, claim=claim)
-        except BaseException:
-            if claim is not None:
-                await self.keys.release(claim)
-            raise
 
     def check_edit(self, content: str) -> str:
         """The rules for an edited message's text: InvalidInput (422) otherwise."""
@@ -365,78 +319,6 @@ class ChatService:
             agent_id=request.agent_id,
             conversation_id=request.conversation_id,
         )
-
-    async def _run(
-        self,
-        user_id: UUID,
-        agent: AgentRecord,
-        message: str,
-        history: list[MessageRecord],
-        conversation: ConversationRecord | None,
-    ) -> RunOutcome | AgentFailure:
-        """The agent's run; a failure is returned, to be recorded like an answer."""
-        memory = await self.memory_for(user_id, agent, conversation, message)
-        try:
-            return await self.runner.run(
-                agent,
-                message,
-                history,
-                knowledge=self.knowledge_for(user_id, agent),
-                instructions=memory.instructions if memory else None,
-                toolsets=[
-                    *await self.toolsets_for(user_id, agent),
-                    *(memory.toolsets if memory else ()),
-                ],
-                team=await self.team_for(user_id, agent),
-            )
-        except AgentFailure as failure:
-            return failure
-
-    async def team_for(self, user_id: UUID, agent: AgentRecord) -> Team | None:
-        """The agents ``agent`` may ask or hand over to, for this caller (``chat.team``)."""
-        return await resolve_team(
-            self.engine,
-            user_id,
-            agent,
-            max_depth=self.delegation_depth,
-            max_handoffs=self.handoffs_per_turn,
-            knowledge_for=lambda member: self.knowledge_for(user_id, member),
-            tools_for=lambda member: self.toolsets_for(user_id, member),
-        )
-
-    async def toolsets_for(self, user_id: UUID, agent: AgentRecord) -> list[Any]:
-        """The run's MCP tools: the agent's ``server/tool`` names on servers this caller may
-        use (``mcp.service``), each call bounded."""
-        if self.mcp is None:
-            return []
-        toolset = await self.mcp.toolset_for(user_id, agent.tools)
-        return [] if toolset is None else [toolset]
-
-    async def memory_for(
-        self,
-        user_id: UUID,
-        agent: AgentRecord,
-        conversation: ConversationRecord | None,
-        message: str,
-    ) -> MemoryTurn | None:
-        """What the agent remembers for this turn (issue 18): None when it keeps no memory."""
-        if self.memory is None:
-            return None
-        return await self.memory.prepare(user_id, agent, conversation, message)
-
-    def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
-        """The agent's knowledge search for this caller: only bases the caller may read
-        (their own or shared) are handed to the engine's query."""
-        knowledge = self.knowledge
-        if knowledge is None or knowledge.unavailable is not None or not agent.knowledge_base_ids:
-            return None  # the agent's search then finds nothing; the turn still runs
-        base_ids = list(agent.knowledge_base_ids)
-
-        async def search(query: str) -> list[dict[str, Any]]:
-            passages = await knowledge.search(user_id, base_ids, query)
-            return [p.as_source() for p in passages]
-
-        return search
 
     async def _commit_turn(
         self,
@@ -473,7 +355,7 @@ class ChatService:
                     now=stored[-1].created_at,
                     request_id=request_id,
                 )
-            outcome = _outcome(record, asked or stored[0], stored[-1], run)
+            outcome = outcome_of(record, asked or stored[0], stored[-1], run)
             alerts = await self.accounting.charge(conn, budgets, stored[-1], run.usage, user_id)
             if self.memory is not None:  # what the agent chose to remember or forget
                 await self.memory.apply(conn, agent, record, stored[-1])
@@ -496,81 +378,20 @@ class ChatService:
         created: bool | None = None,
     ) -> TurnOutcome:
         """After the commit: the post-commit hook, the context cache (``history`` None: the
-        cached window no longer holds, it is dropped), MongoDB: ``stored`` with ``pending``
-        (what the turn committed when it opened) in one write when their seqs are contiguous."""
+        cached window no longer holds, it is dropped), MongoDB (``pending``: what the turn
+        committed when it opened, written with ``stored``)."""
         record = outcome.conversation
         if self.after_commit is not None:
             self.after_commit(record)
-        if history is None:
-            self.context.forget(record.id)
-        else:
-            self.context.advance(
-                record.id,
-                base_count=before.message_count if before else 0,
-                base=history,
-                added=stored,
-                message_count=record.message_count,
-            )
-        created = before is None if created is None else created
-        pending = pending or []
-        if pending and pending[-1].seq + 1 != stored[0].seq:
-            # another turn committed in between: two writes, so each acknowledges only its own
-            # contiguous seqs (the relay fills whatever the guard refuses)
-            await write_documents(self.documents, self.acks, record, pending, None, created=created)
-            pending = []
-        in_mongo = await write_documents(
+        self.context.remember(record, before, history, stored)
+        in_mongo = await write_turn_documents(
             self.documents,
             self.acks,
             record,
-            [*pending, *stored],
+            stored,
             outcome.usage,
-            created=created and (bool(pending) or before is None),
+            pending=pending or [],
+            created=before is None if created is None else created,
+            before=before,
         )
         return replace(outcome, stored_in_mongodb=in_mongo)
-
-    # -- history ------------------------------------------------------------------------------
-
-    async def history(
-        self,
-        user: UserRecord,
-        conversation_id: UUID,
-        *,
-        limit: int,
-        before: int | None,
-        include_superseded: bool = False,
-        client_ip: str | None = None,
-    ) -> HistoryPage:
-        """A page of messages, newest page first, oldest first within it; MongoDB when it has
-        every message of the page, SQL otherwise (``history.read_history``). An admin's read
-        of someone else's conversation is audited before the page is returned."""
-        page = await read_history(
-            self.engine,
-            self.documents,
-            user,
-            conversation_id,
-            limit=limit,
-            before=before,
-            include_superseded=include_superseded,
-        )
-        await record_audit_read(
-            self.engine, user, page.conversation, what="messages", client_ip=client_ip
-        )
-        return page
-
-
-def _tag(request_id: str | None) -> dict[str, str]:
-    """The request id in the reply's metadata (it reaches the run's analytics)."""
-    return {} if request_id is None else {"request_id": request_id}
-
-
-def _outcome(
-    record: ConversationRecord,
-    asked: MessageRecord,
-    reply: MessageRecord,
-    run: RunOutcome | AgentFailure,
-) -> TurnOutcome:
-    if isinstance(run, AgentFailure):
-        return TurnFailed(
-            record, asked, reply, run.usage, kind=run.kind, request_id=current_request_id()
-        )
-    return TurnSucceeded(record, asked, reply, run.usage)

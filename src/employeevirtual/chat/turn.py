@@ -13,6 +13,7 @@ from uuid import UUID
 
 from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.errors import InvalidInput
+from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.records import (
     AgentRecord,
     BudgetRecord,
@@ -31,6 +32,8 @@ __all__ = [
     "agent_reply",
     "checked_edit",
     "now_ms",
+    "outcome_of",
+    "request_tag",
     "user_message",
 ]
 
@@ -115,6 +118,20 @@ class TurnFailed:
 TurnOutcome = TurnSucceeded | TurnFailed
 
 
+def outcome_of(
+    record: ConversationRecord,
+    asked: MessageRecord,
+    reply: MessageRecord,
+    run: RunOutcome | AgentFailure,
+) -> TurnOutcome:
+    """What the committed turn answers: success, or the recorded failure as a value."""
+    if isinstance(run, AgentFailure):
+        return TurnFailed(
+            record, asked, reply, run.usage, kind=run.kind, request_id=current_request_id()
+        )
+    return TurnSucceeded(record, asked, reply, run.usage)
+
+
 @dataclass(frozen=True, slots=True)
 class OpenedTurn:
     """A turn whose user message is committed and whose agent has not answered yet."""
@@ -132,6 +149,11 @@ class OpenedTurn:
     budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
     started: float = 0.0  # perf_counter at open (the turn's latency metric)
     request_id: str | None = None
+
+
+def request_tag(request_id: str | None) -> dict[str, str]:
+    """The request id in the reply's metadata (it reaches the run's analytics)."""
+    return {} if request_id is None else {"request_id": request_id}
 
 
 def user_message(user_id: UUID, conversation_id: UUID, content: str) -> MessageRecord:

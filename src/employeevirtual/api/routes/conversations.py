@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BeforeValidator
 
 from employeevirtual.api.deps import (
-    ChatDep,
     ClientIP,
     ConversationsDep,
     CurrentUser,
@@ -150,7 +149,7 @@ async def delete_conversation(
 async def conversation_history(
     conversation_id: UUID,
     user: CurrentUser,
-    chat: ChatDep,
+    conversations: ConversationsDep,
     settings: SettingsDep,
     ip: ClientIP,
     limit: int | None = None,
@@ -164,7 +163,7 @@ async def conversation_history(
     before_seq: int | None = None
     if before is not None:
         before_seq = parse_seq(before, name="before", hint="pass next_before from a previous page")
-    page = await chat.history(
+    page = await conversations.history(
         user,
         conversation_id,
         limit=size,

@@ -26,8 +26,11 @@ lint: install
 types: install
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist): most tests wait on stores and child processes, so two keep both
+# cores busy. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 test: lint types console-verify pytest
 

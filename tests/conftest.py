@@ -34,6 +34,16 @@ BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
 HANG_SECONDS = float(os.environ.get("EV_TEST_HANG_SECONDS", "480"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs two workers) the browser tests stay together on one
+    worker: they share one console server and one Chromium, and Playwright's sync API keeps its
+    own event loop open while they run (``--dist loadgroup``)."""
+    browser = Path(__file__).parent / "browser"
+    for item in items:
+        if browser in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @pytest.fixture(autouse=True)
 async def hang_guard(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Fail (with every task's stack) a test that hangs, rather than stall the whole run."""

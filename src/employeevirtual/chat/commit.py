@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
 from employeevirtual.request_context import current_session_data
-from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
+from employeevirtual.stores.mongo.analytics_shapes import analytics_document
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
     AgentRecord,
     BudgetRecord,

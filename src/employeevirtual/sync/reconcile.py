@@ -33,8 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import DocumentStore, message_document
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository

@@ -31,13 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import (
-    DocumentStore,
-    analytics_document,
-    delegation_documents,
-    message_document,
-)
+from employeevirtual.stores.mongo.analytics_shapes import analytics_document, delegation_documents
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import (
     Connection,

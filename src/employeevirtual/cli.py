@@ -48,7 +48,7 @@ def serve(
         workers_problem,
     )
     from employeevirtual.main import create_app
-    from employeevirtual.runtime import preflight
+    from employeevirtual.runtime.stores import preflight
     from employeevirtual.stores.datadir import DataDirError
 
     settings = Settings()
@@ -121,7 +121,7 @@ def worker() -> None:
 
     from employeevirtual.analytics.logs import configure_logging
     from employeevirtual.api.request_id import install_log_record_factory
-    from employeevirtual.runtime import open_runtime
+    from employeevirtual.runtime.services import open_runtime
 
     settings = Settings().model_copy(update={"background_jobs": True})
     install_log_record_factory()
@@ -153,7 +153,7 @@ def create_admin(
 ) -> None:
     """Create an administrator account (works even when sign-up is closed)."""
     from employeevirtual.errors import ServiceError
-    from employeevirtual.runtime import open_runtime
+    from employeevirtual.runtime.services import open_runtime
 
     secret = password or getpass.getpass("Password: ")
     if len(secret) < 8:

@@ -49,7 +49,7 @@ from employeevirtual.api.routes import (
 )
 from employeevirtual.api.session_data import SessionData
 from employeevirtual.console import CONSOLE_CSP, mount_console
-from employeevirtual.runtime import open_runtime
+from employeevirtual.runtime.services import open_runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
 

@@ -12,7 +12,8 @@ import httpx
 from employeevirtual.memory.summaries import SummaryWorker
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql.engine import read_connection
-from employeevirtual.stores.sql.memory import MemoryReader, SummaryRecord
+from employeevirtual.stores.sql.memory import MemoryReader
+from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
 from support.memory import PROBE_MODEL, install_probe, seed_conversation

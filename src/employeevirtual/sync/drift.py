@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
-from employeevirtual.stores.sql.memory import SummaryRecord
+from employeevirtual.stores.sql.summaries import SummaryRecord
 
 __all__ = [
     "Drift",

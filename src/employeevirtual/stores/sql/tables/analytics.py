@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Numeric, String, Table, Unicode, UniqueConstraint, Uuid, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Unicode,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 
 from employeevirtual.stores.sql.tables.schema import metadata
 from employeevirtual.stores.sql.types import UTCDateTime

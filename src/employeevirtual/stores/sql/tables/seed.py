@@ -1,8 +1,24 @@
-"""The seed's tables: users, agents, conversations, their messages (the audit copy) and the audit trail."""
+"""The seed's tables: users, agents, conversations, their messages (the audit copy) and the
+audit trail."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Table, Unicode, UniqueConstraint, Uuid, false, text, true
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Unicode,
+    UniqueConstraint,
+    Uuid,
+    false,
+    text,
+    true,
+)
 
 from employeevirtual.stores.sql.tables.schema import metadata
 from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime

@@ -1,4 +1,5 @@
-"""What the service itself needs: API keys, Idempotency-Keys, one-time claims, the running server instances."""
+"""What the service itself needs: API keys, Idempotency-Keys, one-time claims, the running
+server instances."""
 
 from __future__ import annotations
 

@@ -45,8 +45,7 @@ from employeevirtual.stores.sql.export_jobs import (
 )
 from employeevirtual.stores.sql.person_rows import PersonRowsReader
 from employeevirtual.stores.sql.users import UserReader
-from employeevirtual.sync.background import Background
-from employeevirtual.tasks import run_rounds
+from employeevirtual.tasks import Background, run_rounds
 
 __all__ = ["SCHEMA_VERSION", "ExportService", "build_export"]
 

@@ -3,7 +3,6 @@ them, in the order they depend on each other."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -54,8 +53,6 @@ from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
 
 __all__ = ["open_runtime"]
-
-log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:

@@ -42,7 +42,6 @@ from employeevirtual.stores.sql.memory import MemoryReader
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SyncReader
 from employeevirtual.stores.sql.totals import synced_totals
-from employeevirtual.sync.background import Background
 from employeevirtual.sync.drift import (
     Drift,
     ReconcileReport,
@@ -53,7 +52,7 @@ from employeevirtual.sync.drift import (
 )
 from employeevirtual.sync.memory import MemorySync
 from employeevirtual.sync.repair import repair_conversation
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["CheckState", "Drift", "ReconcileReport", "Reconciler"]
 

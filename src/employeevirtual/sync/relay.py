@@ -45,9 +45,8 @@ from employeevirtual.stores.sql.engine import (
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
-from employeevirtual.sync.background import Background
 from employeevirtual.sync.memory import MemorySync, conversation_context
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
 

@@ -44,9 +44,7 @@ def serve(
     from employeevirtual.api.request_id import install_log_record_factory
     from employeevirtual.api.server import default_workers, server_config, workers_problem
     from employeevirtual.api.supervisor import command as supervisor_command
-    from employeevirtual.main import create_app
-    from employeevirtual.runtime import preflight
-    from employeevirtual.stores.datadir import DataDirError
+    from employeevirtual.stores.datadir import DataDirError, preflight
 
     settings = Settings()
     count = workers or default_workers(settings)
@@ -77,6 +75,8 @@ def serve(
             host=host or settings.host, port=port or settings.port, workers=count
         )
         os.execv(argv[0], argv)
+    from employeevirtual.main import create_app
+
     config = server_config(
         create_app(settings), settings, host=host or settings.host, port=port or settings.port
     )

@@ -55,7 +55,13 @@ from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
-from employeevirtual.stores.datadir import DataDirLock, check_writable, write_mongodb_url
+from employeevirtual.stores.datadir import (
+    DataDirLock,
+    check_writable,
+    preflight,
+    sqlite_files,
+    write_mongodb_url,
+)
 from employeevirtual.stores.mongo.breaker import CircuitBreaker
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
@@ -475,20 +481,3 @@ async def open_runtime(
         supervisor=supervisor,
         memory=memory,
     )
-
-
-def preflight(settings: Settings) -> None:
-    """The start-up checks on the data dir, alone: raises DataDirError with a one-line message
-    (``serve`` prints it instead of a traceback)."""
-    check_writable(settings.data_dir, *sqlite_files(settings))
-    if settings.database_url is None or settings.mongodb_url is None:
-        lock = DataDirLock(settings.data_dir)
-        lock.acquire()
-        lock.release()
-
-
-def sqlite_files(settings: Settings) -> tuple[str, ...]:
-    """The embedded default's SQLite files, which must be writable too."""
-    if settings.database_url:
-        return ()
-    return ("employeevirtual.db", "employeevirtual.db-wal", "employeevirtual.db-shm")

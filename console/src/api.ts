@@ -137,6 +137,7 @@ export interface Agent {
   model_settings: { temperature?: number; max_tokens?: number };
   tools: string[];
   knowledge_base_ids?: string[];
+  delegate_ids?: string[];
   visibility: "private" | "shared";
   created_at: string;
   updated_at: string | null;

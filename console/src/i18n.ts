@@ -197,6 +197,19 @@ const en = {
   actor: "Actor",
   target: "Target",
   when: "When",
+  delegates: "Colleagues (delegation and handoff)",
+  delegatesHelp: "Agents this one may ask for help (each becomes a tool) or hand the conversation to: yours or shared ones.",
+  noDelegates: "No other agent you may use.",
+  delegateGone: "no longer yours or shared",
+  delegatedRuns: "Delegated runs",
+  delegatedTo: "asked {name}",
+  delegateTask: "Task",
+  delegateAnswer: "Answer",
+  handedOver: "Handed over to {name}",
+  handedBy_user: "by you",
+  handedBy_agent: "by the agent",
+  handoffNote: "Note",
+  answeredBy: "Next answer by (another agent takes the conversation over)",
 };
 
 type Dict = typeof en;
@@ -395,6 +408,19 @@ const pt: Dict = {
   actor: "Autor",
   target: "Alvo",
   when: "Quando",
+  delegates: "Colegas (delegação e transferência)",
+  delegatesHelp: "Agentes a quem este pode pedir ajuda (cada um vira uma ferramenta) ou passar a conversa: seus ou compartilhados.",
+  noDelegates: "Nenhum outro agente que você possa usar.",
+  delegateGone: "não é mais seu nem compartilhado",
+  delegatedRuns: "Execuções delegadas",
+  delegatedTo: "perguntou a {name}",
+  delegateTask: "Tarefa",
+  delegateAnswer: "Resposta",
+  handedOver: "Transferida para {name}",
+  handedBy_user: "por você",
+  handedBy_agent: "pelo agente",
+  handoffNote: "Nota",
+  answeredBy: "Próxima resposta de (outro agente assume a conversa)",
 };
 
 const DICTS: Record<Lang, Dict> = { en, pt };

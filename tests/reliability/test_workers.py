@@ -88,9 +88,6 @@ async def _live_instances(schema: str) -> set[int]:
         await engine.dispose()
 
 
-# Not yet shown to pass: in the last CI rehearsal `serve --workers 2` did not answer within the
-# test's start-up wait, so it runs with the long runs (`make test-slow`) until that is fixed.
-@pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.skipif(not (POSTGRES_URL and REDIS_URL), reason="needs PostgreSQL and Redis")
 async def test_two_workers_share_limits_and_keep_conversations_whole(

@@ -274,3 +274,35 @@ async def test_one_usage_limit_covers_the_delegates(
     # Boss made request 1; Busy requests 2, 3 and 4; the 5th was refused (its own default
     # limit of 50 would have let it go on)
     assert len(calls) == 3
+
+
+async def test_the_offline_model_asks_a_colleague_by_name(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The built-in offline model (no FunctionModel): "ask <name>: <task>" calls that colleague's
+    tool, so the console and a demo can show a delegated run without a provider."""
+    headers = await register_and_login(client)
+    billing = await create_agent(client, headers, name="Billing Desk", model="offline")
+    desk = await create_agent(
+        client, headers, name="Front", model="offline", delegate_ids=[billing["id"]]
+    )
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": "ask Billing Desk: what is owed on invoice 7?", "agent_id": desk["id"]},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    reply = r.json()["agent_message"]
+    (run,) = reply["metadata"]["delegations"]
+    assert run["agent_id"] == billing["id"] and run["agent_name"] == "Billing Desk"
+    assert run["task"] == "what is owed on invoice 7?"
+    assert run["status"] == "success"
+    assert "what is owed on invoice 7?" in run["answer"]  # the colleague's own offline answer
+    assert reply["content"].startswith("[offline model] My colleague answered:")
+    # a name that is not a colleague is an ordinary message
+    r = await client.post(
+        "/api/chat/agent",
+        json={"message": "ask Nobody: anything?", "agent_id": desk["id"]},
+        headers=headers,
+    )
+    assert "delegations" not in r.json()["agent_message"]["metadata"]

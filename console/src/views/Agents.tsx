@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, getHeaderPage, type Agent, type AgentScope, type User } from "../api";
+import { api, ApiError, getHeaderPage, usableAgents, type Agent, type AgentScope, type User } from "../api";
 import { t, fmtDate } from "../i18n";
 import { go } from "../router";
 import { ErrorBox, Field, fieldErrors } from "./common";
@@ -25,8 +25,31 @@ function toolGroups(available: Tool[], chosen: string[]): [string, Tool[]][] {
   return [...groups.entries()].sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
 }
 
+/** The agents this one may name as colleagues: the caller's usable agents (their own and shared
+ *  ones) but itself, others' marked shared; a colleague it names that the caller cannot see (no
+ *  longer shared, deleted) still shows by id, so it can be unticked. */
+function colleagueChoices(usable: Agent[], self: Agent | null, chosen: string[], owner: string): { id: string; label: string; shared: boolean; gone: boolean }[] {
+  const seen = new Set<string>();
+  const out: { id: string; label: string; shared: boolean; gone: boolean }[] = [];
+  for (const a of usable) {
+    if (a.id === self?.id || seen.has(a.id)) continue;
+    seen.add(a.id);
+    out.push({ id: a.id, label: a.name, shared: a.user_id !== owner, gone: false });
+  }
+  for (const id of chosen) if (!seen.has(id)) out.push({ id, label: id, shared: false, gone: true });
+  return out;
+}
+
+/** The API's refusals of ``delegate_ids`` (a cycle, itself, one it may not use, too many) go
+ *  beside the colleagues, whatever else their text mentions (an agent's name may be anything). */
+function delegateError(e: unknown): string | undefined {
+  if (!(e instanceof ApiError)) return undefined;
+  if (e.fields.delegate_ids) return e.fields.delegate_ids;
+  return Object.keys(e.fields).length === 0 && /\bdelegat|\bcycle\b/i.test(e.detail) ? e.detail : undefined;
+}
+
 export function AgentsView({ user, sub }: { user: User; sub: string[] }) {
-  if (sub[0] === "new") return <AgentForm user={user} agent={null} />;
+  if (sub[0] === "new") return <AgentForm key="new" user={user} agent={null} />;
   if (sub[0]) return <AgentLoader user={user} id={sub[0]} />;
   return <AgentList user={user} />;
 }
@@ -125,11 +148,14 @@ function AgentLoader({ user, id }: { user: User; id: string }) {
   const [agent, setAgent] = useState<Agent | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
+    setAgent(null);
+    setError(null);
     api.get<Agent>(`/api/agents/${id}`).then(setAgent, setError);
   }, [id]);
   if (error) return <ErrorBox error={error} />;
-  if (!agent) return <p aria-busy="true">…</p>;
-  return <AgentForm user={user} agent={agent} />;
+  if (!agent || agent.id !== id) return <p aria-busy="true">…</p>;
+  // keyed: going from one agent's form to another's starts a fresh form (no state carried over)
+  return <AgentForm key={agent.id} user={user} agent={agent} />;
 }
 
 function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
@@ -142,6 +168,8 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   const [tools, setTools] = useState<string[]>(agent?.tools ?? []);
   const [visibility, setVisibility] = useState(agent?.visibility ?? "private");
   const [kbIds, setKbIds] = useState<string[]>(agent?.knowledge_base_ids ?? []);
+  const [delegateIds, setDelegateIds] = useState<string[]>(agent?.delegate_ids ?? []);
+  const [usable, setUsable] = useState<Agent[]>([]);
   const [bases, setBases] = useState<KnowledgeBase[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
@@ -151,6 +179,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   useEffect(() => {
     api.get<Tool[]>("/api/tools").then(setAvailable, setError);
     api.get<{ items: KnowledgeBase[] }>("/api/knowledge-bases", { limit: 100 }).then((p) => setBases(p.items), () => undefined);
+    usableAgents().then(setUsable, setError);
   }, []);
 
   async function save(e: Event) {
@@ -161,7 +190,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
     const ms: Record<string, number> = {};
     if (temperature.trim()) ms.temperature = Number(temperature);
     if (maxTokens.trim()) ms.max_tokens = Number(maxTokens);
-    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms, knowledge_base_ids: kbIds };
+    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms, knowledge_base_ids: kbIds, delegate_ids: delegateIds };
     if (model.trim()) body.model = model.trim();
     try {
       if (agent) await api.patch(`/api/agents/${agent.id}`, body);
@@ -169,11 +198,14 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
       go("/agents");
     } catch (err) {
       setError(err);
+      const delegates = delegateError(err);
       setFields(
-        fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "knowledge_base_ids", "visibility"], {
-          model: /\bprovider\b/,
-          knowledge_base_ids: /knowledge/,
-        }),
+        delegates
+          ? { delegate_ids: delegates }
+          : fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "knowledge_base_ids", "visibility"], {
+              model: /\bprovider\b/,
+              knowledge_base_ids: /knowledge/,
+            }),
       );
     } finally {
       setBusy(false);
@@ -191,6 +223,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   }
 
   const ms = fields.model_settings;
+  const colleagues = colleagueChoices(usable, agent, delegateIds, agent?.user_id ?? user.id);
   return (
     <form class="card wide" onSubmit={save} aria-labelledby="agent-form-title">
       <h1 id="agent-form-title">{agent ? t("editAgent") : t("newAgent")}</h1>
@@ -248,6 +281,24 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
             </label>
           ))}
           {fields.knowledge_base_ids && <span class="field-error" role="alert">{fields.knowledge_base_ids}</span>}
+        </fieldset>
+        <fieldset class={fields.delegate_ids ? "invalid" : ""} data-testid="agent-delegates" aria-describedby="agent-delegates-help">
+          <legend>{t("delegates")}</legend>
+          <span class="muted small" id="agent-delegates-help">{t("delegatesHelp")}</span>
+          {colleagues.length === 0 && <span class="muted">{t("noDelegates")}</span>}
+          {colleagues.map((c) => (
+            <label class="check" key={c.id}>
+              <input
+                type="checkbox"
+                value={c.id}
+                checked={delegateIds.includes(c.id)}
+                onChange={(e) => setDelegateIds((e.target as HTMLInputElement).checked ? [...delegateIds, c.id] : delegateIds.filter((x) => x !== c.id))}
+              />
+              {c.label} {c.shared && <span class="muted small">· {t("sharedTag")}</span>}
+              {c.gone && <span class="muted small">{t("delegateGone")}</span>}
+            </label>
+          ))}
+          {fields.delegate_ids && <span class="field-error" id="agent-delegates-error" role="alert">{fields.delegate_ids}</span>}
         </fieldset>
         <fieldset>
           <legend>{t("visibility")}</legend>

@@ -4,7 +4,7 @@ import { cancelTurn, liveTurn, resumeTurn, streamRequest, streamTurn, type Strea
 import { t, fmtDate, fmtCost } from "../i18n";
 import { go } from "../router";
 import { ErrorBox } from "./common";
-import { MessageView } from "./Message";
+import { MessageView, type Handoff } from "./Message";
 import { SearchResults } from "./Search";
 
 // the newest page is what a screen shows (opening costs the same at 10 or 10,000 messages);
@@ -171,6 +171,7 @@ interface Live {
   turnId: string | null;
   text: string;
   tools: ToolCall[];
+  handoffs?: Handoff[]; // the conversation moved to another agent during this turn
 }
 
 function asMessage(d: Record<string, unknown>, conversationId: string, userId: string): Message {
@@ -249,11 +250,22 @@ export function ChatView({ user, conversationId, focusSeq = null }: { user: User
           break;
         }
         case "delta":
-          setLive((l) => ({ turnId: l?.turnId ?? null, tools: l?.tools ?? [], text: (l?.text ?? "") + String(d.delta ?? "") }));
+          setLive((l) => ({ ...l, turnId: l?.turnId ?? null, tools: l?.tools ?? [], text: (l?.text ?? "") + String(d.delta ?? "") }));
           break;
         case "tool_call":
           setLive((l) => (l ? { ...l, tools: [...l.tools, { id: String(d.id), name: String(d.name), args: d.args }] } : l));
           break;
+        case "handoff": {
+          // the deltas after it are the new agent's; the conversation's current agent changes
+          const move = d as Handoff;
+          setLive((l) => (l ? { ...l, handoffs: [...(l.handoffs ?? []), move] } : l));
+          if (move.to_agent_id) {
+            const to = String(move.to_agent_id);
+            setConversation((c) => (c ? { ...c, agent_id: to } : c));
+            setAgentId(to);
+          }
+          break;
+        }
         case "tool_result":
           setLive((l) => (l ? { ...l, tools: l.tools.map((c) => (c.id === String(d.id) ? { ...c, result: d.result } : c)) } : l));
           break;
@@ -394,7 +406,9 @@ export function ChatView({ user, conversationId, focusSeq = null }: { user: User
       );
       return;
     }
-    const target = conversationId ? { conversation_id: conversationId } : { agent_id: agentId };
+    // in an open conversation, another agent picked in the header takes it over (a handoff)
+    const handover = conversation && agentId && agentId !== conversation.agent_id ? { agent_id: agentId } : {};
+    const target = conversationId ? { conversation_id: conversationId, ...handover } : { agent_id: agentId };
     setPending({
       id: `pending-${key}`,
       conversation_id: conversationId ?? "",
@@ -477,9 +491,20 @@ export function ChatView({ user, conversationId, focusSeq = null }: { user: User
         <header class="chat-head">
           <h1 id="chat-title">{conversation ? conversation.title || t("untitled") : t("newChat")}</h1>
           {conversation ? (
-            <span class="muted">
-              {agentName} · {conversation.message_count} {t("messages").toLowerCase()} · {fmtCost(conversation.total_cost)}
-            </span>
+            <div class="row">
+              <span class="muted">
+                {agentName} · {conversation.message_count} {t("messages").toLowerCase()} · {fmtCost(conversation.total_cost)}
+              </span>
+              {agentList.length > 1 && (
+                <>
+                  <label class="sr-only" for="handoff-picker">{t("answeredBy")}</label>
+                  <select id="handoff-picker" title={t("answeredBy")} value={agentId} disabled={busy} onChange={(e) => setAgentId((e.target as HTMLSelectElement).value)}>
+                    {!agents.has(conversation.agent_id) && <option value={conversation.agent_id}>{agentName}</option>}
+                    {agentList.map((a) => <option value={a.id}>{a.user_id === user.id ? a.name : `${a.name} · ${t("sharedTag")}`}</option>)}
+                  </select>
+                </>
+              )}
+            </div>
           ) : (
             <div class="row">
               <label for="agent-picker">{t("agent")}</label>
@@ -510,7 +535,7 @@ export function ChatView({ user, conversationId, focusSeq = null }: { user: User
                 message_type: "agent",
                 user_id: user.id,
                 agent_id: null,
-                metadata: { tool_calls: live.tools },
+                metadata: { tool_calls: live.tools, handoffs: live.handoffs ?? [] },
                 timestamp: new Date().toISOString(),
               }}
             />

@@ -4,8 +4,9 @@ It streams its answer in word-sized chunks (``delay`` seconds apart), calls ``ca
 the agent has it and the message holds an arithmetic expression, and ``current_datetime`` when
 the agent has it and the message asks for the date or time, and ``search_knowledge`` when the
 agent has knowledge bases, answering by quoting the best passage with its source; with memory,
-"remember that ..." calls ``remember`` and "forget <id>" calls ``forget``. It is not an AI
-model.
+"remember that ..." calls ``remember`` and "forget <id>" calls ``forget``; with colleagues
+(``delegate_ids``), "ask <name>: <task>" asks that colleague (its ``ask_*`` tool). It is not an
+AI model.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ _WORDS = re.compile(r"\S+\s*")
 # memory (issue 18): "remember that ...", "forget 1a2b3c4d" (a memory's id as it was shown)
 _REMEMBER = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[:,]?\s+(.+)$", re.I | re.S)
 _FORGET = re.compile(r"^\s*(?:please\s+)?forget\s+\[?([0-9a-f]{8})\]?", re.IGNORECASE)
+# delegation (issue 13): "ask Billing: what is owed?" calls ask_billing_<id prefix>
+_ASK = re.compile(r"^\s*(?:please\s+)?ask\s+([^:\n]{1,80}?)\s*:\s*(.+)$", re.I | re.S)
+_ASK_PREFIX = "ask_"
+
+
+def _slug(name: str) -> str:
+    """As ``agents.team.delegate_tool_name`` makes it from an agent's name."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40] or "agent"
 
 
 def _last_prompt(messages: list[ModelMessage]) -> str:
@@ -89,6 +98,8 @@ def plan(messages: list[ModelMessage], info: AgentInfo) -> ToolCallPart | str:
             return f"[offline model] The calculator says: {r.content}"
         if r.tool_name in ("remember", "forget"):
             return f"[offline model] My memory says: {r.model_response_str()}"
+        if r.tool_name.startswith(_ASK_PREFIX):
+            return f"[offline model] My colleague answered: {r.model_response_str()}"
         return f"[offline model] The current date and time (UTC) is {r.content}."
     tools = {t.name for t in info.function_tools}
     if "calculator" in tools:
@@ -101,6 +112,11 @@ def plan(messages: list[ModelMessage], info: AgentInfo) -> ToolCallPart | str:
         return ToolCallPart("remember", {"fact": match.group(1).strip()[:1000]})
     if "forget" in tools and (match := _FORGET.match(prompt)):
         return ToolCallPart("forget", {"memory_id": match.group(1)})
+    if (match := _ASK.match(prompt)) and any(t.startswith(_ASK_PREFIX) for t in tools):
+        wanted = f"{_ASK_PREFIX}{_slug(match.group(1))}_"
+        for name in sorted(tools):
+            if name.startswith(wanted):
+                return ToolCallPart(name, {"task": match.group(2).strip()[:4000]})
     if _SEARCH_TOOL in tools and prompt.strip():
         return ToolCallPart(_SEARCH_TOOL, {"query": prompt[:1000]})
     turns = sum(1 for m in messages if isinstance(m, ModelRequest))

@@ -173,6 +173,7 @@ async def open_runtime(
         after_commit=after_turn_commit,
         budgets=budgets,
         memory=memory,
+        max_conversations=settings.max_conversations_per_user,
     )
     turn_log = make_turn_log(
         settings.redis_url,

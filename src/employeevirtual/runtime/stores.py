@@ -1,6 +1,6 @@
 """The stores a server opens first, in order, and closes again if any of them fails: the data
-dir (writable, locked when a store is embedded), the relational store (migrated), MongoDB (the
-embedded SecantusDB when no URL is given) and the retrieval engine."""
+dir (writable, locked when a store is embedded: ``stores.datadir``), the relational store
+(migrated), MongoDB (the embedded SecantusDB when no URL is given) and the retrieval engine."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.knowledge.setup import open_knowledge
 from employeevirtual.security.data_dir import secure_data_dir
 from employeevirtual.settings import Settings
-from employeevirtual.stores.datadir import DataDirLock, check_writable, write_mongodb_url
+from employeevirtual.stores.datadir import (
+    DataDirLock,
+    check_writable,
+    sqlite_files,
+    write_mongodb_url,
+)
 from employeevirtual.stores.mongo.breaker import CircuitBreaker
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
@@ -28,7 +33,7 @@ from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 
-__all__ = ["OpenStores", "open_stores", "preflight", "sqlite_files"]
+__all__ = ["OpenStores", "open_stores"]
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +119,3 @@ async def open_stores(settings: Settings, *, migrate: bool = True) -> OpenStores
         lock=lock,
         secantus=secantus,
     )
-
-
-def preflight(settings: Settings) -> None:
-    """The start-up checks on the data dir, alone: raises DataDirError with a one-line message
-    (``serve`` prints it instead of a traceback)."""
-    check_writable(settings.data_dir, *sqlite_files(settings))
-    if settings.database_url is None or settings.mongodb_url is None:
-        lock = DataDirLock(settings.data_dir)
-        lock.acquire()
-        lock.release()
-
-
-def sqlite_files(settings: Settings) -> tuple[str, ...]:
-    """The embedded default's SQLite files, which must be writable too."""
-    if settings.database_url:
-        return ()
-    return ("employeevirtual.db", "employeevirtual.db-wal", "employeevirtual.db-shm")

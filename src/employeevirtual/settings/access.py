@@ -41,6 +41,12 @@ class AccessSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_api_keys_per_user: int = Field(default=20, ge=1)
     max_agents_per_user: int = Field(default=100, ge=1, description="live agents one user owns")
+    max_conversations_per_user: int = Field(
+        default=10_000,
+        ge=1,
+        description="conversations one user keeps (archived ones count); a turn that would "
+        "start one more is refused with 409 until old ones are deleted",
+    )
     api_key_touch_seconds: int = Field(default=60, ge=1, description="last_used_at granularity")
     cors_origins: list[str] = []
     cors_allow_credentials: bool = False

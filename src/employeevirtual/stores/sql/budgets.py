@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import FromClause, Label, and_, case, delete, insert, literal, select, update
+from sqlalchemy import FromClause, Label, and_, case, delete, insert, literal, or_, select, update
 
 from employeevirtual.stores.records import BudgetRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
@@ -88,11 +88,28 @@ class BudgetReader:
         row = (await self.conn.execute(query)).first()
         return _record(row._mapping) if row else None
 
-    async def list(self, *, scope: str | None = None) -> list[BudgetRecord]:
-        query = select(budgets).order_by(budgets.c.created_at, budgets.c.id)
+    async def page(
+        self,
+        *,
+        scope: str | None = None,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+    ) -> tuple[list[BudgetRecord], bool]:
+        """One page, oldest first, after the (created_at, id) of the previous page's last
+        budget; and whether more follow."""
+        query = select(budgets).order_by(budgets.c.created_at, budgets.c.id).limit(limit + 1)
         if scope is not None:
             query = query.where(budgets.c.scope == scope)
-        return [_record(r._mapping) for r in await self.conn.execute(query)]
+        if after is not None:
+            at, budget_id = after
+            query = query.where(
+                or_(
+                    budgets.c.created_at > at,
+                    and_(budgets.c.created_at == at, budgets.c.id > budget_id),
+                )
+            )
+        rows = [_record(r._mapping) for r in await self.conn.execute(query)]
+        return rows[:limit], len(rows) > limit
 
 
 class BudgetRepository(BudgetReader):

@@ -13,6 +13,11 @@ only; a worker answers the health check within a second or two and imports the a
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import signal
 import sys
 
 import uvicorn
@@ -22,7 +27,9 @@ from employeevirtual.api.request_id import install_log_record_factory
 from employeevirtual.api.server import EnvGuardedHttpTools, server_options
 from employeevirtual.settings import Settings
 
-__all__ = ["WORKER_HEALTHCHECK_SECONDS", "command", "main"]
+__all__ = ["WORKER_HEALTHCHECK_SECONDS", "command", "main", "stop_with_supervisor"]
+
+_PR_SET_PDEATHSIG = 1
 
 # How long the supervisor waits for a worker's answer to its health check before it kills and
 # replaces the worker (uvicorn's default is 5 s). The answer comes from a thread of its own, so
@@ -45,6 +52,19 @@ def command(*, host: str, port: int, workers: int) -> list[str]:
         "--workers",
         str(workers),
     ]
+
+
+def stop_with_supervisor() -> None:
+    """In a worker (Linux): SIGTERM when the supervisor dies, even by SIGKILL. Without it the
+    workers of a killed supervisor kept serving the port, unsupervised, until stopped one by one;
+    SIGTERM lets them drain their in-flight turns first."""
+    parent = multiprocessing.parent_process()
+    if sys.platform != "linux" or parent is None:
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent.pid:  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test-slow console-verify run test install lint types pytest bench bench-export bench-knowledge bench-mcp bench-memory faults clean console console-check test-browser bench-console
+.PHONY: test-slow console-verify run test install lint types pytest bench bench-export bench-knowledge bench-mcp bench-memory faults faults-topology clean console console-check test-browser bench-console
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,6 +50,12 @@ console-verify:
 # EV_TEST_POSTGRES_URL is set, SQLite otherwise.
 faults: install
 	$(BIN)/python -m tools.faults --long
+
+# Issue 17's several-hosts topology, long run: 2 API processes + 1 worker, PostgreSQL, Redis,
+# SecantusDB; API processes SIGKILLed and restarted under the fault workload. Needs
+# EV_TEST_POSTGRES_URL and EV_TEST_REDIS_URL (the short run is part of `make pytest`).
+faults-topology: install
+	$(BIN)/python -m tools.faults.topology --long
 
 # Benchmark (see README): the stores the EV_* settings name; results in bench-results/.
 # BENCH_ARGS=--quick for a smoke run; PostgreSQL: EV_DATABASE_URL=... EV_DATABASE_SCHEMA=bench

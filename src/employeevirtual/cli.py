@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -40,16 +42,9 @@ def serve(
 
     from employeevirtual.analytics.logs import configure_logging
     from employeevirtual.api.request_id import install_log_record_factory
-    from employeevirtual.api.server import (
-        EnvGuardedHttpTools,
-        default_workers,
-        server_config,
-        server_options,
-        workers_problem,
-    )
-    from employeevirtual.main import create_app
-    from employeevirtual.runtime import preflight
-    from employeevirtual.stores.datadir import DataDirError
+    from employeevirtual.api.server import default_workers, server_config, workers_problem
+    from employeevirtual.api.supervisor import command as supervisor_command
+    from employeevirtual.stores.datadir import DataDirError, preflight
 
     settings = Settings()
     count = workers or default_workers(settings)
@@ -70,18 +65,18 @@ def serve(
         "API docs at /docs)"
     )
     if count > 1:
-        # migrate once here, before the workers start (each would otherwise race to)
+        # migrate once here, before the workers start (each would otherwise race to); then
+        # this process becomes uvicorn's supervisor, in a module that imports little (its
+        # workers re-import it when they start: api/supervisor.py says why that matters)
         asyncio.run(_migrate(settings))
-        uvicorn.run(
-            "employeevirtual.main:worker_app",
-            factory=True,
-            workers=count,
-            host=host or settings.host,
-            port=port or settings.port,
-            http=EnvGuardedHttpTools,
-            **server_options(settings),
+        sys.stdout.flush()
+        sys.stderr.flush()
+        argv = supervisor_command(
+            host=host or settings.host, port=port or settings.port, workers=count
         )
-        return
+        os.execv(argv[0], argv)
+    from employeevirtual.main import create_app
+
     config = server_config(
         create_app(settings), settings, host=host or settings.host, port=port or settings.port
     )
@@ -121,7 +116,7 @@ def worker() -> None:
 
     from employeevirtual.analytics.logs import configure_logging
     from employeevirtual.api.request_id import install_log_record_factory
-    from employeevirtual.runtime import open_runtime
+    from employeevirtual.runtime.services import open_runtime
 
     settings = Settings().model_copy(update={"background_jobs": True})
     install_log_record_factory()
@@ -153,7 +148,7 @@ def create_admin(
 ) -> None:
     """Create an administrator account (works even when sign-up is closed)."""
     from employeevirtual.errors import ServiceError
-    from employeevirtual.runtime import open_runtime
+    from employeevirtual.runtime.services import open_runtime
 
     secret = password or getpass.getpass("Password: ")
     if len(secret) < 8:

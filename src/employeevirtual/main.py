@@ -49,7 +49,7 @@ from employeevirtual.api.routes import (
 )
 from employeevirtual.api.session_data import SessionData
 from employeevirtual.console import CONSOLE_CSP, mount_console
-from employeevirtual.runtime import open_runtime
+from employeevirtual.runtime.services import open_runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import ConversationRecord
 
@@ -184,7 +184,9 @@ def worker_app() -> FastAPI:
     """The app of one ``serve --workers N`` process (uvicorn starts each with ``spawn`` and
     this factory): logging as ``serve`` sets it up, then the app from the worker's settings."""
     from employeevirtual.analytics.logs import configure_logging
+    from employeevirtual.api.supervisor import stop_with_supervisor
 
+    stop_with_supervisor()
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

@@ -1,13 +1,15 @@
-"""Stopping background tasks without ever hanging a shutdown."""
+"""Background tasks: one named task a service starts once (``Background``), stopped without
+ever hanging a shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-__all__ = ["raise_if_cancelling", "run_rounds", "stop_task"]
+__all__ = ["Background", "raise_if_cancelling", "run_rounds", "stop_task"]
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +69,23 @@ async def run_rounds(
             await asyncio.wait_for(wake.wait(), interval)
         wake.clear()
         raise_if_cancelling()
+
+
+class Background:
+    """One named asyncio task that a service starts once and stops (cancels) on shutdown."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(loop(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await stop_task(task)

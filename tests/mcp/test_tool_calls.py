@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +30,7 @@ from employeevirtual.settings import Settings
 from support.access import Account, account, app_client
 from support.live import stored_messages
 from support.mcp_process import STDIO_COMMAND
+from support.server import serving
 from support.server_process import free_port
 from support.sse import read_all, serve
 from support.stores import mongo_messages
@@ -343,3 +346,130 @@ async def test_secrets_are_never_in_responses_or_logs(
     captured = capfd.readouterr()
     for text in (*texts, caplog.text, captured.out, captured.err):
         assert SECRET not in text
+
+
+def _stdio(name: str = "local") -> dict[str, Any]:
+    return {"name": name, "transport": "stdio", "command": STDIO_COMMAND}
+
+
+async def test_a_misbehaving_stdio_server_fails_only_that_call(
+    settings: Settings, mcp_server: tuple[str, int]
+) -> None:
+    order = [
+        ("huge", {}),
+        ("malformed_result", {}),
+        ("explode", {}),
+        ("hang", {}),
+        ("lookup_order", {"order_id": "C-1"}),  # after a hang
+        ("malformed", {}),
+        ("malformed_bytes", {}),
+        ("lookup_order", {"order_id": "C-2"}),  # after bytes that are not UTF-8
+        ("die", {}),
+        ("lookup_order", {"order_id": "C-3"}),  # after the process died
+    ]
+    calls = [(f"local__{name}", args) for name, args in order]
+    # two turns (a run makes at most 10 model requests), the second on the same child
+    first = Caller("openai-chat:mcp-stdio-hostile", calls[:5])
+    second = Caller("openai-chat:mcp-stdio-hostile-2", calls[5:])
+    tools = sorted({f"local/{name}" for name, _ in order})
+    # a limit that a fresh child's start fits in on a loaded machine (a timed-out call
+    # restarts the child)
+    limit = 5.0
+    async with app_client(settings, mcp_call_timeout_seconds=limit) as (client, runtime):
+        admin, agent = await _setup(client, runtime, first, _stdio(), tools)
+        runtime.models.override(second.model.model_name, second.model)
+        body = {"name": "Clerk 2", "model": second.model.model_name, "tools": tools}
+        r = await client.post("/api/agents", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        replies = []
+        for agent_id in (agent["id"], r.json()["id"]):
+            r = await client.post(
+                "/api/chat/agent",
+                json={"message": "go", "agent_id": agent_id},
+                headers=admin.headers,
+                timeout=120,
+            )
+            assert r.status_code == 200, r.text  # the turn answered and committed
+            replies.append(r.json())
+    seen = first.seen + second.seen
+    assert [p.tool_name for p in seen] == [name for name, _ in calls]
+    (
+        huge,
+        wrong_shape,
+        explode,
+        hang,
+        after_hang,
+        malformed,
+        raw_bytes,
+        after_bytes,
+        die,
+        after_die,
+    ) = seen
+    assert huge.outcome == "success", huge.content
+    assert str(huge.content).endswith(
+        f"[truncated: the result was {5 * 1024 * 1024} characters; only the first "
+        f"{settings.mcp_result_max_chars} are shown]"
+    )
+    # a well-formed answer of the wrong shape, and a tool that raises, fail the call at once
+    assert wrong_shape.outcome == "failed", wrong_shape
+    assert "the MCP server 'local' failed" in str(wrong_shape.content), wrong_shape.content
+    assert explode.outcome == "failed" and "boom from the server" in str(explode.content)
+    # a hang, and a broken line (no request id the client can read), fail at the time limit
+    for broken in (hang, malformed, raw_bytes):
+        assert broken.outcome == "failed", broken
+        assert str(broken.content) == f"the MCP server 'local' did not answer within {limit:g} s"
+    # ... and harm nothing else: the next call answers (bytes that are not UTF-8 leave the MCP
+    # client deaf to that child for good, so a timed-out call restarts the child)
+    for after, order_id in ((after_hang, "C-1"), (after_bytes, "C-2"), (after_die, "C-3")):
+        assert after.content == f"order {order_id}: shipped", after.content
+    assert die.outcome == "failed" and "the MCP server 'local' failed" in str(die.content)
+    stored = [c for reply in replies for c in reply["agent_message"]["metadata"]["tool_calls"]]
+    assert [c["name"] for c in stored] == [name for name, _ in calls]
+    assert stored[0]["truncated"] is True
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_hanging_stdio_call_leaves_the_server_answering(settings: Settings) -> None:
+    caller = Caller("openai-chat:mcp-stdio-hang", [("local__hang", {})])
+    async with (
+        serving(settings) as (base, app),
+        httpx.AsyncClient(base_url=base, timeout=60) as c,  # registering starts the child
+    ):
+        runtime: Runtime = app.state.runtime
+        tools = ["local/hang"]
+        admin, agent = await _setup(c, runtime, caller, _stdio(), tools)
+        probes: list[float] = []
+        done = asyncio.Event()
+
+        async def probe_liveness() -> None:
+            async with httpx.AsyncClient(base_url=base) as prober:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    r = await prober.get("/health/live", timeout=5)
+                    assert r.status_code == 200
+                    probes.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.05)
+
+        prober = asyncio.create_task(probe_liveness())
+        try:
+            started = time.perf_counter()
+            r = await c.post(
+                "/api/chat/agent",
+                json={"message": "go", "agent_id": agent["id"]},
+                headers=admin.headers,
+                timeout=60,
+            )
+            took = time.perf_counter() - started
+        finally:
+            done.set()
+            await prober
+        assert r.status_code == 200, r.text
+    (hang,) = caller.seen
+    assert hang.outcome == "failed" and "did not answer within" in str(hang.content)
+    limit = settings.mcp_call_timeout_seconds
+    assert limit <= took < limit + 10, took  # the call waited its limit, not forever
+    # /health/live answered quickly all the while: the hang waits on the loop, never blocks it
+    assert len(probes) >= limit / 0.2, probes
+    slow_in_a_row = [a > 0.1 and b > 0.1 for a, b in itertools.pairwise(probes)]
+    assert not any(slow_in_a_row), probes
+    assert max(probes) < 1.0, probes

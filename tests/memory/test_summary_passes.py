@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
-
 from employeevirtual.memory.summaries import SummaryWorker
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql.engine import read_connection
-from employeevirtual.stores.sql.memory import MemoryReader, SummaryRecord
+from employeevirtual.stores.sql.memory import MemoryReader
+from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.supersede import LOOKAHEAD
-from support.api import create_agent, register_and_login
+from support import factories
 from support.memory import PROBE_MODEL, install_probe, seed_conversation
 
 
@@ -25,19 +24,17 @@ def _filler(seq: int) -> str:
 
 
 async def _seeded(
-    client: httpx.AsyncClient,
     runtime: Runtime,
     contents: list[str],
     supersedes: dict[int, list[int]] | None = None,
 ) -> uuid.UUID:
     install_probe(runtime)
-    headers = await register_and_login(client)
-    agent = await create_agent(client, headers, model=PROBE_MODEL)
-    me = (await client.get("/api/users/me", headers=headers)).json()
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner, model=PROBE_MODEL)
     return await seed_conversation(
         runtime,
-        user_id=uuid.UUID(me["id"]),
-        agent_id=uuid.UUID(agent["id"]),
+        user_id=owner.id,
+        agent_id=agent.id,
         contents=contents,
         supersedes=supersedes,
     )
@@ -56,14 +53,14 @@ async def _summary(runtime: Runtime, cid: uuid.UUID) -> SummaryRecord:
 
 
 async def test_the_summary_leaves_out_messages_an_edit_replaced(
-    client: httpx.AsyncClient, runtime: Runtime
+    runtime: Runtime,
 ) -> None:
     contents = [_filler(seq) for seq in range(1, 61)]
     contents[4] = "My locker code is 1111 and the locker is on floor 2."  # seq 5
     contents[5] = "Noted: your locker code is 1111, floor 2."  # seq 6
     contents[6] = "My locker code is 4417 and the locker is on floor 3."  # seq 7 edits 5
     contents[7] = "Noted: your locker code is 4417, floor 3."  # seq 8 answers it instead of 6
-    cid = await _seeded(client, runtime, contents, supersedes={7: [5], 8: [6]})
+    cid = await _seeded(runtime, contents, supersedes={7: [5], 8: [6]})
     worker = _worker(runtime)
     # the first batch ends at seq 6: what replaces 5 and 6 lies just past it
     worker.batch = 6
@@ -79,9 +76,9 @@ async def test_the_summary_leaves_out_messages_an_edit_replaced(
 
 
 async def test_a_long_catch_up_reads_a_bounded_number_of_messages_per_pass(
-    client: httpx.AsyncClient, runtime: Runtime
+    runtime: Runtime,
 ) -> None:
-    cid = await _seeded(client, runtime, [_filler(seq) for seq in range(1, 301)])
+    cid = await _seeded(runtime, [_filler(seq) for seq in range(1, 301)])
     worker = _worker(runtime)
     worker.batch = 25
     worker.pass_messages = 60

@@ -88,9 +88,6 @@ async def _live_instances(schema: str) -> set[int]:
         await engine.dispose()
 
 
-# Not yet shown to pass: in the last CI rehearsal `serve --workers 2` did not answer within the
-# test's start-up wait, so it runs with the long runs (`make test-slow`) until that is fixed.
-@pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.skipif(not (POSTGRES_URL and REDIS_URL), reason="needs PostgreSQL and Redis")
 async def test_two_workers_share_limits_and_keep_conversations_whole(
@@ -128,3 +125,21 @@ async def test_two_workers_share_limits_and_keep_conversations_whole(
     assert [m["seq"] for m in messages] == list(range(1, 25))
     users = [m["content"] for m in messages if m["message_type"] == "user"]
     assert users == ["hello", *(f"m{i}" for i, s in enumerate(statuses) if s == 200)]
+
+    # the supervisor SIGKILLed: its workers do not keep serving unsupervised, they stop too
+    assert server.proc is not None
+    await server.kill()
+    async with asyncio.timeout(60):
+        while _group_alive(server.proc.pid):  # noqa: ASYNC110 - processes, not a task
+            await asyncio.sleep(0.2)
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as client:
+            await client.get("/health/live")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)  # the group's id stays taken while any member lives
+    except ProcessLookupError:
+        return False
+    return True

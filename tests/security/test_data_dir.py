@@ -14,7 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
-from employeevirtual.runtime import open_runtime
+from employeevirtual.runtime.services import open_runtime
 from employeevirtual.settings import Settings
 
 

@@ -7,6 +7,9 @@ Besides honest tools it misbehaves on request: ``hang`` never answers, ``huge`` 
 ``explode`` raises. Over HTTP, a call of ``malformed`` is answered with broken JSON and one of
 ``malformed_result`` with a JSON-RPC result of the wrong shape (by an ASGI layer in front of the
 real server), and ``/moved/mcp`` redirects to ``localhost`` (off a 127.0.0.1-only allowlist).
+Over stdio the same two write their broken answer straight to the pipe the client reads (past
+the server's own writer) and never answer properly; ``malformed_bytes`` writes bytes that are
+not UTF-8 at all, and ``die`` ends the process in the middle of the call.
 """
 
 from __future__ import annotations
@@ -18,11 +21,24 @@ import os
 import sys
 from typing import Any
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from fastmcp.server.dependencies import get_http_headers
 
 mcp = FastMCP("orders")
 HUGE_BYTES = 5 * 1024 * 1024
+STDIO = sys.argv[1:2] == ["stdio"]
+# over stdio, a second descriptor on the pipe the client reads (the MCP server diverts fd 1 to
+# stderr, against stray prints, and writes its answers to a private copy)
+WIRE = os.dup(1) if STDIO else -1
+
+
+async def _answer_raw(ctx: Context, line: bytes) -> str:
+    """Over stdio: ``line`` (``{id}`` replaced by the request's id) is the call's only answer."""
+    request_id = ctx.request_id  # the client's numeric id, as text here
+    wire_id = json.dumps(int(request_id) if request_id.isdigit() else request_id).encode()
+    os.write(WIRE, line.replace(b"{id}", wire_id) + b"\n")
+    await asyncio.sleep(3600)
+    return "woke up"
 
 
 @mcp.tool
@@ -64,15 +80,35 @@ def explode() -> str:
 
 
 @mcp.tool
-def malformed() -> str:
-    """Over HTTP, answered with broken JSON."""
+async def malformed(ctx: Context) -> str:
+    """Answered with broken JSON."""
+    if STDIO:
+        return await _answer_raw(ctx, b'{"jsonrpc": "2.0", "id": {id}, "resu')
     return "not reached over HTTP"
 
 
 @mcp.tool
-def malformed_result() -> str:
-    """Over HTTP, answered with a result of the wrong shape."""
+async def malformed_result(ctx: Context) -> str:
+    """Answered with a result of the wrong shape."""
+    if STDIO:
+        return await _answer_raw(ctx, b'{"jsonrpc": "2.0", "id": {id}, "result": {"content": 7}}')
     return "not reached over HTTP"
+
+
+@mcp.tool
+async def malformed_bytes(ctx: Context) -> str:
+    """Over stdio, answered with bytes that are not UTF-8 (and a NUL)."""
+    if STDIO:
+        return await _answer_raw(ctx, b"\xff\xfe\xc3\x28 {id} \x00\x80\x81 not utf-8 \xf0\x28\x8c")
+    return "bytes"
+
+
+@mcp.tool
+def die() -> str:
+    """Over stdio, the process ends in the middle of the call."""
+    if STDIO:
+        os._exit(3)
+    return "alive"
 
 
 def misbehaving(app: Any, port: int) -> Any:

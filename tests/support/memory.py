@@ -24,7 +24,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import insert
 
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.mongo.documents import message_document
+from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 from employeevirtual.stores.sql.tables import conversations, messages
 

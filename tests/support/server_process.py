@@ -66,15 +66,31 @@ class ServerProcess:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own group and session: signal it as a whole
             )
+        try:
+            await self._wait_live(timeout)
+        except BaseException:
+            # a start that failed or timed out leaves nothing running: the whole group goes
+            # (the server and any workers or children it started)
+            await self.kill_group()
+            raise
+
+    async def _wait_live(self, timeout: float) -> None:  # noqa: ASYNC109
+        assert self.proc is not None
         async with httpx.AsyncClient(base_url=self.base_url, timeout=1.0) as client:
-            async with asyncio.timeout(timeout):
-                while True:
-                    if self.proc.returncode is not None:
-                        raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get("/health/live")).status_code == 200:
-                            return
-                    await asyncio.sleep(0.1)
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        if self.proc.returncode is not None:
+                            raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+                        with contextlib.suppress(httpx.HTTPError):
+                            if (await client.get("/health/live")).status_code == 200:
+                                return
+                        await asyncio.sleep(0.1)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"server did not answer /health/live within {timeout} s: "
+                    f"{self.log.read_text(errors='replace')[-3000:]}"
+                ) from None
 
     def signal_group(self, sig: signal.Signals) -> None:
         """What Ctrl-C in a terminal or systemd's stop does: every process of the group."""
@@ -92,14 +108,25 @@ class ServerProcess:
                 self.proc.kill()
             await self.proc.wait()
 
+    async def kill_group(self) -> None:
+        """SIGKILL every process of the group (the server, its workers, its children). Only
+        while the server runs or has just exited: a group left empty for long may see its id
+        reused."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        await self.proc.wait()
+
     async def close(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.signal_group(signal.SIGTERM)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                await self.kill()
+            # whatever of the group outlived its leader's stop (a worker that hung) goes too;
+            # right away, while the group's id cannot have been reused
+            await self.kill_group()
 
 
 async def run_cli(*args: str, env: dict[str, str], timeout: float = 120.0) -> tuple[int, str]:  # noqa: ASYNC109

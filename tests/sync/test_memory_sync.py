@@ -14,11 +14,13 @@ import pytest
 from pymongo import AsyncMongoClient
 from sqlalchemy import select
 
+from employeevirtual.chat.turn import TurnSucceeded
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql import tables
-from support.api import create_agent, register_and_login
+from support import factories
 from support.memory import PROBE_MODEL, install_probe
 
 
@@ -54,11 +56,11 @@ async def mongo_writes(secantus: SecantusServer) -> AsyncIterator[Any]:
         await client.close()
 
 
-async def _say(client: httpx.AsyncClient, headers: dict[str, str], message: str, **to: Any) -> Any:
-    body = {"message": message, **{k: str(v) for k, v in to.items()}}
-    r = await client.post("/api/chat/agent", json=body, headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()
+async def _say(runtime: Runtime, owner: UserRecord, message: str, **to: Any) -> str:
+    """One answered turn through the chat service; its conversation's id."""
+    outcome = await factories.turn(runtime, owner, message, **to)
+    assert isinstance(outcome, TurnSucceeded), outcome
+    return str(outcome.conversation.id)
 
 
 async def _sql_summary_version(runtime: Runtime, cid: str) -> int:
@@ -78,22 +80,22 @@ async def test_relay_and_reconciler_carry_memories_and_summaries(
 ) -> None:
     install_probe(runtime)
     assert runtime.memory is not None
-    headers = await register_and_login(client)
-    agent = await create_agent(client, headers, model=PROBE_MODEL)
+    owner = await factories.user(runtime)
+    headers = factories.headers(runtime, owner)  # for the person's own memory routes
+    agent = await factories.agent(runtime, owner, model=PROBE_MODEL)
     memories = runtime.documents.db["user_memories"]
     conversations = runtime.documents.conversations
 
-    first = await _say(client, headers, "remember: Fact one is kept.", agent_id=agent["id"])
-    cid = first["conversation_id"]
+    cid = await _say(runtime, owner, "remember: Fact one is kept.", agent=agent)
     await runtime.relay.run_once()
     assert await memories.count_documents({}) == 1
     (one,) = (await client.get("/api/memories", headers=headers)).json()["items"]
 
     # MongoDB refuses every write: memories, a forget and summaries land in SQL only
     await mongo_writes(True)
-    await _say(client, headers, "remember: Fact two is new.", conversation_id=cid)
+    await _say(runtime, owner, "remember: Fact two is new.", conversation=uuid.UUID(cid))
     for i in range(3):
-        await _say(client, headers, f"what is item {i}?", conversation_id=cid)
+        await _say(runtime, owner, f"what is item {i}?", conversation=uuid.UUID(cid))
     await runtime.memory.worker.drain()
     r = await client.delete(f"/api/memories/{one['id']}", headers=headers)
     assert r.status_code == 204  # SQL is the truth: the person is answered at once

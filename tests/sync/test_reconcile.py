@@ -11,34 +11,27 @@ from typer.testing import CliRunner
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.records import AgentRecord, UserRecord
 from employeevirtual.sync.cli import sync_app
-from support.api import create_agent, register_and_login
+from support import factories
 from support.stores import mongo_failing, mongo_messages, sql_messages, sync_state
 
 
-async def _conversation(client: httpx.AsyncClient, headers: dict[str, str], agent: str) -> str:
-    r = await client.post(
-        "/api/chat/agent", json={"message": "a", "agent_id": agent}, headers=headers
-    )
-    assert r.status_code == 200, r.text
-    cid = str(r.json()["conversation_id"])
-    r = await client.post(
-        "/api/chat/agent", json={"message": "b", "conversation_id": cid}, headers=headers
-    )
-    assert r.status_code == 200, r.text
-    return cid
+async def _conversation(runtime: Runtime, owner: UserRecord, agent: AgentRecord) -> str:
+    """Two turns (four messages), made through the chat service."""
+    return str((await factories.conversation(runtime, owner, agent, ["a", "b"])).id)
 
 
 async def test_check_finds_every_drift_and_repair_makes_the_stores_equal(
-    client: httpx.AsyncClient, runtime: Runtime, secantus: SecantusServer
+    runtime: Runtime, secantus: SecantusServer
 ) -> None:
-    headers = await register_and_login(client)
-    agent = (await create_agent(client, headers))["id"]
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner)
     lost, extra, counters, no_doc, moved = [
-        await _conversation(client, headers, agent) for _ in range(5)
+        await _conversation(runtime, owner, agent) for _ in range(5)
     ]
     async with mongo_failing(secantus.url):
-        unsynced = await _conversation(client, headers, agent)
+        unsynced = await _conversation(runtime, owner, agent)
     await runtime.acks.flush()
     clean = await runtime.reconciler.run(repair=False)
     assert {(d.conversation_id, d.kind) for d in clean.drifts} == {
@@ -97,11 +90,13 @@ async def test_check_finds_every_drift_and_repair_makes_the_stores_equal(
 async def test_deleted_conversation_left_in_mongodb_is_an_orphan(
     client: httpx.AsyncClient, runtime: Runtime, secantus: SecantusServer
 ) -> None:
-    headers = await register_and_login(client)
-    agent = (await create_agent(client, headers))["id"]
-    cid = await _conversation(client, headers, agent)
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner)
+    cid = await _conversation(runtime, owner, agent)
     async with mongo_failing(secantus.url, ("delete",)):
-        r = await client.delete(f"/api/conversations/{cid}", headers=headers)
+        r = await client.delete(
+            f"/api/conversations/{cid}", headers=factories.headers(runtime, owner)
+        )
         assert r.status_code == 204
     assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 4
     report = await runtime.reconciler.run(repair=True, deep=False)
@@ -112,11 +107,11 @@ async def test_deleted_conversation_left_in_mongodb_is_an_orphan(
 
 
 async def test_sync_cli_check_prints_the_drift_and_repair_fixes_it(
-    client: httpx.AsyncClient, runtime: Runtime, cli_env: None
+    runtime: Runtime, cli_env: None
 ) -> None:
-    headers = await register_and_login(client)
-    agent = (await create_agent(client, headers))["id"]
-    cid = await _conversation(client, headers, agent)
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner)
+    cid = await _conversation(runtime, owner, agent)
     await runtime.documents.messages.delete_one({"conversation_id": cid, "seq": 2})
     runner = CliRunner()
     # the CLI runs its own event loop: off this test's loop, in a thread
@@ -133,12 +128,12 @@ async def test_sync_cli_check_prints_the_drift_and_repair_fixes_it(
 
 
 async def test_sync_cli_run_once_replays_what_mongodb_missed(
-    client: httpx.AsyncClient, runtime: Runtime, secantus: SecantusServer, cli_env: None
+    runtime: Runtime, secantus: SecantusServer, cli_env: None
 ) -> None:
-    headers = await register_and_login(client)
-    agent = (await create_agent(client, headers))["id"]
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner)
     async with mongo_failing(secantus.url):
-        cid = await _conversation(client, headers, agent)
+        cid = await _conversation(runtime, owner, agent)
     await runtime.acks.flush()
     assert await sync_state(runtime, cid) == (0, 4)
     result = await asyncio.to_thread(CliRunner().invoke, sync_app, ["run", "--once"])

@@ -24,7 +24,7 @@ from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
-from support.api import create_agent, register_and_login
+from support import factories
 from support.stores import mongo_failing, mongo_messages, sql_messages, sync_state
 
 CHAT = "/api/chat/agent"
@@ -45,15 +45,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> None:  
             await asyncio.sleep(0.1)
 
 
-async def _turns(client: httpx.AsyncClient, n: int) -> tuple[dict[str, str], list[str]]:
-    headers = await register_and_login(client)
-    agent = (await create_agent(client, headers))["id"]
-    cids = []
-    for i in range(n):
-        r = await client.post(CHAT, json={"message": f"m{i}", "agent_id": agent}, headers=headers)
-        assert r.status_code == 200, r.text
-        cids.append(r.json()["conversation_id"])
-    return headers, cids
+async def _turns(runtime: Runtime, n: int) -> tuple[dict[str, str], list[str]]:
+    """``n`` one-turn conversations of a new user, made through the services; the user's
+    headers for the HTTP calls the test is about."""
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner)
+    cids = [
+        str((await factories.conversation(runtime, owner, agent, [f"m{i}"])).id) for i in range(n)
+    ]
+    return factories.headers(runtime, owner), cids
 
 
 async def _stores_equal(runtime: Runtime, cids: list[str]) -> bool:
@@ -76,7 +76,7 @@ async def test_mongodb_data_lost_while_running_is_reported_and_repaired(
     )
     async with serve(own) as (client, runtime):
         await runtime.reconciler.stop()  # first, detection alone
-        _, cids = await _turns(client, 3)
+        _, cids = await _turns(runtime, 3)
         await runtime.acks.flush()
         assert [await sync_state(runtime, c) for c in cids] == [(2, 2)] * 3
         # the storage lost everything (a deleted data dir, a restore from an old backup)
@@ -110,14 +110,14 @@ async def test_mongodb_data_lost_while_the_server_was_down_is_repaired_at_start(
     settings: Settings,
 ) -> None:
     own = settings.model_copy(update={"sync_reconcile_seconds": 600, "sync_grace_seconds": 0})
-    async with serve(own) as (client, runtime):
-        _, cids = await _turns(client, 2)
+    async with serve(own) as (_, runtime):
+        _, cids = await _turns(runtime, 2)
         await runtime.acks.flush()
         db = runtime.documents.db
         await db.chat_messages.delete_many({})
         await db.chat_conversations.delete_many({})
     # restarted: its first quick round runs at start, not EV_SYNC_RECONCILE_SECONDS later
-    async with serve(own) as (client, runtime):
+    async with serve(own) as (_, runtime):
         await eventually(lambda: _stores_equal(runtime, cids), timeout=15)
 
         async def round_done() -> bool:  # its counters move once the round has ended
@@ -198,7 +198,7 @@ async def test_a_killed_embedded_secantusdb_is_logged_restarted_and_turns_fail_f
     caplog.set_level(logging.WARNING)
     async with serve(embedded) as (client, runtime):
         assert runtime.secantus is not None and runtime.supervisor is not None
-        headers, cids = await _turns(client, 1)
+        headers, cids = await _turns(runtime, 1)
         pid = runtime.secantus.pid
         assert pid is not None
         # hold the restart back until the turns below have run against a dead MongoDB

@@ -82,7 +82,7 @@ async def test_the_rollup_loop_stops_even_when_a_round_swallowed_the_cancellatio
 
     rollups = RollupTask(SwallowingRollups(), interval=3600)  # type: ignore[arg-type]
     rollups.start()
-    task = rollups._task
+    task = rollups._background._task
     assert task is not None
     await _started(task, entered)
     finish.set_result(None)

@@ -17,7 +17,8 @@ from uuid import UUID
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.stores.mongo.documents import DocumentStore, message_document
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 from employeevirtual.stores.sql.tables import conversations, messages
 

@@ -288,6 +288,9 @@ def plain_app(settings: Settings, state: BenchState) -> FastAPI:
 
 def plain_app_factory() -> FastAPI:
     """For ``uvicorn --factory`` with several workers (each builds its own app)."""
+    from employeevirtual.api.supervisor import stop_with_supervisor
+
+    stop_with_supervisor()
     state = BenchState(slow_seconds=float(os.environ.get("EV_BENCH_SLOW_SECONDS", "1.0")))
     return plain_app(Settings(), state)
 
@@ -314,13 +317,10 @@ def main() -> None:
     }
     if args.plain:
         if args.workers > 1:
-            uvicorn.run(
-                "tools.bench.server:plain_app_factory",
-                factory=True,
-                workers=args.workers,
-                loop="auto",
-                **options,
-            )
+            from tools.bench_workers import command
+
+            argv = command(port=args.port, workers=args.workers)
+            os.execv(argv[0], argv)
         else:
             uvicorn.run(plain_app_factory(), loop="auto", **options)
         return

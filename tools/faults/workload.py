@@ -6,12 +6,14 @@ import asyncio
 import json
 import random
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-__all__ = ["Client", "Op", "Workload"]
+__all__ = ["Client", "Op", "Route", "Workload"]
 
 CHAT = "/api/chat/agent"
 PASSWORD = "jepsen-style-passphrase-42"
@@ -58,10 +60,19 @@ class Client:
     shared_conversation: str | None = None
 
 
+@dataclass
+class Route:
+    """Which API process a worker's requests go to, by index into the workload's URLs. Like a
+    load balancer that takes a backend out once it refuses: a request that cannot reach its
+    process (refused, reset, timed out) moves the worker on to the next, for good."""
+
+    lane: int = 0
+
+
 class Workload:
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         tag: str,
         copies: int = 1,
@@ -70,35 +81,49 @@ class Workload:
         stream: bool = False,
     ) -> None:
         self.stream = stream
-        self.base_url = base_url
+        self.urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.tag = tag
         self.copies = copies
         self.request_timeout = request_timeout
         self.give_up_after = give_up_after
         self.ops: list[Op] = []
+        self.served: Counter[int] = Counter()  # acknowledged answers per API process
+        self.failovers = 0  # times a worker moved on from a process it could not reach
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=request_timeout, limits=limits)
+        self.https = [
+            httpx.AsyncClient(base_url=url, timeout=request_timeout, limits=limits)
+            for url in self.urls
+        ]
 
     async def close(self) -> None:
-        await self.http.aclose()
+        for http in self.https:
+            await http.aclose()
+
+    def _fail_over(self, route: Route, lane: int) -> None:
+        if len(self.https) > 1 and route.lane == lane:
+            route.lane = lane + 1
+            self.failovers += 1
 
     # -- set-up (before any fault) ------------------------------------------------------------
 
-    async def client(self) -> Client:
+    async def client(self, lane: int = 0) -> Client:
+        """A user with an agent and a first turn, set up through the API process ``lane``."""
         email = f"{self.tag}-{uuid.uuid4().hex[:8]}@example.com"
-        r = await self.http.post(
+        http = self.https[lane % len(self.https)]
+        r = await http.post(
             "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Fault"}
         )
         r.raise_for_status()
-        r = await self.http.post("/api/auth/login", data={"username": email, "password": PASSWORD})
+        r = await http.post("/api/auth/login", data={"username": email, "password": PASSWORD})
         r.raise_for_status()
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        r = await self.http.post(
+        r = await http.post(
             "/api/agents", json={"name": "Faulty", "instructions": "Be brief."}, headers=headers
         )
         r.raise_for_status()
         client = Client(headers, r.json()["id"])
-        first = await self.request(client, None)  # a conversation every worker of it shares
+        # a conversation every worker of it shares
+        first = await self.request(client, None, Route(lane))
         if not first.acknowledged:
             raise RuntimeError(f"set-up turn failed: {first.anomalies}")
         client.shared_conversation = first.bodies[0]["conversation_id"]
@@ -107,36 +132,48 @@ class Workload:
     # -- the load -----------------------------------------------------------------------------
 
     async def worker(
-        self, client: Client, *, stop: asyncio.Event, pace: float, limit: int = 10_000
+        self,
+        client: Client,
+        *,
+        stop: asyncio.Event,
+        pace: float,
+        limit: int = 10_000,
+        route: Route | None = None,
     ) -> None:
         """Turns until ``stop``: in a conversation of its own, one in three in the conversation
-        all workers of the same user share (concurrent turns in one conversation)."""
+        all workers of the same user share (concurrent turns in one conversation). ``route``:
+        the API process it starts on (several URLs)."""
+        route = route or Route()
         own: str | None = None
         for i in range(limit):
             if stop.is_set():
                 return
             shared = i % 3 == 2 and client.shared_conversation is not None
-            op = await self.request(client, client.shared_conversation if shared else own)
+            conversation = client.shared_conversation if shared else own
+            op = await self.request(client, conversation, route)
             if op.acknowledged and not shared:
                 own = op.bodies[0]["conversation_id"]
             await asyncio.sleep(random.uniform(0, 2 * pace))
 
-    async def request(self, client: Client, conversation_id: str | None) -> Op:
+    async def request(
+        self, client: Client, conversation_id: str | None, route: Route | None = None
+    ) -> Op:
         token = f"{self.tag}:{uuid.uuid4().hex}"
         op = Op(str(uuid.uuid4()), token, conversation_id, client.agent_id, copies=self.copies)
         self.ops.append(op)
-        await asyncio.gather(*(self._until_answered(client, op) for _ in range(self.copies)))
+        route = route or Route()
+        await asyncio.gather(*(self._until_answered(client, op, route) for _ in range(self.copies)))
         if len({json.dumps(b, sort_keys=True) for b in op.bodies}) > 1:
             op.anomalies.append("two different responses for one Idempotency-Key")
         return op
 
-    async def _until_answered(self, client: Client, op: Op) -> None:
+    async def _until_answered(self, client: Client, op: Op, route: Route) -> None:
         if self.stream:
             loop = asyncio.get_running_loop()
             if op.first_at is None:
                 op.first_at = loop.time()
             try:
-                await self._stream_until_answered(client, op)
+                await self._stream_until_answered(client, op, route)
             finally:
                 op.done_at = max(op.done_at or 0.0, loop.time())
             return
@@ -150,12 +187,12 @@ class Workload:
         if op.first_at is None:
             op.first_at = loop.time()
         try:
-            await self._attempts(client, op, body, headers)
+            await self._attempts(op, body, headers, route)
         finally:
             op.done_at = max(op.done_at or 0.0, loop.time())
 
     async def _attempts(
-        self, client: Client, op: Op, body: dict[str, Any], headers: dict[str, str]
+        self, op: Op, body: dict[str, Any], headers: dict[str, str], route: Route
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.give_up_after
@@ -163,13 +200,17 @@ class Workload:
         while loop.time() < deadline:
             attempt += 1
             op.attempts += 1
+            used = route.lane
+            lane = used % len(self.https)
             try:
-                r = await self.http.post(CHAT, json=body, headers=headers)
+                r = await self.https[lane].post(CHAT, json=body, headers=headers)
             except httpx.HTTPError:  # refused, reset, timed out: the server may be gone
+                self._fail_over(route, used)
                 await _backoff(attempt)
                 continue
             if r.status_code == 200:
                 op.bodies.append(r.json())
+                self.served[lane] += 1
                 return
             if r.status_code in RETRYABLE:
                 await _backoff(attempt)
@@ -179,7 +220,7 @@ class Workload:
                 return
             await _backoff(attempt)
 
-    async def _stream_until_answered(self, client: Client, op: Op) -> None:
+    async def _stream_until_answered(self, client: Client, op: Op, route: Route) -> None:
         """The turn as SSE, walking away after a random number of events, then coming back:
         either the same POST with the same Idempotency-Key (re-attach, or the stored answer
         replayed) or a resume of the turn's events from the last id seen. Acknowledged = its
@@ -198,16 +239,17 @@ class Workload:
         while loop.time() < deadline:
             attempt += 1
             op.attempts += 1
+            used = route.lane
+            lane = used % len(self.https)
+            http = self.https[lane]
             leave_after = random.choice([1, 2, 3, 5, 8, None])  # None: read to the end
             if turn_id is not None and random.random() < 0.5:
                 resume = {**client.headers, **_SSE}
                 if last_id:
                     resume["Last-Event-ID"] = last_id
-                request = self.http.stream(
-                    "GET", f"/api/chat/turns/{turn_id}/events", headers=resume
-                )
+                request = http.stream("GET", f"/api/chat/turns/{turn_id}/events", headers=resume)
             else:
-                request = self.http.stream("POST", CHAT, json=body, headers=post_headers)
+                request = http.stream("POST", CHAT, json=body, headers=post_headers)
                 last_id = None  # a POST replays the turn from its first event
             try:
                 async with request as r:
@@ -230,6 +272,7 @@ class Workload:
                             turn_id = data["turn_id"]
                         elif kind == "done":
                             op.bodies.append(data)
+                            self.served[lane] += 1
                             return
                         elif kind == "error":
                             op.anomalies.append(f"error event: {data}")
@@ -237,6 +280,7 @@ class Workload:
                         if leave_after is not None and seen >= leave_after:
                             break
             except httpx.HTTPError:
+                self._fail_over(route, used)
                 await _backoff(attempt)
                 continue
             op.disconnects += 1

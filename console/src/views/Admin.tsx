@@ -222,7 +222,12 @@ function Budgets() {
   const [maxTokens, setMaxTokens] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
-  const load = () => api.get<{ items: Budget[] }>("/api/admin/budgets").then((p) => setItems(p.items), setError);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const load = (more = false) =>
+    api.get<Page<Budget>>("/api/admin/budgets", { limit: 100, cursor: more ? cursor : undefined }).then((p) => {
+      setItems((prev) => (more ? [...prev, ...p.items] : p.items));
+      setCursor(p.next_cursor);
+    }, setError);
   useEffect(() => {
     load();
     api.get<Page<User>>("/api/admin/users", { limit: 100 }).then((p) => setUsers(p.items), setError);
@@ -285,6 +290,7 @@ function Budgets() {
           ))}
         </tbody>
       </table>
+      {cursor && <button onClick={() => load(true)}>{t("next")}</button>}
       <form class="row" onSubmit={create} aria-label={t("newBudget")}>
         <Field id="budget-scope" label={t("scope")} error={fields.scope}>
           <select id="budget-scope" value={scope} onChange={(e) => { setScope((e.target as HTMLSelectElement).value as "user" | "agent"); setTarget(""); }}>

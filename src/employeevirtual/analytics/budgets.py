@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.rollups import Clock
 from employeevirtual.analytics.service import AnalyticsService, UsageQuery
+from employeevirtual.cursors import time_cursor
 from employeevirtual.errors import Conflict, InvalidInput, NotFound, ServiceError
 from employeevirtual.stores.records import BudgetRecord, UserRecord
 from employeevirtual.stores.sql.agents import AgentReader
@@ -211,9 +212,21 @@ class BudgetService:
 
     # -- admin --------------------------------------------------------------------------------
 
-    async def list(self, *, scope: str | None = None) -> list[BudgetStatus]:
+    async def page(
+        self,
+        *,
+        scope: str | None = None,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+    ) -> tuple[list[BudgetStatus], str | None]:
+        """One page of budgets, oldest first, and the cursor of the next (None: the last)."""
         async with read_connection(self.engine) as conn:
-            return [self.status(b) for b in await BudgetReader(conn).list(scope=scope)]
+            rows, more = await BudgetReader(conn).page(scope=scope, limit=limit, after=after)
+        last = rows[-1] if more and rows else None
+        next_cursor = None
+        if last is not None and last.created_at is not None:
+            next_cursor = time_cursor(last.created_at, last.id)
+        return [self.status(b) for b in rows], next_cursor
 
     async def get(self, budget_id: UUID) -> BudgetStatus:
         async with read_connection(self.engine) as conn:

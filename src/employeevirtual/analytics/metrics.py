@@ -112,11 +112,24 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, bound once per label set (``labels`` takes a lock and
+    validates the names on every call: a few microseconds, several times a request)."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
+    _child(HTTP_REQUESTS, method, route, str(status)).inc()
+    _child(HTTP_DURATION, method, route).observe(seconds)
     if status == 429:
-        RATE_LIMIT_REJECTIONS.labels(route).inc()
+        _child(RATE_LIMIT_REJECTIONS, route).inc()
 
 
 ENABLED = True  # set from EV_METRICS_ENABLED at start (turn metrics are recorded when True)
@@ -133,15 +146,15 @@ def record_turn(
 ) -> None:
     if not ENABLED:
         return
-    TURNS.labels(outcome).inc()
-    TURN_DURATION.labels(outcome).observe(seconds)
+    _child(TURNS, outcome).inc()
+    _child(TURN_DURATION, outcome).observe(seconds)
     if model is not None:
         if input_tokens:
-            TOKENS.labels(model, "input").inc(input_tokens)
+            _child(TOKENS, model, "input").inc(input_tokens)
         if output_tokens:
-            TOKENS.labels(model, "output").inc(output_tokens)
+            _child(TOKENS, model, "output").inc(output_tokens)
         if cost:
-            COST.labels(model).inc(float(cost))
+            _child(COST, model).inc(float(cost))
 
 
 _SQL_VERBS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK"})

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from employeevirtual.analytics.pipelines import SUMS, rollup_pipeline
 from employeevirtual.stores.mongo.collections import Collections
-from employeevirtual.tasks import raise_if_cancelling, stop_task
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["Clock", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
 
@@ -167,15 +167,14 @@ class RollupTask:
     def __init__(self, rollups: Rollups, *, interval: float) -> None:
         self.rollups = rollups
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("analytics-rollups")
 
     def start(self) -> None:
-        if self.interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="analytics-rollups")
+        if self.interval > 0:
+            self._background.start(self._loop)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        await stop_task(task)
+        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:

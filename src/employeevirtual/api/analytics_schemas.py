@@ -98,7 +98,10 @@ class BudgetOut(BaseModel):
 
 
 class BudgetPage(BaseModel):
+    """One page, oldest first; ``next_cursor`` (None on the last page) goes back as ``cursor``."""
+
     items: list[BudgetOut]
+    next_cursor: str | None = None
 
 
 class BudgetStatusOut(BaseModel):

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
 from employeevirtual.request_context import current_session_data
-from employeevirtual.stores.mongo.documents import DocumentStore, analytics_document
+from employeevirtual.stores.mongo.analytics_shapes import analytics_document
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.records import (
     AgentRecord,
     BudgetRecord,
@@ -30,7 +31,7 @@ from employeevirtual.stores.sql.conversations import (
 )
 from employeevirtual.stores.sql.engine import Connection, WriteConnection, read_connection
 from employeevirtual.stores.sql.messages import MessageReader, MessageRepository
-from employeevirtual.stores.sql.users import UserReader
+from employeevirtual.stores.sql.users import UserReader, UserRepository
 from employeevirtual.stores.supersede import current
 from employeevirtual.sync.acks import SyncAcks
 
@@ -56,10 +57,13 @@ async def resolve(
     *,
     agent_id: UUID | None,
     conversation_id: UUID | None,
+    max_conversations: int | None = None,
 ) -> Resolved:
     """The conversation (None for a new one), its agent, the recent context and the budgets,
     owner-checked and with the owner active, in one SQL statement outside any transaction (the
-    context from ``context`` when the row's ``message_count`` says it is current)."""
+    context from ``context`` when the row's ``message_count`` says it is current).
+    ``max_conversations``: a new conversation is refused (409) when the user already keeps
+    that many, before the agent runs or anything is written."""
     async with read_connection(engine) as conn:
         if conversation_id is None:
             if agent_id is None:
@@ -69,6 +73,8 @@ async def resolve(
                 await _require_active(conn, user_id)
                 raise NotFound(f"agent {agent_id} not found")
             agent, budgets = visible
+            if max_conversations is not None:
+                await _check_room(conn, user_id, max_conversations)
             return Resolved(None, agent, [], budgets)
         found = await ConversationReader(conn).get_with_agent(conversation_id, user_id)
         if found is None:
@@ -107,6 +113,15 @@ async def resolve(
         return Resolved(conversation, agent, current(history), budgets)
 
 
+async def _check_room(conn: Connection, user_id: UUID, limit: int) -> None:
+    """Conflict (409) when the user keeps ``limit`` conversations already."""
+    if await ConversationReader(conn).count_owned(user_id) >= limit:
+        raise Conflict(
+            f"you already have {limit} conversations (the limit); delete old ones to start a "
+            "new one (archived conversations count too), or continue an existing one"
+        )
+
+
 async def _require_active(conn: Connection, user_id: UUID) -> None:
     """Only on the error path: a missing row may mean the caller, not the id, is gone."""
     user = await UserReader(conn).get(user_id)
@@ -121,15 +136,22 @@ async def store_messages(
     conversation: ConversationRecord | None,
     new: list[MessageRecord],
     usage: TurnUsage | None,
+    *,
+    max_conversations: int | None = None,
 ) -> tuple[ConversationRecord, list[MessageRecord]]:
     """The messages, their seqs taken from the conversation's counters (the conversation
     created with the first turn), and the run's ``usage`` (None: no agent ran) added to the
-    counters. Inside the caller's transaction."""
+    counters. Inside the caller's transaction. ``max_conversations``: the per-user cap,
+    counted again under the user's row lock before a new conversation is written (concurrent
+    first turns that all passed ``resolve`` count one after the other)."""
     reply = new[-1]
     error = reply.content[:2000] if reply.message_type == "error" else None
     now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
     conversations = ConversationRepository(conn)
     if conversation is None:
+        if max_conversations is not None:
+            await UserRepository(conn).lock(user_id)
+            await _check_room(conn, user_id, max_conversations)
         new_conversation = NewConversation(
             id=reply.conversation_id,
             user_id=user_id,

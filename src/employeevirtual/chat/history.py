@@ -13,7 +13,8 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.errors import NotFound
-from employeevirtual.stores.mongo.documents import DocumentStore, message_from_document
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.shapes import message_from_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, UserRecord
 from employeevirtual.stores.sql.conversations import ConversationReader
 from employeevirtual.stores.sql.engine import read_connection

@@ -32,8 +32,7 @@ from employeevirtual.errors import Conflict, InvalidInput
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.stores.sql.engine import WriteConnection, write_transaction
 from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
-from employeevirtual.sync.background import Background
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["IdempotencyClaim", "IdempotencyKeys", "StoredResponse", "fingerprint"]
 

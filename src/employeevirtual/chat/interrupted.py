@@ -29,7 +29,7 @@ from employeevirtual.stores.records import MessageRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.interrupted import Unanswered, UnansweredReader, close_unanswered
 from employeevirtual.stores.sql.messages import MessageRepository
-from employeevirtual.sync.background import Background
+from employeevirtual.tasks import Background
 
 __all__ = ["INTERRUPTED", "InterruptedTurns"]
 

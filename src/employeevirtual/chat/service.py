@@ -84,9 +84,11 @@ class ChatService:
         after_commit: Callable[[ConversationRecord], None] | None = None,
         budgets: BudgetService | None = None,
         memory: MemoryService | None = None,
+        max_conversations: int | None = None,
     ) -> None:
         """``runs``: the agent's runs (``chat.running``). ``after_commit``: called after each
-        turn's SQL commit, before MongoDB is written."""
+        turn's SQL commit, before MongoDB is written. ``max_conversations``: conversations one
+        user may keep (None: no cap); a turn that would start one more is a 409."""
         self.engine = engine
         self.documents = documents
         self.acks = acks
@@ -99,6 +101,7 @@ class ChatService:
         self.accounting = TurnAccounting(budgets)
         self.context = RecentContext(messages=context_messages)
         self.runs = runs
+        self.max_conversations = max_conversations
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -204,7 +207,15 @@ class ChatService:
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         async with write_transaction(self.engine) as conn:
-            record, stored = await store_messages(conn, user_id, agent, conversation, [asked], None)
+            record, stored = await store_messages(
+                conn,
+                user_id,
+                agent,
+                conversation,
+                [asked],
+                None,
+                max_conversations=self.max_conversations,
+            )
         self.context.remember(record, conversation, history, stored)
         model_history = history if conversation else [*request.context]
         return OpenedTurn(
@@ -318,6 +329,7 @@ class ChatService:
             user_id,
             agent_id=request.agent_id,
             conversation_id=request.conversation_id,
+            max_conversations=self.max_conversations,
         )
 
     async def _commit_turn(
@@ -344,7 +356,13 @@ class ChatService:
             new = [*new[:-1], with_handoffs(new[-1], moves)]
         async with write_transaction(self.engine) as conn:
             record, stored = await store_messages(
-                conn, user_id, agent, conversation, new, run.usage
+                conn,
+                user_id,
+                agent,
+                conversation,
+                new,
+                run.usage,
+                max_conversations=self.max_conversations,
             )
             if moves:
                 record = await commit_handoffs(

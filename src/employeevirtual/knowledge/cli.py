@@ -11,16 +11,15 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from employeevirtual.knowledge.service import KnowledgeService
-from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
 from employeevirtual.settings import Settings
-from employeevirtual.stores.sql.engine import create_engine
-from employeevirtual.stores.sql.migrate import upgrade
+
+if TYPE_CHECKING:
+    from employeevirtual.knowledge.service import KnowledgeService
 
 __all__ = ["knowledge_app"]
 
@@ -35,6 +34,12 @@ async def _service(settings: Settings) -> AsyncIterator[KnowledgeService]:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # imported here: every ``employeevirtual`` command imports this module, and the knowledge
+    # parts (Pydantic AI, LanceDB) cost seconds of CPU that ``serve`` and the others don't need
+    from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
+    from employeevirtual.stores.sql.engine import create_engine
+    from employeevirtual.stores.sql.migrate import upgrade
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.sql_url, schema=settings.database_schema)
     try:

@@ -28,7 +28,7 @@ from employeevirtual.knowledge.parsing import DocumentRejected
 from employeevirtual.stores.records import DocumentRecord
 from employeevirtual.stores.sql.documents import DocumentRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.tasks import raise_if_cancelling, stop_task
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["IngestionWorker"]
 
@@ -68,21 +68,20 @@ class IngestionWorker:
         self.exit_after_batches = exit_after_batches  # fault tests only
         self._batches = 0
         self._since_optimize = 0
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("knowledge-ingestion")
         self._wake = asyncio.Event()
         self.token = uuid.uuid4()  # this worker's leases
 
     def start(self) -> None:
-        if self._task is None:
+        if not self._background.running:
             self.parser.warm_up()
-            self._task = asyncio.create_task(self._loop(), name="knowledge-ingestion")
+            self._background.start(self._loop)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        await stop_task(task)
+        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:

@@ -137,6 +137,7 @@ class McpToolset(AbstractToolset[Any]):
                 async with self.connections.session(chosen.server) as session:
                     value = await session.direct_call_tool(chosen.name, tool_args)
         except TimeoutError:
+            await self._drop_child(chosen.server)
             raise ToolFailed(
                 f"the MCP server {server!r} did not answer within {self.call_timeout:g} s"
             ) from None
@@ -156,6 +157,7 @@ class McpToolset(AbstractToolset[Any]):
                 "MCP server %s, tool %s: %s: %s", server, chosen.name, type(exc).__name__, detail
             )
             if _is_timeout(exc):
+                await self._drop_child(chosen.server)
                 detail = f"no answer within {self.call_timeout:g} s"
             raise ToolFailed(f"the MCP server {server!r} failed: {detail}") from None
         finally:
@@ -168,3 +170,12 @@ class McpToolset(AbstractToolset[Any]):
                 f"{self.result_chars} are shown]"
             )
         return text
+
+    async def _drop_child(self, server: McpServerRecord) -> None:
+        """After a stdio call that timed out: stop the server's child, so the next call starts a
+        fresh one. A child may have gone deaf (the MCP client stops reading a child's
+        stdout for good once it wrote bytes that are not UTF-8, and every later call would wait
+        out its limit), or still be busy with a hung call; either way a new child is the cure.
+        Calls other turns had in flight on that child fail with it."""
+        if server.transport == "stdio":
+            await self.connections.forget(server.id)

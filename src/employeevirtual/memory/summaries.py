@@ -36,8 +36,9 @@ from employeevirtual.memory.extractive import extractive_summary
 from employeevirtual.stores.mongo.memory import MemoryDocuments
 from employeevirtual.stores.records import MessageRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository, SummaryRecord
+from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository
 from employeevirtual.stores.sql.messages import MessageReader
+from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.sql.sync import SyncReader
 from employeevirtual.stores.supersede import LOOKAHEAD, superseded_ids
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic_ai import FunctionToolset, ModelRetry
 
-from employeevirtual.stores.sql.memory import MemoryRecord, MemoryScope, SummaryRecord
+from employeevirtual.stores.sql.memory import MemoryRecord, MemoryScope
+from employeevirtual.stores.sql.summaries import SummaryRecord
 
 __all__ = ["FORGET_TOOL", "MEMORY_TOOLS", "REMEMBER_TOOL", "MemoryTurn", "normalized"]
 

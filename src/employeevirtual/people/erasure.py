@@ -45,8 +45,7 @@ from employeevirtual.stores.sql.erasure_jobs import (
 )
 from employeevirtual.stores.sql.export_jobs import ExportReader
 from employeevirtual.stores.sql.users import UserChanges, UserReader, UserRepository
-from employeevirtual.sync.background import Background
-from employeevirtual.tasks import run_rounds
+from employeevirtual.tasks import Background, run_rounds
 
 __all__ = ["STEPS", "ErasureService"]
 

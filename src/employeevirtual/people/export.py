@@ -33,6 +33,7 @@ from employeevirtual.errors import Conflict, Forbidden, NotFound, RateLimited
 from employeevirtual.knowledge.files import FileStore
 from employeevirtual.people.archive import ArchiveWriter, original_name
 from employeevirtual.people.markdown import markdown_header, markdown_message
+from employeevirtual.people.pages import PAGE, keyset_pages
 from employeevirtual.people.registry import PersonalDataRegistry
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql.audit import AuditRepository
@@ -45,15 +46,13 @@ from employeevirtual.stores.sql.export_jobs import (
 )
 from employeevirtual.stores.sql.person_rows import PersonRowsReader
 from employeevirtual.stores.sql.users import UserReader
-from employeevirtual.sync.background import Background
-from employeevirtual.tasks import run_rounds
+from employeevirtual.tasks import Background, run_rounds
 
 __all__ = ["SCHEMA_VERSION", "ExportService", "build_export"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-PAGE = 500
 Clock = Callable[[], datetime]
 
 
@@ -84,15 +83,14 @@ async def build_export(
     """Write the person's ZIP to ``path``; returns the manifest. ``originals``: where the
     knowledge documents' files are kept (none: the rows only)."""
 
-    async def owned(table: str) -> AsyncIterator[list[dict[str, Any]]]:
-        after: UUID | None = None
-        while True:
-            async with read_connection(engine) as conn:
-                rows = await PersonRowsReader(conn).owned(table, user_id, after=after, limit=PAGE)
-            if not rows:
-                return
-            yield rows
-            after = rows[-1]["id"]
+    def owned(table: str) -> AsyncIterator[list[dict[str, Any]]]:
+        return keyset_pages(
+            engine,
+            lambda conn, after: PersonRowsReader(conn).owned(
+                table, user_id, after=after, limit=PAGE
+            ),
+            lambda row: row["id"],
+        )
 
     async def every_message() -> AsyncIterator[list[dict[str, Any]]]:
         async for conversations in owned("conversations"):
@@ -100,37 +98,30 @@ async def build_export(
                 async for page in messages_of(conversation["id"]):
                     yield page
 
-    async def messages_of(conversation_id: UUID) -> AsyncIterator[list[dict[str, Any]]]:
-        seq = 0
-        while True:
-            async with read_connection(engine) as conn:
-                rows = await PersonRowsReader(conn).messages(
-                    conversation_id, after_seq=seq, limit=PAGE
-                )
-            if not rows:
-                return
-            yield rows
-            seq = rows[-1]["seq"]
+    def messages_of(conversation_id: UUID) -> AsyncIterator[list[dict[str, Any]]]:
+        return keyset_pages(
+            engine,
+            lambda conn, seq: PersonRowsReader(conn).messages(
+                conversation_id, after_seq=seq or 0, limit=PAGE
+            ),
+            lambda row: row["seq"],
+        )
 
-    async def audit() -> AsyncIterator[list[dict[str, Any]]]:
-        after: tuple[datetime, UUID] | None = None
-        while True:
-            async with read_connection(engine) as conn:
-                rows = await PersonRowsReader(conn).audit_about(user_id, after=after, limit=PAGE)
-            if not rows:
-                return
-            yield rows
-            after = (rows[-1]["created_at"], rows[-1]["id"])
+    def audit() -> AsyncIterator[list[dict[str, Any]]]:
+        return keyset_pages(
+            engine,
+            lambda conn, after: PersonRowsReader(conn).audit_about(
+                user_id, after=after, limit=PAGE
+            ),
+            lambda row: (row["created_at"], row["id"]),
+        )
 
-    async def feedback() -> AsyncIterator[list[dict[str, Any]]]:
-        after: UUID | None = None
-        while True:
-            async with read_connection(engine) as conn:
-                rows = await PersonRowsReader(conn).feedback(user_id, after=after, limit=PAGE)
-            if not rows:
-                return
-            yield rows
-            after = rows[-1]["message_id"]
+    def feedback() -> AsyncIterator[list[dict[str, Any]]]:
+        return keyset_pages(
+            engine,
+            lambda conn, after: PersonRowsReader(conn).feedback(user_id, after=after, limit=PAGE),
+            lambda row: row["message_id"],
+        )
 
     async def documents() -> AsyncIterator[list[dict[str, Any]]]:
         """The rows, each naming its original's entry (``None`` when the file is gone)."""

@@ -15,14 +15,13 @@ from uuid import UUID
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.people.pages import PAGE, keyset_pages
 from employeevirtual.people.registry import MongoSource, PersonalDataRegistry
 from employeevirtual.stores.mongo.collections import Collections
-from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.engine import write_transaction
 from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository
 
 __all__ = ["MemorySource", "SummarySource", "register_memory"]
-
-PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +30,14 @@ class MemorySource:
     name: str = "memories"
 
     async def export(self, user_id: UUID) -> AsyncIterator[dict[str, Any]]:
-        after: UUID | None = None
-        while True:
-            async with read_connection(self.engine) as conn:
-                rows = await MemoryReader(conn).of_user(user_id, after=after, limit=PAGE)
-            if not rows:
-                return
+        pages = keyset_pages(
+            self.engine,
+            lambda conn, after: MemoryReader(conn).of_user(user_id, after=after, limit=PAGE),
+            lambda row: row["id"],
+        )
+        async for rows in pages:
             for row in rows:
                 yield row
-            after = rows[-1]["id"]
 
     async def erase(self, user_id: UUID) -> None:
         async with write_transaction(self.engine) as conn:
@@ -52,15 +50,16 @@ class SummarySource:
     name: str = "conversation_summaries"
 
     async def export(self, user_id: UUID) -> AsyncIterator[dict[str, Any]]:
-        after: tuple[UUID, int] | None = None
-        while True:
-            async with read_connection(self.engine) as conn:
-                rows = await MemoryReader(conn).summaries_of_user(user_id, after=after, limit=PAGE)
-            if not rows:
-                return
+        pages = keyset_pages(
+            self.engine,
+            lambda conn, after: MemoryReader(conn).summaries_of_user(
+                user_id, after=after, limit=PAGE
+            ),
+            lambda row: (row["conversation_id"], row["version"]),
+        )
+        async for rows in pages:
             for row in rows:
                 yield row
-            after = (rows[-1]["conversation_id"], rows[-1]["version"])
 
     async def erase(self, user_id: UUID) -> None:
         pass  # with their conversations, and by MemorySource.erase

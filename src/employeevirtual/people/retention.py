@@ -35,8 +35,7 @@ from employeevirtual.stores.mongo.people import delete_before, ensure_ttl
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.retention import RetentionReader
-from employeevirtual.sync.background import Background
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["RetentionJob", "RetentionPolicy", "RetentionReport"]
 

@@ -15,6 +15,10 @@ import fcntl
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from employeevirtual.settings import Settings
 
 __all__ = [
     "DataDirBusy",
@@ -23,6 +27,8 @@ __all__ = [
     "check_writable",
     "embedded_mongodb_url",
     "lock_holder",
+    "preflight",
+    "sqlite_files",
     "write_mongodb_url",
 ]
 
@@ -133,3 +139,21 @@ def embedded_mongodb_url(data_dir: Path) -> str | None:
         return (data_dir / URL_FILE).read_text().strip() or None
     except OSError:
         return None
+
+
+def preflight(settings: Settings) -> None:
+    """The start-up checks on the data dir, alone: raises DataDirError with a one-line message
+    (``serve`` prints it instead of a traceback). Here rather than in ``runtime``, so that
+    ``serve`` checks without importing the whole app first."""
+    check_writable(settings.data_dir, *sqlite_files(settings))
+    if settings.database_url is None or settings.mongodb_url is None:
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+        lock.release()
+
+
+def sqlite_files(settings: Settings) -> tuple[str, ...]:
+    """The embedded default's SQLite files, which must be writable too."""
+    if settings.database_url:
+        return ()
+    return ("employeevirtual.db", "employeevirtual.db-wal", "employeevirtual.db-shm")

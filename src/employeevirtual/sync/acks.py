@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.stores.sql.conversations import ConversationRepository
 from employeevirtual.stores.sql.engine import write_transaction
-from employeevirtual.sync.background import Background
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["SyncAcks", "merge_ranges"]
 

@@ -39,7 +39,8 @@ from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
-from employeevirtual.sync.reconcile import Reconciler, ReconcileReport
+from employeevirtual.sync.drift import ReconcileReport
+from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
 
 __all__ = ["sync_app"]

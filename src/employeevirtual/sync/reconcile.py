@@ -23,7 +23,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,67 +33,30 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import DocumentStore, message_document
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.memory import MemoryDocuments
-from employeevirtual.stores.records import ConversationRecord, FeedbackRecord
-from employeevirtual.stores.sql.engine import read_connection, write_transaction
-from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
-from employeevirtual.stores.sql.memory import MemoryReader, SummaryRecord
+from employeevirtual.stores.records import ConversationRecord
+from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.feedback import FeedbackReader
+from employeevirtual.stores.sql.memory import MemoryReader
 from employeevirtual.stores.sql.messages import MessageReader
-from employeevirtual.stores.sql.sync import SyncReader, SyncRepository
+from employeevirtual.stores.sql.sync import SyncReader
 from employeevirtual.stores.sql.totals import synced_totals
-from employeevirtual.sync.background import Background
-from employeevirtual.sync.memory import MemorySync, conversation_context
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.sync.drift import (
+    Drift,
+    ReconcileReport,
+    RepairPlan,
+    compare_summary,
+    document_differences,
+    span,
+)
+from employeevirtual.sync.memory import MemorySync
+from employeevirtual.sync.repair import repair_conversation
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["CheckState", "Drift", "ReconcileReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Drift:
-    conversation_id: str
-    kind: str  # missing_messages, extra_messages, seq_mismatch, missing_document, counters,
-    # orphan, sync_marker
-    detail: str
-    repaired: bool = False
-
-
-@dataclass(slots=True)
-class ReconcileReport:
-    conversations: int = 0
-    drifts: list[Drift] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.drifts
-
-
-@dataclass(slots=True)
-class _Plan:
-    """What one conversation needs, found by the comparison."""
-
-    drifts: list[Drift] = field(default_factory=list)
-    delete_ids: list[str] = field(default_factory=list)
-    insert_ids: list[UUID] = field(default_factory=list)
-    rebuild: bool = False
-    observed_last_seq: int | None = None
-    feedback: list[FeedbackRecord] = field(default_factory=list)  # to write to MongoDB again
-
-
-def _close(a: Any, b: Any) -> bool:
-    try:
-        return bool(math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6))
-    except (TypeError, ValueError):
-        return False
-
-
-def _same_instant(a: datetime | None, b: Any) -> bool:
-    if a is None or not isinstance(b, datetime):
-        return a is None and b is None
-    other: datetime = b if b.tzinfo else b.replace(tzinfo=UTC)
-    return abs((a - other).total_seconds()) < 0.001
 
 
 @dataclass(slots=True)
@@ -182,9 +145,9 @@ class Reconciler:
         for conversation in page:
             cid = str(conversation.id)
             plan = await self._compare(conversation, summaries.get(cid), stats.get(cid), deep=deep)
-            _compare_state(plan, cid, summaries.get(cid), states.get(conversation.id))
+            compare_summary(plan, cid, summaries.get(cid), states.get(conversation.id))
             if repair and plan.drifts:
-                fixed = await self._repair(conversation, plan)
+                fixed = await repair_conversation(self.engine, self.documents, conversation, plan)
                 plan.drifts = [
                     Drift(d.conversation_id, d.kind, d.detail, repaired=fixed) for d in plan.drifts
                 ]
@@ -198,8 +161,8 @@ class Reconciler:
         stats: dict[str, Any] | None,
         *,
         deep: bool,
-    ) -> _Plan:
-        plan = _Plan()
+    ) -> RepairPlan:
+        plan = RepairPlan()
         cid, count = str(conversation.id), conversation.message_count
 
         def drift(kind: str, detail: str) -> None:
@@ -219,10 +182,10 @@ class Reconciler:
             moved = [i for i in set(sql_ids) & set(mongo_ids) if sql_ids[i] != mongo_ids[i]]
             if missing:
                 seqs = [sql_ids[i] for i in missing]
-                drift("missing_messages", f"{len(missing)} not in MongoDB (seq {_span(seqs)})")
+                drift("missing_messages", f"{len(missing)} not in MongoDB (seq {span(seqs)})")
             if extra:
                 seqs = [mongo_ids[i] for i in extra]
-                drift("extra_messages", f"{len(extra)} not in SQL (seq {_span(seqs)})")
+                drift("extra_messages", f"{len(extra)} not in SQL (seq {span(seqs)})")
             if moved:
                 drift("seq_mismatch", f"{len(moved)} with another seq than in SQL")
             plan.delete_ids = extra + moved
@@ -235,24 +198,7 @@ class Reconciler:
         else:
             meta = summary.get("metadata") or {}
             plan.observed_last_seq = meta.get("last_seq")
-            expected = {
-                "message_count": count,
-                "total_tokens": conversation.total_tokens,
-                "agent_runs": conversation.agent_runs,
-                "last_seq": count,
-            }
-            wrong = [f"{k} {meta.get(k)}!={v}" for k, v in expected.items() if meta.get(k) != v]
-            if not _close(meta.get("total_cost"), conversation.total_cost):
-                wrong.append(f"total_cost {meta.get('total_cost')}!={conversation.total_cost}")
-            last_activity = conversation.last_message_at or conversation.created_at
-            if not _same_instant(last_activity, meta.get("last_activity")):
-                wrong.append(f"last_activity {meta.get('last_activity')}!={last_activity}")
-            if meta.get("status") != conversation.status or summary.get("title") != (
-                conversation.title
-            ):
-                wrong.append("title/status")
-            if summary.get("agent_id") != str(conversation.agent_id):  # moved by a handoff
-                wrong.append(f"agent_id {summary.get('agent_id')}!={conversation.agent_id}")
+            wrong = document_differences(conversation, summary)
             if wrong:
                 drift("counters", "; ".join(wrong))
                 plan.rebuild = True
@@ -260,7 +206,7 @@ class Reconciler:
             drift("sync_marker", f"synced_seq {conversation.synced_seq} < {count}, stores agree")
         return plan
 
-    async def _compare_feedback(self, conversation: ConversationRecord, plan: _Plan) -> None:
+    async def _compare_feedback(self, conversation: ConversationRecord, plan: RepairPlan) -> None:
         """Feedback SQL holds against what ``chat_messages`` says (deep check only)."""
         async with read_connection(self.engine) as conn:
             in_sql = await FeedbackReader(conn).for_conversation(conversation.id)
@@ -280,40 +226,6 @@ class Reconciler:
                 )
             )
             plan.feedback = differing
-
-    async def _repair(self, conversation: ConversationRecord, plan: _Plan) -> bool:
-        try:
-            await self.documents.delete_messages(plan.delete_ids)
-            for start in range(0, len(plan.insert_ids), 500):
-                async with read_connection(self.engine) as conn:
-                    records = await MessageReader(conn).by_id(plan.insert_ids[start : start + 500])
-                await self.documents.insert_messages([message_document(m) for m in records])
-            for record in plan.feedback:  # after the messages it belongs to
-                if await self.documents.set_feedback(record.message_id, record.view()):
-                    async with write_transaction(self.engine) as conn:
-                        await FeedbackRepository(conn).mark_synced(record, now=datetime.now(UTC))
-            if plan.rebuild:
-                async with read_connection(self.engine) as conn:
-                    # fresh: a turn may have committed since the page was read
-                    fresh = await SyncReader(conn).get(conversation.id) or conversation
-                    window = await MessageReader(conn).page(
-                        fresh.id, before_seq=fresh.message_count + 1, limit=self.documents.window
-                    )
-                    context = await conversation_context(conn, fresh.id)
-                if not await self.documents.rebuild_conversation(
-                    fresh, window, observed_last_seq=plan.observed_last_seq, context=context
-                ):
-                    return False  # a turn landed meanwhile: the next round looks again
-            async with write_transaction(
-                self.engine
-            ) as conn:  # as far as this comparison saw, no further
-                await SyncRepository(conn).advance(
-                    conversation.id, to_seq=conversation.message_count
-                )
-        except (PyMongoError, SQLAlchemyError) as exc:
-            log.warning("repair of %s failed: %s", conversation.id, type(exc).__name__)
-            return False
-        return True
 
     async def _orphans(self, *, repair: bool, deep: bool) -> list[Drift]:
         """MongoDB conversations whose SQL conversation was deleted."""
@@ -434,23 +346,3 @@ class Reconciler:
 
     async def stop(self) -> None:
         await self._background.stop()
-
-
-def _compare_state(
-    plan: _Plan, cid: str, doc: dict[str, Any] | None, summary: SummaryRecord | None
-) -> None:
-    """The conversation document's summary (``context.conversation_state``) against SQL's
-    current version; a difference rebuilds the document, summary included."""
-    if doc is None:
-        return  # missing_document already rebuilds it
-    state = (doc.get("context") or {}).get("conversation_state")
-    held = state.get("version") if isinstance(state, dict) else None
-    wanted = summary.version if summary is not None else None
-    if held != wanted:
-        plan.drifts.append(Drift(cid, "summary", f"summary version {held}!={wanted}"))
-        plan.rebuild = True
-
-
-def _span(seqs: Sequence[int]) -> str:
-    seqs = sorted(seqs)
-    return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}..{seqs[-1]}"

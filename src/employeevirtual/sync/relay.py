@@ -31,13 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import (
-    DocumentStore,
-    analytics_document,
-    delegation_documents,
-    message_document,
-)
+from employeevirtual.stores.mongo.analytics_shapes import analytics_document, delegation_documents
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import (
     Connection,
@@ -48,9 +45,8 @@ from employeevirtual.stores.sql.engine import (
 from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
-from employeevirtual.sync.background import Background
 from employeevirtual.sync.memory import MemorySync, conversation_context
-from employeevirtual.tasks import raise_if_cancelling
+from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
 

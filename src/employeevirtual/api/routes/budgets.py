@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, status
 
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.api.analytics_schemas import BudgetIn, BudgetOut, BudgetPage, BudgetPatch
-from employeevirtual.api.deps import AdminUser, ClientIP, RuntimeDep
+from employeevirtual.api.deps import AdminUser, ClientIP, RuntimeDep, SettingsDep
+from employeevirtual.api.params import page_size, parse_time_cursor
 
 router = APIRouter(prefix="/api/admin/budgets", tags=["admin", "budgets"])
 
@@ -40,9 +41,19 @@ async def create_budget(
 
 @router.get("")
 async def list_budgets(
-    _admin: AdminUser, budgets: BudgetsDep, scope: Literal["user", "agent"] | None = None
+    _admin: AdminUser,
+    budgets: BudgetsDep,
+    settings: SettingsDep,
+    scope: Literal["user", "agent"] | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> BudgetPage:
-    return BudgetPage(items=[BudgetOut.model_validate(b) for b in await budgets.list(scope=scope)])
+    """The budgets, oldest first, one page at a time; pass ``next_cursor`` back as ``cursor``."""
+    size = page_size(limit, settings.page_limit_default, settings.page_limit_max)
+    rows, next_cursor = await budgets.page(
+        scope=scope, limit=size, after=parse_time_cursor(cursor) if cursor else None
+    )
+    return BudgetPage(items=[BudgetOut.model_validate(b) for b in rows], next_cursor=next_cursor)
 
 
 @router.get("/{budget_id}")

@@ -8,11 +8,8 @@ the driver's retryable writes (Cosmos DB runs with ``retrywrites=false``).
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -21,181 +18,31 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
-    ConnectionFailure,
     DuplicateKeyError,
-    NetworkTimeout,
-    WaitQueueTimeoutError,
 )
 
-from employeevirtual.stores.mongo.breaker import CircuitBreaker, MongoUnavailable
+from employeevirtual.stores.mongo.analytics_shapes import delegation_documents
+from employeevirtual.stores.mongo.breaker import CircuitBreaker
 from employeevirtual.stores.mongo.collections import Collections
+from employeevirtual.stores.mongo.guard import guarded_io
+from employeevirtual.stores.mongo.shapes import (
+    Document,
+    conversation_document,
+    message_document,
+    rag_context,
+    window_entry,
+)
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, TurnUsage
 
-__all__ = [
-    "DocumentStore",
-    "analytics_document",
-    "delegation_documents",
-    "message_document",
-    "message_from_document",
-    "rag_context",
-]
+__all__ = ["DocumentStore"]
 
-Document = dict[str, Any]
 DUPLICATE_KEY = 11000
-
-
-def message_document(message: MessageRecord) -> Document:
-    """The seed's message shape, plus ``seq`` and ``conversation_id`` (and ``is_edited``,
-    ``edited_at`` on an edited user message)."""
-    doc = _message_document(message)
-    if message.is_edited:
-        doc["is_edited"] = True
-        doc["edited_at"] = message.edited_at
-    return doc
-
-
-def _message_document(message: MessageRecord) -> Document:
-    return {
-        "_id": str(message.id),
-        "id": str(message.id),
-        "conversation_id": str(message.conversation_id),
-        "seq": message.seq,
-        "content": message.content,
-        "message_type": message.message_type,
-        "user_id": str(message.user_id),
-        "agent_id": str(message.agent_id) if message.agent_id else None,
-        "metadata": {**message.metadata, "timestamp": message.created_at},
-        "timestamp": message.created_at,
-    }
-
-
-def message_from_document(doc: Document) -> MessageRecord:
-    """``message_document`` read back."""
-    metadata = dict(doc.get("metadata") or {})
-    metadata.pop("timestamp", None)
-    timestamp: datetime = doc["timestamp"]
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    return MessageRecord(
-        id=UUID(doc["_id"]),
-        conversation_id=UUID(doc["conversation_id"]),
-        seq=doc["seq"],
-        user_id=UUID(doc["user_id"]),
-        agent_id=UUID(doc["agent_id"]) if doc.get("agent_id") else None,
-        content=doc["content"],
-        message_type=doc["message_type"],
-        metadata=metadata,
-        created_at=timestamp,
-        is_edited=bool(doc.get("is_edited")),
-        edited_at=_aware(doc.get("edited_at")),
-        feedback=doc.get("feedback"),
-    )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def analytics_document(reply: MessageRecord) -> Document | None:
-    """The ``chat_analytics`` document of one agent run, derived from its reply alone (so the
-    relay rebuilds exactly what the turn would have written); None for a user's message."""
-    if reply.message_type not in ("agent", "error"):
-        return None
-    meta = reply.metadata
-    # the tokens and cost of delegated runs are attributed to their agents (their own
-    # documents, ``delegation_documents``): this run's document keeps the rest
-    delegated = [d for d in meta.get("delegations") or [] if isinstance(d, dict)]
-    return {
-        "_id": str(reply.id),  # one run, one document, whatever the replays
-        "conversation_id": str(reply.conversation_id),
-        "user_id": str(reply.user_id),
-        "agent_id": str(reply.agent_id) if reply.agent_id else None,
-        "message_id": str(reply.id),
-        "model": meta.get("model_used"),
-        "input_tokens": (meta.get("input_tokens") or 0)
-        - sum(d.get("input_tokens") or 0 for d in delegated),
-        "output_tokens": (meta.get("output_tokens") or 0)
-        - sum(d.get("output_tokens") or 0 for d in delegated),
-        "cost": _own_cost(meta.get("cost"), delegated),
-        "execution_time": meta.get("execution_time"),
-        "tool_calls": meta.get("tool_calls") or 0,
-        "delegated_runs": meta.get("delegated_runs") or 0,
-        "status": "success" if reply.message_type == "agent" else meta.get("error"),
-        "request_id": meta.get("request_id"),
-        "timestamp": reply.created_at,
-    }
-
-
-def _own_cost(cost: float | None, delegated: list[Document]) -> float | None:
-    if cost is None or not delegated:
-        return cost
-    return cost - sum(d.get("cost") or 0.0 for d in delegated)
-
-
-def delegation_documents(reply: MessageRecord) -> list[Document]:
-    """One ``chat_analytics`` document per run the reply's turn delegated (issue 13), with the
-    delegate's own tokens, cost and time, ``status`` ``delegated`` (not a turn: the usage
-    pipelines count no turn, failure or response time for it) and its outcome in
-    ``delegation_status``. Derived from the reply alone, like ``analytics_document``."""
-    if reply.message_type != "agent":
-        return []
-    out = []
-    for d in reply.metadata.get("delegations") or []:
-        if not isinstance(d, dict):
-            continue
-        out.append(
-            {
-                "_id": f"{reply.id}:{d.get('id')}",
-                "conversation_id": str(reply.conversation_id),
-                "user_id": str(reply.user_id),
-                "agent_id": d.get("agent_id"),
-                "message_id": str(reply.id),
-                "model": d.get("model"),
-                "input_tokens": d.get("input_tokens") or 0,
-                "output_tokens": d.get("output_tokens") or 0,
-                "cost": d.get("cost"),
-                "execution_time": d.get("execution_time"),
-                "tool_calls": 0,
-                "delegated_runs": 0,
-                "status": "delegated",
-                "delegation_status": d.get("status"),
-                "delegated_by": d.get("parent_agent_id")
-                or (str(reply.agent_id) if reply.agent_id else None),
-                "depth": d.get("depth"),
-                "request_id": reply.metadata.get("request_id"),
-                "timestamp": reply.created_at,
-            }
-        )
-    return out
-
-
-def rag_context(docs: Sequence[Document]) -> Document | None:
-    """The conversation document's ``context.rag_context``: the sources of the newest reply
-    among ``docs`` that used knowledge (None when none did)."""
-    for doc in reversed(docs):
-        sources = (doc.get("metadata") or {}).get("sources")
-        if doc.get("message_type") == "agent" and sources:
-            return {
-                "message_id": doc["_id"],
-                "seq": doc["seq"],
-                "queries": [
-                    s.get("query") for s in doc["metadata"].get("knowledge_searches") or []
-                ],
-                "sources": sources,
-                "updated_at": doc["timestamp"],
-            }
-    return None
-
-
-def _window_entry(doc: Document) -> Document:
-    return {k: v for k, v in doc.items() if k not in ("_id", "conversation_id", "timestamp")}
 
 
 HEALTH_COLLECTION = "ev_health"  # one tiny document per server: the readiness write probe
 
 
+@guarded_io(spared=("ping", "probe_write"))
 class DocumentStore:
     # metrics: called with (method name, seconds) after every public I/O method when set
     observe: Callable[[str, float], None] | None = None
@@ -277,7 +124,7 @@ class DocumentStore:
                     "$setOnInsert": on_insert,
                     "$push": {
                         "messages": {
-                            "$each": [_window_entry(d) for d in docs],
+                            "$each": [window_entry(d) for d in docs],
                             "$slice": -self.window,
                         }
                     },
@@ -325,35 +172,7 @@ class DocumentStore:
         *,
         context: Document | None = None,
     ) -> Document:
-        cid = str(conversation.id)
-        docs = [message_document(m) for m in window[-self.window :]]
-        rag = rag_context(docs)
-        kept: Document = {**(context or {})}
-        if conversation.metadata.get("session_data"):
-            kept["session_data"] = conversation.metadata["session_data"]
-        if rag is not None:
-            kept["rag_context"] = rag
-        return {
-            "_id": cid,
-            "conversation_id": cid,
-            "user_id": str(conversation.user_id),
-            "agent_id": str(conversation.agent_id),
-            "title": conversation.title,
-            "messages": [_window_entry(d) for d in docs],
-            "context": kept,
-            "metadata": {
-                "created_at": conversation.created_at,
-                "last_activity": conversation.last_message_at or conversation.created_at,
-                "message_count": conversation.message_count,
-                "status": conversation.status,
-                "total_tokens": conversation.total_tokens,
-                "total_cost": float(conversation.total_cost),
-                "total_response_time": float(conversation.total_response_time),
-                "agent_runs": conversation.agent_runs,
-                "avg_response_time": conversation.avg_response_time,
-                "last_seq": conversation.message_count,
-            },
-        }
+        return conversation_document(conversation, window, size=self.window, context=context)
 
     async def rebuild_conversation(
         self,
@@ -548,56 +367,6 @@ class DocumentStore:
         await self.db[HEALTH_COLLECTION].update_one(
             {"_id": owner}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
         )
-
-
-def _guarded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Fail at once while the store's breaker is open; a call that cannot reach the server
-    opens it. Timed for the metrics when ``observe`` is set (a PyMongo command listener costs
-    the driver an event object per command: about 0.1 ms of CPU each, measured)."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    async def call(self: DocumentStore, *args: Any, **kwargs: Any) -> Any:
-        observe = self.observe
-        if observe is None:
-            return await _breaker_call(self, method, args, kwargs)
-        started = time.perf_counter()
-        try:
-            return await _breaker_call(self, method, args, kwargs)
-        finally:
-            observe(name, time.perf_counter() - started)
-
-    return call
-
-
-async def _breaker_call(
-    store: DocumentStore,
-    method: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    breaker = store.breaker
-    if breaker is None:
-        return await method(store, *args, **kwargs)
-    breaker.check()
-    try:
-        return await method(store, *args, **kwargs)
-    except (MongoUnavailable, NetworkTimeout, WaitQueueTimeoutError):
-        raise  # a slow operation or a busy pool is not an unreachable server
-    except ConnectionFailure as exc:
-        breaker.failure(exc)
-        raise
-
-
-# Every public I/O method goes through the breaker, those added later included. ``ping`` and
-# ``probe_write`` do not: they are how a closed-for-now store is found healthy again.
-for _name, _method in list(vars(DocumentStore).items()):
-    if (
-        inspect.iscoroutinefunction(_method)
-        and not _name.startswith("_")
-        and _name not in ("ping", "probe_write")
-    ):
-        setattr(DocumentStore, _name, _guarded(_method))
 
 
 async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:

@@ -14,7 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from employeevirtual.stores.mongo.collections import Collections
-from employeevirtual.stores.sql.memory import MemoryRecord, SummaryRecord
+from employeevirtual.stores.sql.memory import MemoryRecord
+from employeevirtual.stores.sql.summaries import SummaryRecord
 
 __all__ = ["MemoryDocuments", "conversation_state", "memory_document"]
 

@@ -15,7 +15,19 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import FromClause, Label, and_, case, delete, insert, literal, select, update
+from sqlalchemy import (
+    FromClause,
+    Label,
+    and_,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from employeevirtual.stores.records import BudgetRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
@@ -37,6 +49,30 @@ _TURN_COLUMNS = (
     "used_tokens",
     "warned_level",
 )
+
+
+def _charge_statement() -> Any:
+    """The turn's ``UPDATE … RETURNING`` on its budgets, built once with bound parameters
+    (``ids``, ``period``, ``tokens``, ``cost``): building and cache-keying it for every turn
+    cost about twice what executing it does."""
+    b = budgets.c
+    same = b.period == bindparam("period", type_=b.period.type)
+    tokens = bindparam("tokens", type_=b.used_tokens.type)
+    cost = bindparam("cost", type_=b.used_cost.type)
+    return (
+        update(budgets)
+        .where(b.id.in_(bindparam("ids", type_=b.id.type, expanding=True)))
+        .values(
+            used_tokens=case((same, b.used_tokens + tokens), else_=tokens),
+            used_cost=case((same, b.used_cost + cost), else_=cost),
+            warned_level=case((same, b.warned_level), else_=0),
+            period=bindparam("period", type_=b.period.type),
+        )
+        .returning(*[b[n] for n in _TURN_COLUMNS])
+    )
+
+
+_CHARGE = _charge_statement()
 
 
 def with_budgets(
@@ -88,11 +124,28 @@ class BudgetReader:
         row = (await self.conn.execute(query)).first()
         return _record(row._mapping) if row else None
 
-    async def list(self, *, scope: str | None = None) -> list[BudgetRecord]:
-        query = select(budgets).order_by(budgets.c.created_at, budgets.c.id)
+    async def page(
+        self,
+        *,
+        scope: str | None = None,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+    ) -> tuple[list[BudgetRecord], bool]:
+        """One page, oldest first, after the (created_at, id) of the previous page's last
+        budget; and whether more follow."""
+        query = select(budgets).order_by(budgets.c.created_at, budgets.c.id).limit(limit + 1)
         if scope is not None:
             query = query.where(budgets.c.scope == scope)
-        return [_record(r._mapping) for r in await self.conn.execute(query)]
+        if after is not None:
+            at, budget_id = after
+            query = query.where(
+                or_(
+                    budgets.c.created_at > at,
+                    and_(budgets.c.created_at == at, budgets.c.id > budget_id),
+                )
+            )
+        rows = [_record(r._mapping) for r in await self.conn.execute(query)]
+        return rows[:limit], len(rows) > limit
 
 
 class BudgetRepository(BudgetReader):
@@ -149,18 +202,8 @@ class BudgetRepository(BudgetReader):
         """Add a turn's spend to these budgets' counters in one statement (a new month starts
         them from this turn); returns the rows as they are now. Atomic per row, so concurrent
         turns never lose or double an addition."""
-        b = budgets.c
-        same = b.period == period
         result = await self.conn.execute(
-            update(budgets)
-            .where(b.id.in_(list(ids)))
-            .values(
-                used_tokens=case((same, b.used_tokens + tokens), else_=tokens),
-                used_cost=case((same, b.used_cost + cost), else_=cost),
-                warned_level=case((same, b.warned_level), else_=0),
-                period=period,
-            )
-            .returning(*[budgets.c[n] for n in _TURN_COLUMNS])
+            _CHARGE, {"ids": list(ids), "period": period, "tokens": tokens, "cost": cost}
         )
         return [_record(r._mapping) for r in result]
 

@@ -11,7 +11,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, true, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, true, update
 
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -86,6 +86,15 @@ class ConversationFilters:
 class ConversationReader:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    async def count_owned(self, user_id: UUID) -> int:
+        """How many conversations the user keeps (active and archived)."""
+        query = (
+            select(func.count())
+            .select_from(conversations)
+            .where(conversations.c.user_id == user_id)
+        )
+        return int((await self.conn.execute(query)).scalar_one())
 
     async def get(
         self, conversation_id: UUID, user: UserRecord, *, include_all: bool = False

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import rowcount
@@ -93,15 +93,9 @@ class IdempotencyRepository(IdempotencyReader):
     ) -> bool:
         """Take a pending key whose owner died (its lease ran out, or its server instance is
         known gone), fenced by the old token."""
-        k = idempotency_keys.c
         result = await self.conn.execute(
             update(idempotency_keys)
-            .where(
-                k.user_id == owner.user_id,
-                k.key == owner.key,
-                k.token == old_token,
-                k.status == "pending",
-            )
+            .where(*_pending(owner, old_token))
             .values(token=owner.token, locked_until=locked_until, owner_id=owner_id)
         )
         return rowcount(result) > 0
@@ -116,15 +110,9 @@ class IdempotencyRepository(IdempotencyReader):
         now: datetime,
     ) -> bool:
         """Store the response; False when this owner lost the key (the caller must roll back)."""
-        k = idempotency_keys.c
         result = await self.conn.execute(
             update(idempotency_keys)
-            .where(
-                k.user_id == owner.user_id,
-                k.key == owner.key,
-                k.token == owner.token,
-                k.status == "pending",
-            )
+            .where(*_pending(owner, owner.token))
             .values(
                 status="complete",
                 response_status=status,
@@ -137,15 +125,7 @@ class IdempotencyRepository(IdempotencyReader):
         return rowcount(result) > 0
 
     async def release(self, owner: KeyOwner) -> None:
-        k = idempotency_keys.c
-        await self.conn.execute(
-            delete(idempotency_keys).where(
-                k.user_id == owner.user_id,
-                k.key == owner.key,
-                k.token == owner.token,
-                k.status == "pending",
-            )
-        )
+        await self.conn.execute(delete(idempotency_keys).where(*_pending(owner, owner.token)))
 
     async def purge(self, *, created_before: datetime, now: datetime) -> int:
         """Drop keys older than the retention, except a pending one still under its lease."""
@@ -157,3 +137,14 @@ class IdempotencyRepository(IdempotencyReader):
             )
         )
         return rowcount(result)
+
+
+def _pending(owner: KeyOwner, token: UUID) -> tuple[ColumnElement[bool], ...]:
+    """The fence of every change to a pending key: its user and key, held with ``token``."""
+    k = idempotency_keys.c
+    return (
+        k.user_id == owner.user_id,
+        k.key == owner.key,
+        k.token == token,
+        k.status == "pending",
+    )

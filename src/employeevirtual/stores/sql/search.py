@@ -19,7 +19,6 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    null,
     or_,
     select,
     table,
@@ -31,7 +30,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from employeevirtual.stores.records import MessageType
 from employeevirtual.stores.sql.engine import Connection
 from employeevirtual.stores.sql.fulltext import FOLD_FROM, FOLD_TO
-from employeevirtual.stores.sql.search_columns import message_hit_columns
+from employeevirtual.stores.sql.search_columns import (
+    conversation_hit_columns,
+    message_hit_columns,
+)
 from employeevirtual.stores.sql.search_mssql import mark_snippet, mssql_statement
 from employeevirtual.stores.sql.tables import conversations, messages
 
@@ -194,21 +196,6 @@ def _fts5_match(q: SearchQuery) -> str:
     return " ".join(f'"{word}"' + ("*" if prefix else "") for word, prefix in q.terms)
 
 
-def _conversation_hit() -> list[Any]:
-    """The same columns for a hit on a conversation's title."""
-    c = conversations.c
-    return [
-        literal("conversation").label("kind"),
-        c.id.label("id"),
-        c.id.label("conversation_id"),
-        null().label("seq"),
-        null().label("message_type"),
-        c.agent_id.label("agent_id"),
-        c.created_at.label("created_at"),
-        c.title.label("title"),
-    ]
-
-
 def _fts_snippet(fts_table: str) -> Any:
     return func.snippet(
         literal_column(fts_table), 0, HIGHLIGHT_START, HIGHLIGHT_END, "…", SNIPPET_WORDS
@@ -235,7 +222,7 @@ def _sqlite(q: SearchQuery) -> Any:
     if q.message_type is None:
         selects.append(
             select(
-                *_conversation_hit(),
+                *conversation_hit_columns(),
                 _fts_snippet("conversations_fts"),
                 (-func.bm25(literal_column("conversations_fts"))).label("score"),
             )
@@ -291,7 +278,7 @@ def _postgres(q: SearchQuery) -> Any:
     if q.message_type is None:
         selects.append(
             select(
-                *_conversation_hit(),
+                *conversation_hit_columns(),
                 _pg_rank(title_vector, tsq).label("score"),
             )
             .select_from(conversations)

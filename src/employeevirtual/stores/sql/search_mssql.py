@@ -29,12 +29,15 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import Float, cast, func, literal, null, select, union_all
+from sqlalchemy import Float, cast, func, literal, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from employeevirtual.stores.sql.search_columns import message_hit_columns
+from employeevirtual.stores.sql.search_columns import (
+    conversation_hit_columns,
+    message_hit_columns,
+)
 from employeevirtual.stores.sql.tables import conversations, messages
 
 __all__ = ["LANGUAGES", "contains_condition", "mark_snippet", "mssql_statement"]
@@ -123,14 +126,7 @@ def mssql_statement(q: Any, *, filters: Any, page: Any) -> Any:
         titled = _best_rank(conversations, condition)
         selects.append(
             select(
-                literal("conversation").label("kind"),
-                c.id.label("id"),
-                c.id.label("conversation_id"),
-                null().label("seq"),
-                null().label("message_type"),
-                c.agent_id.label("agent_id"),
-                c.created_at.label("created_at"),
-                c.title.label("title"),
+                *conversation_hit_columns(),
                 c.title.label("snippet"),
                 (cast(titled.c.hit_rank, Float) / MAX_RANK).label("score"),
             )

@@ -1,16 +1,11 @@
-"""Everything a running server holds, opened and closed in one place (the app's lifespan)."""
+"""``open_runtime``: a server's stores opened (``runtime.stores``), then every service built on
+them, in the order they depend on each other."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from pymongo import AsyncMongoClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.accounts.admin import AdminService
 from employeevirtual.accounts.api_keys import ApiKeyService
@@ -18,14 +13,12 @@ from employeevirtual.accounts.service import AccountService
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.service import AgentRules, AgentService
-from employeevirtual.analytics import metrics
 from employeevirtual.analytics.alerts import AlertSender
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.analytics.feedback import FeedbackService
-from employeevirtual.analytics.metrics import instrument_engine, instrument_redis, observe_mongo
+from employeevirtual.analytics.metrics import instrument_redis
 from employeevirtual.analytics.rollups import Clock, Rollups, RollupTask
 from employeevirtual.analytics.service import AnalyticsService
-from employeevirtual.analytics.tracing import MongoSpans, enable_agent_tracing, trace_engine
 from employeevirtual.chat.conversations import ConversationService
 from employeevirtual.chat.idempotency import IdempotencyKeys
 from employeevirtual.chat.interrupted import InterruptedTurns
@@ -34,160 +27,32 @@ from employeevirtual.chat.live import LiveTurns
 from employeevirtual.chat.running import AgentRuns
 from employeevirtual.chat.service import ChatService
 from employeevirtual.health.instance import ServerInstance
-from employeevirtual.knowledge.service import KnowledgeService
-from employeevirtual.knowledge.setup import close_knowledge, open_knowledge
-from employeevirtual.mcp.service import McpService
 from employeevirtual.mcp.setup import open_mcp
-from employeevirtual.memory.service import MemoryService
 from employeevirtual.memory.setup import open_memory
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
 from employeevirtual.people.export import ExportService
 from employeevirtual.people.knowledge import KnowledgeSource
 from employeevirtual.people.memory import register_memory
-from employeevirtual.people.registry import PersonalDataRegistry, default_registry
+from employeevirtual.people.registry import default_registry
 from employeevirtual.people.retention import RetentionJob, RetentionPolicy
 from employeevirtual.people.search import SearchService
-from employeevirtual.security.concurrency import ConcurrencyLimiter, make_concurrency_limiter
-from employeevirtual.security.data_dir import secure_data_dir
+from employeevirtual.runtime import Runtime
+from employeevirtual.runtime.stores import open_stores
+from employeevirtual.security.concurrency import make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
-from employeevirtual.security.ratelimit import RateLimiter, make_rate_limiter
+from employeevirtual.security.ratelimit import make_rate_limiter
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
-from employeevirtual.stores.datadir import DataDirLock, check_writable, write_mongodb_url
-from employeevirtual.stores.mongo.breaker import CircuitBreaker
-from employeevirtual.stores.mongo.client import connect
-from employeevirtual.stores.mongo.collections import ensure_indexes
-from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
 from employeevirtual.stores.mongo.supervisor import SecantusSupervisor
 from employeevirtual.stores.records import ConversationRecord
-from employeevirtual.stores.sql.engine import create_engine
-from employeevirtual.stores.sql.migrate import upgrade
-from employeevirtual.streaming.log import TurnLog, make_turn_log
+from employeevirtual.streaming.log import make_turn_log
 from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler
 from employeevirtual.sync.relay import Relay
 
-__all__ = ["Runtime", "open_runtime", "preflight"]
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    engine: AsyncEngine
-    mongo: AsyncMongoClient[dict[str, Any]]
-    documents: DocumentStore
-    models: ModelRegistry
-    runner: AgentRunner
-    acks: SyncAcks
-    tokens: TokenService
-    accounts: AccountService
-    agents: AgentService
-    conversations: ConversationService
-    chat: ChatService
-    limiter: RateLimiter
-    concurrency: ConcurrencyLimiter
-    api_keys: ApiKeyService
-    admin: AdminService
-    relay: Relay
-    reconciler: Reconciler
-    idempotency: IdempotencyKeys
-    search: SearchService
-    personal_data: PersonalDataRegistry
-    erasure: ErasureService
-    exports: ExportService
-    retention: RetentionJob
-    audit: AuditTrail
-    instance: ServerInstance
-    breaker: CircuitBreaker
-    lock: DataDirLock | None
-    knowledge: KnowledgeService
-    analytics: AnalyticsService
-    budgets: BudgetService
-    feedback: FeedbackService
-    alerts: AlertSender
-    rollup_task: RollupTask
-    turn_log: TurnLog
-    live: LiveTurns
-    mcp: McpService
-    interrupted: InterruptedTurns
-    secantus: SecantusServer | None = None
-    supervisor: SecantusSupervisor | None = None
-    memory: MemoryService | None = None
-
-    def start_background(self) -> None:
-        """The server's own background work: heartbeat, SecantusDB supervision, relay (with the
-        lag alert), reconciler and loss check, key purge."""
-        self.instance.start()
-        if self.supervisor is not None:
-            self.supervisor.start()
-        self.interrupted.start()
-        if not self.settings.background_jobs:  # an `employeevirtual worker` runs them
-            return
-        if self.settings.sync_relay_enabled:
-            self.relay.start()
-        self.reconciler.start()
-        self.idempotency.start()
-        self.erasure.start()
-        self.exports.start()
-        self.retention.start()
-        if self.settings.knowledge_ingest_in_server and self.knowledge.unavailable is None:
-            self.knowledge.worker.start()
-        self.rollup_task.start()
-
-    async def close(self) -> None:
-        """After the HTTP server drained its in-flight requests (and the live turns finished or
-        were cancelled and committed): record their MongoDB writes, let the relay copy what is
-        still owed (bounded), say this instance stopped, and stop the embedded SecantusDB last,
-        so nothing committed misses MongoDB for want of it."""
-        # running turns finish (or are cancelled and committed) before the stores close
-        await self.live.drain(self.settings.shutdown_grace_seconds)
-        if self.memory is not None:  # summaries in progress: redone later, nothing is lost
-            await self.memory.worker.stop()
-        await self.turn_log.aclose()
-        await self.erasure.stop()
-        await self.exports.stop()
-        await self.retention.stop()
-        await close_knowledge(self.knowledge)
-        await self.mcp.aclose()
-        await self.relay.stop()
-        await self.reconciler.stop()
-        await self.idempotency.stop()
-        await self.rollup_task.stop()
-        await self.interrupted.stop()
-        await self.acks.flush()
-        await self._drain_relay()
-        await self.alerts.drain()
-        await self.acks.stop()
-        await self.instance.stop()
-        if self.supervisor is not None:
-            await self.supervisor.stop()
-        await self.limiter.aclose()
-        await self.concurrency.aclose()
-        await self.mongo.close()
-        await self.engine.dispose()
-        if self.secantus is not None:
-            await self.secantus.stop()
-        if self.lock is not None:
-            self.lock.release()
-
-    async def _drain_relay(self) -> None:
-        limit = self.settings.shutdown_drain_seconds
-        if not self.settings.sync_relay_enabled or limit <= 0 or self.breaker.is_open:
-            return
-        try:
-            async with asyncio.timeout(limit):
-                # every conversation, the busy ones too: nothing is in flight any more
-                while (
-                    await self.relay.run_once(now=datetime.now(UTC) + self.relay.grace)
-                ).advanced:
-                    pass
-        except Exception as exc:  # the relay of the next start copies it instead
-            log.warning("shutdown: relay did not finish copying (%s)", type(exc).__name__)
+__all__ = ["open_runtime"]
 
 
 def _utc_now() -> datetime:
@@ -204,63 +69,9 @@ async def open_runtime(
     """``after_turn_commit``: called after every turn's SQL commit, before MongoDB is written
     (the fault harness's crash-after-commit hook). ``clock``: what analytics and budgets take
     as now."""
-    # before anything touches the data dir (migrations, SecantusDB files): writable, and ours
-    check_writable(settings.data_dir, *sqlite_files(settings))
-    lock: DataDirLock | None = None
-    if settings.database_url is None or settings.mongodb_url is None:  # an embedded store
-        lock = DataDirLock(settings.data_dir)
-        lock.acquire()
-    secure_data_dir(settings.data_dir)  # after the writability check: it names the path
-    pool: dict[str, int] = {}
-    if not settings.sql_url.startswith("sqlite"):
-        pool = {
-            "pool_size": settings.database_pool_size,
-            "max_overflow": settings.database_max_overflow,
-        }
-    engine = create_engine(
-        settings.sql_url, echo=settings.sql_echo, schema=settings.database_schema, **pool
-    )
-    metrics.ENABLED = settings.metrics_enabled
-    listeners: list[Any] = []
-    if settings.metrics_enabled:
-        instrument_engine(engine)
-    if settings.otel_enabled:
-        enable_agent_tracing(include_content=settings.otel_include_content)
-        trace_engine(engine)
-        listeners.append(MongoSpans())
-    secantus: SecantusServer | None = None
-    breaker = CircuitBreaker(retry_seconds=settings.mongodb_breaker_seconds)
-    try:
-        if migrate:
-            await upgrade(engine)
-        if settings.mongodb_url is not None:
-            mongo_url = settings.mongodb_url.get_secret_value()
-        else:
-            secantus = await start_embedded(settings.data_dir)
-            mongo_url = secantus.url
-            write_mongodb_url(settings.data_dir, mongo_url)
-            log.info("started SecantusDB (MongoDB protocol) on port %d", secantus.port)
-        mongo = connect(
-            mongo_url,
-            timeout_ms=settings.mongodb_timeout_ms,
-            event_listeners=[*listeners, breaker],
-        )
-        db = mongo[settings.mongodb_database]
-        documents = DocumentStore(db, window=settings.conversation_window, breaker=breaker)
-        if settings.metrics_enabled:
-            documents.observe = observe_mongo
-        try:
-            await ensure_indexes(db)
-        except Exception as exc:
-            log.error("MongoDB not reachable at start (%s); serving degraded", type(exc).__name__)
-        knowledge = await open_knowledge(settings, engine)
-    except BaseException:
-        await engine.dispose()
-        if secantus is not None:
-            await secantus.stop()
-        if lock is not None:
-            lock.release()
-        raise
+    stores = await open_stores(settings, migrate=migrate)
+    engine, documents, db, knowledge = stores.engine, stores.documents, stores.db, stores.knowledge
+    secantus = stores.secantus
     instance = ServerInstance(
         engine,
         heartbeat_seconds=settings.instance_heartbeat_seconds,
@@ -362,6 +173,7 @@ async def open_runtime(
         after_commit=after_turn_commit,
         budgets=budgets,
         memory=memory,
+        max_conversations=settings.max_conversations_per_user,
     )
     turn_log = make_turn_log(
         settings.redis_url,
@@ -374,7 +186,7 @@ async def open_runtime(
     return Runtime(
         settings=settings,
         engine=engine,
-        mongo=mongo,
+        mongo=stores.mongo,
         documents=documents,
         models=models,
         runner=runner,
@@ -464,8 +276,8 @@ async def open_runtime(
         ),
         audit=AuditTrail(engine=engine),
         instance=instance,
-        breaker=breaker,
-        lock=lock,
+        breaker=stores.breaker,
+        lock=stores.lock,
         analytics=analytics,
         budgets=budgets,
         feedback=FeedbackService(engine=engine, documents=documents),
@@ -475,20 +287,3 @@ async def open_runtime(
         supervisor=supervisor,
         memory=memory,
     )
-
-
-def preflight(settings: Settings) -> None:
-    """The start-up checks on the data dir, alone: raises DataDirError with a one-line message
-    (``serve`` prints it instead of a traceback)."""
-    check_writable(settings.data_dir, *sqlite_files(settings))
-    if settings.database_url is None or settings.mongodb_url is None:
-        lock = DataDirLock(settings.data_dir)
-        lock.acquire()
-        lock.release()
-
-
-def sqlite_files(settings: Settings) -> tuple[str, ...]:
-    """The embedded default's SQLite files, which must be writable too."""
-    if settings.database_url:
-        return ()
-    return ("employeevirtual.db", "employeevirtual.db-wal", "employeevirtual.db-shm")

@@ -1,0 +1,28 @@
+"""Where the relational store, MongoDB and Redis are."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+__all__ = ["StoreSettings"]
+
+
+class StoreSettings(BaseModel):
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite file in the data directory",
+    )
+    database_schema: str = Field(
+        default="empl", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="ignored on SQLite"
+    )
+    sql_echo: bool = False
+    # per process: the sum over every API process and worker must stay under the database's
+    # connection limit (docs/deploy.md)
+    database_pool_size: int = Field(default=20, ge=1, description="ignored on SQLite")
+    database_max_overflow: int = Field(default=20, ge=0, description="ignored on SQLite")
+    mongodb_url: SecretStr | None = Field(
+        default=None, description="MongoDB URL; default: a SecantusDB child process"
+    )
+    mongodb_database: str = "employeevirtual"
+    mongodb_timeout_ms: int = Field(default=2000, ge=100)
+    redis_url: str | None = None

@@ -43,6 +43,8 @@ def console(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         # many browser sessions come from one address and seed conversations quickly
         EV_RATE_LIMIT_GLOBAL="100000",
         EV_RATE_LIMIT_CHAT="100000",
+        # an answer takes ~1 s, so a browser on a busy machine still sees it grow word by word
+        EV_OFFLINE_STREAM_DELAY_MS="100",
         # a provider that cannot be reached (a closed port), for the failed-turn test
         EV_OPENAI_BASE_URL="http://127.0.0.1:9/v1",
         EV_OPENAI_API_KEY="not-a-real-key",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,7 @@ def test_admin_dashboard_plots_the_api_numbers(
         admin.chat("again", conversation_id=cid)
     theirs = api.agent("Theirs")
     api.chat("someone else's turn", agent_id=theirs["id"])  # an admin sees everyone's usage
+    _until_usage_settles(admin)  # turns of earlier tests that outlived their page end first
     ui_login(page, admin.email)
     page.goto("/#/dashboard")
     first, last = page.locator("#dash-from").input_value(), _last_day(page)
@@ -477,3 +480,20 @@ def test_search_finds_messages_through_the_api_and_opens_one_at_its_place(
     page.fill("#conv-search", "")
     expect(page.locator(f"li[data-conversation='{other}']")).to_be_visible()
     assert problems(page) == []
+
+
+def _until_usage_settles(admin: Api, timeout: float = 30.0) -> None:
+    """A turn belongs to no connection: one an earlier test walked away from (stop, reload)
+    may still commit. Wait until two reads a second apart agree, so the page and the API read
+    the same totals."""
+    today = datetime.now(UTC).date()
+    query = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    deadline = time.monotonic() + timeout
+    before = admin.call("GET", "/api/analytics/usage", params=query)["rows"]
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = admin.call("GET", "/api/analytics/usage", params=query)["rows"]
+        if now == before:
+            return
+        before = now
+    raise AssertionError("usage kept changing for 30 s")

@@ -143,8 +143,8 @@ def _print(report: ReconcileReport, *, repaired: bool) -> None:
         console.print(f"[green]{report.conversations} conversation(s) checked: stores agree[/]")
         return
     table = Table(title="SQL vs MongoDB", show_lines=False)
-    table.add_column("conversation")
-    table.add_column("drift")
+    table.add_column("conversation", no_wrap=True, min_width=36)  # an id to copy, never cut
+    table.add_column("drift", no_wrap=True)
     table.add_column("detail")
     if repaired:
         table.add_column("repaired")

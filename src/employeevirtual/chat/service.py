@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -102,6 +103,8 @@ class ChatService:
         self.context = RecentContext(messages=context_messages)
         self.runs = runs
         self.max_conversations = max_conversations
+        # a turn's messages and counters in SQL, under the per-user conversation cap
+        self.store = partial(store_messages, max_conversations=max_conversations)
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -207,15 +210,7 @@ class ChatService:
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         async with write_transaction(self.engine) as conn:
-            record, stored = await store_messages(
-                conn,
-                user_id,
-                agent,
-                conversation,
-                [asked],
-                None,
-                max_conversations=self.max_conversations,
-            )
+            record, stored = await self.store(conn, user_id, agent, conversation, [asked], None)
         self.context.remember(record, conversation, history, stored)
         model_history = history if conversation else [*request.context]
         return OpenedTurn(
@@ -355,15 +350,7 @@ class ChatService:
         if moves:
             new = [*new[:-1], with_handoffs(new[-1], moves)]
         async with write_transaction(self.engine) as conn:
-            record, stored = await store_messages(
-                conn,
-                user_id,
-                agent,
-                conversation,
-                new,
-                run.usage,
-                max_conversations=self.max_conversations,
-            )
+            record, stored = await self.store(conn, user_id, agent, conversation, new, run.usage)
             if moves:
                 record = await commit_handoffs(
                     conn,

@@ -41,7 +41,7 @@ from employeevirtual.chat.idempotency import (
 )
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.responses import turn_response
-from employeevirtual.chat.rework import open_edit, open_regenerate
+from employeevirtual.chat.rework import Edit, Rework, open_rework
 from employeevirtual.chat.running import AgentRuns
 from employeevirtual.chat.turn import (
     OpenedTurn,
@@ -284,37 +284,23 @@ class ChatService:
 
     # -- answering again ----------------------------------------------------------------------
 
-    async def regenerate(
-        self, user_id: UUID, conversation_id: UUID, *, claim: IdempotencyClaim | None = None
+    async def rework(
+        self, user_id: UUID, rework: Rework, *, claim: IdempotencyClaim | None = None
     ) -> TurnOutcome:
-        """Answer the last user message again (``chat.rework``), holding a turn slot.
-        ``claim``: as for ``turn``."""
-        async with self.keys.released_on_failure(claim), self.slots.hold(user_id):
-            opened = await open_regenerate(self, user_id, conversation_id)
-            return await self.answer(opened, claim=claim)
-
-    async def edit(
-        self,
-        user_id: UUID,
-        conversation_id: UUID,
-        message_id: UUID,
-        *,
-        content: str,
-        claim: IdempotencyClaim | None = None,
-    ) -> TurnOutcome:
-        """Edit the last user message and answer it again (``chat.rework``). ``claim``: as
-        for ``turn``."""
+        """Answer again (``chat.rework``): the last answer regenerated, or the last user message
+        edited (its text checked first) and answered, holding a turn slot. ``claim``: as for
+        ``turn``."""
         async with self.keys.released_on_failure(claim):
-            content = self.check_edit(content)
+            rework = self.checked(rework)
             async with self.slots.hold(user_id):
-                opened = await open_edit(
-                    self, user_id, conversation_id, message_id, content=content
-                )
-                return await self.answer(opened, claim=claim)
+                return await self.answer(await open_rework(self, user_id, rework), claim=claim)
 
-    def check_edit(self, content: str) -> str:
-        """The rules for an edited message's text: InvalidInput (422) otherwise."""
-        return checked_edit(content, max_chars=self.max_message_chars)
+    def checked(self, rework: Rework) -> Rework:
+        """An edit's text under the message rules: InvalidInput (422) otherwise."""
+        if isinstance(rework, Edit):
+            content = checked_edit(rework.content, max_chars=self.max_message_chars)
+            return replace(rework, content=content)
+        return rework
 
     async def resolve(self, user_id: UUID, request: TurnRequest) -> Resolved:
         """The turn's single read (``commit.resolve``)."""

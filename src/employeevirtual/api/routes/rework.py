@@ -3,6 +3,7 @@ Both stream (``Accept: text/event-stream``) like ``POST /api/chat/agent``."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from employeevirtual.api.schemas import ChatOut, MessageEdit
 from employeevirtual.api.sse import wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, fingerprint
 from employeevirtual.chat.live import LiveTurns
+from employeevirtual.chat.rework import Edit, Regenerate, Rework
 from employeevirtual.chat.service import ChatService
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"], dependencies=[ChatRateLimit])
@@ -39,27 +41,37 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _keyed(
+async def _answer_again(
     chat: ChatService,
     live: LiveTurns,
     user_id: UUID,
+    rework: Rework,
+    response: Response,
+    accept: str | None,
     key: str | None,
-    stream: bool,
-    **request: Any,
-) -> IdempotencyClaim | Response | None:
-    """The Idempotency-Key's claim (None without a key), or the answer that replays or
-    follows an earlier request with it (the chat route's rules); ``request``: what makes two
-    requests the same."""
-    if key is None:
-        return None
-    digest = fingerprint(**request)
-    return await claim_or_replay(
-        live,
-        user_id,
-        key,
-        lambda: chat.keys.claim(user_id=user_id, key=key, request_fingerprint=digest),
-        stream=stream,
-    )
+) -> Response:
+    """Both routes: the Idempotency-Key's claim, or the answer that replays or follows an
+    earlier request with it (the chat route's rules; the route and ``rework`` are what make
+    two requests the same), then the turn, streamed or answered."""
+    stream = wants_sse(accept)
+    claim: IdempotencyClaim | None = None
+    if key is not None:
+        route = "edit" if isinstance(rework, Edit) else "regenerate"
+        digest = fingerprint(route=route, **asdict(rework))
+        keyed = await claim_or_replay(
+            live,
+            user_id,
+            key,
+            lambda: chat.keys.claim(user_id=user_id, key=key, request_fingerprint=digest),
+            stream=stream,
+        )
+        if isinstance(keyed, Response):
+            return keyed
+        claim = keyed
+    if stream:
+        return started(await live.rework(user_id, rework, claim=claim), live)
+    outcome = await chat.rework(user_id, rework, claim=claim)
+    return answer(outcome, response, keyed=claim is not None)
 
 
 @router.post("/{conversation_id}/regenerate", response_model=ChatOut, responses=_RESPONSES)
@@ -74,23 +86,8 @@ async def regenerate(
 ) -> Response:
     """Runs the agent again on the last user message. The new answer is appended; the one it
     replaces is kept, marked superseded, and left out of the model's context."""
-    stream = wants_sse(accept)
-    keyed = await _keyed(
-        chat,
-        live,
-        user.id,
-        idempotency_key,
-        stream,
-        route="regenerate",
-        conversation_id=conversation_id,
-    )
-    if isinstance(keyed, Response):
-        return keyed
-    claim = keyed
-    if stream:
-        return started(await live.regenerate(user.id, conversation_id, claim=claim), live)
-    outcome = await chat.regenerate(user.id, conversation_id, claim=claim)
-    return answer(outcome, response, keyed=claim is not None)
+    rework = Regenerate(conversation_id)
+    return await _answer_again(chat, live, user.id, rework, response, accept, idempotency_key)
 
 
 @router.patch(
@@ -110,24 +107,5 @@ async def edit_message(
     """Edits the last user message (``is_edited``/``edited_at``; the original text stays in the
     audit trail) and answers it again. Append-only: the edited text is a new message that
     supersedes the original, and the new answer supersedes the original's answers."""
-    stream = wants_sse(accept)
-    keyed = await _keyed(
-        chat,
-        live,
-        user.id,
-        idempotency_key,
-        stream,
-        route="edit",
-        conversation_id=conversation_id,
-        message_id=message_id,
-        content=body.content,
-    )
-    if isinstance(keyed, Response):
-        return keyed
-    claim = keyed
-    content = body.content
-    if stream:
-        turn = await live.edit(user.id, conversation_id, message_id, content=content, claim=claim)
-        return started(turn, live)
-    outcome = await chat.edit(user.id, conversation_id, message_id, content=content, claim=claim)
-    return answer(outcome, response, keyed=claim is not None)
+    rework = Edit(conversation_id, message_id, body.content)
+    return await _answer_again(chat, live, user.id, rework, response, accept, idempotency_key)

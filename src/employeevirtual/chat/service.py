@@ -42,7 +42,7 @@ from employeevirtual.chat.idempotency import (
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.responses import turn_response
 from employeevirtual.chat.rework import Edit, Rework, open_rework
-from employeevirtual.chat.running import AgentRuns
+from employeevirtual.chat.running import AgentRuns, recorded
 from employeevirtual.chat.turn import (
     OpenedTurn,
     TurnOutcome,
@@ -178,7 +178,9 @@ class ChatService:
         self.accounting.check(read.budgets, started)
         conversation, agent, history = read.conversation, read.agent, read.history
         model_history = history if conversation else [*request.context]
-        run = await self.runs.run(user_id, agent, request.message, model_history, conversation)
+        run = await recorded(
+            self.runs.start(user_id, agent, request.message, model_history, conversation)
+        )
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         reply = agent_reply(
@@ -273,12 +275,14 @@ class ChatService:
         self, opened: OpenedTurn, *, claim: IdempotencyClaim | None = None
     ) -> TurnOutcome:
         """Run the agent on an opened turn and close it (the non-streamed form)."""
-        run = await self.runs.run(
-            opened.conversation.user_id,
-            opened.agent,
-            opened.user_message.content,
-            opened.model_history,
-            opened.conversation,
+        run = await recorded(
+            self.runs.start(
+                opened.conversation.user_id,
+                opened.agent,
+                opened.user_message.content,
+                opened.model_history,
+                opened.conversation,
+            )
         )
         return await self.close_turn(opened, run, claim=claim)
 

@@ -89,3 +89,21 @@ class Background:
     async def stop(self) -> None:
         task, self._task = self._task, None
         await stop_task(task)
+
+
+class Periodic:
+    """A service whose ``_loop`` runs as its one background task, rounds ``interval`` seconds
+    apart (0: never started)."""
+
+    interval: float
+    _background: Background
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._background.start(self._loop)
+
+    async def stop(self) -> None:
+        await self._background.stop()
+
+    async def _loop(self) -> None:
+        raise NotImplementedError

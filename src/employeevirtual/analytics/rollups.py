@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from employeevirtual.analytics.pipelines import SUMS, rollup_pipeline
 from employeevirtual.stores.mongo.collections import Collections
-from employeevirtual.tasks import Background, raise_if_cancelling
+from employeevirtual.tasks import Background, Periodic, raise_if_cancelling
 
 __all__ = ["Clock", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
 
@@ -161,20 +161,13 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-class RollupTask:
+class RollupTask(Periodic):
     """The background round: ``Rollups.run()`` every ``interval`` seconds (0 = never)."""
 
     def __init__(self, rollups: Rollups, *, interval: float) -> None:
         self.rollups = rollups
         self.interval = interval
         self._background = Background("analytics-rollups")
-
-    def start(self) -> None:
-        if self.interval > 0:
-            self._background.start(self._loop)
-
-    async def stop(self) -> None:
-        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from employeevirtual.api.asgi import HttpMiddleware
 from employeevirtual.api.openai_schemas import error_body
 
 __all__ = [
@@ -47,7 +48,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
+class BodySizeLimit(HttpMiddleware):
     """413 for a body over ``max_bytes``: at once from ``Content-Length``, otherwise (chunked
     bodies) as soon as the running total passes the limit, without reading the rest."""
 
@@ -59,7 +60,7 @@ class BodySizeLimit:
         uploads: tuple[re.Pattern[str], int] | None = None,
     ) -> None:
         """``uploads``: POSTs to paths matching the pattern may send up to its own limit."""
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.uploads = uploads
 
@@ -76,10 +77,7 @@ class BodySizeLimit:
     def _error(limit: int) -> dict[str, Any]:
         return {"detail": f"the request body is larger than {limit} bytes (the limit)"}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         max_bytes = self._limit(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -142,19 +140,19 @@ def client_key(scope: Scope) -> str:
     return f"ip:{addr}"
 
 
-class GlobalRateLimit:
+class GlobalRateLimit(HttpMiddleware):
     """At most ``limit`` requests per ``window_seconds`` per client address, for every path
     but the health probes. The counter is the runtime's limiter (Redis when configured, so
     all processes share it). A Redis failure lets requests through (logged): this is a
     flood guard, and failing closed would turn a cache outage into a full outage."""
 
     def __init__(self, app: ASGIApp, *, limit: int, window_seconds: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
         self.window_seconds = window_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/health/"):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith("/health/"):
             await self.app(scope, receive, send)
             return
         runtime = getattr(scope["app"].state, "runtime", None)
@@ -180,7 +178,7 @@ class GlobalRateLimit:
         await self.app(scope, receive, send)
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """Headers every response carries; ``Cache-Control: no-store`` on the API's answers
     (they hold private data), HSTS only when configured (it must only be sent over HTTPS)."""
 
@@ -188,14 +186,11 @@ class SecurityHeaders:
     _CONSOLE_PAGES = frozenset({"/", "/index.html"})  # the web console's page and its assets
 
     def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0, console_csp: str = "") -> None:
-        self.app = app
+        super().__init__(app)
         self.console_csp = console_csp.encode()
         self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith(self._DOCS):
             # the docs page loads Swagger UI's script and styles
@@ -234,18 +229,12 @@ def internal_error_body(request_id: str | None) -> dict[str, Any]:
     }
 
 
-class CrashGuard:
+class CrashGuard(HttpMiddleware):
     """The last line: an exception nothing else handled is one ERROR log line (the traceback at
     DEBUG), and the client gets a JSON problem (500, with the request id) when no answer started.
     The exception stops here, so the server neither logs it again nor drops the connection."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -270,17 +259,11 @@ class CrashGuard:
                 await _send_json(send, 500, internal_error_body(rid), {})
 
 
-class AfterResponse:
+class AfterResponse(HttpMiddleware):
     """Pure ASGI: ``done(scope, status, seconds)`` once every HTTP request has ended, with the
     status it answered (0 when no answer started) and how long it took."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 0
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from employeevirtual.api.asgi import HttpMiddleware
 from employeevirtual.api.proxy import TrustedProxies
 from employeevirtual.request_context import current_request_id, request_id_var
 
@@ -39,9 +40,9 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-class RequestId:
+class RequestId(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, trusted: TrustedProxies) -> None:
-        self.app = app
+        super().__init__(app)
         self.trusted = trusted
 
     def _choose(self, scope: Scope) -> str:
@@ -54,10 +55,7 @@ class RequestId:
                     break
         return new_request_id()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self._choose(scope)
         scope.setdefault("state", {})["request_id"] = rid
         token = _request_id.set(rid)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from employeevirtual.api.asgi import HttpMiddleware
 from employeevirtual.request_context import session_data_var
 
 __all__ = ["SessionData", "session_data"]
@@ -35,16 +36,10 @@ def session_data(scope: Scope) -> dict[str, str]:
     return data
 
 
-class SessionData:
+class SessionData(HttpMiddleware):
     """Pure ASGI: the request's session data in a context variable for the turn to read."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = session_data_var.set(session_data(scope))
         try:
             await self.app(scope, receive, send)

@@ -29,7 +29,7 @@ from employeevirtual.stores.records import MessageRecord
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.interrupted import Unanswered, UnansweredReader, close_unanswered
 from employeevirtual.stores.sql.messages import MessageRepository
-from employeevirtual.tasks import Background
+from employeevirtual.tasks import Background, Periodic
 
 __all__ = ["INTERRUPTED", "InterruptedTurns"]
 
@@ -41,7 +41,7 @@ INTERRUPTED = (
 )
 
 
-class InterruptedTurns:
+class InterruptedTurns(Periodic):
     def __init__(
         self,
         engine: AsyncEngine,
@@ -112,10 +112,3 @@ class InterruptedTurns:
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("interrupted-turn sweep failed: %s", type(exc).__name__)
             await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        if self.interval > 0:
-            self._background.start(self._loop)
-
-    async def stop(self) -> None:
-        await self._background.stop()

@@ -26,7 +26,7 @@ from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.chat.handoff import user_handoff
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
 from employeevirtual.chat.responses import chat_out, failure_body
-from employeevirtual.chat.rework import open_edit, open_regenerate
+from employeevirtual.chat.rework import Rework, open_rework
 from employeevirtual.chat.service import ChatService
 from employeevirtual.chat.turn import OpenedTurn, TurnFailed, TurnOutcome, TurnRequest
 from employeevirtual.errors import Conflict, NotFound
@@ -116,30 +116,13 @@ class LiveTurns:
         and ``claim``; otherwise the slot is held until the turn ends."""
         return await self._begin(user_id, lambda: self.chat.open_turn(user_id, request), claim)
 
-    async def regenerate(
-        self, user_id: UUID, conversation_id: UUID, *, claim: IdempotencyClaim | None = None
+    async def rework(
+        self, user_id: UUID, rework: Rework, *, claim: IdempotencyClaim | None = None
     ) -> TurnStarted:
-        """``ChatService.regenerate``, streamed."""
+        """``ChatService.rework``, streamed (an edit's text checked once the slot is held)."""
         return await self._begin(
-            user_id, lambda: open_regenerate(self.chat, user_id, conversation_id), claim
+            user_id, lambda: open_rework(self.chat, user_id, self.chat.checked(rework)), claim
         )
-
-    async def edit(
-        self,
-        user_id: UUID,
-        conversation_id: UUID,
-        message_id: UUID,
-        *,
-        content: str,
-        claim: IdempotencyClaim | None = None,
-    ) -> TurnStarted:
-        """``ChatService.edit``, streamed."""
-
-        async def opening() -> OpenedTurn:
-            checked = self.chat.check_edit(content)
-            return await open_edit(self.chat, user_id, conversation_id, message_id, content=checked)
-
-        return await self._begin(user_id, opening, claim)
 
     async def _begin(
         self,

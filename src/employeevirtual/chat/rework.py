@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -21,7 +22,36 @@ from employeevirtual.stores.supersede import LOOKAHEAD, current
 if TYPE_CHECKING:
     from employeevirtual.chat.service import ChatService
 
-__all__ = ["open_edit", "open_regenerate"]
+__all__ = ["Edit", "Regenerate", "Rework", "open_rework"]
+
+
+@dataclass(frozen=True, slots=True)
+class Regenerate:
+    """Answer the conversation's last user message again."""
+
+    conversation_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Edit the conversation's last user message (``message_id``) to ``content``, and answer it."""
+
+    conversation_id: UUID
+    message_id: UUID
+    content: str
+
+
+Rework = Regenerate | Edit  # what ``ChatService.rework`` answers again
+
+
+async def open_rework(chat: ChatService, user_id: UUID, rework: Rework) -> OpenedTurn:
+    """The turn that answers ``rework``, opened (``ChatService.answer`` or a live turn closes
+    it)."""
+    if isinstance(rework, Edit):
+        return await open_edit(
+            chat, user_id, rework.conversation_id, rework.message_id, content=rework.content
+        )
+    return await open_regenerate(chat, user_id, rework.conversation_id)
 
 
 async def _last_exchange(

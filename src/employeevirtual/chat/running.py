@@ -4,6 +4,7 @@ team, issue 13). A failed run is a value, recorded like an answer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +20,15 @@ from employeevirtual.memory.service import MemoryService
 from employeevirtual.memory.tools import MemoryTurn
 from employeevirtual.stores.records import AgentRecord, ConversationRecord, MessageRecord
 
-__all__ = ["AgentRuns"]
+__all__ = ["AgentRuns", "recorded"]
+
+
+async def recorded(run: Awaitable[RunOutcome]) -> RunOutcome | AgentFailure:
+    """``run``'s outcome, or its failure returned, to be recorded like an answer."""
+    try:
+        return await run
+    except AgentFailure as failure:
+        return failure
 
 
 class AgentRuns:
@@ -53,7 +62,8 @@ class AgentRuns:
         *,
         on_event: EventSink | None = None,
     ) -> RunOutcome:
-        """The run itself; ``AgentFailure`` raised (a streamed turn cancels and catches it)."""
+        """The run itself; ``AgentFailure`` raised (``recorded`` returns it instead; a streamed
+        turn cancels and catches it)."""
         memory = await self.memory_for(user_id, agent, conversation, message)
         return await self.runner.run(
             agent,
@@ -68,20 +78,6 @@ class AgentRuns:
             ],
             team=await self.team_for(user_id, agent),
         )
-
-    async def run(
-        self,
-        user_id: UUID,
-        agent: AgentRecord,
-        message: str,
-        history: list[MessageRecord],
-        conversation: ConversationRecord | None,
-    ) -> RunOutcome | AgentFailure:
-        """The run; a failure is returned, to be recorded like an answer."""
-        try:
-            return await self.start(user_id, agent, message, history, conversation)
-        except AgentFailure as failure:
-            return failure
 
     async def team_for(self, user_id: UUID, agent: AgentRecord) -> Team | None:
         """The agents ``agent`` may ask or hand over to, for this caller (``chat.team``)."""

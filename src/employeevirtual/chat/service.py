@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -40,8 +41,8 @@ from employeevirtual.chat.idempotency import (
 )
 from employeevirtual.chat.limits import TurnSlots
 from employeevirtual.chat.responses import turn_response
-from employeevirtual.chat.rework import open_edit, open_regenerate
-from employeevirtual.chat.running import AgentRuns
+from employeevirtual.chat.rework import Edit, Rework, open_rework
+from employeevirtual.chat.running import AgentRuns, recorded
 from employeevirtual.chat.turn import (
     OpenedTurn,
     TurnOutcome,
@@ -102,6 +103,8 @@ class ChatService:
         self.context = RecentContext(messages=context_messages)
         self.runs = runs
         self.max_conversations = max_conversations
+        # a turn's messages and counters in SQL, under the per-user conversation cap
+        self.store = partial(store_messages, max_conversations=max_conversations)
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -175,7 +178,9 @@ class ChatService:
         self.accounting.check(read.budgets, started)
         conversation, agent, history = read.conversation, read.agent, read.history
         model_history = history if conversation else [*request.context]
-        run = await self.runs.run(user_id, agent, request.message, model_history, conversation)
+        run = await recorded(
+            self.runs.start(user_id, agent, request.message, model_history, conversation)
+        )
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         reply = agent_reply(
@@ -207,15 +212,7 @@ class ChatService:
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
         async with write_transaction(self.engine) as conn:
-            record, stored = await store_messages(
-                conn,
-                user_id,
-                agent,
-                conversation,
-                [asked],
-                None,
-                max_conversations=self.max_conversations,
-            )
+            record, stored = await self.store(conn, user_id, agent, conversation, [asked], None)
         self.context.remember(record, conversation, history, stored)
         model_history = history if conversation else [*request.context]
         return OpenedTurn(
@@ -278,48 +275,36 @@ class ChatService:
         self, opened: OpenedTurn, *, claim: IdempotencyClaim | None = None
     ) -> TurnOutcome:
         """Run the agent on an opened turn and close it (the non-streamed form)."""
-        run = await self.runs.run(
-            opened.conversation.user_id,
-            opened.agent,
-            opened.user_message.content,
-            opened.model_history,
-            opened.conversation,
+        run = await recorded(
+            self.runs.start(
+                opened.conversation.user_id,
+                opened.agent,
+                opened.user_message.content,
+                opened.model_history,
+                opened.conversation,
+            )
         )
         return await self.close_turn(opened, run, claim=claim)
 
     # -- answering again ----------------------------------------------------------------------
 
-    async def regenerate(
-        self, user_id: UUID, conversation_id: UUID, *, claim: IdempotencyClaim | None = None
+    async def rework(
+        self, user_id: UUID, rework: Rework, *, claim: IdempotencyClaim | None = None
     ) -> TurnOutcome:
-        """Answer the last user message again (``chat.rework``), holding a turn slot.
-        ``claim``: as for ``turn``."""
-        async with self.keys.released_on_failure(claim), self.slots.hold(user_id):
-            opened = await open_regenerate(self, user_id, conversation_id)
-            return await self.answer(opened, claim=claim)
-
-    async def edit(
-        self,
-        user_id: UUID,
-        conversation_id: UUID,
-        message_id: UUID,
-        *,
-        content: str,
-        claim: IdempotencyClaim | None = None,
-    ) -> TurnOutcome:
-        """Edit the last user message and answer it again (``chat.rework``). ``claim``: as
-        for ``turn``."""
+        """Answer again (``chat.rework``): the last answer regenerated, or the last user message
+        edited (its text checked first) and answered, holding a turn slot. ``claim``: as for
+        ``turn``."""
         async with self.keys.released_on_failure(claim):
-            content = self.check_edit(content)
+            rework = self.checked(rework)
             async with self.slots.hold(user_id):
-                opened = await open_edit(
-                    self, user_id, conversation_id, message_id, content=content
-                )
-                return await self.answer(opened, claim=claim)
+                return await self.answer(await open_rework(self, user_id, rework), claim=claim)
 
-    def check_edit(self, content: str) -> str:
-        """The rules for an edited message's text: InvalidInput (422) otherwise."""
-        return checked_edit(content, max_chars=self.max_message_chars)
+    def checked(self, rework: Rework) -> Rework:
+        """An edit's text under the message rules: InvalidInput (422) otherwise."""
+        if isinstance(rework, Edit):
+            content = checked_edit(rework.content, max_chars=self.max_message_chars)
+            return replace(rework, content=content)
+        return rework
 
     async def resolve(self, user_id: UUID, request: TurnRequest) -> Resolved:
         """The turn's single read (``commit.resolve``)."""
@@ -355,15 +340,7 @@ class ChatService:
         if moves:
             new = [*new[:-1], with_handoffs(new[-1], moves)]
         async with write_transaction(self.engine) as conn:
-            record, stored = await store_messages(
-                conn,
-                user_id,
-                agent,
-                conversation,
-                new,
-                run.usage,
-                max_conversations=self.max_conversations,
-            )
+            record, stored = await self.store(conn, user_id, agent, conversation, new, run.usage)
             if moves:
                 record = await commit_handoffs(
                     conn,

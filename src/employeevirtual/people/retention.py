@@ -35,7 +35,7 @@ from employeevirtual.stores.mongo.people import delete_before, ensure_ttl
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.retention import RetentionReader
-from employeevirtual.tasks import Background, raise_if_cancelling
+from employeevirtual.tasks import Background, Periodic, raise_if_cancelling
 
 __all__ = ["RetentionJob", "RetentionPolicy", "RetentionReport"]
 
@@ -69,7 +69,7 @@ class RetentionReport:
         self.deleted[name] = self.deleted.get(name, 0) + count
 
 
-class RetentionJob:
+class RetentionJob(Periodic):
     def __init__(
         self,
         *,
@@ -182,13 +182,6 @@ class RetentionJob:
                 return total
 
     # -- the background round --
-
-    def start(self) -> None:
-        if self.interval > 0:
-            self._background.start(self._loop)
-
-    async def stop(self) -> None:
-        await self._background.stop()
 
     async def _loop(self) -> None:
         with contextlib.suppress(Exception):

@@ -3,10 +3,11 @@ Both stream (``Accept: text/event-stream``) like ``POST /api/chat/agent``."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from employeevirtual.api.deps import ChatDep, CurrentUser, LiveDep
 from employeevirtual.api.limits import ChatRateLimit
@@ -14,8 +15,7 @@ from employeevirtual.api.routes.chat import answer, claim_or_replay, started
 from employeevirtual.api.schemas import ChatOut, MessageEdit
 from employeevirtual.api.sse import wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, fingerprint
-from employeevirtual.chat.live import LiveTurns
-from employeevirtual.chat.service import ChatService
+from employeevirtual.chat.rework import Edit, Regenerate, Rework
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"], dependencies=[ChatRateLimit])
 
@@ -39,95 +39,67 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _keyed(
-    chat: ChatService,
-    live: LiveTurns,
-    user_id: UUID,
-    key: str | None,
-    stream: bool,
-    **request: Any,
-) -> IdempotencyClaim | Response | None:
-    """The Idempotency-Key's claim (None without a key), or the answer that replays or
-    follows an earlier request with it (the chat route's rules); ``request``: what makes two
-    requests the same."""
-    if key is None:
-        return None
-    digest = fingerprint(**request)
-    return await claim_or_replay(
-        live,
-        user_id,
-        key,
-        lambda: chat.keys.claim(user_id=user_id, key=key, request_fingerprint=digest),
-        stream=stream,
-    )
+class _AnswerAgain:
+    """What both routes take besides the rework itself, and their shared body: the
+    Idempotency-Key's claim, or the answer that replays or follows an earlier request with it
+    (the chat route's rules; the route and the rework are what make two requests the same),
+    then the turn, streamed or answered."""
+
+    def __init__(
+        self,
+        user: CurrentUser,
+        chat: ChatDep,
+        live: LiveDep,
+        response: Response,
+        accept: Accept = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> None:
+        self.user_id = user.id
+        self.chat = chat
+        self.live = live
+        self.response = response
+        self.stream = wants_sse(accept)
+        self.key = idempotency_key
+
+    async def __call__(self, rework: Rework) -> Response:
+        chat, live, user_id, key = self.chat, self.live, self.user_id, self.key
+        claim: IdempotencyClaim | None = None
+        if key is not None:
+            route = "edit" if isinstance(rework, Edit) else "regenerate"
+            digest = fingerprint(route=route, **asdict(rework))
+            keyed = await claim_or_replay(
+                live,
+                user_id,
+                key,
+                lambda: chat.keys.claim(user_id=user_id, key=key, request_fingerprint=digest),
+                stream=self.stream,
+            )
+            if isinstance(keyed, Response):
+                return keyed
+            claim = keyed
+        if self.stream:
+            return started(await live.rework(user_id, rework, claim=claim), live)
+        outcome = await chat.rework(user_id, rework, claim=claim)
+        return answer(outcome, self.response, keyed=claim is not None)
+
+
+AnswerAgain = Annotated[_AnswerAgain, Depends()]
 
 
 @router.post("/{conversation_id}/regenerate", response_model=ChatOut, responses=_RESPONSES)
-async def regenerate(
-    conversation_id: UUID,
-    user: CurrentUser,
-    chat: ChatDep,
-    live: LiveDep,
-    response: Response,
-    accept: Accept = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def regenerate(conversation_id: UUID, again: AnswerAgain) -> Response:
     """Runs the agent again on the last user message. The new answer is appended; the one it
     replaces is kept, marked superseded, and left out of the model's context."""
-    stream = wants_sse(accept)
-    keyed = await _keyed(
-        chat,
-        live,
-        user.id,
-        idempotency_key,
-        stream,
-        route="regenerate",
-        conversation_id=conversation_id,
-    )
-    if isinstance(keyed, Response):
-        return keyed
-    claim = keyed
-    if stream:
-        return started(await live.regenerate(user.id, conversation_id, claim=claim), live)
-    outcome = await chat.regenerate(user.id, conversation_id, claim=claim)
-    return answer(outcome, response, keyed=claim is not None)
+    return await again(Regenerate(conversation_id))
 
 
 @router.patch(
     "/{conversation_id}/messages/{message_id}", response_model=ChatOut, responses=_RESPONSES
 )
 async def edit_message(
-    conversation_id: UUID,
-    message_id: UUID,
-    body: MessageEdit,
-    user: CurrentUser,
-    chat: ChatDep,
-    live: LiveDep,
-    response: Response,
-    accept: Accept = None,
-    idempotency_key: IdempotencyKey = None,
+    conversation_id: UUID, message_id: UUID, body: MessageEdit, again: AnswerAgain
 ) -> Response:
     """Edits the last user message (``is_edited``/``edited_at``; the original text stays in the
     audit trail) and answers it again. Append-only: the edited text is a new message that
     supersedes the original, and the new answer supersedes the original's answers."""
-    stream = wants_sse(accept)
-    keyed = await _keyed(
-        chat,
-        live,
-        user.id,
-        idempotency_key,
-        stream,
-        route="edit",
-        conversation_id=conversation_id,
-        message_id=message_id,
-        content=body.content,
-    )
-    if isinstance(keyed, Response):
-        return keyed
-    claim = keyed
-    content = body.content
-    if stream:
-        turn = await live.edit(user.id, conversation_id, message_id, content=content, claim=claim)
-        return started(turn, live)
-    outcome = await chat.edit(user.id, conversation_id, message_id, content=content, claim=claim)
-    return answer(outcome, response, keyed=claim is not None)
+    return await again(Edit(conversation_id, message_id, body.content))

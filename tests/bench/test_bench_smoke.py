@@ -64,10 +64,12 @@ async def test_round_trips_per_turn_are_within_targets_and_flat(
     user_id = uuid.UUID(agent["user_id"])
 
     first = await _turn(client, headers, agent_id=agent["id"])
-    # SELECT agent (+ user active) outside a transaction, SELECT the person's memories with
-    # this agent (issue 18); INSERT conversation + INSERT messages in one transaction; MongoDB:
-    # messages, conversation upsert, analytics, activity log.
-    assert _trips(first) == (4, 1, 4)
+    # SELECT agent (+ user active) and COUNT the user's conversations (the per-user cap, issue
+    # 8) outside a transaction, SELECT the person's memories with this agent (issue 18); in one
+    # transaction: lock the user's row and COUNT again (concurrent first turns cannot pass the
+    # cap), INSERT conversation, INSERT messages; MongoDB: messages, conversation upsert,
+    # analytics, activity log. Only a conversation's first turn pays the cap's three.
+    assert _trips(first) == (7, 1, 4)
 
     steady: dict[int, list[tuple[int, int, int]]] = {}
     for length in (10, 1_000):

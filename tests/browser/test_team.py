@@ -79,8 +79,9 @@ def test_delegated_runs_and_handoffs_show_in_the_chat(page: Page, api: Api) -> N
     # the offline model asks its colleague when told to: the delegated run folds under the answer
     page.locator("#composer-input").fill("ask Billing: what is owed on invoice 7?")
     page.get_by_role("button", name="Send").click()
-    expect(page.locator(".msg-live")).to_have_count(0)  # the turn is over (committed)
-    answer = page.locator(".msg-agent").first
+    done = page.locator(".msg-agent:not(.msg-live)")  # answers whose turn is over (committed)
+    expect(done).to_have_count(1, timeout=30_000)
+    answer = done.first
     expect(answer).to_contain_text("My colleague answered")
     expect(page).to_have_url(re.compile(r"#/chat/[0-9a-f-]{36}$"))
     conv_id = page.url.rsplit("/", 1)[-1]
@@ -95,7 +96,7 @@ def test_delegated_runs_and_handoffs_show_in_the_chat(page: Page, api: Api) -> N
     page.select_option("#handoff-picker", billing["id"])
     page.locator("#composer-input").fill("please take it from here")
     page.get_by_role("button", name="Send").click()
-    expect(page.locator(".msg-agent")).to_have_count(2)
+    expect(done).to_have_count(2, timeout=30_000)
     expect(page.locator(".msg-live")).to_have_count(0)
     moved = page.locator(".msg-agent").nth(1).get_by_test_id("handoff")
     expect(moved).to_have_text(re.compile(r"Handed over to Billing\s+by you"))

@@ -13,6 +13,9 @@ from typing import Any
 from harness import AXE, PASSWORD, Api
 from playwright.sync_api import Page, expect
 
+# an answer whose turn is over (committed): the live one streams for seconds first
+ANSWERED = ".msg-agent:not(.msg-live)"
+
 
 def ui_login(page: Page, email: str) -> None:
     page.goto("/")
@@ -61,13 +64,13 @@ def test_sign_up_create_agent_and_chat(page: Page, admin: Api, screenshots: Path
     expect(box).to_have_value("first line\nsecond line")
     expect(page.locator(".msg")).to_have_count(0)
     box.press("Enter")
-    expect(page.locator(".msg-agent")).to_have_count(1)
+    expect(page.locator(ANSWERED)).to_have_count(1, timeout=30_000)
     expect(page.locator(".msg-user")).to_contain_text("second line")
     expect(page.locator(".msg-agent")).to_contain_text("offline model")
     expect(page).to_have_url(re.compile(r"#/chat/[0-9a-f-]{36}$"))
     box.fill("and a follow-up")
     page.get_by_role("button", name="Send").click()
-    expect(page.locator(".msg-agent")).to_have_count(2)
+    expect(page.locator(ANSWERED)).to_have_count(2, timeout=30_000)
     expect(page.locator(".conv-list li")).to_have_count(1)
     page.screenshot(path=screenshots / "chat.png")
     assert problems(page) == []
@@ -202,7 +205,7 @@ def test_html_and_javascript_links_render_harmless(page: Page, api: Api) -> None
         "<script>alert(3)</script> **bold**"
     )
     page.locator("#composer-input").press("Enter")
-    expect(page.locator(".msg-agent")).to_have_count(1)
+    expect(page.locator(ANSWERED)).to_have_count(1, timeout=30_000)
     for body in page.locator(".msg .md").all():
         assert body.locator("img, script, iframe, [onerror]").count() == 0
     user = page.locator(".msg-user .md")
@@ -379,7 +382,7 @@ def test_second_user_picks_and_chats_with_a_shared_agent(
         picker.select_option(shared["id"])
         page.locator("#composer-input").fill("hello from another user")
         page.get_by_role("button", name="Send").click()
-        expect(page.locator(".msg-agent")).to_have_count(1)
+        expect(page.locator(ANSWERED)).to_have_count(1, timeout=30_000)
         expect(page.locator(".msg-agent")).to_contain_text("offline model")
         expect(page).to_have_url(re.compile(r"#/chat/[0-9a-f-]{36}$"))
         conv_id = page.url.rsplit("/", 1)[-1]

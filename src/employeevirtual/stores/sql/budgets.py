@@ -24,13 +24,13 @@ from sqlalchemy import (
     delete,
     insert,
     literal,
-    or_,
     select,
     update,
 )
 
 from employeevirtual.stores.records import BudgetRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.keyset import after_asc
 from employeevirtual.stores.sql.tables import budgets
 
 __all__ = ["BudgetReader", "BudgetRepository", "budgets_from_row", "with_budgets"]
@@ -137,13 +137,7 @@ class BudgetReader:
         if scope is not None:
             query = query.where(budgets.c.scope == scope)
         if after is not None:
-            at, budget_id = after
-            query = query.where(
-                or_(
-                    budgets.c.created_at > at,
-                    and_(budgets.c.created_at == at, budgets.c.id > budget_id),
-                )
-            )
+            query = query.where(after_asc(budgets.c.created_at, budgets.c.id, after))
         rows = [_record(r._mapping) for r in await self.conn.execute(query)]
         return rows[:limit], len(rows) > limit
 

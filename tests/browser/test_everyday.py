@@ -112,3 +112,25 @@ def test_conversations_filtered_by_the_day_they_started(page: Page, api: Api) ->
     shown = {items.nth(i).get_attribute("data-conversation") for i in range(2)}
     assert shown == ids
     assert problems(page) == []
+
+
+def test_sign_up_is_offered_only_when_the_server_accepts_it(page: Page, api: Api) -> None:
+    assert api.client.get("/api/auth/signup").json() == {"allowed": True}
+    page.goto("/")
+    expect(page.locator("#email")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign up")).to_be_visible()
+    expect(page.get_by_test_id("signup-closed")).to_have_count(0)
+    # a server started with EV_ALLOW_SIGNUP=false answers {"allowed": false}
+    # (tests/api/test_auth_and_agents.py::test_signup_can_be_closed): that answer, here
+    page.route(
+        "**/api/auth/signup",
+        lambda route: route.fulfill(json={"allowed": False}),
+    )
+    page.reload()
+    expect(page.get_by_test_id("signup-closed")).to_contain_text("ask an administrator")
+    expect(page.get_by_role("button", name="Sign up")).to_have_count(0)
+    page.fill("#email", api.email)  # logging in still works
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("header.top")).to_be_visible()
+    assert problems(page) == []

@@ -139,8 +139,14 @@ export interface Agent {
   knowledge_base_ids?: string[];
   delegate_ids?: string[];
   visibility: "private" | "shared";
+  memory?: AgentMemory;
   created_at: string;
   updated_at: string | null;
+}
+/** An agent's own memory setting (``memory`` in the agent API; both true when left out). */
+export interface AgentMemory {
+  enabled: boolean;
+  shared: boolean;
 }
 export interface Message {
   id: string;

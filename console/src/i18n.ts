@@ -210,6 +210,16 @@ const en = {
   handedBy_agent: "by the agent",
   handoffNote: "Note",
   answeredBy: "Next answer by (another agent takes the conversation over)",
+  chartDay: "Day",
+  roleUser: "User",
+  roleAdmin: "Administrator",
+  keyPrefix: "Prefix",
+  budgetForUser: "A person",
+  budgetForAgent: "An agent",
+  agentMemory: "Memory",
+  agentMemoryHelp: "What this agent keeps between turns. You can read, correct and delete what it remembers about you in your profile.",
+  agentMemoryEnabled: "Remember: notes about the person and summaries of long conversations",
+  agentMemoryShared: "Share memories across all of this agent's conversations with the same person (off: each conversation keeps its own)",
 };
 
 type Dict = typeof en;
@@ -421,6 +431,16 @@ const pt: Dict = {
   handedBy_agent: "pelo agente",
   handoffNote: "Nota",
   answeredBy: "Próxima resposta de (outro agente assume a conversa)",
+  chartDay: "Dia",
+  roleUser: "Usuário",
+  roleAdmin: "Administrador",
+  keyPrefix: "Prefixo",
+  budgetForUser: "Uma pessoa",
+  budgetForAgent: "Um agente",
+  agentMemory: "Memória",
+  agentMemoryHelp: "O que este agente guarda entre as mensagens. Você pode ler, corrigir e apagar o que ele lembra sobre você no seu perfil.",
+  agentMemoryEnabled: "Lembrar: notas sobre a pessoa e resumos de conversas longas",
+  agentMemoryShared: "Compartilhar as memórias entre todas as conversas deste agente com a mesma pessoa (desligado: cada conversa guarda as suas)",
 };
 
 const DICTS: Record<Lang, Dict> = { en, pt };
@@ -444,6 +464,11 @@ export function t(key: Key, vars: Record<string, string | number> = {}): string 
   let s = DICTS[lang.get()][key];
   for (const [k, v] of Object.entries(vars)) s = s.replace(`{${k}}`, String(v));
   return s;
+}
+
+/** A role's name in the current language (the API's value is "user" or "admin"). */
+export function roleName(role: string): string {
+  return role === "admin" ? t("roleAdmin") : role === "user" ? t("roleUser") : role;
 }
 
 export function locale(): string {

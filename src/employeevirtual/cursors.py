@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from employeevirtual.errors import InvalidInput
 
-__all__ = ["decode_cursor", "encode_cursor", "parse_time_cursor", "time_cursor"]
+__all__ = ["decode_cursor", "encode_cursor", "parse_time_cursor", "time_cursor", "time_page"]
 
 _MAX_CURSOR = 512
 _BAD_CURSOR = "cursor is not valid; pass next_cursor from a previous page"
@@ -37,6 +39,26 @@ def decode_cursor(cursor: str, *, parts: int) -> list[str]:
 def time_cursor(at: datetime, item_id: UUID) -> str:
     """The cursor of a page that ends at (``at``, ``item_id``), for keyset paging."""
     return encode_cursor(at.isoformat(), str(item_id))
+
+
+class _Timed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> UUID: ...
+
+
+T = TypeVar("T", bound=_Timed)
+
+
+def time_page(rows: Sequence[T], limit: int) -> tuple[list[T], str | None]:
+    """A page read as ``limit + 1`` rows, keyset-paged on (created_at, id): its first ``limit``
+    rows and the cursor of the next page (None: the last page)."""
+    page = list(rows[:limit])
+    if len(rows) <= limit or not page:
+        return page, None
+    return page, time_cursor(page[-1].created_at, page[-1].id)
 
 
 def parse_time_cursor(cursor: str) -> tuple[datetime, UUID]:

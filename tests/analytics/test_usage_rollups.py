@@ -145,6 +145,11 @@ def assert_matches(
 async def test_every_grouping_matches_brute_force_raw_and_rolled(runtime: Runtime) -> None:
     rng = random.Random(14)
     docs = seed_runs(600, rng=rng)
+    # and a few inside the settle window before NOW, which stay raw after a round
+    docs += [
+        d | {"timestamp": NOW - timedelta(seconds=10 * i)}
+        for i, d in enumerate(seed_runs(3, rng=rng), start=1)
+    ]
     await runtime.documents.analytics.insert_many(docs)
     rollups = runtime.analytics.rollups
     rollups.clock = lambda: NOW
@@ -156,10 +161,15 @@ async def test_every_grouping_matches_brute_force_raw_and_rolled(runtime: Runtim
 
     report = await rollups.run()
     assert report.complete_through == date(2026, 3, 9)
-    assert len(report.days) == 10  # 28 Feb..9 March; today (10th) stays raw
+    assert len(report.days) == 10  # 28 Feb..9 March as complete days
+    # then today up to the settle time ago; only the runs after that stay raw
+    assert report.partial_through == NOW - timedelta(seconds=rollups.settle_seconds)
+    assert (await rollups.coverage()).raw_from == report.partial_through
     daily = runtime.documents.db[Collections.ANALYTICS_DAILY]
-    assert await daily.count_documents({}) > 0
-    for group_by in GROUPINGS:  # rollups up to the 9th, raw on the 10th
+    assert await daily.count_documents({"day": datetime(2026, 3, 10, tzinfo=UTC)}) > 0
+    raw_after = [d for d in docs if d["timestamp"] >= report.partial_through]
+    assert raw_after, "the seed puts runs inside the settle window"
+    for group_by in GROUPINGS:  # rollups up to 11:59 on the 10th, raw after it
         rows = await runtime.analytics.compute(UsageQuery(query.start, query.end, group_by))
         assert_matches(rows, brute_force(docs, group_by), group_by)
 
@@ -208,3 +218,60 @@ async def test_rollups_are_idempotent_and_follow_late_changes(runtime: Runtime) 
     await runtime.documents.analytics.delete_many({"conversation_id": gone["conversation_id"]})
     await rollups.run(start=gone["timestamp"].date(), end=gone["timestamp"].date())
     assert await rollups.check(date(2026, 3, 1), date(2026, 3, 9)) == []
+
+
+async def test_today_is_rolled_up_so_far_and_late_runs_join_the_next_round(
+    runtime: Runtime,
+) -> None:
+    """Today's runs before the last round (less the settle time) are read from rollups, so the
+    raw part of a query is the last minutes, not the day; a run written late for that span is
+    counted from the next round, and a round in progress never counts a run twice."""
+    rng = random.Random(21)
+    docs = seed_runs(300, rng=rng)
+    await runtime.documents.analytics.insert_many(docs)
+    rollups = runtime.analytics.rollups
+    rollups.clock = lambda: NOW
+    report = await rollups.run()
+    through = report.partial_through
+    assert through is not None
+    today = UsageQuery(date(2026, 3, 10), date(2026, 3, 10), ("agent", "model"))
+    todays = [d for d in docs if d["timestamp"].date() == date(2026, 3, 10)]
+    assert_matches(
+        await runtime.analytics.compute(today), brute_force(todays, today.group_by), today.group_by
+    )
+
+    # the raw part of the query reads only the runs after ``through``: hiding today's rolled
+    # runs from the raw collection leaves the answer unchanged
+    rolled = [d["_id"] for d in todays if d["timestamp"] < through]
+    assert rolled
+    hidden = await runtime.documents.analytics.find({"_id": {"$in": rolled}}).to_list(None)
+    await runtime.documents.analytics.delete_many({"_id": {"$in": rolled}})
+    assert_matches(
+        await runtime.analytics.compute(today), brute_force(todays, today.group_by), today.group_by
+    )
+    await runtime.documents.analytics.insert_many(hidden)
+
+    # a run the relay writes late, stamped before ``through``: counted after the next round
+    late = seed_runs(1, rng=rng)[0] | {"timestamp": through - timedelta(hours=1)}
+    await runtime.documents.analytics.insert_one(late)
+    later = NOW + timedelta(minutes=5)
+    rollups.clock = lambda: later
+    second = await rollups.run()
+    assert second.partial_through == later - timedelta(seconds=rollups.settle_seconds)
+    everything = UsageQuery(date(2026, 2, 28), date(2026, 3, 10))
+    assert_matches(await runtime.analytics.compute(everything), brute_force([*docs, late], ()), ())
+
+    # while a round replaces documents its mark is off: today is read raw, nothing twice
+    state = runtime.documents.db[Collections.ANALYTICS_STATE]
+    await state.update_one({"_id": "daily"}, {"$unset": {"partial": ""}})
+    coverage = await rollups.coverage()
+    assert coverage.partial_through is None
+    assert coverage.raw_from == datetime(2026, 3, 10, tzinfo=UTC)
+    assert_matches(await runtime.analytics.compute(everything), brute_force([*docs, late], ()), ())
+
+    # the day after: yesterday is rolled whole, and its partial mark no longer counts
+    rollups.clock = lambda: NOW + timedelta(days=1)
+    third = await rollups.run()
+    assert third.complete_through == date(2026, 3, 10)
+    assert await rollups.check(date(2026, 3, 10), date(2026, 3, 10)) == []
+    assert_matches(await runtime.analytics.compute(everything), brute_force([*docs, late], ()), ())

@@ -113,3 +113,34 @@ async def test_deleting_a_base_removes_every_chunk(
         headers=alice,
     )
     assert r.status_code == 200 and r.json()["sources"] == []
+
+
+async def test_bases_and_documents_page_newest_first(client: httpx.AsyncClient) -> None:
+    """Pages of two follow ``next_cursor`` to the end: every base (and document) once, newest
+    first, and the last page has no cursor."""
+    alice = await register_and_login(client, name="Alice")
+    made = [(await create_base(client, alice, name=f"Base {i}"))["id"] for i in range(5)]
+    docs = [
+        (await upload(client, alice, made[0], f"note{i}.md", b"# Note %d\n\nText." % i))["id"]
+        for i in range(3)
+    ]
+    for path, expected in (
+        ("/api/knowledge-bases", made),
+        (f"/api/knowledge-bases/{made[0]}/documents", docs),
+    ):
+        seen: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            r = await client.get(path, params=params, headers=alice)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert len(body["items"]) <= 2
+            seen += [item["id"] for item in body["items"]]
+            pages += 1
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(expected))
+        assert pages == (len(expected) + 1) // 2

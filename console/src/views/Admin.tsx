@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, usableAgents, type Agent, type Page, type User } from "../api";
-import { t, fmtCost, fmtDate } from "../i18n";
+import { t, fmtCost, fmtDate, roleName } from "../i18n";
 import { ErrorBox, Field, fieldErrors } from "./common";
 import { McpServers } from "./McpServers";
 
@@ -51,8 +51,8 @@ function Users({ me }: { me: User }) {
               <td>
                 <label class="sr-only" for={`role-${u.id}`}>{t("role")}</label>
                 <select id={`role-${u.id}`} value={u.role} disabled={u.id === me.id} onChange={(e) => patch(u, { role: (e.target as HTMLSelectElement).value })}>
-                  <option value="user">user</option>
-                  <option value="admin">admin</option>
+                  <option value="user">{roleName("user")}</option>
+                  <option value="admin">{roleName("admin")}</option>
                 </select>
               </td>
               <td>
@@ -294,8 +294,8 @@ function Budgets() {
       <form class="row" onSubmit={create} aria-label={t("newBudget")}>
         <Field id="budget-scope" label={t("scope")} error={fields.scope}>
           <select id="budget-scope" value={scope} onChange={(e) => { setScope((e.target as HTMLSelectElement).value as "user" | "agent"); setTarget(""); }}>
-            <option value="user">user</option>
-            <option value="agent">agent</option>
+            <option value="user">{t("budgetForUser")}</option>
+            <option value="agent">{t("budgetForAgent")}</option>
           </select>
         </Field>
         <Field id="budget-target" label={scope === "user" ? t("email") : t("agent")} error={fields.scope_id}>

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, ApiError, getHeaderPage, usableAgents, type Agent, type AgentScope, type User } from "../api";
+import { api, ApiError, getHeaderPage, usableAgents, type Agent, type AgentMemory, type AgentScope, type User } from "../api";
 import { t, fmtDate } from "../i18n";
 import { go } from "../router";
 import { ErrorBox, Field, fieldErrors } from "./common";
@@ -169,6 +169,8 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
   const [visibility, setVisibility] = useState(agent?.visibility ?? "private");
   const [kbIds, setKbIds] = useState<string[]>(agent?.knowledge_base_ids ?? []);
   const [delegateIds, setDelegateIds] = useState<string[]>(agent?.delegate_ids ?? []);
+  // the API's defaults when an agent has none stored: memory on, shared across its conversations
+  const [memory, setMemory] = useState<AgentMemory>({ enabled: agent?.memory?.enabled ?? true, shared: agent?.memory?.shared ?? true });
   const [usable, setUsable] = useState<Agent[]>([]);
   const [bases, setBases] = useState<KnowledgeBase[]>([]);
   const [error, setError] = useState<unknown>(null);
@@ -190,7 +192,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
     const ms: Record<string, number> = {};
     if (temperature.trim()) ms.temperature = Number(temperature);
     if (maxTokens.trim()) ms.max_tokens = Number(maxTokens);
-    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms, knowledge_base_ids: kbIds, delegate_ids: delegateIds };
+    const body: Record<string, unknown> = { name, description: description || null, instructions, tools, visibility, model_settings: ms, knowledge_base_ids: kbIds, delegate_ids: delegateIds, memory };
     if (model.trim()) body.model = model.trim();
     try {
       if (agent) await api.patch(`/api/agents/${agent.id}`, body);
@@ -202,7 +204,7 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
       setFields(
         delegates
           ? { delegate_ids: delegates }
-          : fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "knowledge_base_ids", "visibility"], {
+          : fieldErrors(err, ["name", "description", "instructions", "model_settings", "model", "tools", "knowledge_base_ids", "visibility", "memory"], {
               model: /\bprovider\b/,
               knowledge_base_ids: /knowledge/,
             }),
@@ -299,6 +301,36 @@ function AgentForm({ user, agent }: { user: User; agent: Agent | null }) {
             </label>
           ))}
           {fields.delegate_ids && <span class="field-error" id="agent-delegates-error" role="alert">{fields.delegate_ids}</span>}
+        </fieldset>
+        <fieldset
+          class={fields.memory ? "invalid" : ""}
+          data-testid="agent-memory"
+          aria-describedby={fields.memory ? "agent-memory-help agent-memory-error" : "agent-memory-help"}
+        >
+          <legend>{t("agentMemory")}</legend>
+          <span class="muted small" id="agent-memory-help">{t("agentMemoryHelp")}</span>
+          <label class="check">
+            <input
+              type="checkbox"
+              id="agent-memory-enabled"
+              checked={memory.enabled}
+              aria-invalid={fields.memory ? "true" : undefined}
+              onChange={(e) => setMemory({ ...memory, enabled: (e.target as HTMLInputElement).checked })}
+            />
+            {t("agentMemoryEnabled")}
+          </label>
+          <label class="check">
+            <input
+              type="checkbox"
+              id="agent-memory-shared"
+              checked={memory.shared}
+              disabled={!memory.enabled}
+              aria-invalid={fields.memory ? "true" : undefined}
+              onChange={(e) => setMemory({ ...memory, shared: (e.target as HTMLInputElement).checked })}
+            />
+            {t("agentMemoryShared")}
+          </label>
+          {fields.memory && <span class="field-error" id="agent-memory-error" role="alert">{fields.memory}</span>}
         </fieldset>
         <fieldset>
           <legend>{t("visibility")}</legend>

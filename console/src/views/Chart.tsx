@@ -1,7 +1,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { locale } from "../i18n";
+import { locale, t } from "../i18n";
 import { useSignal } from "../state";
 import { theme } from "../theme";
 
@@ -68,11 +68,13 @@ export function TimeChart({
       cursor: { points: { size: 8 } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: axisColor, grid, values: (_u, ticks) => ticks.map((v) => new Date(v * 1000).toLocaleDateString(locale(), { month: "short", day: "numeric" })) },
+        // a day's label ("13 de nov.") is ~70 px wide: at least 90 px between ticks, so they
+        // never run into each other at phone width
+        { stroke: axisColor, grid, space: 90, values: (_u, ticks) => ticks.map((v) => new Date(v * 1000).toLocaleDateString(locale(), { month: "short", day: "numeric" })) },
         { stroke: axisColor, grid, label: unit, size: 60, values: (_u, ticks) => ticks.map((v) => v.toLocaleString(locale(), { maximumFractionDigits: digits + 1 })) },
       ],
       series: [
-        {},
+        { label: t("chartDay"), value: (_u: uPlot, v: number | null) => (v == null ? "—" : new Date(v * 1000).toLocaleDateString(locale())) },
         ...series.map((s, i) => ({
           label: s.label,
           stroke: COLORS[i % COLORS.length],

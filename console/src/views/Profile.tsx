@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type ApiKey, type User } from "../api";
-import { t, fmtCost, fmtDate } from "../i18n";
+import { t, fmtCost, fmtDate, roleName } from "../i18n";
 import { CopyButton, ErrorBox, Field, fieldErrors } from "./common";
 import { Memories } from "./Memories";
 
@@ -56,7 +56,7 @@ function ApiKeys() {
         <thead>
           <tr>
             <th scope="col">{t("name")}</th>
-            <th scope="col">Prefix</th>
+            <th scope="col">{t("keyPrefix")}</th>
             <th scope="col">{t("created")}</th>
             <th scope="col">{t("lastUsed")}</th>
             <th scope="col"><span class="sr-only">{t("revoke")}</span></th>
@@ -98,7 +98,7 @@ export function ProfileView({ user }: { user: User & { budget?: BudgetStatus | n
           <dt>{t("email")}</dt>
           <dd data-testid="profile-email">{user.email}</dd>
           <dt>{t("role")}</dt>
-          <dd>{user.role}</dd>
+          <dd data-testid="profile-role">{roleName(user.role)}</dd>
           <dt>{t("created")}</dt>
           <dd>{fmtDate(user.created_at)}</dd>
           <dt>{t("budget")}</dt>

@@ -18,8 +18,9 @@ before the model is called, counted inside the turn's own transaction.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,7 +34,7 @@ from employeevirtual.analytics.rollups import Clock
 from employeevirtual.analytics.service import AnalyticsService, UsageQuery
 from employeevirtual.cursors import time_cursor
 from employeevirtual.errors import Conflict, InvalidInput, NotFound, ServiceError
-from employeevirtual.stores.records import BudgetRecord, UserRecord
+from employeevirtual.stores.records import BudgetRecord, BudgetScope, UserRecord
 from employeevirtual.stores.sql.agents import AgentReader
 from employeevirtual.stores.sql.audit import AuditRepository
 from employeevirtual.stores.sql.budgets import BudgetReader, BudgetRepository
@@ -60,20 +61,13 @@ class BudgetAlert:
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """A budget as it stands now (a past month's counters read as zero)."""
+class BudgetStatus(BudgetRecord):
+    """A budget as it stands now: ``period`` is this month (a past month's counters read as
+    zero)."""
 
-    id: UUID
-    scope: str
-    scope_id: UUID
-    max_cost: Decimal | None
-    max_tokens: int | None
-    period: str
-    used_cost: Decimal
-    used_tokens: int
-    resets_at: datetime
-    created_at: datetime | None
-    updated_at: datetime | None
+    @property
+    def resets_at(self) -> datetime:
+        return next_month(self.period)
 
     @property
     def remaining_cost(self) -> Decimal | None:
@@ -82,6 +76,10 @@ class BudgetStatus:
     @property
     def remaining_tokens(self) -> int | None:
         return None if self.max_tokens is None else max(0, self.max_tokens - self.used_tokens)
+
+
+def _fields(b: BudgetRecord) -> dict[str, Any]:
+    return {f.name: getattr(b, f.name) for f in fields(b)}
 
 
 def period_of(moment: datetime) -> str:
@@ -131,20 +129,8 @@ class BudgetService:
 
     def status(self, b: BudgetRecord) -> BudgetStatus:
         period = self.period()
-        current = b.period == period
-        return BudgetStatus(
-            id=b.id,
-            scope=b.scope,
-            scope_id=b.scope_id,
-            max_cost=b.max_cost,
-            max_tokens=b.max_tokens,
-            period=period,
-            used_cost=b.used_cost if current else Decimal(0),
-            used_tokens=b.used_tokens if current else 0,
-            resets_at=next_month(period),
-            created_at=b.created_at,
-            updated_at=b.updated_at,
-        )
+        past = {} if b.period == period else {"used_cost": Decimal(0), "used_tokens": 0}
+        return BudgetStatus(**{**_fields(b), **past, "period": period})
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -256,7 +242,7 @@ class BudgetService:
         self,
         admin: UserRecord,
         *,
-        scope: str,
+        scope: BudgetScope,
         scope_id: UUID,
         max_cost: Decimal | None,
         max_tokens: int | None,
@@ -273,22 +259,24 @@ class BudgetService:
                 exists = await AgentReader(conn).get_visible(scope_id, admin) is not None
         if not exists:
             raise NotFound(f"{scope} {scope_id} not found")
-        now = self.clock()
-        period = period_of(now)
+        now, budget_id = self.clock(), uuid.uuid4()
         used_tokens, used_cost = await self._spent_this_month(scope, scope_id, now.date())
         try:
             async with write_transaction(self.engine) as conn:
-                repo = BudgetRepository(conn)
-                budget_id = await repo.create(
-                    scope=scope,
-                    scope_id=scope_id,
-                    max_cost=max_cost,
-                    max_tokens=max_tokens,
-                    period=period,
-                    used_cost=used_cost,
-                    used_tokens=used_tokens,
+                await BudgetRepository(conn).create(
+                    BudgetRecord(
+                        id=budget_id,
+                        scope=scope,
+                        scope_id=scope_id,
+                        max_cost=max_cost,
+                        max_tokens=max_tokens,
+                        period=period_of(now),
+                        used_cost=used_cost,
+                        used_tokens=used_tokens,
+                        warned_level=0,
+                        created_at=now,
+                    ),
                     created_by=admin.id,
-                    now=now,
                 )
                 await AuditRepository(conn).record(
                     action="budget.create",

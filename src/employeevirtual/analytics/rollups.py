@@ -2,11 +2,16 @@
 MongoDB aggregation ending in ``$merge`` and kept incrementally.
 
 State (``analytics_state`` document ``daily``): ``complete_through``, the last day every day up
-to which has been rolled up (dashboards read rollups up to it and raw runs after it), and
-``dirty``, days whose raw runs changed after they were rolled up (feedback given later, runs
-the relay wrote late). Each round re-rolls the last ``lookback_days`` days, the dirty days and
-every complete day not rolled yet. Rolling a day twice leaves the same documents (``$merge``
-replaces by the group key and groups that vanished are deleted).
+to which has been rolled up; ``partial``, today's runs rolled up so far (``day`` and
+``through``: the runs of ``[day, through)``); and ``dirty``, days whose raw runs changed after
+they were rolled up (feedback given later, runs the relay wrote late). Each round re-rolls the
+last ``lookback_days`` days, the dirty days and every complete day not rolled yet, then today
+up to ``settle_seconds`` ago. Dashboards read rollups up to ``partial.through`` and raw runs
+only after it: the raw part is the last round's interval plus the settle time, whatever the
+volume of a day. Rolling a day twice leaves the same documents (``$merge`` replaces by the
+group key and groups that vanished are deleted), so the next round's roll of today (or of the
+completed day) replaces the partial documents; a run written late for today (before
+``through``) is counted from the next round on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from employeevirtual.analytics.pipelines import SUMS, rollup_pipeline
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.tasks import Background, Periodic, raise_if_cancelling
 
-__all__ = ["Clock", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
+__all__ = ["Clock", "Coverage", "Drift", "RollupReport", "RollupTask", "Rollups", "day_start"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,25 @@ def day_start(day: date) -> datetime:
 class RollupReport:
     days: list[date]
     complete_through: date | None
+    partial_through: datetime | None = None  # today's runs before this are rolled up
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What the rollups hold: every day up to ``complete_through``, then (``partial_through``
+    set) the next day's runs before that moment."""
+
+    complete_through: date | None
+    partial_through: datetime | None
+
+    @property
+    def raw_from(self) -> datetime | None:
+        """Where the raw runs take over from the rollups (None: nothing rolled up)."""
+        if self.partial_through is not None:
+            return self.partial_through
+        if self.complete_through is None:
+            return None
+        return day_start(self.complete_through + timedelta(days=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +81,9 @@ class Rollups:
     db: AsyncDatabase[Document]
     clock: Clock
     lookback_days: int = 2
+    # a run's document reaches MongoDB within this long of its timestamp (the turn's commit,
+    # then one insert); today is rolled up only to this long ago
+    settle_seconds: float = 60.0
     _raw: Any = field(init=False)
     _daily: Any = field(init=False)
     _state: Any = field(init=False)
@@ -70,13 +97,27 @@ class Rollups:
         return self.clock().astimezone(UTC).date()
 
     async def complete_through(self) -> date | None:
-        state = await self._state.find_one({"_id": STATE_ID}, {"complete_through": 1})
-        value = (state or {}).get("complete_through")
-        return value.astimezone(UTC).date() if value else None
+        return (await self.coverage()).complete_through
 
-    async def roll_day(self, day: date) -> None:
-        """Roll one day up from its raw runs (idempotent)."""
-        start, end = day_start(day), day_start(day + timedelta(days=1))
+    async def coverage(self) -> Coverage:
+        state = await self._state.find_one({"_id": STATE_ID}, {"complete_through": 1, "partial": 1})
+        value = (state or {}).get("complete_through")
+        done = value.astimezone(UTC).date() if value else None
+        partial = (state or {}).get("partial") or {}
+        through: datetime | None = partial.get("through")
+        # partial documents count only for the day right after the complete ones
+        if (
+            through is None
+            or done is None
+            or partial.get("day") != day_start(done + timedelta(days=1))
+        ):
+            through = None
+        return Coverage(done, through.astimezone(UTC) if through is not None else None)
+
+    async def roll_day(self, day: date, *, until: datetime | None = None) -> None:
+        """Roll one day up from its raw runs (idempotent); ``until``: only its runs before
+        that moment (today's partial roll)."""
+        start, end = day_start(day), until or day_start(day + timedelta(days=1))
         cursor = await self._raw.aggregate(rollup_pipeline(start, end, Collections.ANALYTICS_DAILY))
         await cursor.to_list(None)
         # groups whose runs are gone (a deleted conversation) leave no stale rollup behind
@@ -88,9 +129,15 @@ class Rollups:
 
     async def run(self, *, start: date | None = None, end: date | None = None) -> RollupReport:
         """One incremental round (no arguments), or every day of ``[start, end]`` rolled again
-        (the command's ``--from/--to``). Only complete days (before today, UTC) are rolled."""
+        (the command's ``--from/--to``). Only complete days (before today, UTC) are rolled as
+        days; an incremental round whose coverage reaches yesterday then rolls today so far."""
+        incremental = start is None and end is None
         yesterday = self.today() - timedelta(days=1)
         state = await self._state.find_one({"_id": STATE_ID}) or {}
+        if state.get("partial"):
+            # while documents are replaced, dashboards read today raw: a query between the
+            # roll and the new mark would otherwise count runs after the old mark twice
+            await self._state.update_one({"_id": STATE_ID}, {"$unset": {"partial": ""}})
         dirty = [d.astimezone(UTC).date() for d in state.get("dirty", [])]
         # taken off before rolling: a mark made while this round reads the runs stays
         if dirty:
@@ -119,7 +166,24 @@ class Rollups:
                 {"_id": STATE_ID}, {"$set": {"complete_through": day_start(end)}}, upsert=True
             )
             done = end
-        return RollupReport(sorted(days), done)
+        partial = None
+        if incremental and done == yesterday:
+            partial = await self._roll_today()
+        return RollupReport(sorted(days), done, partial)
+
+    async def _roll_today(self) -> datetime | None:
+        """Today's runs up to ``settle_seconds`` ago, into the daily documents of today."""
+        through = self.clock().astimezone(UTC) - timedelta(seconds=self.settle_seconds)
+        today = self.today()
+        if through.date() != today:
+            return None  # just after midnight: today is all raw
+        await self.roll_day(today, until=through)
+        await self._state.update_one(
+            {"_id": STATE_ID},
+            {"$set": {"partial": {"day": day_start(today), "through": through}}},
+            upsert=True,
+        )
+        return through
 
     async def check(self, start: date, end: date) -> list[Drift]:
         """Rollups against a fresh computation from the raw runs, for every rolled day of

@@ -1,9 +1,10 @@
 """Usage analytics: who used what, at what cost and speed, and how people rated it.
 
-A query reads the daily rollups for the days already rolled up and the raw ``chat_analytics``
-runs for the rest (today, and anything the rollup has not reached): about days × groups
-documents, whatever the number of turns. Percentiles come from the rollups' mergeable
-histograms (``histogram.py``), never from the raw runs.
+A query reads the daily rollups for what is already rolled up (every complete day, and today up
+to the last round less a settle time) and the raw ``chat_analytics`` runs after that: about
+days × groups documents plus the runs of the last few minutes, whatever the number of turns.
+Percentiles come from the rollups' mergeable histograms (``histogram.py``), never from the raw
+runs.
 """
 
 from __future__ import annotations
@@ -100,12 +101,15 @@ class AnalyticsService:
 
     async def compute(self, query: UsageQuery) -> list[UsageRow]:
         start, end_excl = day_start(query.start), day_start(query.end + timedelta(days=1))
-        done = await self.rollups.complete_through()
-        split = (
-            start
-            if done is None
-            else max(start, min(end_excl, day_start(done + timedelta(days=1))))
+        raw_from = (await self.rollups.coverage()).raw_from
+        # rollup documents are per day: the one of raw_from's day holds its runs before it
+        rolled_days_end = (
+            start if raw_from is None else day_start(raw_from.date() + timedelta(days=1))
         )
+        if raw_from is not None and raw_from == day_start(raw_from.date()):
+            rolled_days_end = raw_from  # complete days only
+        rollup_end = max(start, min(end_excl, rolled_days_end))
+        raw_start = start if raw_from is None else max(start, min(end_excl, raw_from))
         filters: Document = {}
         if query.agent_id is not None:
             filters["agent_id"] = str(query.agent_id)
@@ -116,8 +120,8 @@ class AnalyticsService:
         group_by = [g for g in DIMENSIONS if g in query.group_by]  # a stable order
         on_rollups, on_raw = usage_pipelines(
             rollup_start=start,
-            rollup_end=split,
-            raw_start=split,
+            rollup_end=rollup_end,
+            raw_start=raw_start,
             raw_end=end_excl,
             filters=filters,
             group_by=group_by,
@@ -128,9 +132,9 @@ class AnalyticsService:
             (Collections.ANALYTICS_DAILY, on_rollups),
             (Collections.CHAT_ANALYTICS, on_raw),
         ):
-            if collection == Collections.ANALYTICS_DAILY and split <= start:
+            if collection == Collections.ANALYTICS_DAILY and rollup_end <= start:
                 continue  # nothing rolled up in range
-            if collection == Collections.CHAT_ANALYTICS and split >= end_excl:
+            if collection == Collections.CHAT_ANALYTICS and raw_start >= end_excl:
                 continue  # all of it rolled up
             cursor = await self.db[collection].aggregate(pipeline)
             result = (await cursor.to_list(1))[0]

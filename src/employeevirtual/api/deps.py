@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar, cast
 from uuid import UUID
 
 from fastapi import Depends, Request
@@ -21,6 +22,8 @@ from employeevirtual.security.tokens import InvalidToken
 from employeevirtual.settings import Settings
 from employeevirtual.stores.records import UserRecord
 
+T = TypeVar("T")
+
 _bearer = OAuth2PasswordBearer(
     tokenUrl="/api/auth/login",
     auto_error=False,
@@ -37,41 +40,23 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def _settings(runtime: RuntimeDep) -> Settings:
-    return runtime.settings
+def from_runtime(part: Callable[[Runtime], T]) -> Callable[[Runtime], Awaitable[T]]:
+    """A dependency answering one part of the runtime: ``Depends(from_runtime(lambda r: r.x))``
+    (async, like ``get_runtime``)."""
+
+    async def dependency(runtime: RuntimeDep) -> T:
+        return part(runtime)
+
+    return dependency
 
 
-async def _accounts(runtime: RuntimeDep) -> AccountService:
-    return runtime.accounts
-
-
-async def _agents(runtime: RuntimeDep) -> AgentService:
-    return runtime.agents
-
-
-async def _conversations(runtime: RuntimeDep) -> ConversationService:
-    return runtime.conversations
-
-
-async def _chat(runtime: RuntimeDep) -> ChatService:
-    return runtime.chat
-
-
-async def _knowledge(runtime: RuntimeDep) -> KnowledgeService:
-    return runtime.knowledge
-
-
-async def _live(runtime: RuntimeDep) -> LiveTurns:
-    return runtime.live
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-LiveDep = Annotated[LiveTurns, Depends(_live)]
-AccountsDep = Annotated[AccountService, Depends(_accounts)]
-AgentsDep = Annotated[AgentService, Depends(_agents)]
-ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
-ChatDep = Annotated[ChatService, Depends(_chat)]
-KnowledgeDep = Annotated[KnowledgeService, Depends(_knowledge)]
+SettingsDep = Annotated[Settings, Depends(from_runtime(lambda r: r.settings))]
+LiveDep = Annotated[LiveTurns, Depends(from_runtime(lambda r: r.live))]
+AccountsDep = Annotated[AccountService, Depends(from_runtime(lambda r: r.accounts))]
+AgentsDep = Annotated[AgentService, Depends(from_runtime(lambda r: r.agents))]
+ConversationsDep = Annotated[ConversationService, Depends(from_runtime(lambda r: r.conversations))]
+ChatDep = Annotated[ChatService, Depends(from_runtime(lambda r: r.chat))]
+KnowledgeDep = Annotated[KnowledgeService, Depends(from_runtime(lambda r: r.knowledge))]
 
 
 async def _authenticate(

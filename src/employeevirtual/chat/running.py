@@ -17,7 +17,6 @@ from employeevirtual.chat.team import resolve_team
 from employeevirtual.knowledge.service import KnowledgeService
 from employeevirtual.mcp.service import McpService
 from employeevirtual.memory.service import MemoryService
-from employeevirtual.memory.tools import MemoryTurn
 from employeevirtual.stores.records import AgentRecord, ConversationRecord, MessageRecord
 
 __all__ = ["AgentRuns", "recorded"]
@@ -64,7 +63,11 @@ class AgentRuns:
     ) -> RunOutcome:
         """The run itself; ``AgentFailure`` raised (``recorded`` returns it instead; a streamed
         turn cancels and catches it)."""
-        memory = await self.memory_for(user_id, agent, conversation, message)
+        memory = (  # what the agent remembers for this turn: None when it keeps none
+            await self.memory.prepare(user_id, agent, conversation, message)
+            if self.memory is not None
+            else None
+        )
         return await self.runner.run(
             agent,
             message,
@@ -98,18 +101,6 @@ class AgentRuns:
             return []
         toolset = await self.mcp.toolset_for(user_id, agent.tools)
         return [] if toolset is None else [toolset]
-
-    async def memory_for(
-        self,
-        user_id: UUID,
-        agent: AgentRecord,
-        conversation: ConversationRecord | None,
-        message: str,
-    ) -> MemoryTurn | None:
-        """What the agent remembers for this turn: None when it keeps no memory."""
-        if self.memory is None:
-            return None
-        return await self.memory.prepare(user_id, agent, conversation, message)
 
     def knowledge_for(self, user_id: UUID, agent: AgentRecord) -> KnowledgeSearch | None:
         """The agent's knowledge search for this caller: only bases the caller may read

@@ -22,7 +22,7 @@ from uuid import UUID
 from pydantic_ai import Embedder
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.cursors import parse_time_cursor, time_cursor
+from employeevirtual.cursors import parse_time_cursor, time_page
 from employeevirtual.errors import Conflict, InvalidInput, NotFound, Unavailable
 from employeevirtual.knowledge.engine import RetrievalEngine, SearchMode
 from employeevirtual.knowledge.files import FileStore
@@ -140,10 +140,8 @@ class KnowledgeService:
             rows = await KnowledgeBaseRepository(conn).list_readable(
                 user, limit=limit + 1, after=after
             )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        nxt = time_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
-        return Page(rows, nxt)
+        items, next_cursor = time_page(rows, limit)
+        return Page(items, next_cursor)
 
     async def get_base(self, user: UserRecord, base_id: UUID) -> KnowledgeBaseRecord:
         async with read_connection(self.engine) as conn:
@@ -287,10 +285,8 @@ class KnowledgeService:
             if await KnowledgeBaseRepository(conn).get_readable(base_id, user) is None:
                 raise NotFound(f"knowledge base {base_id} not found")
             rows = await DocumentRepository(conn).list_page(base_id, limit=limit + 1, after=after)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        nxt = time_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
-        return Page(rows, nxt)
+        items, next_cursor = time_page(rows, limit)
+        return Page(items, next_cursor)
 
     async def get_document(
         self, user: UserRecord, base_id: UUID, document_id: UUID

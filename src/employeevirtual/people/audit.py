@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.cursors import parse_time_cursor, time_cursor
+from employeevirtual.cursors import parse_time_cursor, time_page
 from employeevirtual.stores.sql.audit import AuditEntry, AuditFilter, AuditTrailReader
 from employeevirtual.stores.sql.engine import read_connection
 
@@ -21,6 +21,4 @@ class AuditTrail:
         after = parse_time_cursor(cursor) if cursor else None
         async with read_connection(self.engine) as conn:
             rows = await AuditTrailReader(conn).page(filters, limit=limit + 1, after=after)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, time_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        return time_page(rows, limit)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 
 from employeevirtual.accounts.admin import AdminService, UserChanges
 from employeevirtual.api.access_schemas import UserPage, UserPatch
-from employeevirtual.api.deps import AdminUser, ClientIP, RuntimeDep, SettingsDep
+from employeevirtual.api.deps import AdminUser, ClientIP, SettingsDep, from_runtime
 from employeevirtual.api.params import decode_cursor, encode_cursor, page_size
 from employeevirtual.api.schemas import UserOut
 from employeevirtual.errors import InvalidInput
@@ -15,11 +15,7 @@ from employeevirtual.errors import InvalidInput
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
-def _admin(runtime: RuntimeDep) -> AdminService:
-    return runtime.admin
-
-
-AdminDep = Annotated[AdminService, Depends(_admin)]
+AdminDep = Annotated[AdminService, Depends(from_runtime(lambda r: r.admin))]
 
 
 def _decode(cursor: str) -> str:

@@ -13,17 +13,13 @@ from fastapi.responses import Response
 
 from employeevirtual.analytics.service import AnalyticsService, UsageQuery
 from employeevirtual.api.analytics_schemas import UsageOut, UsageRowOut
-from employeevirtual.api.deps import CurrentUser, RuntimeDep
+from employeevirtual.api.deps import CurrentUser, from_runtime
 from employeevirtual.errors import InvalidInput
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
 
-async def _analytics(runtime: RuntimeDep) -> AnalyticsService:
-    return runtime.analytics
-
-
-AnalyticsDep = Annotated[AnalyticsService, Depends(_analytics)]
+AnalyticsDep = Annotated[AnalyticsService, Depends(from_runtime(lambda r: r.analytics))]
 
 CSV_FIELDS = list(UsageRowOut.model_fields)
 

@@ -7,16 +7,12 @@ from fastapi import APIRouter, Depends, Response, status
 
 from employeevirtual.accounts.api_keys import ApiKeyService
 from employeevirtual.api.access_schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
-from employeevirtual.api.deps import ClientIP, CurrentUser, RuntimeDep
+from employeevirtual.api.deps import ClientIP, CurrentUser, from_runtime
 
 router = APIRouter(prefix="/api/api-keys", tags=["api keys"])
 
 
-def _keys(runtime: RuntimeDep) -> ApiKeyService:
-    return runtime.api_keys
-
-
-ApiKeysDep = Annotated[ApiKeyService, Depends(_keys)]
+ApiKeysDep = Annotated[ApiKeyService, Depends(from_runtime(lambda r: r.api_keys))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -9,17 +9,13 @@ from fastapi import APIRouter, Depends, status
 
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.api.analytics_schemas import BudgetIn, BudgetOut, BudgetPage, BudgetPatch
-from employeevirtual.api.deps import AdminUser, ClientIP, RuntimeDep, SettingsDep
+from employeevirtual.api.deps import AdminUser, ClientIP, SettingsDep, from_runtime
 from employeevirtual.api.params import page_size, parse_time_cursor
 
 router = APIRouter(prefix="/api/admin/budgets", tags=["admin", "budgets"])
 
 
-async def _budgets(runtime: RuntimeDep) -> BudgetService:
-    return runtime.budgets
-
-
-BudgetsDep = Annotated[BudgetService, Depends(_budgets)]
+BudgetsDep = Annotated[BudgetService, Depends(from_runtime(lambda r: r.budgets))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -9,16 +9,12 @@ from fastapi import APIRouter, Depends
 
 from employeevirtual.analytics.feedback import FeedbackService
 from employeevirtual.api.analytics_schemas import FeedbackIn, FeedbackOut
-from employeevirtual.api.deps import ClientIP, CurrentUser, RuntimeDep
+from employeevirtual.api.deps import ClientIP, CurrentUser, from_runtime
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 
 
-async def _feedback(runtime: RuntimeDep) -> FeedbackService:
-    return runtime.feedback
-
-
-FeedbackDep = Annotated[FeedbackService, Depends(_feedback)]
+FeedbackDep = Annotated[FeedbackService, Depends(from_runtime(lambda r: r.feedback))]
 
 
 @router.post("/{conversation_id}/messages/{message_id}/feedback")

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response, status
 
-from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, RuntimeDep
+from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, from_runtime
 from employeevirtual.api.mcp_schemas import (
     McpServerIn,
     McpServerOut,
@@ -21,11 +21,7 @@ router = APIRouter(tags=["mcp"])
 ADMIN = "/api/admin/mcp-servers"
 
 
-async def _mcp(runtime: RuntimeDep) -> McpService:
-    return runtime.mcp
-
-
-McpDep = Annotated[McpService, Depends(_mcp)]
+McpDep = Annotated[McpService, Depends(from_runtime(lambda r: r.mcp))]
 
 
 @router.post(ADMIN, status_code=status.HTTP_201_CREATED)

@@ -9,7 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import FileResponse
 
-from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, RuntimeDep, SettingsDep
+from employeevirtual.api.deps import (
+    AdminUser,
+    ClientIP,
+    CurrentUser,
+    SettingsDep,
+    from_runtime,
+)
 from employeevirtual.api.people_schemas import (
     AdminErasureIn,
     AuditEntryOut,
@@ -34,25 +40,9 @@ from employeevirtual.stores.sql.export_jobs import ExportJob
 router = APIRouter(tags=["people's data"])
 
 
-async def _search(runtime: RuntimeDep) -> SearchService:
-    return runtime.search
-
-
-async def _erasure(runtime: RuntimeDep) -> ErasureService:
-    return runtime.erasure
-
-
-async def _exports(runtime: RuntimeDep) -> ExportService:
-    return runtime.exports
-
-
-async def _audit(runtime: RuntimeDep) -> AuditTrail:
-    return runtime.audit
-
-
-SearchDep = Annotated[SearchService, Depends(_search)]
-AuditDep = Annotated[AuditTrail, Depends(_audit)]
-ExportsDep = Annotated[ExportService, Depends(_exports)]
+SearchDep = Annotated[SearchService, Depends(from_runtime(lambda r: r.search))]
+AuditDep = Annotated[AuditTrail, Depends(from_runtime(lambda r: r.audit))]
+ExportsDep = Annotated[ExportService, Depends(from_runtime(lambda r: r.exports))]
 
 
 def _export_out(job: ExportJob) -> ExportOut:
@@ -64,7 +54,7 @@ def _export_out(job: ExportJob) -> ExportOut:
     )
 
 
-ErasureDep = Annotated[ErasureService, Depends(_erasure)]
+ErasureDep = Annotated[ErasureService, Depends(from_runtime(lambda r: r.erasure))]
 
 
 def _erasure_out(job: ErasureJob) -> ErasureOut:

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, true, upd
 from employeevirtual.stores.records import AgentRecord, BudgetRecord, UserRecord, Visibility
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.rows import agent_from_row
 from employeevirtual.stores.sql.tables import agents, users
 
@@ -112,8 +113,7 @@ class AgentReader:
         elif scope == "shared":
             where += [a.user_id != user.id, a.visibility == "shared"]
         if after is not None:
-            at, agent_id = after
-            where.append(or_(a.created_at < at, and_(a.created_at == at, a.id < agent_id)))
+            where.append(after_desc(a.created_at, a.id, after))
         query = select(agents).where(*where).order_by(a.created_at.desc(), a.id.desc()).limit(limit)
         return [agent_from_row(r) for r in await self.conn.execute(query)]
 

@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import delete, insert, select
 
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.rows import rowcount
 from employeevirtual.stores.sql.tables import audit_log
 
@@ -63,8 +64,7 @@ class AuditTrailReader:
         if f.until is not None:
             query = query.where(a.created_at < f.until)
         if after is not None:
-            at, last = after
-            query = query.where(or_(a.created_at < at, and_(a.created_at == at, a.id < last)))
+            query = query.where(after_desc(a.created_at, a.id, after))
         query = query.order_by(a.created_at.desc(), a.id.desc()).limit(limit)
         return [
             AuditEntry(**{k: r._mapping[k] for k in AuditEntry.__slots__})

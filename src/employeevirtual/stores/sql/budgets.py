@@ -8,8 +8,8 @@ one statement inside the transaction it already has; a turn without any costs no
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,13 +24,13 @@ from sqlalchemy import (
     delete,
     insert,
     literal,
-    or_,
     select,
     update,
 )
 
 from employeevirtual.stores.records import BudgetRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.keyset import after_asc
 from employeevirtual.stores.sql.tables import budgets
 
 __all__ = ["BudgetReader", "BudgetRepository", "budgets_from_row", "with_budgets"]
@@ -172,13 +172,7 @@ class BudgetReader:
         if scope is not None:
             query = query.where(budgets.c.scope == scope)
         if after is not None:
-            at, budget_id = after
-            query = query.where(
-                or_(
-                    budgets.c.created_at > at,
-                    and_(budgets.c.created_at == at, budgets.c.id > budget_id),
-                )
-            )
+            query = query.where(after_asc(budgets.c.created_at, budgets.c.id, after))
         rows = [_record(r._mapping) for r in await self.conn.execute(query)]
         return rows[:limit], len(rows) > limit
 
@@ -187,36 +181,9 @@ class BudgetRepository(BudgetReader):
     def __init__(self, conn: WriteConnection) -> None:
         super().__init__(conn)
 
-    async def create(
-        self,
-        *,
-        scope: str,
-        scope_id: UUID,
-        max_cost: Decimal | None,
-        max_tokens: int | None,
-        period: str,
-        used_cost: Decimal,
-        used_tokens: int,
-        created_by: UUID,
-        now: datetime,
-    ) -> UUID:
-        budget_id = uuid.uuid4()
-        await self.conn.execute(
-            insert(budgets).values(
-                id=budget_id,
-                scope=scope,
-                scope_id=scope_id,
-                max_cost=max_cost,
-                max_tokens=max_tokens,
-                period=period,
-                used_cost=used_cost,
-                used_tokens=used_tokens,
-                warned_level=0,
-                created_by=created_by,
-                created_at=now,
-            )
-        )
-        return budget_id
+    async def create(self, budget: BudgetRecord, *, created_by: UUID) -> None:
+        values = {f.name: getattr(budget, f.name) for f in fields(budget)}
+        await self.conn.execute(insert(budgets).values(**values, created_by=created_by))
 
     async def set_limits(
         self, budget_id: UUID, *, max_cost: Decimal | None, max_tokens: int | None, now: datetime

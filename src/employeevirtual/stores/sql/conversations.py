@@ -11,7 +11,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
 
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -23,6 +23,7 @@ from employeevirtual.stores.records import (
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.memory import MemoryRepository
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
 from employeevirtual.stores.sql.tables import (
@@ -189,16 +190,10 @@ class ConversationReader:
         if filters.created_before is not None:
             query = query.where(c.created_at < filters.created_before)
         if after is not None:
-            at, last_id = after
-            query = query.where(
-                or_(c.last_message_at < at, and_(c.last_message_at == at, c.id < last_id))
-            )
+            query = query.where(after_desc(c.last_message_at, c.id, after))
         if by_cost:
             if after_cost is not None:
-                cost, last_id = after_cost
-                query = query.where(
-                    or_(c.total_cost < cost, and_(c.total_cost == cost, c.id < last_id))
-                )
+                query = query.where(after_desc(c.total_cost, c.id, after_cost))
             query = query.order_by(c.total_cost.desc(), c.id.desc()).limit(limit)
         else:
             query = query.order_by(c.last_message_at.desc(), c.id.desc()).limit(limit)

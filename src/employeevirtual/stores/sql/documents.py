@@ -11,6 +11,7 @@ from sqlalchemy.engine import Row
 
 from employeevirtual.stores.records import DocumentRecord
 from employeevirtual.stores.sql.engine import Connection
+from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.tables import knowledge_documents
 
 __all__ = ["DocumentRepository"]
@@ -49,8 +50,7 @@ class DocumentRepository:
             .limit(limit)
         )
         if after is not None:
-            at, last_id = after
-            query = query.where(or_(kd.created_at < at, and_(kd.created_at == at, kd.id < last_id)))
+            query = query.where(after_desc(kd.created_at, kd.id, after))
         return [_document(r) for r in await self.conn.execute(query)]
 
     async def ready_titles(self, document_ids: list[UUID]) -> dict[UUID, str]:

@@ -10,11 +10,12 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 
 from employeevirtual.stores.records import KnowledgeBaseRecord, UserRecord, Visibility
 from employeevirtual.stores.sql.engine import Connection
+from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.tables import knowledge_bases, knowledge_documents
 
 __all__ = ["KnowledgeBaseChanges", "KnowledgeBaseRepository", "NewKnowledgeBase"]
@@ -97,8 +98,7 @@ class KnowledgeBaseRepository:
             .limit(limit)
         )
         if after is not None:
-            at, last_id = after
-            query = query.where(or_(kb.created_at < at, and_(kb.created_at == at, kb.id < last_id)))
+            query = query.where(after_desc(kb.created_at, kb.id, after))
         return [_base(r) for r in await self.conn.execute(query)]
 
     async def readable_ids(self, user_id: UUID, base_ids: Sequence[UUID]) -> list[UUID]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 
 from employeevirtual.stores.sql.engine import WriteConnection
+from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.summaries import (
     SummaryReader,
     SummaryRecord,
@@ -196,8 +197,7 @@ class MemoryReader(SummaryReader):
         if agent_id is not None:
             query = query.where(m.agent_id == agent_id)
         if after is not None:
-            at, last = after
-            query = query.where(or_(m.created_at < at, and_(m.created_at == at, m.id < last)))
+            query = query.where(after_desc(m.created_at, m.id, after))
         query = query.order_by(m.created_at.desc(), m.id.desc()).limit(limit)
         return [_memory(r) for r in await self.conn.execute(query)]
 

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 
 from employeevirtual.stores.sql.engine import Connection
+from employeevirtual.stores.sql.keyset import after_asc
 from employeevirtual.stores.sql.messages import messages_after
 from employeevirtual.stores.sql.tables import (
     agents,
@@ -81,7 +82,6 @@ class PersonRowsReader:
         a = audit_log.c
         query = select(audit_log).where(or_(a.actor_id == user_id, a.target_id == str(user_id)))
         if after is not None:
-            at, last = after
-            query = query.where(or_(a.created_at > at, and_(a.created_at == at, a.id > last)))
+            query = query.where(after_asc(a.created_at, a.id, after))
         query = query.order_by(a.created_at, a.id).limit(limit)
         return [_plain(r) for r in await self.conn.execute(query)]

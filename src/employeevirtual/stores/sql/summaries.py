@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.keyset import after_asc
 from employeevirtual.stores.sql.rows import rowcount
 from employeevirtual.stores.sql.tables import conversation_summaries
 
@@ -52,10 +53,7 @@ class SummaryReader:
         s = conversation_summaries.c
         query = select(conversation_summaries).where(s.user_id == user_id)
         if after is not None:
-            cid, version = after
-            query = query.where(
-                or_(s.conversation_id > cid, and_(s.conversation_id == cid, s.version > version))
-            )
+            query = query.where(after_asc(s.conversation_id, s.version, after))
         rows = await self.conn.execute(query.order_by(s.conversation_id, s.version).limit(limit))
         return [dict(r._mapping) for r in rows]
 

@@ -41,7 +41,6 @@ def run_online() -> None:
     translate = connection.get_execution_options().get("schema_translate_map") or {}
     # Alembic looks its version table up without the translate map: give it the real name
     schema = translate.get(SCHEMA, SCHEMA)
-    config.attributes["schema"] = schema  # for migrations that must name it in raw DDL
     statement = _create_schema_sql(connection.dialect.name, schema) if schema else None
     if statement:
         connection.exec_driver_sql(statement)

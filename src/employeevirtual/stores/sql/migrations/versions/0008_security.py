@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from employeevirtual.stores.sql.migrations.schema import real_schema
 from employeevirtual.stores.sql.types import UTCDateTime
 
 revision = "0008_security"
@@ -39,8 +40,7 @@ def upgrade() -> None:
         )
         return
     bind = op.get_bind()
-    translate = bind.get_execution_options().get("schema_translate_map") or {}
-    schema = translate.get(S, S)
+    schema = real_schema()
     users = sa.table("users", sa.column("id", sa.Uuid()), schema=schema)
     claims = sa.table(
         "claims",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from employeevirtual.stores.sql.migrations.schema import real_schema
 from employeevirtual.stores.sql.types import UTCDateTime
 
 revision = "0009_reliability"
@@ -18,14 +19,6 @@ branch_labels = None
 depends_on = None
 
 S = "empl"
-
-
-def _real_schema() -> str | None:
-    """``ALTER TABLE`` is rendered without the engine's schema translation: name it here."""
-    options = getattr(op.get_bind(), "get_execution_options", None)  # none in offline SQL
-    translate = (options().get("schema_translate_map") if options else None) or {}
-    name: str | None = translate.get(S, S)
-    return name
 
 
 def upgrade() -> None:
@@ -47,11 +40,11 @@ def upgrade() -> None:
     op.add_column(
         "idempotency_keys",
         sa.Column("owner_id", sa.Uuid(), nullable=True),
-        schema=_real_schema(),
+        schema=real_schema(),
     )
 
 
 def downgrade() -> None:
-    op.drop_column("idempotency_keys", "owner_id", schema=_real_schema())
+    op.drop_column("idempotency_keys", "owner_id", schema=real_schema())
     op.drop_index("IX_server_instances_heartbeat_at", table_name="server_instances", schema=S)
     op.drop_table("server_instances", schema=S)

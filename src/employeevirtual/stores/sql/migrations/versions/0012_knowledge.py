@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from employeevirtual.stores.sql.migrations.schema import real_schema
 from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime
 
 revision = "0012_knowledge"
@@ -20,21 +21,11 @@ depends_on = None
 S = "empl"
 
 
-def _alter_schema() -> str | None:
-    # Alembic renders ALTER TABLE itself, without the engine's schema_translate_map (which maps
-    # "empl" to the configured schema, and away on SQLite): apply the map here
-    context = op.get_context()
-    if context.as_sql:  # offline rendering (the SQL Server DDL check): the schema as named
-        return S
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    return translate.get(S, S)  # type: ignore[no-any-return]
-
-
 def upgrade() -> None:
     op.add_column(
         "agents",
         sa.Column("knowledge_base_ids", JSONDocument, nullable=True),
-        schema=_alter_schema(),
+        schema=real_schema(),
     )
     op.create_table(
         "knowledge_bases",
@@ -99,4 +90,4 @@ def downgrade() -> None:
     op.drop_table("knowledge_documents", schema=S)
     op.drop_index("IX_knowledge_bases_user_id", table_name="knowledge_bases", schema=S)
     op.drop_table("knowledge_bases", schema=S)
-    op.drop_column("agents", "knowledge_base_ids", schema=_alter_schema())
+    op.drop_column("agents", "knowledge_base_ids", schema=real_schema())

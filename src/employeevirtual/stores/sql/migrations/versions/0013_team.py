@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from employeevirtual.stores.sql.migrations.schema import real_schema
 from employeevirtual.stores.sql.types import JSONDocument
 
 revision = "0013_team"
@@ -26,18 +27,9 @@ depends_on = None
 S = "empl"
 
 
-def _alter_schema() -> str | None:
-    # Alembic renders ALTER TABLE itself, without the engine's schema_translate_map: apply it
-    context = op.get_context()
-    if context.as_sql:  # offline rendering (the SQL Server DDL check): the schema as named
-        return S
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    return translate.get(S, S)  # type: ignore[no-any-return]
-
-
 def upgrade() -> None:
     op.add_column(
-        "agents", sa.Column("delegate_ids", JSONDocument, nullable=True), schema=_alter_schema()
+        "agents", sa.Column("delegate_ids", JSONDocument, nullable=True), schema=real_schema()
     )
     op.create_index(
         "IX_messages_conversation_agent", "messages", ["conversation_id", "agent_id"], schema=S
@@ -67,4 +59,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("IX_messages_conversation_agent", table_name="messages", schema=S)
-    op.drop_column("agents", "delegate_ids", schema=_alter_schema())
+    op.drop_column("agents", "delegate_ids", schema=real_schema())

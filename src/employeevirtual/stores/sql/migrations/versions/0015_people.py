@@ -12,6 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from employeevirtual.stores.sql.fulltext import mssql_ddl, pg_vector_sql, sqlite_ddl, sqlite_drop
+from employeevirtual.stores.sql.migrations.schema import real_schema
 from employeevirtual.stores.sql.types import UTCDateTime
 
 revision = "0015_people"
@@ -20,14 +21,6 @@ branch_labels = None
 depends_on = None
 
 S = "empl"
-
-
-def _schema() -> str:
-    """The schema's real name (tests map ``empl`` to one schema each)."""
-    if op.get_context().as_sql:
-        return S
-    config = op.get_context().config
-    return str(config.attributes.get("schema", S)) if config is not None else S
 
 
 def upgrade() -> None:
@@ -76,7 +69,7 @@ def upgrade() -> None:
             op.execute(statement)
     elif dialect == "postgresql":
         # ALTER TABLE ADD COLUMN is not schema-translated by Alembic: name the real schema
-        schema = _schema()
+        schema = real_schema()
         for table, column, name in (
             ("messages", "content", "search_vector"),
             ("conversations", "title", "title_vector"),
@@ -95,7 +88,7 @@ def upgrade() -> None:
             )
     elif dialect == "mssql":
         with op.get_context().autocommit_block():
-            for statement in mssql_ddl(_schema()):
+            for statement in mssql_ddl(real_schema() or S):
                 op.execute(statement)
 
 
@@ -105,7 +98,7 @@ def downgrade() -> None:
         for statement in sqlite_drop():
             op.execute(statement)
     elif dialect == "postgresql":
-        schema = _schema()
+        schema = real_schema()
         for table, name in (("messages", "search_vector"), ("conversations", "title_vector")):
             op.drop_index(f"IX_{table}_{name}", table_name=table, schema=schema)
             op.drop_column(table, name, schema=schema)

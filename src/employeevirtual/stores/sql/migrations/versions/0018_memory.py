@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from employeevirtual.stores.sql.migrations.schema import real_schema
 from employeevirtual.stores.sql.types import JSONDocument, UTCDateTime
 
 revision = "0018_memory"
@@ -22,19 +23,8 @@ UNSYNCED_SUMMARY = "synced_at IS NULL"
 UNSYNCED_MEMORY = "synced_version < version"
 
 
-def _alter_schema() -> str | None:
-    # Alembic renders ALTER TABLE without the engine's schema_translate_map: apply it here
-    context = op.get_context()
-    if context.as_sql:  # offline rendering (the SQL Server DDL check): the schema as named
-        return S
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    return translate.get(S, S)  # type: ignore[no-any-return]
-
-
 def upgrade() -> None:
-    op.add_column(
-        "agents", sa.Column("memory", JSONDocument, nullable=True), schema=_alter_schema()
-    )
+    op.add_column("agents", sa.Column("memory", JSONDocument, nullable=True), schema=real_schema())
     op.create_table(
         "memories",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -110,4 +100,4 @@ def downgrade() -> None:
     op.drop_index("IX_memories_conversation_id", table_name="memories", schema=S)
     op.drop_index("IX_memories_user_agent", table_name="memories", schema=S)
     op.drop_table("memories", schema=S)
-    op.drop_column("agents", "memory", schema=_alter_schema())
+    op.drop_column("agents", "memory", schema=real_schema())

@@ -1,0 +1,74 @@
+"""Everyday quality on every main screen: it fits a phone, and in Portuguese no English is left
+(role names, key columns, budget scopes, the charts' legend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness import PASSWORD, Api
+from playwright.sync_api import Page, expect
+
+PHONE = 390
+SCREENS = (
+    ("chat", "#composer-input"),
+    ("agents", "table.list tbody tr"),
+    ("agents/new", "#agent-memory-enabled"),
+    ("knowledge", "#kb-name"),
+    ("dashboard", ".chart canvas"),
+    ("admin", "[data-testid=health-status]"),
+    ("profile", "#key-name"),
+)
+
+
+def _login(page: Page, email: str, button: str) -> None:
+    page.goto("/")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name=button).click()
+    expect(page.locator("header.top")).to_be_visible()
+
+
+def test_every_main_screen_fits_a_phone(
+    browser_context_factory: Callable[..., Page], admin: Api
+) -> None:
+    admin.agent("A rather long agent name for a narrow screen", description="x " * 40)
+    page = browser_context_factory(viewport={"width": PHONE, "height": 844}, locale="pt-BR")
+    _login(page, admin.email, "Entrar")
+    wider: dict[str, int] = {}
+    for route, ready in SCREENS:
+        page.goto(f"/#/{route}")
+        page.wait_for_selector(ready)
+        page.wait_for_load_state("networkidle")
+        # a wide table scrolls inside itself; nothing (not even a screen-reader-only header
+        # cell placed past the table's edge) widens the page
+        width = int(page.evaluate("document.documentElement.scrollWidth"))
+        if width > PHONE:
+            wider[route] = width
+    assert wider == {}
+
+
+def test_portuguese_leaves_no_english_behind(
+    browser_context_factory: Callable[..., Page], admin: Api
+) -> None:
+    page = browser_context_factory(viewport={"width": 1280, "height": 800}, locale="pt-BR")
+    _login(page, admin.email, "Entrar")
+    page.goto("/#/profile")
+    expect(page.get_by_test_id("profile-role")).to_have_text("Administrador")
+    expect(page.get_by_role("columnheader", name="Prefixo")).to_be_visible()
+
+    page.goto("/#/admin")
+    page.wait_for_selector("[data-testid=budgets]")
+    scopes = page.locator("#budget-scope option").all_inner_texts()
+    assert scopes == ["Uma pessoa", "Um agente"]
+    me = page.locator(f"tr:has(td:text-is('{admin.email}')) select")
+    expect(me.locator("option")).to_have_text(["Usuário", "Administrador"])
+    expect(me).to_have_value("admin")  # the API's value, shown by its Portuguese name
+
+    page.goto("/#/dashboard")
+    legend = page.get_by_test_id("chart-turns").locator(".u-legend .u-label")
+    expect(legend.first).to_have_text("Dia")  # uPlot's default would be "Time"
+
+    page.select_option("#lang-select", "en")
+    expect(legend.first).to_have_text("Day")
+    page.goto("/#/profile")
+    expect(page.get_by_test_id("profile-role")).to_have_text("Administrator")

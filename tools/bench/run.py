@@ -612,17 +612,18 @@ async def run_bench(
                     documents,
                     SeedSpec(api.user_id, instant, "Instant", 10, count=plan.workers_in_flight),
                 )
-                words = await api.agent(STREAM_MODEL, "Words")
-                _, first = await api.turn(agent_id=words)
-                first.raise_for_status()
-                results["streams"] = await stream_steps(
-                    client,
-                    api.headers,
-                    words_conversation=UUID(first.json()["conversation_id"]),
-                    slow_conversations=many[: plan.stream_open],
-                    turns=plan.stream_turns,
-                    log=log,
-                )
+                if plan.stream_turns:
+                    words = await api.agent(STREAM_MODEL, "Words")
+                    _, first = await api.turn(agent_id=words)
+                    first.raise_for_status()
+                    results["streams"] = await stream_steps(
+                        client,
+                        api.headers,
+                        words_conversation=UUID(first.json()["conversation_id"]),
+                        slow_conversations=many[: plan.stream_open],
+                        turns=plan.stream_turns,
+                        log=log,
+                    )
             async with _server(stores, plan, plain=True) as served, _client(served.base) as client:
                 api = _Api(client)
                 api.headers = credentials

@@ -5,25 +5,26 @@ Embedded: a directory under the data dir. Shared: every API process and ingestio
 the same URI (a shared directory, or object storage such as ``s3://bucket/path``); LanceDB's
 commits are atomic, and ``read_consistency_interval=0`` makes each query see the latest commit
 of any process.
+
+LanceDB and PyArrow are imported at first use: they are a large share of a server's start-up.
+A local index with no table yet (a new data dir) is created by the first operation that needs
+it, so a process that never touches knowledge never imports them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 # Lance's Rust side logs deprecation chatter at WARN for every hybrid query; errors still show
 os.environ.setdefault("LANCEDB_LOG", "error")
-
-import lancedb
-import pyarrow as pa
-from lancedb.index import FTS, HnswSq
-from lancedb.rerankers import RRFReranker
 
 from employeevirtual.knowledge.engine import (
     ChunkRow,
@@ -31,6 +32,9 @@ from employeevirtual.knowledge.engine import (
     Hit,
     SearchMode,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["LanceEngine"]
 
@@ -66,9 +70,13 @@ class LanceEngine:
         self.ann_min_rows = ann_min_rows
         self._db: Any = None
         self._table: Any = None
-        self._reranker = RRFReranker(return_score="relevance")
+        self._reranker: Any = None
+        self._deferred = False  # open() found no table: the first use opens or creates it
+        self._opening = asyncio.Lock()
 
     def _schema(self, embedding_model: str) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema(
             [
                 pa.field("chunk_id", pa.string(), nullable=False),
@@ -87,6 +95,16 @@ class LanceEngine:
         )
 
     async def open(self) -> None:
+        """Opens the index and checks its embedding model (EmbeddingMismatch). A local index
+        without its table yet has nothing to check: opening it waits for its first use."""
+        if "://" not in self.uri and not (Path(self.uri) / f"{TABLE}.lance").exists():
+            self._deferred = True
+            return
+        await self._open()
+
+    async def _open(self) -> None:
+        import lancedb
+
         self._db = await lancedb.connect_async(self.uri, read_consistency_interval=timedelta(0))
         names = (await self._db.list_tables()).tables
         if TABLE in names:
@@ -103,14 +121,21 @@ class LanceEngine:
         await self._create(self.embedding_model)
 
     async def _create(self, embedding_model: str) -> None:
+        from lancedb.index import FTS
+
         table = await self._db.create_table(
             TABLE, schema=self._schema(embedding_model), exist_ok=True
         )
         await table.create_index("search_text", config=FTS(with_position=False), replace=True)
         self._table = table
 
-    @property
-    def table(self) -> Any:
+    async def _ready(self) -> Any:
+        """The open table (opened or created now when ``open`` deferred it)."""
+        if self._table is None and self._deferred:
+            async with self._opening:
+                if self._table is None and self._deferred:
+                    await self._open()
+                    self._deferred = False
         if self._table is None:
             raise RuntimeError("the knowledge engine is not open")
         return self._table
@@ -118,6 +143,9 @@ class LanceEngine:
     async def upsert(self, rows: Sequence[ChunkRow]) -> None:
         if not rows:
             return
+        import pyarrow as pa
+
+        table = await self._ready()
         data = pa.Table.from_pylist(
             [
                 {
@@ -138,17 +166,17 @@ class LanceEngine:
             schema=self._schema(self.embedding_model),
         )
         await (
-            self.table.merge_insert("chunk_id")
+            table.merge_insert("chunk_id")
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .execute(data)
         )
 
     async def delete_document(self, document_id: UUID) -> None:
-        await self.table.delete(_in("document_id", [document_id]))
+        await (await self._ready()).delete(_in("document_id", [document_id]))
 
     async def delete_base(self, base_id: UUID) -> None:
-        await self.table.delete(_in("base_id", [base_id]))
+        await (await self._ready()).delete(_in("base_id", [base_id]))
 
     async def search(
         self,
@@ -164,22 +192,23 @@ class LanceEngine:
             return []
         where = _in("base_id", base_ids)
         columns = ["chunk_id", "document_id", "base_id", "position", "title", "heading", "text"]
+        table = await self._ready()
         query: Any
         if mode == "lexical" or (mode == "hybrid" and vector is None):
             if not text.strip():
                 return []
-            query = self.table.query().nearest_to_text(text, columns="search_text")
+            query = table.query().nearest_to_text(text, columns="search_text")
             score_column = "_score"
         else:
             assert vector is not None, "vector search needs a query vector"
-            query = self.table.query().nearest_to(list(vector)).distance_type("cosine")
+            query = table.query().nearest_to(list(vector)).distance_type("cosine")
             if exact:
                 query = query.bypass_vector_index()
             else:
                 query = query.ef(max(self.ann_ef, limit)).refine_factor(self.ann_refine)
             if mode == "hybrid" and text.strip():
                 query = query.nearest_to_text(text, columns="search_text").rerank(
-                    self._reranker, normalize="rank"
+                    self._rrf(), normalize="rank"
                 )
                 score_column = "_relevance_score"
             else:
@@ -208,11 +237,12 @@ class LanceEngine:
 
     async def count(self, *, document_id: UUID | None = None) -> int:
         where = _in("document_id", [document_id]) if document_id is not None else None
-        return int(await self.table.count_rows(where))
+        return int(await (await self._ready()).count_rows(where))
 
     async def chunk_ids(self, document_id: UUID) -> list[str]:
         rows = (
-            await self.table.query()
+            await (await self._ready())
+            .query()
             .where(_in("document_id", [document_id]))
             .select(["chunk_id"])
             .to_list()
@@ -220,15 +250,18 @@ class LanceEngine:
         return [r["chunk_id"] for r in rows]
 
     async def has_ann_index(self) -> bool:
-        return any("vector" in (i.columns or []) for i in await self.table.list_indices())
+        table = await self._ready()
+        return any("vector" in (i.columns or []) for i in await table.list_indices())
 
     async def optimize(self) -> None:
         if not await self.has_ann_index() and await self.count() >= self.ann_min_rows:
+            from lancedb.index import HnswSq
+
             log.info("building the knowledge ANN index (HNSW, scalar-quantised)")
-            await self.table.create_index(
+            await (await self._ready()).create_index(
                 "vector", config=HnswSq(distance_type="cosine"), replace=True
             )
-        await self.table.optimize()
+        await (await self._ready()).optimize()
 
     async def purge_deleted(self) -> None:
         """A delete in Lance only marks rows; their data files and old versions stay until
@@ -237,15 +270,28 @@ class LanceEngine:
         ingestion racing this fails and is retried under its lease)."""
         with warnings.catch_warnings():  # "removes every version except the latest": wanted
             warnings.simplefilter("ignore", UserWarning)
-            await self.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+            await (await self._ready()).optimize(
+                cleanup_older_than=timedelta(0), delete_unverified=True
+            )
 
     async def reset(self, embedding_model: str) -> None:
+        import lancedb
+
         if self._db is None:
             self._db = await lancedb.connect_async(self.uri, read_consistency_interval=timedelta(0))
         await self._db.drop_table(TABLE, ignore_missing=True)
         self.embedding_model = embedding_model
         await self._create(embedding_model)
+        self._deferred = False
 
     async def close(self) -> None:
         self._table = None
         self._db = None
+        self._deferred = False
+
+    def _rrf(self) -> Any:
+        if self._reranker is None:
+            from lancedb.rerankers import RRFReranker
+
+            self._reranker = RRFReranker(return_score="relevance")
+        return self._reranker

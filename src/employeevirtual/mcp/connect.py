@@ -5,28 +5,42 @@ network rules (redirects included), with the server's headers. stdio: one kept-a
 server (the command re-checked against ``EV_MCP_STDIO_COMMANDS`` at every use), started with a
 clean environment (PATH, HOME and the like, plus the server's own variables), never this
 process's: the database URLs and keys stay here.
+
+FastMCP and ``pydantic_ai.mcp`` are imported at first use (``Connections.load``, in a thread,
+before any time limit starts): they are a large share of the server's start-up, and most
+processes never connect to an MCP server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import httpx2
-from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
-from pydantic_ai.mcp import MCPToolset
 
 from employeevirtual.mcp.network import GuardedTransport, NetworkPolicy, StdioPolicy
 from employeevirtual.mcp.secrets import SecretBox
 from employeevirtual.stores.sql.mcp_servers import McpServerRecord
 
+if TYPE_CHECKING:
+    from fastmcp.client.transports import StdioTransport
+    from pydantic_ai.mcp import MCPToolset
+
 __all__ = ["Connections"]
 
 log = logging.getLogger(__name__)
+
+_CLIENT_MODULES = ("fastmcp", "fastmcp.client.transports", "fastmcp.exceptions", "pydantic_ai.mcp")
+
+
+def _import_client() -> None:
+    for name in _CLIENT_MODULES:
+        importlib.import_module(name)
 
 
 class Connections:
@@ -48,11 +62,22 @@ class Connections:
         self.start_timeout = start_timeout
         self._children: dict[UUID, tuple[Any, StdioTransport]] = {}
         self._clients: dict[UUID, tuple[Any, httpx2.AsyncClient]] = {}
+        self._loaded = False
+
+    async def load(self) -> None:
+        """Import the MCP client modules (once), off the event loop. Callers await it before
+        their time limits start: the import must not count against a server's seconds."""
+        if not self._loaded:
+            await asyncio.to_thread(_import_client)
+            self._loaded = True
 
     @asynccontextmanager
     async def session(self, server: McpServerRecord) -> AsyncIterator[MCPToolset[Any]]:
         """An open session with ``server``. Raises OutboundRefused (rules), SecretsUnavailable
         (no key), or whatever connecting raised."""
+        from fastmcp import Client
+        from pydantic_ai.mcp import MCPToolset
+
         secrets = self.secrets.open(server.sealed_secrets)
         if server.transport == "http":
             assert server.url is not None
@@ -107,6 +132,8 @@ class Connections:
         self, server: McpServerRecord, command: str, args: list[str], env: dict[str, str]
     ) -> StdioTransport:
         """The server's kept-alive child; a changed registration starts a new one."""
+        from fastmcp.client.transports import StdioTransport
+
         version = (server.updated_at, tuple(server.command_line))
         kept = self._children.get(server.id)
         if kept is not None and kept[0] == version:

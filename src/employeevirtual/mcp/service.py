@@ -329,6 +329,7 @@ class McpService:
         """Fetch the server's tool list (bounded in time) and cache it; a server that cannot
         be reached is marked unavailable and keeps its last list."""
         server = await self.get(server_id)
+        await self.connections.load()
         limit = self.connections.setup_limit(server) + self.limits.call_timeout
         tools: list[dict[str, Any]] | None = None
         try:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastmcp.exceptions import ToolError
 from pydantic_ai import RunContext, ToolDefinition
 from pydantic_ai.exceptions import ToolFailed
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
@@ -123,6 +122,9 @@ class McpToolset(AbstractToolset[Any]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> str:
+        await self.connections.load()  # before the time limit (FastMCP imports at first use)
+        from fastmcp.exceptions import ToolError
+
         chosen = self.tools[name]
         server = chosen.server.name
         self.calls += 1

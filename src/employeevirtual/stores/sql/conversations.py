@@ -43,6 +43,31 @@ __all__ = [
 ]
 
 
+def _turn_read() -> Any:
+    """The turn's read (``ConversationRepository.get_with_agent``), built once with bound
+    parameters (``conversation_id``, ``user_id``): building and cache-keying its joins and
+    labelled columns for every turn cost about 0.5 ms of CPU."""
+    c = conversations.c
+    agent_cols = [col.label(f"a_{col.name}") for col in agents.c]
+    base, budget_columns = with_budgets(
+        conversations.join(agents, agents.c.id == c.agent_id).join(users, users.c.id == c.user_id),
+        users.c.id,
+        agents.c.id,
+    )
+    return (
+        select(conversations, *agent_cols, users.c.role.label("u_role"), *budget_columns)
+        .select_from(base)
+        .where(
+            c.id == bindparam("conversation_id", type_=c.id.type),
+            c.user_id == bindparam("user_id", type_=c.user_id.type),
+            users.c.is_active == true(),
+        )
+    )
+
+
+_TURN_READ = _turn_read()
+
+
 @dataclass(frozen=True, slots=True)
 class NewConversation:
     """A conversation created by its first turn."""
@@ -114,24 +139,8 @@ class ConversationReader:
         and the agent's budgets, in one round trip (the turn's read); None also when the owner
         is gone or deactivated, so the turn needs no separate user read. The role lets the
         turn re-check the agent's visibility."""
-        agent_cols = [c.label(f"a_{c.name}") for c in agents.c]
-        base, budget_columns = with_budgets(
-            conversations.join(agents, agents.c.id == conversations.c.agent_id).join(
-                users, users.c.id == conversations.c.user_id
-            ),
-            users.c.id,
-            agents.c.id,
-        )
-        query = (
-            select(conversations, *agent_cols, users.c.role.label("u_role"), *budget_columns)
-            .select_from(base)
-            .where(
-                conversations.c.id == conversation_id,
-                conversations.c.user_id == user_id,
-                users.c.is_active == true(),
-            )
-        )
-        row = (await self.conn.execute(query)).first()
+        parameters = {"conversation_id": conversation_id, "user_id": user_id}
+        row = (await self.conn.execute(_TURN_READ, parameters)).first()
         if row is None:
             return None
         return (

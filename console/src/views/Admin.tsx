@@ -299,7 +299,8 @@ function Budgets() {
           </select>
         </Field>
         <Field id="budget-target" label={scope === "user" ? t("email") : t("agent")} error={fields.scope_id}>
-          <select id="budget-target" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+          {/* nothing picked yet: the first choice shows as picked, as it is the one sent */}
+          <select id="budget-target" value={target || options[0]?.[0] || ""} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
             {options.map(([id, name]) => <option value={id}>{name}</option>)}
           </select>
         </Field>

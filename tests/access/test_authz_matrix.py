@@ -119,6 +119,7 @@ ROWS: list[Row] = [
     Row("GET", "/health/live", PUBLIC_200, lambda w, f: ("GET", "/health/live", {})),
     Row("GET", "/health/ready", PUBLIC_200, lambda w, f: ("GET", "/health/ready", {})),
     Row("POST", "/api/auth/register", E(201, 201, 201, 201, 201, 201), _register),
+    Row("GET", "/api/auth/signup", PUBLIC_200, lambda w, f: ("GET", "/api/auth/signup", {})),
     Row(
         "POST",
         "/api/auth/login",

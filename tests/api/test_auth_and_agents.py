@@ -41,6 +41,7 @@ async def test_first_user_is_admin_and_login_is_audited(
         "/api/auth/register", json={"email": me2["email"], "password": PASSWORD, "name": "X"}
     )
     assert r.status_code == 409 and "already exists" in r.text
+    assert (await client.get("/api/auth/signup")).json() == {"allowed": True}  # no token needed
 
 
 async def test_signup_can_be_closed(settings: Settings) -> None:
@@ -53,6 +54,7 @@ async def test_signup_can_be_closed(settings: Settings) -> None:
                 json={"email": "a@example.com", "password": PASSWORD, "name": "A"},
             )
             assert r.status_code == 403 and "registration is closed" in r.text
+            assert (await client.get("/api/auth/signup")).json() == {"allowed": False}
             # the CLI path still creates an admin
             await app.state.runtime.accounts.register(
                 email="root@example.com", password=PASSWORD, name="Root", role="admin"

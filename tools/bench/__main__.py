@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", help="messages per seeded conversation")
     parser.add_argument("--concurrency", type=int, nargs="+", help="turns in flight per step")
     parser.add_argument("--turns", type=int, help="measured sequential turns per length")
+    parser.add_argument(
+        "--no-streams", action="store_true", help="skip the live-turn steps (issue 11's figures)"
+    )
     args = parser.parse_args()
     if args.summarize:
         summarize_runs(args.summarize)
@@ -35,6 +38,8 @@ def main() -> None:
         "turns": args.turns,
     }
     plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v})
+    if args.no_streams:
+        plan = dataclasses.replace(plan, stream_turns=0)
     results = asyncio.run(run_bench(Settings(), plan=plan, drop_schema=args.drop_schema))
     write_results(results, args.out)
 

@@ -39,7 +39,7 @@ from tools import subprocess_env
 from tools.bench.floor import FloorSpec
 from tools.bench.seed import SeedSpec, seed_conversations
 from tools.bench.server import INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
-from tools.bench.streams import stream_steps
+from tools.bench.streams import stream_cpu, stream_steps
 
 __all__ = ["BenchPlan", "run_bench"]
 
@@ -612,17 +612,20 @@ async def run_bench(
                     documents,
                     SeedSpec(api.user_id, instant, "Instant", 10, count=plan.workers_in_flight),
                 )
-                words = await api.agent(STREAM_MODEL, "Words")
-                _, first = await api.turn(agent_id=words)
-                first.raise_for_status()
-                results["streams"] = await stream_steps(
-                    client,
-                    api.headers,
-                    words_conversation=UUID(first.json()["conversation_id"]),
-                    slow_conversations=many[: plan.stream_open],
-                    turns=plan.stream_turns,
-                    log=log,
-                )
+                words_conversation: UUID | None = None
+                if plan.stream_turns:
+                    words = await api.agent(STREAM_MODEL, "Words")
+                    _, first = await api.turn(agent_id=words)
+                    first.raise_for_status()
+                    words_conversation = UUID(first.json()["conversation_id"])
+                    results["streams"] = await stream_steps(
+                        client,
+                        api.headers,
+                        words_conversation=words_conversation,
+                        slow_conversations=many[: plan.stream_open],
+                        turns=plan.stream_turns,
+                        log=log,
+                    )
             async with _server(stores, plan, plain=True) as served, _client(served.base) as client:
                 api = _Api(client)
                 api.headers = credentials
@@ -636,6 +639,19 @@ async def run_bench(
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
                     results["concurrency"].append(await _concurrency(api, served, many, level))
+                if words_conversation is not None:
+                    log("streamed turns: server CPU against non-streamed (plain server)")
+
+                    async def cpu_seconds(served: _Served = served) -> float:
+                        return served.cpu_seconds()
+
+                    results["streams"]["cpu"] = await stream_cpu(
+                        client,
+                        credentials,
+                        words_conversation,
+                        plan.stream_turns,
+                        cpu_seconds=cpu_seconds,
+                    )
             if stores.backend.startswith("sqlite"):
                 results["workers"] = "skipped: serve runs one worker on SQLite"
             else:

@@ -1,18 +1,20 @@
 """Step 6: live (streamed) turns. Our overhead to the ``turn`` event and the first ``delta``,
-server CPU of a streamed turn against a non-streamed one, many streams open at once on the slow
-model (errors, memory per open stream), and resume latency."""
+many streams open at once on the slow model (errors, memory per open stream) and resume latency
+(``stream_steps``, on the metered server); server CPU of a streamed turn against a non-streamed
+one (``stream_cpu``, on the plain server: no meters, the production event loop, CPU read from
+outside)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import httpx
 
-__all__ = ["stream_steps"]
+__all__ = ["stream_cpu", "stream_steps"]
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -104,23 +106,32 @@ async def _overhead(
     }, turns_seen
 
 
-async def _cpu(
-    client: httpx.AsyncClient, headers: dict[str, str], cid: UUID, turns: int
+async def stream_cpu(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    cid: UUID,
+    turns: int,
+    *,
+    cpu_seconds: Callable[[], Awaitable[float]],
 ) -> dict[str, Any]:
-    """Server CPU per turn, same model and conversation, streamed against not (alternating
-    blocks so that drift on a shared machine hits both)."""
+    """Server CPU per turn (``cpu_seconds``: the server's CPU so far), same model and
+    conversation, streamed against not (alternating blocks so that drift on a shared machine
+    hits both). On the plain server: the metered one times every event-loop callback and
+    counts every statement, which a streamed turn has more of."""
+    for _ in range(min(10, turns)):  # warm up: the first streamed turns of a process
+        await _streamed(client, headers, cid)
+        await _plain(client, headers, cid)
     cpu = {"streamed": 0.0, "plain": 0.0}
     block = max(1, turns // 4)
     for _ in range(4):
         for kind in ("plain", "streamed"):
-            before = await _stats(client)
+            before = await cpu_seconds()
             for _ in range(block):
                 if kind == "streamed":
                     await _streamed(client, headers, cid)
                 else:
                     await _plain(client, headers, cid)
-            after = await _stats(client)
-            cpu[kind] += after["cpu_seconds"] - before["cpu_seconds"]
+            cpu[kind] += await cpu_seconds() - before
     n = 4 * block
     streamed, plain = cpu["streamed"] / n * 1000, cpu["plain"] / n * 1000
     return {
@@ -210,10 +221,8 @@ async def stream_steps(
 ) -> dict[str, Any]:
     log(f"streamed turns: overhead to the first delta ({turns} turns)")
     overhead, finished = await _overhead(client, headers, words_conversation, turns)
-    log("streamed turns: server CPU against non-streamed")
-    cpu = await _cpu(client, headers, words_conversation, turns)
     log("streamed turns: resume latency")
     resume = await _resume(client, headers, finished[: min(100, len(finished))])
     log(f"streamed turns: {len(slow_conversations):,} streams open at once on the slow model")
     many = await _many_open(client, headers, slow_conversations)
-    return {"overhead": overhead, "cpu": cpu, "resume": resume, "many_open": many}
+    return {"overhead": overhead, "resume": resume, "many_open": many}

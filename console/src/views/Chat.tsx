@@ -18,6 +18,14 @@ function newKey(): string {
   return crypto.randomUUID();
 }
 
+/** A date input's day as the instant its local midnight starts (``next``: the day after's), in
+ *  the ISO form with a timezone the API's created_after/created_before need. */
+export function dayStart(day: string, next = false): string | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return undefined;
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(y, m - 1, d + (next ? 1 : 0)).toISOString();
+}
+
 // ---------------------------------------------------------------- conversations list
 function ConversationList({
   agents,
@@ -34,12 +42,17 @@ function ConversationList({
   const [status, setStatus] = useState("active");
   const [search, setSearch] = useState("");
   const [sort, setSort] = useState("last_activity");
+  const [createdFrom, setCreatedFrom] = useState("");
+  const [createdTo, setCreatedTo] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [editing, setEditing] = useState<string | null>(null);
   const [title, setTitle] = useState("");
+  // the latest request wins: a page for a filter changed since is dropped
+  const latest = useRef(0);
 
   const load = useCallback(
     async (more: boolean) => {
+      const ticket = ++latest.current;
       setError(null);
       try {
         const page = await api.get<Page<Conversation>>("/api/conversations", {
@@ -48,19 +61,22 @@ function ConversationList({
           agent_id: agentFilter || undefined,
           status: status || undefined,
           sort,
+          created_after: dayStart(createdFrom),
+          created_before: dayStart(createdTo, true),
         });
+        if (ticket !== latest.current) return;
         setItems((prev) => (more ? [...prev, ...page.items] : page.items));
         setCursor(page.next_cursor);
       } catch (e) {
-        setError(e);
+        if (ticket === latest.current) setError(e);
       }
     },
-    [cursor, agentFilter, status, sort],
+    [cursor, agentFilter, status, sort, createdFrom, createdTo],
   );
 
   useEffect(() => {
     load(false);
-  }, [agentFilter, status, sort, refresh]);
+  }, [agentFilter, status, sort, createdFrom, createdTo, refresh]);
 
   async function rename(c: Conversation) {
     try {
@@ -117,6 +133,16 @@ function ConversationList({
           <option value="last_activity">{t("lastActivity")}</option>
           <option value="cost">{t("mostExpensive")}</option>
         </select>
+        <details class="more-filters">
+          <summary>
+            {t("createdBetween")}
+            {(createdFrom || createdTo) && `: ${createdFrom || "…"} – ${createdTo || "…"}`}
+          </summary>
+          <label for="conv-created-from">{t("from")}</label>
+          <input id="conv-created-from" type="date" value={createdFrom} max={createdTo || undefined} onChange={(e) => setCreatedFrom((e.target as HTMLInputElement).value)} />
+          <label for="conv-created-to">{t("to")}</label>
+          <input id="conv-created-to" type="date" value={createdTo} min={createdFrom || undefined} onChange={(e) => setCreatedTo((e.target as HTMLInputElement).value)} />
+        </details>
       </div>
       {q ? <SearchResults q={q} agentId={agentFilter} agents={agents} /> : <>
       <ErrorBox error={error} onRetry={() => load(false)} />

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, usableAgents, type User } from "../api";
 import { t, fmtCost, locale } from "../i18n";
 import { ErrorBox } from "./common";
@@ -39,21 +39,35 @@ export function DashboardView({ user }: { user: User }) {
   const [to, setTo] = useState(isoDay(today));
   const [data, setData] = useState<{ total: UsageRow | null; days: UsageRow[]; agents: UsageRow[]; models: UsageRow[] } | null>(null);
   const [agents, setAgents] = useState<Map<string, string>>(new Map());
+  // the charts of one agent or one model (the API's agent_id and model filters); "" is all
+  const [agentId, setAgentId] = useState("");
+  const [model, setModel] = useState("");
+  // every agent and model the breakdowns have named, so a filter's choices stay when it narrows them
+  const [seen, setSeen] = useState<{ agents: Set<string>; models: Set<string> }>({ agents: new Set(), models: new Set() });
   const [error, setError] = useState<unknown>(null);
+  // the latest request wins: an answer for an earlier range or filter is dropped
+  const latest = useRef(0);
 
   async function load() {
+    const ticket = ++latest.current;
     setError(null);
     try {
-      const q = (group_by: string) => api.get<Usage>("/api/analytics/usage", { from, to, group_by });
+      const q = (group_by: string) => api.get<Usage>("/api/analytics/usage", { from, to, group_by, agent_id: agentId, model });
       const [total, days, byAgent, byModel] = await Promise.all([q(""), q("day"), q("agent"), q("model")]);
+      if (ticket !== latest.current) return;
       setData({ total: total.rows[0] ?? null, days: days.rows, agents: byAgent.rows, models: byModel.rows });
+      setSeen((s) => ({
+        agents: new Set([...s.agents, ...byAgent.rows.flatMap((r) => (r.agent_id ? [r.agent_id] : []))]),
+        models: new Set([...s.models, ...byModel.rows.flatMap((r) => (r.model ? [r.model] : []))]),
+      }));
     } catch (e) {
-      setError(e);
+      if (ticket === latest.current) setError(e);
     }
   }
   useEffect(() => {
     if (from && to && from <= to) load();
-  }, [from, to]);
+  }, [from, to, agentId, model]);
+  const agentName = (id: string) => agents.get(id) ?? id.slice(0, 8);
   useEffect(() => {
     usableAgents().then((l) => setAgents(new Map(l.map((a) => [a.id, a.name]))), () => undefined);
   }, []);
@@ -96,6 +110,18 @@ export function DashboardView({ user }: { user: User }) {
           <input id="dash-from" type="date" value={from} max={to} onChange={(e) => setFrom((e.target as HTMLInputElement).value)} />
           <label for="dash-to">{t("to")}</label>
           <input id="dash-to" type="date" value={to} min={from} onChange={(e) => setTo((e.target as HTMLInputElement).value)} />
+          <label for="dash-agent">{t("agent")}</label>
+          <select id="dash-agent" value={agentId} onChange={(e) => setAgentId((e.target as HTMLSelectElement).value)}>
+            <option value="">{t("allAgents")}</option>
+            {[...new Set([...seen.agents, ...(agentId ? [agentId] : [])])]
+              .sort((a, b) => agentName(a).localeCompare(agentName(b)))
+              .map((id) => <option value={id}>{agentName(id)}</option>)}
+          </select>
+          <label for="dash-model">{t("model")}</label>
+          <select id="dash-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
+            <option value="">{t("allModels")}</option>
+            {[...seen.models].sort().map((m) => <option value={m}>{m}</option>)}
+          </select>
         </form>
       </div>
       <p class="muted">{user.role === "admin" ? t("dashboardAll") : t("dashboardOwn")}</p>
@@ -118,7 +144,7 @@ export function DashboardView({ user }: { user: User }) {
             <TimeChart testId="chart-latency" title={t("latency")} unit="s" digits={2} days={series.days} series={[{ label: "p50", values: series.p50 }, { label: "p95", values: series.p95 }]} />
             <TimeChart testId="chart-feedback" title={`${t("feedback")} ${t("perDay")}`} unit={t("ratingsUnit")} days={series.days} series={[{ label: "▲", values: series.up }, { label: "▼", values: series.down }]} />
           </div>
-          <Breakdown testId="per-agent" title={t("perAgent")} rows={data.agents} name={(r) => agents.get(r.agent_id ?? "") ?? (r.agent_id ?? "—").slice(0, 8)} />
+          <Breakdown testId="per-agent" title={t("perAgent")} rows={data.agents} name={(r) => (r.agent_id ? agentName(r.agent_id) : "—")} />
           <Breakdown testId="per-model" title={t("perModel")} rows={data.models} name={(r) => r.model ?? "—"} />
         </>
       )}

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, request, type Token } from "../api";
 import { session } from "../session";
 import { lang, setLang, t, type Lang } from "../i18n";
@@ -15,6 +15,18 @@ export function Login() {
   const [fields, setFields] = useState<Record<string, string>>({});
   const [notice, setNotice] = useState("");
   const [busy, setBusy] = useState(false);
+  // sign-up is offered only where the server accepts it (GET /api/auth/signup); until the
+  // answer comes, and if it cannot be read, it is offered and the API's own refusal shows
+  const [signupOpen, setSignupOpen] = useState(true);
+  useEffect(() => {
+    api.get<{ allowed: boolean }>("/api/auth/signup").then(
+      (r) => {
+        setSignupOpen(r.allowed);
+        if (!r.allowed) setMode("login");
+      },
+      () => undefined,
+    );
+  }, []);
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -71,12 +83,16 @@ export function Login() {
         <button type="submit" class="primary" disabled={busy}>
           {mode === "login" ? t("login") : t("signup")}
         </button>
+        {!signupOpen ? (
+          <p class="muted" data-testid="signup-closed">{t("signupClosed")}</p>
+        ) : (
         <p>
           {mode === "login" ? t("noAccount") : t("haveAccount")}{" "}
           <button type="button" class="link" onClick={() => { setMode(mode === "login" ? "signup" : "login"); setError(null); setFields({}); }}>
             {mode === "login" ? t("signup") : t("login")}
           </button>
         </p>
+        )}
       </form>
     </main>
   );

@@ -92,13 +92,22 @@ def next_month(period: str) -> datetime:
 
 
 def _level(b: BudgetRecord) -> int:
-    ratios = []
-    if b.max_tokens:
-        ratios.append(Decimal(b.used_tokens) / Decimal(b.max_tokens))
-    if b.max_cost:
-        ratios.append(b.used_cost / b.max_cost)
-    ratio = max(ratios, default=Decimal(0))
-    return next((level for level in LEVELS if ratio * 100 >= level), 0)
+    """The highest warning level (``LEVELS``) the budget's counters reached: 100, 80 or 0."""
+    for level in LEVELS:
+        if b.max_tokens and b.used_tokens * 100 >= b.max_tokens * level:
+            return level
+        if b.max_cost and b.used_cost * 100 >= b.max_cost * level:
+            return level
+    return 0
+
+
+def _used_up(b: BudgetRecord, period: str) -> bool:
+    """Whether the budget's counters for ``period`` reached one of its limits (a past month's
+    counters count as zero)."""
+    current = b.period == period
+    if b.max_tokens is not None and (b.used_tokens if current else 0) >= b.max_tokens:
+        return True
+    return b.max_cost is not None and (b.used_cost if current else 0) >= b.max_cost
 
 
 class BudgetService:
@@ -127,7 +136,12 @@ class BudgetService:
 
     def check(self, budgets: Sequence[BudgetRecord]) -> None:
         """Refuse (402) a turn whose user or agent has used up a monthly budget."""
+        if not budgets:
+            return
+        period = self.period()
         for b in budgets:
+            if not _used_up(b, period):
+                continue
             s = self.status(b)
             over = []
             if s.max_tokens is not None and s.used_tokens >= s.max_tokens:
@@ -168,9 +182,7 @@ class BudgetService:
         period = self.period()
         repo = BudgetRepository(conn)
         alerts = []
-        for b in await repo.charge(
-            [b.id for b in budgets], period=period, tokens=tokens, cost=cost
-        ):
+        for b in await repo.charge(budgets, period=period, tokens=tokens, cost=cost):
             level = _level(b)
             if level > b.warned_level and await repo.claim_warning(
                 b.id, period=period, level=level

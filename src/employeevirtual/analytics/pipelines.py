@@ -1,8 +1,9 @@
 """The aggregation pipelines behind usage analytics, as plain data (MongoDB's own language).
 
-Raw ``chat_analytics`` documents (one per agent run) and daily rollups (one per day × agent ×
-user × model) are both mapped onto one *normalized* row, so a dashboard query reads rollups for
-the days already rolled up and raw documents for the rest with one ``$unionWith``.
+Raw ``chat_analytics`` documents (one per agent run) are mapped onto a *normalized* row, the
+shape of a daily rollup (one per day × agent × user × model): the rollup pipeline groups those
+rows per day, and a dashboard query groups the recent raw runs the same way
+(``raw_usage_pipeline``) and adds them to the rollup documents it reads.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ __all__ = [
     "DIMENSIONS",
     "SUMS",
     "normalized_from_raw",
-    "normalized_from_rollup",
+    "raw_usage_pipeline",
     "rollup_pipeline",
-    "usage_pipelines",
 ]
 
 Document = dict[str, Any]
@@ -102,22 +102,6 @@ def normalized_from_raw() -> list[Document]:
     ]
 
 
-def normalized_from_rollup() -> list[Document]:
-    return [
-        {
-            "$project": {
-                "_id": 0,
-                "day": 1,
-                "agent_id": 1,
-                "user_id": 1,
-                "model": 1,
-                **dict.fromkeys(SUMS, 1),
-                "hist": {"$objectToArray": "$hist"},
-            }
-        }
-    ]
-
-
 def _range(field: str, start: datetime, end: datetime) -> Document:
     return {field: {"$gte": start, "$lt": end}}
 
@@ -193,34 +177,15 @@ def _facet(key: Document | None) -> Document:
     }
 
 
-def usage_pipelines(
-    *,
-    rollup_start: datetime,
-    rollup_end: datetime,
-    raw_start: datetime,
-    raw_end: datetime,
-    filters: Document,
-    group_by: list[str],
-) -> tuple[list[Document], list[Document]]:
-    """Two aggregations with the same output (per group: the counters, and the histogram as
-    ``{g, k, v}``): one over the rollups of ``[rollup_start, rollup_end)`` (run it on the
-    rollup collection), one over the raw runs of ``[raw_start, raw_end)`` (on
-    ``chat_analytics``). Each starts with an indexed ``$match``. The caller adds the two
-    results group by group (counters and histogram buckets both add up).
-
-    Two aggregations rather than one ``$unionWith``: SecantusDB 0.7 does not use indexes for a
-    ``$unionWith`` sub-pipeline's ``$match`` (it scanned every raw run: a 90-day query took
-    4× longer at 100,000 runs than at 10,000), where MongoDB does; two top-level ``$match``
-    stages use the indexes on both servers."""
+def raw_usage_pipeline(
+    *, start: datetime, end: datetime, filters: Document, group_by: list[str]
+) -> list[Document]:
+    """Raw runs of ``[start, end)`` grouped by ``group_by``: one document with ``rows`` (per
+    group: the counters) and ``hist`` (per group and bucket: ``{g, k, v}``). It starts with an
+    indexed ``$match``; a query runs it only over the runs after the last rollup round."""
     key = {DIMENSIONS[name]: f"${DIMENSIONS[name]}" for name in group_by} or None
-    rollups = [
-        {"$match": {**filters, **_range("day", rollup_start, rollup_end)}},
-        *normalized_from_rollup(),
-        _facet(key),
-    ]
-    raw = [
-        {"$match": {**filters, **_range("timestamp", raw_start, raw_end)}},
+    return [
+        {"$match": {**filters, **_range("timestamp", start, end)}},
         *normalized_from_raw(),
         _facet(key),
     ]
-    return rollups, raw

@@ -36,6 +36,7 @@ __all__ = [
     "ModelSettingsIn",
     "RegisterIn",
     "Request",
+    "SignupOut",
     "SourceOut",
     "TokenOut",
     "UsageOut",
@@ -60,6 +61,12 @@ class RegisterIn(Request):
     # length and blocklist rules are the password policy's (one 422 listing every problem)
     password: Annotated[str, Field(max_length=1024)]
     name: Name
+
+
+class SignupOut(BaseModel):
+    allowed: bool = Field(
+        description="whether POST /api/auth/register accepts new accounts (EV_ALLOW_SIGNUP)"
+    )
 
 
 class FromRecord(BaseModel):

@@ -38,11 +38,6 @@ __all__ = ["LiveTurns", "TurnStarted", "replayed_events", "turn_event"]
 
 log = logging.getLogger(__name__)
 
-# After the first delta, a follower writes at most one batch of events per this many seconds
-# (``follow``): a model's word-sized deltas one write each cost a streamed turn about a third
-# more server CPU than a plain one (bench); 20 ms is below what a reader can see.
-GATHER_SECONDS = 0.02
-
 
 def turn_event(outcome: TurnOutcome) -> TurnEvent:
     """A live turn's last event: ``done`` with the non-streamed JSON body, or ``error``."""
@@ -278,7 +273,7 @@ class LiveTurns:
 
     def events(self, turn_id: UUID, after: int) -> AsyncIterator[list[TurnEvent] | None]:
         """Batches of events after ``after`` until ``done``/``error``; None for a heartbeat."""
-        return follow(self.log, turn_id, after, heartbeat=self.heartbeat, gather=GATHER_SECONDS)
+        return follow(self.log, turn_id, after, heartbeat=self.heartbeat)
 
     async def cancel(self, turn_id: UUID, user_id: UUID) -> None:
         info = await self.owned(turn_id, user_id)

@@ -9,11 +9,13 @@ message that saved it was committed, and names that message as its source.
 
 from __future__ import annotations
 
+import copy
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pydantic_ai import FunctionToolset, ModelRetry
+from pydantic_ai import FunctionToolset, ModelRetry, Tool
 
 from employeevirtual.stores.sql.memory import MemoryRecord, MemoryScope
 from employeevirtual.stores.sql.summaries import SummaryRecord
@@ -28,6 +30,23 @@ SHORT_ID = 8  # the id prefix shown to the model
 
 def normalized(text: str) -> str:
     return " ".join(text.split())
+
+
+_BUILT: dict[str, Tool[Any]] = {}  # each tool as first built: its schema is the same every turn
+
+
+def _bound(method: Callable[..., Awaitable[dict[str, Any]]], name: str) -> Tool[Any]:
+    """``method`` (of one turn's ``MemoryTurn``) as a tool. Its schema comes from the signature
+    and docstring, the same for every turn: it is built once (a few ms of CPU a turn otherwise)
+    and each turn's tool calls its own ``method``."""
+    built = _BUILT.get(name)
+    if built is None:
+        built = FunctionToolset[Any](max_retries=1).add_function(method, takes_ctx=False, name=name)
+        _BUILT[name] = built
+    tool = copy.copy(built)
+    tool.function = method
+    tool.function_schema = replace(built.function_schema, function=method)
+    return tool
 
 
 @dataclass
@@ -71,10 +90,8 @@ class MemoryTurn:
 
     @property
     def toolsets(self) -> list[FunctionToolset[Any]]:
-        toolset: FunctionToolset[Any] = FunctionToolset(max_retries=1)
-        toolset.add_function(self.remember, takes_ctx=False, name=REMEMBER_TOOL)
-        toolset.add_function(self.forget, takes_ctx=False, name=FORGET_TOOL)
-        return [toolset]
+        tools = [_bound(self.remember, REMEMBER_TOOL), _bound(self.forget, FORGET_TOOL)]
+        return [FunctionToolset(tools, max_retries=1)]
 
     # -- the tools ------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ Event ids are the turn's own counter, 1, 2, 3 … (``0-N`` inside Redis): a clie
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
@@ -67,21 +66,13 @@ class TurnLog(Protocol):
 
 
 async def follow(
-    turn_log: TurnLog, turn_id: UUID, after: int, *, heartbeat: float, gather: float = 0.0
+    turn_log: TurnLog, turn_id: UUID, after: int, *, heartbeat: float
 ) -> AsyncIterator[list[TurnEvent] | None]:
     """The events after ``after`` until the turn's ``done``/``error``, in batches (whatever
     arrived since the last read: one write to the client for several events); ``None`` when
     nothing came for ``heartbeat`` seconds (the caller sends a keep-alive). The iteration stops
-    at the end, or when the turn's events are gone (expired) before it.
-
-    ``gather``: once a ``delta`` has been sent, wait this long before the next read, so that
-    the small deltas a model streams go out a few per write instead of one write (and one
-    wake-up, one read, one send through the ASGI stack) each. The ``turn`` event and the first
-    ``delta`` are never held; every event is still its own SSE event with its own id."""
-    sent_delta = False
+    at the end, or when the turn's events are gone (expired) before it."""
     while True:
-        if sent_delta and gather > 0:
-            await asyncio.sleep(gather)
         events = await turn_log.read(turn_id, after, wait=heartbeat)
         if not events:
             if await turn_log.info(turn_id) is None:
@@ -94,7 +85,6 @@ async def follow(
                 return
         after = int(events[-1].id)
         yield events
-        sent_delta = sent_delta or any(e.kind == "delta" for e in events)
 
 
 def make_turn_log(

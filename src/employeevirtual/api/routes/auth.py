@@ -7,7 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from employeevirtual.api.analytics_schemas import BudgetStatusOut, MeOut
 from employeevirtual.api.deps import AccountsDep, ClientIP, CurrentUser, RuntimeDep
-from employeevirtual.api.schemas import RegisterIn, TokenOut, UserOut
+from employeevirtual.api.schemas import RegisterIn, SignupOut, TokenOut, UserOut
 
 router = APIRouter(tags=["auth"])
 
@@ -16,6 +16,12 @@ router = APIRouter(tags=["auth"])
 async def register(body: RegisterIn, accounts: AccountsDep) -> UserOut:
     user = await accounts.register(email=body.email, password=body.password, name=body.name)
     return UserOut.of(user)
+
+
+@router.get("/api/auth/signup")
+async def signup(accounts: AccountsDep) -> SignupOut:
+    """Whether anyone may sign up here (public: a sign-in page asks before offering it)."""
+    return SignupOut(allowed=accounts.allow_signup)
 
 
 @router.post("/api/auth/login")

@@ -50,25 +50,39 @@ _TURN_COLUMNS = (
     "warned_level",
 )
 
+# what the charge returns: a turn has one budget per scope, so ``scope`` tells its row, and the
+# counters and limits as they are now; the ids are the read's (no UUIDs to parse again)
+_CHARGED_COLUMNS = (
+    "scope",
+    "max_cost",
+    "max_tokens",
+    "period",
+    "used_cost",
+    "used_tokens",
+    "warned_level",
+)
+
 
 def _charge_statement() -> Any:
     """The turn's ``UPDATE … RETURNING`` on its budgets, built once with bound parameters
-    (``ids``, ``period``, ``tokens``, ``cost``): building and cache-keying it for every turn
-    cost about twice what executing it does."""
+    (``id1``, ``id2``, ``period``, ``tokens``, ``cost``): building and cache-keying it for every
+    turn cost about twice what executing it does. A turn has at most two budgets (its user's and
+    its agent's), so two plain parameters name them (the same id twice for one): an expanding
+    ``IN`` list would be rendered into the SQL again on every execution."""
     b = budgets.c
     same = b.period == bindparam("period", type_=b.period.type)
     tokens = bindparam("tokens", type_=b.used_tokens.type)
     cost = bindparam("cost", type_=b.used_cost.type)
     return (
         update(budgets)
-        .where(b.id.in_(bindparam("ids", type_=b.id.type, expanding=True)))
+        .where(b.id.in_([bindparam("id1", type_=b.id.type), bindparam("id2", type_=b.id.type)]))
         .values(
             used_tokens=case((same, b.used_tokens + tokens), else_=tokens),
             used_cost=case((same, b.used_cost + cost), else_=cost),
             warned_level=case((same, b.warned_level), else_=0),
             period=bindparam("period", type_=b.period.type),
         )
-        .returning(*[b[n] for n in _TURN_COLUMNS])
+        .returning(*[b[n] for n in _CHARGED_COLUMNS])
     )
 
 
@@ -91,18 +105,39 @@ def with_budgets(
 
 
 def _record(m: Any, prefix: str = "") -> BudgetRecord:
+    """A budget from a row mapping: its columns, or ``with_budgets``' ``prefix``-ed ones."""
+    max_cost = m[f"{prefix}max_cost"]
     return BudgetRecord(
         id=m[f"{prefix}id"],
         scope=m[f"{prefix}scope"],
         scope_id=m[f"{prefix}scope_id"],
-        max_cost=None if m[f"{prefix}max_cost"] is None else Decimal(m[f"{prefix}max_cost"]),
+        max_cost=None if max_cost is None else Decimal(max_cost),
         max_tokens=m[f"{prefix}max_tokens"],
         period=m[f"{prefix}period"],
         used_cost=Decimal(m[f"{prefix}used_cost"]),
         used_tokens=int(m[f"{prefix}used_tokens"]),
         warned_level=int(m[f"{prefix}warned_level"]),
-        created_at=m.get(f"{prefix}created_at"),
-        updated_at=m.get(f"{prefix}updated_at"),
+        # ``with_budgets``' columns (``_TURN_COLUMNS``, prefixed) leave the times out (asking a
+        # row for a missing key raises and catches an error: no ``RowMapping.get``)
+        created_at=None if prefix else m["created_at"],
+        updated_at=None if prefix else m["updated_at"],
+    )
+
+
+def _charged(row: Any, read: dict[str, BudgetRecord]) -> BudgetRecord:
+    """A budget after the charge: a row of ``_CHARGED_COLUMNS`` on the record the turn read."""
+    scope, max_cost, max_tokens, period, used_cost, used_tokens, level = row
+    before = read[scope]
+    return BudgetRecord(
+        id=before.id,
+        scope=scope,
+        scope_id=before.scope_id,
+        max_cost=None if max_cost is None else Decimal(max_cost),
+        max_tokens=max_tokens,
+        period=period,
+        used_cost=Decimal(used_cost),
+        used_tokens=int(used_tokens),
+        warned_level=int(level),
     )
 
 
@@ -164,15 +199,17 @@ class BudgetRepository(BudgetReader):
         await self.conn.execute(delete(budgets).where(budgets.c.id == budget_id))
 
     async def charge(
-        self, ids: Sequence[UUID], *, period: str, tokens: int, cost: Decimal
+        self, read: Sequence[BudgetRecord], *, period: str, tokens: int, cost: Decimal
     ) -> list[BudgetRecord]:
-        """Add a turn's spend to these budgets' counters in one statement (a new month starts
-        them from this turn); returns the rows as they are now. Atomic per row, so concurrent
-        turns never lose or double an addition."""
-        result = await self.conn.execute(
-            _CHARGE, {"ids": list(ids), "period": period, "tokens": tokens, "cost": cost}
-        )
-        return [_record(r._mapping) for r in result]
+        """Add a turn's spend to the counters of the budgets it read (its user's, its agent's
+        or both) in one statement (a new month starts them from this turn); returns them as
+        they are now. Atomic per row, so concurrent turns never lose or double an addition."""
+        by_scope: dict[str, BudgetRecord] = {b.scope: b for b in read}
+        if not 1 <= len(read) == len(by_scope) <= 2:
+            raise ValueError("a turn charges one or two budgets of different scopes")
+        parameters = {"id1": read[0].id, "id2": read[-1].id, "period": period}
+        result = await self.conn.execute(_CHARGE, {**parameters, "tokens": tokens, "cost": cost})
+        return [_charged(r, by_scope) for r in result]
 
     async def claim_warning(self, budget_id: UUID, *, period: str, level: int) -> bool:
         """Move the budget's warning mark up to ``level``: True for the one caller that did it

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from employeevirtual.stores.sql import sqlite_driver
 from employeevirtual.stores.sql.tables import SCHEMA
 
 __all__ = [
@@ -67,6 +68,8 @@ def create_engine(
         options.setdefault("pool_timeout", 120)
     if backend == "sqlite":
         options.setdefault("connect_args", {"timeout": 30})
+        if make_url(url).get_driver_name() == "aiosqlite":
+            options.setdefault("module", sqlite_driver.dbapi())  # one thread trip a statement
         if ":memory:" in url:
             options.setdefault("poolclass", NullPool)
     else:

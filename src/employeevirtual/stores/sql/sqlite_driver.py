@@ -1,0 +1,131 @@
+"""aiosqlite with one trip to its thread per statement (``create_engine`` passes ``dbapi()`` as
+the engine's ``module`` for ``sqlite+aiosqlite`` URLs; the dialect and the URL stay the same).
+
+SQLAlchemy's aiosqlite cursor makes four trips to the connection's worker thread for a statement
+that returns rows: create the cursor, execute, fetch all, close. Each trip is a queue hand-off,
+a thread wake-up and a wake-up of the event loop through its self-pipe, and costs more CPU than
+SQLite's own work on a turn's small statements. This cursor does the four steps in one function
+run on the worker thread, under the same per-connection mutex, and keeps what SQLAlchemy reads
+afterwards (``description``, ``rowcount``, ``lastrowid``, the rows). Errors are the same
+``sqlite3`` exceptions, raised through the same future. Server-side cursors (streamed results)
+keep SQLAlchemy's own implementation.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+__all__ = ["dbapi"]
+
+_Outcome = tuple[Any, list[Any], int, int | None]
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the worker thread: the whole statement, its rows fetched and its cursor closed."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, () if parameters is None else parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ("_outcome_description", "_outcome_lastrowid", "_outcome_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # no trip to create a cursor: ``_run`` makes its own on the worker thread
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._outcome_description: Any = None
+        self._outcome_rowcount = -1
+        self._outcome_lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._outcome_description
+
+    @property
+    def rowcount(self) -> int:
+        return self._outcome_rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._outcome_lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    async def _async_soft_close(self) -> None:
+        return None  # the statement's cursor is closed already
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._trip(operation, parameters, many=False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            return await_(self._trip(operation, seq_of_parameters, many=True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection: Any = self._connection
+        async with self._adapt_connection._execute_mutex:
+            outcome: _Outcome = await connection._execute(
+                _run, connection._conn, operation, parameters, many
+            )
+        description, rows, self._outcome_rowcount, self._outcome_lastrowid = outcome
+        self._outcome_description = description
+        self._rows = collections.deque(rows)
+
+    def nextset(self) -> None:
+        return None
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneTripCursor  # type: ignore[assignment]
+
+
+class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return _Connection(self, adapted._connection)
+
+
+def dbapi() -> _DBAPI:
+    """The DBAPI module object for ``create_async_engine(..., module=dbapi())``."""
+    return _DBAPI(aiosqlite, sqlite3)

@@ -64,6 +64,15 @@ def test_portuguese_leaves_no_english_behind(
     page.wait_for_selector("[data-testid=budgets]")
     scopes = page.locator("#budget-scope option").all_inner_texts()
     assert scopes == ["Uma pessoa", "Um agente"]
+    # the budget's target shows the one a new budget is for, never a blank choice
+    target = page.locator("#budget-target")
+    expect(target.locator(f"option:text-is('{admin.email}')")).to_have_count(1)
+    expect(target).to_have_value(str(target.locator("option").first.get_attribute("value")))
+    # /health/ready's nested details as name: value pairs, not raw JSON
+    sync = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="sync"))
+    expect(sync).to_contain_text("lag_seconds: ")
+    expect(sync).to_contain_text("drift.missing_messages: ")
+    expect(sync).not_to_contain_text("{")
     me = page.locator(f"tr:has(td:text-is('{admin.email}')) select")
     expect(me.locator("option")).to_have_text(["Usuário", "Administrador"])
     expect(me).to_have_value("admin")  # the API's value, shown by its Portuguese name

@@ -75,17 +75,19 @@ async def run(
     names: list[str], plan: Plan, *, workdir: Path, postgres_url: str | None, lanes: int = 1
 ) -> list[Counts]:
     """The scenarios in ``lanes`` concurrent lanes (each scenario has its own processes, ports
-    and databases; lanes overlap one's start-up with another's load). Results in ``names`` order."""
+    and databases; lanes overlap one's start-up with another's load). A lane that is free takes
+    the next scenario (they differ in length). Results in ``names`` order."""
     results: dict[str, Counts] = {}
+    queue = iter(names)  # shared by the lanes
 
-    async def lane(mine: list[str]) -> None:
-        for name in mine:
+    async def lane() -> None:
+        for name in queue:
             started = time.perf_counter()
             counts = await run_scenario(name, workdir=workdir, plan=plan, postgres_url=postgres_url)
             counts.notes.append(f"{time.perf_counter() - started:.1f} s wall")
             results[name] = counts
 
-    await asyncio.gather(*(lane(names[i::lanes]) for i in range(max(1, lanes))))
+    await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
     return [results[name] for name in names]
 
 

@@ -211,7 +211,8 @@ async def run_scenario(name: str, *, workdir: Path, plan: Plan, postgres_url: st
             stream=scenario.stream,
         )
         try:
-            clients = [await workload.client() for _ in range(plan.users)]
+            # set up side by side (registration hashes a password: seconds on a busy machine)
+            clients = list(await asyncio.gather(*(workload.client() for _ in range(plan.users))))
             stop = asyncio.Event()
             load = asyncio.gather(
                 *(

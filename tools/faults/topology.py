@@ -161,7 +161,9 @@ async def run_topology(
         workload = Workload(topo.api_urls, tag="topology")
         kills = 0
         try:
-            clients = [await workload.client(i % 2) for i in range(plan.users)]
+            clients = list(
+                await asyncio.gather(*(workload.client(i % 2) for i in range(plan.users)))
+            )
             routes = [Route(i % 2) for i in range(plan.workers)]
             stop = asyncio.Event()
             load = asyncio.gather(

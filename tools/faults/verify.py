@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -119,7 +120,15 @@ async def converge(
     loop = asyncio.get_running_loop()
     started = loop.time()
     while True:
-        snap = await snapshot(engine, mongo_url, database)
+        try:
+            snap = await snapshot(engine, mongo_url, database)
+        except ConnectionFailure:
+            # MongoDB still coming back: a restarted SecantusDB child takes seconds to listen on
+            # a busy machine (the relay waits for it too); converging is still timed
+            if loop.time() - started > timeout:
+                raise
+            await asyncio.sleep(0.2)
+            continue
         if snap.converged:
             return snap, loop.time() - started
         if loop.time() - started > timeout:

@@ -114,9 +114,8 @@ function Health() {
                   <th scope="row">{name}</th>
                   <td><span class={`badge ${c.status}`}>{c.status}</span></td>
                   <td>
-                    {Object.entries(c)
-                      .filter(([k]) => k !== "status")
-                      .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+                    {flatten(Object.fromEntries(Object.entries(c).filter(([k]) => k !== "status")))
+                      .map(([k, v]) => `${k}: ${v}`)
                       .join(" · ")}
                   </td>
                 </tr>
@@ -126,6 +125,16 @@ function Health() {
         </>
       )}
     </section>
+  );
+}
+
+/** A check's details as ``name: value`` pairs, nested ones named by their path
+ *  (``drift.missing_messages: 0``), not as raw JSON. */
+export function flatten(value: Record<string, unknown>, prefix = ""): [string, string][] {
+  return Object.entries(value).flatMap(([k, v]): [string, string][] =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? flatten(v as Record<string, unknown>, `${prefix}${k}.`)
+      : [[`${prefix}${k}`, Array.isArray(v) ? v.join(", ") : String(v)]],
   );
 }
 
@@ -299,7 +308,8 @@ function Budgets() {
           </select>
         </Field>
         <Field id="budget-target" label={scope === "user" ? t("email") : t("agent")} error={fields.scope_id}>
-          <select id="budget-target" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+          {/* nothing picked yet: the first choice shows as picked, as it is the one sent */}
+          <select id="budget-target" value={target || options[0]?.[0] || ""} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
             {options.map(([id, name]) => <option value={id}>{name}</option>)}
           </select>
         </Field>

@@ -68,6 +68,36 @@ def _turn_read() -> Any:
 _TURN_READ = _turn_read()
 
 
+def _apply_turn() -> Any:
+    """``ConversationRepository.apply_turn``'s ``UPDATE … RETURNING``, built once with bound
+    parameters (building and cache-keying it for every turn cost about 0.25 ms of CPU)."""
+    c = conversations.c
+
+    def param(name: str, column: Any) -> Any:
+        return bindparam(name, type_=column.type)
+
+    now = param("now", c.updated_at)
+    return (
+        update(conversations)
+        .where(c.id == param("conversation_id", c.id))
+        .values(
+            message_count=c.message_count + param("messages", c.message_count),
+            total_tokens=c.total_tokens + param("tokens", c.total_tokens),
+            total_cost=c.total_cost + param("cost", c.total_cost),
+            total_response_time=c.total_response_time
+            + param("response_time", c.total_response_time),
+            agent_runs=c.agent_runs + param("runs", c.agent_runs),
+            last_message_at=now,
+            updated_at=now,
+            last_error=param("error", c.last_error),
+        )
+        .returning(conversations)
+    )
+
+
+_APPLY_TURN = _apply_turn()
+
+
 @dataclass(frozen=True, slots=True)
 class NewConversation:
     """A conversation created by its first turn."""
@@ -260,23 +290,17 @@ class ConversationRepository(ConversationReader):
         """Take the next ``messages`` seqs and add the turn's counters, atomically: the row
         after the update (the turn's seqs end at its ``message_count``), None when gone."""
         tokens, cost, response_time, runs = _added(usage)
-        c = conversations.c
-        statement = (
-            update(conversations)
-            .where(c.id == conversation_id)
-            .values(
-                message_count=c.message_count + messages,
-                total_tokens=c.total_tokens + tokens,
-                total_cost=c.total_cost + cost,
-                total_response_time=c.total_response_time + response_time,
-                agent_runs=c.agent_runs + runs,
-                last_message_at=now,
-                updated_at=now,
-                last_error=error,
-            )
-            .returning(conversations)
-        )
-        row = (await self.conn.execute(statement)).first()
+        parameters = {
+            "conversation_id": conversation_id,
+            "messages": messages,
+            "tokens": tokens,
+            "cost": cost,
+            "response_time": response_time,
+            "runs": runs,
+            "now": now,
+            "error": error,
+        }
+        row = (await self.conn.execute(_APPLY_TURN, parameters)).first()
         return conversation_from_row(row) if row else None
 
     async def update(

@@ -188,6 +188,19 @@ class _Served:
                 total += times.user + times.system
         return total
 
+    async def settle(self, *, idle: float = 0.05, limit: float = 120.0) -> float:
+        """Wait until the server is idle (under ``idle`` of a core over a second), so that the
+        first rounds of its background jobs after start-up (reconciler, loss check, rollups,
+        summaries of the seeded conversations) do not land in the next step's CPU. Returns
+        the seconds waited."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < limit:
+            before = self.cpu_seconds()
+            await asyncio.sleep(1.0)
+            if self.cpu_seconds() - before < idle:
+                break
+        return time.perf_counter() - started
+
 
 @contextlib.asynccontextmanager
 async def _server(
@@ -521,8 +534,10 @@ async def _workers(
     ):
         api = _Api(client)
         api.headers = credentials
+        await served.settle()
         for _ in range(2):  # warm every worker's caches
             await _concurrency(api, served, instant, plan.workers_in_flight)
+        await served.settle()
         log(f"{workers} worker(s): {plan.workers_in_flight} instant turns in flight")
         fast = await _concurrency(api, served, instant, plan.workers_in_flight)
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
@@ -629,6 +644,7 @@ async def run_bench(
             async with _server(stores, plan, plain=True) as served, _client(served.base) as client:
                 api = _Api(client)
                 api.headers = credentials
+                results["plain_settle_s"] = await served.settle()
                 results["lengths"] = []
                 for length in plan.lengths:
                     log(f"turn and history latency at {length:,} messages (plain server)")

@@ -80,6 +80,9 @@ class BenchPlan:
         )
 
 
+HISTORY_PAGE = 10  # messages per history page read by the bench
+
+
 def _pct(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -310,7 +313,9 @@ class _Api:
         return time.perf_counter() - started, r
 
     async def history(self, conversation_id: UUID, before: int | None) -> tuple[float, Any]:
-        params: dict[str, Any] = {"limit": 50}
+        # pages of 10 at every length: the shortest conversation (10 messages, 14 once the
+        # round-trip step has run) then holds a full page too, so lengths compare like for like
+        params: dict[str, Any] = {"limit": HISTORY_PAGE}
         if before is not None:
             params["before"] = before
         started = time.perf_counter()
@@ -395,7 +400,8 @@ async def _latency(
     # (the round-trip step has already added two turns: 4 messages)
     newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
     _, newest_page = await api.history(cid, None)
-    deep_before = max(2, length // 2 + 1)  # a page ending at the conversation's middle
+    # a page ending at the conversation's middle (at 10 messages: the first full page)
+    deep_before = max(HISTORY_PAGE + 1, length // 2 + 1)
     deep = [(await api.history(cid, deep_before))[0] for _ in range(plan.history_reads)]
     _, page = await api.history(cid, deep_before)
     for _ in range(3):

@@ -52,15 +52,7 @@ _TURN_COLUMNS = (
 
 # what the charge returns: a turn has one budget per scope, so ``scope`` tells its row, and the
 # counters and limits as they are now; the ids are the read's (no UUIDs to parse again)
-_CHARGED_COLUMNS = (
-    "scope",
-    "max_cost",
-    "max_tokens",
-    "period",
-    "used_cost",
-    "used_tokens",
-    "warned_level",
-)
+_CHARGED_COLUMNS = tuple(c for c in _TURN_COLUMNS if c not in ("id", "scope_id"))
 
 
 def _charge_statement() -> Any:

@@ -196,10 +196,10 @@ class _Totals:
         for name in SUMS:
             into[name] += counters.get(name) or 0
         for bucket, count in hist.items():
-            self.add_bucket(key, bucket, int(count), group=group)
+            self.add_bucket(key, bucket, int(count))
 
-    def add_bucket(self, key: Any, bucket: str, count: int, *, group: Any = None) -> None:
-        counts = self.hists.setdefault(_freeze(key) if group is None else group, {})
+    def add_bucket(self, key: Any, bucket: str, count: int) -> None:
+        counts = self.hists.setdefault(_freeze(key), {})
         counts[bucket] = counts.get(bucket, 0) + count
 
 

@@ -77,19 +77,48 @@ def api(console: ConsoleServer, admin: Api) -> Iterator[Api]:
     a.close()
 
 
-# module scope: Playwright's sync API keeps its own event loop running while it is open, which
-# pytest-asyncio's tests (run after this directory) must not find
-@pytest.fixture(scope="module")
-def playwright(chromium: str) -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
+class _SharedBrowser:
+    """One Playwright driver and one Chromium for the whole directory, started by its first test
+    and closed right after its last one (``pytest_runtest_teardown`` below): not a session
+    fixture, because Playwright's sync API keeps its own event loop running while it is open,
+    which pytest-asyncio's tests (run after this directory on the same worker) must not find.
+    Each test still gets fresh browser contexts (``page``, ``browser_context_factory``)."""
+
+    def __init__(self) -> None:
+        self._playwright: Any = None  # the sync_playwright() context manager
+        self.browser: Browser | None = None
+
+    def get(self, chromium: str) -> Browser:
+        if self.browser is None:
+            self._playwright = sync_playwright()
+            p: Playwright = self._playwright.__enter__()
+            self.browser = p.chromium.launch(executable_path=chromium, args=launch_args())
+        return self.browser
+
+    def close(self) -> None:
+        browser, driver = self.browser, self._playwright
+        self.browser = self._playwright = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if driver is not None:
+                driver.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
-    b = playwright.chromium.launch(executable_path=chromium, args=launch_args())
-    yield b
-    b.close()
+_SHARED = _SharedBrowser()
+_HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(trylast=True)  # after the runner's own teardown: the test's contexts are closed
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None or _HERE not in nextitem.path.parents:
+        _SHARED.close()
+
+
+@pytest.fixture
+def browser(chromium: str) -> Browser:
+    return _SHARED.get(chromium)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ once per session: ``support.schema_copy``). No mocks of our own stores."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -96,19 +97,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def settings(
+@contextlib.asynccontextmanager
+async def _fresh_settings(
     backend: str,
-    tmp_path: Path,
+    data_dir: Path,
     secantus: SecantusServer,
-    postgres_available: None,
     sqlite_template: SqliteTemplate,
     postgres_template: PostgresTemplate | None,
 ) -> AsyncIterator[Settings]:
+    """Settings on stores of their own: a copy of the migrated schema (a SQLite file in
+    ``data_dir``, or a PostgreSQL schema) and a MongoDB database; both dropped afterwards."""
     run = uuid.uuid4().hex[:12]
     schema = f"t_{run}"
     values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
+        "data_dir": data_dir,
         "mongodb_url": secantus.url,
         "mongodb_database": f"ev_{run}",
         "secret_key": "test-signing-key-0123456789abcdef-" + run,
@@ -139,6 +141,41 @@ async def settings(
         await asyncio.wait_for(client.drop_database(values["mongodb_database"]), 60)
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def settings(
+    backend: str,
+    tmp_path: Path,
+    secantus: SecantusServer,
+    postgres_available: None,
+    sqlite_template: SqliteTemplate,
+    postgres_template: PostgresTemplate | None,
+) -> AsyncIterator[Settings]:
+    async with _fresh_settings(
+        backend, tmp_path / "data", secantus, sqlite_template, postgres_template
+    ) as values:
+        yield values
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def module_settings(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    secantus: SecantusServer,
+    postgres_available: None,
+    sqlite_template: SqliteTemplate,
+    postgres_template: PostgresTemplate | None,
+) -> AsyncIterator[Settings]:
+    """``settings`` shared by a module's tests (one set of stores per backend): for modules
+    whose tests start server processes once and each use users and conversations of their own.
+    Such a module keeps its tests on one pytest-xdist worker (``xdist_group``), or each worker
+    would start its own."""
+    data_dir = tmp_path_factory.mktemp(f"module-{request.param}") / "data"
+    async with _fresh_settings(
+        str(request.param), data_dir, secantus, sqlite_template, postgres_template
+    ) as values:
+        yield values
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 Server A runs in the test (so its model can be a paced FunctionModel); server B is a separate
 ``uvicorn`` process on the same stores (PostgreSQL when EV_TEST_POSTGRES_URL is set, else the
 SQLite file) and the same Redis. Skipped without EV_TEST_REDIS_URL; with it set, an unreachable
-Redis fails."""
+Redis fails. Both servers and their stores are started once per backend and shared by the
+module's tests, each with users, agents, conversations and a model name of its own."""
 
 from __future__ import annotations
 
@@ -31,12 +32,13 @@ REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
 pytestmark = [
     pytest.mark.redis,
     pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set"),
+    pytest.mark.xdist_group("redis_resume"),  # one worker starts the shared servers
 ]
 SSE = {"Accept": "text/event-stream"}
 
 
-@pytest.fixture
-async def shared(settings: Settings) -> AsyncIterator[Settings]:
+@pytest.fixture(scope="module")
+async def shared(module_settings: Settings) -> AsyncIterator[Settings]:
     assert REDIS_URL is not None
     client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:
@@ -45,7 +47,7 @@ async def shared(settings: Settings) -> AsyncIterator[Settings]:
         await client.aclose()
         pytest.fail(f"EV_TEST_REDIS_URL is set but Redis is unreachable: {type(exc).__name__}")
     prefix = f"ev:test:{uuid.uuid4().hex}:"
-    yield settings.model_copy(
+    yield module_settings.model_copy(
         update={
             "redis_url": REDIS_URL,
             "rate_limit_prefix": prefix + "rl:",
@@ -79,7 +81,7 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def second_server(shared: Settings) -> AsyncIterator[str]:
     """Server B: its own process, same stores, same Redis."""
     sock = socket.socket()
@@ -126,7 +128,7 @@ async def second_server(shared: Settings) -> AsyncIterator[str]:
             process.wait()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def first_server(shared: Settings) -> AsyncIterator[tuple[str, Any]]:
     app = create_app(shared)
     async with app.router.lifespan_context(app), serve(app) as url:

@@ -110,10 +110,14 @@ _SHARED = _SharedBrowser()
 _HERE = Path(__file__).parent
 
 
-@pytest.hookimpl(trylast=True)  # after the runner's own teardown: the test's contexts are closed
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the directory's last test (on this worker), the browser closes with the test's
+    module: after the test's own fixtures (its contexts), before the session's (async) ones."""
     if nextitem is None or _HERE not in nextitem.path.parents:
-        _SHARED.close()
+        module = item.getparent(pytest.Module)
+        assert module is not None
+        module.addfinalizer(_SHARED.close)
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
 from tools.bench.floor import FloorSpec
-from tools.bench.seed import SeedSpec, seed_conversations
-from tools.bench.server import INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
+from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations
+from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_ANSWER, SLOW_MODEL, STREAM_MODEL
 from tools.bench.streams import stream_cpu, stream_steps
 
 __all__ = ["BenchPlan", "run_bench"]
@@ -353,6 +353,12 @@ def _trips(delta: dict[str, Any], turns: int = 1) -> dict[str, float]:
     }
 
 
+def _summary_passes(after: dict[str, Any], before: dict[str, Any]) -> int:
+    return int(after.get("summaries", {}).get("scheduled", 0)) - int(
+        before.get("summaries", {}).get("scheduled", 0)
+    )
+
+
 async def _ok(api: _Api, **kwargs: Any) -> float:
     elapsed, r = await api.turn(**kwargs)
     if r.status_code != 200:
@@ -374,14 +380,18 @@ async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples:
         steady.append(_trips(_delta(await api.stats(), before)))
     by_length: dict[str, Any] = {}
     for length, cid in seeded.items():
+        started = await api.stats()
+        await _ok(api, conversation_id=cid)
+        cold = _trips(_delta(await api.stats(), started))
         before = await api.stats()
         await _ok(api, conversation_id=cid)
-        cold = _trips(_delta(await api.stats(), before))
-        before = await api.stats()
-        await _ok(api, conversation_id=cid)
+        after = await api.stats()
         by_length[str(length)] = {
             "first_turn_after_restart": cold,
-            "steady": _trips(_delta(await api.stats(), before)),
+            "steady": _trips(_delta(after, before)),
+            # summary passes the two turns started: none on a conversation seeded in its
+            # steady state (a backlog would start a catch-up here)
+            "summary_passes": _summary_passes(after, started),
         }
     return {
         "first_turn": first,
@@ -487,6 +497,7 @@ async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) 
     summary = dict(r.json())
     summary["turns"] = turns
     summary["server_cpu_ms_per_turn"] = delta["cpu_seconds"] / turns * 1000
+    summary["summaries"] = delta.get("summaries", {})  # the passes these turns started
     return summary
 
 
@@ -602,6 +613,10 @@ async def run_bench(
                 credentials = api.headers
                 instant = await api.agent(INSTANT_MODEL, "Instant")
                 slow = await api.agent(SLOW_MODEL, "Slow")
+                # every seeded conversation in the steady state of its length: its summary
+                # caught up as the background passes would have left it (no catch-up backlog)
+                instant_summaries = SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER)
+                slow_summaries = SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER)
                 seeded: dict[int, UUID] = {}
                 for length in plan.lengths:
                     log(f"seeding a conversation of {length:,} messages")
@@ -609,7 +624,13 @@ async def run_bench(
                     (seeded[length],) = await seed_conversations(
                         engine,
                         documents,
-                        SeedSpec(api.user_id, instant, "Instant", messages=length),
+                        SeedSpec(
+                            api.user_id,
+                            instant,
+                            "Instant",
+                            messages=length,
+                            summaries=instant_summaries,
+                        ),
                     )
                     results.setdefault("seed_seconds", {})[str(length)] = time.perf_counter() - t0
                 log("counting store round trips per turn")
@@ -626,12 +647,21 @@ async def run_bench(
                 top = max([*plan.concurrency, plan.workers_slow_in_flight])
                 log(f"seeding {top:,} conversations for the concurrency runs")
                 many = await seed_conversations(
-                    engine, documents, SeedSpec(api.user_id, slow, "Slow", 10, count=top)
+                    engine,
+                    documents,
+                    SeedSpec(api.user_id, slow, "Slow", 10, count=top, summaries=slow_summaries),
                 )
                 quick = await seed_conversations(
                     engine,
                     documents,
-                    SeedSpec(api.user_id, instant, "Instant", 10, count=plan.workers_in_flight),
+                    SeedSpec(
+                        api.user_id,
+                        instant,
+                        "Instant",
+                        10,
+                        count=plan.workers_in_flight,
+                        summaries=instant_summaries,
+                    ),
                 )
                 words_conversation: UUID | None = None
                 if plan.stream_turns:

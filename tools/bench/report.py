@@ -55,6 +55,23 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
             f"{r['mongo_commands']:g}",
         )
     console.print(t)
+    passes = {
+        length: entry["summary_passes"]
+        for length, entry in trips["by_length"].items()
+        if "summary_passes" in entry
+    }
+    if passes:
+        console.print(
+            "summary passes started by those two turns: "
+            + ", ".join(f"at {int(length):,} msgs {n}" for length, n in passes.items())
+        )
+    summaries = results["profile"].get("summaries") or {}
+    if summaries.get("passes"):
+        console.print(
+            f"summary passes in the {results['profile']['turns']} profiled turns: "
+            f"{summaries['passes']}, reading {summaries['read'] / summaries['passes']:.1f} "
+            f"messages each, {summaries['versions']} versions"
+        )
 
     floor = results["floor"]["total_ms"]
     f = results["floor"]

@@ -535,11 +535,26 @@ async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) 
     return summary
 
 
+def _machine_busy_seconds() -> float:
+    """CPU time every process on the machine spent (all cores, not idle or waiting on I/O)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _own_cpu_seconds() -> float:
+    """This (client) process's user + system CPU, all threads."""
+    times = os.times()
+    return times.user + times.system
+
+
 async def _concurrency(
     api: _Api, served: _Served, conversations: list[UUID], level: int
 ) -> dict[str, Any]:
-    """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn."""
+    """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn:
+    the server's, this client's and the whole machine's (stores included: SecantusDB is a
+    Python process, and on this machine every process shares the same cores)."""
     cpu = served.cpu_seconds()
+    machine, client = _machine_busy_seconds(), _own_cpu_seconds()
     errors: list[str] = []
 
     async def one(cid: UUID) -> float | None:
@@ -557,14 +572,21 @@ async def _concurrency(
     results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
     wall = time.perf_counter() - started
     cpu = served.cpu_seconds() - cpu
+    machine, client = _machine_busy_seconds() - machine, _own_cpu_seconds() - client
     ok = [r for r in results if r is not None]
+    per_turn = 1000 / max(1, level)
     return {
         "in_flight": level,
         **latency_summary(ok, wall),
         "wall_s": wall,
         "errors": len(errors),
         "error_kinds": sorted(set(errors)),
-        "per_turn_ms": {"server_cpu": cpu / max(1, level) * 1000},
+        "per_turn_ms": {
+            "server_cpu": cpu * per_turn,
+            "client_cpu": client * per_turn,
+            "machine_cpu": machine * per_turn,
+        },
+        "machine_busy": machine / (wall * (os.cpu_count() or 1)),
     }
 
 

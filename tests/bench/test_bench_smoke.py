@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -13,12 +14,15 @@ import pytest
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.sql.engine import read_connection
+from employeevirtual.stores.sql.memory import MemoryReader
+from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
 from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
 from tools.bench.report import targets, write_results
-from tools.bench.seed import SeedSpec, seed_conversations
-from tools.bench.server import INSTANT_MODEL, BenchState, install_bench_models
+from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, steady_summaries
+from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, BenchState, install_bench_models
 
 _METER = StoreMeter()
 _registered = False
@@ -72,11 +76,18 @@ async def test_round_trips_per_turn_are_within_targets_and_flat(
     assert _trips(first) == (7, 1, 4)
 
     steady: dict[int, list[tuple[int, int, int]]] = {}
+    summaries = SummarySeed.for_agent(runtime.settings, INSTANT_MODEL, INSTANT_ANSWER)
     for length in (10, 1_000):
         (cid,) = await seed_conversations(
             runtime.engine,
             runtime.documents,
-            SeedSpec(user_id, uuid.UUID(agent["id"]), agent["name"], messages=length),
+            SeedSpec(
+                user_id,
+                uuid.UUID(agent["id"]),
+                agent["name"],
+                messages=length,
+                summaries=summaries,
+            ),
         )
         await _turn(client, headers, conversation_id=cid)  # context cache warms up
         steady[length] = [
@@ -102,6 +113,77 @@ async def test_round_trips_per_turn_are_within_targets_and_flat(
         assert tally.mongo_commands == 1
 
     assert len(set(steady[10] + steady[1_000])) == 1, steady
+
+
+def test_steady_summaries_follow_the_background_passes() -> None:
+    """What a conversation grown a turn at a time has had: a version each time ``every``
+    messages past the summary have left the window, none while it fits the window."""
+    seed = SummarySeed(window=20, every=10, batch=100, keep=5, model="m", content="ok")
+    assert steady_summaries(seed, 10) == []
+    assert steady_summaries(seed, 28) == []
+    assert steady_summaries(seed, 30) == [(10, 10)]
+    versions = steady_summaries(seed, 10_000)
+    assert versions[-1] == (9_980, 10)
+    assert len(versions) == 998
+    assert all(folded == 10 for _, folded in versions)
+
+
+async def test_a_seeded_conversation_is_in_the_steady_summary_state(
+    metered: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    """The seed leaves the summary where the background passes would have: its kept versions
+    in SQL, the current one on the conversation document; the next turns start no catch-up,
+    only the pass a real conversation has every ``every`` messages."""
+    client, runtime = metered
+    assert runtime.memory is not None
+    worker = runtime.memory.worker
+    headers = await register_and_login(client)
+    agent = await create_agent(client, headers, model=INSTANT_MODEL)
+    seed = SummarySeed.for_agent(runtime.settings, INSTANT_MODEL, INSTANT_ANSWER)
+    assert seed is not None
+    spec = SeedSpec(
+        uuid.UUID(agent["user_id"]),
+        uuid.UUID(agent["id"]),
+        agent["name"],
+        messages=1_000,
+        summaries=seed,
+    )
+    (cid,) = await seed_conversations(runtime.engine, runtime.documents, spec)
+    covered = steady_summaries(seed, 1_000)[-1][0]
+    assert 0 <= 1_000 - seed.window - covered < seed.every
+
+    async with read_connection(runtime.engine) as conn:
+        current = await MemoryReader(conn).current_summary(cid)
+        kept = await MemoryReader(conn).summaries_of_user(spec.user_id, after=None, limit=100)
+    assert current is not None
+    assert (current.covered_seq, current.content) == (covered, INSTANT_ANSWER)
+    assert len(kept) == seed.keep
+    assert all(row["synced_at"] is not None for row in kept)  # nothing owed to the relay
+    doc = await runtime.documents.conversations.find_one({"_id": str(cid)})
+    assert doc is not None
+    state = doc["context"]["conversation_state"]
+    assert (state["version"], state["covered_seq"]) == (current.version, covered)
+
+    # the turns before the next pass is due start nothing (no backlog); that turn starts one
+    # pass that folds ``every`` messages, as on a conversation that grew turn by turn
+    due_at = next(
+        t for t in range(1, seed.every + 1) if 1_000 + 2 * t - seed.window - covered >= seed.every
+    )
+    before = asdict(worker.stats)
+    for _ in range(due_at - 1):
+        await _turn(client, headers, conversation_id=cid)
+        await worker.drain()
+    assert worker.stats.scheduled == before["scheduled"]
+    await _turn(client, headers, conversation_id=cid)
+    await worker.drain()
+    assert worker.stats.scheduled == before["scheduled"] + 1
+    assert worker.stats.passes == before["passes"] + 1
+    assert worker.stats.read - before["read"] <= seed.every + LOOKAHEAD
+    assert worker.stats.failures == 0
+    async with read_connection(runtime.engine) as conn:
+        after = await MemoryReader(conn).current_summary(cid)
+    assert after is not None and after.version == current.version + 1
+    assert after.covered_seq - covered == seed.every
 
 
 def test_report_renders_json_and_chart(tmp_path: Any) -> None:

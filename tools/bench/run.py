@@ -37,8 +37,8 @@ from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
 from tools.bench.floor import FloorSpec
-from tools.bench.seed import SeedSpec, seed_conversations
-from tools.bench.server import INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
+from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations
+from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_ANSWER, SLOW_MODEL, STREAM_MODEL
 from tools.bench.streams import stream_cpu, stream_steps
 
 __all__ = ["BenchPlan", "run_bench"]
@@ -353,6 +353,12 @@ def _trips(delta: dict[str, Any], turns: int = 1) -> dict[str, float]:
     }
 
 
+def _summary_passes(after: dict[str, Any], before: dict[str, Any]) -> int:
+    return int(after.get("summaries", {}).get("scheduled", 0)) - int(
+        before.get("summaries", {}).get("scheduled", 0)
+    )
+
+
 async def _ok(api: _Api, **kwargs: Any) -> float:
     elapsed, r = await api.turn(**kwargs)
     if r.status_code != 200:
@@ -374,14 +380,18 @@ async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples:
         steady.append(_trips(_delta(await api.stats(), before)))
     by_length: dict[str, Any] = {}
     for length, cid in seeded.items():
+        started = await api.stats()
+        await _ok(api, conversation_id=cid)
+        cold = _trips(_delta(await api.stats(), started))
         before = await api.stats()
         await _ok(api, conversation_id=cid)
-        cold = _trips(_delta(await api.stats(), before))
-        before = await api.stats()
-        await _ok(api, conversation_id=cid)
+        after = await api.stats()
         by_length[str(length)] = {
             "first_turn_after_restart": cold,
-            "steady": _trips(_delta(await api.stats(), before)),
+            "steady": _trips(_delta(after, before)),
+            # summary passes the two turns started: none on a conversation seeded in its
+            # steady state (a backlog would start a catch-up here)
+            "summary_passes": _summary_passes(after, started),
         }
     return {
         "first_turn": first,
@@ -392,41 +402,75 @@ async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples:
     }
 
 
-async def _latency(
-    api: _Api, served: _Served, cid: UUID, length: int, plan: BenchPlan
-) -> dict[str, Any]:
-    """On the plain server: turn and history latency, and its CPU per turn read from /proc."""
-    # history first, while the conversation holds exactly ``length`` messages
+TURN_BLOCK = 10  # turns on one conversation before the latency step moves to the next length
+
+
+async def _latencies(
+    api: _Api, served: _Served, seeded: dict[int, UUID], plan: BenchPlan
+) -> list[dict[str, Any]]:
+    """On the plain server: turn and history latency at each length, and its CPU per turn read
+    from /proc. The lengths take turns (history reads one by one, turns in blocks of
+    ``TURN_BLOCK``), so that each meets the same server state (caches, background jobs, the
+    SQLite WAL) and the same load of a shared machine: a ratio between lengths measured one
+    length after the other also measured whatever drifted in between."""
+    lengths = list(seeded)
+    # history first, while each conversation holds exactly its length of messages
     # (the round-trip step has already added two turns: 4 messages)
-    newest = [(await api.history(cid, None))[0] for _ in range(plan.history_reads)]
-    _, newest_page = await api.history(cid, None)
+    newest: dict[int, list[float]] = {n: [] for n in lengths}
+    deep: dict[int, list[float]] = {n: [] for n in lengths}
     # a page ending at the conversation's middle (at 10 messages: the first full page)
-    deep_before = max(HISTORY_PAGE + 1, length // 2 + 1)
-    deep = [(await api.history(cid, deep_before))[0] for _ in range(plan.history_reads)]
-    _, page = await api.history(cid, deep_before)
-    for _ in range(3):
-        await _ok(api, conversation_id=cid)
-    cpu = served.cpu_seconds()
-    started = time.perf_counter()
-    turns = [await _ok(api, conversation_id=cid) for _ in range(plan.turns)]
-    wall = time.perf_counter() - started
-    cpu = served.cpu_seconds() - cpu
-    return {
-        "messages_before": length,
-        "turn": latency_summary(turns, wall),
-        "server_cpu_ms_per_turn": cpu / plan.turns * 1000,
-        "history_newest": {
-            **latency_summary(newest),
-            "messages": len(newest_page["messages"]),
-            "source": newest_page["source"],
-        },
-        "history_deep": {
-            **latency_summary(deep),
-            "before": deep_before,
-            "messages": len(page["messages"]),
-            "source": page["source"],
-        },
+    deep_before = {n: max(HISTORY_PAGE + 1, n // 2 + 1) for n in lengths}
+    for _ in range(plan.history_reads):
+        for n in lengths:
+            newest[n].append((await api.history(seeded[n], None))[0])
+    for _ in range(plan.history_reads):
+        for n in lengths:
+            deep[n].append((await api.history(seeded[n], deep_before[n]))[0])
+    pages = {
+        n: (
+            (await api.history(seeded[n], None))[1],
+            (await api.history(seeded[n], deep_before[n]))[1],
+        )
+        for n in lengths
     }
+    for n in lengths:
+        for _ in range(3):
+            await _ok(api, conversation_id=seeded[n])
+    turns: dict[int, list[float]] = {n: [] for n in lengths}
+    cpu = dict.fromkeys(lengths, 0.0)
+    wall = dict.fromkeys(lengths, 0.0)
+    while any(len(turns[n]) < plan.turns for n in lengths):
+        for n in lengths:
+            block = min(TURN_BLOCK, plan.turns - len(turns[n]))
+            if block <= 0:
+                continue
+            before = served.cpu_seconds()
+            started = time.perf_counter()
+            turns[n] += [await _ok(api, conversation_id=seeded[n]) for _ in range(block)]
+            wall[n] += time.perf_counter() - started
+            cpu[n] += served.cpu_seconds() - before
+    rows = []
+    for n in lengths:
+        newest_page, page = pages[n]
+        rows.append(
+            {
+                "messages_before": n,
+                "turn": latency_summary(turns[n], wall[n]),
+                "server_cpu_ms_per_turn": cpu[n] / plan.turns * 1000,
+                "history_newest": {
+                    **latency_summary(newest[n]),
+                    "messages": len(newest_page["messages"]),
+                    "source": newest_page["source"],
+                },
+                "history_deep": {
+                    **latency_summary(deep[n]),
+                    "before": deep_before[n],
+                    "messages": len(page["messages"]),
+                    "source": page["source"],
+                },
+            }
+        )
+    return rows
 
 
 async def _floor(
@@ -487,14 +531,30 @@ async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) 
     summary = dict(r.json())
     summary["turns"] = turns
     summary["server_cpu_ms_per_turn"] = delta["cpu_seconds"] / turns * 1000
+    summary["summaries"] = delta.get("summaries", {})  # the passes these turns started
     return summary
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time every process on the machine spent (all cores, not idle or waiting on I/O)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _own_cpu_seconds() -> float:
+    """This (client) process's user + system CPU, all threads."""
+    times = os.times()
+    return times.user + times.system
 
 
 async def _concurrency(
     api: _Api, served: _Served, conversations: list[UUID], level: int
 ) -> dict[str, Any]:
-    """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn."""
+    """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn:
+    the server's, this client's and the whole machine's (stores included: SecantusDB is a
+    Python process, and on this machine every process shares the same cores)."""
     cpu = served.cpu_seconds()
+    machine, client = _machine_busy_seconds(), _own_cpu_seconds()
     errors: list[str] = []
 
     async def one(cid: UUID) -> float | None:
@@ -512,14 +572,21 @@ async def _concurrency(
     results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
     wall = time.perf_counter() - started
     cpu = served.cpu_seconds() - cpu
+    machine, client = _machine_busy_seconds() - machine, _own_cpu_seconds() - client
     ok = [r for r in results if r is not None]
+    per_turn = 1000 / max(1, level)
     return {
         "in_flight": level,
         **latency_summary(ok, wall),
         "wall_s": wall,
         "errors": len(errors),
         "error_kinds": sorted(set(errors)),
-        "per_turn_ms": {"server_cpu": cpu / max(1, level) * 1000},
+        "per_turn_ms": {
+            "server_cpu": cpu * per_turn,
+            "client_cpu": client * per_turn,
+            "machine_cpu": machine * per_turn,
+        },
+        "machine_busy": machine / (wall * (os.cpu_count() or 1)),
     }
 
 
@@ -602,6 +669,10 @@ async def run_bench(
                 credentials = api.headers
                 instant = await api.agent(INSTANT_MODEL, "Instant")
                 slow = await api.agent(SLOW_MODEL, "Slow")
+                # every seeded conversation in the steady state of its length: its summary
+                # caught up as the background passes would have left it (no catch-up backlog)
+                instant_summaries = SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER)
+                slow_summaries = SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER)
                 seeded: dict[int, UUID] = {}
                 for length in plan.lengths:
                     log(f"seeding a conversation of {length:,} messages")
@@ -609,7 +680,13 @@ async def run_bench(
                     (seeded[length],) = await seed_conversations(
                         engine,
                         documents,
-                        SeedSpec(api.user_id, instant, "Instant", messages=length),
+                        SeedSpec(
+                            api.user_id,
+                            instant,
+                            "Instant",
+                            messages=length,
+                            summaries=instant_summaries,
+                        ),
                     )
                     results.setdefault("seed_seconds", {})[str(length)] = time.perf_counter() - t0
                 log("counting store round trips per turn")
@@ -626,12 +703,21 @@ async def run_bench(
                 top = max([*plan.concurrency, plan.workers_slow_in_flight])
                 log(f"seeding {top:,} conversations for the concurrency runs")
                 many = await seed_conversations(
-                    engine, documents, SeedSpec(api.user_id, slow, "Slow", 10, count=top)
+                    engine,
+                    documents,
+                    SeedSpec(api.user_id, slow, "Slow", 10, count=top, summaries=slow_summaries),
                 )
                 quick = await seed_conversations(
                     engine,
                     documents,
-                    SeedSpec(api.user_id, instant, "Instant", 10, count=plan.workers_in_flight),
+                    SeedSpec(
+                        api.user_id,
+                        instant,
+                        "Instant",
+                        10,
+                        count=plan.workers_in_flight,
+                        summaries=instant_summaries,
+                    ),
                 )
                 words_conversation: UUID | None = None
                 if plan.stream_turns:
@@ -651,12 +737,12 @@ async def run_bench(
                 api = _Api(client)
                 api.headers = credentials
                 results["plain_settle_s"] = await served.settle()
-                results["lengths"] = []
-                for length in plan.lengths:
-                    log(f"turn and history latency at {length:,} messages (plain server)")
-                    results["lengths"].append(
-                        await _latency(api, served, seeded[length], length, plan)
-                    )
+                log(
+                    "turn and history latency at "
+                    + ", ".join(f"{n:,}" for n in plan.lengths)
+                    + " messages, the lengths taking turns (plain server)"
+                )
+                results["lengths"] = await _latencies(api, served, seeded, plan)
                 results["concurrency"] = []
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")

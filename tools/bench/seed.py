@@ -3,6 +3,13 @@
 SQL: one multi-row INSERT of the conversations and ``executemany`` of their messages (chunked);
 MongoDB: ``insert_many`` of the messages and of the conversation documents (window and counters
 as a turn would have left them). ``synced_seq = message_count``: nothing owed to the relay.
+
+With ``SeedSpec.summaries``, a conversation is also left in the steady state a real one of
+that length is in when its agent keeps memory: the rolling summary (``memory.summaries``)
+covers what the background passes would have folded in, turn after turn, up to now (its kept
+versions in ``conversation_summaries``, synced; its current one as the conversation document's
+``context.conversation_state``). Without it a long seeded conversation has a summary backlog
+no real conversation has, and its first turns start a catch-up.
 """
 
 from __future__ import annotations
@@ -18,14 +25,61 @@ from pymongo.errors import BulkWriteError
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.memory import conversation_state
 from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
-from employeevirtual.stores.sql.tables import conversations, messages
+from employeevirtual.stores.sql.summaries import SummaryRecord
+from employeevirtual.stores.sql.tables import conversation_summaries, conversations, messages
 
-__all__ = ["SeedSpec", "seed_conversations"]
+__all__ = ["SeedSpec", "SummarySeed", "seed_conversations", "steady_summaries"]
 
 _CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class SummarySeed:
+    """The summary settings of the server the conversations are seeded for
+    (``memory.setup.open_memory``), and the text its summarizer writes: with the bench's
+    FunctionModels that is the model's one fixed answer, whatever it is asked."""
+
+    window: int  # EV_AGENT_CONTEXT_MESSAGES
+    every: int  # EV_MEMORY_SUMMARY_EVERY
+    batch: int  # EV_MEMORY_SUMMARY_BATCH
+    keep: int  # EV_MEMORY_SUMMARY_VERSIONS
+    model: str  # the summarizer's model (the agent's own unless EV_MEMORY_SUMMARY_MODEL)
+    content: str
+
+    @classmethod
+    def for_agent(cls, settings: Settings, agent_model: str, content: str) -> SummarySeed | None:
+        """None when the server keeps no memory (nothing to seed)."""
+        if not settings.memory_enabled:
+            return None
+        return cls(
+            window=settings.agent_context_messages,
+            every=settings.memory_summary_every,
+            batch=settings.memory_summary_batch,
+            keep=settings.memory_summary_versions,
+            model=settings.memory_summary_model or agent_model,
+            content=content,
+        )
+
+
+def steady_summaries(seed: SummarySeed, messages: int) -> list[tuple[int, int]]:
+    """(covered_seq, messages folded in) of every summary version a conversation that grew a
+    turn (two messages) at a time to ``messages`` has had, oldest first: after each turn's
+    commit, when ``every`` messages past the summary have left the context window, a pass
+    folds them in, ``batch`` at a time (``SummaryWorker.due`` and ``_step``)."""
+    versions: list[tuple[int, int]] = []
+    covered = 0
+    for count in range(2, messages + 1, 2):
+        edge = count - seed.window
+        while edge - covered >= seed.every:
+            span = min(edge - covered, seed.batch)
+            covered += span
+            versions.append((covered, span))
+    return versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +89,7 @@ class SeedSpec:
     agent_name: str
     messages: int  # per conversation, alternating user / agent
     count: int = 1  # conversations
+    summaries: SummarySeed | None = None  # None: no summary (a backlog, for a catch-up)
 
 
 def _messages(conversation: ConversationRecord, n: int, start: datetime) -> list[MessageRecord]:
@@ -121,11 +176,24 @@ async def seed_conversations(
         )
     async with engine.begin() as conn:
         await conn.execute(insert(conversations), rows)
+    summaries = [summary for record in records for summary in _summaries(record, spec)]
+    if summaries:
+        async with engine.begin() as conn:
+            for i in range(0, len(summaries), 1000):
+                await conn.execute(insert(conversation_summaries), summaries[i : i + 1000])
+    current = {s["conversation_id"]: s for s in summaries}  # the last one is the newest
     batch: list[MessageRecord] = []
     docs = []
     for record in records:
         seeded = _messages(record, spec.messages, start)
-        docs.append(documents.conversation_document(record, seeded[-documents.window :]))
+        context = None
+        if record.id in current:
+            row = current[record.id]
+            summary = SummaryRecord(**{k: row[k] for k in SummaryRecord.__slots__})
+            context = {"conversation_state": conversation_state(summary)}
+        docs.append(
+            documents.conversation_document(record, seeded[-documents.window :], context=context)
+        )
         batch.extend(seeded)
         if len(batch) >= _CHUNK:
             await _flush(engine, documents, batch)
@@ -135,6 +203,31 @@ async def seed_conversations(
     for i in range(0, len(docs), 1000):
         await _insert(documents.conversations, docs[i : i + 1000])
     return [r.id for r in records]
+
+
+def _summaries(record: ConversationRecord, spec: SeedSpec) -> list[dict[str, Any]]:
+    """The kept summary versions of a steady conversation, as rows (synced: MongoDB's
+    conversation document is written with the current one)."""
+    if spec.summaries is None:
+        return []
+    versions = steady_summaries(spec.summaries, spec.messages)
+    now = record.last_message_at or record.created_at
+    first = len(versions) - spec.summaries.keep
+    return [
+        {
+            "conversation_id": record.id,
+            "version": version,
+            "user_id": record.user_id,
+            "covered_seq": covered,
+            "content": spec.summaries.content,
+            "model": spec.summaries.model,
+            "messages": folded,
+            "created_at": now,
+            "synced_at": now,
+        }
+        for version, (covered, folded) in enumerate(versions, start=1)
+        if version > first
+    ]
 
 
 async def _flush(engine: AsyncEngine, documents: DocumentStore, batch: list[MessageRecord]) -> None:

@@ -19,6 +19,7 @@ import pickle
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -32,7 +33,9 @@ from tools.bench.meter import StoreMeter
 from tools.bench.profile import own_code_summary
 
 __all__ = [
+    "INSTANT_ANSWER",
     "INSTANT_MODEL",
+    "SLOW_ANSWER",
     "SLOW_MODEL",
     "STREAM_MODEL",
     "BenchState",
@@ -47,6 +50,8 @@ log = logging.getLogger("employeevirtual.bench")  # under the app's log settings
 INSTANT_MODEL = "openai-chat:bench-instant"
 SLOW_MODEL = "openai-chat:bench-slow"
 STREAM_MODEL = "openai-chat:bench-stream"  # 20 words at once, streamed or not
+INSTANT_ANSWER = "ok"  # what the instant model answers to anything (a summary request too)
+SLOW_ANSWER = "ok, slowly"
 STREAM_WORDS = [f"word{i} " for i in range(20)]
 
 Scope = MutableMapping[str, Any]
@@ -101,13 +106,13 @@ def _rss() -> int:
 def install_bench_models(runtime: Runtime, state: BenchState) -> None:
     async def instant(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         # async: a sync function would be run in a worker thread by Pydantic AI
-        return ModelResponse(parts=[TextPart("ok")], model_name=INSTANT_MODEL)
+        return ModelResponse(parts=[TextPart(INSTANT_ANSWER)], model_name=INSTANT_MODEL)
 
     async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         started = time.perf_counter()
         await asyncio.sleep(state.slow_seconds)
         state.model_seconds += time.perf_counter() - started
-        return ModelResponse(parts=[TextPart("ok, slowly")], model_name=SLOW_MODEL)
+        return ModelResponse(parts=[TextPart(SLOW_ANSWER)], model_name=SLOW_MODEL)
 
     async def instant_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         yield "ok"
@@ -208,7 +213,11 @@ def bench_app(settings: Settings, state: BenchState) -> FastAPI:
     @app.get("/bench/stats", include_in_schema=False)
     async def stats() -> dict[str, Any]:
         stats = state.stats()
-        stats["live_turns"] = app.state.runtime.live.running
+        runtime: Runtime = app.state.runtime
+        stats["live_turns"] = runtime.live.running
+        # the background summary passes (memory.summaries): a seeded conversation must start
+        # none but the ones a real conversation of its length would
+        stats["summaries"] = asdict(runtime.memory.worker.stats) if runtime.memory else {}
         return stats
 
     @app.post("/bench/reset-lag", include_in_schema=False)

@@ -14,6 +14,7 @@ it, so a process that never touches knowledge never imports them.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import warnings
@@ -37,6 +38,21 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["LanceEngine"]
+
+_LANCE_MODULES = ("pyarrow", "lancedb", "lancedb.index", "lancedb.rerankers")
+
+
+def _import_lance() -> None:
+    for name in _LANCE_MODULES:
+        importlib.import_module(name)
+
+
+async def _imported() -> None:
+    """Imports LanceDB and PyArrow in a worker thread (seconds of CPU the first time): the
+    event loop keeps answering other requests meanwhile. Later calls find them in
+    ``sys.modules``."""
+    await asyncio.to_thread(_import_lance)
+
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +119,7 @@ class LanceEngine:
         await self._open()
 
     async def _open(self) -> None:
+        await _imported()
         import lancedb
 
         self._db = await lancedb.connect_async(self.uri, read_consistency_interval=timedelta(0))
@@ -143,9 +160,9 @@ class LanceEngine:
     async def upsert(self, rows: Sequence[ChunkRow]) -> None:
         if not rows:
             return
+        table = await self._ready()
         import pyarrow as pa
 
-        table = await self._ready()
         data = pa.Table.from_pylist(
             [
                 {
@@ -275,6 +292,7 @@ class LanceEngine:
             )
 
     async def reset(self, embedding_model: str) -> None:
+        await _imported()
         import lancedb
 
         if self._db is None:

@@ -20,7 +20,7 @@ from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
 from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
-from tools.bench.report import targets, write_results
+from tools.bench.report import burst_bound_ms, targets, write_results
 from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, steady_summaries
 from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, BenchState, install_bench_models
 
@@ -292,3 +292,17 @@ async def test_floor_replays_a_captured_turn_and_leaves_the_stores_as_they_were(
     assert restored is not None and after is not None
     assert restored["metadata"]["last_seq"] == after["metadata"]["last_seq"] == 6
     assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 6
+
+
+def test_the_machines_bound_on_a_burst() -> None:
+    """The earliest the last turn of a burst can end: all its turns' machine-wide CPU spread
+    over the cores, and never before the model's own time; unknown for older results."""
+    results = {"machine": {"cpus": 2}, "plan": {"slow_seconds": 1.0}}
+
+    def burst(in_flight: int, machine_ms: float | None) -> dict[str, Any]:
+        per = {"server_cpu": 10.0} if machine_ms is None else {"machine_cpu": machine_ms}
+        return {"in_flight": in_flight, "per_turn_ms": per}
+
+    assert burst_bound_ms(results, burst(100, 35.0)) == 1750.0  # 100 x 35 ms on 2 cores
+    assert burst_bound_ms(results, burst(10, 35.0)) == 1000.0  # the model's second dominates
+    assert burst_bound_ms(results, burst(100, None)) is None

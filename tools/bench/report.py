@@ -26,6 +26,12 @@ def _machine(row: dict[str, Any]) -> str:
     return f"{machine:.1f} ({row['machine_busy']:.0%} busy)"
 
 
+def _client(row: dict[str, Any]) -> str:
+    """The bench client's own CPU per turn ("-" in older results)."""
+    client = row["per_turn_ms"].get("client_cpu")
+    return "-" if client is None else f"{client:.2f}"
+
+
 def _ratio(last: dict[str, Any], first: dict[str, Any], kind: str) -> float:
     return float(last[kind]["p50_ms"] / first[kind]["p50_ms"])
 
@@ -229,7 +235,15 @@ def print_workers(results: dict[str, Any], console: Console) -> None:
             console.print(f"7. Workers: {workers}")
         return
     t = Table(title="7. Worker processes (plain server; PostgreSQL)")
-    for col in ("workers", "instant: in flight", "turns/s", "p99 ms", "errors", "CPU ms/turn"):
+    for col in (
+        "workers",
+        "instant: in flight",
+        "turns/s",
+        "p99 ms",
+        "errors",
+        "CPU ms/turn",
+        "client CPU ms/turn",
+    ):
         t.add_column(col, justify="right")
     for col in (
         "slow: in flight",
@@ -249,6 +263,7 @@ def print_workers(results: dict[str, Any], console: Console) -> None:
             _ms(fast["p99_ms"]),
             str(fast["errors"]),
             f"{fast['per_turn_ms']['server_cpu']:.2f}",
+            _client(fast),
             str(slow["in_flight"]),
             f"{slow.get('throughput_per_s', 0):.0f}",
             _ms(slow["p99_ms"]),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import aiohttp
 import httpx
 import psutil
 from pymongo import AsyncMongoClient
@@ -44,6 +45,7 @@ from tools.bench.streams import stream_cpu, stream_steps
 __all__ = ["BenchPlan", "run_bench"]
 
 PASSWORD = "measured-passphrase-not-a-secret-42"
+TURN_MESSAGE = "How are we doing this quarter?"
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ class _Api:
     async def turn(
         self, *, conversation_id: UUID | None = None, agent_id: UUID | None = None
     ) -> tuple[float, httpx.Response]:
-        body: dict[str, Any] = {"message": "How are we doing this quarter?"}
+        body: dict[str, Any] = {"message": TURN_MESSAGE}
         if conversation_id is not None:
             body["conversation_id"] = str(conversation_id)
         if agent_id is not None:
@@ -547,8 +549,45 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+class _Load:
+    """The load client of the concurrency and workers steps: one aiohttp session, no limit on
+    connections. httpx cost the bench 10-12 ms of CPU per turn at 64 in flight (its pool checks
+    every idle connection's socket on each request) and failed some of 1,000 requests at once
+    with ReadError; aiohttp costs ≈ 0.2-0.5 ms (docs/bench.md, issue 17). The request is the
+    one ``_Api.turn`` sends (same path, body bytes, headers) and its time runs from sending it
+    to reading the whole body, as httpx's ``post`` does."""
+
+    def __init__(self, base: str, headers: dict[str, str]) -> None:
+        self.base = base
+        self.headers = {**headers, "Content-Type": "application/json"}
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> _Load:
+        # per-operation timeouts of 120 s, as httpx.Timeout(120.0): no deadline on the whole turn
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=120.0, sock_read=120.0)
+        self.session = aiohttp.ClientSession(
+            self.base, connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    async def turn(self, conversation_id: UUID) -> tuple[float, int]:
+        """(seconds, HTTP status) of one turn on ``conversation_id``."""
+        assert self.session is not None
+        body = {"message": TURN_MESSAGE, "conversation_id": str(conversation_id)}
+        # the bytes httpx's ``json=`` sends (compact separators)
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        started = time.perf_counter()
+        async with self.session.post("/api/chat/agent", data=data, headers=self.headers) as r:
+            await r.read()
+        return time.perf_counter() - started, r.status
+
+
 async def _concurrency(
-    api: _Api, served: _Served, conversations: list[UUID], level: int
+    load: _Load, served: _Served, conversations: list[UUID], level: int
 ) -> dict[str, Any]:
     """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn:
     the server's, this client's and the whole machine's (stores included: SecantusDB is a
@@ -559,12 +598,12 @@ async def _concurrency(
 
     async def one(cid: UUID) -> float | None:
         try:
-            elapsed, r = await api.turn(conversation_id=cid)
-        except httpx.HTTPError as exc:
+            elapsed, status = await load.turn(cid)
+        except (aiohttp.ClientError, TimeoutError) as exc:  # transport errors, by kind
             errors.append(type(exc).__name__)
             return None
-        if r.status_code != 200:
-            errors.append(f"HTTP {r.status_code}")
+        if status != 200:
+            errors.append(f"HTTP {status}")
             return None
         return elapsed
 
@@ -603,18 +642,16 @@ async def _workers(
     turns at once, then the slow model at ``workers_slow_in_flight``."""
     async with (
         _server(stores, plan, plain=True, workers=workers) as served,
-        _client(served.base) as client,
+        _Load(served.base, credentials) as load,
     ):
-        api = _Api(client)
-        api.headers = credentials
         await served.settle()
         for _ in range(2):  # warm every worker's caches
-            await _concurrency(api, served, instant, plan.workers_in_flight)
+            await _concurrency(load, served, instant, plan.workers_in_flight)
         await served.settle()
         log(f"{workers} worker(s): {plan.workers_in_flight} instant turns in flight")
-        fast = await _concurrency(api, served, instant, plan.workers_in_flight)
+        fast = await _concurrency(load, served, instant, plan.workers_in_flight)
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
-        slow_run = await _concurrency(api, served, slow, plan.workers_slow_in_flight)
+        slow_run = await _concurrency(load, served, slow, plan.workers_slow_in_flight)
     return {"workers": workers, "instant": fast, "slow": slow_run}
 
 
@@ -733,7 +770,11 @@ async def run_bench(
                         turns=plan.stream_turns,
                         log=log,
                     )
-            async with _server(stores, plan, plain=True) as served, _client(served.base) as client:
+            async with (
+                _server(stores, plan, plain=True) as served,
+                _client(served.base) as client,
+                _Load(served.base, credentials) as load,
+            ):
                 api = _Api(client)
                 api.headers = credentials
                 results["plain_settle_s"] = await served.settle()
@@ -746,7 +787,7 @@ async def run_bench(
                 results["concurrency"] = []
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
-                    results["concurrency"].append(await _concurrency(api, served, many, level))
+                    results["concurrency"].append(await _concurrency(load, served, many, level))
                 if words_conversation is not None:
                     log("streamed turns: server CPU against non-streamed (plain server)")
 

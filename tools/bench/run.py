@@ -551,11 +551,11 @@ def _own_cpu_seconds() -> float:
 
 class _Load:
     """The load client of the concurrency and workers steps: one aiohttp session, no limit on
-    connections. httpx cost the bench 10-12 ms of CPU per turn at 64 in flight (its pool checks
-    every idle connection's socket on each request) and failed some of 1,000 requests at once
-    with ReadError; aiohttp costs ≈ 0.2-0.5 ms (docs/bench.md, issue 17). The request is the
-    one ``_Api.turn`` sends (same path, body bytes, headers) and its time runs from sending it
-    to reading the whole body, as httpx's ``post`` does."""
+    connections. httpx cost the bench 9-20 ms of CPU per turn on kept-alive connections at 64
+    and 1,000 in flight (its pool checks every idle connection's socket on each request);
+    aiohttp costs under 1 ms (docs/bench.md, issue 17). The request is the one ``_Api.turn``
+    sends (same path, body bytes, headers) and its time runs from sending it to reading the
+    whole body, as httpx's ``post`` does."""
 
     def __init__(self, base: str, headers: dict[str, str]) -> None:
         self.base = base

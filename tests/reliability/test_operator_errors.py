@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from typer.testing import CliRunner
 
 from employeevirtual.cli import app
+from support.embedded import EmbeddedTemplate
 from support.server_process import ServerProcess, free_port, server_env
 
 
@@ -58,8 +59,11 @@ async def _synced(base_url: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_busy_data_dir_and_sync_check_against_the_running_server(tmp_path: Path) -> None:
+async def test_busy_data_dir_and_sync_check_against_the_running_server(
+    tmp_path: Path, embedded_template: EmbeddedTemplate
+) -> None:
     data = tmp_path / "data"
+    embedded_template.copy_into(data)  # SecantusDB's user made by an earlier start
     server = ServerProcess(data, tmp_path / "server.log", EV_SYNC_GRACE_SECONDS=0)
     await server.start()
     try:

@@ -128,6 +128,9 @@ async def _fresh_settings(
         "secret_key": "test-signing-key-0123456789abcdef-" + run,
         "default_model": "offline",
         "mongodb_timeout_ms": 1000,
+        # the parsing child starts at a test's first document, not with every app: most tests
+        # ingest nothing, and its start costs ~2 s of CPU (half of a short test's)
+        "knowledge_parser_warm_up": False,
     }
     template = postgres_template if backend == "postgres" else None
     if backend == "postgres":

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
-from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.providers import infer_provider_class
-from pydantic_ai.providers.openai import OpenAIProvider
 
 from employeevirtual.agents.offline import OFFLINE_MODEL, offline_model
+
+if TYPE_CHECKING:
+    from pydantic_ai.providers.openai import OpenAIProvider
 
 __all__ = [
     "OFFLINE_MODEL",
@@ -157,7 +158,13 @@ class ModelRegistry:
         return model
 
     def _openai_provider(self) -> OpenAIProvider:
-        """OpenAI, or any OpenAI-compatible server (Ollama, vLLM, LM Studio) at the base URL."""
+        """OpenAI, or any OpenAI-compatible server (Ollama, vLLM, LM Studio) at the base URL.
+
+        The ``openai`` package is imported here, on first use, not when the server starts: it
+        is ≈ 0.7 s of import that a server on the offline model never needs."""
+        from openai import AsyncOpenAI
+        from pydantic_ai.providers.openai import OpenAIProvider
+
         if self._openai_base_url:
             client = AsyncOpenAI(
                 base_url=self._openai_base_url,
@@ -178,6 +185,8 @@ class ModelRegistry:
         if model_name == OFFLINE_MODEL:
             return offline_model(delay=self._offline_delay)
         prefix, _, name = model_name.partition(":")
+        if prefix in OPENAI_PROVIDERS:
+            from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
         if prefix == "openai-chat":
             return OpenAIChatModel(name, provider=self._openai_provider())
         if prefix in ("openai", "openai-responses"):

@@ -61,12 +61,17 @@ class WordLlamaEmbeddingModel(EmbeddingModel):
     """WordLlama ``l2_supercat`` (256 dimensions) as a Pydantic AI embedding model.
 
     Embedding is synchronous CPU work (~40k short texts/s), run in a worker thread so the event
-    loop never waits on it."""
+    loop never waits on it. The weights load on first use, in that thread: a server that never
+    embeds (no knowledge base, memories that fit the turn) never pays the ≈ 1 s of import and
+    load, and its start-up does not wait for them."""
 
     def __init__(self, *, dimensions: int = 256, settings: EmbeddingSettings | None = None):
         super().__init__(settings=settings)
         self._dimensions = dimensions
-        self._wl = _wordllama(256)
+
+    @property
+    def _wl(self) -> Any:
+        return _wordllama(256)
 
     @property
     def model_name(self) -> str:
@@ -111,7 +116,8 @@ class WordLlamaEmbeddingModel(EmbeddingModel):
         return None
 
     async def count_tokens(self, text: str) -> int:
-        return len(self._wl.tokenizer.encode(text, add_special_tokens=False).ids)
+        wl = _loaded[256] if 256 in _loaded else await asyncio.to_thread(_wordllama, 256)
+        return len(wl.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 def wordllama_dimensions(model: str) -> int | None:

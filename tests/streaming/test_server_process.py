@@ -93,8 +93,9 @@ def test_the_default_heartbeat_is_at_most_15_seconds() -> None:
     longer interval (the process tests below shorten it through EV_STREAM_HEARTBEAT_SECONDS)."""
     field = Settings.model_fields["stream_heartbeat_seconds"]
     assert field.default <= 15
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         Settings(stream_heartbeat_seconds=15.1)
+    assert [e["loc"] for e in refused.value.errors()] == [("stream_heartbeat_seconds",)]
 
 
 async def test_the_heartbeat_reaches_the_client_while_the_model_is_quiet(

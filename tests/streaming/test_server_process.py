@@ -166,7 +166,6 @@ async def test_a_process_killed_between_the_two_commits_gets_its_failure_recorde
         EV_AGENT_TIMEOUT_SECONDS=1,
         EV_INTERRUPTED_TURN_GRACE_SECONDS=1,
         EV_INTERRUPTED_TURN_SWEEP_SECONDS=0.2,
-        EV_OFFLINE_STREAM_DELAY_MS=0,  # the retry's answer at once
     )
     try:
         await second.start(timeout=240)

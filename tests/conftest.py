@@ -23,6 +23,7 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
+from support.embedded import EmbeddedTemplate
 from support.hang_guard import HangGuard
 from support.schema_copy import PostgresTemplate, SqliteTemplate
 
@@ -61,6 +62,17 @@ async def secantus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def embedded_template(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedTemplate:
+    """A provisioned embedded SecantusDB (``support.embedded``), made once per session: under
+    pytest-xdist in the directory the workers share (this session's), by whichever needs it
+    first."""
+    base = tmp_path_factory.getbasetemp()
+    return await EmbeddedTemplate.shared(
+        base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    )
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +128,9 @@ async def _fresh_settings(
         "secret_key": "test-signing-key-0123456789abcdef-" + run,
         "default_model": "offline",
         "mongodb_timeout_ms": 1000,
+        # the parsing child starts at a test's first document, not with every app: most tests
+        # ingest nothing, and its start costs ~2 s of CPU (half of a short test's)
+        "knowledge_parser_warm_up": False,
     }
     template = postgres_template if backend == "postgres" else None
     if backend == "postgres":

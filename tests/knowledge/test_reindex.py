@@ -4,9 +4,6 @@ vectors (knowledge answers 503 naming the fix, chat keeps working), and
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -17,6 +14,7 @@ from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from support.api import create_agent, register_and_login
+from support.cli import run_cli_here
 from support.knowledge import create_base, upload, wait_done
 
 SMALL = "wordllama:l2_supercat-128"
@@ -53,27 +51,16 @@ async def test_another_model_is_refused_until_reindexed(settings: Settings) -> N
         )
         assert r.status_code == 200 and r.json()["sources"] == []
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}
-    env |= {
+    env = {
         "EV_DATA_DIR": str(settings.data_dir),
         "EV_DATABASE_URL": settings.sql_url,
         "EV_DATABASE_SCHEMA": settings.database_schema,
         "EV_SECRET_KEY": "unused-by-reindex-0123456789abcdef",
         "EV_EMBEDDING_MODEL": SMALL,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "employeevirtual.cli",
-        "knowledge",
-        "reindex",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, out.decode()
-    assert f"1 documents queued for {SMALL}" in out.decode()
+    code, out = await run_cli_here("knowledge", "reindex", env=env)
+    assert code == 0, out
+    assert f"1 documents queued for {SMALL}" in out
 
     async with _app(changed) as (client, runtime):
         assert runtime.knowledge.unavailable is None

@@ -430,6 +430,8 @@ async def test_a_misbehaving_stdio_server_fails_only_that_call(
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_hanging_stdio_call_leaves_the_server_answering(settings: Settings) -> None:
+    # a 1 s limit: the hang (and the 1 s grace past it) still spans dozens of probes below
+    settings = settings.model_copy(update={"mcp_call_timeout_seconds": 1.0})
     caller = Caller("openai-chat:mcp-stdio-hang", [("local__hang", {})])
     async with (
         serving(settings) as (base, app),

@@ -90,6 +90,7 @@ async def test_crash_mid_erasure_then_restart_completes_it(
         "EV_LOG_LEVEL": "WARNING",
         "EV_ERASURE_LEASE_SECONDS": "1",
         "EV_ERASURE_INTERVAL_SECONDS": "0.2",
+        "EV_OFFLINE_STREAM_DELAY_MS": "0",  # the person's streamed turn answers at once
     }
     server = Server(env, tmp_path / "server.log")
     engine = create_engine(sql_url)

@@ -1,17 +1,26 @@
 """A server killed with a keyed turn in flight, and restarted (issue 9, item 2): the retry takes
 the key over at once because its owner (the dead process, recorded in ``server_instances``) is
-known gone, instead of answering 409 until the lease (agent timeout + 30 s = 90 s) runs out."""
+known gone, instead of answering 409 until the lease (agent timeout + 30 s = 90 s) runs out.
+
+MongoDB is the session's SecantusDB (a database of this test's own), not the embedded child: the
+key, its owner and the dead instance are all in SQL (the SQLite file in the data dir), and the
+embedded child's own kill and restart are tested in ``tests/streaming/test_server_process``;
+each embedded start and stop here cost ~4 s and ~2 s of the run."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
+from employeevirtual.stores.mongo.secantus import SecantusServer
 from support.fake_openai import FakeOpenAIServer
 from support.server_process import ServerProcess
 
@@ -26,8 +35,9 @@ def model() -> Iterator[FakeOpenAIServer]:
 
 
 async def test_a_retry_after_the_owner_crashed_takes_the_key_over_at_once(
-    tmp_path: Path, model: FakeOpenAIServer
+    tmp_path: Path, model: FakeOpenAIServer, secantus: SecantusServer
 ) -> None:
+    database = f"ev_{uuid.uuid4().hex[:12]}"
     server = ServerProcess(
         tmp_path / "data",
         tmp_path / "server.log",
@@ -35,6 +45,8 @@ async def test_a_retry_after_the_owner_crashed_takes_the_key_over_at_once(
         EV_OPENAI_API_KEY="sk-test-not-a-real-key",
         EV_MODEL_MAX_RETRIES=0,
         EV_AGENT_TIMEOUT_SECONDS=60,  # the key's lease: 90 s
+        EV_MONGODB_URL=secantus.url,
+        EV_MONGODB_DATABASE=database,
     )
     await server.start()
     try:
@@ -68,3 +80,6 @@ async def test_a_retry_after_the_owner_crashed_takes_the_key_over_at_once(
         assert len(model.requests) == 2  # the model ran again, once
     finally:
         await server.close()
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(secantus.url)
+        await client.drop_database(database)
+        await client.close()

@@ -4,28 +4,15 @@ data dir, a data dir that cannot be written, and ``sync check`` while ``make run
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 from pymongo import AsyncMongoClient
-from typer.testing import CliRunner
 
-from employeevirtual.cli import app
+from support.cli import run_cli_here as run_cli
+from support.embedded import EmbeddedTemplate
 from support.server_process import ServerProcess, free_port, server_env
-
-
-async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    """``employeevirtual ARGS`` with exactly ``env``'s EV_* variables (on a thread: the CLI runs
-    its own event loop). The server it meets is a real other process."""
-    ev = {k: v for k, v in env.items() if k.startswith("EV_")}
-    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("EV_")}
-    result = await asyncio.to_thread(
-        CliRunner().invoke, app, list(args), env={**unset, **ev, "COLUMNS": "200"}
-    )
-    return result.exit_code, result.output
-
 
 PASSWORD = "a-long-unusual-passphrase-42"
 
@@ -58,8 +45,11 @@ async def _synced(base_url: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_busy_data_dir_and_sync_check_against_the_running_server(tmp_path: Path) -> None:
+async def test_busy_data_dir_and_sync_check_against_the_running_server(
+    tmp_path: Path, embedded_template: EmbeddedTemplate
+) -> None:
     data = tmp_path / "data"
+    embedded_template.copy_into(data)  # SecantusDB's user made by an earlier start
     server = ServerProcess(data, tmp_path / "server.log", EV_SYNC_GRACE_SECONDS=0)
     await server.start()
     try:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.tables import conversations, messages
+from support.embedded import EmbeddedTemplate
 from support.fake_openai import FakeOpenAIServer
 from support.server_process import ServerProcess
 
@@ -51,9 +52,10 @@ async def _user_and_agent(http: httpx.AsyncClient) -> tuple[dict[str, str], str]
 
 
 async def test_sigterm_to_the_group_drains_in_flight_turns_into_both_stores(
-    tmp_path: Path, slow_model: FakeOpenAIServer
+    tmp_path: Path, slow_model: FakeOpenAIServer, embedded_template: EmbeddedTemplate
 ) -> None:
     data = tmp_path / "data"
+    embedded_template.copy_into(data)  # SecantusDB's user made by an earlier start
     server = ServerProcess(
         data,
         tmp_path / "server.log",
@@ -106,7 +108,7 @@ async def test_sigterm_to_the_group_drains_in_flight_turns_into_both_stores(
         mongo_ids = {d["_id"] async for d in db.chat_messages.find({}, {"_id": 1})}
         await client.close()
     finally:
-        await mongo.stop()
+        await mongo.kill()  # a reader of a copy nobody needs again: its clean stop takes ~2 s
     assert len(sql_ids) == 2 * IN_FLIGHT
     # before: the child got the SIGTERM too; the turns committed to SQL but missed MongoDB
     assert mongo_ids == sql_ids

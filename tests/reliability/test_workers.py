@@ -17,40 +17,56 @@ from sqlalchemy import text
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine, read_connection
 from support.api import create_agent, register_and_login
-from support.server_process import ServerProcess, free_port, run_cli, server_env
+from support.cli import run_cli_here
+from support.schema_copy import PostgresTemplate
+from support.server_process import ServerProcess, free_port, server_env
 
 POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
 
 
-async def test_several_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
-    code, out = await run_cli(
-        "serve", "--workers", "2", env=server_env(tmp_path / "data", free_port()), timeout=600
+def _no_exec(*args: object) -> None:
+    raise AssertionError(f"serve went on to exec its supervisor: {args}")
+
+
+async def test_several_workers_are_refused_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the CLI's refusal, run in this process (a process start costs ~3-5 s); were it to go on,
+    # the exec of uvicorn's supervisor fails the test instead of replacing pytest
+    monkeypatch.setattr(os, "execv", _no_exec)
+    code, out = await run_cli_here(
+        "serve", "--workers", "2", env=server_env(tmp_path / "data", free_port())
     )
     assert code == 2, out
     assert "SQLite admits one writer" in out and "run one worker on SQLite" in out
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="needs EV_TEST_POSTGRES_URL")
-async def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:
+async def test_several_workers_without_redis_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "execv", _no_exec)
     env = server_env(
         tmp_path / "data",
         free_port(),
         EV_DATABASE_URL=POSTGRES_URL,
         EV_MONGODB_URL="mongodb://127.0.0.1:1",
     )
-    code, out = await run_cli("serve", "--workers", "2", env=env, timeout=600)
+    code, out = await run_cli_here("serve", "--workers", "2", env=env)
     assert code == 2, out
     assert "set EV_REDIS_URL, or run one worker" in out
 
 
 @pytest.fixture
 async def two_workers(
-    tmp_path: Path, secantus: SecantusServer
+    tmp_path: Path, secantus: SecantusServer, postgres_template: PostgresTemplate | None
 ) -> AsyncIterator[tuple[ServerProcess, str]]:
     assert POSTGRES_URL is not None and REDIS_URL is not None
     run = uuid.uuid4().hex[:12]
     schema = f"t_{run}"
+    if postgres_template is not None:  # the migrated schema's copy: serve finds it at head
+        await postgres_template.clone(schema)
     server = ServerProcess(
         tmp_path / "data",
         tmp_path / "server.log",

@@ -5,22 +5,78 @@ two commits, whose failure the next process records."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import Select, select
 
+from employeevirtual.settings import Settings
+from employeevirtual.stores.sql import tables
+from employeevirtual.stores.sql.engine import create_engine
 from support.api import PASSWORD
 from support.server_process import ServerProcess
 from support.sse import events
 
 SSE = {"Accept": "text/event-stream"}
+# both process tests run on one worker: they share the first process (one start, not two)
+pytestmark = pytest.mark.xdist_group("server_process")
 
 
-async def _user_and_agent(http: httpx.AsyncClient) -> tuple[dict[str, str], str]:
-    email = "live@example.com"
+class FirstProcess:
+    """The first server process of this module, started once and shared: the heartbeat test
+    streams a whole turn on it, the kill test then kills it mid-turn and starts the next
+    process on its data dir. Each test signs up a user of its own. A test that finds it
+    killed (another order) gets a fresh one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server: ServerProcess | None = None
+
+    async def get(self) -> ServerProcess:
+        if self.running():
+            assert self.server is not None
+            return self.server
+        run = self.root / uuid.uuid4().hex[:8]
+        run.mkdir()
+        self.server = ServerProcess(
+            run / "data",
+            run / "server.log",
+            # the offline model pauses 0.15 s between words: a turn is "quiet" for a while
+            # (the heartbeat test), and still mid-answer well after its ``turn`` event (the
+            # kill test kills it then); a 0.025 s heartbeat: several between two words
+            EV_STREAM_HEARTBEAT_SECONDS=0.025,
+            EV_OFFLINE_STREAM_DELAY_MS=150,
+        )
+        await self.server.start(timeout=240)  # a loaded shared machine starts it slowly
+        return self.server
+
+    def running(self) -> bool:
+        server = self.server
+        return server is not None and server.proc is not None and server.proc.returncode is None
+
+    async def close(self) -> None:
+        if self.running():  # (a group long gone is never signalled: its id may be reused)
+            assert self.server is not None
+            await self.server.kill_group()  # nothing to check in its stop
+
+
+@pytest.fixture(scope="module")
+async def first_process(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FirstProcess]:
+    shared = FirstProcess(tmp_path_factory.mktemp("server-process"))
+    try:
+        yield shared
+    finally:
+        await shared.close()
+
+
+async def _user_and_agent(
+    http: httpx.AsyncClient, email: str = "live@example.com"
+) -> tuple[dict[str, str], str]:
     r = await http.post(
         "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "L"}
     )
@@ -32,57 +88,59 @@ async def _user_and_agent(http: httpx.AsyncClient) -> tuple[dict[str, str], str]
     return headers, r.json()["id"]
 
 
-async def test_the_heartbeat_reaches_the_client_while_the_model_is_quiet(tmp_path: Path) -> None:
-    """The offline model pauses 0.6 s between words; with a 0.1 s heartbeat the client sees
+def test_the_default_heartbeat_is_at_most_15_seconds() -> None:
+    """The contract: a keep-alive at least every 15 s unless configured otherwise, and never a
+    longer interval (the process tests below shorten it through EV_STREAM_HEARTBEAT_SECONDS)."""
+    field = Settings.model_fields["stream_heartbeat_seconds"]
+    assert field.default <= 15
+    with pytest.raises(ValidationError) as refused:
+        Settings(stream_heartbeat_seconds=15.1)
+    assert [e["loc"] for e in refused.value.errors()] == [("stream_heartbeat_seconds",)]
+
+
+async def test_the_heartbeat_reaches_the_client_while_the_model_is_quiet(
+    first_process: FirstProcess,
+) -> None:
+    """The offline model pauses 0.15 s between words; with a 0.025 s heartbeat the client sees
     ``: keep-alive`` comments between the deltas, and the turn still ends with ``done``."""
-    server = ServerProcess(
-        tmp_path / "data",
-        tmp_path / "server.log",
-        EV_STREAM_HEARTBEAT_SECONDS=0.1,
-        EV_OFFLINE_STREAM_DELAY_MS=600,
-    )
-    try:
-        await server.start(timeout=240)  # a loaded shared machine starts it slowly
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
-            headers, agent_id = await _user_and_agent(http)
-            body = {"message": "hello there", "agent_id": agent_id}
-            got: list[str] = []
-            async with http.stream(
-                "POST", "/api/chat/agent", json=body, headers={**headers, **SSE}
-            ) as r:
-                assert r.status_code == 200
-                async for event in events(r):
-                    got.append("heartbeat" if event is None else event.event)
-    finally:
-        await server.close()
+    server = await first_process.get()
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+        headers, agent_id = await _user_and_agent(http, "quiet@example.com")
+        body = {"message": "hello there", "agent_id": agent_id}
+        got: list[str] = []
+        async with http.stream(
+            "POST", "/api/chat/agent", json=body, headers={**headers, **SSE}
+        ) as r:
+            assert r.status_code == 200
+            async for event in events(r):
+                got.append("heartbeat" if event is None else event.event)
     assert got[0] == "turn" and got[-1] == "done", got
     deltas = [i for i, kind in enumerate(got) if kind == "delta"]
     assert len(deltas) >= 2, got
     between = got[deltas[0] : deltas[-1]]
-    # 0.6 s pauses against a 0.1 s heartbeat: several comments between each pair of words
+    # 0.15 s pauses against a 0.025 s heartbeat: several comments between each pair of words
     assert between.count("heartbeat") >= 2 * (len(deltas) - 1), got
 
 
-async def _sql(data_dir: Path, query: str, **params: Any) -> list[Any]:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{data_dir / 'employeevirtual.db'}")
+async def _sql(data_dir: Path, query: Select[Any]) -> list[Any]:
+    engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'employeevirtual.db'}")
     try:
         async with engine.connect() as conn:
-            return list((await conn.execute(text(query), params)).all())
+            return list((await conn.execute(query)).all())
     finally:
         await engine.dispose()
 
 
 async def test_a_process_killed_between_the_two_commits_gets_its_failure_recorded(
-    tmp_path: Path,
+    first_process: FirstProcess, tmp_path: Path
 ) -> None:
     """SIGKILL once the ``turn`` event is out (the user's message committed, the model mid-
     answer): the next process on the same data dir finds the unanswered turn, records an
     ``interrupted`` error message with the counters, and the relay takes both messages to
     MongoDB; a retry then continues the conversation normally."""
-    data = tmp_path / "data"
-    first = ServerProcess(data, tmp_path / "server.log", EV_OFFLINE_STREAM_DELAY_MS=5000)
+    first = await first_process.get()
+    data = first.data_dir
     try:
-        await first.start(timeout=240)
         async with httpx.AsyncClient(base_url=first.base_url, timeout=60) as http:
             headers, agent_id = await _user_and_agent(http)
             body = {"message": "what is new?", "agent_id": agent_id}
@@ -97,7 +155,9 @@ async def test_a_process_killed_between_the_two_commits_gets_its_failure_recorde
         await first.close()
     cid = turn.data["conversation_id"]
     user_message = turn.data["user_message"]
-    rows = await _sql(data, "SELECT message_type FROM messages ORDER BY seq")
+    m, c = tables.messages.c, tables.conversations.c
+    in_conversation = m.conversation_id == uuid.UUID(cid)
+    rows = await _sql(data, select(m.message_type).where(in_conversation).order_by(m.seq))
     assert [r[0] for r in rows] == ["user"]  # no answer, no failure record (yet)
 
     second = ServerProcess(
@@ -118,7 +178,9 @@ async def test_a_process_killed_between_the_two_commits_gets_its_failure_recorde
                 while True:
                     r = await http.get(f"/api/conversations/{cid}/messages", headers=headers)
                     history = r.json()["messages"]
-                    synced = await _sql(data, "SELECT message_count, synced_seq FROM conversations")
+                    synced = await _sql(
+                        data, select(c.message_count, c.synced_seq).where(c.id == uuid.UUID(cid))
+                    )
                     if len(history) == 2 and synced[0][0] == synced[0][1] == 2:
                         break
                     await asyncio.sleep(0.2)
@@ -138,4 +200,4 @@ async def test_a_process_killed_between_the_two_commits_gets_its_failure_recorde
             assert r.status_code == 200, r.text
             assert r.json()["agent_message"]["seq"] == 4
     finally:
-        await second.close()
+        await second.kill_group()  # nothing to check in its stop

@@ -35,6 +35,8 @@ def server_env(data_dir: Path, port: int, **extra: Any) -> dict[str, str]:
         "EV_MAX_CONCURRENT_TURNS": 100,
         "EV_RATE_LIMIT_CHAT": 100_000,
         "EV_RATE_LIMIT_GLOBAL": 100_000,
+        # no parsing child at start (~2 s of CPU): these servers' tests ingest no document
+        "EV_KNOWLEDGE_PARSER_WARM_UP": "false",
     }
     values.update(extra)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}

@@ -25,6 +25,7 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from support import factories
+from support.embedded import EmbeddedTemplate
 from support.stores import mongo_failing, mongo_messages, sql_messages, sync_state
 
 CHAT = "/api/chat/agent"
@@ -183,8 +184,12 @@ async def test_readiness_reports_sql_that_reads_but_refuses_writes(
 
 
 async def test_a_killed_embedded_secantusdb_is_logged_restarted_and_turns_fail_fast_meanwhile(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    embedded_template: EmbeddedTemplate,
 ) -> None:
+    embedded_template.copy_into(settings.data_dir)  # SecantusDB's user made by an earlier start
     embedded = settings.model_copy(
         update={
             "mongodb_url": None,  # the embedded default: a SecantusDB child in the data dir
@@ -202,13 +207,21 @@ async def test_a_killed_embedded_secantusdb_is_logged_restarted_and_turns_fail_f
         pid = runtime.secantus.pid
         assert pid is not None
         # hold the restart back until the turns below have run against a dead MongoDB
-        runtime.supervisor.min_backoff = runtime.supervisor._backoff = 3.0
+        turns_done = asyncio.Event()
+        start = runtime.secantus.start
+
+        async def start_after_the_turns(timeout: float = 30.0) -> None:  # noqa: ASYNC109
+            await turns_done.wait()
+            await start(timeout)
+
+        monkeypatch.setattr(runtime.secantus, "start", start_after_the_turns)
         os.kill(pid, signal.SIGKILL)
         for i in range(3):
             r = await client.post(
                 CHAT, json={"message": f"down {i}", "conversation_id": cids[0]}, headers=headers
             )
             assert r.status_code == 200, r.text  # committed in SQL
+        turns_done.set()
         # the first call that could not reach MongoDB opened the breaker; the rest failed fast
         assert runtime.breaker.opened >= 1
         failed_fast = [m for m in caplog.messages if "MongoUnavailable" in m]

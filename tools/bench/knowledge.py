@@ -186,7 +186,7 @@ _WORDS = _TOPICAL.split()
 def _vocabulary() -> list[str]:
     """Real words: the embedding tokenizer's whole-word pieces (about 12,000), so synthetic
     chunks differ as much as real ones do (a 50-word vocabulary made near-ties everywhere)."""
-    from employeevirtual.knowledge.embedding import wordllama_tokenizer
+    from employeevirtual.knowledge.wordllama import wordllama_tokenizer
 
     pieces = wordllama_tokenizer().get_vocab()
     return sorted(

@@ -23,7 +23,7 @@ class Chunk:
 
 @cache
 def _tokenizer() -> Any:
-    from employeevirtual.knowledge.embedding import wordllama_tokenizer
+    from employeevirtual.knowledge.wordllama import wordllama_tokenizer
 
     return wordllama_tokenizer()
 

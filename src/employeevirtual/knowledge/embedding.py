@@ -10,15 +10,18 @@ downloading it; this call opens nothing but local files.
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic_ai import Embedder, EmbeddingModel
 from pydantic_ai.embeddings import EmbeddingResult, EmbeddingSettings
 from pydantic_ai.embeddings.result import EmbedInputType
+
+from employeevirtual.knowledge.wordllama import (
+    load_wordllama,
+    loaded_wordllama,
+    wordllama_tokenizer,
+)
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -33,28 +36,6 @@ _WORDLLAMA = "wordllama:l2_supercat-"
 # the wheel ships the 256-dimension weights; WordLlama's Matryoshka training makes their first
 # 64 or 128 dimensions a smaller model of their own
 WORDLLAMA_DIMENSIONS = (64, 128, 256)
-
-_load_lock = threading.Lock()
-_loaded: dict[int, Any] = {}
-
-
-def _wordllama(dim: int) -> Any:
-    """The model, loaded once per process (a 32000 x 256 matrix, ~0.15 s)."""
-    with _load_lock:
-        if dim not in _loaded:
-            root = logging.getLogger()
-            level, handlers = root.level, list(root.handlers)
-            import wordllama  # runs logging.basicConfig(level=INFO) on import: undone below
-
-            root.setLevel(level)
-            root.handlers[:] = handlers
-            _loaded[dim] = wordllama.WordLlama.load(
-                config="l2_supercat",
-                dim=dim,
-                cache_dir=Path(wordllama.__file__).parent,
-                disable_download=True,
-            )
-        return _loaded[dim]
 
 
 class WordLlamaEmbeddingModel(EmbeddingModel):
@@ -71,7 +52,7 @@ class WordLlamaEmbeddingModel(EmbeddingModel):
 
     @property
     def _wl(self) -> Any:
-        return _wordllama(256)
+        return load_wordllama()
 
     @property
     def model_name(self) -> str:
@@ -116,7 +97,9 @@ class WordLlamaEmbeddingModel(EmbeddingModel):
         return None
 
     async def count_tokens(self, text: str) -> int:
-        wl = _loaded[256] if 256 in _loaded else await asyncio.to_thread(_wordllama, 256)
+        wl: Any = loaded_wordllama()
+        if wl is None:
+            wl = await asyncio.to_thread(load_wordllama)
         return len(wl.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
@@ -136,9 +119,3 @@ def make_embedder(model: str) -> Embedder:
     if dimensions is not None:
         return Embedder(WordLlamaEmbeddingModel(dimensions=dimensions))
     return Embedder(model)
-
-
-def wordllama_tokenizer() -> Any:
-    """The default model's tokenizer (Hugging Face ``tokenizers``): chunk sizes are counted
-    in its tokens."""
-    return _wordllama(256).tokenizer

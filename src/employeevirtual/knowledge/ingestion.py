@@ -55,6 +55,7 @@ class IngestionWorker:
         lease_seconds: float,
         optimize_every: int = 20,
         exit_after_batches: int = 0,
+        warm_up: bool = True,
     ) -> None:
         self.engine = engine
         self.index = index
@@ -66,6 +67,7 @@ class IngestionWorker:
         self.lease = timedelta(seconds=lease_seconds)
         self.optimize_every = optimize_every
         self.exit_after_batches = exit_after_batches  # fault tests only
+        self.warm_up = warm_up  # the parser's child starts with the loop, not at the first file
         self._batches = 0
         self._since_optimize = 0
         self._background = Background("knowledge-ingestion")
@@ -74,7 +76,8 @@ class IngestionWorker:
 
     def start(self) -> None:
         if not self._background.running:
-            self.parser.warm_up()
+            if self.warm_up:
+                self.parser.warm_up()
             self._background.start(self._loop)
 
     def wake(self) -> None:

@@ -58,6 +58,7 @@ async def open_knowledge(settings: Settings, engine: AsyncEngine) -> KnowledgeSe
         poll_seconds=settings.knowledge_poll_seconds,
         lease_seconds=settings.knowledge_lease_seconds,
         exit_after_batches=settings.fault_knowledge_exit_after_batches,
+        warm_up=settings.knowledge_parser_warm_up,
     )
     service = KnowledgeService(
         engine=engine,

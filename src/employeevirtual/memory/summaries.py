@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from pydantic_ai import Agent, UsageLimits
+from pydantic_ai.models import Model
 from pymongo.errors import PyMongoError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,7 +40,6 @@ from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.summaries import SummaryRecord
-from employeevirtual.stores.sql.sync import SyncReader
 from employeevirtual.stores.supersede import LOOKAHEAD, superseded_ids
 
 __all__ = ["Summarizer", "SummaryStats", "SummaryWorker"]
@@ -73,6 +73,8 @@ class Summarizer:
         self.model = model
         self.max_chars = max_chars
         self.timeout_seconds = timeout_seconds
+        # one agent per model object (an override of the name gets a new one)
+        self._agents: dict[str, tuple[Model, Agent[None, str]]] = {}
 
     def model_for(self, agent_model: str) -> str:
         return self.model or agent_model
@@ -83,12 +85,18 @@ class Summarizer:
         dialogue = [(m.seq, m.message_type, m.content) for m in messages]
         if model == OFFLINE_MODEL:
             return extractive_summary(previous, dialogue, max_chars=self.max_chars)
-        agent: Agent[None, str] = Agent(
-            self.models.get(model),
-            instructions=INSTRUCTIONS.format(max_chars=self.max_chars),
-            defer_model_check=True,
-            name="conversation-summary",
-        )
+        built = self.models.get(model)
+        cached = self._agents.get(model)
+        if cached is not None and cached[0] is built:
+            agent = cached[1]
+        else:
+            agent = Agent(
+                built,
+                instructions=INSTRUCTIONS.format(max_chars=self.max_chars),
+                defer_model_check=True,
+                name="conversation-summary",
+            )
+            self._agents[model] = (built, agent)
         lines = [f"#{seq} {who}: {text[:MESSAGE_CHARS]}" for seq, who, text in dialogue]
         prompt = (
             f"Summary so far:\n{previous or '(none yet)'}\n\n"
@@ -219,12 +227,12 @@ class SummaryWorker:
         """One batch folded in: the messages read; ``PAUSE`` when more is due than ``budget``
         (messages this pass may still read) allows; None when there is nothing (more) to do."""
         async with read_connection(self.engine) as conn:
-            conversation = await SyncReader(conn).get(conversation_id)
-            current = await MemoryReader(conn).current_summary(conversation_id)
-            covered = current.covered_seq if current else 0
-            if conversation is None:
+            state = await MemoryReader(conn).summary_state(conversation_id)
+            if state is None:  # the conversation is gone
                 return None
-            edge = conversation.message_count - self.window
+            current = state.current
+            covered = current.covered_seq if current else 0
+            edge = state.message_count - self.window
             self.note(conversation_id, covered)
             if edge - covered < self.every:
                 return None
@@ -249,7 +257,7 @@ class SummaryWorker:
         summary = SummaryRecord(
             conversation_id=conversation_id,
             version=(current.version if current else 0) + 1,
-            user_id=conversation.user_id,
+            user_id=state.user_id,
             covered_seq=end,
             content=content,
             model=model,

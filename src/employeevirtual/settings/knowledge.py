@@ -46,6 +46,11 @@ class KnowledgeSettings(BaseModel):
     knowledge_ingest_in_server: bool = Field(
         default=True, description="run ingestion in the server (or only `knowledge worker`)"
     )
+    knowledge_parser_warm_up: bool = Field(
+        default=True,
+        description="start the parsing child process with the server (its imports and "
+        "tokenizer, ~2 s of CPU), not at the first document; tests that ingest nothing skip it",
+    )
     knowledge_poll_seconds: float = Field(default=1.0, gt=0)
     knowledge_lease_seconds: float = Field(default=300.0, gt=0)
     fault_knowledge_exit_after_batches: int = Field(

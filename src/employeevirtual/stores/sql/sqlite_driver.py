@@ -119,6 +119,15 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _OneTripCursor  # type: ignore[assignment]
 
+    def rollback(self) -> None:
+        """No trip when there is nothing to roll back. The pool rolls back every connection it
+        takes back; a read connection (autocommit) or a committed write transaction has no
+        transaction open, and SQLite's rollback would be a no-op costing a thread trip."""
+        raw: sqlite3.Connection | None = self._connection._connection
+        if raw is not None and not raw.in_transaction:
+            return
+        super().rollback()
+
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:

@@ -6,17 +6,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.keyset import after_asc
 from employeevirtual.stores.sql.rows import rowcount
-from employeevirtual.stores.sql.tables import conversation_summaries
+from employeevirtual.stores.sql.tables import conversation_summaries, conversations
 
-__all__ = ["SummaryReader", "SummaryRecord", "SummaryRepository", "latest_version"]
+__all__ = [
+    "SummaryReader",
+    "SummaryRecord",
+    "SummaryRepository",
+    "SummaryState",
+    "latest_version",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,69 @@ def latest_version(conversation_id: Any) -> Any:
     return select(func.max(s.version)).where(s.conversation_id == conversation_id).scalar_subquery()
 
 
+@dataclass(frozen=True, slots=True)
+class SummaryState:
+    """What a summary pass starts from: the conversation's size and owner, its current summary."""
+
+    message_count: int
+    user_id: UUID
+    current: SummaryRecord | None
+
+
+# The statements of a summary pass, built once with bound parameters: building a statement and
+# its cache key on every call cost more CPU than running it (a pass is ~5 of them).
+
+
+@cache
+def _state_query() -> Any:
+    """The conversation row's count and owner with its current summary (outer join: none yet)."""
+    c, s = conversations.c, conversation_summaries.c
+    wanted = bindparam("cid", type_=c.id.type)
+    current = and_(s.conversation_id == c.id, s.version == latest_version(wanted))
+    return (
+        select(
+            c.message_count,
+            c.user_id,
+            s.version,
+            s.user_id.label("summary_user_id"),
+            s.covered_seq,
+            s.content,
+            s.model,
+            s.messages,
+            s.created_at,
+            s.synced_at,
+        )
+        .select_from(conversations.outerjoin(conversation_summaries, current))
+        .where(c.id == wanted)
+    )
+
+
+_INSERT_SUMMARY = insert(conversation_summaries)
+
+
+@cache
+def _prune_query() -> Any:
+    s = conversation_summaries.c
+    return delete(conversation_summaries).where(
+        s.conversation_id == bindparam("cid", type_=s.conversation_id.type),
+        s.version <= bindparam("oldest", type_=s.version.type),
+    )
+
+
+@cache
+def _synced_query() -> Any:
+    s = conversation_summaries.c
+    return (
+        update(conversation_summaries)
+        .where(
+            s.conversation_id == bindparam("cid", type_=s.conversation_id.type),
+            s.version <= bindparam("upto", type_=s.version.type),
+            s.synced_at.is_(None),
+        )
+        .values(synced_at=bindparam("now", type_=s.synced_at.type))
+    )
+
+
 class SummaryReader:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -64,6 +134,27 @@ class SummaryReader:
         )
         row = (await self.conn.execute(query)).first()
         return _summary(row) if row else None
+
+    async def summary_state(self, conversation_id: UUID) -> SummaryState | None:
+        """The conversation's message count, owner and current summary in one statement (a
+        summary pass's read); None when the conversation is gone."""
+        row = (await self.conn.execute(_state_query(), {"cid": conversation_id})).first()
+        if row is None:
+            return None
+        current = None
+        if row.version is not None:
+            current = SummaryRecord(
+                conversation_id=conversation_id,
+                version=row.version,
+                user_id=row.summary_user_id,
+                covered_seq=row.covered_seq,
+                content=row.content,
+                model=row.model,
+                messages=row.messages,
+                created_at=row.created_at,
+                synced_at=row.synced_at,
+            )
+        return SummaryState(row.message_count, row.user_id, current)
 
     async def current_summaries(
         self, conversation_ids: Sequence[UUID]
@@ -102,35 +193,26 @@ class SummaryRepository(SummaryReader):
     async def add_summary(self, summary: SummaryRecord, *, keep: int) -> None:
         """A new version (the primary key refuses a second writer of the same version); the
         versions older than the newest ``keep`` go."""
-        s = conversation_summaries.c
         await self.conn.execute(
-            insert(conversation_summaries).values(
-                conversation_id=summary.conversation_id,
-                version=summary.version,
-                user_id=summary.user_id,
-                covered_seq=summary.covered_seq,
-                content=summary.content,
-                model=summary.model,
-                messages=summary.messages,
-                created_at=summary.created_at,
-            )
+            _INSERT_SUMMARY,
+            {
+                "conversation_id": summary.conversation_id,
+                "version": summary.version,
+                "user_id": summary.user_id,
+                "covered_seq": summary.covered_seq,
+                "content": summary.content,
+                "model": summary.model,
+                "messages": summary.messages,
+                "created_at": summary.created_at,
+            },
         )
         await self.conn.execute(
-            delete(conversation_summaries).where(
-                s.conversation_id == summary.conversation_id, s.version <= summary.version - keep
-            )
+            _prune_query(), {"cid": summary.conversation_id, "oldest": summary.version - keep}
         )
 
     async def mark_summary_synced(self, conversation_id: UUID, version: int, now: datetime) -> int:
         """This version and any older one still marked unsynced (the newest carries them)."""
-        s = conversation_summaries.c
         result = await self.conn.execute(
-            update(conversation_summaries)
-            .where(
-                s.conversation_id == conversation_id,
-                s.version <= version,
-                s.synced_at.is_(None),
-            )
-            .values(synced_at=now)
+            _synced_query(), {"cid": conversation_id, "upto": version, "now": now}
         )
         return rowcount(result)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import secrets
 import shutil
@@ -305,11 +306,40 @@ class SecantusServer:
 _EMBEDDED_USER = "employeevirtual"
 
 
+_log = logging.getLogger(__name__)
+
+# WiredTiger's message when another process still holds the storage directory's lock
+_STORAGE_BUSY = "already being managed by another process"
+STORAGE_BUSY_WAIT_SECONDS = 20.0
+
+
+async def _start_when_storage_free(server: SecantusServer) -> None:
+    """``server.start()``, tried again while an earlier SecantusDB still holds the storage.
+
+    The embedded child of a server that was just killed gets SIGTERM from the kernel (it dies
+    with its parent) and takes a moment (≈ 2 s, more on a busy machine) to close its files; a
+    server restarted at once (systemd, an operator, a supervisor) waits for it instead of
+    failing to start."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STORAGE_BUSY_WAIT_SECONDS
+    while True:
+        try:
+            await server.start()
+            return
+        except RuntimeError as exc:
+            if _STORAGE_BUSY not in str(exc).rsplit("--- starting:", 1)[-1]:
+                raise
+            if loop.time() >= deadline:
+                raise
+            _log.info("SecantusDB's storage is still held by an earlier process; waiting")
+            await asyncio.sleep(0.25)
+
+
 async def _provision(storage: str, log: str, password: str) -> None:
     """Create (or reset) the server's own user: SecantusDB's --auth needs one made by a start
     without auth. Bound to 127.0.0.1 like every start, and stopped at once."""
     server = SecantusServer(storage_path=storage, log_path=log)
-    await server.start()
+    await _start_when_storage_free(server)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(server.url)
     try:
         try:
@@ -355,7 +385,7 @@ async def start_embedded(data_dir: Path) -> SecantusServer:
             extra_args=["--auth"],
             credentials=(_EMBEDDED_USER, password),
         )
-        await server.start()
+        await _start_when_storage_free(server)
         if await _authenticated(server):
             return server
         # a password file without its user (the database files were replaced): provision again

@@ -69,18 +69,7 @@ def _state_query() -> Any:
     wanted = bindparam("cid", type_=c.id.type)
     current = and_(s.conversation_id == c.id, s.version == latest_version(wanted))
     return (
-        select(
-            c.message_count,
-            c.user_id,
-            s.version,
-            s.user_id.label("summary_user_id"),
-            s.covered_seq,
-            s.content,
-            s.model,
-            s.messages,
-            s.created_at,
-            s.synced_at,
-        )
+        select(c.message_count, c.user_id.label("owner_id"), *conversation_summaries.c)
         .select_from(conversations.outerjoin(conversation_summaries, current))
         .where(c.id == wanted)
     )
@@ -141,20 +130,8 @@ class SummaryReader:
         row = (await self.conn.execute(_state_query(), {"cid": conversation_id})).first()
         if row is None:
             return None
-        current = None
-        if row.version is not None:
-            current = SummaryRecord(
-                conversation_id=conversation_id,
-                version=row.version,
-                user_id=row.summary_user_id,
-                covered_seq=row.covered_seq,
-                content=row.content,
-                model=row.model,
-                messages=row.messages,
-                created_at=row.created_at,
-                synced_at=row.synced_at,
-            )
-        return SummaryState(row.message_count, row.user_id, current)
+        current = _summary(row) if row.version is not None else None
+        return SummaryState(row.message_count, row.owner_id, current)
 
     async def current_summaries(
         self, conversation_ids: Sequence[UUID]

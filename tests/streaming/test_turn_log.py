@@ -73,6 +73,57 @@ async def test_follow_waits_for_live_events_and_beats_while_idle() -> None:
     assert got[-2:] == ["delta", "done"] and got[0] is None  # heartbeats before the events
 
 
+async def _batches(frame: float) -> list[list[str]]:
+    """The batches a follower gets for ``turn``, ten words at a model's pace, ``done``."""
+    log = _memory()
+    turn = uuid.uuid4()
+    await log.open(turn, owner=uuid.uuid4(), conversation_id=None)
+    batches: list[list[str]] = []
+
+    async def reader() -> None:
+        async for batch in follow(log, turn, 0, heartbeat=5, frame=frame):
+            assert batch is not None
+            batches.append([e.kind for e in batch])
+
+    task = asyncio.create_task(reader())
+    await log.append(turn, TurnEvent("turn", {}))
+    for i in range(10):
+        await asyncio.sleep(0.005)  # the follower wakes between words
+        await log.append(turn, _delta(i))
+    await log.append(turn, TurnEvent("done", {}))
+    await asyncio.wait_for(task, 2)
+    return batches
+
+
+async def test_follow_sends_text_in_frames_the_first_words_at_once() -> None:
+    """With a frame, the first delta is a batch of its own and the words that come while the
+    follower waits go out together; without one, every delta is its own batch."""
+    assert await _batches(0.1) == [["turn"], ["delta"], ["delta"] * 9 + ["done"]]
+    assert (await _batches(0.0))[1:] == [["delta"]] * 9 + [["delta", "done"]]
+
+
+async def test_expired_turns_go_without_a_scan_and_a_turn_can_finish_only_once() -> None:
+    log = _memory(max_turns=1000, retention_seconds=0.05, running_seconds=0.2)
+    owner = uuid.uuid4()
+    finished, running = uuid.uuid4(), uuid.uuid4()
+    await log.open(finished, owner=owner, conversation_id=None)
+    await log.open(running, owner=owner, conversation_id=None)
+    await log.append(finished, TurnEvent("done", {}))
+    await log.append(finished, TurnEvent("error", {}))  # a second end does not restart the clock
+    await asyncio.sleep(0.1)
+    await log.open(uuid.uuid4(), owner=owner, conversation_id=None)
+    assert await log.info(finished) is None  # retention over
+    assert await log.info(running) is not None  # still within its running time
+    await asyncio.sleep(0.15)
+    await log.open(uuid.uuid4(), owner=owner, conversation_id=None)
+    assert await log.info(running) is None
+    for _ in range(5000):  # the expiry list stays bounded by the turns kept
+        turn = uuid.uuid4()
+        await log.open(turn, owner=owner, conversation_id=None)
+        await log.append(turn, TurnEvent("done", {}))
+    assert len(log) <= 1000 and len(log._expiries) <= 4 * 1000 + 64 + 2
+
+
 def test_last_event_id_parsing() -> None:
     assert parse_id(None) == 0 and parse_id("") == 0 and parse_id("junk") == 0
     assert parse_id(" 7 ") == 7 and parse_id("-3") == 0

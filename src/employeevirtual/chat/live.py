@@ -90,10 +90,13 @@ class LiveTurns:
         turn_log: TurnLog,
         *,
         heartbeat_seconds: float,
+        frame_seconds: float = 0.0,
     ) -> None:
+        """``frame_seconds``: how often a follower writes a turn's text (``log.follow``)."""
         self.chat = chat
         self.log = turn_log
         self.heartbeat = heartbeat_seconds
+        self.frame = frame_seconds
         self._running: dict[UUID, _Running] = {}
         turn_log.on_cancel(self._cancel_local)
 
@@ -273,7 +276,7 @@ class LiveTurns:
 
     def events(self, turn_id: UUID, after: int) -> AsyncIterator[list[TurnEvent] | None]:
         """Batches of events after ``after`` until ``done``/``error``; None for a heartbeat."""
-        return follow(self.log, turn_id, after, heartbeat=self.heartbeat)
+        return follow(self.log, turn_id, after, heartbeat=self.heartbeat, frame=self.frame)
 
     async def cancel(self, turn_id: UUID, user_id: UUID) -> None:
         info = await self.owned(turn_id, user_id)

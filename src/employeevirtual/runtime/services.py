@@ -226,7 +226,12 @@ async def open_runtime(
         reconciler=reconciler,
         idempotency=idempotency,
         turn_log=turn_log,
-        live=LiveTurns(chat, turn_log, heartbeat_seconds=settings.stream_heartbeat_seconds),
+        live=LiveTurns(
+            chat,
+            turn_log,
+            heartbeat_seconds=settings.stream_heartbeat_seconds,
+            frame_seconds=settings.stream_frame_ms / 1000,
+        ),
         mcp=mcp,
         interrupted=InterruptedTurns(
             engine,

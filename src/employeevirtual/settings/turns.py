@@ -21,6 +21,13 @@ class TurnSettings(BaseModel):
         default=10_000, ge=1, description="turns kept in process (without Redis)"
     )
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
+    stream_frame_ms: int = Field(
+        default=25,
+        ge=0,
+        le=1000,
+        description="a stream sends the answer's text at most this often (the first words at "
+        "once, later ones together); 0: every piece as it comes",
+    )
     stream_key_prefix: str = Field(default="ev:turn:", description="Redis key prefix")
     interrupted_turn_sweep_seconds: float = Field(
         default=60.0, ge=0, description="look for turns a dead process left unanswered; 0: never"

@@ -9,6 +9,7 @@ Event ids are the turn's own counter, 1, 2, 3 … (``0-N`` inside Redis): a clie
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
@@ -66,12 +67,17 @@ class TurnLog(Protocol):
 
 
 async def follow(
-    turn_log: TurnLog, turn_id: UUID, after: int, *, heartbeat: float
+    turn_log: TurnLog, turn_id: UUID, after: int, *, heartbeat: float, frame: float = 0.0
 ) -> AsyncIterator[list[TurnEvent] | None]:
     """The events after ``after`` until the turn's ``done``/``error``, in batches (whatever
     arrived since the last read: one write to the client for several events); ``None`` when
     nothing came for ``heartbeat`` seconds (the caller sends a keep-alive). The iteration stops
-    at the end, or when the turn's events are gone (expired) before it."""
+    at the end, or when the turn's events are gone (expired) before it.
+
+    ``frame``: after a batch with text in it, the next read waits this long, so that a model's
+    next words go out together (the first ones go at once). A model streams a word or two per
+    event; one wake-up and one write per word made a streamed turn cost about half as much
+    server CPU again as a plain one."""
     while True:
         events = await turn_log.read(turn_id, after, wait=heartbeat)
         if not events:
@@ -85,6 +91,8 @@ async def follow(
                 return
         after = int(events[-1].id)
         yield events
+        if frame > 0 and events[-1].kind == "delta":
+            await asyncio.sleep(frame)
 
 
 def make_turn_log(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -51,30 +52,39 @@ class MemoryTurnLog:
         self.retention = retention_seconds
         self.running = running_seconds
         self._streams: OrderedDict[UUID, _Stream] = OrderedDict()
+        # when each turn may expire, soonest first (a turn is listed when it opens and again
+        # when it finishes; an entry that no longer applies is skipped): opening a turn drops
+        # the expired ones without looking at every turn kept
+        self._expiries: list[tuple[float, UUID]] = []
+        self._finished: OrderedDict[UUID, None] = OrderedDict()  # in the order they finished
         self._keys: dict[tuple[UUID, str], UUID] = {}
         self._cancel_callbacks: list[Callable[[UUID], None]] = []
 
     def __len__(self) -> int:
         return len(self._streams)
 
+    def _expires_at(self, stream: _Stream) -> float:
+        if stream.finished_at is not None:
+            return stream.finished_at + self.retention
+        return stream.opened_at + self.running
+
     def _purge(self, now: float) -> None:
-        expired = [
-            turn_id
-            for turn_id, s in self._streams.items()
-            if (s.finished_at is not None and s.finished_at + self.retention < now)
-            or (s.finished_at is None and s.opened_at + self.running < now)
-        ]
-        for turn_id in expired:
-            self._drop(turn_id)
-        if len(self._streams) >= self.max_turns:
-            finished = [t for t, s in self._streams.items() if s.finished_at is not None]
-            for turn_id in finished[: len(self._streams) - self.max_turns + 1]:
+        while self._expiries and self._expiries[0][0] < now:
+            _, turn_id = heapq.heappop(self._expiries)
+            stream = self._streams.get(turn_id)
+            if stream is not None and self._expires_at(stream) < now:
                 self._drop(turn_id)
+        if len(self._expiries) > 4 * self.max_turns + 64:  # entries of turns long evicted
+            self._expiries = [(self._expires_at(s), t) for t, s in self._streams.items()]
+            heapq.heapify(self._expiries)
+        while len(self._streams) >= self.max_turns and self._finished:
+            self._drop(next(iter(self._finished)))
         while len(self._streams) >= self.max_turns:  # all running: the oldest goes
             self._drop(next(iter(self._streams)))
 
     def _drop(self, turn_id: UUID) -> None:
         stream = self._streams.pop(turn_id, None)
+        self._finished.pop(turn_id, None)
         if stream is not None:
             if stream.key is not None:
                 self._keys.pop(stream.key, None)
@@ -93,6 +103,7 @@ class MemoryTurnLog:
         now = time.monotonic()
         self._purge(now)
         self._streams[turn_id] = _Stream(TurnInfo(owner, conversation_id, False), now)
+        heapq.heappush(self._expiries, (now + self.running, turn_id))
 
     async def append(self, turn_id: UUID, event: TurnEvent) -> TurnEvent:
         stream = self._streams.get(turn_id)
@@ -109,8 +120,10 @@ class MemoryTurnLog:
             drop = len(stream.events) - self.max_events
             del stream.events[:drop]
             stream.first_id += drop
-        if stored.terminal:
+        if stored.terminal and stream.finished_at is None:
             stream.finished_at = time.monotonic()
+            self._finished[turn_id] = None
+            heapq.heappush(self._expiries, (stream.finished_at + self.retention, turn_id))
             stream.info = TurnInfo(stream.info.owner, stream.info.conversation_id, True)
         changed, stream.changed = stream.changed, asyncio.Event()
         changed.set()

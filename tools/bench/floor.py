@@ -8,7 +8,10 @@
   cursor and replayed with the raw driver (asyncpg or aiosqlite), in the same transactions
   (ROLLBACK in place of COMMIT, so the database is left as it was);
 * ``mongo_ms``: CPU of the turn's MongoDB commands, captured from PyMongo's command monitoring
-  and replayed with ``db.command`` on a raw async client.
+  and replayed with ``db.command`` on a raw async client;
+* ``stream``: what streaming costs Pydantic AI itself: bare ``Agent.run`` on the bench's
+  20-word model, not streamed and streamed (an ``event_stream_handler`` that reads every event),
+  with the same history: the floor of issue 11's streamed / plain CPU ratio.
 
 Replays need the turn's inserts to be new again: before each round, and outside the timed part,
 the rows and documents the turn inserted are deleted (inside the same SQL transaction, so the
@@ -24,7 +27,7 @@ import pickle
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +44,9 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy.engine import make_url
 
-__all__ = ["FloorSpec", "measure_floor"]
+__all__ = ["STREAM_WORDS", "FloorSpec", "measure_floor"]
+
+STREAM_WORDS = [f"word{i} " for i in range(20)]  # the bench's stream model's answer
 
 _INSERT = re.compile(r"^\s*INSERT INTO\s+(\S+)\s*\(([^)]*)\)", re.IGNORECASE)
 
@@ -100,6 +105,35 @@ async def agent_floor(spec: FloorSpec) -> float:
         await agent.run("How are we doing this quarter?", message_history=history or None)
 
     return await _cpu_of(spec.rounds, None, step)
+
+
+async def stream_floor(spec: FloorSpec) -> dict[str, float]:
+    async def words(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("".join(STREAM_WORDS))], model_name="bench-stream")
+
+    async def words_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        for word in STREAM_WORDS:
+            yield word
+
+    agent = Agent(FunctionModel(words, stream_function=words_stream), instructions="Answer.")
+    history = _history(spec.history_messages) or None
+
+    async def read_all(_ctx: Any, stream: AsyncIterable[Any]) -> None:
+        async for _ in stream:
+            pass
+
+    async def plain() -> None:
+        await agent.run("How are we doing?", message_history=history)
+
+    async def streamed() -> None:
+        await agent.run("How are we doing?", message_history=history, event_stream_handler=read_all)
+
+    # alternating, so that drift hits both
+    plain_ms = streamed_ms = 0.0
+    for _ in range(4):
+        plain_ms += await _cpu_of(max(1, spec.rounds // 4), None, plain) / 4
+        streamed_ms += await _cpu_of(max(1, spec.rounds // 4), None, streamed) / 4
+    return {"plain_ms": plain_ms, "streamed_ms": streamed_ms, "ratio": streamed_ms / plain_ms}
 
 
 def _inserted_ids(entry: dict[str, Any]) -> tuple[str, list[Any]] | None:
@@ -241,6 +275,7 @@ async def measure_floor(spec: FloorSpec) -> dict[str, Any]:
         "sql_ms": sql_ms,
         "mongo_ms": mongo_ms,
         "total_ms": agent_ms + sql_ms + mongo_ms,
+        "stream": await stream_floor(spec),
         "rounds": spec.rounds,
         "history_messages": spec.history_messages,
         "sql_statements": kinds.count("sql"),

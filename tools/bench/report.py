@@ -351,10 +351,23 @@ def print_streams(results: dict[str, Any], console: Console | None = None) -> No
     t.add_row(
         "our overhead to the first `delta`, p50 / p99", _pair(o["overhead_to_first_delta_ms"])
     )
+    if "to_first_delta_ms" in c:
+        t.add_row(
+            "  the same, plain server (production loop, no meters), p50 / p99",
+            _pair({k: v - o["model_first_chunk_ms"] for k, v in c["to_first_delta_ms"].items()}),
+        )
     t.add_row(
         "server CPU per turn, streamed / not (ms)",
         f"{c['streamed_ms']:.1f} / {c['plain_ms']:.1f} = {c['ratio']:.2f}x",
     )
+    s = results["floor"].get("stream")
+    if s:
+        t.add_row(
+            "  Pydantic AI alone, bare Agent.run streamed / not (ms)",
+            f"{s['streamed_ms']:.2f} / {s['plain_ms']:.2f} = {s['ratio']:.2f}x",
+        )
+        extra = c["streamed_ms"] - c["plain_ms"] - (s["streamed_ms"] - s["plain_ms"])
+        t.add_row("  ours on top of Pydantic AI's streaming (ms)", f"{extra:.2f}")
     t.add_row("resume to `done`, p50 / p99 (ms)", f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}")
     t.add_row(f"{m['streams']:,} streams at once: errors", str(m["errors"]))
     t.add_row("  peak turns live at once", f"{m['peak_live_turns']:,}")
@@ -436,6 +449,19 @@ def _figures(results: dict[str, Any]) -> dict[str, float]:
     for key in ("agent_ms", "sql_ms", "mongo_ms", "total_ms"):
         out[f"floor {key}"] = results["floor"][key]
     out["steady CPU ms/turn"] = steady_cpu_ms(results)
+    streams = results.get("streams")
+    if streams and "cpu" in streams:
+        o, c = streams["overhead"], streams["cpu"]
+        out["stream: overhead to first delta p50 ms"] = o["overhead_to_first_delta_ms"]["p50"]
+        if "to_first_delta_ms" in c:
+            plain = c["to_first_delta_ms"]["p50"] - o["model_first_chunk_ms"]
+            out["stream: overhead to first delta p50 ms (plain server)"] = plain
+        out["stream: CPU streamed / plain"] = c["ratio"]
+        out["stream: CPU ms streamed - plain"] = c["streamed_ms"] - c["plain_ms"]
+        s = results["floor"].get("stream")
+        if s:
+            out["stream: Pydantic AI alone streamed / plain"] = s["ratio"]
+            out["stream: Pydantic AI alone ms streamed - plain"] = s["streamed_ms"] - s["plain_ms"]
     for name, (value, _, _) in targets(results).items():
         out[f"target: {name}"] = value
     return out

@@ -29,6 +29,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from tools.bench.floor import STREAM_WORDS
 from tools.bench.meter import StoreMeter
 from tools.bench.profile import own_code_summary
 
@@ -52,7 +53,6 @@ SLOW_MODEL = "openai-chat:bench-slow"
 STREAM_MODEL = "openai-chat:bench-stream"  # 20 words at once, streamed or not
 INSTANT_ANSWER = "ok"  # what the instant model answers to anything (a summary request too)
 SLOW_ANSWER = "ok, slowly"
-STREAM_WORDS = [f"word{i} " for i in range(20)]
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]

@@ -117,18 +117,21 @@ async def stream_cpu(
     """Server CPU per turn (``cpu_seconds``: the server's CPU so far), same model and
     conversation, streamed against not (alternating blocks so that drift on a shared machine
     hits both). On the plain server: the metered one times every event-loop callback and
-    counts every statement, which a streamed turn has more of."""
+    counts every statement, which a streamed turn has more of. Also the time to the first
+    ``delta`` there (the production loop, no meters; the model answers at once, its own time
+    to the first chunk is measured on the metered server)."""
     for _ in range(min(10, turns)):  # warm up: the first streamed turns of a process
         await _streamed(client, headers, cid)
         await _plain(client, headers, cid)
     cpu = {"streamed": 0.0, "plain": 0.0}
+    to_delta: list[float] = []
     block = max(1, turns // 4)
     for _ in range(4):
         for kind in ("plain", "streamed"):
             before = await cpu_seconds()
             for _ in range(block):
                 if kind == "streamed":
-                    await _streamed(client, headers, cid)
+                    to_delta.append((await _streamed(client, headers, cid))[1])
                 else:
                     await _plain(client, headers, cid)
             cpu[kind] += await cpu_seconds() - before
@@ -139,6 +142,10 @@ async def stream_cpu(
         "streamed_ms": streamed,
         "plain_ms": plain,
         "ratio": streamed / plain if plain else float("nan"),
+        "to_first_delta_ms": {
+            "p50": _pct(to_delta, 0.5) * 1000,
+            "p99": _pct(to_delta, 0.99) * 1000,
+        },
     }
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from employeevirtual.errors import Unavailable
 from employeevirtual.streaming.events import TurnEvent
@@ -147,6 +151,7 @@ async def test_redis_stream_has_a_hard_cap_and_a_ttl() -> None:
         await log.append(turn, TurnEvent("turn", {"conversation_id": str(uuid.uuid4())}))
         for i in range(40):
             await log.append(turn, _delta(i))
+        await log.flush()  # deltas go to Redis in the background
         key = f"{prefix}{turn}:events"
         assert await redis.xlen(key) == 16
         running_ttl = await redis.pttl(key)
@@ -170,6 +175,138 @@ async def test_redis_stream_has_a_hard_cap_and_a_ttl() -> None:
         await log.aclose()
 
 
+@pytest.fixture
+def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The Redis pipelines this process sends (redis-py's own ``Pipeline.execute``, one round
+    trip each), as the keys of their commands."""
+    sent: list[list[str]] = []
+    execute = Pipeline.execute
+
+    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[object]:
+        sent.append([str(args[1]) for args, _options in self.command_stack])
+        return await execute(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+    return sent
+
+
+def _sent(pipelines: list[list[str]], prefix: str) -> int:
+    """How many of ``pipelines`` wrote keys under ``prefix`` (not another test's servers)."""
+    return sum(any(key.startswith(prefix) for key in keys) for keys in pipelines)
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of the test's own, its keys deleted afterwards."""
+    assert REDIS_URL is not None
+    prefix = f"ev:test:{uuid.uuid4().hex}:"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+async def test_redis_writes_are_batched_and_all_there_once_the_end_returns(
+    pipelines: list[list[str]], redis_prefix: str
+) -> None:
+    """500 words, the appender yielding after each as an agent does: a few pipelines, not one
+    per word; once ``done`` returns, every event is in the Redis stream, in order."""
+    assert REDIS_URL is not None
+    n = 500
+    log = RedisTurnLog(REDIS_URL, prefix=redis_prefix, memory=_memory(max_events=1000))
+    redis = Redis.from_url(REDIS_URL)
+    turn = uuid.uuid4()
+    try:
+        await log.open(turn, owner=uuid.uuid4(), conversation_id=None)
+        opened = _sent(pipelines, redis_prefix)
+        await log.append(turn, TurnEvent("turn", {"conversation_id": str(uuid.uuid4())}))
+        for i in range(n):
+            await log.append(turn, _delta(i))
+            await asyncio.sleep(0)
+        await log.append(turn, TurnEvent("done", {"answer": "ok"}))
+        sent = _sent(pipelines, redis_prefix) - opened
+        assert sent <= n // 10, f"{sent} pipelines for {n + 2} events"
+        entries = await redis.xrange(f"{redis_prefix}{turn}:events")
+        assert [e[0].decode() for e in entries] == [f"0-{i}" for i in range(1, n + 3)]
+        kinds = [e[1][b"k"].decode() for e in entries]
+        assert kinds == ["turn"] + ["delta"] * n + ["done"]
+        assert [json.loads(e[1][b"d"])["delta"] for e in entries[1:-1]] == [
+            f"w{i} " for i in range(n)
+        ]
+        assert 0 < await redis.pttl(f"{redis_prefix}{turn}:info") <= 60_000  # retention
+    finally:
+        await redis.aclose()
+        await log.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+async def test_redis_end_is_readable_from_another_process_and_a_long_queue_waits(
+    pipelines: list[list[str]], redis_prefix: str
+) -> None:
+    """Two turns at once, appended without yielding: with at most 8 unsent events an append
+    waits for a send every 8 events (backpressure); once each ``done`` returned, a second
+    process's log reads every event of that turn."""
+    assert REDIS_URL is not None
+    log = RedisTurnLog(
+        REDIS_URL, prefix=redis_prefix, memory=_memory(max_events=1000), max_pending=8
+    )
+    other = RedisTurnLog(REDIS_URL, prefix=redis_prefix, memory=_memory(max_events=1000))
+    owner = uuid.uuid4()
+    turns = [uuid.uuid4(), uuid.uuid4()]
+    try:
+        for turn in turns:
+            await log.open(turn, owner=owner, conversation_id=None)
+        opened = _sent(pipelines, redis_prefix)
+        for i in range(40):
+            await log.append(turns[i % 2], _delta(i))
+        # no yield in between: only the bound made it send
+        assert _sent(pipelines, redis_prefix) - opened == 40 // 8
+        for end, turn in zip(("done", "error"), turns, strict=True):
+            await log.append(turn, TurnEvent(end, {"n": 1}))
+            info = await other.info(turn)
+            assert info is not None and info.owner == owner and info.finished
+            events = await other.read(turn, 0, wait=0)
+            assert [e.id for e in events] == [str(i) for i in range(1, 22)]
+            assert [e.kind for e in events] == ["delta"] * 20 + [end]
+            first = 0 if turn == turns[0] else 1
+            assert [e.data for e in events[:-1]] == [
+                {"delta": f"w{i} "} for i in range(first, 40, 2)
+            ]
+    finally:
+        await other.aclose()
+        await log.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+async def test_a_failed_redis_write_is_logged_and_the_writer_goes_on(
+    redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A turn whose events key is not a stream (WRONGTYPE): its end still returns, the warning
+    names the error only, and the next turn's events reach Redis."""
+    assert REDIS_URL is not None
+    caplog.set_level(logging.WARNING, logger="employeevirtual.streaming.redis_log")
+    log = RedisTurnLog(REDIS_URL, prefix=redis_prefix, memory=_memory())
+    redis = Redis.from_url(REDIS_URL)
+    broken, fine = uuid.uuid4(), uuid.uuid4()
+    try:
+        await redis.set(f"{redis_prefix}{broken}:events", "not a stream")
+        for turn in (broken, fine):
+            await log.open(turn, owner=uuid.uuid4(), conversation_id=None)
+            await log.append(turn, TurnEvent("delta", {"delta": "secret words"}))
+            await log.append(turn, TurnEvent("done", {}))
+        assert "ResponseError" in caplog.text and "secret" not in caplog.text
+        assert await redis.xlen(f"{redis_prefix}{fine}:events") == 2
+    finally:
+        await redis.aclose()
+        await log.aclose()
+
+
 async def test_a_redis_outage_leaves_local_turns_working_and_says_503_for_remote_ones() -> None:
     """Nothing listens on port 1: the turn still runs and is followed on its own process."""
     log = RedisTurnLog("redis://127.0.0.1:1/0", prefix="ev:down:", memory=_memory())
@@ -177,7 +314,7 @@ async def test_a_redis_outage_leaves_local_turns_working_and_says_503_for_remote
     try:
         await log.open(turn, owner=owner, conversation_id=None)
         await log.append(turn, _delta(0))
-        await log.append(turn, TurnEvent("done", {}))
+        await log.append(turn, TurnEvent("done", {}))  # the failed write does not hold it
         info = await log.info(turn)
         assert info is not None and info.owner == owner and info.finished
         assert [e.kind for e in await log.read(turn, 0, wait=0)] == ["delta", "done"]

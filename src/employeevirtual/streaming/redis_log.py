@@ -2,8 +2,10 @@
 stream per turn (``XADD … MAXLEN max_events``) and a small hash with the owner, both with a TTL
 (``running_seconds`` while it runs, ``retention_seconds`` once it ended), so any process can
 serve a resume. The process running the turn also keeps the events in memory and serves its
-own followers from there. Cancelling goes through a pub/sub channel to whichever process runs
-the turn."""
+own followers from there. Redis gets the events from one background writer, every event
+pending in one pipeline: a round trip awaited per streamed word slowed the turn by the
+Redis latency per word and cost CPU. Cancelling goes through a pub/sub channel to whichever
+process runs the turn."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from redis.exceptions import RedisError
 from employeevirtual.errors import Unavailable
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.memory_log import MemoryTurnLog, TurnInfo
-from employeevirtual.tasks import stop_task
+from employeevirtual.tasks import raise_if_cancelling, stop_task
 
 __all__ = ["RedisTurnLog"]
 
@@ -30,12 +32,30 @@ log = logging.getLogger(__name__)
 
 
 class RedisTurnLog:
-    def __init__(self, url: str, *, prefix: str, memory: MemoryTurnLog) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        memory: MemoryTurnLog,
+        linger_seconds: float = 0.01,
+        max_pending: int = 10_000,
+    ) -> None:
+        """``linger_seconds``: how long the writer lets events gather before it sends them (a
+        turn's end is sent at once); ``max_pending``: past this many unsent events an append
+        waits for them to be sent (Redis slower than the turns)."""
         self._redis: Redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
         self._prefix = prefix
         self.memory = memory
+        self._linger = linger_seconds
+        self._max_pending = max_pending
         self._cancel_callbacks: list[Callable[[UUID], None]] = []
         self._listener: asyncio.Task[None] | None = None
+        self._pending: list[tuple[UUID, TurnEvent, str]] = []  # in append order: ids ascend
+        self._waiters: list[asyncio.Future[None]] = []  # flushes of (at least) what is pending
+        self._wake = asyncio.Event()  # something is pending
+        self._urgent = asyncio.Event()  # someone waits: no lingering
+        self._writer: asyncio.Task[None] | None = None
 
     def _events_key(self, turn_id: UUID) -> str:
         return f"{self._prefix}{turn_id}:events"
@@ -50,6 +70,8 @@ class RedisTurnLog:
     async def forget_owner(self, owner: UUID) -> int:
         """Every turn's info hash is looked at (SCAN: the log holds few, short-lived turns)."""
         dropped = await self.memory.forget_owner(owner)
+        if self._writer is not None:  # their queued events first: the deletes below come last
+            await self.flush()
         async for key in self._redis.scan_iter(match=f"{self._prefix}*:info", count=500):
             if (await self._redis.hget(key, "owner")) == str(owner).encode():
                 name = key.decode() if isinstance(key, bytes) else str(key)
@@ -72,13 +94,61 @@ class RedisTurnLog:
             log.warning("turn not registered in Redis: %s", type(exc).__name__)
 
     async def append(self, turn_id: UUID, event: TurnEvent) -> TurnEvent:
+        """Kept in memory at once (the id, this process's followers) and queued for Redis. A
+        turn's end returns once the turn is in Redis, so that a client that saw it can resume
+        on any process."""
         stored = await self.memory.append(turn_id, event)
         if not stored.id:
             return stored
         body = json.dumps(stored.data, separators=(",", ":"), default=str)
-        events, info = self._events_key(turn_id), self._info_key(turn_id)
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+        self._pending.append((turn_id, stored, body))
+        if stored.terminal or len(self._pending) >= self._max_pending:
+            await self.flush()
+        else:
+            self._start_writer()
+            self._wake.set()
+        return stored
+
+    async def flush(self) -> None:
+        """Return once every event appended so far is written to Redis (or failed, logged)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._urgent.set()
+        self._wake.set()
+        self._start_writer()
+        await waiter
+
+    def _start_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="turn-log-redis-writer")
+
+    async def _write_loop(self) -> None:
+        """Sends all that is pending, for every turn, in one pipeline; a failed send is logged
+        and the loop goes on (the turns go on; only other processes miss those events)."""
+        while True:
+            await self._wake.wait()
+            if self._linger > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._urgent.wait()
+            self._wake.clear()
+            self._urgent.clear()
+            batch, self._pending = self._pending, []
+            waiters, self._waiters = self._waiters, []
+            try:
+                if batch:
+                    await self._write(batch)
+            except Exception as exc:  # followers on this process still have them
+                log.warning("turn events not kept in Redis: %s", type(exc).__name__)
+            finally:
+                _release(waiters)
+            raise_if_cancelling()
+
+    async def _write(self, batch: list[tuple[UUID, TurnEvent, str]]) -> None:
+        running, retention = int(self.memory.running * 1000), int(self.memory.retention * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for turn_id, stored, body in batch:
+                events, info = self._events_key(turn_id), self._info_key(turn_id)
                 pipe.xadd(
                     events,
                     {"k": stored.kind, "d": body},
@@ -88,16 +158,12 @@ class RedisTurnLog:
                 )
                 if stored.kind == "turn":
                     pipe.hset(info, "conversation_id", str(stored.data.get("conversation_id")))
-                    pipe.pexpire(events, int(self.memory.running * 1000))
+                    pipe.pexpire(events, running)
                 if stored.terminal:
-                    retention = int(self.memory.retention * 1000)
                     pipe.hset(info, "finished", "1")
                     pipe.pexpire(events, retention)
                     pipe.pexpire(info, retention)
-                await pipe.execute()
-        except RedisError as exc:  # followers on this process still have it; others miss it
-            log.warning("turn event not kept in Redis: %s", type(exc).__name__)
-        return stored
+            await pipe.execute()
 
     async def info(self, turn_id: UUID) -> TurnInfo | None:
         local = await self.memory.info(turn_id)
@@ -193,10 +259,25 @@ class RedisTurnLog:
                 await asyncio.sleep(1.0)
 
     async def aclose(self) -> None:
+        """What is still queued gets a few seconds to reach Redis; nobody is left waiting."""
         listener, self._listener = self._listener, None
         await stop_task(listener)
-        await self.memory.aclose()
+        await self.memory.aclose()  # nothing is queued after this
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await self.flush()
+        writer, self._writer = self._writer, None
+        await stop_task(writer)
+        waiters, self._waiters = self._waiters, []
+        _release(waiters)
         await self._redis.aclose()
+
+
+def _release(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # one whose appender was cancelled is done already
+            waiter.set_result(None)
 
 
 def _unavailable(exc: Exception) -> Unavailable:

@@ -8,12 +8,15 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from employeevirtual.errors import Unavailable
+from employeevirtual.streaming import log as log_module
+from employeevirtual.streaming import memory_log as memory_log_module
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.log import MemoryTurnLog, RedisTurnLog, follow, parse_id
 
@@ -77,55 +80,98 @@ async def test_follow_waits_for_live_events_and_beats_while_idle() -> None:
     assert got[-2:] == ["delta", "done"] and got[0] is None  # heartbeats before the events
 
 
-async def _batches(frame: float) -> list[list[str]]:
-    """The batches a follower gets for ``turn``, ten words at a model's pace, ``done``."""
+def _kinds(batch: list[TurnEvent] | None) -> list[str]:
+    assert batch is not None
+    return [e.kind for e in batch]
+
+
+async def test_follow_sends_text_in_frames_the_first_words_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a frame, the first delta is a batch of its own; the follower then waits one frame
+    (its sleep held here until released: no timing), and the words that came meanwhile go out
+    together. Without a frame it never waits, and every delta is its own batch."""
+    asked: list[float] = []
+    gate = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        asked.append(seconds)
+        await gate.wait()
+
+    monkeypatch.setattr(log_module, "asyncio", SimpleNamespace(sleep=held))
     log = _memory()
     turn = uuid.uuid4()
     await log.open(turn, owner=uuid.uuid4(), conversation_id=None)
-    batches: list[list[str]] = []
-
-    async def reader() -> None:
-        async for batch in follow(log, turn, 0, heartbeat=5, frame=frame):
-            assert batch is not None
-            batches.append([e.kind for e in batch])
-
-    task = asyncio.create_task(reader())
+    events = follow(log, turn, 0, heartbeat=5, frame=0.1)
     await log.append(turn, TurnEvent("turn", {}))
-    for i in range(10):
-        await asyncio.sleep(0.005)  # the follower wakes between words
+    assert _kinds(await anext(events)) == ["turn"]
+    await log.append(turn, _delta(0))
+    assert _kinds(await anext(events)) == ["delta"]
+    following = asyncio.ensure_future(anext(events))
+    for i in range(1, 10):
         await log.append(turn, _delta(i))
     await log.append(turn, TurnEvent("done", {}))
-    await asyncio.wait_for(task, 2)
-    return batches
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asked == [0.1] and not following.done()  # waiting out its frame
+    gate.set()
+    assert _kinds(await following) == ["delta"] * 9 + ["done"]
+
+    asked.clear()
+    other = uuid.uuid4()
+    await log.open(other, owner=uuid.uuid4(), conversation_id=None)
+    unframed = follow(log, other, 0, heartbeat=5, frame=0.0)
+    for i in range(3):
+        await log.append(other, _delta(i))
+        assert _kinds(await anext(unframed)) == ["delta"]
+    assert asked == []
 
 
-async def test_follow_sends_text_in_frames_the_first_words_at_once() -> None:
-    """With a frame, the first delta is a batch of its own and the words that come while the
-    follower waits go out together; without one, every delta is its own batch."""
-    assert await _batches(0.1) == [["turn"], ["delta"], ["delta"] * 9 + ["done"]]
-    assert (await _batches(0.0))[1:] == [["delta"]] * 9 + [["delta", "done"]]
+def _clock(monkeypatch: pytest.MonkeyPatch, start: float) -> list[float]:
+    """The turn log's monotonic clock, set by the test."""
+    now = [start]
+    monkeypatch.setattr(memory_log_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    return now
 
 
-async def test_expired_turns_go_without_a_scan_and_a_turn_can_finish_only_once() -> None:
-    log = _memory(max_turns=1000, retention_seconds=0.05, running_seconds=0.2)
+async def test_expired_turns_go_without_a_scan_and_a_turn_can_finish_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = _clock(monkeypatch, 1000.0)
+    log = _memory(max_turns=1000, retention_seconds=5, running_seconds=10)
     owner = uuid.uuid4()
     finished, running = uuid.uuid4(), uuid.uuid4()
     await log.open(finished, owner=owner, conversation_id=None)
     await log.open(running, owner=owner, conversation_id=None)
-    await log.append(finished, TurnEvent("done", {}))
-    await log.append(finished, TurnEvent("error", {}))  # a second end does not restart the clock
-    await asyncio.sleep(0.1)
+    await log.append(finished, TurnEvent("done", {}))  # kept until 1005
+    now[0] = 1004.0
+    await log.append(finished, TurnEvent("error", {}))  # a second end does not restart it
+    now[0] = 1006.0
     await log.open(uuid.uuid4(), owner=owner, conversation_id=None)
-    assert await log.info(finished) is None  # retention over
-    assert await log.info(running) is not None  # still within its running time
-    await asyncio.sleep(0.15)
+    assert await log.info(finished) is None  # its retention is over
+    assert await log.info(running) is not None  # running until 1010
+    now[0] = 1011.0
     await log.open(uuid.uuid4(), owner=owner, conversation_id=None)
     assert await log.info(running) is None
-    for _ in range(5000):  # the expiry list stays bounded by the turns kept
+    for _ in range(5000):  # the clock stands still: turns leave by the cap, not by time
         turn = uuid.uuid4()
         await log.open(turn, owner=owner, conversation_id=None)
         await log.append(turn, TurnEvent("done", {}))
-    assert len(log) <= 1000 and len(log._expiries) <= 4 * 1000 + 64 + 2
+    assert len(log) <= 1000
+    assert len(log._expiries) <= 4 * 1000 + 64 + 2  # entries of evicted turns are let go
+
+
+async def test_at_the_cap_the_turn_that_finished_first_goes_first() -> None:
+    log = _memory(max_turns=3)
+    owner = uuid.uuid4()
+    first, second, third = (uuid.uuid4() for _ in range(3))
+    for turn in (first, second, third):
+        await log.open(turn, owner=owner, conversation_id=None)
+    await log.append(second, TurnEvent("done", {}))
+    await log.append(first, TurnEvent("done", {}))
+    await log.open(uuid.uuid4(), owner=owner, conversation_id=None)
+    assert await log.info(second) is None  # finished before ``first``, though opened after it
+    assert await log.info(first) is not None and await log.info(third) is not None
 
 
 def test_last_event_id_parsing() -> None:

@@ -184,11 +184,24 @@ def test_unknown_event_kinds_are_refused() -> None:
         TurnEvent("surprise", {})
 
 
-@pytest.mark.redis
-@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
-async def test_redis_stream_has_a_hard_cap_and_a_ttl() -> None:
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of the test's own, its keys deleted afterwards."""
     assert REDIS_URL is not None
     prefix = f"ev:test:{uuid.uuid4().hex}:"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+async def test_redis_stream_has_a_hard_cap_and_a_ttl(redis_prefix: str) -> None:
+    assert REDIS_URL is not None
+    prefix = redis_prefix
     log = RedisTurnLog(REDIS_URL, prefix=prefix, memory=_memory(retention_seconds=30))
     redis = Redis.from_url(REDIS_URL)
     turn = uuid.uuid4()
@@ -214,9 +227,6 @@ async def test_redis_stream_has_a_hard_cap_and_a_ttl() -> None:
         assert events[-1].kind == "done"
         await other.aclose()
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
         await redis.aclose()
         await log.aclose()
 
@@ -239,19 +249,6 @@ def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 def _sent(pipelines: list[list[str]], prefix: str) -> int:
     """How many of ``pipelines`` wrote keys under ``prefix`` (not another test's servers)."""
     return sum(any(key.startswith(prefix) for key in keys) for keys in pipelines)
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of the test's own, its keys deleted afterwards."""
-    assert REDIS_URL is not None
-    prefix = f"ev:test:{uuid.uuid4().hex}:"
-    yield prefix
-    redis = Redis.from_url(REDIS_URL)
-    keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
 
 
 @pytest.mark.redis

@@ -76,8 +76,8 @@ async def follow(
 
     ``frame``: after a batch with text in it, the next read waits this long, so that a model's
     next words go out together (the first ones go at once). A model streams a word or two per
-    event; one wake-up and one write per word made a streamed turn cost about half as much
-    server CPU again as a plain one."""
+    event, and each batch costs the follower a wake-up and the response a write through every
+    middleware (the bench's 20-word answer: 22 writes a turn without frames, 3 with them)."""
     while True:
         events = await turn_log.read(turn_id, after, wait=heartbeat)
         if not events:

@@ -22,6 +22,7 @@ from employeevirtual.stores.records import (
     UserRecord,
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
+from employeevirtual.stores.sql.direct import DirectStatement
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.memory import MemoryRepository
@@ -65,7 +66,7 @@ def _turn_read() -> Any:
     )
 
 
-_TURN_READ = _turn_read()
+_TURN_READ = DirectStatement(_turn_read())
 
 
 def _apply_turn() -> Any:
@@ -95,7 +96,7 @@ def _apply_turn() -> Any:
     )
 
 
-_APPLY_TURN = _apply_turn()
+_APPLY_TURN = DirectStatement(_apply_turn())
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +171,7 @@ class ConversationReader:
         is gone or deactivated, so the turn needs no separate user read. The role lets the
         turn re-check the agent's visibility."""
         parameters = {"conversation_id": conversation_id, "user_id": user_id}
-        row = (await self.conn.execute(_TURN_READ, parameters)).first()
+        row = await _TURN_READ.first(self.conn, parameters)
         if row is None:
             return None
         return (
@@ -300,7 +301,7 @@ class ConversationRepository(ConversationReader):
             "now": now,
             "error": error,
         }
-        row = (await self.conn.execute(_APPLY_TURN, parameters)).first()
+        row = await _APPLY_TURN.first(self.conn, parameters)
         return conversation_from_row(row) if row else None
 
     async def update(

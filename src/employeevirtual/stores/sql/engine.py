@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, NewType
+from typing import Any, NewType, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A connection outside any transaction: each statement is its own snapshot.
 ReadConnection = NewType("ReadConnection", AsyncConnection)
@@ -131,13 +133,32 @@ class _RetryFirst(AsyncConnection):
             if not exc.connection_invalidated:
                 raise
             log.warning("database connection lost before its first statement; retrying once")
+        await self._after_disconnect()
+        return await super().execute(statement, parameters, **kwargs)
+
+    async def first_direct(
+        self, direct: Callable[[], Awaitable[T]], again: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``direct.DirectStatement``'s way in: the same retry, ``again`` on SQLAlchemy's path."""
+        if not self._fresh:
+            return await direct()
+        self._fresh = False
+        try:
+            return await direct()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost before its first statement; retrying once")
+        await self._after_disconnect()
+        return await again()
+
+    async def _after_disconnect(self) -> None:
         in_transaction = self.in_transaction()
         await self.rollback()
         if self._autocommit:
             await self.execution_options(isolation_level="AUTOCOMMIT")
         elif in_transaction:
             await self.begin()
-        return await super().execute(statement, parameters, **kwargs)
 
 
 def _connect_errors_as_operational(engine: AsyncEngine) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from employeevirtual.stores.sql.direct import DirectStatement
 from employeevirtual.stores.sql.engine import WriteConnection
 from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.summaries import (
@@ -146,6 +147,12 @@ def _turn_query(*, shared: bool, in_conversation: bool, summary: bool) -> Any:
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
+@cache
+def _direct_turn_query(*, shared: bool, in_conversation: bool, summary: bool) -> Any:
+    query = _turn_query(shared=shared, in_conversation=in_conversation, summary=summary)
+    return None if query is None else DirectStatement(query)
+
+
 @dataclass(frozen=True, slots=True)
 class TurnMemory:
     """What a turn is given: the scope's memories (oldest first) and the current summary."""
@@ -165,7 +172,7 @@ class MemoryReader(SummaryReader):
     async def for_turn(self, scope: MemoryScope, *, summary: bool) -> TurnMemory:
         """The scope's memories and the conversation's current summary in one statement (the
         turn's only memory read). The scope is bounded by the per-scope limit on writes."""
-        query = _turn_query(
+        query = _direct_turn_query(
             shared=scope.shared,
             in_conversation=scope.conversation_id is not None,
             summary=summary,
@@ -179,7 +186,7 @@ class MemoryReader(SummaryReader):
         }
         found: list[MemoryRecord] = []
         current: SummaryRecord | None = None
-        for row in await self.conn.execute(query, parameters):
+        for row in await query.rows(self.conn, parameters):
             if row.kind == "s":
                 assert scope.conversation_id is not None
                 current = SummaryRecord(

@@ -10,9 +10,12 @@ from uuid import UUID
 from sqlalchemy import Select, insert, select
 
 from employeevirtual.stores.records import MessageRecord
+from employeevirtual.stores.sql.direct import DirectStatement
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import message_from_row
 from employeevirtual.stores.sql.tables import messages
+
+_INSERT = DirectStatement(insert(messages))  # every column, named by its key
 
 __all__ = ["MessageReader", "MessageRepository", "messages_after"]
 
@@ -84,8 +87,8 @@ class MessageRepository(MessageReader):
         super().__init__(conn)
 
     async def insert_many(self, records: Sequence[MessageRecord]) -> None:
-        await self.conn.execute(
-            insert(messages),
+        await _INSERT.execute_many(
+            self.conn,
             [
                 {
                     "id": r.id,

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["dbapi"]
+__all__ = ["dbapi", "run_statement"]
 
 _Outcome = tuple[Any, list[Any], int, int | None]
 
@@ -138,3 +138,16 @@ class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
 def dbapi() -> _DBAPI:
     """The DBAPI module object for ``create_async_engine(..., module=dbapi())``."""
     return _DBAPI(aiosqlite, sqlite3)
+
+
+async def run_statement(
+    adapter: AsyncAdapt_aiosqlite_connection, operation: str, parameters: Any, many: bool
+) -> tuple[Any, list[Any]]:
+    """One statement in one trip, outside SQLAlchemy's cursor (``direct.DirectStatement``):
+    its description and rows."""
+    connection: Any = adapter._connection
+    async with adapter._execute_mutex:
+        description, rows, _, _ = await connection._execute(
+            _run, connection._conn, operation, parameters, many
+        )
+    return description, rows

@@ -38,6 +38,13 @@ class ServerSettings(BaseModel):
         "an `employeevirtual worker` runs them",
     )
 
+    gc_young_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="new container objects that start a collection of Python's youngest GC "
+        "generation (Python's own default: 700; 0 keeps Python's)",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -3,6 +3,7 @@ the drivers, flat between a 10- and a 1,000-message conversation. No timings ass
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
@@ -20,7 +22,14 @@ from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
 from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
-from tools.bench.report import burst_bound_ms, targets, write_results
+from tools.bench.report import (
+    burst_bound_ms,
+    print_workers,
+    target_bounds,
+    targets,
+    workers_speedup_bound,
+    write_results,
+)
 from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, steady_summaries
 from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, BenchState, install_bench_models
 
@@ -306,3 +315,49 @@ def test_the_machines_bound_on_a_burst() -> None:
     assert burst_bound_ms(results, burst(100, 35.0)) == 1750.0  # 100 x 35 ms on 2 cores
     assert burst_bound_ms(results, burst(10, 35.0)) == 1000.0  # the model's second dominates
     assert burst_bound_ms(results, burst(100, None)) is None
+
+
+def test_the_machines_bound_on_the_workers_speedup() -> None:
+    """One worker's turns cost the machine 25 ms of CPU each: 2 cores run at most 80 such
+    turns a second, 1.25x the 64 one worker gave, whatever two workers then measure."""
+
+    def workers(n: int, turns_per_s: float, machine_ms: float | None) -> dict[str, Any]:
+        per = {"server_cpu": 10.0, "client_cpu": 0.5}
+        if machine_ms is not None:
+            per["machine_cpu"] = machine_ms
+        run = {"p99_ms": 2000.0, "errors": 0, "machine_busy": 0.9, "per_turn_ms": per}
+        instant = {**run, "in_flight": 64, "throughput_per_s": turns_per_s}
+        slow = {**run, "in_flight": 100, "throughput_per_s": 50.0}
+        return {"workers": n, "instant": instant, "slow": slow}
+
+    one, two = workers(1, 64.0, 25.0), workers(2, 70.0, 40.0)
+    results: dict[str, Any] = {
+        "machine": {"cpus": 2},
+        "plan": {"slow_seconds": 1.0},
+        "floor": {"total_ms": 5.0},
+        "lengths": [{"server_cpu_ms_per_turn": 10.0}],
+        "concurrency": [],
+        "workers": [one, two],
+    }
+    assert workers_speedup_bound(results, one) == 1.25
+    name = "2 workers vs 1, instant turns/s"
+    assert target_bounds(results)[name] == 1.25  # one worker's cost and rate, not two's
+    value, text, met = targets(results)[name]
+    assert (round(value, 4), met) == (1.0938, False)  # 70 / 64
+    assert text == "1.09x >= 1.6x (this machine's bound 1.25x)"
+    one["instant"]["machine_busy_before"], two["instant"]["machine_busy_before"] = 0.05, 0.1
+    console = Console(file=io.StringIO(), width=400)
+    print_workers(results, console)
+    printed = console.file.getvalue()
+    assert "2 cores run at most 80 turns/s: 1.25x one worker's 64," in printed
+    assert "no turn running: 5% / 10%" in printed
+    two["instant"]["throughput_per_s"] = 96.0  # 1.5x: above the bound
+    assert targets(results)[name][1] == (
+        "1.50x >= 1.6x (this machine's bound 1.25x, exceeded: a turn cost the machine less)"
+    )
+    one["instant"]["machine_busy_before"] = 0.4  # other processes in one worker's machine CPU
+    assert targets(results)[name][1].endswith("less, other load: cores 40% busy before)")
+    results["workers"] = [workers(1, 64.0, None), two]  # results from before machine CPU
+    assert workers_speedup_bound(results, results["workers"][0]) is None
+    assert name not in target_bounds(results)
+    assert targets(results)[name][1] == "1.50x >= 1.6x"

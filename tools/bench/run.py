@@ -538,9 +538,19 @@ async def _profile(client: httpx.AsyncClient, api: _Api, cid: UUID, turns: int) 
 
 
 def _machine_busy_seconds() -> float:
-    """CPU time every process on the machine spent (all cores, not idle or waiting on I/O)."""
+    """CPU time every process on the machine spent (all cores, not idle or waiting on I/O).
+    Linux counts guest time inside user and nice already: not twice."""
     times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+    unbusy = ("idle", "iowait", "guest", "guest_nice")
+    return float(sum(times) - sum(getattr(times, name, 0.0) for name in unbusy))
+
+
+async def _machine_busy_share(seconds: float) -> float:
+    """How busy the machine's cores are over ``seconds`` of this process sleeping (0 to 1)."""
+    before, started = _machine_busy_seconds(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    busy = _machine_busy_seconds() - before
+    return busy / ((time.perf_counter() - started) * (os.cpu_count() or 1))
 
 
 def _own_cpu_seconds() -> float:
@@ -610,8 +620,9 @@ async def _concurrency(
     started = time.perf_counter()
     results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
     wall = time.perf_counter() - started
-    cpu = served.cpu_seconds() - cpu
+    # the machine's and the client's first: walking the server's processes costs client CPU
     machine, client = _machine_busy_seconds() - machine, _own_cpu_seconds() - client
+    cpu = served.cpu_seconds() - cpu
     ok = [r for r in results if r is not None]
     per_turn = 1000 / max(1, level)
     return {
@@ -639,7 +650,9 @@ async def _workers(
     log: Any,
 ) -> dict[str, Any]:
     """One plain server with ``workers`` processes: the instant model at ``workers_in_flight``
-    turns at once, then the slow model at ``workers_slow_in_flight``."""
+    turns at once (after two warm-up rounds and the server settling), then the slow model at
+    ``workers_slow_in_flight``. The instant run's machine CPU per turn on one worker gives the
+    report's bound on the speedup (``report.workers_speedup_bound``)."""
     async with (
         _server(stores, plan, plain=True, workers=workers) as served,
         _Load(served.base, credentials) as load,
@@ -648,8 +661,12 @@ async def _workers(
         for _ in range(2):  # warm every worker's caches
             await _concurrency(load, served, instant, plan.workers_in_flight)
         await served.settle()
+        # what the rest of the machine (stores, other sessions) burns with no turn running: it
+        # lands in the run's machine CPU per turn too
+        before = await _machine_busy_share(1.0)
         log(f"{workers} worker(s): {plan.workers_in_flight} instant turns in flight")
         fast = await _concurrency(load, served, instant, plan.workers_in_flight)
+        fast["machine_busy_before"] = before
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
         slow_run = await _concurrency(load, served, slow, plan.workers_slow_in_flight)
     return {"workers": workers, "instant": fast, "slow": slow_run}

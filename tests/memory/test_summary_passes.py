@@ -1,17 +1,23 @@
 """The background summary's passes, on a real runtime: messages an edit or a regenerated answer
-replaced never reach the summary (even when what replaced them lies past the batch), and a long
+replaced never reach the summary (even when what replaced them lies past the batch), a long
 catch-up reads a bounded number of messages per pass, going on in later passes until it has
-caught up."""
+caught up, and turns committed while a pass runs are folded in after it without another turn."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from sqlalchemy import select, update
 
 from employeevirtual.memory.summaries import SummaryWorker
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql.engine import read_connection
 from employeevirtual.stores.sql.memory import MemoryReader
 from employeevirtual.stores.sql.summaries import SummaryRecord
+from employeevirtual.stores.sql.tables import conversation_summaries, conversations
 from employeevirtual.stores.supersede import LOOKAHEAD
 from support import factories
 from support.memory import PROBE_MODEL, install_probe, seed_conversation
@@ -103,3 +109,57 @@ async def test_a_long_catch_up_reads_a_bounded_number_of_messages_per_pass(
     assert worker.stats.read <= passes * worker.pass_messages
     assert done.model == "offline"  # the operator's summary model, not the agent's
     assert "garden" in done.content
+
+
+async def test_turns_committed_during_a_pass_are_summarized_after_it(runtime: Runtime) -> None:
+    cid = await _seeded(runtime, [_filler(seq) for seq in range(1, 81)])
+    worker = _worker(runtime)
+    worker.every = 10
+    first_count = worker.window + worker.every
+    waiting, released = asyncio.Event(), asyncio.Event()
+
+    async def gated(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        waiting.set()
+        await released.wait()
+        return ModelResponse(parts=[TextPart("the summary")])
+
+    runtime.models.override("test:gated-summary", FunctionModel(gated))
+    worker.summarizer.model = "test:gated-summary"
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(conversations).where(conversations.c.id == cid).values(message_count=first_count)
+        )
+    worker.committed(cid, first_count, PROBE_MODEL)
+    await asyncio.wait_for(waiting.wait(), 10)  # the pass read the state, waits for its model
+
+    # a turn commits while the pass runs: the pass does not see it, its end does
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(conversations).where(conversations.c.id == cid).values(message_count=80)
+        )
+    worker.committed(cid, 80, PROBE_MODEL)
+    released.set()
+    await worker.drain()
+
+    summary = await _summary(runtime, cid)
+    assert summary.covered_seq == 80 - worker.window
+    assert summary.version == 2
+    assert worker.stats.failures == 0
+
+
+async def test_only_the_newest_versions_are_kept(runtime: Runtime) -> None:
+    cid = await _seeded(runtime, [_filler(seq) for seq in range(1, 81)])
+    worker = _worker(runtime)
+    worker.every = 1
+    worker.batch = (80 - worker.window) // 3
+    worker.keep = 2
+
+    assert await worker.update(cid, "offline") is False
+    assert worker.stats.versions == 3  # the first one past ``keep`` prunes
+    s = conversation_summaries.c
+    async with read_connection(runtime.engine) as conn:
+        rows = await conn.execute(
+            select(s.version, s.synced_at).where(s.conversation_id == cid).order_by(s.version)
+        )
+        kept = [(r.version, r.synced_at is not None) for r in rows]
+    assert kept == [(worker.stats.versions - 1, True), (worker.stats.versions, True)]

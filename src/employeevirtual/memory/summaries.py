@@ -151,6 +151,8 @@ class SummaryWorker:
         self._covered: OrderedDict[UUID, int] = OrderedDict()  # what each summary covers
         self._retry_at: dict[UUID, float] = {}
         self._running: dict[UUID, asyncio.Task[bool]] = {}
+        # the message count of the last turn committed while its conversation's pass ran
+        self._committed_during: dict[UUID, int] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._stopping = False
 
@@ -169,12 +171,21 @@ class SummaryWorker:
         return covered is None or edge - covered >= self.every
 
     def committed(self, conversation_id: UUID, message_count: int, model: str) -> None:
-        """After a turn's commit: start a summary update when one is due (not awaited)."""
-        if conversation_id in self._running or not self.due(conversation_id, message_count):
+        """After a turn's commit: start a summary update when one is due (not awaited). While a
+        pass runs, the turn is kept for its end: a pass does not read the state again after its
+        last batch to find the messages committed meanwhile."""
+        if conversation_id in self._running:
+            during = self._committed_during.get(conversation_id, 0)
+            self._committed_during[conversation_id] = max(during, message_count)
+        else:
+            self._start_if_due(conversation_id, message_count, self.summarizer.model_for(model))
+
+    def _start_if_due(self, conversation_id: UUID, message_count: int, model: str) -> None:
+        if not self.due(conversation_id, message_count):
             return
         if self._retry_at.get(conversation_id, 0.0) > time.monotonic():
             return
-        self._start(conversation_id, self.summarizer.model_for(model))
+        self._start(conversation_id, model)
 
     def _start(self, conversation_id: UUID, model: str) -> None:
         self.stats.scheduled += 1
@@ -189,8 +200,13 @@ class SummaryWorker:
 
     def _ended(self, conversation_id: UUID, model: str, task: asyncio.Task[bool]) -> None:
         self._running.pop(conversation_id, None)
-        if not self._stopping and not task.cancelled() and task.result():
+        committed = self._committed_during.pop(conversation_id, None)
+        if self._stopping or task.cancelled():
+            return
+        if task.result():
             self._start(conversation_id, model)  # the rest of a long catch-up: another pass
+        elif committed is not None:
+            self._start_if_due(conversation_id, committed, model)
 
     async def update(self, conversation_id: UUID, model: str) -> bool:
         """One pass: fold what left the window into the summary, reading at most
@@ -225,7 +241,8 @@ class SummaryWorker:
 
     async def _step(self, conversation_id: UUID, model: str, budget: int) -> int | None:
         """One batch folded in: the messages read; ``PAUSE`` when more is due than ``budget``
-        (messages this pass may still read) allows; None when there is nothing (more) to do."""
+        (messages this pass may still read) allows; None when there is nothing (more) to do,
+        by the state this step read (turns committed since are ``committed``'s to schedule)."""
         async with read_connection(self.engine) as conn:
             state = await MemoryReader(conn).summary_state(conversation_id)
             if state is None:  # the conversation is gone
@@ -273,6 +290,8 @@ class SummaryWorker:
         self.stats.versions += 1
         self.stats.messages += len(dialogue)
         await self._copy(summary)
+        if edge - end < self.every:
+            return None  # nothing more was due: no second read of the state to find that out
         return len(rows)
 
     async def _copy(self, summary: SummaryRecord) -> None:

@@ -88,6 +88,13 @@ def _prune_query() -> Any:
 
 
 @cache
+def _insert_and_prune_query() -> Any:
+    """PostgreSQL: the insert and the prune in one statement (a data-modifying CTE), one round
+    trip fewer; a duplicate version still fails the whole statement."""
+    return _INSERT_SUMMARY.add_cte(_prune_query().cte("pruned"))
+
+
+@cache
 def _synced_query() -> Any:
     s = conversation_summaries.c
     return (
@@ -170,22 +177,27 @@ class SummaryRepository(SummaryReader):
     async def add_summary(self, summary: SummaryRecord, *, keep: int) -> None:
         """A new version (the primary key refuses a second writer of the same version); the
         versions older than the newest ``keep`` go."""
-        await self.conn.execute(
-            _INSERT_SUMMARY,
-            {
-                "conversation_id": summary.conversation_id,
-                "version": summary.version,
-                "user_id": summary.user_id,
-                "covered_seq": summary.covered_seq,
-                "content": summary.content,
-                "model": summary.model,
-                "messages": summary.messages,
-                "created_at": summary.created_at,
-            },
-        )
-        await self.conn.execute(
-            _prune_query(), {"cid": summary.conversation_id, "oldest": summary.version - keep}
-        )
+        values = {
+            "conversation_id": summary.conversation_id,
+            "version": summary.version,
+            "user_id": summary.user_id,
+            "covered_seq": summary.covered_seq,
+            "content": summary.content,
+            "model": summary.model,
+            "messages": summary.messages,
+            "created_at": summary.created_at,
+        }
+        oldest = summary.version - keep  # versions start at 1: none to prune before keep+1
+        if oldest < 1:
+            await self.conn.execute(_INSERT_SUMMARY, values)
+        elif self.conn.dialect.name == "postgresql":
+            prune = {"cid": summary.conversation_id, "oldest": oldest}
+            await self.conn.execute(_insert_and_prune_query(), values | prune)
+        else:
+            await self.conn.execute(_INSERT_SUMMARY, values)
+            await self.conn.execute(
+                _prune_query(), {"cid": summary.conversation_id, "oldest": oldest}
+            )
 
     async def mark_summary_synced(self, conversation_id: UUID, version: int, now: datetime) -> int:
         """This version and any older one still marked unsynced (the newest carries them)."""

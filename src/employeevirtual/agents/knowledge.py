@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_ai import RunContext, Tool
+
+if TYPE_CHECKING:
+    from employeevirtual.memory.tools import MemoryTurn
 
 __all__ = ["SEARCH_TOOL", "KnowledgeSearch", "RunDeps", "search_tool"]
 
@@ -26,10 +29,12 @@ KnowledgeSearch = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 @dataclass
 class RunDeps:
-    """Per run: how to search, and every search made (query and the sources it returned)."""
+    """Per run: how to search, and every search made (query and the sources it returned);
+    the turn's memory (None: the run is not offered ``remember``/``forget``)."""
 
     search: KnowledgeSearch | None = None
     searches: list[dict[str, Any]] = field(default_factory=list)
+    memory: MemoryTurn | None = None
 
     @property
     def sources(self) -> list[dict[str, Any]]:

@@ -44,6 +44,7 @@ from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDe
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
 from employeevirtual.agents.team import HANDOFF_TOOL, Team, TeamRun, label_speakers, run_with_team
 from employeevirtual.agents.tools import TOOLS
+from employeevirtual.memory.tools import MemoryTurn, memory_tools
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.records import AgentRecord, MessageRecord, TurnUsage
 from employeevirtual.streaming.events import TurnEvent, truncate
@@ -155,7 +156,13 @@ class AgentRunner:
         self._agents: dict[tuple[Any, ...], Agent[RunDeps, str]] = {}
 
     def _agent(self, spec: AgentRecord) -> Agent[RunDeps, str]:
-        key = (spec.id, spec.updated_at, spec.model, tuple(spec.knowledge_base_ids))
+        key = (
+            spec.id,
+            spec.updated_at,
+            spec.model,
+            tuple(spec.knowledge_base_ids),
+            spec.memory_enabled,
+        )
         agent = self._agents.get(key)
         if agent is None:
             if len(self._agents) > 1024:
@@ -167,6 +174,8 @@ class AgentRunner:
             tools: list[Any] = [TOOLS[name] for name in spec.tools if name in TOOLS]
             if spec.knowledge_base_ids:
                 tools.append(search_tool())
+            if spec.memory_enabled:  # offered to the runs that have their turn's memory
+                tools += memory_tools()
             agent = Agent(
                 self.models.get(spec.model),
                 deps_type=RunDeps,
@@ -263,18 +272,20 @@ class AgentRunner:
         knowledge: KnowledgeSearch | None = None,
         instructions: str | None = None,
         toolsets: Sequence[AbstractToolset[Any]] = (),
+        memory: MemoryTurn | None = None,
         team: Team | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call
         and tool result is handed to it as it happens; the outcome's text is then exactly the
         streamed pieces joined. ``instructions`` and ``toolsets``: this run's own, on top of
-        the agent's (its memory, issue 18)."""
+        the agent's (its MCP tools, its memory's instructions). ``memory``: the turn's, for the
+        agent's ``remember``/``forget`` (issue 18; None: they are not offered)."""
         started = time.perf_counter()
         deltas: list[str] = []
         # ``knowledge`` searches the agent's bases that the caller may read (None: the agent
         # has none, or knowledge is unavailable)
         team_run = None if team is None else TeamRun(team, self._agent, self.tool_result_chars)
-        deps = RunDeps(search=knowledge)
+        deps = RunDeps(search=knowledge, memory=memory)
         answered = spec
 
         def failure(kind: str, message: str) -> AgentFailure:
@@ -299,7 +310,7 @@ class AgentRunner:
                     timeout=self.timeout_seconds,
                     event_stream_handler=handler,
                     instructions=instructions,
-                    toolsets=list(toolsets) or None,  # the run's own (MCP tools, memory tools)
+                    toolsets=list(toolsets) or None,  # the run's own (MCP tools)
                 )
                 new_messages = result.new_messages()
             else:
@@ -308,7 +319,7 @@ class AgentRunner:
                         team_run,
                         spec,
                         prompt,
-                        deps=team_run.deps(spec, knowledge),
+                        deps=team_run.deps(spec, knowledge, memory=memory),
                         toolsets=list(toolsets),
                         instructions=instructions,
                         history_for=lambda agent_id: (

@@ -32,6 +32,7 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from employeevirtual.agents.delegates import may_delegate_to
 from employeevirtual.agents.knowledge import KnowledgeSearch, RunDeps
+from employeevirtual.memory.tools import MemoryTurn
 from employeevirtual.stores.records import AgentRecord, MessageRecord
 from employeevirtual.streaming.events import TurnEvent, truncate
 
@@ -119,8 +120,12 @@ class TeamRun:
         *,
         depth: int = 0,
         entry: str | None = None,
+        memory: MemoryTurn | None = None,
     ) -> TeamDeps:
-        return TeamDeps(search=search, team_run=self, agent=agent, depth=depth, entry=entry)
+        """``memory``: the turn's, for the turn's own agent's first run only."""
+        return TeamDeps(
+            search=search, memory=memory, team_run=self, agent=agent, depth=depth, entry=entry
+        )
 
     def toolsets(self, agent: AgentRecord, depth: int) -> list[AbstractToolset[Any]]:
         """The delegates as tools (none at the depth cap)."""
@@ -287,8 +292,9 @@ async def run_with_team(
     """The turn's agent with its team; after a ``handoff`` the named agent answers the same
     message (same context, same usage and limits), and so on up to ``max_handoffs``. Returns
     the last run's result, the agent that answered, its deps and every run's new messages."""
-    # the first agent's run has the turn's own ``instructions`` and ``toolsets`` (its memory,
-    # its MCP tools); an agent handed the turn gets its own MCP tools and the handoff's note
+    # the first agent's run has the turn's own ``instructions``, ``toolsets`` (its MCP tools)
+    # and memory (in ``deps``: its ``remember``/``forget``); an agent handed the turn gets its
+    # own MCP tools and the handoff's note, and no memory (its deps have none)
     agent, run_deps, usage, note = spec, deps, None, instructions
     had_turn = {spec.id}
     messages: list[ModelMessage] = []

@@ -75,10 +75,8 @@ class AgentRuns:
             on_event=on_event,
             knowledge=self.knowledge_for(user_id, agent),
             instructions=memory.instructions if memory else None,
-            toolsets=[
-                *await self.toolsets_for(user_id, agent),
-                *(memory.toolsets if memory else ()),
-            ],
+            toolsets=await self.toolsets_for(user_id, agent),
+            memory=memory,
             team=await self.team_for(user_id, agent),
         )
 

@@ -1,6 +1,12 @@
 """What one turn gets from memory: the instructions that hand the model its memories and the
 conversation's summary, and the built-in ``remember`` and ``forget`` tools.
 
+The tools are the agent's own (``memory_tools``, added when its spec keeps memory, like the
+knowledge search): a run reaches its turn's ``MemoryTurn`` through ``RunDeps.memory``, and a
+run without one (memory off on the server, reading it failed, a delegate's run) is not offered
+them. As a per-run toolset they cost ≈0.25 ms more CPU a run (issue 17: Pydantic AI then
+gathers the run's toolsets in a task group, and each turn built its own).
+
 The tools decide and answer; they write nothing. Their calls and results are part of the turn's
 record (the agent message's ``tool_calls``), and the chat service applies the accepted ones in
 the turn's own SQL transaction (``MemoryService.apply``), so a memory exists exactly when the
@@ -9,18 +15,24 @@ message that saved it was committed, and names that message as its source.
 
 from __future__ import annotations
 
-import copy
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_ai import FunctionToolset, ModelRetry, Tool
+from pydantic_ai import ModelRetry, RunContext, Tool, ToolDefinition
 
+from employeevirtual.agents.knowledge import RunDeps
 from employeevirtual.stores.sql.memory import MemoryRecord, MemoryScope
 from employeevirtual.stores.sql.summaries import SummaryRecord
 
-__all__ = ["FORGET_TOOL", "MEMORY_TOOLS", "REMEMBER_TOOL", "MemoryTurn", "normalized"]
+__all__ = [
+    "FORGET_TOOL",
+    "MEMORY_TOOLS",
+    "REMEMBER_TOOL",
+    "MemoryTurn",
+    "memory_tools",
+    "normalized",
+]
 
 REMEMBER_TOOL = "remember"
 FORGET_TOOL = "forget"
@@ -30,23 +42,6 @@ SHORT_ID = 8  # the id prefix shown to the model
 
 def normalized(text: str) -> str:
     return " ".join(text.split())
-
-
-_BUILT: dict[str, Tool[Any]] = {}  # each tool as first built: its schema is the same every turn
-
-
-def _bound(method: Callable[..., Awaitable[dict[str, Any]]], name: str) -> Tool[Any]:
-    """``method`` (of one turn's ``MemoryTurn``) as a tool. Its schema comes from the signature
-    and docstring, the same for every turn: it is built once (a few ms of CPU a turn otherwise)
-    and each turn's tool calls its own ``method``."""
-    built = _BUILT.get(name)
-    if built is None:
-        built = FunctionToolset[Any](max_retries=1).add_function(method, takes_ctx=False, name=name)
-        _BUILT[name] = built
-    tool = copy.copy(built)
-    tool.function = method
-    tool.function_schema = replace(built.function_schema, function=method)
-    return tool
 
 
 @dataclass
@@ -87,11 +82,6 @@ class MemoryTurn:
                 + self.summary.content
             )
         return "\n\n".join(parts)
-
-    @property
-    def toolsets(self) -> list[FunctionToolset[Any]]:
-        tools = [_bound(self.remember, REMEMBER_TOOL), _bound(self.forget, FORGET_TOOL)]
-        return [FunctionToolset(tools, max_retries=1)]
 
     # -- the tools ------------------------------------------------------------------------------
 
@@ -143,3 +133,38 @@ class MemoryTurn:
         else:
             self.forgotten.add(found[0])
         return {"status": "forgotten", "id": found[0]}
+
+
+# -- the agent's tools ------------------------------------------------------------------------
+
+
+def _turn_of(ctx: RunContext[RunDeps]) -> MemoryTurn:
+    memory = ctx.deps.memory
+    assert memory is not None, "offered only to a run with its turn's memory"
+    return memory
+
+
+def _offered(ctx: RunContext[RunDeps], tool: ToolDefinition) -> ToolDefinition | None:
+    """Only to a run with its turn's memory (sync: a call, no coroutine, each model request)."""
+    return tool if ctx.deps is not None and ctx.deps.memory is not None else None
+
+
+async def remember(ctx: RunContext[RunDeps], fact: str) -> dict[str, Any]:
+    return await _turn_of(ctx).remember(fact)
+
+
+async def forget(ctx: RunContext[RunDeps], memory_id: str) -> dict[str, Any]:
+    return await _turn_of(ctx).forget(memory_id)
+
+
+# the model is told what the turn's own methods say
+remember.__doc__ = MemoryTurn.remember.__doc__
+forget.__doc__ = MemoryTurn.forget.__doc__
+
+
+def memory_tools() -> list[Tool[RunDeps]]:
+    """``remember`` and ``forget``, for an agent whose spec keeps memory."""
+    return [
+        Tool(function, takes_ctx=True, name=name, max_retries=1, prepare=_offered)
+        for name, function in ((REMEMBER_TOOL, remember), (FORGET_TOOL, forget))
+    ]

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
-from employeevirtual.api.limits import reject_hostile_input, reject_unknown_query_params
+from employeevirtual.api.limits import check_input
 from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
     AccessLog,
@@ -129,7 +129,7 @@ def create_app(
         version="0.1.0",
         description="Chat with AI virtual employees.",
         lifespan=lifespan,
-        dependencies=[Depends(reject_hostile_input), Depends(reject_unknown_query_params)],
+        dependencies=[Depends(check_input)],
     )
     app.settings = settings
     install_error_handlers(app)

@@ -32,20 +32,26 @@ _bearer = OAuth2PasswordBearer(
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (ev_live_...)")
 
 
-# async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request
-async def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
+
+
+# async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request.
+# The dependencies below take the request, not ``RuntimeDep``: FastAPI walks a dependency's
+# whole sub-tree on every use, cached or not, so each nesting level costs every request.
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def from_runtime(part: Callable[[Runtime], T]) -> Callable[[Runtime], Awaitable[T]]:
+def from_runtime(part: Callable[[Runtime], T]) -> Callable[[Request], Awaitable[T]]:
     """A dependency answering one part of the runtime: ``Depends(from_runtime(lambda r: r.x))``
     (async, like ``get_runtime``)."""
 
-    async def dependency(runtime: RuntimeDep) -> T:
-        return part(runtime)
+    async def dependency(request: Request) -> T:
+        return part(runtime_of(request))
 
     return dependency
 
@@ -92,12 +98,12 @@ async def _authenticate(
 
 
 async def current_user(
-    runtime: RuntimeDep,
+    request: Request,
     token: Annotated[str | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> UserRecord:
     """The caller, loaded on every request so a deactivated user is refused at once."""
-    user = await _authenticate(runtime, token, api_key, load_user=True)
+    user = await _authenticate(runtime_of(request), token, api_key, load_user=True)
     assert isinstance(user, UserRecord)
     return user
 
@@ -106,14 +112,14 @@ CurrentUser = Annotated[UserRecord, Depends(current_user)]
 
 
 async def current_user_id(
-    runtime: RuntimeDep,
+    request: Request,
     token: Annotated[str | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> UUID:
     """The caller's id. A token's subject is not checked against the store here: only for
     services that check the user exists and is active inside their own read (the chat turn),
     saving a round trip. An API key is always looked up (it has to be)."""
-    caller = await _authenticate(runtime, token, api_key, load_user=False)
+    caller = await _authenticate(runtime_of(request), token, api_key, load_user=False)
     return caller.id if isinstance(caller, UserRecord) else caller
 
 

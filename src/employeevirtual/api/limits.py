@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
-from employeevirtual.api.deps import CurrentUserId, RuntimeDep
+from employeevirtual.api.deps import CurrentUserId, runtime_of
 from employeevirtual.errors import InvalidInput, RateLimited
+from employeevirtual.runtime import Runtime
 
 __all__ = [
     "ChatRateLimit",
+    "ChatUserId",
+    "check_input",
     "reject_hostile_input",
     "reject_unknown_query_params",
 ]
@@ -25,7 +29,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-async def chat_rate_limit(runtime: RuntimeDep, user_id: CurrentUserId, response: Response) -> None:
+async def _hit_chat_limit(runtime: Runtime, user_id: UUID, response: Response) -> None:
     settings = runtime.settings
     limit, window = settings.rate_limit_chat, settings.rate_limit_window_seconds
     try:
@@ -43,7 +47,22 @@ async def chat_rate_limit(runtime: RuntimeDep, user_id: CurrentUserId, response:
     response.headers.update(decision.headers())
 
 
+async def chat_rate_limit(request: Request, user_id: CurrentUserId, response: Response) -> None:
+    await _hit_chat_limit(runtime_of(request), user_id, response)
+
+
 ChatRateLimit = Depends(chat_rate_limit)
+
+
+async def chat_user_id(request: Request, user_id: CurrentUserId, response: Response) -> UUID:
+    """``CurrentUserId`` under the chat rate limit: one dependency where ``ChatRateLimit`` and
+    ``CurrentUserId`` would be two (FastAPI walks a cached dependency's sub-tree again on
+    each use)."""
+    await _hit_chat_limit(runtime_of(request), user_id, response)
+    return user_id
+
+
+ChatUserId = Annotated[UUID, Depends(chat_user_id)]
 
 
 def _query_names(dependant: Dependant, names: set[str]) -> set[str]:
@@ -133,3 +152,10 @@ async def reject_hostile_input(request: Request) -> None:
                 problem = _bad_text(field)
                 if problem:
                     raise InvalidInput(f"form field {name[:40]!r} {problem}")
+
+
+async def check_input(request: Request) -> None:
+    """The app-wide guard: ``reject_hostile_input``, then ``reject_unknown_query_params``, as
+    one dependency (each dependency costs every request a walk in FastAPI)."""
+    await reject_hostile_input(request)
+    await reject_unknown_query_params(request)

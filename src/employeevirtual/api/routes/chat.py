@@ -7,8 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import Response
 
-from employeevirtual.api.deps import ChatDep, CurrentUserId, LiveDep, RuntimeDep, require_active
-from employeevirtual.api.limits import ChatRateLimit
+from employeevirtual.api.deps import RuntimeDep, require_active
+from employeevirtual.api.limits import ChatUserId
 from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.schemas import ChatIn, ChatOut
 from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
@@ -19,7 +19,8 @@ from employeevirtual.chat.turn import TurnOutcome
 from employeevirtual.errors import InvalidInput
 from employeevirtual.streaming.events import TurnEvent
 
-router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[ChatRateLimit])
+# the chat rate limit is the route's ChatUserId (one dependency, not ChatRateLimit + the user id)
+router = APIRouter(prefix="/api/chat", tags=["chat"])
 
 
 def _respond(answer: StoredResponse, headers: Mapping[str, str] | None = None) -> Response:
@@ -99,9 +100,7 @@ async def _frames(events: list[TurnEvent]) -> AsyncIterator[bytes]:
     },
 )
 async def chat_with_agent(
-    user_id: CurrentUserId,
-    chat: ChatDep,
-    live: LiveDep,
+    user_id: ChatUserId,
     runtime: RuntimeDep,
     response: Response,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
@@ -120,6 +119,7 @@ async def chat_with_agent(
     ] = None,
 ) -> Response:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
+    chat, live = runtime.chat, runtime.live  # from the runtime: no dependency walk each
     if idempotency_key is not None:
         # the user check comes first: a key's replay or its 422 must not answer a deactivated
         # user (without a key, the turn's own single read checks the user before anything)

@@ -1,0 +1,46 @@
+"""The chat turn's dependency tree stays small: FastAPI walks every node of it on each request,
+a cached dependency's sub-tree included, so each extra node is CPU on every turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+
+from employeevirtual.main import create_app
+from employeevirtual.settings import Settings
+
+
+def _walked(dependant: Dependant) -> list[str]:
+    """Every dependency FastAPI solves for ``dependant``, repeats included, in its order."""
+    names: list[str] = []
+    for sub in dependant.dependencies:
+        names += _walked(sub)
+        names.append(getattr(sub.call, "__name__", type(sub.call).__name__))
+    return names
+
+
+def _solved_dependant(app: FastAPI, path: str) -> Dependant:
+    """What FastAPI solves for ``path``: the route's dependant with the app's and the router's
+    dependencies (FastAPI 0.16x keeps those on an included router's effective route)."""
+    for route in app.routes:
+        contexts: Any = getattr(route, "effective_route_contexts", None)
+        for context in contexts() if contexts else []:
+            if context.path == path:
+                return context.dependant  # type: ignore[no-any-return]
+    raise LookupError(path)
+
+
+def test_the_chat_turn_walks_each_dependency_once(settings: Settings) -> None:
+    walked = _walked(_solved_dependant(create_app(settings), "/api/chat/agent"))
+    assert len(walked) == len(set(walked)), walked
+    # the input guard first, then the caller (auth under the chat rate limit), then the runtime
+    assert walked == [
+        "check_input",
+        "OAuth2PasswordBearer",
+        "APIKeyHeader",
+        "current_user_id",
+        "chat_user_id",
+        "get_runtime",
+    ]

@@ -4,6 +4,7 @@ the response and a rejection costs no routing, parsing or database work."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -128,7 +129,11 @@ class BodySizeLimit(HttpMiddleware):
 def client_key(scope: Scope) -> str:
     """The client's address; IPv6 grouped by /64 (one client usually holds a whole /64)."""
     client = scope.get("client")
-    host = client[0] if client else "unknown"
+    return _host_key(client[0] if client else "unknown")
+
+
+@functools.lru_cache(maxsize=4096)  # a client sends many requests: parse its address once
+def _host_key(host: str) -> str:
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +37,8 @@ _request_id = request_id_var
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (the shape of ``uuid4().hex``, without building a UUID)."""
+    return secrets.token_hex(16)
 
 
 class RequestId(HttpMiddleware):

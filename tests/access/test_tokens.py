@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt
+import pytest
 from sqlalchemy import delete
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.security.tokens import InvalidToken, TokenService
 from employeevirtual.stores.sql import tables
 from support.access import account
 
@@ -125,3 +129,44 @@ async def test_x_api_key_holding_a_jwt_is_401(client: httpx.AsyncClient) -> None
     r = await client.get("/api/users/me", headers={"X-API-Key": token})
     assert r.status_code == 401
     assert "ev_live_" in r.json()["detail"]
+
+
+def _service() -> TokenService:
+    return TokenService(key="k" * 48, issuer="ev", audience="ev-api", lifetime=timedelta(hours=1))
+
+
+def test_a_token_is_fully_checked_once_then_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = _service()
+    user = uuid.uuid4()
+    token, _ = tokens.issue(user)
+    decoded: list[str] = []
+    real = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    assert [tokens.subject(token) for _ in range(3)] == [user] * 3
+    assert decoded == [token]
+    forged = jwt.encode(_plain_claims(str(user)), "another-key-" * 4, algorithm="HS256")
+    for _ in range(2):  # a refusal is never remembered: each try is checked again
+        with pytest.raises(InvalidToken, match="not valid"):
+            tokens.subject(forged)
+    assert decoded == [token, forged, forged]
+
+
+def test_a_remembered_token_still_expires() -> None:
+    tokens = _service()
+    user = uuid.uuid4()
+    # issued so that it expires within 2 s (exp is whole seconds)
+    token, expires = tokens.issue(user, now=datetime.now(UTC) - timedelta(hours=1, seconds=-2))
+    assert tokens.subject(token) == user
+    time.sleep(max(0.0, expires.timestamp() - time.time()) + 0.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.subject(token)
+
+
+def _plain_claims(sub: str) -> dict[str, object]:
+    now = datetime.now(UTC)
+    return {"sub": sub, "iss": "ev", "aud": "ev-api", "iat": now, "exp": now + timedelta(hours=1)}

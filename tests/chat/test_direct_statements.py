@@ -9,6 +9,7 @@ connection PostgreSQL dropped.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -221,6 +222,9 @@ async def test_a_direct_statements_error_is_sqlalchemys_and_the_transaction_roll
     assert agent_id != UUID(agent["id"])
 
 
+@pytest.mark.skipif(
+    not os.environ.get("EV_TEST_POSTGRES_URL"), reason="PostgreSQL only (EV_TEST_POSTGRES_URL)"
+)
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_first_direct_statement_on_a_dropped_connection_is_retried(
     client: httpx.AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture

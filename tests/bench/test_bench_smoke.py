@@ -24,6 +24,7 @@ from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
 from tools.bench.report import (
     burst_bound_ms,
+    mongo_bound,
     print_workers,
     target_bounds,
     targets,
@@ -315,6 +316,30 @@ def test_the_machines_bound_on_a_burst() -> None:
     assert burst_bound_ms(results, burst(100, 35.0)) == 1750.0  # 100 x 35 ms on 2 cores
     assert burst_bound_ms(results, burst(10, 35.0)) == 1000.0  # the model's second dominates
     assert burst_bound_ms(results, burst(100, None)) is None
+
+
+def test_secantusdbs_one_core_bounds_the_burst_it_serves() -> None:
+    """The embedded SecantusDB is one Python process: at its CPU per turn it serves at most
+    1,000 / that turns/s; the target row says how close the burst came. Unknown without it."""
+    row = {
+        "in_flight": 1000,
+        "throughput_per_s": 90.0,
+        "errors": 0,
+        "p99_ms": 1.0,
+        "per_turn_ms": {"server_cpu": 8.0, "mongo_cpu": 10.0},
+    }
+    assert mongo_bound(row) == 100.0
+    assert mongo_bound({**row, "per_turn_ms": {"server_cpu": 8.0}}) is None
+    results = {
+        "plan": {"slow_seconds": 1.0},
+        "lengths": [{"server_cpu_ms_per_turn": 8.0}],
+        "floor": {"total_ms": 4.0},
+        "concurrency": [row],
+    }
+    _, text, ok = targets(results)["1000 slow turns in flight: achieved / CPU-allowed, errors"]
+    # 90 turns/s of the 125 the server's CPU allows (72%), 90% of SecantusDB's 100
+    assert text == ("72% >= 80%, 0 errors (SecantusDB's one core allows 100 turns/s: 90% of it)")
+    assert ok is False
 
 
 def test_the_machines_bound_on_the_workers_speedup() -> None:

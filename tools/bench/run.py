@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +126,20 @@ class _Stores:
     cleanup: list[Path] = field(default_factory=list)
     # one signing key for every server of the run: a token outlives a server restart
     secret_key: str = field(default_factory=lambda: "bench-signing-key-" + uuid.uuid4().hex)
+
+    def mongo_cpu_seconds(self) -> float | None:
+        """User + system CPU of the embedded SecantusDB (one Python process serving every
+        MongoDB command of the run); None with a MongoDB of the environment's."""
+        proc = self.secantus._proc if self.secantus is not None else None
+        if proc is None:
+            return None
+        root = psutil.Process(proc.pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = p.cpu_times()
+                total += times.user + times.system
+        return total
 
     @property
     def backend(self) -> str:
@@ -597,11 +611,17 @@ class _Load:
 
 
 async def _concurrency(
-    load: _Load, served: _Served, conversations: list[UUID], level: int
+    load: _Load,
+    served: _Served,
+    conversations: list[UUID],
+    level: int,
+    mongo_cpu: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
     """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn:
     the server's, this client's and the whole machine's (stores included: SecantusDB is a
-    Python process, and on this machine every process shares the same cores)."""
+    Python process, and on this machine every process shares the same cores), and the
+    embedded SecantusDB's own (``mongo_cpu``: one process, so at most one core's worth)."""
+    mongo = mongo_cpu() if mongo_cpu is not None else None
     cpu = served.cpu_seconds()
     machine, client = _machine_busy_seconds(), _own_cpu_seconds()
     errors: list[str] = []
@@ -623,8 +643,11 @@ async def _concurrency(
     # the machine's and the client's first: walking the server's processes costs client CPU
     machine, client = _machine_busy_seconds() - machine, _own_cpu_seconds() - client
     cpu = served.cpu_seconds() - cpu
+    if mongo is not None and mongo_cpu is not None:
+        mongo = (mongo_cpu() or 0.0) - mongo
     ok = [r for r in results if r is not None]
     per_turn = 1000 / max(1, level)
+    mongo_ms = {} if mongo is None else {"mongo_cpu": mongo * per_turn}
     return {
         "in_flight": level,
         **latency_summary(ok, wall),
@@ -635,6 +658,7 @@ async def _concurrency(
             "server_cpu": cpu * per_turn,
             "client_cpu": client * per_turn,
             "machine_cpu": machine * per_turn,
+            **mongo_ms,
         },
         "machine_busy": machine / (wall * (os.cpu_count() or 1)),
     }
@@ -804,7 +828,9 @@ async def run_bench(
                 results["concurrency"] = []
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
-                    results["concurrency"].append(await _concurrency(load, served, many, level))
+                    results["concurrency"].append(
+                        await _concurrency(load, served, many, level, stores.mongo_cpu_seconds)
+                    )
                 if words_conversation is not None:
                     log("streamed turns: server CPU against non-streamed (plain server)")
 

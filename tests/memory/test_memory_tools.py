@@ -17,10 +17,11 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from employeevirtual.agents.knowledge import RunDeps
+from employeevirtual.agents.memory import FORGET_TOOL, REMEMBER_TOOL, memory_tools
 from employeevirtual.agents.models import ModelRegistry
 from employeevirtual.agents.runner import AgentRunner
 from employeevirtual.agents.team import Team, delegate_tool_name
-from employeevirtual.memory.tools import FORGET_TOOL, REMEMBER_TOOL, MemoryTurn, memory_tools
+from employeevirtual.memory.tools import MemoryTurn
 from employeevirtual.stores.records import AgentRecord
 from employeevirtual.stores.sql.memory import MemoryScope
 
@@ -74,9 +75,20 @@ async def test_a_run_without_its_turns_memory_is_not_offered_them() -> None:
 async def test_the_tools_offered_are_those_the_turns_methods_make() -> None:
     turn, offered, offered_before = _turn(), [], []
     await _agent(_rememberer("Likes tea", offered)).run("remember this", deps=RunDeps(memory=turn))
+
+    # what the per-run toolset offered: the turn's methods as they were, text for text
+    async def remember(fact: str) -> dict[str, Any]:
+        """Remember a short fact or preference about the person for later conversations, e.g.
+        "Prefers answers in Portuguese" or "Their manager is Ana". One fact per call."""
+        return {}
+
+    async def forget(memory_id: str) -> dict[str, Any]:
+        """Forget a memory, by the id shown in brackets before it (or its full id)."""
+        return {}
+
     before: FunctionToolset[Any] = FunctionToolset(max_retries=1)  # the per-run toolset's way
-    before.add_function(turn.remember, takes_ctx=False, name=REMEMBER_TOOL)
-    before.add_function(turn.forget, takes_ctx=False, name=FORGET_TOOL)
+    before.add_function(remember, takes_ctx=False, name=REMEMBER_TOOL)
+    before.add_function(forget, takes_ctx=False, name=FORGET_TOOL)
     await Agent(_rememberer("Likes tea", offered_before)).run("remember this", toolsets=[before])
     assert [t.name for t in offered[0]] == MEMORY
     # the toolset's id is not sent to a model; everything else must be as before

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_ai import RunContext, Tool
 
 if TYPE_CHECKING:
-    from employeevirtual.memory.tools import MemoryTurn
+    from employeevirtual.agents.memory import TurnMemory
 
 __all__ = ["SEARCH_TOOL", "KnowledgeSearch", "RunDeps", "search_tool"]
 
@@ -34,7 +34,7 @@ class RunDeps:
 
     search: KnowledgeSearch | None = None
     searches: list[dict[str, Any]] = field(default_factory=list)
-    memory: MemoryTurn | None = None
+    memory: TurnMemory | None = None
 
     @property
     def sources(self) -> list[dict[str, Any]]:

@@ -41,10 +41,10 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import AbstractToolset
 
 from employeevirtual.agents.knowledge import SEARCH_TOOL, KnowledgeSearch, RunDeps, search_tool
+from employeevirtual.agents.memory import TurnMemory, memory_tools
 from employeevirtual.agents.models import ModelNotAllowed, ModelRegistry
 from employeevirtual.agents.team import HANDOFF_TOOL, Team, TeamRun, label_speakers, run_with_team
 from employeevirtual.agents.tools import TOOLS
-from employeevirtual.memory.tools import MemoryTurn, memory_tools
 from employeevirtual.request_context import current_request_id
 from employeevirtual.stores.records import AgentRecord, MessageRecord, TurnUsage
 from employeevirtual.streaming.events import TurnEvent, truncate
@@ -272,7 +272,7 @@ class AgentRunner:
         knowledge: KnowledgeSearch | None = None,
         instructions: str | None = None,
         toolsets: Sequence[AbstractToolset[Any]] = (),
-        memory: MemoryTurn | None = None,
+        memory: TurnMemory | None = None,
         team: Team | None = None,
     ) -> RunOutcome:
         """One run. With ``on_event`` the model is streamed and every text piece, tool call

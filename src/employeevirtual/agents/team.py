@@ -32,7 +32,7 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from employeevirtual.agents.delegates import may_delegate_to
 from employeevirtual.agents.knowledge import KnowledgeSearch, RunDeps
-from employeevirtual.memory.tools import MemoryTurn
+from employeevirtual.agents.memory import TurnMemory
 from employeevirtual.stores.records import AgentRecord, MessageRecord
 from employeevirtual.streaming.events import TurnEvent, truncate
 
@@ -120,7 +120,7 @@ class TeamRun:
         *,
         depth: int = 0,
         entry: str | None = None,
-        memory: MemoryTurn | None = None,
+        memory: TurnMemory | None = None,
     ) -> TeamDeps:
         """``memory``: the turn's, for the turn's own agent's first run only."""
         return TeamDeps(

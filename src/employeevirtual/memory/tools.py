@@ -1,11 +1,9 @@
 """What one turn gets from memory: the instructions that hand the model its memories and the
 conversation's summary, and the built-in ``remember`` and ``forget`` tools.
 
-The tools are the agent's own (``memory_tools``, added when its spec keeps memory, like the
-knowledge search): a run reaches its turn's ``MemoryTurn`` through ``RunDeps.memory``, and a
-run without one (memory off on the server, reading it failed, a delegate's run) is not offered
-them. As a per-run toolset they cost ≈0.25 ms more CPU a run (issue 17: Pydantic AI then
-gathers the run's toolsets in a task group, and each turn built its own).
+The tools are the agent's own (``agents.memory.memory_tools``, added when its spec keeps
+memory, like the knowledge search): a run reaches its turn's ``MemoryTurn`` through
+``RunDeps.memory``; what the model is told they do is said there.
 
 The tools decide and answer; they write nothing. Their calls and results are part of the turn's
 record (the agent message's ``tool_calls``), and the chat service applies the accepted ones in
@@ -19,24 +17,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_ai import ModelRetry, RunContext, Tool, ToolDefinition
+from pydantic_ai import ModelRetry
 
-from employeevirtual.agents.knowledge import RunDeps
+from employeevirtual.agents.memory import FORGET_TOOL, MEMORY_TOOLS, REMEMBER_TOOL
 from employeevirtual.stores.sql.memory import MemoryRecord, MemoryScope
 from employeevirtual.stores.sql.summaries import SummaryRecord
 
-__all__ = [
-    "FORGET_TOOL",
-    "MEMORY_TOOLS",
-    "REMEMBER_TOOL",
-    "MemoryTurn",
-    "memory_tools",
-    "normalized",
-]
+__all__ = ["FORGET_TOOL", "MEMORY_TOOLS", "REMEMBER_TOOL", "MemoryTurn", "normalized"]
 
-REMEMBER_TOOL = "remember"
-FORGET_TOOL = "forget"
-MEMORY_TOOLS = (REMEMBER_TOOL, FORGET_TOOL)
 SHORT_ID = 8  # the id prefix shown to the model
 
 
@@ -92,8 +80,7 @@ class MemoryTurn:
         return {"status": "refused", "reason": reason}
 
     async def remember(self, fact: str) -> dict[str, Any]:
-        """Remember a short fact or preference about the person for later conversations, e.g.
-        "Prefers answers in Portuguese" or "Their manager is Ana". One fact per call."""
+        """The ``remember`` tool (``agents.memory``): a decision, nothing written here."""
         text = normalized(fact)
         if not text:
             raise ModelRetry("the fact is empty; give the fact to remember")
@@ -115,7 +102,7 @@ class MemoryTurn:
         return {"status": "saved", "id": memory_id}
 
     async def forget(self, memory_id: str) -> dict[str, Any]:
-        """Forget a memory, by the id shown in brackets before it (or its full id)."""
+        """The ``forget`` tool (``agents.memory``): a decision, nothing written here."""
         wanted = memory_id.strip().strip("[]").lower().replace("-", "")
         if self.calls >= self.max_calls:
             return self._refused(f"at most {self.max_calls} memory changes per turn")
@@ -133,38 +120,3 @@ class MemoryTurn:
         else:
             self.forgotten.add(found[0])
         return {"status": "forgotten", "id": found[0]}
-
-
-# -- the agent's tools ------------------------------------------------------------------------
-
-
-def _turn_of(ctx: RunContext[RunDeps]) -> MemoryTurn:
-    memory = ctx.deps.memory
-    assert memory is not None, "offered only to a run with its turn's memory"
-    return memory
-
-
-def _offered(ctx: RunContext[RunDeps], tool: ToolDefinition) -> ToolDefinition | None:
-    """Only to a run with its turn's memory (sync: a call, no coroutine, each model request)."""
-    return tool if ctx.deps is not None and ctx.deps.memory is not None else None
-
-
-async def remember(ctx: RunContext[RunDeps], fact: str) -> dict[str, Any]:
-    return await _turn_of(ctx).remember(fact)
-
-
-async def forget(ctx: RunContext[RunDeps], memory_id: str) -> dict[str, Any]:
-    return await _turn_of(ctx).forget(memory_id)
-
-
-# the model is told what the turn's own methods say
-remember.__doc__ = MemoryTurn.remember.__doc__
-forget.__doc__ = MemoryTurn.forget.__doc__
-
-
-def memory_tools() -> list[Tool[RunDeps]]:
-    """``remember`` and ``forget``, for an agent whose spec keeps memory."""
-    return [
-        Tool(function, takes_ctx=True, name=name, max_retries=1, prepare=_offered)
-        for name, function in ((REMEMBER_TOOL, remember), (FORGET_TOOL, forget))
-    ]

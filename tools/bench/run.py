@@ -131,21 +131,24 @@ class _Stores:
         """User + system CPU of the embedded SecantusDB (one Python process serving every
         MongoDB command of the run); None with a MongoDB of the environment's."""
         proc = self.secantus._proc if self.secantus is not None else None
-        if proc is None:
-            return None
-        root = psutil.Process(proc.pid)
-        total = 0.0
-        for p in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = p.cpu_times()
-                total += times.user + times.system
-        return total
+        return None if proc is None else _tree_cpu_seconds(proc.pid)
 
     @property
     def backend(self) -> str:
         sql = make_url(self.sql_url).get_backend_name()
         mongo = "secantusdb" if self.secantus is not None else "mongodb"
         return f"{sql}+{mongo}"
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @contextlib.asynccontextmanager
@@ -199,13 +202,7 @@ class _Served:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server and its worker processes, read from outside."""
-        root = psutil.Process(self.pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+        return _tree_cpu_seconds(self.pid)
 
     async def settle(self, *, idle: float = 0.05, limit: float = 120.0) -> float:
         """Wait until the server is idle (under ``idle`` of a core over a second), so that the

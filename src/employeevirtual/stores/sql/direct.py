@@ -135,29 +135,29 @@ class DirectStatement:
 async def _attempt(
     conn: AsyncConnection, statement: DirectStatement, parameters: Any, *, many: bool
 ) -> Any:
-    run = _runner(conn)
-    if run is None:
+    execute = _runner(conn)
+    if execute is None:
         return await statement.via_sqlalchemy(conn, parameters, many)
     first = getattr(conn, "first_direct", None)
     if first is not None:  # a _RetryFirst connection: its first statement's retry
         return await first(
-            lambda: run(conn, statement, parameters, many),
+            lambda: _run(execute, conn, statement, parameters, many),
             lambda: statement.via_sqlalchemy(conn, parameters, many),
         )
-    return await run(conn, statement, parameters, many)
+    return await _run(execute, conn, statement, parameters, many)
 
 
 def _runner(conn: AsyncConnection) -> Any:
-    """The driver runner for ``conn``, or None for the SQLAlchemy path."""
+    """The driver's part of a statement for ``conn`` (``_run``), or None for SQLAlchemy's path."""
     sync = conn.sync_connection
     if sync is None or sync.invalidated or sync._dbapi_connection is None:
         return None
     adapter = sync._dbapi_connection.dbapi_connection
     name = type(adapter).__module__
     if name.endswith("asyncpg"):
-        return _run_asyncpg
+        return _asyncpg_statement
     if name.endswith("sqlite_driver"):
-        return _run_sqlite
+        return _sqlite_statement
     return None
 
 
@@ -199,51 +199,46 @@ def _processed(
     return out
 
 
-async def _run_asyncpg(
-    conn: AsyncConnection, statement: DirectStatement, parameters: Any, many: bool
+async def _run(
+    execute: Any, conn: AsyncConnection, statement: DirectStatement, parameters: Any, many: bool
 ) -> Any:
+    """``statement`` through ``execute`` (the driver's part), with SQLAlchemy's events before
+    and after it and its error handling."""
     sync: Any = conn.sync_connection
     adapter = sync._dbapi_connection.dbapi_connection
     plan = statement.plan(conn)
     args = [plan.arguments(p) for p in parameters] if many else plan.arguments(parameters)
     _fire(sync, "before_cursor_execute", plan.sql, args, many)
     try:
-        async with adapter._execute_mutex:
-            if adapter._transaction is None:
-                await adapter._start_transaction()  # a no-op in autocommit (reads)
-            if many:
-                await adapter._connection.executemany(plan.sql, args)
-                rows = None
-            else:
-                prepared, attributes = await adapter._prepare(
-                    plan.sql,
-                    conn.dialect._invalidate_schema_cache_asof,  # type: ignore[attr-defined]
-                )
-                found = await prepared.fetch(*args)
+        found, coltypes = await execute(conn, adapter, plan.sql, args, many)
     except Exception as error:
         await _failed(sync, adapter, error, plan.sql, args)
     _fire(sync, "after_cursor_execute", plan.sql, args, many)
-    if many:
-        return rows
-    coltypes = [a.type.oid for a in attributes]
-    return _processed(plan, found, conn.dialect, coltypes)
+    return None if many else _processed(plan, found, conn.dialect, coltypes)
 
 
-async def _run_sqlite(
-    conn: AsyncConnection, statement: DirectStatement, parameters: Any, many: bool
-) -> Any:
+async def _asyncpg_statement(
+    conn: AsyncConnection, adapter: Any, sql: str, args: Any, many: bool
+) -> tuple[Sequence[Any], list[Any]]:
+    """The rows and their column types (oids), as SQLAlchemy's asyncpg cursor would run it."""
+    async with adapter._execute_mutex:
+        if adapter._transaction is None:
+            await adapter._start_transaction()  # a no-op in autocommit (reads)
+        if many:
+            await adapter._connection.executemany(sql, args)
+            return [], []
+        prepared, attributes = await adapter._prepare(
+            sql,
+            conn.dialect._invalidate_schema_cache_asof,  # type: ignore[attr-defined]
+        )
+        return await prepared.fetch(*args), [a.type.oid for a in attributes]
+
+
+async def _sqlite_statement(
+    conn: AsyncConnection, adapter: Any, sql: str, args: Any, many: bool
+) -> tuple[Sequence[Any], list[Any]]:
+    """The rows (SQLite has no column types to give), in one trip to the driver's thread."""
     from employeevirtual.stores.sql.sqlite_driver import run_statement
 
-    sync: Any = conn.sync_connection
-    adapter = sync._dbapi_connection.dbapi_connection
-    plan = statement.plan(conn)
-    args = [plan.arguments(p) for p in parameters] if many else plan.arguments(parameters)
-    _fire(sync, "before_cursor_execute", plan.sql, args, many)
-    try:
-        description, found = await run_statement(adapter, plan.sql, args, many)
-    except Exception as error:
-        await _failed(sync, adapter, error, plan.sql, args)
-    _fire(sync, "after_cursor_execute", plan.sql, args, many)
-    if many:
-        return None
-    return _processed(plan, found, conn.dialect, [None] * len(plan.keys) if description else [])
+    description, found = await run_statement(adapter, sql, args, many)
+    return found, [None] * len(description or ())

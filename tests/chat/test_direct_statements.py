@@ -8,6 +8,8 @@ connection PostgreSQL dropped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -17,7 +19,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import Float, bindparam, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from employeevirtual.runtime import Runtime
@@ -243,3 +245,37 @@ async def test_a_first_direct_statement_on_a_dropped_connection_is_retried(
         found = await ConversationReader(conn).get_with_agent(cid, user_id)
     assert found is not None and found[0].id == cid
     assert any("retrying once" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not os.environ.get("EV_TEST_POSTGRES_URL"), reason="PostgreSQL only")
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_cancelled_direct_statement_does_not_return_its_connection_to_the_pool(
+    runtime: Runtime,
+) -> None:
+    """A turn cancelled in the middle of a statement (a user's cancel, shutdown): the
+    connection's state is unknown, so it is dropped, as SQLAlchemy's own path does."""
+    sleep = direct.DirectStatement(select(func.pg_sleep(bindparam("seconds", type_=Float))))
+    pids: list[int] = []
+
+    async def statement_cut_short() -> None:
+        async with write_transaction(runtime.engine) as conn:
+            pids.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            await sleep.rows(conn, {"seconds": 30})
+
+    task = asyncio.create_task(statement_cut_short())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    for _ in range(50):  # the dropped connection's backend ends
+        async with read_connection(runtime.engine) as conn:
+            alive = (
+                await conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pids[0]},
+                )
+            ).scalar_one()
+        if not alive:
+            break
+        await asyncio.sleep(0.1)
+    assert not alive

@@ -129,7 +129,8 @@ class BodySizeLimit(HttpMiddleware):
 def client_key(scope: Scope) -> str:
     """The client's address; IPv6 grouped by /64 (one client usually holds a whole /64)."""
     client = scope.get("client")
-    return _host_key(client[0] if client else "unknown")
+    # at most 64 characters reach the cache: behind a trusted proxy the host is a header's text
+    return _host_key((client[0] if client else "unknown")[:64])
 
 
 @functools.lru_cache(maxsize=4096)  # a client sends many requests: parse its address once

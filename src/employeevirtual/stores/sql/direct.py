@@ -112,7 +112,12 @@ class DirectStatement:
                 schema_translate_map=translate,
                 render_schema_translate=bool(translate),
             )
-            if compiled.positiontup is None or any(b.expanding for b in compiled.binds.values()):
+            if (
+                compiled.positiontup is None
+                or any(b.expanding for b in compiled.binds.values())
+                or compiled.literal_execute_params
+                or compiled.post_compile_params
+            ):
                 raise TypeError("a DirectStatement needs plain positional parameters")
             columns = compiled._result_columns
             required = {b.key for b in compiled.binds.values() if b.required}
@@ -149,9 +154,12 @@ async def _attempt(
 
 def _runner(conn: AsyncConnection) -> Any:
     """The driver's part of a statement for ``conn`` (``_run``), or None for SQLAlchemy's path."""
-    sync = conn.sync_connection
-    if sync is None or sync.invalidated or sync._dbapi_connection is None:
-        return None
+    sync: Any = conn.sync_connection
+    if sync is None or sync.invalidated or sync._dbapi_connection is None or sync._echo:
+        return None  # echo: SQLAlchemy logs the statement
+    transaction = sync._transaction
+    if transaction is not None and not transaction.is_active:
+        return None  # SQLAlchemy's path raises what a statement in it must
     adapter = sync._dbapi_connection.dbapi_connection
     name = type(adapter).__module__
     if name.endswith("asyncpg"):
@@ -167,14 +175,39 @@ def _fire(sync: Any, name: str, sql: str, args: Any, many: bool) -> None:
         dispatch(sync, None, sql, args, None, many)
 
 
-async def _failed(sync: Any, adapter: Any, error: Exception, sql: str, args: Any) -> Any:
+async def _failed(
+    conn: AsyncConnection, adapter: Any, error: BaseException, sql: str, args: Any
+) -> Any:
     """Raise ``error`` as SQLAlchemy would have: translated by the adapter, then through the
-    connection's own handling (events, disconnect detection, invalidation)."""
+    connection's own handling (``handle_error`` events, disconnect detection, invalidation; a
+    cancellation invalidates the connection, whose protocol state is unknown)."""
+    sync: Any = conn.sync_connection
     try:
-        adapter._handle_exception(error)
-    except Exception as translated:
-        await greenlet_spawn(sync._handle_dbapi_exception, translated, sql, args, None, None)
+        if isinstance(error, Exception):
+            adapter._handle_exception(error)
+        raise error
+    except BaseException as translated:
+        dbapi = conn.dialect.dbapi
+        stale = tuple(
+            getattr(dbapi, name)
+            for name in ("InvalidCachedStatementError", "InternalServerError")
+            if hasattr(dbapi, name)
+        )
+        if stale and isinstance(translated, stale):
+            # asyncpg: a column's type changed under the cached prepared statements; what
+            # SQLAlchemy's asyncpg execution context does, so the next statement prepares anew
+            conn.dialect._invalidate_schema_cache()  # type: ignore[attr-defined]
+        await greenlet_spawn(_handle, sync, translated, sql, args)
     raise error  # not reached: both steps raise
+
+
+def _handle(sync: Any, error: BaseException, sql: str, args: Any) -> None:
+    """SQLAlchemy's handling of ``error``, in the greenlet, where it reads the exception being
+    handled (``sys.exc_info``): a cancellation is re-raised as it is."""
+    try:
+        raise error
+    except BaseException:
+        sync._handle_dbapi_exception(error, sql, args, None, None)
 
 
 def _processed(
@@ -205,14 +238,18 @@ async def _run(
     """``statement`` through ``execute`` (the driver's part), with SQLAlchemy's events before
     and after it and its error handling."""
     sync: Any = conn.sync_connection
+    if sync._transaction is None:
+        # SQLAlchemy's autobegin: the statement joins the connection's transaction (its begin
+        # events run: SQLite's BEGIN IMMEDIATE, none for a read connection) as on its own path
+        await greenlet_spawn(sync._autobegin)
     adapter = sync._dbapi_connection.dbapi_connection
     plan = statement.plan(conn)
     args = [plan.arguments(p) for p in parameters] if many else plan.arguments(parameters)
     _fire(sync, "before_cursor_execute", plan.sql, args, many)
     try:
         found, coltypes = await execute(conn, adapter, plan.sql, args, many)
-    except Exception as error:
-        await _failed(sync, adapter, error, plan.sql, args)
+    except BaseException as error:
+        await _failed(conn, adapter, error, plan.sql, args)
     _fire(sync, "after_cursor_execute", plan.sql, args, many)
     return None if many else _processed(plan, found, conn.dialect, coltypes)
 
@@ -225,6 +262,9 @@ async def _asyncpg_statement(
         if adapter._transaction is None:
             await adapter._start_transaction()  # a no-op in autocommit (reads)
         if many:
+            await adapter._check_type_cache_invalidation(
+                conn.dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
+            )
             await adapter._connection.executemany(sql, args)
             return [], []
         prepared, attributes = await adapter._prepare(

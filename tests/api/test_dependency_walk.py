@@ -44,3 +44,30 @@ def test_the_chat_turn_walks_each_dependency_once(settings: Settings) -> None:
         "chat_user_id",
         "get_runtime",
     ]
+
+
+def test_every_way_into_a_turn_is_under_the_chat_rate_limit_once(settings: Settings) -> None:
+    """The chat router has no router-wide limit any more (``/api/chat/agent`` takes it with its
+    caller, ``ChatUserId``): a POST added to that router, or any other way into a turn, must
+    still walk the limit, and only once (a second walk would count the request twice)."""
+    app = create_app(settings)
+    turns = {"/api/conversations/{conversation_id}/regenerate", "/v1/chat/completions"}
+    checked = []
+    for route in app.routes:
+        contexts: Any = getattr(route, "effective_route_contexts", None)
+        for context in contexts() if contexts else []:
+            methods = set(getattr(context, "methods", None) or getattr(route, "methods", ()))
+            starts_turn = context.path in turns or (
+                context.path.startswith("/api/chat/")
+                and not context.path.startswith("/api/chat/turns/")  # a live turn's events
+                and "POST" in methods
+            )
+            if context.path == "/api/conversations/{conversation_id}/messages/{message_id}":
+                starts_turn = "PATCH" in methods or "PUT" in methods  # the edit answers again
+            if not starts_turn:
+                continue
+            walked = _walked(context.dependant)
+            limits = [n for n in walked if n in ("chat_rate_limit", "chat_user_id")]
+            assert len(limits) == 1, (context.path, methods, walked)
+            checked.append(context.path)
+    assert {"/api/chat/agent", *turns} <= set(checked), checked

@@ -22,17 +22,16 @@ from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
 from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
-from tools.bench.report import (
+from tools.bench.report import print_workers, write_results
+from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, steady_summaries
+from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, BenchState, install_bench_models
+from tools.bench.targets import (
     burst_bound_ms,
     mongo_bound,
-    print_workers,
     target_bounds,
     targets,
     workers_speedup_bound,
-    write_results,
 )
-from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, steady_summaries
-from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, BenchState, install_bench_models
 
 _METER = StoreMeter()
 _registered = False

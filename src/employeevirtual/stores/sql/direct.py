@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from employeevirtual.stores.sql.sqlite_driver import run_statement
+
 __all__ = ["DirectRow", "DirectStatement"]
 
 Processor = Callable[[Any], Any] | None
@@ -278,7 +280,5 @@ async def _sqlite_statement(
     conn: AsyncConnection, adapter: Any, sql: str, args: Any, many: bool
 ) -> tuple[Sequence[Any], list[Any]]:
     """The rows (SQLite has no column types to give), in one trip to the driver's thread."""
-    from employeevirtual.stores.sql.sqlite_driver import run_statement
-
     description, found = await run_statement(adapter, sql, args, many)
     return found, [None] * len(description or ())

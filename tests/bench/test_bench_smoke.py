@@ -7,6 +7,7 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from support.api import create_agent, register_and_login
 from tools.bench.floor import FloorSpec, measure_floor
 from tools.bench.meter import StoreMeter, Tally
 from tools.bench.report import print_workers, write_results
+from tools.bench.run import _MachineTrace, _model_starts
 from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, steady_summaries
 from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, BenchState, install_bench_models
 from tools.bench.targets import (
@@ -315,6 +317,30 @@ def test_the_machines_bound_on_a_burst() -> None:
     assert burst_bound_ms(results, burst(100, 35.0)) == 1750.0  # 100 x 35 ms on 2 cores
     assert burst_bound_ms(results, burst(10, 35.0)) == 1000.0  # the model's second dominates
     assert burst_bound_ms(results, burst(100, None)) is None
+    # traced model calls: the 2.4 machine-seconds before any model answered, on 2 cores, come
+    # before the last call's second
+    traced = {**burst(100, 35.0), "model_starts": {"machine_cpu_before_answers_s": 2.4}}
+    assert burst_bound_ms(results, traced) == 2200.0
+    traced["model_starts"]["machine_cpu_before_answers_s"] = 0.2  # less than by all the CPU
+    assert burst_bound_ms(results, traced) == 1750.0
+
+
+def test_a_bursts_model_calls_and_the_work_before_any_answer(tmp_path: Path) -> None:
+    """The servers' notes of their slow-model calls give when the burst reached the model, and
+    the machine's busy seconds are counted up to the first answer (the first call plus the
+    model's time) when the last call began after it."""
+    (tmp_path / "1.txt").write_text("99.0\n100.5\n101.0\n")  # 99.0: before the burst
+    (tmp_path / "2.txt").write_text("100.2\n102.0\n")
+    trace = _MachineTrace()
+    trace.samples = [(100.0, 10.0), (101.0, 11.5), (102.0, 13.5)]
+    starts = _model_starts(tmp_path, trace, 100.0, 1.0)
+    assert starts is not None
+    assert starts["n"] == 4 and starts["first_s"] == pytest.approx(0.2)
+    assert starts["last_s"] == pytest.approx(2.0)
+    assert starts["p50_s"] == pytest.approx(0.75)
+    # until 100.2 + 1.0 = 101.2: 1.5 busy seconds to 101.0, then a fifth of the next 2.0
+    assert starts["machine_cpu_before_answers_s"] == pytest.approx(1.9)
+    assert _model_starts(tmp_path / "none", trace, 100.0, 1.0) is None
 
 
 def test_secantusdbs_one_core_bounds_the_burst_it_serves() -> None:

@@ -194,6 +194,8 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
             f"{bound:.0f} turns/s; {top['in_flight']:,} in flight reached "
             f"{top.get('throughput_per_s', 0) / bound:.0%} of that"
         )
+    for row in results["concurrency"]:
+        _print_model_starts(console, f"{row['in_flight']:,} in flight", row)
 
     prof = results["profile"]
     t = Table(
@@ -216,6 +218,19 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
     console.print(f"own ms/turn by package: {packages}")
     print_workers(results, console)
     print_targets(results, console)
+
+
+def _print_model_starts(console: Console, name: str, row: dict[str, Any]) -> None:
+    """When a burst's turns reached the model (``run._model_starts``)."""
+    starts = row.get("model_starts")
+    if not starts:
+        return
+    console.print(
+        f"{name}: {starts['n']} model calls began {starts['first_s']:.2f}-"
+        f"{starts['last_s']:.2f} s after the burst was sent (median {starts['p50_s']:.2f} s); "
+        f"before any model answered, the machine was busy "
+        f"{starts['machine_cpu_before_answers_s']:.2f} CPU-seconds"
+    )
 
 
 def _bound(results: dict[str, Any], row: dict[str, Any]) -> str:
@@ -273,6 +288,8 @@ def print_workers(results: dict[str, Any], console: Console) -> None:
         "machine CPU: every process on the machine (server, this client, the stores) per turn; "
         "machine's bound: the earliest the last turn of a burst can end on these cores"
     )
+    for row in workers:
+        _print_model_starts(console, f"{row['workers']} worker(s), slow burst", row["slow"])
     speedup = workers_speedup_bound(results, workers[0])
     if speedup is not None:
         fast = workers[0]["instant"]

@@ -199,6 +199,7 @@ async def _stores(settings: Settings, *, drop_schema: bool) -> AsyncIterator[_St
 class _Served:
     base: str
     pid: int
+    starts_dir: Path  # where its processes note each call of the slow model
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server and its worker processes, read from outside."""
@@ -225,6 +226,8 @@ async def _server(
     """``plain``: no meters, the production event loop (CPU read from /proc); otherwise the
     metered server on asyncio's own loop."""
     port = _free_port()
+    starts_dir = stores.data_dir / f"model-starts-{port}"
+    starts_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "EV_DATABASE_URL": stores.sql_url,
@@ -235,6 +238,7 @@ async def _server(
         "EV_SECRET_KEY": stores.secret_key,
         "EV_LOG_LEVEL": "WARNING",
         "EV_BENCH_SLOW_SECONDS": str(plan.slow_seconds),
+        "EV_BENCH_STARTS_DIR": str(starts_dir),
         # one bench user drives every conversation: the per-user and per-address abuse limits
         # would measure themselves, not the turn
         "EV_MAX_CONCURRENT_TURNS": "100000",
@@ -270,7 +274,7 @@ async def _server(
             raise RuntimeError(
                 "bench server exited: " + (stores.data_dir / "server.log").read_text()[-3000:]
             )
-        yield _Served(base, proc.pid)
+        yield _Served(base, proc.pid, starts_dir)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -564,6 +568,71 @@ async def _machine_busy_share(seconds: float) -> float:
     return busy / ((time.perf_counter() - started) * (os.cpu_count() or 1))
 
 
+class _MachineTrace:
+    """The machine's busy CPU seconds (``_machine_busy_seconds``) against the wall clock,
+    sampled every ``interval`` while a run goes on (a read of /proc/stat each)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _MachineTrace:
+        self.samples.append((time.time(), _machine_busy_seconds()))
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.samples.append((time.time(), _machine_busy_seconds()))
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.samples.append((time.time(), _machine_busy_seconds()))
+
+    def busy_at(self, when: float) -> float:
+        """Busy seconds at ``when`` (wall clock), interpolated between the samples around it."""
+        before = self.samples[0]
+        for sample in self.samples:
+            if sample[0] >= when:
+                span = sample[0] - before[0]
+                share = (when - before[0]) / span if span > 0 else 1.0
+                return before[1] + share * (sample[1] - before[1])
+            before = sample
+        return self.samples[-1][1]
+
+
+def _model_starts(
+    starts_dir: Path, trace: _MachineTrace, started: float, slow_seconds: float
+) -> dict[str, Any] | None:
+    """When a burst's turns reached the slow model, from the server processes' notes
+    (``server.BenchState.slow_model_started``), in seconds after the burst was sent, and the
+    machine's busy CPU seconds from the burst's start until the first model call ended or the
+    last began, whichever came first. All the machine's work in that span came before any turn's
+    model answered: the turns' own work up to their model calls (and any other load), so it
+    bounds how early the last call could have begun (``targets.burst_bound_ms``)."""
+    starts = sorted(
+        at - started
+        for path in starts_dir.glob("*.txt")
+        for line in path.read_text().split()
+        if (at := float(line)) >= started
+    )
+    if not starts:
+        return None
+    until = started + min(starts[-1], starts[0] + slow_seconds)
+    return {
+        "n": len(starts),
+        "first_s": starts[0],
+        "p50_s": statistics.median(starts),
+        "last_s": starts[-1],
+        "machine_cpu_before_answers_s": trace.busy_at(until) - trace.busy_at(started),
+    }
+
+
 def _own_cpu_seconds() -> float:
     """This (client) process's user + system CPU, all threads."""
     times = os.times()
@@ -613,11 +682,15 @@ async def _concurrency(
     conversations: list[UUID],
     level: int,
     mongo_cpu: Callable[[], float | None] | None = None,
+    *,
+    slow_seconds: float | None = None,
 ) -> dict[str, Any]:
     """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn:
     the server's, this client's and the whole machine's (stores included: SecantusDB is a
     Python process, and on this machine every process shares the same cores), and the
-    embedded SecantusDB's own (``mongo_cpu``: one process, so at most one core's worth)."""
+    embedded SecantusDB's own (``mongo_cpu``: one process, so at most one core's worth).
+    ``slow_seconds``: the turns run on the slow model, whose calls are traced
+    (``_model_starts``)."""
     mongo = mongo_cpu() if mongo_cpu is not None else None
     cpu = served.cpu_seconds()
     machine, client = _machine_busy_seconds(), _own_cpu_seconds()
@@ -634,9 +707,11 @@ async def _concurrency(
             return None
         return elapsed
 
-    started = time.perf_counter()
-    results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
-    wall = time.perf_counter() - started
+    trace = _MachineTrace() if slow_seconds is not None else contextlib.nullcontext()
+    async with trace:
+        started, sent_at = time.perf_counter(), time.time()
+        results = await asyncio.gather(*(one(cid) for cid in conversations[:level]))
+        wall = time.perf_counter() - started
     # the machine's and the client's first: walking the server's processes costs client CPU
     machine, client = _machine_busy_seconds() - machine, _own_cpu_seconds() - client
     cpu = served.cpu_seconds() - cpu
@@ -658,6 +733,11 @@ async def _concurrency(
             **mongo_ms,
         },
         "machine_busy": machine / (wall * (os.cpu_count() or 1)),
+        **(
+            {"model_starts": _model_starts(served.starts_dir, trace, sent_at, slow_seconds)}
+            if isinstance(trace, _MachineTrace) and slow_seconds is not None
+            else {}
+        ),
     }
 
 
@@ -689,7 +769,9 @@ async def _workers(
         fast = await _concurrency(load, served, instant, plan.workers_in_flight)
         fast["machine_busy_before"] = before
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
-        slow_run = await _concurrency(load, served, slow, plan.workers_slow_in_flight)
+        slow_run = await _concurrency(
+            load, served, slow, plan.workers_slow_in_flight, slow_seconds=plan.slow_seconds
+        )
     return {"workers": workers, "instant": fast, "slow": slow_run}
 
 
@@ -826,7 +908,14 @@ async def run_bench(
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")
                     results["concurrency"].append(
-                        await _concurrency(load, served, many, level, stores.mongo_cpu_seconds)
+                        await _concurrency(
+                            load,
+                            served,
+                            many,
+                            level,
+                            stores.mongo_cpu_seconds,
+                            slow_seconds=plan.slow_seconds,
+                        )
                     )
                 if words_conversation is not None:
                     log("streamed turns: server CPU against non-streamed (plain server)")

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TextIO
 
 from fastapi import FastAPI, Response
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
@@ -71,6 +71,18 @@ class BenchState:
         self.profiler: Any = None
         self.first_chunk_seconds = 0.0  # the stream model's own time to its first chunk
         self.first_chunks = 0
+        self._starts: TextIO | None = None
+
+    def slow_model_started(self) -> None:
+        """Note when the slow model was called (wall clock, shared by the processes), in
+        ``$EV_BENCH_STARTS_DIR/<pid>.txt`` when that is set: how long a burst of turns took to
+        reach the model (``run._model_starts`` reads them). One line-buffered write a call."""
+        directory = os.environ.get("EV_BENCH_STARTS_DIR")
+        if not directory:
+            return
+        if self._starts is None:
+            self._starts = open(os.path.join(directory, f"{os.getpid()}.txt"), "a", buffering=1)  # noqa: SIM115
+        self._starts.write(f"{time.time():.6f}\n")
 
     def stats(self) -> dict[str, Any]:
         times = os.times()
@@ -109,6 +121,7 @@ def install_bench_models(runtime: Runtime, state: BenchState) -> None:
         return ModelResponse(parts=[TextPart(INSTANT_ANSWER)], model_name=INSTANT_MODEL)
 
     async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        state.slow_model_started()
         started = time.perf_counter()
         await asyncio.sleep(state.slow_seconds)
         state.model_seconds += time.perf_counter() - started

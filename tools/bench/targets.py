@@ -42,14 +42,21 @@ def mongo_bound(row: dict[str, Any]) -> float | None:
 def burst_bound_ms(results: dict[str, Any], row: dict[str, Any]) -> float | None:
     """The earliest the last of ``in_flight`` turns sent at once can finish on this machine:
     all their CPU (every process's: server, client, stores) must run on the machine's cores,
-    and no turn ends before the model's own time. None for results without machine CPU."""
+    and no turn ends before the model's own time. Where the model's calls were traced
+    (``model_starts``), also: the last turn's model call cannot begin before the work the
+    machine did ahead of any model answer (every turn's way to its model call) is done on the
+    cores, and then takes the model's time. None for results without machine CPU."""
     machine = row["per_turn_ms"].get("machine_cpu")
     if machine is None:
         return None
     cores = float(results["machine"]["cpus"])
     by_model = 1000 * float(results["plan"]["slow_seconds"])
     by_cpu = int(row["in_flight"]) * float(machine) / cores
-    return max(by_model, by_cpu)
+    starts = row.get("model_starts")
+    if not starts:
+        return max(by_model, by_cpu)
+    by_way_in = by_model + 1000 * float(starts["machine_cpu_before_answers_s"]) / cores
+    return max(by_model, by_cpu, by_way_in)
 
 
 def workers_speedup_bound(results: dict[str, Any], one: dict[str, Any]) -> float | None:

@@ -1,21 +1,28 @@
 """OpenTelemetry tracing (``EV_OTEL_ENABLED``) captured with the OTel SDK's in-memory exporter:
-a turn yields Pydantic AI's agent and model spans plus SQL and MongoDB spans, and no message
-text, password, token or key lands in any attribute unless ``EV_OTEL_INCLUDE_CONTENT`` allows
-the message text."""
+a turn yields Pydantic AI's agent and model spans plus SQL and MongoDB spans (a background
+summary its model span inside one of ours), and no message text, password, token or key lands
+in any attribute unless ``EV_OTEL_INCLUDE_CONTENT`` allows the message text."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic_ai import Agent
+from pydantic_ai import Agent, InstrumentationSettings
+from pydantic_ai.messages import ModelResponse, TextPart
+from pydantic_ai.models.function import FunctionModel
 
+from employeevirtual.agents.models import ModelRegistry
+from employeevirtual.memory.summaries import Summarizer
 from employeevirtual.settings import Settings
+from employeevirtual.stores.records import MessageRecord
 from support.access import account, app_client
 from support.api import PASSWORD
 
@@ -100,3 +107,35 @@ async def test_message_text_reaches_spans_only_when_allowed(
     assert any("swordfish" in v for v in seen)
     for secret in secrets:
         assert not any(secret in v for v in seen), "a credential is in a span"
+
+
+async def test_a_summary_request_is_traced_without_its_text(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """The background summary is one model request (no agent run): its ``chat`` span sits in
+    a ``conversation-summary`` span, and neither holds the dialogue's text."""
+    Agent.instrument_all(InstrumentationSettings(include_content=False))
+    models = ModelRegistry(openai_base_url=None, openai_api_key=None)
+    models.override("test:summary", FunctionModel(lambda m, i: ModelResponse([TextPart("ok")])))
+    summarizer = Summarizer(
+        models, model="test:summary", max_chars=100, timeout_seconds=5, trace=True
+    )
+    said = MessageRecord(
+        id=uuid4(),
+        conversation_id=uuid4(),
+        seq=1,
+        user_id=uuid4(),
+        agent_id=None,
+        content=SECRET_TEXT,
+        message_type="user",
+        metadata={},
+        created_at=datetime.now(UTC),
+    )
+    assert await summarizer.summarize("", [said], model="test:summary") == "ok"
+    spans = exporter.get_finished_spans()
+    outer = next(s for s in spans if s.name == "conversation-summary")
+    chat = next(s for s in spans if s.name.startswith("chat "))
+    assert chat.parent is not None and chat.parent.span_id == outer.context.span_id
+    assert outer.attributes is not None
+    assert outer.attributes["gen_ai.request.model"] == "test:summary"
+    assert not any("swordfish" in v for s in spans for v in _values(s))

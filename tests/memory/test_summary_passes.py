@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -156,6 +157,7 @@ async def test_only_the_newest_versions_are_kept(runtime: Runtime) -> None:
 
     assert await worker.update(cid, "offline") is False
     assert worker.stats.versions == 3  # the first one past ``keep`` prunes
+    await runtime.acks.flush()  # the copies' acknowledgements are batched with the turns'
     s = conversation_summaries.c
     async with read_connection(runtime.engine) as conn:
         rows = await conn.execute(
@@ -163,3 +165,48 @@ async def test_only_the_newest_versions_are_kept(runtime: Runtime) -> None:
         )
         kept = [(r.version, r.synced_at is not None) for r in rows]
     assert kept == [(worker.stats.versions - 1, True), (worker.stats.versions, True)]
+
+
+async def _synced(runtime: Runtime, cid: uuid.UUID) -> list[bool]:
+    s = conversation_summaries.c
+    async with read_connection(runtime.engine) as conn:
+        rows = await conn.execute(
+            select(s.synced_at).where(s.conversation_id == cid).order_by(s.version)
+        )
+        return [r.synced_at is not None for r in rows]
+
+
+async def _copied_version(runtime: Runtime, cid: uuid.UUID) -> int | None:
+    doc = await runtime.documents.conversations.find_one({"_id": str(cid)})
+    assert doc is not None
+    state = doc.get("context", {}).get("conversation_state")
+    return None if state is None else int(state["version"])
+
+
+async def test_a_summary_copy_is_acknowledged_by_the_batched_flush_or_replayed(
+    runtime: Runtime,
+) -> None:
+    flushed = await _seeded(runtime, [_filler(seq) for seq in range(1, 61)])
+    lost = await _seeded(runtime, [_filler(seq) for seq in range(1, 61)])
+    worker = _worker(runtime)
+    await runtime.acks.stop()  # no background flush: the test says when (stopping twice is fine)
+
+    # the copy is written at once; that it landed waits for the acks' next flush
+    assert await worker.update(flushed, "offline") is False
+    assert await _copied_version(runtime, flushed) == 1
+    assert await _synced(runtime, flushed) == [False]
+    await runtime.acks.flush()
+    assert await _synced(runtime, flushed) == [True]
+
+    # an ack lost before its flush (a crash): the relay leaves the version its grace (the
+    # worker's own ack may be on its way), then replays the copy (idempotent) and records it
+    assert await worker.update(lost, "offline") is False
+    runtime.acks._summaries.clear()
+    await runtime.acks.flush()
+    assert await _synced(runtime, lost) == [False]
+    await runtime.relay.run_once()
+    assert await _synced(runtime, lost) == [False]
+    await runtime.relay.run_once(now=datetime.now(UTC) + runtime.relay.grace)
+    assert await _synced(runtime, lost) == [True]
+    assert await _copied_version(runtime, lost) == 1
+    assert worker.stats.failures == 0

@@ -14,6 +14,7 @@ from employeevirtual.memory.service import MemoryLimits, MemoryService
 from employeevirtual.memory.summaries import Summarizer, SummaryWorker
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.memory import MemorySync
 
 __all__ = ["open_memory"]
@@ -25,6 +26,7 @@ def open_memory(
     db: AsyncDatabase[dict[str, Any]],
     models: ModelRegistry,
     embedder: Embedder | None,
+    acks: SyncAcks,
 ) -> MemoryService | None:
     """The service, or None when the operator turned memory off (``EV_MEMORY_ENABLED``)."""
     if not settings.memory_enabled:
@@ -35,10 +37,12 @@ def open_memory(
         model=settings.memory_summary_model,
         max_chars=settings.memory_summary_max_chars,
         timeout_seconds=settings.memory_summary_timeout_seconds,
+        trace=settings.otel_enabled,
     )
     worker = SummaryWorker(
         engine,
         copies,
+        acks,
         summarizer,
         window=settings.agent_context_messages,
         every=settings.memory_summary_every,

@@ -9,9 +9,10 @@ for long. Messages a regenerated answer or an edit replaced (``stores.supersede`
 each batch is read with the ``LOOKAHEAD`` messages after it, where what replaces them sits. Each
 update is a new version in SQL
 (the truth), then ``context.conversation_state`` in MongoDB (a failure there is the relay's to
-carry). A failure of the model or a store is logged and retried later for that conversation;
-turns never wait for a summary and never fail because of one: a summary that is behind only
-covers less.
+carry); that the copy landed is acknowledged in the turns' batched acks (``SyncAcks``), not in a
+transaction of its own. A failure of the model or a store is logged and retried later for
+that conversation; turns never wait for a summary and never fail because of one: a summary that
+is behind only covers less.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from pydantic_ai import Agent, UsageLimits
+from opentelemetry import trace
+from pydantic_ai.direct import model_request
+from pydantic_ai.exceptions import UnexpectedModelBehavior
+from pydantic_ai.messages import ModelRequest, UserPromptPart
 from pydantic_ai.models import Model
 from pymongo.errors import PyMongoError
 from sqlalchemy.exc import IntegrityError
@@ -41,10 +45,12 @@ from employeevirtual.stores.sql.memory import MemoryReader, MemoryRepository
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.supersede import LOOKAHEAD, superseded_ids
+from employeevirtual.sync.acks import SyncAcks
 
 __all__ = ["Summarizer", "SummaryStats", "SummaryWorker"]
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("employeevirtual.memory")
 
 PAUSE = -1  # a pass read all it may: the next pass goes on
 MESSAGE_CHARS = 2000  # of one message, given to the summarizing model
@@ -59,7 +65,18 @@ INSTRUCTIONS = (
 
 class Summarizer:
     """A summary update by the operator's model (``model``; the agent's own when None); the
-    ``offline`` model makes a deterministic extractive summary instead of calling anything."""
+    ``offline`` model makes a deterministic extractive summary instead of calling anything.
+
+    One model request (``pydantic_ai.direct.model_request``), not an agent run: no tools, no
+    output validation, nothing to retry, so the agent graph around the request only cost CPU
+    (and the one-request limit an agent run needed holds by construction).
+    The request is bounded by ``timeout_seconds`` (``TimeoutError``, of which the agent's
+    ``RunTimedOut`` was a subclass); the model's own settings and its client's retries apply as
+    in a run; an answer with no text is an error (``UnexpectedModelBehavior``; an agent asked
+    again, over the one-request limit), never an empty summary. Tracing
+    (``EV_OTEL_ENABLED``, ``trace``): the model's ``chat <model>`` span comes from Pydantic AI's
+    instrumentation as before, inside a ``conversation-summary`` span of ours in place of the
+    agent run span (``invoke_agent conversation-summary``) an agent made."""
 
     def __init__(
         self,
@@ -68,13 +85,14 @@ class Summarizer:
         model: str | None,
         max_chars: int,
         timeout_seconds: float,
+        trace: bool = False,
     ) -> None:
         self.models = models
         self.model = model
         self.max_chars = max_chars
         self.timeout_seconds = timeout_seconds
-        # one agent per model object (an override of the name gets a new one)
-        self._agents: dict[str, tuple[Model, Agent[None, str]]] = {}
+        self.trace = trace
+        self.instructions = INSTRUCTIONS.format(max_chars=max_chars)
 
     def model_for(self, agent_model: str) -> str:
         return self.model or agent_model
@@ -85,27 +103,28 @@ class Summarizer:
         dialogue = [(m.seq, m.message_type, m.content) for m in messages]
         if model == OFFLINE_MODEL:
             return extractive_summary(previous, dialogue, max_chars=self.max_chars)
-        built = self.models.get(model)
-        cached = self._agents.get(model)
-        if cached is not None and cached[0] is built:
-            agent = cached[1]
-        else:
-            agent = Agent(
-                built,
-                instructions=INSTRUCTIONS.format(max_chars=self.max_chars),
-                defer_model_check=True,
-                name="conversation-summary",
-            )
-            self._agents[model] = (built, agent)
         lines = [f"#{seq} {who}: {text[:MESSAGE_CHARS]}" for seq, who, text in dialogue]
         prompt = (
             f"Summary so far:\n{previous or '(none yet)'}\n\n"
             f"Messages to add (oldest first):\n" + "\n".join(lines) + "\n\nThe updated summary:"
         )
-        result = await agent.run(
-            prompt, usage_limits=UsageLimits(request_limit=1), timeout=self.timeout_seconds
-        )
-        return result.output.strip()[: self.max_chars]
+        request = ModelRequest(parts=[UserPromptPart(prompt)], instructions=self.instructions)
+        built = self.models.get(model)
+        if not self.trace:
+            return await self._request(built, request)
+        with _tracer.start_as_current_span(
+            "conversation-summary",
+            attributes={"gen_ai.request.model": model, "ev.summary.messages": len(dialogue)},
+        ):
+            return await self._request(built, request)
+
+    async def _request(self, model: Model, request: ModelRequest) -> str:
+        async with asyncio.timeout(self.timeout_seconds):
+            response = await model_request(model, [request])
+        text = (response.text or "").strip()
+        if not text:
+            raise UnexpectedModelBehavior("the summary model answered no text")
+        return text[: self.max_chars]
 
 
 @dataclass
@@ -126,6 +145,7 @@ class SummaryWorker:
         self,
         engine: AsyncEngine,
         copies: MemoryDocuments,
+        acks: SyncAcks,
         summarizer: Summarizer,
         *,
         window: int,
@@ -139,6 +159,7 @@ class SummaryWorker:
     ) -> None:
         self.engine = engine
         self.copies = copies
+        self.acks = acks
         self.summarizer = summarizer
         self.window = window
         self.every = every
@@ -295,6 +316,8 @@ class SummaryWorker:
         return len(rows)
 
     async def _copy(self, summary: SummaryRecord) -> None:
+        """The MongoDB copy after the SQL commit; its acknowledgement (``synced_at``) is batched
+        with the turns' (``SyncAcks``): a lost one costs the relay an idempotent replay."""
         try:
             await self.copies.set_state(summary)
         except PyMongoError as exc:
@@ -304,10 +327,7 @@ class SummaryWorker:
                 type(exc).__name__,
             )
             return
-        async with write_transaction(self.engine) as conn:
-            await MemoryRepository(conn).mark_summary_synced(
-                summary.conversation_id, summary.version, datetime.now(UTC)
-            )
+        self.acks.ack_summary(summary.conversation_id, summary.version)
 
     async def drain(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait for the updates running now (and those they make due) to end."""

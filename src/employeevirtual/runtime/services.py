@@ -151,7 +151,7 @@ async def open_runtime(
         ttl_seconds=settings.idempotency_ttl_seconds,
         instance=instance,
     )
-    memory = open_memory(settings, engine, db, models, knowledge.embedder)
+    memory = open_memory(settings, engine, db, models, knowledge.embedder, acks)
     runs = AgentRuns(
         engine=engine,
         runner=runner,

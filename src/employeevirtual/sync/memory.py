@@ -50,13 +50,17 @@ class MemorySync:
 
     # -- the relay's part ---------------------------------------------------------------------
 
-    async def carry(self) -> int:
-        """Write what MongoDB has not got; returns how many rows were carried."""
-        return await self.carry_summaries() + await self.carry_memories()
+    async def carry(self, *, older_than: datetime | None = None) -> int:
+        """Write what MongoDB has not got; returns how many rows were carried. Summary versions
+        written since ``older_than`` are left to the worker that wrote them (its copy and its
+        batched ack, ``SyncAcks``, may still be on their way)."""
+        return await self.carry_summaries(older_than=older_than) + await self.carry_memories()
 
-    async def carry_summaries(self) -> int:
+    async def carry_summaries(self, *, older_than: datetime | None = None) -> int:
         async with read_connection(self.engine) as conn:
-            owed = await MemoryReader(conn).unsynced_summaries(limit=self.batch)
+            owed = await MemoryReader(conn).unsynced_summaries(
+                limit=self.batch, older_than=older_than
+            )
         newest: dict[UUID, Any] = {}
         for summary in owed:  # the newest version carries the older ones
             if summary.version > getattr(newest.get(summary.conversation_id), "version", 0):

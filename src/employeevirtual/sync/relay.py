@@ -147,7 +147,7 @@ class Relay:
         if error is not None:
             raise error
         await self.carry_feedback(idle_before)
-        await self.memory.carry()  # summaries and memories (issue 18)
+        await self.memory.carry(older_than=idle_before)  # summaries, memories (issue 18)
         return result
 
     async def carry_feedback(self, idle_before: datetime) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from decimal import Decimal
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -30,16 +31,41 @@ __all__ = [
 ]
 
 
-def _values(
-    record: type[Any], row: Row[Any], prefix: str = "", renames: dict[str, str] | None = None
-) -> dict[str, Any]:
+Renames = tuple[tuple[str, str], ...]  # (field, column): a column read under another name
+
+
+@cache
+def _columns(record: Any, prefix: str, renames: Renames) -> tuple[tuple[str, str], ...]:
+    """(field, column) for each of the record's fields."""
+    named = dict(renames)
+    return tuple((f.name, prefix + named.get(f.name, f.name)) for f in fields(record))
+
+
+@cache
+def _positions(
+    record: Any, prefix: str, renames: Renames, keys: tuple[str, ...]
+) -> tuple[tuple[str, int], ...] | None:
+    """(field, position in the row) for the fields a row of these ``keys`` has; None when a
+    key repeats (read by name then, where SQLAlchemy refuses an ambiguous one)."""
+    if len(set(keys)) != len(keys):
+        return None
+    position = {key: i for i, key in enumerate(keys)}
+    return tuple(
+        (name, position[column])
+        for name, column in _columns(record, prefix, renames)
+        if column in position
+    )
+
+
+def _values(record: Any, row: Row[Any], prefix: str = "", renames: Renames = ()) -> dict[str, Any]:
+    # a SQLAlchemy row is read by position, the plan cached by its keys (reading each field by
+    # name cost ~20 us a row: a conversation's window, a summary pass's batch)
+    keys = getattr(row, "_fields", None)  # None: a direct statement's row (a dict inside)
+    plan = _positions(record, prefix, renames, keys) if keys is not None else None
+    if plan is not None:
+        return {name: row[i] for name, i in plan}
     m = row._mapping
-    out: dict[str, Any] = {}
-    for f in fields(record):
-        column = prefix + (renames or {}).get(f.name, f.name)
-        if column in m:
-            out[f.name] = m[column]
-    return out
+    return {name: m[column] for name, column in _columns(record, prefix, renames) if column in m}
 
 
 def user_from_row(row: Row[Any], prefix: str = "") -> UserRecord:
@@ -64,8 +90,11 @@ def conversation_from_row(row: Row[Any], prefix: str = "") -> ConversationRecord
     return ConversationRecord(**v)
 
 
+_MESSAGE_RENAMES: Renames = (("metadata", "message_metadata"),)
+
+
 def message_from_row(row: Row[Any], prefix: str = "") -> MessageRecord:
-    v = _values(MessageRecord, row, prefix, {"metadata": "message_metadata"})
+    v = _values(MessageRecord, row, prefix, _MESSAGE_RENAMES)
     v["metadata"] = v["metadata"] or {}
     return MessageRecord(**v)
 

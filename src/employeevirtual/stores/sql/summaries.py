@@ -159,14 +159,16 @@ class SummaryReader:
         )
         return {r.conversation_id: _summary(r) for r in await self.conn.execute(query)}
 
-    async def unsynced_summaries(self, *, limit: int) -> list[SummaryRecord]:
+    async def unsynced_summaries(
+        self, *, limit: int, older_than: datetime | None = None
+    ) -> list[SummaryRecord]:
+        """Versions MongoDB has not got (the relay's work list): those written before
+        ``older_than`` when given (a newer one's own copy and ack may still be on their way)."""
         s = conversation_summaries.c
-        query = (
-            select(conversation_summaries)
-            .where(s.synced_at.is_(None))
-            .order_by(s.created_at)
-            .limit(limit)
-        )
+        query = select(conversation_summaries).where(s.synced_at.is_(None))
+        if older_than is not None:
+            query = query.where(s.created_at < older_than)
+        query = query.order_by(s.created_at).limit(limit)
         return [_summary(r) for r in await self.conn.execute(query)]
 
 
@@ -205,3 +207,10 @@ class SummaryRepository(SummaryReader):
             _synced_query(), {"cid": conversation_id, "upto": version, "now": now}
         )
         return rowcount(result)
+
+    async def mark_summaries_synced(self, acks: Sequence[tuple[UUID, int]], now: datetime) -> None:
+        """``mark_summary_synced`` for each (conversation, version), one executemany."""
+        if acks:
+            await self.conn.execute(
+                _synced_query(), [{"cid": cid, "upto": v, "now": now} for cid, v in acks]
+            )

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from employeevirtual.api.access_schemas import ProblemOut
 from employeevirtual.api.errors import install_error_handlers
+from employeevirtual.api.global_limit import TAKEN_WITH_THE_CHAT_LIMIT
 from employeevirtual.api.limits import check_input
 from employeevirtual.api.metrics import HttpMetrics
 from employeevirtual.api.middleware import (
@@ -168,6 +169,7 @@ def create_app(
         GlobalRateLimit,
         limit=settings.rate_limit_global,
         window_seconds=settings.rate_limit_window_seconds,
+        taken_by_route=TAKEN_WITH_THE_CHAT_LIMIT,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -248,6 +248,65 @@ async def test_global_rate_limit_per_client_address(settings: Settings) -> None:
             assert (await c2.get("/api/agents")).status_code == 401
 
 
+async def test_the_chat_route_counts_the_global_limit_once(settings: Settings) -> None:
+    """On the chat route the chat rate limit's dependency takes the global hit with its own (one
+    Redis round trip); a request that never reaches it (a 401, a 422 from the input guard) is
+    counted by the middleware instead. Once per request either way, refused over the limit."""
+    limit, window = 100, settings.rate_limit_window_seconds
+    async with app_client(settings, rate_limit_global=limit) as (client, runtime):
+        headers, agent_id = await _user_with_agent(client)
+        user_id = (await client.get("/api/users/me", headers=headers)).json()["id"]
+
+        async def used(key: str = "global:ip:203.0.113.7", of: int = limit) -> int:
+            peek = await runtime.limiter.hit(key, limit=of, window_seconds=window, cost=0)
+            return of - peek.remaining
+
+        chat = f"chat:user:{user_id}", settings.rate_limit_chat
+        body = {"message": "hi", "agent_id": agent_id}
+        start = await used()
+        assert (await client.post("/api/chat/agent", json=body, headers=headers)).status_code == 200
+        assert await used() == start + 1
+        assert await used(*chat) == 1
+        assert (await client.post("/api/chat/agent", json=body)).status_code == 401
+        assert await used() == start + 2
+        r = await client.post("/api/chat/agent?bogus=1", json=body, headers=headers)
+        assert r.status_code == 422
+        assert await used() == start + 3
+        assert await used(*chat) == 1
+
+        async def fill(address: str) -> None:
+            key = f"global:ip:{address}"
+            cost = limit - await used(key)
+            await runtime.limiter.hit(key, limit=limit, window_seconds=window, cost=cost)
+
+        def refused_globally(r: httpx.Response) -> None:
+            assert r.status_code == 429, r.text
+            assert "too many requests from your address" in r.json()["detail"]
+            assert r.headers["RateLimit-Limit"] == str(limit)
+            assert int(r.headers["Retry-After"]) >= 1
+
+        await fill("203.0.113.7")
+        before = await counts(runtime)
+        refused_globally(await client.post("/api/chat/agent", json=body, headers=headers))
+        assert await used(*chat) == 1  # refused before the chat window, as the middleware did
+        # refused lately: the next request is refused before routing (no API key lookup)
+        looked_up: list[str] = []
+
+        async def lookup(plaintext: str) -> None:
+            looked_up.append(plaintext)
+
+        runtime.api_keys.authenticate = lookup  # type: ignore[method-assign]
+        key = {"X-API-Key": "ev_live_" + "x" * 43}
+        refused_globally(await client.post("/api/chat/agent", json=body, headers=key))
+        assert looked_up == []
+        # another address over its limit: the 401 the app answers becomes the 429
+        await fill("198.51.100.9")
+        transport = httpx.ASGITransport(app=client._transport.app, client=("198.51.100.9", 1))  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c2:
+            refused_globally(await c2.post("/api/chat/agent", json=body))
+        assert await counts(runtime) == before
+
+
 async def test_agent_run_time_limit_records_the_failure(settings: Settings) -> None:
     async with app_client(settings, agent_timeout_seconds=0.2) as (client, runtime):
 

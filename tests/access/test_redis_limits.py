@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 
 from employeevirtual.settings import Settings
 from support.access import account, app_client, counts
@@ -135,6 +137,54 @@ async def test_concurrent_turns_are_counted_across_processes(shared: Settings) -
         runtime_two.models.override("test", FunctionModel(blocking))
         r = await two.post("/api/chat/agent", json=body, headers=user.headers)
         assert r.status_code == 200  # the slot was given back in Redis
+
+
+def _command(packed: bytes | str | Iterable[bytes]) -> tuple[str, list[str]]:
+    """A packed command's name and its keys (an EVALSHA's), from its RESP array."""
+    raw = packed.encode() if isinstance(packed, str) else packed
+    parts = (raw if isinstance(raw, bytes) else b"".join(raw)).split(b"\r\n")[2::2]
+    name = parts[0].decode().upper()
+    keys = [k.decode() for k in parts[3 : 3 + int(parts[2])]] if name == "EVALSHA" else []
+    return name, keys
+
+
+@pytest.mark.redis
+@needs_redis
+async def test_a_chat_turn_costs_three_redis_round_trips(
+    shared: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: each round trip costs the server ~0.2 ms of CPU. A plain turn makes three:
+    the global and the chat rate limits in one script, the turn slot taken, and given back
+    (the global limit used to be a round trip of its own, in the middleware)."""
+    async with app_client(shared) as (client, _runtime):
+        user = await account(client)
+        agent = await create_agent(client, user.headers)
+        r = await client.post(
+            "/api/chat/agent", json={"message": "hi", "agent_id": agent["id"]}, headers=user.headers
+        )
+        assert r.status_code == 200  # every Redis client has its connection from here on
+        body = {"message": "again", "conversation_id": r.json()["conversation_id"]}
+        sent: list[tuple[str, list[str]]] = []
+        send = AbstractConnection.send_packed_command
+
+        async def recorded(
+            self: AbstractConnection, command: Any, check_health: bool = True
+        ) -> None:
+            sent.append(_command(command))
+            await send(self, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", recorded)
+        r = await client.post("/api/chat/agent", json=body, headers=user.headers)
+        assert r.status_code == 200
+        await asyncio.sleep(0.2)  # what the turn left running in the background
+        monkeypatch.undo()
+    prefix = shared.rate_limit_prefix
+    slot = f"{prefix}turns:{user.id}"
+    assert sent == [
+        ("EVALSHA", [f"{prefix}global:ip:203.0.113.7", f"{prefix}chat:user:{user.id}"]),
+        ("EVALSHA", [slot]),
+        ("EVALSHA", [slot]),
+    ]
 
 
 async def test_redis_down_limits_fail_open_and_login_fails_closed(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 
+from employeevirtual.api.global_limit import TAKEN_WITH_THE_CHAT_LIMIT
 from employeevirtual.main import create_app
 from employeevirtual.settings import Settings
 
@@ -71,3 +72,19 @@ def test_every_way_into_a_turn_is_under_the_chat_rate_limit_once(settings: Setti
             assert len(limits) == 1, (context.path, methods, walked)
             checked.append(context.path)
     assert {"/api/chat/agent", *turns} <= set(checked), checked
+
+
+def test_the_routes_that_take_the_global_hit_walk_the_chat_limit(settings: Settings) -> None:
+    """The middleware leaves these routes' global rate limit hit to their chat rate limit (one
+    Redis round trip for both): each must walk it, or every request would be counted late."""
+    app = create_app(settings)
+    for method, path in TAKEN_WITH_THE_CHAT_LIMIT:
+        walks = []
+        for route in app.routes:
+            contexts: Any = getattr(route, "effective_route_contexts", None)
+            for context in contexts() if contexts else []:
+                methods = set(getattr(context, "methods", None) or getattr(route, "methods", ()))
+                if context.path == path and method in methods:
+                    walked = _walked(context.dependant)
+                    walks.append([n for n in walked if n in ("chat_rate_limit", "chat_user_id")])
+        assert len(walks) == 1 and len(walks[0]) == 1, (method, path, walks)

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from employeevirtual.security.ratelimit import (
+    Hit,
     InProcessRateLimiter,
     RateLimitDecision,
     RedisRateLimiter,
@@ -157,3 +158,14 @@ async def test_reset_prefix_removes_only_the_keys_under_it(limiter: InProcessRat
         await limiter.hit(key, limit=10, window_seconds=60)
     assert await limiter.reset_prefix("p:") == 3
     assert sorted(limiter.held_keys()) == ["pq:1.2.3.4", "q:1"]
+
+
+async def test_hit_in_order_stops_at_the_first_refusal(limiter: InProcessRateLimiter) -> None:
+    """As consecutive hits would: the windows before a refusal are consumed, the ones after it
+    left untouched."""
+    first, second = Hit("first", 2, 60), Hit("second", 1, 60)
+    assert [d.remaining for d in await limiter.hit_in_order([first, second])] == [1, 0]
+    refused = await limiter.hit_in_order([first, second])
+    assert [(d.allowed, d.remaining) for d in refused] == [(True, 0), (False, 0)]
+    assert [d.allowed for d in await limiter.hit_in_order([first, Hit("third", 5, 60)])] == [False]
+    assert (await limiter.hit("third", limit=5, window_seconds=60, cost=0)).remaining == 5

@@ -15,7 +15,12 @@ import pytest
 from redis.asyncio import Redis
 
 from employeevirtual.security.login_throttle import LoginThrottle
-from employeevirtual.security.ratelimit import REDIS_KEY_PREFIX, RedisRateLimiter, make_rate_limiter
+from employeevirtual.security.ratelimit import (
+    REDIS_KEY_PREFIX,
+    Hit,
+    RedisRateLimiter,
+    make_rate_limiter,
+)
 
 REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
 
@@ -121,6 +126,27 @@ async def test_key_expires_with_window(limiter: RedisRateLimiter, redis_client: 
     await asyncio.sleep(1.1)  # the only real wait in the suite
     assert not await redis_client.exists(f"{RUN_PREFIX}ttl")
     assert (await limiter.hit("ttl", limit=1, window_seconds=1)).allowed
+
+
+async def test_hit_in_order_stops_at_the_first_refusal(
+    limiter: RedisRateLimiter, redis_client: Redis
+) -> None:
+    """One script, as consecutive hits would: the windows before a refusal are consumed, the
+    ones after it left untouched (no key created)."""
+    first, second = Hit("order:first", 2, 60), Hit("order:second", 1, 30)
+    decisions = await limiter.hit_in_order([first, second])
+    assert [(d.allowed, d.remaining, d.window_seconds) for d in decisions] == [
+        (True, 1, 60),
+        (True, 0, 30),
+    ]
+    assert 29 <= decisions[1].reset_seconds <= 30
+    refused = await limiter.hit_in_order([first, second])
+    assert [(d.allowed, d.remaining) for d in refused] == [(True, 0), (False, 0)]
+    assert [d.allowed for d in await limiter.hit_in_order([first, Hit("order:third", 5, 60)])] == [
+        False
+    ]
+    assert not await redis_client.exists(f"{RUN_PREFIX}order:third")
+    assert int(await redis_client.get(f"{RUN_PREFIX}order:first")) == 2
 
 
 async def test_reset(limiter: RedisRateLimiter) -> None:

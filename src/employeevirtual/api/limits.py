@@ -15,8 +15,9 @@ from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
 from employeevirtual.api.deps import CurrentUserId, runtime_of
+from employeevirtual.api.global_limit import pending_global_hit, refusal
 from employeevirtual.errors import InvalidInput, RateLimited
-from employeevirtual.runtime import Runtime
+from employeevirtual.security.ratelimit import Hit
 
 __all__ = [
     "ChatRateLimit",
@@ -29,16 +30,30 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-async def _hit_chat_limit(runtime: Runtime, user_id: UUID, response: Response) -> None:
+async def _hit_chat_limit(request: Request, user_id: UUID, response: Response) -> None:
+    """The user's chat window, and the global one when the middleware left it to this route
+    (``api.global_limit``): one round trip, the global window first as the middleware would."""
+    runtime = runtime_of(request)
     settings = runtime.settings
     limit, window = settings.rate_limit_chat, settings.rate_limit_window_seconds
+    hits = [Hit(f"chat:user:{user_id}", limit, window)]
+    pending = pending_global_hit(request.scope)
+    if pending is not None:
+        pending.taken = True
+        hits.insert(0, pending.hit)
     try:
-        decision = await runtime.limiter.hit(
-            f"chat:user:{user_id}", limit=limit, window_seconds=window
-        )
+        decisions = await runtime.limiter.hit_in_order(hits)
     except RedisError as exc:  # fail open, like the global limit
+        if pending is not None:
+            log.warning("global rate limit skipped, Redis failed: %s", type(exc).__name__)
         log.warning("chat rate limit skipped, Redis failed: %s", type(exc).__name__)
         return
+    if pending is not None:
+        pending.decision = decisions[0]
+    if len(decisions) < len(hits):  # the global window refused: the chat one left untouched
+        (refused,) = decisions
+        raise RateLimited(refusal(refused), headers=refused.headers())
+    decision = decisions[-1]
     if not decision.allowed:
         raise RateLimited(
             f"at most {limit} chat requests per {window} s; retry in {decision.retry_after} s",
@@ -48,7 +63,7 @@ async def _hit_chat_limit(runtime: Runtime, user_id: UUID, response: Response) -
 
 
 async def chat_rate_limit(request: Request, user_id: CurrentUserId, response: Response) -> None:
-    await _hit_chat_limit(runtime_of(request), user_id, response)
+    await _hit_chat_limit(request, user_id, response)
 
 
 ChatRateLimit = Depends(chat_rate_limit)
@@ -58,7 +73,7 @@ async def chat_user_id(request: Request, user_id: CurrentUserId, response: Respo
     """``CurrentUserId`` under the chat rate limit: one dependency where ``ChatRateLimit`` and
     ``CurrentUserId`` would be two (FastAPI walks a cached dependency's sub-tree again on
     each use)."""
-    await _hit_chat_limit(runtime_of(request), user_id, response)
+    await _hit_chat_limit(request, user_id, response)
     return user_id
 
 

@@ -4,6 +4,7 @@ the response and a rejection costs no routing, parsing or database work."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import json
@@ -16,7 +17,9 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from employeevirtual.api.asgi import HttpMiddleware
+from employeevirtual.api.global_limit import PendingGlobalHit, RecentlyRefused, refusal
 from employeevirtual.api.openai_schemas import error_body
+from employeevirtual.security.ratelimit import Hit
 
 __all__ = [
     "AccessLog",
@@ -150,38 +153,75 @@ class GlobalRateLimit(HttpMiddleware):
     """At most ``limit`` requests per ``window_seconds`` per client address, for every path
     but the health probes. The counter is the runtime's limiter (Redis when configured, so
     all processes share it). A Redis failure lets requests through (logged): this is a
-    flood guard, and failing closed would turn a cache outage into a full outage."""
+    flood guard, and failing closed would turn a cache outage into a full outage.
 
-    def __init__(self, app: ASGIApp, *, limit: int, window_seconds: int) -> None:
+    On the ``taken_by_route`` routes (method, path) the route's chat rate limit takes the hit
+    with its own, in one round trip (``api.global_limit``); the hit is taken here only if the
+    request answers without it, before the answer's first byte, or if the address was refused
+    lately (then before routing, as on every path)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        window_seconds: int,
+        taken_by_route: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         super().__init__(app)
         self.limit = limit
         self.window_seconds = window_seconds
+        self.taken_by_route = taken_by_route
+        self.refused = RecentlyRefused()
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"].startswith("/health/"):
+        path: str = scope["path"]
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if path.startswith("/health/") or runtime is None:
             await self.app(scope, receive, send)
             return
-        runtime = getattr(scope["app"].state, "runtime", None)
-        if runtime is not None:
-            try:
-                decision = await runtime.limiter.hit(
-                    "global:" + client_key(scope),
-                    limit=self.limit,
-                    window_seconds=self.window_seconds,
-                )
-            except RedisError as exc:
-                log.warning("global rate limit skipped, Redis failed: %s", type(exc).__name__)
-            else:
-                if not decision.allowed:
-                    detail = (
-                        f"too many requests from your address (limit {self.limit} per "
-                        f"{self.window_seconds} s); retry in {decision.retry_after} s"
-                    )
-                    await _send_json(
-                        send, 429, {"detail": detail}, decision.headers(), scope["path"]
-                    )
-                    return
-        await self.app(scope, receive, send)
+        hit = Hit("global:" + client_key(scope), self.limit, self.window_seconds)
+        if (scope["method"], path) in self.taken_by_route and hit.key not in self.refused:
+            await self._left_to_the_route(PendingGlobalHit(hit), runtime, scope, receive, send)
+        elif not await self._refused(hit, runtime, path, send):
+            await self.app(scope, receive, send)
+
+    async def _refused(self, hit: Hit, runtime: Any, path: str, send: Send) -> bool:
+        """Take the hit; True when it was refused (and the 429 sent)."""
+        try:
+            (decision,) = await runtime.limiter.hit_in_order([hit])
+        except RedisError as exc:
+            log.warning("global rate limit skipped, Redis failed: %s", type(exc).__name__)
+            return False
+        if decision.allowed:
+            return False
+        self.refused.note(hit.key, decision)
+        await _send_json(send, 429, {"detail": refusal(decision)}, decision.headers(), path)
+        return True
+
+    async def _left_to_the_route(
+        self, pending: PendingGlobalHit, runtime: Any, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        pending.put_on(scope)
+        refused = False
+
+        async def send_unless_refused(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and not pending.taken:
+                pending.taken = True  # the route did not take it: take it before answering
+                refused = await self._refused(pending.hit, runtime, scope["path"], send)
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, send_unless_refused)
+        finally:
+            if pending.decision is not None:  # the route's answer
+                self.refused.note(pending.hit.key, pending.decision)
+            if not pending.taken:  # no answer (an exception, a client gone): still counted
+                pending.taken = True
+                with contextlib.suppress(RedisError):
+                    await runtime.limiter.hit_in_order([pending.hit])
 
 
 class SecurityHeaders(HttpMiddleware):

@@ -85,6 +85,8 @@ if n <= 0 then redis.call('DEL', KEYS[1]) end
 return n
 """
 
+_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_ACQUIRE, _RELEASE)}
+
 
 class RedisConcurrencyLimiter:
     """Slots counted in Redis (atomic Lua), shared by all server processes."""
@@ -97,9 +99,8 @@ class RedisConcurrencyLimiter:
         self._ttl_ms = max(1000, int(ttl_seconds * 1000))
 
     async def _eval(self, script: str, key: str, *args: int) -> int:
-        sha = hashlib.sha1(script.encode()).hexdigest()
         try:
-            return int(await self._client.evalsha(sha, 1, key, *args))
+            return int(await self._client.evalsha(_SHA[script], 1, key, *args))
         except NoScriptError:
             return int(await self._client.eval(script, 1, key, *args))
 

@@ -11,6 +11,9 @@ A hit whose cost would take the counter over the limit is refused and **consumes
 nothing**, so a refused client is not pushed further into the penalty. A cost greater
 than the limit can therefore never succeed. ``cost=0`` is a peek: it reports the current
 state without consuming or creating anything.
+
+``hit_in_order`` hits several windows (say a client's address and its user) as consecutive
+``hit`` calls would, stopping at the first refusal, in one Redis round trip.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 __all__ = [
+    "Hit",
     "InProcessRateLimiter",
     "RateLimitDecision",
     "RateLimiter",
@@ -63,10 +67,25 @@ class RateLimitDecision:
         return headers
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One window to hit: ``cost`` against ``limit`` per ``window_seconds`` on ``key``."""
+
+    key: str
+    limit: int
+    window_seconds: int
+    cost: int = 1
+
+
 class RateLimiter(Protocol):
     async def hit(
         self, key: str, *, limit: int, window_seconds: int, cost: int = 1
     ) -> RateLimitDecision: ...
+
+    async def hit_in_order(self, hits: Sequence[Hit]) -> list[RateLimitDecision]:
+        """``hit`` each window in turn, stopping at the first refusal: the decisions up to and
+        including it (the windows after it are left untouched). Atomic with Redis."""
+        ...
 
     async def reset(self, key: str) -> None: ...
 
@@ -174,6 +193,17 @@ class InProcessRateLimiter:
                 window_seconds=window_seconds,
             )
 
+    async def hit_in_order(self, hits: Sequence[Hit]) -> list[RateLimitDecision]:
+        decisions = []
+        for h in hits:
+            decision = await self.hit(
+                h.key, limit=h.limit, window_seconds=h.window_seconds, cost=h.cost
+            )
+            decisions.append(decision)
+            if not decision.allowed:
+                break
+        return decisions
+
     async def reset(self, key: str) -> None:
         with self._lock:
             self._windows.pop(key, None)
@@ -209,30 +239,36 @@ class InProcessRateLimiter:
             del self._windows[next(iter(self._windows))]
 
 
-# KEYS[1] = counter; ARGV = cost, limit, window_ms.
-# Returns {allowed (0/1), used after this hit, ms until reset}. A refused hit changes nothing.
+# KEYS = counters; ARGV = cost, limit, window_ms for each, in the same order. Returns, for each
+# counter up to the first refused one, {allowed (0/1), used after this hit, ms until reset}.
+# A refused hit changes nothing, and neither do the counters after it.
 _HIT_SCRIPT = """
-local cost = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local window_ms = tonumber(ARGV[3])
-local ttl = redis.call('PTTL', KEYS[1])
-local used = 0
-if ttl > 0 then
-  used = tonumber(redis.call('GET', KEYS[1]) or '0')
-else
-  ttl = window_ms
+local out = {}
+for i, key in ipairs(KEYS) do
+  local cost = tonumber(ARGV[3 * i - 2])
+  local limit = tonumber(ARGV[3 * i - 1])
+  local window_ms = tonumber(ARGV[3 * i])
+  local ttl = redis.call('PTTL', key)
+  local used = 0
+  if ttl > 0 then
+    used = tonumber(redis.call('GET', key) or '0')
+  else
+    ttl = window_ms
+  end
+  if used + cost > limit then
+    out[i] = {0, used, ttl}
+    return out
+  end
+  if cost == 0 then
+    out[i] = {1, used, ttl}
+  elseif used == 0 then
+    redis.call('SET', key, cost, 'PX', window_ms)
+    out[i] = {1, cost, window_ms}
+  else
+    out[i] = {1, redis.call('INCRBY', key, cost), ttl}
+  end
 end
-if used + cost > limit then
-  return {0, used, ttl}
-end
-if cost == 0 then
-  return {1, used, ttl}
-end
-if used == 0 then
-  redis.call('SET', KEYS[1], cost, 'PX', window_ms)
-  return {1, cost, window_ms}
-end
-return {1, redis.call('INCRBY', KEYS[1], cost), ttl}
+return out
 """
 _HIT_SCRIPT_SHA = hashlib.sha1(_HIT_SCRIPT.encode()).hexdigest()
 
@@ -261,20 +297,30 @@ class RedisRateLimiter:
     async def hit(
         self, key: str, *, limit: int, window_seconds: int, cost: int = 1
     ) -> RateLimitDecision:
-        _validate(limit, window_seconds, cost)
-        args = (self._prefix + key, cost, limit, window_seconds * 1000)
+        (decision,) = await self.hit_in_order([Hit(key, limit, window_seconds, cost)])
+        return decision
+
+    async def hit_in_order(self, hits: Sequence[Hit]) -> list[RateLimitDecision]:
+        keys: list[str] = []
+        args: list[int] = []
+        for h in hits:
+            _validate(h.limit, h.window_seconds, h.cost)
+            keys.append(self._prefix + h.key)
+            args += (h.cost, h.limit, h.window_seconds * 1000)
         try:
-            result = await self._client.evalsha(_HIT_SCRIPT_SHA, 1, *args)
+            result = await self._client.evalsha(_HIT_SCRIPT_SHA, len(keys), *keys, *args)
         except NoScriptError:
-            result = await self._client.eval(_HIT_SCRIPT, 1, *args)  # also caches it
-        allowed, used, ttl_ms = (int(v) for v in result)
-        return _decide(
-            allowed=bool(allowed),
-            limit=limit,
-            used=used,
-            reset_seconds=ttl_ms / 1000,
-            window_seconds=window_seconds,
-        )
+            result = await self._client.eval(_HIT_SCRIPT, len(keys), *keys, *args)  # caches it
+        return [
+            _decide(
+                allowed=bool(int(allowed)),
+                limit=h.limit,
+                used=int(used),
+                reset_seconds=int(ttl_ms) / 1000,
+                window_seconds=h.window_seconds,
+            )
+            for h, (allowed, used, ttl_ms) in zip(hits, result, strict=False)
+        ]
 
     async def reset(self, key: str) -> None:
         await self._client.delete(self._prefix + key)

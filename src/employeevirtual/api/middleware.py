@@ -207,17 +207,18 @@ class GlobalRateLimit(HttpMiddleware):
 
         async def send_unless_refused(message: Message) -> None:
             nonlocal refused
-            if message["type"] == "http.response.start" and not pending.taken:
-                pending.taken = True  # the route did not take it: take it before answering
-                refused = await self._refused(pending.hit, runtime, scope["path"], send)
+            if message["type"] == "http.response.start":
+                if not pending.taken:  # the route did not take it: take it before answering
+                    pending.taken = True
+                    refused = await self._refused(pending.hit, runtime, scope["path"], send)
+                elif pending.decision is not None:  # the route's answer (a refusal: its 429)
+                    self.refused.note(pending.hit.key, pending.decision)
             if not refused:
                 await send(message)
 
         try:
             await self.app(scope, receive, send_unless_refused)
         finally:
-            if pending.decision is not None:  # the route's answer
-                self.refused.note(pending.hit.key, pending.decision)
             if not pending.taken:  # no answer (an exception, a client gone): still counted
                 pending.taken = True
                 with contextlib.suppress(RedisError):

@@ -121,6 +121,7 @@ async def test_a_used_up_budget_refuses_before_the_model_is_called(
         f"/api/agents/{agent_id}", json={"visibility": "shared"}, headers=user.headers
     )
     assert r.status_code == 200, r.text
+    await runtime.acks.flush()  # the last run reaches chat_analytics with the batched flush
     agent_budget = await budget(client, admin, "agent", agent_id, max_tokens=200)
     assert agent_budget["used_tokens"] == 200  # started from this month's usage (analytics)
     r = await chat(client, other, agent_id)

@@ -18,12 +18,13 @@ from support.access import Account, account
 from support.stores import mongo_failing
 
 
-async def _turn(client: httpx.AsyncClient, owner: Account) -> dict[str, Any]:
+async def _turn(client: httpx.AsyncClient, runtime: Runtime, owner: Account) -> dict[str, Any]:
     r = await client.post("/api/agents", json={"name": "A"}, headers=owner.headers)
     r = await client.post(
         "/api/chat/agent", json={"message": "hi", "agent_id": r.json()["id"]}, headers=owner.headers
     )
     assert r.status_code == 200, r.text
+    await runtime.acks.flush()  # the run's chat_analytics document is batched
     return dict(r.json())
 
 
@@ -45,7 +46,7 @@ async def test_feedback_in_both_stores_history_and_analytics(
     admin = await account(client, name="Admin")
     owner = await account(client, name="Olga")
     other = await account(client, name="Otto")
-    turn = await _turn(client, owner)
+    turn = await _turn(client, runtime, owner)
     mid = turn["agent_message"]["id"]
 
     r = await client.post(_url(turn), json={"rating": "up"}, headers=owner.headers)
@@ -118,7 +119,7 @@ async def test_the_relay_carries_feedback_given_while_mongodb_was_away(
     client: httpx.AsyncClient, runtime: Runtime, settings: Settings
 ) -> None:
     owner = await account(client, name="Olga")
-    turn = await _turn(client, owner)
+    turn = await _turn(client, runtime, owner)
     mid = turn["agent_message"]["id"]
     assert settings.mongodb_url is not None
     async with mongo_failing(settings.mongodb_url.get_secret_value(), ("update", "findAndModify")):
@@ -156,7 +157,7 @@ async def test_the_reconciler_finds_and_repairs_lost_feedback(
 ) -> None:
     runtime.reconciler.grace = timedelta(0)  # compare conversations active a moment ago too
     owner = await account(client, name="Olga")
-    turn = await _turn(client, owner)
+    turn = await _turn(client, runtime, owner)
     mid = turn["agent_message"]["id"]
     r = await client.post(
         _url(turn), json={"rating": "down", "comment": "no"}, headers=owner.headers

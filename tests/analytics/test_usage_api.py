@@ -32,6 +32,7 @@ async def test_users_see_their_own_usage_admins_everyones(
     bob = await account(client, name="Bob")
     await _turns(client, ana.headers, 3)
     await _turns(client, bob.headers, 2)
+    await runtime.acks.flush()  # the runs reach chat_analytics with the batched flush
     today = datetime.now(UTC).date().isoformat()
     params = {"from": today, "to": today, "group_by": "user,model"}
 

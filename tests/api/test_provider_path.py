@@ -116,6 +116,7 @@ async def test_openai_compatible_turn_records_tokens_and_cost(
     assert doc is not None
     assert doc["metadata"]["total_tokens"] == total_tokens
     assert doc["metadata"]["total_cost"] == pytest.approx(float(row.total_cost))
+    await runtime.acks.flush()  # the runs' chat_analytics documents are batched
     analytics = await runtime.documents.analytics.find({"conversation_id": str(cid)}).to_list()
     assert sorted(a["input_tokens"] for a in analytics) == sorted(m["input_tokens"] for m in stored)
     assert all(a["cost"] and a["cost"] > 0 and a["status"] == "success" for a in analytics)
@@ -157,6 +158,7 @@ async def test_provider_failure_keeps_the_user_message(
     kept = r.json()["messages"]
     assert (kept[0]["message_type"], kept[0]["content"]) == ("user", "ola")
     assert kept[1]["message_type"] == "error" and kept[1]["metadata"]["error"] == kind
+    await runtime.acks.flush()
     failed = await runtime.documents.analytics.find({"conversation_id": cid}).to_list()
     assert [a["status"] for a in failed] == [kind]
     # the next turn works and does not send the failed exchange to the model as dialogue

@@ -90,6 +90,7 @@ async def test_zip_round_trips_to_the_same_records(
         json={"message": "not olga's", "agent_id": other_agent["id"]},
         headers=other.headers,
     )
+    await runtime.acks.flush()  # the runs' chat_analytics documents are batched
 
     r = await client.post("/api/users/me/export", headers=owner.headers)
     assert r.status_code == 202, r.text

@@ -142,6 +142,7 @@ async def test_delegation_two_levels_deep_sums_and_attributes_usage(
     stored = await runtime.documents.messages.find_one({"_id": body["agent_message"]["id"]})
     assert stored is not None and stored["metadata"]["delegations"] == meta["delegations"]
     # chat_analytics: one run per agent, each with its own share, adding up to the turn
+    await runtime.acks.flush()  # written with the turn's ack, batched
     runs = [d async for d in runtime.documents.analytics.find({"conversation_id": cid})]
     by_agent = {d["agent_id"]: d for d in runs}
     assert len(runs) == 3

@@ -3,7 +3,9 @@
 SQLAlchemy cursor and transaction events, and PyMongo command monitoring, add to the ``Tally``
 active in the current context (a contextvar, which SQLAlchemy carries into its greenlets and the
 async PyMongo driver keeps in the calling task). Work outside any tally (the batched sync-ack
-flush, index creation, driver heartbeats) is counted in ``background``.
+flush, index creation, driver heartbeats) is counted in ``background``; of it, the inserts into
+``chat_analytics`` (the flush's batch of the turns' runs, or the relay's) are also counted in
+``batched_analytics`` (commands and documents), so a report can amortise them over the turns.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class _MongoListener(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.meter.tally().mongo_commands += 1
+        if (
+            _current.get(None) is None
+            and event.command_name == "insert"
+            and event.command.get("insert") == "chat_analytics"
+        ):
+            self.meter.batched_analytics["inserts"] += 1
+            self.meter.batched_analytics["documents"] += len(event.command.get("documents", ()))
         if self.meter.capture is not None and _current.get(None) is not None:
             command = {k: v for k, v in event.command.items() if k not in _SESSION_FIELDS}
             self.meter.capture.append(
@@ -72,6 +81,8 @@ class StoreMeter:
     def __init__(self) -> None:
         self.background = Tally()
         self.requests = Tally()  # the sum of every finished ``scope`` tally
+        # background inserts into chat_analytics: the turns' runs, batched by the sync-ack flush
+        self.batched_analytics = {"inserts": 0, "documents": 0}
         self.mongo_listener = _MongoListener(self)
         # when a list: every statement, transaction edge and Mongo command of a request, in
         # order, for the floor's replay (tools.bench.floor)

@@ -79,6 +79,16 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
             f"{r['mongo_commands']:g}",
         )
     console.print(t)
+    batched = trips.get("steady_batched_analytics")
+    if batched:
+        per_turn = batched["inserts"] / trips["steady_samples"]
+        console.print(
+            f"MongoDB commands above are the requests' own; the runs' chat_analytics documents "
+            f"are batched: the {trips['steady_samples']} steady turns' {batched['documents']} "
+            f"documents took {batched['inserts']} insert_many outside them (one per "
+            f"{batched['flush_seconds']:g} s flush: {per_turn:.2f} of a command per turn here, "
+            "fewer at a higher turn rate)"
+        )
     passes = {
         length: entry["summary_passes"]
         for length, entry in trips["by_length"].items()

@@ -383,18 +383,27 @@ async def _ok(api: _Api, **kwargs: Any) -> float:
     return elapsed
 
 
-async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples: int) -> Any:
-    """Per-turn driver counts: first turn, then steady-state turns one at a time."""
+async def _round_trips(
+    api: _Api, agent: UUID, seeded: dict[int, UUID], samples: int, flush_seconds: float
+) -> Any:
+    """Per-turn driver counts: first turn, then steady-state turns one at a time; and the
+    batched ``chat_analytics`` inserts the steady turns cost outside their requests (the
+    sync-ack flush's, every ``flush_seconds``), to amortise over them."""
     before = await api.stats()
     _, r = await api.turn(agent_id=agent)
     r.raise_for_status()
     first = _trips(_delta(await api.stats(), before))
     conversation = UUID(r.json()["conversation_id"])
+    await asyncio.sleep(flush_seconds + 0.2)  # the first turn's run flushed
+    batched_before = (await api.stats())["batched_analytics"]
     steady = []
     for _ in range(samples):
         before = await api.stats()
         await _ok(api, conversation_id=conversation)
         steady.append(_trips(_delta(await api.stats(), before)))
+    await asyncio.sleep(flush_seconds + 0.2)  # the last steady turn's run flushed
+    batched_after = (await api.stats())["batched_analytics"]
+    batched = {k: batched_after[k] - batched_before[k] for k in ("inserts", "documents")}
     by_length: dict[str, Any] = {}
     for length, cid in seeded.items():
         started = await api.stats()
@@ -415,6 +424,8 @@ async def _round_trips(api: _Api, agent: UUID, seeded: dict[int, UUID], samples:
         "steady": steady[-1],
         "steady_all_identical": all(s == steady[0] for s in steady),
         "steady_samples": len(steady),
+        # outside the requests: the steady turns' runs, batched (one insert_many a flush)
+        "steady_batched_analytics": {**batched, "flush_seconds": flush_seconds},
         "by_length": by_length,
     }
 
@@ -848,7 +859,7 @@ async def run_bench(
                     results.setdefault("seed_seconds", {})[str(length)] = time.perf_counter() - t0
                 log("counting store round trips per turn")
                 results["round_trips"] = await _round_trips(
-                    api, instant, seeded, plan.steady_samples
+                    api, instant, seeded, plan.steady_samples, settings.sync_ack_seconds
                 )
                 middle = seeded[plan.lengths[min(1, len(plan.lengths) - 1)]]
                 log("measuring the floor (bare Agent.run, raw drivers) in a fresh process")

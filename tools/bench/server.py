@@ -103,6 +103,7 @@ class BenchState:
             "live_turns": -1,
             "in_requests": self.meter.requests.as_dict(),
             "background": self.meter.background.as_dict(),
+            "batched_analytics": dict(self.meter.batched_analytics),
         }
 
 

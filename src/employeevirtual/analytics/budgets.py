@@ -249,7 +249,8 @@ class BudgetService:
         client_ip: str | None,
     ) -> BudgetStatus:
         """A new budget starts with what its user or agent already spent this month (from
-        the usage analytics), so setting one mid-month does not hand out a fresh month."""
+        the usage analytics), so setting one mid-month does not hand out a fresh month. The
+        runs of the last sync-ack flush interval (0.5 s) may not be in the analytics yet."""
         if max_cost is None and max_tokens is None:
             raise InvalidInput("give max_cost, max_tokens or both")
         async with read_connection(self.engine) as conn:

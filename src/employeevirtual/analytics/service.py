@@ -4,7 +4,9 @@ A query reads the daily rollups for what is already rolled up (every complete da
 to the last round less a settle time) and the raw ``chat_analytics`` runs after that: about
 days × groups documents plus the runs of the last few minutes, whatever the number of turns.
 Percentiles come from the rollups' mergeable histograms (``histogram.py``), never from the raw
-runs.
+runs. A turn's run reaches ``chat_analytics`` with the next sync-ack flush (``sync/acks.py``,
+``EV_SYNC_ACK_SECONDS``, 0.5 s), not with the turn's answer: a query made right after a turn
+may not count it yet.
 """
 
 from __future__ import annotations

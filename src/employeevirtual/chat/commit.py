@@ -1,6 +1,6 @@
 """The turn's store steps, each one call: ``resolve`` (the single read before the agent runs),
 ``store_messages`` (inside the turn's SQL transaction) and ``write_turn_documents`` (MongoDB
-after the commit)."""
+after the commit: two commands, the analytics documents batched by ``SyncAcks``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from employeevirtual.chat.context import RecentContext
 from employeevirtual.errors import Conflict, Forbidden, NotFound, Unauthorized
 from employeevirtual.request_context import current_session_data
-from employeevirtual.stores.mongo.analytics_shapes import analytics_document
+from employeevirtual.stores.mongo.analytics_shapes import analytics_document, delegation_documents
 from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.shapes import Document
 from employeevirtual.stores.records import (
     AgentRecord,
     BudgetRecord,
@@ -35,7 +36,14 @@ from employeevirtual.stores.sql.users import UserReader, UserRepository
 from employeevirtual.stores.supersede import current
 from employeevirtual.sync.acks import SyncAcks
 
-__all__ = ["Resolved", "resolve", "store_messages", "write_documents", "write_turn_documents"]
+__all__ = [
+    "Resolved",
+    "resolve",
+    "store_messages",
+    "turn_analytics",
+    "write_documents",
+    "write_turn_documents",
+]
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +193,14 @@ async def write_documents(
     *,
     created: bool,
 ) -> bool:
-    """MongoDB after the commit (``usage`` None: no agent ran in it). Failures leave
-    ``synced_seq`` behind for the relay."""
-    analytics = analytics_document(stored[-1])
+    """MongoDB after the commit (``usage`` None: no agent ran in it): the messages and the
+    conversation document now, the turn's ``chat_analytics`` documents (its run, the runs it
+    delegated) with its acknowledgement at the next flush of ``acks`` (``SyncAcks``), so they
+    reach MongoDB up to one flush interval after the turn. Failures, and a write the
+    conversation document's guard refused, leave ``synced_seq`` behind for the relay, which
+    rebuilds the analytics documents too."""
     try:
-        applied = await documents.write_turn(conversation, stored, usage, analytics)
+        applied = await documents.write_turn(conversation, stored, usage)
         if created:
             await documents.log_activity(
                 user_id=conversation.user_id,
@@ -206,8 +217,16 @@ async def write_documents(
         )
         return False
     if applied:
-        acks.ack(conversation.id, stored[0].seq, stored[-1].seq)
+        acks.ack(conversation.id, stored[0].seq, stored[-1].seq, analytics=turn_analytics(stored))
     return applied
+
+
+def turn_analytics(stored: list[MessageRecord]) -> list[Document]:
+    """The ``chat_analytics`` documents of a write: its reply's run (the last message) and the
+    runs its replies delegated, as the relay rebuilds them (``analytics_shapes``)."""
+    run = analytics_document(stored[-1])
+    delegated = [d for m in stored for d in delegation_documents(m)]
+    return [*([run] if run is not None else []), *delegated]
 
 
 async def write_turn_documents(

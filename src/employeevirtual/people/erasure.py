@@ -8,8 +8,9 @@ another) takes it over after ``lease_seconds`` and resumes at the recorded step.
 
 Steps: ``conversations`` (each through the same path as a user's delete) -> ``agents`` (shared
 ones handed to an admin or deleted; ones other people's conversations point at emptied and
-soft-deleted) -> ``documents`` (every registered source: MongoDB collections, later knowledge
-and the like; export files) -> ``caches`` (Redis/in-process limiter keys, live turns'
+soft-deleted) -> ``documents`` (this server's batched analytics documents flushed first:
+``flush_documents``; then every registered source: MongoDB collections, later knowledge and the
+like; export files) -> ``caches`` (Redis/in-process limiter keys, live turns'
 event streams) -> ``account``
 (API keys, idempotency keys, export jobs, the user row, audit rows scrubbed; the job becomes
 the tombstone), all in that last transaction.
@@ -70,6 +71,7 @@ class ErasureService:
         export_dir: Path,
         forget_conversation: Callable[[UUID], None] = lambda _cid: None,
         forget_owner: Sequence[Callable[[UUID], Awaitable[object]]] = (),
+        flush_documents: Callable[[], Awaitable[object]] | None = None,
         lease_seconds: float = 60.0,
         interval_seconds: float = 5.0,
         crash_after_step: str | None = None,
@@ -82,6 +84,7 @@ class ErasureService:
         self.export_dir = export_dir
         self.forget_conversation = forget_conversation
         self.forget_owner = forget_owner
+        self.flush_documents = flush_documents
         self.lease = timedelta(seconds=lease_seconds)
         self.interval = interval_seconds
         self.crash_after_step = crash_after_step
@@ -248,6 +251,12 @@ class ErasureService:
 
     async def _documents(self, job: ErasureJob) -> None:
         assert job.user_id is not None
+        if self.flush_documents is not None:
+            # this server's batched chat_analytics documents (``SyncAcks``), before the
+            # collections are erased: a flush running now finishes first, and the person's
+            # documents still buffered are dropped (their conversations are gone, their account
+            # deactivated), so none lands after the erasure
+            await self.flush_documents()
         for source in self.registry:
             await source.erase(job.user_id)
         await self._delete_export_files(job.user_id)

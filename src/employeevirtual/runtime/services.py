@@ -111,7 +111,7 @@ async def open_runtime(
         max_total_tokens=settings.agent_max_total_tokens,
         tool_result_chars=settings.tool_result_max_chars,
     )
-    acks = SyncAcks(engine)
+    acks = SyncAcks(engine, documents, interval=settings.sync_ack_seconds)
     acks.start()
     rollups = Rollups(db, clock=clock, lookback_days=settings.analytics_rollup_lookback_days)
     analytics = AnalyticsService(db, rollups, max_days=settings.analytics_max_days)
@@ -256,6 +256,7 @@ async def open_runtime(
             export_dir=settings.export_dir,
             forget_conversation=chat.context.forget,
             forget_owner=[turn_log.forget_owner],
+            flush_documents=acks.flush,
             lease_seconds=settings.erasure_lease_seconds,
             interval_seconds=settings.erasure_interval_seconds,
             crash_after_step=settings.fault_crash_erasure_after_step,

@@ -19,6 +19,12 @@ class SyncSettings(BaseModel):
     )
     sync_batch_size: int = Field(default=200, ge=1, le=10_000)
     sync_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    sync_ack_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="flush of the turns' sync acks and their batched chat_analytics documents "
+        "(a run reaches chat_analytics up to this long after its turn)",
+    )
     sync_alert_seconds: float = Field(
         default=60.0, gt=0, description="alert when the oldest unsynced message is older"
     )

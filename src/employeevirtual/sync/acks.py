@@ -1,30 +1,55 @@
-"""Batched acknowledgements that a turn (or a conversation summary) reached MongoDB.
+"""Batched acknowledgements that a turn (or a conversation summary) reached MongoDB, and the
+turns' batched analytics.
 
-A turn's MongoDB writes happen after its SQL commit. Rather than a second SQL transaction per
-turn, successful writes are acknowledged here and flushed in one transaction every interval;
-``conversations.synced_seq`` below ``message_count`` is what the relay replays. A background
-summary's copy (``context.conversation_state``) is acknowledged the same way
+A turn's MongoDB writes happen after its SQL commit: its messages and its conversation document
+at once, and its ``chat_analytics`` documents (its run and the runs it delegated) here. Rather
+than a second SQL transaction and a third MongoDB command per turn, successful writes are
+acknowledged here with their analytics documents, and every ``interval`` one flush writes the
+documents of all of them with one ``insert_many``, then records the acknowledgements in one SQL
+transaction. ``conversations.synced_seq`` below ``message_count`` is what the relay replays,
+rebuilding the analytics documents from SQL (same ``_id``s: duplicates are skipped). A
+background summary's copy (``context.conversation_state``) is acknowledged the same way
 (``conversation_summaries.synced_at``; the relay carries a version left unsynced past its grace).
-A lost ack (crash before a flush, a failed flush) only costs an idempotent replay.
+
+So a turn is acknowledged only once its analytics documents are in MongoDB:
+
+* a crash before a flush loses acknowledgements and documents alike: the relay replays them;
+* a failed analytics insert leaves those turns unacknowledged (the relay replays them);
+* the documents of a conversation deleted meanwhile, or of an owner deactivated meanwhile (an
+  erasure deactivates the account first), are not written, and their turns are left to the
+  relay, which writes them again only from what SQL still holds (checked in one SQL read per
+  flush, so a buffered document cannot bring back what an erasure or a delete removed);
+* the erasure flushes (``flush``) before it erases the person's MongoDB documents, and a flush
+  waits for one already running.
+
+Readers of ``chat_analytics`` (the usage API, the rollups, budgets set mid-month) may see a
+turn's run up to one ``interval`` after the turn answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.sql.conversations import ConversationRepository
-from employeevirtual.stores.sql.engine import write_transaction
+from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.summaries import SummaryRepository
+from employeevirtual.stores.sql.sync import SyncReader
 from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["SyncAcks", "merge_ranges"]
 
 log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -38,43 +63,106 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """One write of a turn's messages that MongoDB applied, waiting for the flush."""
+
+    conversation_id: UUID
+    first_seq: int
+    last_seq: int
+    analytics: tuple[Document, ...]
+
+
 class SyncAcks:
-    def __init__(self, engine: AsyncEngine, *, interval: float = 0.5) -> None:
+    def __init__(
+        self, engine: AsyncEngine, documents: DocumentStore, *, interval: float = 0.5
+    ) -> None:
         self.engine = engine
+        self.documents = documents
         self.interval = interval
-        self._pending: dict[UUID, list[tuple[int, int]]] = {}
+        self._pending: list[_Written] = []
         self._summaries: dict[UUID, int] = {}  # the newest summary version copied, by conversation
+        self._lock = asyncio.Lock()  # one flush at a time: a second waits for the first
         self._background = Background("sync-acks")
 
-    def ack(self, conversation_id: UUID, first_seq: int, last_seq: int) -> None:
-        self._pending.setdefault(conversation_id, []).append((first_seq, last_seq))
+    def ack(
+        self,
+        conversation_id: UUID,
+        first_seq: int,
+        last_seq: int,
+        *,
+        analytics: Sequence[Document] = (),
+    ) -> None:
+        """MongoDB holds the messages ``first_seq``..``last_seq`` and the conversation
+        document's update; ``analytics``: the turn's ``chat_analytics`` documents, written by
+        the next flush before the acknowledgement."""
+        self._pending.append(_Written(conversation_id, first_seq, last_seq, tuple(analytics)))
 
     def ack_summary(self, conversation_id: UUID, version: int) -> None:
         """The conversation's summary ``version`` reached MongoDB (older ones go with it)."""
         if version > self._summaries.get(conversation_id, 0):
             self._summaries[conversation_id] = version
 
+    @property
+    def buffered(self) -> int:
+        """Analytics documents waiting for the next flush."""
+        return sum(len(w.analytics) for w in self._pending)
+
     async def flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        summaries, self._summaries = self._summaries, {}
-        if not pending and not summaries:
-            return
-        acks = [
-            (conversation_id, first, last)
-            for conversation_id, ranges in pending.items()
-            for first, last in merge_ranges(ranges)
-        ]
-        try:
-            async with write_transaction(self.engine) as conn:
-                await ConversationRepository(conn).ack_synced(acks)
-                await SummaryRepository(conn).mark_summaries_synced(
-                    list(summaries.items()), datetime.now(UTC)
+        """The buffered analytics documents in one ``insert_many``, then the acknowledgements
+        of the turns whose documents are in MongoDB (and the summaries') in one SQL
+        transaction. Waits for a flush already running, so what it had taken is written when
+        this returns."""
+        async with self._lock:
+            pending, self._pending = self._pending, []
+            summaries, self._summaries = self._summaries, {}
+            if not pending and not summaries:
+                return
+            written = await self._write_analytics(pending)
+            ranges: dict[UUID, list[tuple[int, int]]] = {}
+            for w in written:
+                ranges.setdefault(w.conversation_id, []).append((w.first_seq, w.last_seq))
+            acks = [
+                (conversation_id, first, last)
+                for conversation_id, seqs in ranges.items()
+                for first, last in merge_ranges(seqs)
+            ]
+            if not acks and not summaries:
+                return
+            try:
+                async with write_transaction(self.engine) as conn:
+                    await ConversationRepository(conn).ack_synced(acks)
+                    await SummaryRepository(conn).mark_summaries_synced(
+                        list(summaries.items()), datetime.now(UTC)
+                    )
+            except Exception:
+                log.warning(
+                    "could not record %d sync acks; the relay will replay them",
+                    len(acks) + len(summaries),
                 )
-        except Exception:
+
+    async def _write_analytics(self, pending: list[_Written]) -> list[_Written]:
+        """``pending`` less the turns whose analytics documents did not reach MongoDB (left to
+        the relay): a failed insert, a conversation gone, an owner no longer active."""
+        with_runs = {w.conversation_id for w in pending if w.analytics}
+        if not with_runs:
+            return pending
+        try:
+            async with read_connection(self.engine) as conn:
+                kept = await SyncReader(conn).kept_by_active_owners(list(with_runs))
+            docs = [d for w in pending if w.conversation_id in kept for d in w.analytics]
+            if docs:
+                await self.documents.insert_analytics_many(docs)
+        except Exception as exc:
+            count = sum(len(w.analytics) for w in pending)
             log.warning(
-                "could not record %d sync acks; the relay will replay them",
-                len(acks) + len(summaries),
+                "could not write %d chat_analytics documents (%s); their turns are left to "
+                "the relay",
+                count,
+                type(exc).__name__,
             )
+            return [w for w in pending if not w.analytics]
+        return [w for w in pending if not w.analytics or w.conversation_id in kept]
 
     async def _loop(self) -> None:
         while True:

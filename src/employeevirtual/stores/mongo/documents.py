@@ -7,7 +7,6 @@ the driver's retryable writes (Cosmos DB runs with ``retrywrites=false``).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from pymongo.errors import (
     DuplicateKeyError,
 )
 
-from employeevirtual.stores.mongo.analytics_shapes import delegation_documents
 from employeevirtual.stores.mongo.breaker import CircuitBreaker
 from employeevirtual.stores.mongo.collections import Collections
 from employeevirtual.stores.mongo.guard import guarded_io
@@ -66,25 +64,21 @@ class DocumentStore:
         conversation: ConversationRecord,
         messages: Sequence[MessageRecord],
         usage: TurnUsage | None,
-        analytics: Document | None,
     ) -> bool:
-        """Write one committed turn. Returns True when this call applied the conversation
-        document's update, False when the guard refused it (a replay, or an older turn arriving
-        after a newer one): the caller leaves that turn for the relay to reconcile."""
+        """Write one committed turn's messages and its conversation document's update (two
+        commands; its ``chat_analytics`` documents are the caller's, batched: ``SyncAcks``).
+        Returns True when this call applied the conversation document's update, False when the
+        guard refused it (a replay, or an older turn arriving after a newer one): the caller
+        leaves that turn for the relay to reconcile."""
         docs = [message_document(m) for m in messages]
         await self.insert_messages(docs)
-        applied = await self._update_conversation(conversation, docs, usage)
-        if analytics is not None:
-            await self.insert_analytics(analytics)
-        delegated = [d for m in messages for d in delegation_documents(m)]
-        if delegated:
-            await self.insert_analytics_many(delegated)
-        return applied
+        return await self._update_conversation(conversation, docs, usage)
 
     async def insert_messages(self, docs: Sequence[Document]) -> None:
         await _insert_new(self.messages, docs)
 
     async def insert_analytics_many(self, docs: Sequence[Document]) -> None:
+        """``chat_analytics`` documents not there yet (one command; replays skipped)."""
         await _insert_new(self.analytics, docs)
 
     async def _update_conversation(
@@ -197,15 +191,12 @@ class DocumentStore:
         )
         return bool(result.matched_count)
 
-    async def insert_analytics(self, doc: Document) -> None:
-        with contextlib.suppress(DuplicateKeyError):
-            await self.analytics.insert_one(doc)
-
     async def set_feedback(self, message_id: UUID, feedback: Document) -> bool:
         """The rating of an agent message, on its ``chat_messages`` document and on its run's
         ``chat_analytics`` document (counted by the rollups: its day is rolled again). Replays
-        set the same value. False when the message is not in MongoDB yet (the relay copies it
-        first, then the feedback)."""
+        set the same value. False when the message or its run is not in MongoDB yet (the run's
+        document comes with the next sync-ack flush, ``sync/acks.py``): the relay carries the
+        feedback later."""
         mid = str(message_id)
         result = await self.messages.update_one({"_id": mid}, {"$set": {"feedback": feedback}})
         run = await self.analytics.find_one_and_update(

@@ -9,17 +9,19 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, true, update
 
 from employeevirtual.stores.records import ConversationRecord
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.rows import conversation_from_row, rowcount
-from employeevirtual.stores.sql.tables import conversations, messages
+from employeevirtual.stores.sql.tables import conversations, messages, users
 
 __all__ = ["SKIP_LOCKED_DIALECTS", "SyncBacklog", "SyncReader", "SyncRepository"]
 
 # Dialects that can claim rows past other workers' locks; elsewhere (SQLite) one relay runs.
 SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mssql", "oracle", "mysql", "mariadb"})
+# ids per ``IN`` list: SQL Server takes at most 2,100 parameters a statement
+IN_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,21 @@ class SyncReader:
             return set()
         query = select(conversations.c.id).where(conversations.c.id.in_(conversation_ids))
         return {row[0] for row in await self.conn.execute(query)}
+
+    async def kept_by_active_owners(self, conversation_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of ``conversation_ids`` that still exist and whose owner is active (not
+        deactivated, as an erasure does first): one statement per 1,000 ids."""
+        c, u = conversations.c, users.c
+        ids = list(dict.fromkeys(conversation_ids))
+        found: set[UUID] = set()
+        for start in range(0, len(ids), IN_CHUNK):
+            query = (
+                select(c.id)
+                .select_from(conversations.join(users, u.id == c.user_id))
+                .where(c.id.in_(ids[start : start + IN_CHUNK]), u.is_active == true())
+            )
+            found |= {row[0] for row in await self.conn.execute(query)}
+        return found
 
 
 class SyncRepository(SyncReader):

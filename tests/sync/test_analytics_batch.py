@@ -1,0 +1,191 @@
+"""A turn's ``chat_analytics`` documents are batched (``SyncAcks``): the turn writes MongoDB with
+two commands, the flush inserts the documents of every turn since the last one with one
+``insert_many`` before it acknowledges those turns in SQL. A failed insert leaves the turns
+unacknowledged for the relay; a buffered document never brings back what a delete or an
+erasure removed."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import monitoring
+
+from employeevirtual.runtime import Runtime
+from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.secantus import SecantusServer
+from support.access import account, app_client
+from support.api import PASSWORD, create_agent
+from support.people import wait_done
+from support.stores import mongo_failing, sync_state
+
+# the commands a block of this test's task sends (None: not counting)
+_commands: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "analytics_batch_commands", default=None
+)
+
+
+class _Commands(monitoring.CommandListener):
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        seen = _commands.get()
+        if seen is not None:
+            seen.append((event.command_name, str(event.command.get(event.command_name))))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+_LISTENER = _Commands()
+
+
+@pytest.fixture
+async def batched(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """The app with a flush interval no test waits for: only ``acks.flush()`` flushes."""
+    if _LISTENER not in monitoring._LISTENERS.command_listeners:
+        monitoring.register(_LISTENER)  # before the app's client is created
+    async with app_client(
+        settings, sync_ack_seconds=3600, erasure_interval_seconds=0.2, sync_relay_enabled=False
+    ) as app:
+        yield app
+
+
+async def _first_turn(
+    client: httpx.AsyncClient, headers: dict[str, str], agent_id: str
+) -> dict[str, Any]:
+    r = await client.post(
+        "/api/chat/agent", json={"message": "ola", "agent_id": agent_id}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _runs(runtime: Runtime, **query: str) -> list[dict[str, Any]]:
+    return await runtime.documents.analytics.find(query).to_list(None)
+
+
+async def test_a_turn_sends_two_mongodb_commands_and_the_flush_one_insert(
+    batched: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = batched
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    cid = (await _first_turn(client, owner.headers, agent["id"]))["conversation_id"]
+    await runtime.acks.flush()
+
+    seen: list[tuple[str, str]] = []
+    token = _commands.set(seen)
+    try:
+        r = await client.post(
+            "/api/chat/agent",
+            json={"message": "de novo", "conversation_id": cid},
+            headers=owner.headers,
+        )
+    finally:
+        _commands.reset(token)
+    assert r.status_code == 200, r.text
+    assert seen == [("insert", "chat_messages"), ("update", "chat_conversations")]
+    reply = r.json()["agent_message"]["id"]
+    assert reply not in {d["_id"] for d in await _runs(runtime, conversation_id=cid)}
+
+    flushed: list[tuple[str, str]] = []
+    token = _commands.set(flushed)
+    try:
+        await runtime.acks.flush()
+    finally:
+        _commands.reset(token)
+    assert flushed == [("insert", "chat_analytics")]
+    runs = await _runs(runtime, conversation_id=cid)
+    assert reply in {d["_id"] for d in runs}
+    assert len(runs) == 2
+
+
+async def test_the_run_reaches_chat_analytics_with_the_flush_and_only_then_is_acknowledged(
+    batched: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = batched
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    body = await _first_turn(client, owner.headers, agent["id"])
+    cid = body["conversation_id"]
+    assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 2
+    assert await _runs(runtime, conversation_id=cid) == []
+    assert runtime.acks.buffered == 1
+    assert await sync_state(runtime, cid) == (0, 2)
+
+    await runtime.acks.flush()
+    runs = await _runs(runtime, conversation_id=cid)
+    assert [d["_id"] for d in runs] == [body["agent_message"]["id"]]
+    assert runs[0]["user_id"] == owner.id and runs[0]["status"] == "success"
+    assert runtime.acks.buffered == 0
+    assert await sync_state(runtime, cid) == (2, 2)
+
+
+async def test_a_failed_analytics_insert_leaves_the_turn_to_the_relay(
+    batched: tuple[httpx.AsyncClient, Runtime], secantus: SecantusServer
+) -> None:
+    client, runtime = batched
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    body = await _first_turn(client, owner.headers, agent["id"])
+    cid = body["conversation_id"]
+    async with mongo_failing(secantus.url, ("insert",)):
+        await runtime.acks.flush()
+    assert await _runs(runtime, conversation_id=cid) == []
+    assert runtime.acks.buffered == 0  # not kept for the next flush: the relay has it
+    assert await sync_state(runtime, cid) == (0, 2)  # not acknowledged
+
+    result = await runtime.relay.run_once(now=datetime.now(UTC) + runtime.relay.grace)
+    assert (result.advanced, result.messages) == (1, 2)
+    runs = await _runs(runtime, conversation_id=cid)
+    assert [d["_id"] for d in runs] == [body["agent_message"]["id"]]
+    assert await sync_state(runtime, cid) == (2, 2)
+
+
+async def test_a_buffered_run_of_a_deleted_conversation_is_not_written(
+    batched: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = batched
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    cid = (await _first_turn(client, owner.headers, agent["id"]))["conversation_id"]
+    assert runtime.acks.buffered == 1
+    r = await client.delete(f"/api/conversations/{cid}", headers=owner.headers)
+    assert r.status_code == 204, r.text
+    await runtime.acks.flush()
+    assert await _runs(runtime, conversation_id=cid) == []
+    assert await _runs(runtime, user_id=owner.id) == []
+
+
+async def test_erasure_with_a_buffered_run_leaves_no_analytics_behind(
+    batched: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = batched
+    admin = await account(client, name="Admin")
+    person = await account(client, name="Pia")
+    agent = await create_agent(client, person.headers)
+    await _first_turn(client, person.headers, agent["id"])
+    await runtime.acks.flush()  # this run is in MongoDB...
+    cid = (await _first_turn(client, person.headers, agent["id"]))["conversation_id"]
+    assert runtime.acks.buffered == 1  # ...this one still in the buffer
+    assert len(await _runs(runtime, user_id=person.id)) == 1
+
+    r = await client.request(
+        "DELETE", "/api/users/me", json={"password": PASSWORD}, headers=person.headers
+    )
+    assert r.status_code == 202, r.text
+    await runtime.erasure.run_pending()
+    done = await wait_done(client, admin.headers, r.json()["id"])
+    assert done["status"] == "done"
+    assert runtime.acks.buffered == 0  # the erasure flushed this server's buffer
+    await runtime.acks.flush()  # and a later flush (the timer's) writes nothing of theirs
+    assert await _runs(runtime, user_id=person.id) == []
+    assert await _runs(runtime, conversation_id=cid) == []

@@ -109,6 +109,15 @@ async def test_round_trips_per_turn_are_within_targets_and_flat(
         assert sql_statements <= 4
         assert sql_transactions == 1
         assert mongo_commands == 2  # messages, conversation document; analytics batched
+        # the runs of those turns: one insert_many outside the requests, counted apart
+        await runtime.acks.flush()
+        batched = dict(_METER.batched_analytics)
+        await _turn(client, headers, conversation_id=cid)
+        await _turn(client, headers, conversation_id=cid)
+        await runtime.acks.flush()
+        # (one insert, or two if the flush timer ran between the turns)
+        assert _METER.batched_analytics["documents"] == batched["documents"] + 2
+        assert 1 <= _METER.batched_analytics["inserts"] - batched["inserts"] <= 2
 
         # the history page deep in the past is served whole from MongoDB
         with _METER.scope() as tally:
@@ -220,6 +229,7 @@ def test_report_renders_json_and_chart(tmp_path: Any) -> None:
             "steady": trips,
             "steady_all_identical": True,
             "steady_samples": 1,
+            "steady_batched_analytics": {"inserts": 1, "documents": 1, "flush_seconds": 0.5},
             "by_length": {},
         },
         "lengths": [row, {**row, "messages_before": 1000}],

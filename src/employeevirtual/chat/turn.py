@@ -90,6 +90,8 @@ class TurnSucceeded:
     user_message: MessageRecord
     reply: MessageRecord  # the agent's answer
     usage: TurnUsage
+    # the messages and the conversation document (the run's chat_analytics document follows
+    # with the next sync-ack flush)
     stored_in_mongodb: bool = False
 
 

@@ -124,7 +124,9 @@ async def measure(url: str, *, turns: int, rounds: int) -> dict[str, Any]:
                         samples[name]["p50"].append(_pct(wall, 0.5))
                         samples[name]["p95"].append(_pct(wall, 0.95))
                         samples[name]["cpu"].append(cpu_ms)
-                # the delegated turns did delegate: one delegate run attributed per turn
+                # the delegated turns did delegate: one delegate run attributed per turn (the
+                # runs' analytics documents are written with the turns' acks, batched)
+                await runtime.acks.flush()
                 delegated_runs = await runtime.documents.analytics.count_documents(
                     {"conversation_id": convs["team"], "status": "delegated"}
                 )

@@ -57,12 +57,14 @@ async def _kill_own_backends(settings: Settings) -> int:
 
 
 async def _turn(
-    client: httpx.AsyncClient, headers: dict[str, str], cid: str, key: str
+    client: httpx.AsyncClient, headers: dict[str, str], cid: str, key: str, *, keyed: bool = True
 ) -> httpx.Response:
+    """A turn sent with ``key`` as its Idempotency-Key (``keyed``: its write is a transaction)
+    or without one (its write is one statement, committed on its own)."""
     return await client.post(
         "/api/chat/agent",
         json={"message": f"turn {key}", "conversation_id": cid},
-        headers={**headers, "Idempotency-Key": key},
+        headers={**headers, "Idempotency-Key": key} if keyed else headers,
     )
 
 
@@ -86,18 +88,20 @@ async def _user_messages(
 
 
 @POSTGRES
+@pytest.mark.parametrize("keyed", [True, False])
 async def test_idle_connections_killed_cost_no_turn(
-    client: httpx.AsyncClient, runtime: Runtime, settings: Settings
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, keyed: bool
 ) -> None:
     headers = await register_and_login(client)
     cid = await _conversation(client, headers)
     for round_ in range(3):
         for i in range(3):  # connections in the pool, each with our schema in its last query
-            assert (await _turn(client, headers, cid, f"warm-{round_}-{i}")).status_code == 200
+            r = await _turn(client, headers, cid, f"warm-{round_}-{i}", keyed=keyed)
+            assert r.status_code == 200
         assert await _kill_own_backends(settings) > 0
         # at once: the driver may not have seen the socket close yet (the first-statement
         # retry's case), or has (the checkout's case); either way the turn is answered
-        r = await _turn(client, headers, cid, f"after-kill-{round_}")
+        r = await _turn(client, headers, cid, f"after-kill-{round_}", keyed=keyed)
         assert r.status_code == 200, r.text
     contents = await _user_messages(client, headers, cid)
     assert all(contents[f"turn after-kill-{r}"] == 1 for r in range(3)), contents

@@ -31,6 +31,10 @@ class TurnAccounting:
             metrics.record_turn("budget", time.perf_counter() - started)
             raise
 
+    def charges(self, budgets: list[BudgetRecord]) -> bool:
+        """Whether ``charge`` writes anything for a turn with these budgets."""
+        return self.budgets is not None and bool(budgets)
+
     async def charge(
         self,
         conn: WriteConnection,
@@ -40,7 +44,7 @@ class TurnAccounting:
         user_id: UUID,
     ) -> list[BudgetAlert]:
         """Inside the reply's transaction: the run's spend on its budgets (none: nothing)."""
-        if self.budgets is None or not budgets:
+        if self.budgets is None or not self.charges(budgets):
             return []
         return await self.budgets.charge(
             conn,

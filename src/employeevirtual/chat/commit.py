@@ -151,7 +151,8 @@ async def store_messages(
     created with the first turn), and the run's ``usage`` (None: no agent ran) added to the
     counters. Inside the caller's transaction. ``max_conversations``: the per-user cap,
     counted again under the user's row lock before a new conversation is written (concurrent
-    first turns that all passed ``resolve`` count one after the other)."""
+    first turns that all passed ``resolve`` count one after the other). For a conversation
+    that exists, one statement on PostgreSQL (``ConversationRepository.append``)."""
     reply = new[-1]
     error = reply.content[:2000] if reply.message_type == "error" else None
     now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
@@ -171,17 +172,14 @@ async def store_messages(
         record = await conversations.create(
             new_conversation, usage, messages=len(new), now=now, error=error
         )
-    else:
-        found = await conversations.apply_turn(
-            conversation.id, usage, messages=len(new), now=now, error=error
-        )
-        if found is None:
-            raise NotFound(f"conversation {conversation.id} not found")
-        record = found
-    first = record.message_count - len(new) + 1
-    stored = [replace(m, seq=first + i) for i, m in enumerate(new)]
-    await MessageRepository(conn).insert_many(stored)
-    return record, stored
+        first = record.message_count - len(new) + 1
+        stored = [replace(m, seq=first + i) for i, m in enumerate(new)]
+        await MessageRepository(conn).insert_many(stored)
+        return record, stored
+    appended = await conversations.append(conversation.id, new, usage, now=now, error=error)
+    if appended is None:
+        raise NotFound(f"conversation {conversation.id} not found")
+    return appended
 
 
 async def write_documents(

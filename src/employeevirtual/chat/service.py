@@ -211,7 +211,9 @@ class ChatService:
         conversation, agent, history = read.conversation, read.agent, read.history
         conversation_id = conversation.id if conversation else uuid.uuid4()
         asked = user_message(user_id, conversation_id, request.message)
-        async with write_transaction(self.engine) as conn:
+        # a conversation that exists: its turn's write is one statement (on PostgreSQL)
+        single = conversation is not None
+        async with write_transaction(self.engine, single_statement=single) as conn:
             record, stored = await self.store(conn, user_id, agent, conversation, [asked], None)
         self.context.remember(record, conversation, history, stored)
         model_history = history if conversation else [*request.context]
@@ -339,7 +341,16 @@ class ChatService:
         moves = handoffs_of(conversation, agent, run)
         if moves:
             new = [*new[:-1], with_handoffs(new[-1], moves)]
-        async with write_transaction(self.engine) as conn:
+        # nothing to write but the messages and counters of a conversation that exists: one
+        # statement (on PostgreSQL), committed without BEGIN/COMMIT
+        single = (
+            conversation is not None
+            and not moves
+            and claim is None
+            and not self.accounting.charges(budgets)
+            and (self.memory is None or not self.memory.writes(new[-1]))
+        )
+        async with write_transaction(self.engine, single_statement=single) as conn:
             record, stored = await self.store(conn, user_id, agent, conversation, new, run.usage)
             if moves:
                 record = await commit_handoffs(

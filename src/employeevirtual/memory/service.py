@@ -111,6 +111,10 @@ class MemoryService:
             max_calls=self.limits.calls_per_turn,
         )
 
+    def writes(self, reply: MessageRecord) -> bool:
+        """Whether ``apply`` may write anything for ``reply``."""
+        return bool(_memory_calls(reply))
+
     async def apply(
         self,
         conn: WriteConnection,
@@ -120,12 +124,8 @@ class MemoryService:
     ) -> int:
         """The ``remember``/``forget`` calls the reply records, written in the turn's own
         transaction (``reply`` is committed with them). Returns how many were applied."""
-        calls = [
-            c
-            for c in reply.metadata.get("tool_calls") or []
-            if isinstance(c, dict) and c.get("name") in (REMEMBER_TOOL, FORGET_TOOL)
-        ]
-        if not calls or reply.message_type != "agent":
+        calls = _memory_calls(reply)
+        if not calls:
             return 0
         scope = MemoryScope(
             user_id=conversation.user_id,
@@ -234,3 +234,14 @@ class MemoryService:
             for memory in tombstones:
                 if not await self.sync.try_write(memory):
                     return
+
+
+def _memory_calls(reply: MessageRecord) -> list[dict[str, Any]]:
+    """The ``remember``/``forget`` calls an agent's reply records."""
+    if reply.message_type != "agent":
+        return []
+    return [
+        c
+        for c in reply.metadata.get("tool_calls") or []
+        if isinstance(c, dict) and c.get("name") in (REMEMBER_TOOL, FORGET_TOOL)
+    ]

@@ -4,20 +4,21 @@ repository, it never commits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, true, union_all, update
 
 from employeevirtual.stores.records import (
     AgentRecord,
     BudgetRecord,
     ConversationRecord,
     ConversationStatus,
+    MessageRecord,
     TurnUsage,
     UserRecord,
 )
@@ -26,6 +27,7 @@ from employeevirtual.stores.sql.direct import DirectStatement
 from employeevirtual.stores.sql.engine import Connection, WriteConnection
 from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.memory import MemoryRepository
+from employeevirtual.stores.sql.messages import MessageRepository, message_parameters
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
 from employeevirtual.stores.sql.tables import (
     agents,
@@ -98,6 +100,44 @@ def _apply_turn() -> Any:
 
 _APPLY_TURN = DirectStatement(_apply_turn())
 
+# the columns of a message the turn's statement takes as parameters (not its conversation, seq)
+_MESSAGE_COLUMNS = (
+    "id",
+    "user_id",
+    "agent_id",
+    "content",
+    "message_type",
+    "message_metadata",
+    "created_at",
+    "is_edited",
+    "edited_at",
+)
+
+
+def _apply_turn_with_messages(count: int) -> Any:
+    """PostgreSQL: ``_apply_turn`` and the INSERT of its ``count`` messages as one statement (a
+    data-modifying CTE), the seqs taken from the row the UPDATE returns, the row as its result.
+    The i-th message's columns are the parameters ``<column>_<i>``."""
+    turn = _apply_turn().cte("turn")
+    m = messages.c
+    rows = [
+        select(
+            *(
+                bindparam(f"{name}_{i}", type_=m[name].type).label(name)
+                for name in _MESSAGE_COLUMNS
+            ),
+            turn.c.id.label("conversation_id"),
+            (turn.c.message_count - (count - 1 - i)).label("seq"),
+        )
+        for i in range(count)
+    ]
+    source = rows[0] if count == 1 else union_all(*rows)
+    added = insert(messages).from_select([*_MESSAGE_COLUMNS, "conversation_id", "seq"], source)
+    return select(turn).add_cte(added.cte("turn_messages"))
+
+
+_APPLY_TURN_WITH: dict[int, DirectStatement] = {}  # by message count (one or two in a turn)
+
 
 @dataclass(frozen=True, slots=True)
 class NewConversation:
@@ -121,6 +161,29 @@ def _added(usage: TurnUsage | None) -> tuple[int, Decimal, Decimal, int]:
         Decimal(str(usage.execution_time)),
         1,
     )
+
+
+def _turn_parameters(
+    conversation_id: UUID, usage: TurnUsage | None, messages: int, now: datetime, error: str | None
+) -> dict[str, Any]:
+    """``_apply_turn``'s parameters."""
+    tokens, cost, response_time, runs = _added(usage)
+    return {
+        "conversation_id": conversation_id,
+        "messages": messages,
+        "tokens": tokens,
+        "cost": cost,
+        "response_time": response_time,
+        "runs": runs,
+        "now": now,
+        "error": error,
+    }
+
+
+def _numbered(record: ConversationRecord, new: Sequence[MessageRecord]) -> list[MessageRecord]:
+    """``new`` with the seqs the turn took: they end at the row's ``message_count``."""
+    first = record.message_count - len(new) + 1
+    return [replace(m, seq=first + i) for i, m in enumerate(new)]
 
 
 class ConversationChanges(BaseModel):
@@ -290,19 +353,45 @@ class ConversationRepository(ConversationReader):
     ) -> ConversationRecord | None:
         """Take the next ``messages`` seqs and add the turn's counters, atomically: the row
         after the update (the turn's seqs end at its ``message_count``), None when gone."""
-        tokens, cost, response_time, runs = _added(usage)
-        parameters = {
-            "conversation_id": conversation_id,
-            "messages": messages,
-            "tokens": tokens,
-            "cost": cost,
-            "response_time": response_time,
-            "runs": runs,
-            "now": now,
-            "error": error,
-        }
+        parameters = _turn_parameters(conversation_id, usage, messages, now, error)
         row = await _APPLY_TURN.first(self.conn, parameters)
         return conversation_from_row(row) if row else None
+
+    async def append(
+        self,
+        conversation_id: UUID,
+        new: Sequence[MessageRecord],
+        usage: TurnUsage | None,
+        *,
+        now: datetime,
+        error: str | None,
+    ) -> tuple[ConversationRecord, list[MessageRecord]] | None:
+        """``apply_turn`` for ``new`` and ``new`` stored with the seqs it took: the row after
+        the update and the stored messages, None (nothing written) when the conversation is
+        gone. On PostgreSQL one statement, so one round trip, atomic on its own (see
+        ``write_transaction``'s ``single_statement``); elsewhere the UPDATE, then the INSERT."""
+        if self.conn.dialect.name != "postgresql":
+            record = await self.apply_turn(
+                conversation_id, usage, messages=len(new), now=now, error=error
+            )
+            if record is None:
+                return None
+            stored = _numbered(record, new)
+            await MessageRepository(cast(WriteConnection, self.conn)).insert_many(stored)
+            return record, stored
+        statement = _APPLY_TURN_WITH.get(len(new))
+        if statement is None:
+            statement = DirectStatement(_apply_turn_with_messages(len(new)))
+            _APPLY_TURN_WITH[len(new)] = statement
+        parameters = _turn_parameters(conversation_id, usage, len(new), now, error)
+        for i, m in enumerate(new):
+            values = message_parameters(m)
+            parameters.update({f"{name}_{i}": values[name] for name in _MESSAGE_COLUMNS})
+        row = await statement.first(self.conn, parameters)
+        if row is None:
+            return None
+        record = conversation_from_row(row)
+        return record, _numbered(record, new)
 
     async def update(
         self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime

@@ -17,7 +17,7 @@ from typing import Any, NewType, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -161,6 +161,37 @@ class _RetryFirst(AsyncConnection):
             await self.begin()
 
 
+class _OneStatement(_RetryFirst):
+    """A ``_RetryFirst`` in autocommit that runs one statement (its retry included); a second
+    one is refused: it would not be atomic with the first, which is already committed."""
+
+    _autocommit = True
+    _used = False
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        self._refuse_second()
+        try:
+            return await super().execute(statement, parameters, **kwargs)
+        finally:
+            self._used = True
+
+    async def first_direct(
+        self, direct: Callable[[], Awaitable[T]], again: Callable[[], Awaitable[T]]
+    ) -> T:
+        self._refuse_second()
+        try:
+            return await super().first_direct(direct, again)
+        finally:
+            self._used = True
+
+    def _refuse_second(self) -> None:
+        if self._used:
+            raise InvalidRequestError(
+                "write_transaction(single_statement=True) runs one statement; "
+                "this block needs a transaction"
+            )
+
+
 def _connect_errors_as_operational(engine: AsyncEngine) -> None:
     """A driver that cannot reach its server raises a bare ``OSError`` (asyncpg: connection
     refused, unknown host, timeout), which SQLAlchemy does not wrap. Raised as the driver's own
@@ -222,11 +253,27 @@ _sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyD
 
 
 @asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[WriteConnection]:
+async def write_transaction(
+    engine: AsyncEngine, *, single_statement: bool = False
+) -> AsyncIterator[WriteConnection]:
     """``engine.begin()``, except that SQLite writers of this process queue on an asyncio lock
     first. SQLite admits one writer at a time anyway; waiting here is FIFO, holds no pooled
     connection or worker thread, and never reaches SQLite's busy timeout, where waiting inside
-    BEGIN IMMEDIATE would poll with sleeps while holding both."""
+    BEGIN IMMEDIATE would poll with sleeps while holding both.
+
+    ``single_statement``: the block's writes are one statement on PostgreSQL (a turn's write
+    with nothing else in it, ``ConversationRepository.append``). There a statement is atomic
+    on its own, so it runs without BEGIN and COMMIT: one round trip instead of three. A second
+    statement raises (``InvalidRequestError``) before it runs. The first-statement retry
+    (``_RetryFirst``) is kept: a connection lost before the statement reached the server costs
+    nothing, as for a transaction. Lost after the statement committed, before its answer (the
+    window a transaction's COMMIT has too), the retry's replay is refused whole by the
+    messages' primary keys: an error, never a second copy. Elsewhere the usual transaction."""
+    if single_statement and engine.dialect.name == "postgresql":
+        async with _OneStatement(engine) as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield WriteConnection(conn)
+        return
     if engine.dialect.name != "sqlite":
         async with _RetryFirst(engine) as conn:
             await conn.begin()

@@ -17,7 +17,7 @@ from employeevirtual.stores.sql.tables import messages
 
 _INSERT = DirectStatement(insert(messages))  # every column, named by its key
 
-__all__ = ["MessageReader", "MessageRepository", "messages_after"]
+__all__ = ["MessageReader", "MessageRepository", "message_parameters", "messages_after"]
 
 
 def messages_after(conversation_id: UUID, *, after_seq: int, limit: int) -> Select[Any]:
@@ -87,22 +87,21 @@ class MessageRepository(MessageReader):
         super().__init__(conn)
 
     async def insert_many(self, records: Sequence[MessageRecord]) -> None:
-        await _INSERT.execute_many(
-            self.conn,
-            [
-                {
-                    "id": r.id,
-                    "conversation_id": r.conversation_id,
-                    "seq": r.seq,
-                    "user_id": r.user_id,
-                    "agent_id": r.agent_id,
-                    "content": r.content,
-                    "message_type": r.message_type,
-                    "message_metadata": r.metadata,
-                    "created_at": r.created_at,
-                    "is_edited": r.is_edited,
-                    "edited_at": r.edited_at,
-                }
-                for r in records
-            ],
-        )
+        await _INSERT.execute_many(self.conn, [message_parameters(r) for r in records])
+
+
+def message_parameters(record: MessageRecord) -> dict[str, Any]:
+    """``record`` as the values of ``empl.messages``' columns, by key."""
+    return {
+        "id": record.id,
+        "conversation_id": record.conversation_id,
+        "seq": record.seq,
+        "user_id": record.user_id,
+        "agent_id": record.agent_id,
+        "content": record.content,
+        "message_type": record.message_type,
+        "message_metadata": record.metadata,
+        "created_at": record.created_at,
+        "is_edited": record.is_edited,
+        "edited_at": record.edited_at,
+    }

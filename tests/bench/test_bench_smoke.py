@@ -106,8 +106,13 @@ async def test_round_trips_per_turn_are_within_targets_and_flat(
             _trips(await _turn(client, headers, conversation_id=cid)) for _ in range(3)
         ]
         sql_statements, sql_transactions, mongo_commands = steady[length][0]
-        assert sql_statements <= 4
-        assert sql_transactions == 1
+        # the resolve read and the memory read outside a transaction; the write: on PostgreSQL
+        # one statement on its own (UPDATE + INSERT in one CTE), on SQLite UPDATE and INSERT in
+        # one transaction
+        if runtime.engine.dialect.name == "postgresql":
+            assert (sql_statements, sql_transactions) == (3, 0)
+        else:
+            assert (sql_statements, sql_transactions) == (4, 1)
         assert mongo_commands == 2  # messages, conversation document; analytics batched
         # the runs of those turns: one insert_many outside the requests, counted apart
         await runtime.acks.flush()
@@ -305,7 +310,8 @@ async def test_floor_replays_a_captured_turn_and_leaves_the_stores_as_they_were(
         steady.sql_statements + (1 if runtime.engine.dialect.name == "sqlite" else 0),
         steady.mongo_commands,
     )
-    assert floor["sql_transactions"] == steady.sql_transactions == 1
+    postgres = runtime.engine.dialect.name == "postgresql"
+    assert floor["sql_transactions"] == steady.sql_transactions == (0 if postgres else 1)
     assert all(floor[k] > 0 for k in ("agent_ms", "sql_ms", "mongo_ms"))
     # the turn's messages once each, the counters as the turn left them
     r = await client.get(f"/api/conversations/{cid}/messages", headers=headers)

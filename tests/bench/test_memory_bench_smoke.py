@@ -18,9 +18,10 @@ async def test_memory_bench_smoke(settings: Settings) -> None:
     assert short["round_trips_all_identical"] and long["round_trips_all_identical"]
     trips = long["round_trips_per_turn"]
     # the resolve read, the memory read (memories + summary in one statement), the turn's
-    # UPDATE + INSERT in one transaction; MongoDB: messages, conversation, analytics
-    assert trips["sql_statements"] <= 5 and trips["sql_transactions"] == 1, trips
-    assert trips["mongo_commands"] <= 3, trips
+    # UPDATE + INSERT (in one transaction; on PostgreSQL one statement on its own); MongoDB:
+    # messages, conversation (the run's analytics batched with the acks)
+    assert trips["sql_statements"] <= 5 and trips["sql_transactions"] <= 1, trips
+    assert trips["mongo_commands"] <= 2, trips
     # the window holds 20 messages at any length; the summary and memories are bounded
     window = results["window"]
     assert long["context_sent"]["messages_max"] <= window + 1

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from pydantic_ai import Agent
 from pydantic_ai.messages import (
@@ -49,6 +50,9 @@ __all__ = ["STREAM_WORDS", "FloorSpec", "measure_floor"]
 STREAM_WORDS = [f"word{i} " for i in range(20)]  # the bench's stream model's answer
 
 _INSERT = re.compile(r"^\s*INSERT INTO\s+(\S+)\s*\(([^)]*)\)", re.IGNORECASE)
+# an INSERT inside a data-modifying CTE (PostgreSQL's one-statement turn write)
+_INSERT_WITHIN = re.compile(r"\bINSERT INTO\s+(\S+)\s*\(", re.IGNORECASE)
+_WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -137,10 +141,16 @@ async def stream_floor(spec: FloorSpec) -> dict[str, float]:
 
 
 def _inserted_ids(entry: dict[str, Any]) -> tuple[str, list[Any]] | None:
-    """The table and primary keys (column ``id``) an INSERT writes, or None for other statements."""
+    """The table and primary keys (column ``id``) an INSERT writes, or None for other statements.
+    An INSERT inside a CTE takes its rows from a SELECT of named parameters: its ids are then
+    every UUID among the statement's parameters (the other UUIDs, the conversation's or the
+    user's, are no row's ``id`` in that table)."""
     match = _INSERT.match(entry["statement"])
     if match is None:
-        return None
+        within = _INSERT_WITHIN.search(entry["statement"])
+        if within is None or entry["many"]:
+            return None
+        return within.group(1), [p for p in entry["params"] if isinstance(p, UUID)]
     table = match.group(1)
     columns = [c.strip().strip('"') for c in match.group(2).split(",")]
     if "id" not in columns:
@@ -152,6 +162,20 @@ def _inserted_ids(entry: dict[str, Any]) -> tuple[str, list[Any]] | None:
         values = list(params.values()) if isinstance(params, dict) else list(params)
         ids.extend(values[k :: len(columns)])
     return table, ids
+
+
+def _writes_outside_transactions(captured: list[dict[str, Any]]) -> bool:
+    """Whether a captured write ran on its own (autocommit: PostgreSQL's one-statement turn
+    write), which the replay must still roll back."""
+    depth = 0
+    for entry in captured:
+        if entry["kind"] == "begin":
+            depth += 1
+        elif entry["kind"] == "end":
+            depth -= 1
+        elif entry["kind"] == "sql" and depth == 0 and _WRITE.search(entry["statement"]):
+            return True
+    return False
 
 
 async def _pg_floor(spec: FloorSpec) -> float:
@@ -168,14 +192,29 @@ async def _pg_floor(spec: FloorSpec) -> float:
                 steps.append(lambda: conn.execute("ROLLBACK"))
             elif entry["kind"] == "sql":
                 steps.append(_pg_statement(conn, entry))
+        # a write the turn ran on its own is replayed inside a transaction of the replay's own,
+        # not counted (the turn sent no BEGIN or COMMIT), and rolled back
+        untimed = _writes_outside_transactions(spec.captured)
 
         async def step() -> None:
-            for s in steps:
-                await s()
+            if untimed:
+                await _untimed(conn.execute("BEGIN"))
+            try:
+                for s in steps:
+                    await s()
+            finally:
+                if untimed:
+                    await _untimed(conn.execute("ROLLBACK"))
 
         return await _cpu_of(spec.rounds, None, step)
     finally:
         await conn.close()
+
+
+async def _untimed(work: Awaitable[Any]) -> None:
+    paused = time.process_time()
+    await work
+    _Paused.seconds += time.process_time() - paused
 
 
 def _pg_statement(conn: Any, entry: dict[str, Any]) -> Callable[[], Awaitable[Any]]:

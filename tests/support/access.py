@@ -56,7 +56,10 @@ async def api_key(client: httpx.AsyncClient, owner: Account, name: str = "ci") -
 
 
 async def counts(runtime: Runtime) -> dict[str, int]:
-    """Rows per table and documents per collection: equal before/after = nothing written."""
+    """Rows per table and documents per collection: equal before/after = nothing written.
+    Earlier turns' batched writes (their runs' analytics, their acks) are flushed first, so
+    that they land in neither count's difference."""
+    await runtime.acks.flush()
     result: dict[str, int] = {}
     async with runtime.engine.connect() as conn:
         for name in SQL_TABLES:

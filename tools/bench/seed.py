@@ -30,6 +30,7 @@ from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.memory import conversation_state
 from employeevirtual.stores.mongo.shapes import message_document
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
+from employeevirtual.stores.sql.messages import message_parameters
 from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.sql.tables import conversation_summaries, conversations, messages
 
@@ -110,21 +111,6 @@ def _messages(conversation: ConversationRecord, n: int, start: datetime) -> list
             )
         )
     return out
-
-
-def _sql_message(m: MessageRecord) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "conversation_id": m.conversation_id,
-        "seq": m.seq,
-        "user_id": m.user_id,
-        "agent_id": m.agent_id,
-        "content": m.content,
-        "message_type": m.message_type,
-        "message_metadata": m.metadata,
-        "created_at": m.created_at,
-        "is_edited": False,
-    }
 
 
 async def seed_conversations(
@@ -232,7 +218,7 @@ def _summaries(record: ConversationRecord, spec: SeedSpec) -> list[dict[str, Any
 
 async def _flush(engine: AsyncEngine, documents: DocumentStore, batch: list[MessageRecord]) -> None:
     async with engine.begin() as conn:
-        await conn.execute(insert(messages), [_sql_message(m) for m in batch])
+        await conn.execute(insert(messages), [message_parameters(m) for m in batch])
     await _insert(documents.messages, [message_document(m) for m in batch])
 
 

@@ -129,7 +129,7 @@ async def test_the_run_reaches_chat_analytics_with_the_flush_and_only_then_is_ac
     assert await sync_state(runtime, cid) == (2, 2)
 
 
-async def test_a_failed_analytics_insert_leaves_the_turn_to_the_relay(
+async def test_a_failed_analytics_insert_is_tried_again_by_the_next_flush(
     batched: tuple[httpx.AsyncClient, Runtime], secantus: SecantusServer
 ) -> None:
     client, runtime = batched
@@ -140,13 +140,41 @@ async def test_a_failed_analytics_insert_leaves_the_turn_to_the_relay(
     async with mongo_failing(secantus.url, ("insert",)):
         await runtime.acks.flush()
     assert await _runs(runtime, conversation_id=cid) == []
-    assert runtime.acks.buffered == 0  # not kept for the next flush: the relay has it
-    assert await sync_state(runtime, cid) == (0, 2)  # not acknowledged
+    assert runtime.acks.buffered == 1  # kept for the next flush
+    assert await sync_state(runtime, cid) == (0, 2)  # not acknowledged meanwhile
+
+    await runtime.acks.flush()
+    runs = await _runs(runtime, conversation_id=cid)
+    assert [d["_id"] for d in runs] == [body["agent_message"]["id"]]
+    assert runtime.acks.buffered == 0
+    assert await sync_state(runtime, cid) == (2, 2)
+
+
+async def test_a_failed_analytics_insert_leaves_the_turn_to_the_relay_meanwhile(
+    batched: tuple[httpx.AsyncClient, Runtime], secantus: SecantusServer
+) -> None:
+    """Until a flush writes it, an un-acknowledged turn is the relay's too (as after a crash,
+    which loses the buffer): whichever writes the run first, it is there once."""
+    client, runtime = batched
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    body = await _first_turn(client, owner.headers, agent["id"])
+    cid = body["conversation_id"]
+    async with mongo_failing(secantus.url, ("insert",)):
+        await runtime.acks.flush()
+    assert await sync_state(runtime, cid) == (0, 2)
 
     result = await runtime.relay.run_once(now=datetime.now(UTC) + runtime.relay.grace)
     assert (result.advanced, result.messages) == (1, 2)
     runs = await _runs(runtime, conversation_id=cid)
     assert [d["_id"] for d in runs] == [body["agent_message"]["id"]]
+    assert await sync_state(runtime, cid) == (2, 2)
+
+    await runtime.acks.flush()  # the retry finds the run there: nothing twice
+    assert [d["_id"] for d in await _runs(runtime, conversation_id=cid)] == [
+        body["agent_message"]["id"]
+    ]
+    assert runtime.acks.buffered == 0
     assert await sync_state(runtime, cid) == (2, 2)
 
 

@@ -30,6 +30,7 @@ async def test_check_finds_every_drift_and_repair_makes_the_stores_equal(
     lost, extra, counters, no_doc, moved = [
         await _conversation(runtime, owner, agent) for _ in range(5)
     ]
+    await runtime.acks.flush()  # the five are synced before MongoDB fails
     async with mongo_failing(secantus.url):
         unsynced = await _conversation(runtime, owner, agent)
     await runtime.acks.flush()

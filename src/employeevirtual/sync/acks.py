@@ -63,6 +63,9 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+RETRIED = 10_000  # turns whose analytics insert failed, kept for the next flush
+
+
 @dataclass(frozen=True, slots=True)
 class _Written:
     """One write of a turn's messages that MongoDB applied, waiting for the flush."""
@@ -154,12 +157,18 @@ class SyncAcks:
             if docs:
                 await self.documents.insert_analytics_many(docs)
         except Exception as exc:
-            count = sum(len(w.analytics) for w in pending)
+            failed = [w for w in pending if w.analytics]
+            # tried again by the next flush (a MongoDB blip then costs the relay nothing), as
+            # many as RETRIED at most; the rest are the relay's, as after a crash
+            kept_for_retry = failed[-RETRIED:]
+            self._pending[:0] = kept_for_retry
             log.warning(
-                "could not write %d chat_analytics documents (%s); their turns are left to "
-                "the relay",
-                count,
+                "could not write %d chat_analytics documents (%s); %d turns are tried again at "
+                "the next flush, %d left to the relay",
+                sum(len(w.analytics) for w in failed),
                 type(exc).__name__,
+                len(kept_for_retry),
+                len(failed) - len(kept_for_retry),
             )
             return [w for w in pending if not w.analytics]
         return [w for w in pending if not w.analytics or w.conversation_id in kept]

@@ -107,6 +107,28 @@ async def test_deleted_conversation_left_in_mongodb_is_an_orphan(
     assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 0
 
 
+async def test_a_run_left_only_in_chat_analytics_is_an_orphan_of_the_deep_check(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A run batched with the acks can be inserted after its conversation was deleted (the
+    flush checked SQL just before): the deep check finds it and the repair removes it."""
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner)
+    cid = await _conversation(runtime, owner, agent)
+    r = await client.delete(f"/api/conversations/{cid}", headers=factories.headers(runtime, owner))
+    assert r.status_code == 204
+    late = {"_id": str(uuid.uuid4()), "conversation_id": cid, "user_id": str(owner.id)}
+    await runtime.documents.analytics.insert_one(late)
+
+    quick = await runtime.reconciler.run(repair=False, deep=False)
+    assert quick.clean  # not in chat_conversations or chat_messages: only the deep scan sees it
+    report = await runtime.reconciler.run(repair=True, deep=True)
+    assert [(d.conversation_id, d.kind, d.repaired) for d in report.drifts] == [
+        (cid, "orphan", True)
+    ]
+    assert await runtime.documents.analytics.count_documents({"conversation_id": cid}) == 0
+
+
 async def test_sync_cli_check_prints_the_drift_and_repair_fixes_it(
     runtime: Runtime, cli_env: None
 ) -> None:

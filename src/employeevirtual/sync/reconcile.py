@@ -228,7 +228,8 @@ class Reconciler:
             plan.feedback = differing
 
     async def _orphans(self, *, repair: bool, deep: bool) -> list[Drift]:
-        """MongoDB conversations whose SQL conversation was deleted."""
+        """MongoDB conversations whose SQL conversation was deleted (the deep check also finds
+        those left only in ``chat_messages`` or ``chat_analytics``)."""
         drifts: list[Drift] = []
         after: str | None = None
         candidates: list[str] = []
@@ -240,7 +241,11 @@ class Reconciler:
             candidates.extend(await self._missing_in_sql(page))
         if deep:
             known = set(candidates)
-            ids = await self.documents.message_conversation_ids()
+            # messages, and runs' analytics (a batched insert can land after a delete)
+            ids = sorted(
+                set(await self.documents.message_conversation_ids())
+                | set(await self.documents.analytics_conversation_ids())
+            )
             for start in range(0, len(ids), self.page_size):
                 chunk = ids[start : start + self.page_size]
                 candidates.extend(c for c in await self._missing_in_sql(chunk) if c not in known)

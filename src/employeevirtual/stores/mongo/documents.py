@@ -342,6 +342,11 @@ class DocumentStore:
         """Every conversation id ``chat_messages`` mentions (a full scan: the deep check's)."""
         return sorted(await self.messages.distinct("conversation_id"))
 
+    async def analytics_conversation_ids(self) -> list[str]:
+        """Every conversation id ``chat_analytics`` mentions (a full scan: the deep check's; a
+        run batched with the acks can land after its conversation was deleted)."""
+        return sorted(await self.analytics.distinct("conversation_id"))
+
     async def totals(self) -> tuple[int, int]:
         """(messages, conversations) MongoDB holds, from collection metadata (cheap)."""
         return (

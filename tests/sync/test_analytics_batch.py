@@ -18,7 +18,7 @@ from pymongo import monitoring
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
-from support.access import account, app_client
+from support.access import Account, account, app_client
 from support.api import PASSWORD, create_agent
 from support.people import wait_done
 from support.stores import mongo_failing, sync_state
@@ -68,6 +68,13 @@ async def _first_turn(
     return dict(r.json())
 
 
+async def _owner_and_first_turn(client: httpx.AsyncClient) -> tuple[Account, dict[str, Any]]:
+    """A new person, an agent of theirs and their first turn's response."""
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    return owner, await _first_turn(client, owner.headers, agent["id"])
+
+
 async def _runs(runtime: Runtime, **query: str) -> list[dict[str, Any]]:
     return await runtime.documents.analytics.find(query).to_list(None)
 
@@ -76,9 +83,8 @@ async def test_a_turn_sends_two_mongodb_commands_and_the_flush_one_insert(
     batched: tuple[httpx.AsyncClient, Runtime],
 ) -> None:
     client, runtime = batched
-    owner = await account(client)
-    agent = await create_agent(client, owner.headers)
-    cid = (await _first_turn(client, owner.headers, agent["id"]))["conversation_id"]
+    owner, first = await _owner_and_first_turn(client)
+    cid = first["conversation_id"]
     await runtime.acks.flush()
 
     seen: list[tuple[str, str]] = []
@@ -112,9 +118,7 @@ async def test_the_run_reaches_chat_analytics_with_the_flush_and_only_then_is_ac
     batched: tuple[httpx.AsyncClient, Runtime],
 ) -> None:
     client, runtime = batched
-    owner = await account(client)
-    agent = await create_agent(client, owner.headers)
-    body = await _first_turn(client, owner.headers, agent["id"])
+    owner, body = await _owner_and_first_turn(client)
     cid = body["conversation_id"]
     assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 2
     assert await _runs(runtime, conversation_id=cid) == []
@@ -133,9 +137,7 @@ async def test_a_failed_analytics_insert_is_tried_again_by_the_next_flush(
     batched: tuple[httpx.AsyncClient, Runtime], secantus: SecantusServer
 ) -> None:
     client, runtime = batched
-    owner = await account(client)
-    agent = await create_agent(client, owner.headers)
-    body = await _first_turn(client, owner.headers, agent["id"])
+    _, body = await _owner_and_first_turn(client)
     cid = body["conversation_id"]
     async with mongo_failing(secantus.url, ("insert",)):
         await runtime.acks.flush()
@@ -156,9 +158,7 @@ async def test_a_failed_analytics_insert_leaves_the_turn_to_the_relay_meanwhile(
     """Until a flush writes it, an un-acknowledged turn is the relay's too (as after a crash,
     which loses the buffer): whichever writes the run first, it is there once."""
     client, runtime = batched
-    owner = await account(client)
-    agent = await create_agent(client, owner.headers)
-    body = await _first_turn(client, owner.headers, agent["id"])
+    _, body = await _owner_and_first_turn(client)
     cid = body["conversation_id"]
     async with mongo_failing(secantus.url, ("insert",)):
         await runtime.acks.flush()
@@ -182,9 +182,8 @@ async def test_a_buffered_run_of_a_deleted_conversation_is_not_written(
     batched: tuple[httpx.AsyncClient, Runtime],
 ) -> None:
     client, runtime = batched
-    owner = await account(client)
-    agent = await create_agent(client, owner.headers)
-    cid = (await _first_turn(client, owner.headers, agent["id"]))["conversation_id"]
+    owner, first = await _owner_and_first_turn(client)
+    cid = first["conversation_id"]
     assert runtime.acks.buffered == 1
     r = await client.delete(f"/api/conversations/{cid}", headers=owner.headers)
     assert r.status_code == 204, r.text

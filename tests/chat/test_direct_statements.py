@@ -26,7 +26,6 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.stores.records import MessageRecord
 from employeevirtual.stores.sql import direct
 from employeevirtual.stores.sql.conversations import (
-    _APPLY_TURN,
     _TURN_READ,
     ConversationReader,
     ConversationRepository,
@@ -35,6 +34,7 @@ from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.memory import _direct_turn_query
 from employeevirtual.stores.sql.messages import MessageRepository
 from employeevirtual.stores.sql.tables import memories, messages
+from employeevirtual.stores.sql.turn_statements import APPLY_TURN
 from support.api import account, create_agent, register_and_login
 
 
@@ -106,8 +106,8 @@ async def test_direct_rows_are_sqlalchemys_rows(
         "error": None,
     }
     async with write_transaction(engine) as conn:
-        by_sqlalchemy = list(await conn.execute(_APPLY_TURN.statement, applied))
-        by_driver = await _APPLY_TURN.rows(conn, applied)
+        by_sqlalchemy = list(await conn.execute(APPLY_TURN.statement, applied))
+        by_driver = await APPLY_TURN.rows(conn, applied)
     # the second UPDATE saw the first: the same row, two more messages and 7 more tokens
     assert by_driver[0].message_count == by_sqlalchemy[0].message_count + 2
     assert by_driver[0].total_tokens == by_sqlalchemy[0].total_tokens + 7

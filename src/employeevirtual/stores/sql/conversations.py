@@ -4,14 +4,14 @@ repository, it never commits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import bindparam, delete, func, insert, or_, select, true, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
 
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -35,6 +35,14 @@ from employeevirtual.stores.sql.tables import (
     message_feedback,
     messages,
     users,
+)
+from employeevirtual.stores.sql.turn_statements import (
+    APPLY_TURN,
+    MESSAGE_COLUMNS,
+    added,
+    apply_turn_with_messages,
+    numbered,
+    turn_parameters,
 )
 
 __all__ = [
@@ -71,74 +79,6 @@ def _turn_read() -> Any:
 _TURN_READ = DirectStatement(_turn_read())
 
 
-def _apply_turn() -> Any:
-    """``ConversationRepository.apply_turn``'s ``UPDATE … RETURNING``, built once with bound
-    parameters (building and cache-keying it for every turn cost about 0.25 ms of CPU)."""
-    c = conversations.c
-
-    def param(name: str, column: Any) -> Any:
-        return bindparam(name, type_=column.type)
-
-    now = param("now", c.updated_at)
-    return (
-        update(conversations)
-        .where(c.id == param("conversation_id", c.id))
-        .values(
-            message_count=c.message_count + param("messages", c.message_count),
-            total_tokens=c.total_tokens + param("tokens", c.total_tokens),
-            total_cost=c.total_cost + param("cost", c.total_cost),
-            total_response_time=c.total_response_time
-            + param("response_time", c.total_response_time),
-            agent_runs=c.agent_runs + param("runs", c.agent_runs),
-            last_message_at=now,
-            updated_at=now,
-            last_error=param("error", c.last_error),
-        )
-        .returning(conversations)
-    )
-
-
-_APPLY_TURN = DirectStatement(_apply_turn())
-
-# the columns of a message the turn's statement takes as parameters (not its conversation, seq)
-_MESSAGE_COLUMNS = (
-    "id",
-    "user_id",
-    "agent_id",
-    "content",
-    "message_type",
-    "message_metadata",
-    "created_at",
-    "is_edited",
-    "edited_at",
-)
-
-
-def _apply_turn_with_messages(count: int) -> Any:
-    """PostgreSQL: ``_apply_turn`` and the INSERT of its ``count`` messages as one statement (a
-    data-modifying CTE), the seqs taken from the row the UPDATE returns, the row as its result.
-    The i-th message's columns are the parameters ``<column>_<i>``."""
-    turn = _apply_turn().cte("turn")
-    m = messages.c
-    rows = [
-        select(
-            *(
-                bindparam(f"{name}_{i}", type_=m[name].type).label(name)
-                for name in _MESSAGE_COLUMNS
-            ),
-            turn.c.id.label("conversation_id"),
-            (turn.c.message_count - (count - 1 - i)).label("seq"),
-        )
-        for i in range(count)
-    ]
-    source = rows[0] if count == 1 else union_all(*rows)
-    added = insert(messages).from_select([*_MESSAGE_COLUMNS, "conversation_id", "seq"], source)
-    return select(turn).add_cte(added.cte("turn_messages"))
-
-
-_APPLY_TURN_WITH: dict[int, DirectStatement] = {}  # by message count (one or two in a turn)
-
-
 @dataclass(frozen=True, slots=True)
 class NewConversation:
     """A conversation created by its first turn."""
@@ -148,42 +88,6 @@ class NewConversation:
     agent_id: UUID
     title: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def _added(usage: TurnUsage | None) -> tuple[int, Decimal, Decimal, int]:
-    """What a commit adds to the counters: tokens, cost, response time and agent runs (none
-    of them for a commit in which no agent ran, ``usage`` None)."""
-    if usage is None:
-        return 0, Decimal(0), Decimal(0), 0
-    return (
-        usage.total_tokens,
-        Decimal(str(usage.cost or 0)),
-        Decimal(str(usage.execution_time)),
-        1,
-    )
-
-
-def _turn_parameters(
-    conversation_id: UUID, usage: TurnUsage | None, messages: int, now: datetime, error: str | None
-) -> dict[str, Any]:
-    """``_apply_turn``'s parameters."""
-    tokens, cost, response_time, runs = _added(usage)
-    return {
-        "conversation_id": conversation_id,
-        "messages": messages,
-        "tokens": tokens,
-        "cost": cost,
-        "response_time": response_time,
-        "runs": runs,
-        "now": now,
-        "error": error,
-    }
-
-
-def _numbered(record: ConversationRecord, new: Sequence[MessageRecord]) -> list[MessageRecord]:
-    """``new`` with the seqs the turn took: they end at the row's ``message_count``."""
-    first = record.message_count - len(new) + 1
-    return [replace(m, seq=first + i) for i, m in enumerate(new)]
 
 
 class ConversationChanges(BaseModel):
@@ -317,7 +221,7 @@ class ConversationRepository(ConversationReader):
         error: str | None,
     ) -> ConversationRecord:
         """The conversation with its first turn's counters (``messages`` seqs taken)."""
-        tokens, cost, response_time, runs = _added(usage)
+        tokens, cost, response_time, runs = added(usage)
         statement = (
             insert(conversations)
             .values(
@@ -353,8 +257,8 @@ class ConversationRepository(ConversationReader):
     ) -> ConversationRecord | None:
         """Take the next ``messages`` seqs and add the turn's counters, atomically: the row
         after the update (the turn's seqs end at its ``message_count``), None when gone."""
-        parameters = _turn_parameters(conversation_id, usage, messages, now, error)
-        row = await _APPLY_TURN.first(self.conn, parameters)
+        parameters = turn_parameters(conversation_id, usage, messages, now, error)
+        row = await APPLY_TURN.first(self.conn, parameters)
         return conversation_from_row(row) if row else None
 
     async def append(
@@ -376,22 +280,19 @@ class ConversationRepository(ConversationReader):
             )
             if record is None:
                 return None
-            stored = _numbered(record, new)
+            stored = numbered(record, new)
             await MessageRepository(cast(WriteConnection, self.conn)).insert_many(stored)
             return record, stored
-        statement = _APPLY_TURN_WITH.get(len(new))
-        if statement is None:
-            statement = DirectStatement(_apply_turn_with_messages(len(new)))
-            _APPLY_TURN_WITH[len(new)] = statement
-        parameters = _turn_parameters(conversation_id, usage, len(new), now, error)
+        statement = apply_turn_with_messages(len(new))
+        parameters = turn_parameters(conversation_id, usage, len(new), now, error)
         for i, m in enumerate(new):
             values = message_parameters(m)
-            parameters.update({f"{name}_{i}": values[name] for name in _MESSAGE_COLUMNS})
+            parameters.update({f"{name}_{i}": values[name] for name in MESSAGE_COLUMNS})
         row = await statement.first(self.conn, parameters)
         if row is None:
             return None
         record = conversation_from_row(row)
-        return record, _numbered(record, new)
+        return record, numbered(record, new)
 
     async def update(
         self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime

@@ -2,12 +2,12 @@
 two commands, the flush inserts the documents of every turn since the last one with one
 ``insert_many`` before it acknowledges those turns in SQL. A failed insert leaves the turns
 unacknowledged for the relay; a buffered document never brings back what a delete or an
-erasure removed."""
+erasure removed, even one another process commits between the flush's check and its insert."""
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,9 @@ from pymongo import monitoring
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
+from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.sync.acks import SyncAcks
 from support.access import Account, account, app_client
 from support.api import PASSWORD, create_agent
 from support.people import wait_done
@@ -214,5 +216,79 @@ async def test_erasure_with_a_buffered_run_leaves_no_analytics_behind(
     assert done["status"] == "done"
     assert runtime.acks.buffered == 0  # the erasure flushed this server's buffer
     await runtime.acks.flush()  # and a later flush (the timer's) writes nothing of theirs
+    assert await _runs(runtime, user_id=person.id) == []
+    assert await _runs(runtime, conversation_id=cid) == []
+
+
+class _InsertLater(DocumentStore):
+    """The store of another server's flush, whose insert comes late: ``meanwhile`` (what this
+    server does in the window) runs once, after the flush's SQL check, before its insert."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        super().__init__(store.db, window=store.window)
+        self.meanwhile: Callable[[], Awaitable[None]] | None = None
+
+    async def insert_analytics_many(self, docs: Sequence[dict[str, Any]]) -> None:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
+        await super().insert_analytics_many(docs)
+
+
+def _other_server(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> SyncAcks:
+    """Another server's acks, whose flush inserts late: this app's turns are buffered there."""
+    other = SyncAcks(runtime.engine, _InsertLater(runtime.documents))
+    monkeypatch.setattr(runtime.acks, "ack", other.ack)
+    return other
+
+
+async def test_a_conversation_deleted_between_the_flush_check_and_its_insert_keeps_no_run(
+    batched: tuple[httpx.AsyncClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, runtime = batched
+    other = _other_server(runtime, monkeypatch)
+    owner = await account(client)
+    agent = await create_agent(client, owner.headers)
+    deleted = await _first_turn(client, owner.headers, agent["id"])
+    kept = await _first_turn(client, owner.headers, agent["id"])
+    cid, kept_cid = deleted["conversation_id"], kept["conversation_id"]
+    assert (other.buffered, runtime.acks.buffered) == (2, 0)
+
+    async def delete() -> None:  # SQL, then its MongoDB documents: before the late insert
+        r = await client.delete(f"/api/conversations/{cid}", headers=owner.headers)
+        assert r.status_code == 204, r.text
+
+    assert isinstance(other.documents, _InsertLater)
+    other.documents.meanwhile = delete
+    await other.flush()
+    assert other.documents.meanwhile is None  # it ran
+    assert await _runs(runtime, conversation_id=cid) == []
+    runs = await _runs(runtime, conversation_id=kept_cid)
+    assert [d["_id"] for d in runs] == [kept["agent_message"]["id"]]
+    assert await sync_state(runtime, kept_cid) == (2, 2)
+
+
+async def test_an_erasure_between_the_flush_check_and_its_insert_keeps_no_run(
+    batched: tuple[httpx.AsyncClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, runtime = batched
+    other = _other_server(runtime, monkeypatch)
+    admin = await account(client, name="Admin")
+    person, first = await _owner_and_first_turn(client)
+    cid = first["conversation_id"]
+    assert (other.buffered, runtime.acks.buffered) == (1, 0)
+
+    async def erase() -> None:  # the whole erasure, its MongoDB deletes included
+        r = await client.request(
+            "DELETE", "/api/users/me", json={"password": PASSWORD}, headers=person.headers
+        )
+        assert r.status_code == 202, r.text
+        await runtime.erasure.run_pending()
+        assert (await wait_done(client, admin.headers, r.json()["id"]))["status"] == "done"
+
+    assert isinstance(other.documents, _InsertLater)
+    other.documents.meanwhile = erase
+    await other.flush()
+    assert other.documents.meanwhile is None  # it ran
     assert await _runs(runtime, user_id=person.id) == []
     assert await _runs(runtime, conversation_id=cid) == []

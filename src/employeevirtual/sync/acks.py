@@ -19,6 +19,9 @@ So a turn is acknowledged only once its analytics documents are in MongoDB:
   erasure deactivates the account first), are not written, and their turns are left to the
   relay, which writes them again only from what SQL still holds (checked in one SQL read per
   flush, so a buffered document cannot bring back what an erasure or a delete removed);
+* a delete or an erasure committed between that read and the insert (by another process) is
+  caught by a second read after the insert, which takes back the documents just inserted for
+  those conversations (``_take_back_late``): none is left for the reconciler to find;
 * the erasure flushes (``flush``) before it erases the person's MongoDB documents, and a flush
   waits for one already running.
 
@@ -171,7 +174,44 @@ class SyncAcks:
                 len(failed) - len(kept_for_retry),
             )
             return [w for w in pending if not w.analytics]
+        if docs:
+            kept = await self._take_back_late(pending, kept)
         return [w for w in pending if not w.analytics or w.conversation_id in kept]
+
+    async def _take_back_late(self, pending: list[_Written], inserted: set[UUID]) -> set[UUID]:
+        """Of the conversations whose documents were just ``inserted``, those still kept (one
+        more SQL read); the documents of the others are deleted again, and their turns left to
+        the relay as if the first read had missed them.
+
+        Why this suffices: a delete commits in SQL (the conversation's row) before it deletes
+        the conversation's documents in MongoDB (``ConversationService.delete``/``purge``),
+        and an erasure commits the deactivation before any of its MongoDB deletes (by
+        conversation, then by ``user_id``). Take such a MongoDB delete and its SQL commit
+        before it. If our insert finished before the delete began, the delete removes our
+        documents. If not, the delete began before our insert finished, and this read, begun
+        after the insert returned (each statement outside a transaction sees every commit made
+        before it starts), comes after the commit: it finds the conversation gone or its owner
+        inactive, and the documents are deleted here. Either way none is left behind.
+
+        Should this read or the delete fail, the documents stay (logged): the reconciler's
+        deep check removes those of conversations gone from SQL."""
+        try:
+            async with read_connection(self.engine) as conn:
+                kept = await SyncReader(conn).kept_by_active_owners(list(inserted))
+            gone = inserted - kept
+            late = [d["_id"] for w in pending if w.conversation_id in gone for d in w.analytics]
+            if late:
+                await self.documents.delete_analytics(late)
+        except Exception as exc:
+            log.warning(
+                "could not check again the %d conversations of the chat_analytics insert, or "
+                "take back the runs of those gone meanwhile (%s); the reconciler's deep check "
+                "removes any of a deleted conversation",
+                len(inserted),
+                type(exc).__name__,
+            )
+            return inserted
+        return kept
 
     async def _loop(self) -> None:
         while True:

@@ -241,7 +241,8 @@ class Reconciler:
             candidates.extend(await self._missing_in_sql(page))
         if deep:
             known = set(candidates)
-            # messages, and runs' analytics (a batched insert can land after a delete)
+            # messages, and runs' analytics (a late batched insert whose flush could not take it
+            # back: its second check or its delete failed)
             ids = sorted(
                 set(await self.documents.message_conversation_ids())
                 | set(await self.documents.analytics_conversation_ids())

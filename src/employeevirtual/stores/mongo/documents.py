@@ -81,6 +81,12 @@ class DocumentStore:
         """``chat_analytics`` documents not there yet (one command; replays skipped)."""
         await _insert_new(self.analytics, docs)
 
+    async def delete_analytics(self, ids: Sequence[str]) -> None:
+        """The ``chat_analytics`` documents of these ``_id``s (runs written too late: their
+        conversation was deleted, or its owner erased, meanwhile)."""
+        if ids:
+            await self.analytics.delete_many({"_id": {"$in": list(ids)}})
+
     async def _update_conversation(
         self, conversation: ConversationRecord, docs: Sequence[Document], usage: TurnUsage | None
     ) -> bool:
@@ -344,7 +350,8 @@ class DocumentStore:
 
     async def analytics_conversation_ids(self) -> list[str]:
         """Every conversation id ``chat_analytics`` mentions (a full scan: the deep check's; a
-        run batched with the acks can land after its conversation was deleted)."""
+        run batched with the acks that lands after its conversation was deleted is taken back
+        by the flush itself, unless its second check failed)."""
         return sorted(await self.analytics.distinct("conversation_id"))
 
     async def totals(self) -> tuple[int, int]:

@@ -31,10 +31,10 @@ types: install
 	$(BIN)/mypy
 
 # Two workers (pytest-xdist): most tests wait on stores and child processes, so two keep both
-# cores busy. PYTEST_WORKERS=0 runs in one process.
+# cores busy. PYTEST_WORKERS=0 runs in one process. The 25 slowest tests are listed at the end.
 PYTEST_WORKERS ?= 2
 pytest: install
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 test: lint types console-verify pytest
 

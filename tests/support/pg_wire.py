@@ -1,4 +1,7 @@
-"""Round trips to PostgreSQL, counted on the wire: the messages a connection's driver writes to
+"""PostgreSQL's wire, seen from a test: round trips counted (``count_round_trips``), and a
+statement's answer lost after the server ran it (``lose_next_answer``).
+
+Round trips are counted on the messages a connection's driver writes to
 its socket. Each Sync or Query is answered by one ReadyForQuery: one round trip. Counted are
 those that run something (a Query: BEGIN, COMMIT; a Sync after an Execute: a statement), not
 a statement's preparation (Parse/Describe, once per statement and connection: asyncpg caches
@@ -11,9 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["RoundTrips", "count_round_trips"]
+__all__ = ["RoundTrips", "count_round_trips", "lose_next_answer"]
 
 _QUERY, _EXECUTE, _SYNC = ord("Q"), ord("E"), ord("S")
+_BIND_COMPLETE, _READY = ord("2"), ord("Z")  # the server's
 
 
 class RoundTrips:
@@ -74,3 +78,47 @@ async def count_round_trips(conn: AsyncConnection) -> RoundTrips:
     transport.write, transport.writelines = counting, counting_lines
     counted._transport = transport
     return counted
+
+
+class _AnswerLost:
+    """Stands between a connection's transport and asyncpg's protocol: the server's messages
+    are passed on until a BindComplete (a statement's execution begins; its preparation has
+    none). From there on nothing is: at that round trip's ReadyForQuery (the server ran the
+    statement and, in autocommit, committed it) the connection is aborted, and the driver
+    sees it closed in the middle of the operation."""
+
+    def __init__(self, protocol: Any, transport: Any) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.pending = bytearray()
+        self.dropping = False
+
+    def data_received(self, data: Any) -> None:
+        self.pending += bytes(data)
+        passed = bytearray()
+        while len(self.pending) >= 5:
+            (length,) = struct.unpack("!I", self.pending[1:5])
+            if len(self.pending) < 1 + length:
+                break
+            kind, message = self.pending[0], bytes(self.pending[: 1 + length])
+            del self.pending[: 1 + length]
+            self.dropping = self.dropping or kind == _BIND_COMPLETE
+            if not self.dropping:
+                passed += message
+            elif kind == _READY:
+                self.pending.clear()
+                self.transport.abort()
+                break
+        if passed:
+            self.protocol.data_received(bytes(passed))
+
+    def __getattr__(self, name: str) -> Any:  # connection_lost, eof_received, …
+        return getattr(self.protocol, name)
+
+
+async def lose_next_answer(conn: AsyncConnection) -> None:
+    """The answer to the next statement ``conn``'s asyncpg connection runs is lost: the server
+    runs it, the connection drops before the driver reads a byte of its result."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    transport = driver._transport
+    transport.set_protocol(_AnswerLost(transport.get_protocol(), transport))

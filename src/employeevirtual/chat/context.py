@@ -15,7 +15,7 @@ from uuid import UUID
 
 from employeevirtual.stores.records import ConversationRecord, MessageRecord
 
-__all__ = ["DIALOGUE_TYPES", "RecentContext"]
+__all__ = ["DIALOGUE_TYPES", "RecentContext", "left_by"]
 
 DIALOGUE_TYPES = ("user", "agent")
 
@@ -68,8 +68,10 @@ class RecentContext:
         added: Sequence[MessageRecord],
     ) -> None:
         """After a turn's commit took ``before`` (None: a new conversation) to ``record``:
-        ``history`` was its context then (None: the window no longer holds, it is dropped)."""
-        if history is None:
+        ``history`` was its context then (None: the window no longer holds, it is dropped).
+        A ``record`` past ``added`` (read back after a lost answer, with a later turn's
+        messages counted: ``left_by``) drops the window too: the window lacks those messages."""
+        if history is None or not left_by(record, added):
             self.forget(record.id)
             return
         self.advance(
@@ -79,3 +81,10 @@ class RecentContext:
             added=added,
             message_count=record.message_count,
         )
+
+
+def left_by(record: ConversationRecord, added: Sequence[MessageRecord]) -> bool:
+    """Whether ``record`` is the conversation's row as the commit of ``added`` left it: its
+    count ends at their last seq. A turn's write returns that row; a turn read back after its
+    answer was lost (``ConversationRepository.append``) gets the row as it is then."""
+    return not added or record.message_count == added[-1].seq

@@ -30,7 +30,7 @@ from employeevirtual.agents.runner import AgentFailure, RunOutcome
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.chat.accounting import TurnAccounting
 from employeevirtual.chat.commit import Resolved, resolve, store_messages, write_turn_documents
-from employeevirtual.chat.context import RecentContext
+from employeevirtual.chat.context import RecentContext, left_by
 from employeevirtual.chat.handoff import commit_handoffs, handoffs_of, with_handoffs
 from employeevirtual.chat.history import find_by_dialogue
 from employeevirtual.chat.idempotency import (
@@ -225,6 +225,8 @@ class ChatService:
             model_history,
             pending=stored,
             created=conversation is None,
+            # a row read back past the user's message: the window lacks what came after it
+            advance_cache=left_by(record, stored),
             budgets=read.budgets,
             started=started,
             request_id=request.request_id,

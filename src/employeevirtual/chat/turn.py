@@ -147,7 +147,8 @@ class OpenedTurn:
     # committed when the turn opened, written to MongoDB with the reply (one write, not two)
     pending: list[MessageRecord] = field(default_factory=list)
     created: bool = False  # the turn created the conversation
-    advance_cache: bool = True  # False: regenerate/edit, whose window is not [history, user]
+    # False: regenerate/edit, whose window is not [history, user], or a row read back past it
+    advance_cache: bool = True
     budgets: list[BudgetRecord] = field(default_factory=list)  # charged when the turn closes
     started: float = 0.0  # perf_counter at open (the turn's latency metric)
     request_id: str | None = None

@@ -3,6 +3,7 @@ repository, it never commits."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 
 from employeevirtual.stores.records import (
     AgentRecord,
@@ -24,7 +26,7 @@ from employeevirtual.stores.records import (
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
 from employeevirtual.stores.sql.direct import DirectStatement
-from employeevirtual.stores.sql.engine import Connection, WriteConnection
+from employeevirtual.stores.sql.engine import Connection, WriteConnection, replay_refused
 from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.memory import MemoryRepository
 from employeevirtual.stores.sql.messages import MessageRepository, message_parameters
@@ -36,6 +38,7 @@ from employeevirtual.stores.sql.tables import (
     messages,
     users,
 )
+from employeevirtual.stores.sql.turn_readback import stored_turn
 from employeevirtual.stores.sql.turn_statements import (
     APPLY_TURN,
     MESSAGE_COLUMNS,
@@ -52,6 +55,8 @@ __all__ = [
     "ConversationRepository",
     "NewConversation",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _turn_read() -> Any:
@@ -273,7 +278,9 @@ class ConversationRepository(ConversationReader):
         """``apply_turn`` for ``new`` and ``new`` stored with the seqs it took: the row after
         the update and the stored messages, None (nothing written) when the conversation is
         gone. On PostgreSQL one statement, so one round trip, atomic on its own (see
-        ``write_transaction``'s ``single_statement``); elsewhere the UPDATE, then the INSERT."""
+        ``write_transaction``'s ``single_statement``); elsewhere the UPDATE, then the INSERT.
+        A single statement whose answer was lost after it committed is read back: the stored
+        messages and the row as it is now, which may be past the turn (``stored_turn``)."""
         if self.conn.dialect.name != "postgresql":
             record = await self.apply_turn(
                 conversation_id, usage, messages=len(new), now=now, error=error
@@ -288,11 +295,33 @@ class ConversationRepository(ConversationReader):
         for i, m in enumerate(new):
             values = message_parameters(m)
             parameters.update({f"{name}_{i}": values[name] for name in MESSAGE_COLUMNS})
-        row = await statement.first(self.conn, parameters)
+        try:
+            row = await statement.first(self.conn, parameters)
+        except IntegrityError as exc:
+            return await self._found_stored(exc, conversation_id, new)
         if row is None:
             return None
         record = conversation_from_row(row)
         return record, numbered(record, new)
+
+    async def _found_stored(
+        self, error: IntegrityError, conversation_id: UUID, new: Sequence[MessageRecord]
+    ) -> tuple[ConversationRecord, list[MessageRecord]]:
+        """The turn as its write's first run stored it, when ``error`` refused the replay of
+        that write (its connection lost after it committed, before its answer): the turn is
+        answered as stored, not as a conflict. ``error`` is raised otherwise."""
+        reader = replay_refused(cast(WriteConnection, self.conn), error)
+        found = await stored_turn(reader, conversation_id, new) if reader is not None else None
+        if found is None:
+            raise error
+        log.warning(
+            "conversation %s: the turn's write committed but its answer was lost; its replay "
+            "was refused and the turn found stored (seq %d-%d)",
+            conversation_id,
+            found[1][0].seq,
+            found[1][-1].seq,
+        )
+        return found
 
     async def update(
         self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime

@@ -17,7 +17,7 @@ from typing import Any, NewType, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -32,6 +32,7 @@ __all__ = [
     "create_engine",
     "ping",
     "read_connection",
+    "replay_refused",
     "schema_translate_map",
     "write_transaction",
 ]
@@ -49,6 +50,8 @@ Connection = ReadConnection | WriteConnection
 
 # execution option marking a connection whose statements run without a transaction
 READ_AUTOCOMMIT = "ev_read_autocommit"
+
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
 
 
 def schema_translate_map(url: str, schema: str = SCHEMA) -> dict[str | None, str | None]:
@@ -163,12 +166,17 @@ class _RetryFirst(AsyncConnection):
 
 class _OneStatement(_RetryFirst):
     """A ``_RetryFirst`` in autocommit that runs one statement (its retry included); a second
-    one is refused: it would not be atomic with the first, which is already committed."""
+    one is refused: it would not be atomic with the first, which is already committed. Except
+    reads after ``replay_refused``: they find what the statement's first run committed."""
 
     _autocommit = True
     _used = False
+    _replayed = False  # its statement ran again on a fresh connection after a disconnect
+    _reading = False  # its replay was refused: reads of what the first run wrote may follow
 
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        if self._reading and getattr(statement, "is_select", False):
+            return await super().execute(statement, parameters, **kwargs)
         self._refuse_second()
         try:
             return await super().execute(statement, parameters, **kwargs)
@@ -190,6 +198,24 @@ class _OneStatement(_RetryFirst):
                 "write_transaction(single_statement=True) runs one statement; "
                 "this block needs a transaction"
             )
+
+    async def _after_disconnect(self) -> None:
+        await super()._after_disconnect()
+        self._replayed = True
+
+
+def replay_refused(conn: WriteConnection, error: IntegrityError) -> ReadConnection | None:
+    """``conn`` for reads when ``error`` is a unique violation refusing the replay of its
+    single statement (``write_transaction(single_statement=True)`` on PostgreSQL, run again
+    after its connection was lost): its first run committed and only its answer was lost. The
+    replay was rolled back whole, so what the reads find is the first run's doing (and any
+    later writes). None for any other error or connection: the error stands."""
+    if not isinstance(conn, _OneStatement) or not conn._replayed:
+        return None
+    if getattr(error.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+        return None
+    conn._reading = True
+    return ReadConnection(conn)
 
 
 def _connect_errors_as_operational(engine: AsyncEngine) -> None:
@@ -268,7 +294,8 @@ async def write_transaction(
     (``_RetryFirst``) is kept: a connection lost before the statement reached the server costs
     nothing, as for a transaction. Lost after the statement committed, before its answer (the
     window a transaction's COMMIT has too), the retry's replay is refused whole by the
-    messages' primary keys: an error, never a second copy. Elsewhere the usual transaction."""
+    messages' primary keys, never a second copy, and the block may read back what the first
+    run wrote (``replay_refused``). Elsewhere the usual transaction."""
     if single_statement and engine.dialect.name == "postgresql":
         async with _OneStatement(engine) as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")

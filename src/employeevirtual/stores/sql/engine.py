@@ -135,7 +135,7 @@ class _RetryFirst(AsyncConnection):
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
-            log.warning("database connection lost on its first statement; retrying it once")
+            log.warning("database connection lost on its first statement; retrying once")
         await self._after_disconnect()
         return await super().execute(statement, parameters, **kwargs)
 
@@ -151,7 +151,7 @@ class _RetryFirst(AsyncConnection):
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
-            log.warning("database connection lost on its first statement; retrying it once")
+            log.warning("database connection lost on its first statement; retrying once")
         await self._after_disconnect()
         return await again()
 

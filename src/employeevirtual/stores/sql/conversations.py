@@ -25,8 +25,13 @@ from employeevirtual.stores.records import (
     UserRecord,
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
-from employeevirtual.stores.sql.direct import DirectStatement
-from employeevirtual.stores.sql.engine import Connection, WriteConnection, replay_refused
+from employeevirtual.stores.sql.direct import DirectStatement, Step, run_transaction
+from employeevirtual.stores.sql.engine import (
+    Connection,
+    OneTrip,
+    WriteConnection,
+    replay_refused,
+)
 from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.memory import MemoryRepository
 from employeevirtual.stores.sql.messages import MessageRepository, message_parameters
@@ -41,6 +46,7 @@ from employeevirtual.stores.sql.tables import (
 from employeevirtual.stores.sql.turn_readback import stored_turn
 from employeevirtual.stores.sql.turn_statements import (
     APPLY_TURN,
+    INSERT_TURN_MESSAGE,
     MESSAGE_COLUMNS,
     added,
     apply_turn_with_messages,
@@ -278,9 +284,14 @@ class ConversationRepository(ConversationReader):
         """``apply_turn`` for ``new`` and ``new`` stored with the seqs it took: the row after
         the update and the stored messages, None (nothing written) when the conversation is
         gone. On PostgreSQL one statement, so one round trip, atomic on its own (see
-        ``write_transaction``'s ``single_statement``); elsewhere the UPDATE, then the INSERT.
+        ``write_transaction``'s ``single_statement``); on SQLite's ``OneTrip`` the UPDATE and
+        the INSERT as their own transaction in one trip; elsewhere the UPDATE, then the INSERT.
         A single statement whose answer was lost after it committed is read back: the stored
         messages and the row as it is now, which may be past the turn (``stored_turn``)."""
+        if isinstance(self.conn, OneTrip):
+            return await self.conn.once(
+                lambda: self._append_in_one_trip(conversation_id, new, usage, now=now, error=error)
+            )
         if self.conn.dialect.name != "postgresql":
             record = await self.apply_turn(
                 conversation_id, usage, messages=len(new), now=now, error=error
@@ -322,6 +333,32 @@ class ConversationRepository(ConversationReader):
             found[1][-1].seq,
         )
         return found
+
+    async def _append_in_one_trip(
+        self,
+        conversation_id: UUID,
+        new: Sequence[MessageRecord],
+        usage: TurnUsage | None,
+        *,
+        now: datetime,
+        error: str | None,
+    ) -> tuple[ConversationRecord, list[MessageRecord]] | None:
+        counters = turn_parameters(conversation_id, usage, len(new), now, error)
+        rows = [
+            {**message_parameters(m), "conversation_id": conversation_id, "back": len(new) - 1 - i}
+            for i, m in enumerate(new)
+        ]
+        found = await run_transaction(
+            self.conn,
+            [
+                Step(APPLY_TURN, counters, needs_row=True),
+                Step(INSERT_TURN_MESSAGE, rows, many=True),
+            ],
+        )
+        if found is None:
+            return None
+        record = conversation_from_row(found[0][0])
+        return record, numbered(record, new)
 
     async def update(
         self, conversation_id: UUID, changes: ConversationChanges, *, now: datetime

@@ -13,7 +13,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, NewType, TypeVar
+from typing import Any, Never, NewType, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -25,8 +25,10 @@ from employeevirtual.stores.sql import sqlite_driver
 from employeevirtual.stores.sql.tables import SCHEMA
 
 __all__ = [
+    "ONE_TRIP",
     "READ_AUTOCOMMIT",
     "Connection",
+    "OneTrip",
     "ReadConnection",
     "WriteConnection",
     "create_engine",
@@ -50,6 +52,9 @@ Connection = ReadConnection | WriteConnection
 
 # execution option marking a connection whose statements run without a transaction
 READ_AUTOCOMMIT = "ev_read_autocommit"
+# execution option marking SQLite's ``OneTrip``: its transaction's BEGIN IMMEDIATE is sent in the
+# same trip as its statements (``direct.run_transaction``), not by the ``begin`` hook
+ONE_TRIP = "ev_one_trip"
 
 _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
 
@@ -218,6 +223,36 @@ def replay_refused(conn: WriteConnection, error: IntegrityError) -> ReadConnecti
     return ReadConnection(conn)
 
 
+class OneTrip(AsyncConnection):
+    """SQLite's ``write_transaction(single_statement=True)``: a connection outside any
+    transaction on which the block's write runs once, as one transaction in one trip to the
+    driver's thread (``once``; ``ConversationRepository.append`` through
+    ``direct.run_transaction``). Any other statement is refused: in autocommit it would not be
+    atomic with that write."""
+
+    _used = False
+
+    async def once(self, write: Callable[[], Awaitable[T]]) -> T:
+        if self._used:
+            self._refuse()
+        self._used = True
+        return await write()
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        self._refuse()
+
+    async def first_direct(
+        self, direct: Callable[[], Awaitable[T]], again: Callable[[], Awaitable[T]]
+    ) -> T:
+        self._refuse()
+
+    def _refuse(self) -> Never:
+        raise InvalidRequestError(
+            "write_transaction(single_statement=True) runs one write; "
+            "this block needs a transaction"
+        )
+
+
 def _connect_errors_as_operational(engine: AsyncEngine) -> None:
     """A driver that cannot reach its server raises a bare ``OSError`` (asyncpg: connection
     refused, unknown host, timeout), which SQLAlchemy does not wrap. Raised as the driver's own
@@ -251,7 +286,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if not conn.get_execution_options().get(READ_AUTOCOMMIT):
+        options = conn.get_execution_options()
+        if not options.get(READ_AUTOCOMMIT) and not options.get(ONE_TRIP):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -295,7 +331,10 @@ async def write_transaction(
     nothing, as for a transaction. Lost after the statement committed, before its answer (the
     window a transaction's COMMIT has too), the retry's replay is refused whole by the
     messages' primary keys, never a second copy, and the block may read back what the first
-    run wrote (``replay_refused``). Elsewhere the usual transaction."""
+    run wrote (``replay_refused``). On SQLite the block's connection is a ``OneTrip`` (still
+    after this process's other writers): its write is BEGIN IMMEDIATE, its statements and
+    COMMIT in one trip to the driver's thread, so the writers' lock is held for one wake-up of
+    the event loop instead of four. Elsewhere the usual transaction."""
     if single_statement and engine.dialect.name == "postgresql":
         async with _OneStatement(engine) as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -312,6 +351,11 @@ async def write_transaction(
             await conn.commit()  # the transaction current now (begun again after a retry)
         return
     lock = _sqlite_writers.setdefault(engine.sync_engine.pool, asyncio.Lock())
+    if single_statement:
+        async with lock, OneTrip(engine) as one_trip:
+            await one_trip.execution_options(**{ONE_TRIP: True})
+            yield WriteConnection(one_trip)
+        return
     async with lock, engine.begin() as conn:
         yield WriteConnection(conn)
 

@@ -9,6 +9,10 @@ run on the worker thread, under the same per-connection mutex, and keeps what SQ
 afterwards (``description``, ``rowcount``, ``lastrowid``, the rows). Errors are the same
 ``sqlite3`` exceptions, raised through the same future. Server-side cursors (streamed results)
 keep SQLAlchemy's own implementation.
+
+``run_transaction`` goes one step further for a write whose statements are all known up front
+(a turn's write, ``direct.run_transaction``): BEGIN IMMEDIATE, the statements and COMMIT in one
+trip, rolled back in that same trip when a statement fails.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["dbapi", "run_statement"]
+__all__ = ["dbapi", "run_statement", "run_transaction"]
 
 _Outcome = tuple[Any, list[Any], int, int | None]
+# a statement of a transaction: its SQL, its parameters, executemany, whether it must find a row
+Operation = tuple[str, Any, bool, bool]
+# the step that failed (-1: BEGIN, one past the last statement: COMMIT) and its error
+Failure = tuple[int, Exception]
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -44,6 +52,32 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _transaction(
+    conn: sqlite3.Connection, operations: list[Operation]
+) -> tuple[list[_Outcome], Failure | None]:
+    """On the worker thread: BEGIN IMMEDIATE, ``operations`` in order, COMMIT. On the first
+    error, or when a statement that must find a row finds none, ROLLBACK instead, so the
+    connection leaves the trip outside any transaction. The outcomes of the statements run (fewer
+    than ``operations`` when one found no row) and the failure, if any."""
+    done: list[_Outcome] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE").close()
+    except Exception as error:
+        return done, (-1, error)
+    try:
+        for operation, parameters, many, needs_row in operations:
+            done.append(_run(conn, operation, parameters, many))
+            if needs_row and not done[-1][1]:
+                conn.rollback()
+                return done, None
+        conn.commit()
+    except Exception as error:
+        if conn.in_transaction:
+            conn.rollback()
+        return done, (len(done), error)  # the statement that failed, or COMMIT
+    return done, None
 
 
 class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -151,3 +185,14 @@ async def run_statement(
             _run, connection._conn, operation, parameters, many
         )
     return description, rows
+
+
+async def run_transaction(
+    adapter: AsyncAdapt_aiosqlite_connection, operations: list[Operation]
+) -> tuple[list[tuple[Any, list[Any]]], Failure | None]:
+    """``operations`` as one transaction in one trip (``_transaction``): each statement's
+    description and rows, and the failure (rolled back already) if one failed."""
+    connection: Any = adapter._connection
+    async with adapter._execute_mutex:
+        done, failure = await connection._execute(_transaction, connection._conn, operations)
+    return [(description, rows) for description, rows, _, _ in done], failure

@@ -1,6 +1,7 @@
 """The turn's write statements on ``empl.conversations``, built once with bound parameters:
 the counters' ``UPDATE … RETURNING`` and, on PostgreSQL, that update with the INSERT of the
-turn's messages as one statement (``ConversationRepository.apply_turn`` and ``append``)."""
+turn's messages as one statement (``ConversationRepository.apply_turn`` and ``append``); on
+SQLite the INSERT that follows that update in the same trip, its seqs taken from it in SQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, insert, select, union_all, update
+from sqlalchemy import Integer, bindparam, insert, select, union_all, update
 
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, TurnUsage
 from employeevirtual.stores.sql.direct import DirectStatement
@@ -19,6 +20,7 @@ from employeevirtual.stores.sql.tables import conversations, messages
 
 __all__ = [
     "APPLY_TURN",
+    "INSERT_TURN_MESSAGE",
     "MESSAGE_COLUMNS",
     "added",
     "apply_turn_with_messages",
@@ -98,6 +100,24 @@ def apply_turn_with_messages(count: int) -> DirectStatement:
     if statement is None:
         statement = _APPLY_TURN_WITH[count] = DirectStatement(_apply_turn_with_messages(count))
     return statement
+
+
+def _insert_turn_message() -> Any:
+    """SQLite: the INSERT of one of a turn's messages (run once per message), right after
+    ``APPLY_TURN`` in the same transaction, its seq read from the row that update moved: the
+    conversation's ``message_count`` less ``back``, the messages after it in the turn (as
+    ``numbered``, and as PostgreSQL's statement). In SQL, so the trip that runs both needs
+    nothing of the first statement's result to run the second."""
+    m, c = messages.c, conversations.c
+    conversation_id = bindparam("conversation_id", type_=m.conversation_id.type)
+    seq = select(c.message_count).where(c.id == conversation_id).scalar_subquery() - bindparam(
+        "back", type_=Integer()
+    )
+    values = {name: bindparam(name, type_=m[name].type) for name in MESSAGE_COLUMNS}
+    return insert(messages).values(**values, conversation_id=conversation_id, seq=seq)
+
+
+INSERT_TURN_MESSAGE = DirectStatement(_insert_turn_message())
 
 
 def added(usage: TurnUsage | None) -> tuple[int, Decimal, Decimal, int]:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.chat import service as chat_service
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.records import MessageRecord, TurnUsage
+from employeevirtual.stores.records import TurnUsage
 from employeevirtual.stores.sql.conversations import ConversationRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.tables import conversations, messages
 from support.api import account, create_agent
+from support.factories import turn_messages
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -95,25 +96,6 @@ async def test_a_steady_turns_write_is_one_trip(
     assert turn_writes[1:] == [1] * 5, turn_writes
 
 
-def _messages(user_id: UUID, agent_id: UUID, cid: UUID, at: datetime) -> list[MessageRecord]:
-    return [
-        MessageRecord(
-            id=uuid.uuid4(),
-            conversation_id=cid,
-            seq=0,  # taken by the write
-            user_id=user_id,
-            agent_id=None if i == 0 else agent_id,
-            content=f"message {i} — ünïcode",
-            message_type="user" if i == 0 else "agent",
-            metadata={} if i == 0 else {"tool_calls": [{"id": "t1", "args": {"x": 1.5}}]},
-            created_at=at + timedelta(microseconds=i),
-            is_edited=i == 1,
-            edited_at=at if i == 1 else None,
-        )
-        for i in range(2)
-    ]
-
-
 _USAGE = TurnUsage(
     model="offline", input_tokens=11, output_tokens=7, cost=0.000123, execution_time=1.234567
 )
@@ -143,7 +125,7 @@ async def test_the_trip_writes_what_the_transaction_wrote(
         before, _ = await _stored(runtime, cid)
         async with write_transaction(runtime.engine, single_statement=single) as conn:
             appended = await ConversationRepository(conn).append(
-                cid, _messages(user_id, agent_id, cid, at), _USAGE, now=at, error="e"
+                cid, turn_messages(user_id, agent_id, cid, at=at), _USAGE, now=at, error="e"
             )
         assert appended is not None
         row, rows = await _stored(runtime, cid)
@@ -185,7 +167,7 @@ async def test_a_conversation_that_is_gone_writes_nothing(
         driver = (await conn.get_raw_connection()).driver_connection
         before = trips.get(driver, 0)
         appended = await ConversationRepository(conn).append(
-            gone, _messages(user_id, agent_id, gone, at), None, now=at, error=None
+            gone, turn_messages(user_id, agent_id, gone, at=at), None, now=at, error=None
         )
         assert appended is None
         assert trips[driver] - before == 1
@@ -196,7 +178,7 @@ async def test_a_conversation_that_is_gone_writes_nothing(
     # the connection keeps working
     async with write_transaction(runtime.engine, single_statement=True) as conn:
         assert await ConversationRepository(conn).append(
-            cid, _messages(user_id, agent_id, cid, at), None, now=at, error=None
+            cid, turn_messages(user_id, agent_id, cid, at=at), None, now=at, error=None
         )
 
 
@@ -205,7 +187,7 @@ async def test_a_failure_in_the_trip_rolls_the_update_back_and_is_raised_as_befo
 ) -> None:
     user_id, agent_id, cid = await _turns(client, 1)
     at = datetime.now(UTC)
-    first = _messages(user_id, agent_id, cid, at)
+    first = turn_messages(user_id, agent_id, cid, at=at)
     async with write_transaction(runtime.engine, single_statement=True) as conn:
         assert await ConversationRepository(conn).append(cid, first, None, now=at, error=None)
     before = await _stored(runtime, cid)
@@ -231,7 +213,7 @@ async def test_a_failure_in_the_trip_rolls_the_update_back_and_is_raised_as_befo
         event.listen(sync_engine, name, listener)
     try:
         # the same message ids again (what a retry after a lost answer would send)
-        again = _messages(user_id, agent_id, cid, at)
+        again = turn_messages(user_id, agent_id, cid, at=at)
         again[1] = replace(again[1], id=first[1].id)
         drivers = []
 
@@ -257,7 +239,7 @@ async def test_a_failure_in_the_trip_rolls_the_update_back_and_is_raised_as_befo
     # the connection keeps working
     async with write_transaction(runtime.engine, single_statement=True) as conn:
         appended = await ConversationRepository(conn).append(
-            cid, _messages(user_id, agent_id, cid, at), None, now=at, error=None
+            cid, turn_messages(user_id, agent_id, cid, at=at), None, now=at, error=None
         )
     assert appended is not None and [m.seq for m in appended[1]] == [5, 6]
 
@@ -274,13 +256,13 @@ async def test_on_sqlalchemys_path_the_write_is_the_same_transaction(
     async with write_transaction(runtime.engine, single_statement=True) as conn:
         assert (
             await ConversationRepository(conn).append(
-                gone, _messages(user_id, agent_id, gone, at), None, now=at, error=None
+                gone, turn_messages(user_id, agent_id, gone, at=at), None, now=at, error=None
             )
             is None
         )
     async with write_transaction(runtime.engine, single_statement=True) as conn:
         appended = await ConversationRepository(conn).append(
-            cid, _messages(user_id, agent_id, cid, at), _USAGE, now=at, error=None
+            cid, turn_messages(user_id, agent_id, cid, at=at), _USAGE, now=at, error=None
         )
     assert appended is not None and [m.seq for m in appended[1]] == [5, 6]
     row, rows = await _stored(runtime, cid)

@@ -16,7 +16,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.chat import service as chat_service
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.records import MessageRecord
 from employeevirtual.stores.sql.conversations import ConversationReader, ConversationRepository
 from employeevirtual.stores.sql.engine import read_connection, write_transaction
 from employeevirtual.stores.sql.tables import messages
 from support.api import account, create_agent
+from support.factories import turn_messages
 from support.pg_wire import count_round_trips
 
 pytestmark = [
@@ -96,24 +95,6 @@ async def test_a_turn_that_writes_more_keeps_its_transaction(
     assert turn_writes[1:] == [4] * 5, turn_writes
 
 
-def _messages(user_id: UUID, agent_id: UUID, cid: UUID, n: int) -> list[MessageRecord]:
-    now = datetime.now(UTC)
-    return [
-        MessageRecord(
-            id=uuid.uuid4(),
-            conversation_id=cid,
-            seq=0,  # taken by the write
-            user_id=user_id,
-            agent_id=None if i == 0 else agent_id,
-            content=f"message {i} — ünïcode",
-            message_type="user" if i == 0 else "agent",
-            metadata={} if i == 0 else {"tool_calls": [{"id": "t1", "args": {"x": 1.5}}]},
-            created_at=now,
-        )
-        for i in range(n)
-    ]
-
-
 async def _count(runtime: Runtime, cid: UUID, user_id: UUID) -> tuple[int, int]:
     """(the conversation's message_count, its rows in empl.messages)."""
     async with read_connection(runtime.engine) as conn:
@@ -132,7 +113,7 @@ async def test_the_turns_statement_writes_what_the_two_did_and_a_replay_is_refus
     user_id, agent_id, cid, _ = await _turns(client, 2)
     before = await _count(runtime, cid, user_id)
     assert before == (4, 4)
-    new = _messages(user_id, agent_id, cid, 2)
+    new = turn_messages(user_id, agent_id, cid)
     now = new[-1].created_at
     async with write_transaction(runtime.engine, single_statement=single) as conn:
         appended = await ConversationRepository(conn).append(cid, new, None, now=now, error="x")
@@ -162,7 +143,7 @@ async def test_the_turns_statement_writes_what_the_two_did_and_a_replay_is_refus
         gone = uuid.uuid4()
         assert (
             await ConversationRepository(conn).append(
-                gone, _messages(user_id, agent_id, gone, 1), None, now=now, error=None
+                gone, turn_messages(user_id, agent_id, gone, count=1), None, now=now, error=None
             )
             is None
         )
@@ -180,7 +161,7 @@ async def test_a_single_statement_on_a_dropped_connection_is_retried_once(
 ) -> None:
     user_id, agent_id, cid, _ = await _turns(client, 2)
     caplog.set_level(logging.WARNING, logger="employeevirtual.stores.sql.engine")
-    new = _messages(user_id, agent_id, cid, 2)
+    new = turn_messages(user_id, agent_id, cid)
     async with write_transaction(runtime.engine, single_statement=True) as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         driver._transport.abort()  # gone before the statement, unseen by the driver yet

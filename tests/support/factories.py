@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from employeevirtual.agents.definitions import AgentDraft
 from employeevirtual.chat.turn import TurnOutcome, TurnSucceeded
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.records import AgentRecord, ConversationRecord, UserRecord
+from employeevirtual.stores.records import (
+    AgentRecord,
+    ConversationRecord,
+    MessageRecord,
+    UserRecord,
+)
 from support.api import PASSWORD
 
-__all__ = ["agent", "conversation", "headers", "turn", "user"]
+__all__ = ["agent", "conversation", "headers", "turn", "turn_messages", "user"]
 
 
 async def user(runtime: Runtime, *, name: str = "Ana", email: str | None = None) -> UserRecord:
@@ -74,3 +81,33 @@ async def conversation(
         record = outcome.conversation
     assert record is not None
     return record
+
+
+def turn_messages(
+    user_id: UUID,
+    agent_id: UUID,
+    conversation_id: UUID,
+    *,
+    count: int = 2,
+    at: datetime | None = None,
+) -> list[MessageRecord]:
+    """A turn's messages for the repositories' write (their seqs are taken by it): the user's,
+    then the agent's with tool-call metadata, edited; non-ASCII content and distinct times, so a
+    write path that loses a column or a type shows."""
+    at = at or datetime.now(UTC)
+    return [
+        MessageRecord(
+            id=uuid.uuid4(),
+            conversation_id=conversation_id,
+            seq=0,  # taken by the write
+            user_id=user_id,
+            agent_id=None if i == 0 else agent_id,
+            content=f"message {i} — ünïcode",
+            message_type="user" if i == 0 else "agent",
+            metadata={} if i == 0 else {"tool_calls": [{"id": "t1", "args": {"x": 1.5}}]},
+            created_at=at + timedelta(microseconds=i),
+            is_edited=i == 1,
+            edited_at=at if i == 1 else None,
+        )
+        for i in range(count)
+    ]

@@ -68,6 +68,8 @@ async def test_direct_rows_are_sqlalchemys_rows(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     user_id, agent_id, cid = await _conversation(client)
+    # the turn's ack (``synced_seq``) lands now, not between the two reads compared below
+    await runtime.acks.flush()
     engine = runtime.engine
     read = {"conversation_id": cid, "user_id": user_id}
     memory_read = _direct_turn_query(shared=False, in_conversation=True, summary=True)

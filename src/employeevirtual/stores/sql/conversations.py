@@ -25,7 +25,7 @@ from employeevirtual.stores.records import (
     UserRecord,
 )
 from employeevirtual.stores.sql.budgets import budgets_from_row, with_budgets
-from employeevirtual.stores.sql.direct import DirectStatement, Step, run_transaction
+from employeevirtual.stores.sql.direct import DirectStatement
 from employeevirtual.stores.sql.engine import (
     Connection,
     OneTrip,
@@ -35,6 +35,7 @@ from employeevirtual.stores.sql.engine import (
 from employeevirtual.stores.sql.keyset import after_desc
 from employeevirtual.stores.sql.memory import MemoryRepository
 from employeevirtual.stores.sql.messages import MessageRepository, message_parameters
+from employeevirtual.stores.sql.one_trip import Step, run_transaction
 from employeevirtual.stores.sql.rows import agent_from_row, conversation_from_row
 from employeevirtual.stores.sql.tables import (
     agents,

@@ -53,7 +53,7 @@ Connection = ReadConnection | WriteConnection
 # execution option marking a connection whose statements run without a transaction
 READ_AUTOCOMMIT = "ev_read_autocommit"
 # execution option marking SQLite's ``OneTrip``: its transaction's BEGIN IMMEDIATE is sent in the
-# same trip as its statements (``direct.run_transaction``), not by the ``begin`` hook
+# same trip as its statements (``one_trip.run_transaction``), not by the ``begin`` hook
 ONE_TRIP = "ev_one_trip"
 
 _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
@@ -227,7 +227,7 @@ class OneTrip(AsyncConnection):
     """SQLite's ``write_transaction(single_statement=True)``: a connection outside any
     transaction on which the block's write runs once, as one transaction in one trip to the
     driver's thread (``once``; ``ConversationRepository.append`` through
-    ``direct.run_transaction``). Any other statement is refused: in autocommit it would not be
+    ``one_trip.run_transaction``). Any other statement is refused: in autocommit it would not be
     atomic with that write."""
 
     _used = False

@@ -11,7 +11,7 @@ afterwards (``description``, ``rowcount``, ``lastrowid``, the rows). Errors are 
 keep SQLAlchemy's own implementation.
 
 ``run_transaction`` goes one step further for a write whose statements are all known up front
-(a turn's write, ``direct.run_transaction``): BEGIN IMMEDIATE, the statements and COMMIT in one
+(a turn's write, ``one_trip.run_transaction``): BEGIN IMMEDIATE, the statements and COMMIT in one
 trip, rolled back in that same trip when a statement fails.
 """
 

@@ -28,6 +28,8 @@ from urllib.parse import quote_plus
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
+from employeevirtual.stores.mongo.storage_holder import STARTED_BY_ENV, storage_holders
+
 _PR_SET_PDEATHSIG = 1
 
 __all__ = ["SecantusServer", "secantus_command", "start_embedded"]
@@ -203,11 +205,12 @@ class SecantusServer:
         self._log_file = self._open_log()
         self._log_file.write(f"--- starting: {' '.join(command)}\n".encode())
         self._log_file.flush()
-        env: dict[str, str] | None = None
+        # who started it: a later start can tell a leftover of a dead server from a live one's
+        env = {**os.environ, STARTED_BY_ENV: str(os.getpid())}
         if self._storage_path == ":memory:":
             if self._tmpdir is None:
                 self._tmpdir = tempfile.mkdtemp(prefix="secantus-mem-")
-            env = {**os.environ, "TMPDIR": self._tmpdir, "TEMP": self._tmpdir, "TMP": self._tmpdir}
+            env.update(TMPDIR=self._tmpdir, TEMP=self._tmpdir, TMP=self._tmpdir)
         self._proc = await asyncio.create_subprocess_exec(
             *command,
             env=env,
@@ -310,27 +313,59 @@ _log = logging.getLogger(__name__)
 
 # WiredTiger's message when another process still holds the storage directory's lock
 _STORAGE_BUSY = "already being managed by another process"
-STORAGE_BUSY_WAIT_SECONDS = 20.0
+STORAGE_BUSY_WAIT_SECONDS = 30.0
+# how long a leftover child of a dead server may take to close its files before it is killed
+# (a normal close takes ≈ 2 s, more on a busy machine)
+ORPHAN_GRACE_SECONDS = 10.0
 
 
-async def _start_when_storage_free(server: SecantusServer) -> None:
-    """``server.start()``, tried again while an earlier SecantusDB still holds the storage.
+def _busy(exc: RuntimeError) -> bool:
+    return _STORAGE_BUSY in str(exc).rsplit("--- starting:", 1)[-1]
+
+
+async def _start_when_storage_free(server: SecantusServer, storage: str) -> None:
+    """``server.start()``, tried again while an earlier SecantusDB still holds ``storage``.
 
     The embedded child of a server that was just killed gets SIGTERM from the kernel (it dies
-    with its parent) and takes a moment (≈ 2 s, more on a busy machine) to close its files; a
-    server restarted at once (systemd, an operator, a supervisor) waits for it instead of
-    failing to start."""
+    with its parent) and takes a moment to close its files; a server restarted at once
+    (systemd, an operator, a supervisor) waits for it instead of failing to start. A leftover
+    that has not let go after ``ORPHAN_GRACE_SECONDS`` is killed (its server is dead, nobody
+    else will stop it). A holder whose server still runs is another EmployeeVirtual process on
+    the same data dir: after ``STORAGE_BUSY_WAIT_SECONDS`` the start fails and names it."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + STORAGE_BUSY_WAIT_SECONDS
+    began = loop.time()
     while True:
         try:
             await server.start()
             return
         except RuntimeError as exc:
-            if _STORAGE_BUSY not in str(exc).rsplit("--- starting:", 1)[-1]:
+            if not _busy(exc):
                 raise
-            if loop.time() >= deadline:
-                raise
+            holders = storage_holders(storage)
+            waited = loop.time() - began
+            if waited >= ORPHAN_GRACE_SECONDS:
+                for holder in holders:
+                    if holder.orphaned:
+                        _log.warning(
+                            "SecantusDB process %d, left by a server that died, still holds %s "
+                            "after %.0f s; killing it",
+                            holder.pid,
+                            storage,
+                            waited,
+                        )
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(holder.pid, signal.SIGKILL)
+            if waited >= STORAGE_BUSY_WAIT_SECONDS:
+                live = [h for h in holders if not h.orphaned]
+                if not live:
+                    raise
+                raise RuntimeError(
+                    f"SecantusDB's storage {storage} is in use by process {live[0].pid} "
+                    f"(started by process {live[0].started_by or live[0].parent}, still "
+                    "running): another EmployeeVirtual process uses this data dir. Stop it, or "
+                    "give each process its own EV_DATA_DIR, or point them all at one MongoDB "
+                    "with EV_MONGODB_URL."
+                ) from exc
             _log.info("SecantusDB's storage is still held by an earlier process; waiting")
             await asyncio.sleep(0.25)
 
@@ -339,7 +374,7 @@ async def _provision(storage: str, log: str, password: str) -> None:
     """Create (or reset) the server's own user: SecantusDB's --auth needs one made by a start
     without auth. Bound to 127.0.0.1 like every start, and stopped at once."""
     server = SecantusServer(storage_path=storage, log_path=log)
-    await _start_when_storage_free(server)
+    await _start_when_storage_free(server, storage)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(server.url)
     try:
         try:
@@ -385,7 +420,7 @@ async def start_embedded(data_dir: Path) -> SecantusServer:
             extra_args=["--auth"],
             credentials=(_EMBEDDED_USER, password),
         )
-        await _start_when_storage_free(server)
+        await _start_when_storage_free(server, storage)
         if await _authenticated(server):
             return server
         # a password file without its user (the database files were replaced): provision again

@@ -88,7 +88,7 @@ async def test_direct_rows_are_sqlalchemys_rows(
             )
         )
     async with read_connection(engine) as conn:
-        assert direct._runner(conn) is not None  # the direct path runs on this backend
+        assert direct.driver_runner(conn) is not None  # the direct path runs on this backend
         _same(
             await _TURN_READ.rows(conn, read), list(await conn.execute(_TURN_READ.statement, read))
         )
@@ -171,7 +171,7 @@ async def test_direct_statements_are_seen_by_statement_listeners(
     event.listen(sync_engine, "after_cursor_execute", after)
     try:
         async with read_connection(runtime.engine) as conn:
-            assert direct._runner(conn) is not None
+            assert direct.driver_runner(conn) is not None
             found = await ConversationReader(conn).get_with_agent(cid, user_id)
     finally:
         event.remove(sync_engine, "before_cursor_execute", before)
@@ -239,7 +239,7 @@ async def test_a_first_direct_statement_on_a_dropped_connection_is_retried(
     user_id, _, cid = await _conversation(client)
     caplog.set_level(logging.WARNING, logger="employeevirtual.stores.sql.engine")
     async with read_connection(runtime.engine) as conn:
-        assert direct._runner(conn) is not None
+        assert direct.driver_runner(conn) is not None
         driver = (await conn.get_raw_connection()).driver_connection
         # the socket goes; asyncpg learns it only when it next waits on it (as when the server
         # or a firewall dropped the connection while it sat in the pool)

@@ -31,7 +31,15 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 
 from employeevirtual.stores.sql.sqlite_driver import run_statement
 
-__all__ = ["DirectRow", "DirectStatement"]
+__all__ = [
+    "DirectRow",
+    "DirectStatement",
+    "driver_runner",
+    "fire_statement_event",
+    "processed_rows",
+    "raise_as_sqlalchemy",
+    "sqlite_statement",
+]
 
 Processor = Callable[[Any], Any] | None
 
@@ -142,7 +150,7 @@ class DirectStatement:
 async def _attempt(
     conn: AsyncConnection, statement: DirectStatement, parameters: Any, *, many: bool
 ) -> Any:
-    execute = _runner(conn)
+    execute = driver_runner(conn)
     if execute is None:
         return await statement.via_sqlalchemy(conn, parameters, many)
     first = getattr(conn, "first_direct", None)
@@ -154,7 +162,7 @@ async def _attempt(
     return await _run(execute, conn, statement, parameters, many)
 
 
-def _runner(conn: AsyncConnection) -> Any:
+def driver_runner(conn: AsyncConnection) -> Any:
     """The driver's part of a statement for ``conn`` (``_run``), or None for SQLAlchemy's path."""
     sync: Any = conn.sync_connection
     if sync is None or sync.invalidated or sync._dbapi_connection is None or sync._echo:
@@ -167,17 +175,17 @@ def _runner(conn: AsyncConnection) -> Any:
     if name.endswith("asyncpg"):
         return _asyncpg_statement
     if name.endswith("sqlite_driver"):
-        return _sqlite_statement
+        return sqlite_statement
     return None
 
 
-def _fire(sync: Any, name: str, sql: str, args: Any, many: bool) -> None:
+def fire_statement_event(sync: Any, name: str, sql: str, args: Any, many: bool) -> None:
     dispatch = getattr(sync.dispatch, name)
     if dispatch:
         dispatch(sync, None, sql, args, None, many)
 
 
-async def _failed(
+async def raise_as_sqlalchemy(
     conn: AsyncConnection, adapter: Any, error: BaseException, sql: str, args: Any
 ) -> Any:
     """Raise ``error`` as SQLAlchemy would have: translated by the adapter, then through the
@@ -212,7 +220,7 @@ def _handle(sync: Any, error: BaseException, sql: str, args: Any) -> None:
         sync._handle_dbapi_exception(error, sql, args, None, None)
 
 
-def _processed(
+def processed_rows(
     plan: _Plan, rows: Sequence[Any], dialect: Any, coltypes: Sequence[Any]
 ) -> list[Any]:
     if plan.results is None:
@@ -247,13 +255,13 @@ async def _run(
     adapter = sync._dbapi_connection.dbapi_connection
     plan = statement.plan(conn)
     args = [plan.arguments(p) for p in parameters] if many else plan.arguments(parameters)
-    _fire(sync, "before_cursor_execute", plan.sql, args, many)
+    fire_statement_event(sync, "before_cursor_execute", plan.sql, args, many)
     try:
         found, coltypes = await execute(conn, adapter, plan.sql, args, many)
     except BaseException as error:
-        await _failed(conn, adapter, error, plan.sql, args)
-    _fire(sync, "after_cursor_execute", plan.sql, args, many)
-    return None if many else _processed(plan, found, conn.dialect, coltypes)
+        await raise_as_sqlalchemy(conn, adapter, error, plan.sql, args)
+    fire_statement_event(sync, "after_cursor_execute", plan.sql, args, many)
+    return None if many else processed_rows(plan, found, conn.dialect, coltypes)
 
 
 async def _asyncpg_statement(
@@ -276,7 +284,7 @@ async def _asyncpg_statement(
         return await prepared.fetch(*args), [a.type.oid for a in attributes]
 
 
-async def _sqlite_statement(
+async def sqlite_statement(
     conn: AsyncConnection, adapter: Any, sql: str, args: Any, many: bool
 ) -> tuple[Sequence[Any], list[Any]]:
     """The rows (SQLite has no column types to give), in one trip to the driver's thread."""

@@ -24,11 +24,11 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from employeevirtual.stores.sql import sqlite_driver
 from employeevirtual.stores.sql.direct import (
     DirectStatement,
-    _failed,
-    _fire,
-    _processed,
-    _runner,
-    _sqlite_statement,
+    driver_runner,
+    fire_statement_event,
+    processed_rows,
+    raise_as_sqlalchemy,
+    sqlite_statement,
 )
 
 __all__ = ["Step", "run_transaction"]
@@ -51,7 +51,7 @@ async def run_transaction(conn: AsyncConnection, steps: Sequence[Step]) -> list[
     or None when a ``needs_row`` statement found none (rolled back). In one trip to the driver's
     thread; SQLAlchemy's path when the driver connection cannot (echo, an unusual state). A
     failure is rolled back before it is raised, as SQLAlchemy would raise it."""
-    if _runner(conn) is not _sqlite_statement:
+    if driver_runner(conn) is not sqlite_statement:
         found: list[list[Any]] | None = await greenlet_spawn(
             _transaction_via_sqlalchemy, conn.sync_connection, steps
         )
@@ -68,7 +68,7 @@ async def run_transaction(conn: AsyncConnection, steps: Sequence[Step]) -> list[
         operations.append((plan.sql, args, step.many, step.needs_row))
         fired.append((plan.sql, args, step.many))
     for sql, args, many in fired:
-        _fire(sync, "before_cursor_execute", sql, args, many)
+        fire_statement_event(sync, "before_cursor_execute", sql, args, many)
     done: list[tuple[Any, list[Any]]] = []
     failure: tuple[int, BaseException] | None = None
     try:
@@ -86,7 +86,9 @@ async def run_transaction(conn: AsyncConnection, steps: Sequence[Step]) -> list[
     if not committed:
         return None
     return [
-        [] if step.many else _processed(plan, rows, conn.dialect, [None] * len(description or ()))
+        []
+        if step.many
+        else processed_rows(plan, rows, conn.dialect, [None] * len(description or ()))
         for plan, step, (description, rows) in zip(plans, steps, done, strict=True)
     ]
 
@@ -102,7 +104,7 @@ _BEGIN = "BEGIN IMMEDIATE"
 
 def _after_each(sync: Any, fired: list[tuple[str, Any, bool]], indexes: range) -> None:
     for i in reversed(indexes):
-        _fire(sync, "after_cursor_execute", *fired[i])
+        fire_statement_event(sync, "after_cursor_execute", *fired[i])
 
 
 async def _transaction_failed(
@@ -113,16 +115,16 @@ async def _transaction_failed(
     error: BaseException,
 ) -> None:
     """Raise ``error``, of ``fired[failed]`` (past the end: COMMIT), after closing every other
-    statement's events, as ``_failed`` would for one statement."""
+    statement's events, as ``raise_as_sqlalchemy`` would for one statement."""
     sync: Any = conn.sync_connection
     if failed >= len(fired):
         _after_each(sync, fired, range(len(fired)))
-        await _failed(conn, adapter, error, "COMMIT", ())
-        return  # not reached: _failed raises
+        await raise_as_sqlalchemy(conn, adapter, error, "COMMIT", ())
+        return  # not reached: raise_as_sqlalchemy raises
     _after_each(sync, fired, range(failed + 1, len(fired)))
     try:
         sql, args, _ = fired[failed]
-        await _failed(conn, adapter, error, sql, args)
+        await raise_as_sqlalchemy(conn, adapter, error, sql, args)
     finally:
         _after_each(sync, fired, range(failed))
 

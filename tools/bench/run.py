@@ -63,6 +63,9 @@ class BenchPlan:
     workers: Sequence[int] = (1, 2)  # plain servers compared on the same load (not on SQLite)
     workers_in_flight: int = 64  # instant-model turns at once
     workers_slow_in_flight: int = 100  # slow-model turns at once
+    # instant turns each of the ``workers_in_flight`` clients runs back to back: turns/s is a
+    # sustained rate, not one wave's (a wave ends with its slowest worker's share)
+    workers_rounds: int = 10
 
     @classmethod
     def quick(cls) -> BenchPlan:
@@ -79,6 +82,7 @@ class BenchPlan:
             floor_rounds=50,
             workers_in_flight=32,
             workers_slow_in_flight=50,
+            workers_rounds=3,
         )
 
 
@@ -270,6 +274,16 @@ async def _server(
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("bench server did not start in 600 s")
+            # every worker up (a plain server's workers start one by one): connections opened
+            # before would all land on the first, pinned there by keep-alive
+            if plain:
+                for _ in range(6000):
+                    if proc.returncode is not None or _ready(starts_dir) >= workers:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError(f"not all {workers} bench workers started in 600 s")
+                await asyncio.sleep(0.5)  # from its app's start to its accepting: a few ms
         if proc.returncode is not None:
             raise RuntimeError(
                 "bench server exited: " + (stores.data_dir / "server.log").read_text()[-3000:]
@@ -287,6 +301,11 @@ async def _server(
         server_log = stores.data_dir / "server.log"
         if server_log.exists():
             shutil.copy(server_log, Path(tempfile.gettempdir()) / "ev-bench-server.log")
+
+
+def _ready(starts_dir: Path) -> int:
+    """Workers whose app has started (``server._note_ready``)."""
+    return len(list(starts_dir.glob("ready-*")))
 
 
 class _Api:
@@ -695,8 +714,10 @@ async def _concurrency(
     mongo_cpu: Callable[[], float | None] | None = None,
     *,
     slow_seconds: float | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
-    """``level`` turns at once on the plain server: throughput, latency, errors, CPU per turn:
+    """``level`` turns at once on the plain server (``rounds`` turns back to back on each of
+    ``level`` conversations): throughput, latency, errors, CPU per turn:
     the server's, this client's and the whole machine's (stores included: SecantusDB is a
     Python process, and on this machine every process shares the same cores), and the
     embedded SecantusDB's own (``mongo_cpu``: one process, so at most one core's worth).
@@ -707,16 +728,19 @@ async def _concurrency(
     machine, client = _machine_busy_seconds(), _own_cpu_seconds()
     errors: list[str] = []
 
-    async def one(cid: UUID) -> float | None:
-        try:
-            elapsed, status = await load.turn(cid)
-        except (aiohttp.ClientError, TimeoutError) as exc:  # transport errors, by kind
-            errors.append(type(exc).__name__)
-            return None
-        if status != 200:
-            errors.append(f"HTTP {status}")
-            return None
-        return elapsed
+    async def one(cid: UUID) -> list[float]:
+        out: list[float] = []
+        for _ in range(rounds):
+            try:
+                elapsed, status = await load.turn(cid)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # transport errors, by kind
+                errors.append(type(exc).__name__)
+                continue
+            if status != 200:
+                errors.append(f"HTTP {status}")
+                continue
+            out.append(elapsed)
+        return out
 
     trace = _MachineTrace() if slow_seconds is not None else contextlib.nullcontext()
     async with trace:
@@ -728,8 +752,8 @@ async def _concurrency(
     cpu = served.cpu_seconds() - cpu
     if mongo is not None and mongo_cpu is not None:
         mongo = (mongo_cpu() or 0.0) - mongo
-    ok = [r for r in results if r is not None]
-    per_turn = 1000 / max(1, level)
+    ok = [elapsed for client in results for elapsed in client]
+    per_turn = 1000 / max(1, level * rounds)
     mongo_ms = {} if mongo is None else {"mongo_cpu": mongo * per_turn}
     return {
         "in_flight": level,
@@ -777,7 +801,9 @@ async def _workers(
         # lands in the run's machine CPU per turn too
         before = await _machine_busy_share(1.0)
         log(f"{workers} worker(s): {plan.workers_in_flight} instant turns in flight")
-        fast = await _concurrency(load, served, instant, plan.workers_in_flight)
+        fast = await _concurrency(
+            load, served, instant, plan.workers_in_flight, rounds=plan.workers_rounds
+        )
         fast["machine_busy_before"] = before
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
         slow_run = await _concurrency(

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, TextIO
 
 from fastapi import FastAPI, Response
@@ -303,10 +304,20 @@ def plain_app(settings: Settings, state: BenchState) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         async with original(app) as value:
             install_bench_models(app.state.runtime, state)
+            _note_ready()
             yield value
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _note_ready() -> None:
+    """``$EV_BENCH_STARTS_DIR/ready-<pid>`` once this worker's app has started (it serves a
+    moment later): the bench opens its load's connections only when every worker has one, or
+    the kernel hands them all to the workers up first and keep-alive pins them there."""
+    directory = os.environ.get("EV_BENCH_STARTS_DIR")
+    if directory:
+        Path(directory, f"ready-{os.getpid()}").touch()
 
 
 def plain_app_factory() -> FastAPI:

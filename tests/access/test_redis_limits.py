@@ -17,6 +17,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
+from employeevirtual.security.ratelimit import Hit
 from employeevirtual.settings import Settings
 from support.access import account, app_client, counts
 from support.api import PASSWORD, create_agent
@@ -202,3 +203,35 @@ async def test_redis_down_limits_fail_open_and_login_fails_closed(settings: Sett
         assert r.status_code == 503
         assert "throttle store down" in r.json()["detail"]
         assert (await client.get("/api/agents")).status_code == 401
+
+
+@pytest.mark.redis
+@needs_redis
+async def test_the_counters_share_one_bounded_redis_pool(shared: Settings) -> None:
+    """Issue 17: a burst of turns opened one Redis connection per concurrent command, in two
+    pools (the rate limits', the turn slots'), and past redis-py's default of 100 a command
+    failed at once ("Too many connections"): the limits were skipped, logged, for the burst
+    they exist for. Now the counters share one client whose pool keeps at most
+    ``EV_REDIS_MAX_CONNECTIONS`` and makes the rest wait: 200 rate-limit hits and turn slots
+    at once all answer, on no more than that many connections (Redis's own CLIENT LIST)."""
+    assert shared.redis_url is not None
+    name = f"ev-test-{uuid.uuid4().hex}"
+    url = shared.redis_url + ("&" if "?" in shared.redis_url else "?") + f"client_name={name}"
+    async with app_client(shared, redis_url=url, redis_max_connections=4) as (_client, runtime):
+        limiter, slots = runtime.limiter, runtime.concurrency
+
+        async def one(i: int) -> bool:
+            (decision,) = await limiter.hit_in_order([Hit(f"burst:{i}", 10, 60)])
+            async with slots.hold(f"slot:{i}", limit=1):
+                await asyncio.sleep(0)
+            return decision.allowed
+
+        assert all(await asyncio.gather(*(one(i) for i in range(200))))
+        admin = Redis.from_url(shared.redis_url, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            clients = await admin.client_list()
+        finally:
+            await admin.aclose()
+    # the turn log's own client (its cancel channel) carries the URL's name too
+    counters = [c for c in clients if c["name"] == name and c["cmd"] == "evalsha"]
+    assert 1 <= len(counters) <= 4, counters

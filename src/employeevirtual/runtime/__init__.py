@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.accounts.admin import AdminService
@@ -100,6 +101,8 @@ class Runtime:
     secantus: SecantusServer | None = None
     supervisor: SecantusSupervisor | None = None
     memory: MemoryService | None = None
+    redis: Redis | None = None
+    """The client ``limiter`` and ``concurrency`` share (borrowed by both; closed here)."""
 
     def start_background(self) -> None:
         """The server's own background work: heartbeat, SecantusDB supervision, relay (with the
@@ -150,6 +153,8 @@ class Runtime:
             await self.supervisor.stop()
         await self.limiter.aclose()
         await self.concurrency.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.mongo.close()
         await self.engine.dispose()
         if self.secantus is not None:

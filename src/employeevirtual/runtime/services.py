@@ -43,6 +43,7 @@ from employeevirtual.security.concurrency import make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import make_rate_limiter
+from employeevirtual.security.redis_pool import open_redis
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.supervisor import SecantusSupervisor
@@ -122,16 +123,24 @@ async def open_runtime(
         allow_private=settings.outbound_allow_private,
     )
     budgets = BudgetService(engine=engine, analytics=analytics, alerts=alerts, clock=clock)
-    limiter = make_rate_limiter(settings.redis_url, key_prefix=settings.rate_limit_prefix)
+    # one client on one bounded pool for every counter of this process (None without Redis)
+    redis = (
+        open_redis(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_pool_timeout_seconds,
+        )
+        if settings.redis_url
+        else None
+    )
+    if redis is not None and settings.metrics_enabled:  # time its commands
+        instrument_redis(redis)
+    limiter = make_rate_limiter(redis, key_prefix=settings.rate_limit_prefix)
     concurrency = make_concurrency_limiter(
-        settings.redis_url,
+        redis,
         key_prefix=settings.rate_limit_prefix,
         ttl_seconds=settings.agent_timeout_seconds + 60,
     )
-    for shared in (limiter, concurrency):  # the Redis-backed ones: time their commands
-        client = getattr(shared, "_client", None)
-        if client is not None and settings.metrics_enabled:
-            instrument_redis(client)
     conversations = ConversationService(engine=engine, documents=documents)
     mcp = open_mcp(settings, engine)
     personal_data = default_registry(db)
@@ -240,6 +249,7 @@ async def open_runtime(
         ),
         limiter=limiter,
         concurrency=concurrency,
+        redis=redis,
         api_keys=ApiKeyService(
             engine=engine,
             max_per_user=settings.max_api_keys_per_user,

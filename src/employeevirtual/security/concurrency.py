@@ -91,10 +91,18 @@ _SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_ACQUIR
 class RedisConcurrencyLimiter:
     """Slots counted in Redis (atomic Lua), shared by all server processes."""
 
-    def __init__(self, url: str, *, key_prefix: str, ttl_seconds: float) -> None:
-        self._client = Redis.from_url(
-            url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
-        )
+    def __init__(self, client: Redis | str, *, key_prefix: str, ttl_seconds: float) -> None:
+        """``client`` is a ``redis.asyncio.Redis`` (borrowed: not closed by ``aclose``; the
+        server's shares the rate limiter's pool) or a URL (the limiter owns the client it
+        creates)."""
+        if isinstance(client, str):
+            self._client = Redis.from_url(
+                client, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+            )
+            self._owns_client = True
+        else:
+            self._client = client
+            self._owns_client = False
         self._prefix = key_prefix
         self._ttl_ms = max(1000, int(ttl_seconds * 1000))
 
@@ -122,12 +130,15 @@ class RedisConcurrencyLimiter:
                 log.warning("could not release a concurrency slot: %s", type(exc).__name__)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._owns_client:
+            await self._client.aclose()
 
 
 def make_concurrency_limiter(
-    redis_url: str | None, *, key_prefix: str, ttl_seconds: float
+    redis: Redis | str | None, *, key_prefix: str, ttl_seconds: float
 ) -> ConcurrencyLimiter:
-    if redis_url:
-        return RedisConcurrencyLimiter(redis_url, key_prefix=key_prefix, ttl_seconds=ttl_seconds)
+    """Redis-backed when a client or URL is given (multi-process deployments), else
+    in-process."""
+    if isinstance(redis, Redis) or redis:  # None or "": not configured
+        return RedisConcurrencyLimiter(redis, key_prefix=key_prefix, ttl_seconds=ttl_seconds)
     return InProcessConcurrencyLimiter()

@@ -349,8 +349,11 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def make_rate_limiter(redis_url: str | None, *, key_prefix: str = REDIS_KEY_PREFIX) -> RateLimiter:
-    """Redis-backed when a URL is configured (multi-process deployments), else in-process."""
-    if redis_url:
-        return RedisRateLimiter(redis_url, key_prefix=key_prefix)
+def make_rate_limiter(
+    redis: Redis | str | None, *, key_prefix: str = REDIS_KEY_PREFIX
+) -> RateLimiter:
+    """Redis-backed when a client or URL is given (multi-process deployments), else
+    in-process."""
+    if isinstance(redis, Redis) or redis:  # None or "": not configured
+        return RedisRateLimiter(redis, key_prefix=key_prefix)
     return InProcessRateLimiter()

@@ -26,3 +26,11 @@ class StoreSettings(BaseModel):
     mongodb_database: str = "employeevirtual"
     mongodb_timeout_ms: int = Field(default=2000, ge=100)
     redis_url: str | None = None
+    # per process, shared by the rate limits, the login throttle and the concurrent-turn
+    # counter (the turn log's streams have their own client)
+    redis_max_connections: int = Field(
+        default=32, ge=1, description="Redis connections per process for the counters"
+    )
+    redis_pool_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="how long a command waits for a free Redis connection"
+    )

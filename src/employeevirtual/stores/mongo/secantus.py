@@ -267,12 +267,26 @@ class SecantusServer:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                await asyncio.wait_for(self._exit_after_sigterm(proc), timeout)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
         self._finish()
+
+    async def _exit_after_sigterm(self, proc: asyncio.subprocess.Process) -> None:
+        """Until the child exits, knocking on its port meanwhile. SecantusDB's stop closes its
+        listening socket, which does not wake its accept thread out of ``accept()``, and then
+        waits 2 s for that thread before it drains its connections and closes its storage: a
+        connection to the port wakes the thread, and the stop goes on at once (≈ 0.1 s in all
+        instead of ≈ 2 s, for every stop and for the first start's provisioning)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.05)
+                return
+            with contextlib.suppress(OSError, TimeoutError):
+                _, writer = await asyncio.wait_for(asyncio.open_connection(_HOST, self.port), 0.5)
+                writer.close()
 
     async def kill(self) -> None:
         """SIGKILL the server (for fault tests). ``start`` may be called again afterwards."""

@@ -324,12 +324,26 @@ def test_feedback_on_an_answer(page: Page, api: Api) -> None:
     good.click()
     expect(good).to_have_attribute("aria-pressed", "true")
     today = page.evaluate("new Date().toISOString().slice(0, 10)")
-    rows = api.call("GET", "/api/analytics/usage", params={"from": today, "to": today})["rows"]
-    assert rows[0]["feedback_up"] == 1
+    assert _feedback_counted(api, today) == (1, 0)
     page.locator(".msg-agent").get_by_role("button", name="Bad answer").click()  # replaces it
     expect(good).to_have_attribute("aria-pressed", "false")
-    rows = api.call("GET", "/api/analytics/usage", params={"from": today, "to": today})["rows"]
-    assert (rows[0]["feedback_up"], rows[0]["feedback_down"]) == (0, 1)
+    assert _feedback_counted(api, today, until=(0, 1)) == (0, 1)
+
+
+def _feedback_counted(
+    api: Api, day: str, until: tuple[int, int] = (1, 0), timeout: float = 30.0
+) -> tuple[int, int] | None:
+    """(up, down) of the user's usage row of ``day`` once it equals ``until`` (or what it is at
+    the deadline). The turn's run reaches MongoDB's ``chat_analytics`` after the answer (once
+    seen with no row at all under load), and feedback on a message MongoDB does not hold yet
+    is left to the relay."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = api.call("GET", "/api/analytics/usage", params={"from": day, "to": day})["rows"]
+        got = (rows[0]["feedback_up"], rows[0]["feedback_down"]) if rows else None
+        if got == until or time.monotonic() >= deadline:
+            return got
+        time.sleep(0.2)
 
 
 def test_admin_sets_a_budget_and_the_user_meets_402(

@@ -14,12 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic_ai import models as pydantic_ai_models
 from pymongo import AsyncMongoClient
 from sqlalchemy import text
 
 from employeevirtual.main import create_app
 from employeevirtual.runtime import Runtime
+from employeevirtual.security import passwords
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
@@ -28,6 +31,14 @@ from support.hang_guard import HangGuard
 from support.schema_copy import PostgresTemplate, SqliteTemplate
 
 pydantic_ai_models.ALLOW_MODEL_REQUESTS = False  # a test never reaches a real provider
+
+# Apps inside the test process hash passwords with a cheap Argon2id (1 MiB, t=1): the product's
+# OWASP parameters (19 MiB, t=2) cost ~30 ms per hash and per verify on the 2-core box, ~20 s of
+# tests/access and tests/api alone. Same code path and hash format (pwdlib's Argon2id; a hash
+# records its parameters); the server processes tests start (support.server_process, the
+# browser suite, the fault runs) keep the product's own parameters.
+passwords._hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+passwords._DUMMY_HASH = passwords._hasher.hash("not-a-real-password")
 
 POSTGRES_URL = os.environ.get("EV_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
@@ -30,6 +30,7 @@ from employeevirtual.stores.mongo.shapes import (
     rag_context,
     window_entry,
 )
+from employeevirtual.stores.mongo.turn_writes import TurnWrites
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, TurnUsage
 
 __all__ = ["DocumentStore"]
@@ -56,6 +57,7 @@ class DocumentStore:
         self.analytics = db[Collections.CHAT_ANALYTICS]
         self.activities = db[Collections.USER_ACTIVITIES]
         self.system_logs = db[Collections.SYSTEM_LOGS]
+        self._turns = TurnWrites(self.messages, self.conversations)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -71,8 +73,11 @@ class DocumentStore:
         guard refused it (a replay, or an older turn arriving after a newer one): the caller
         leaves that turn for the relay to reconcile."""
         docs = [message_document(m) for m in messages]
-        await self.insert_messages(docs)
-        return await self._update_conversation(conversation, docs, usage)
+        query, update = self._conversation_update(conversation, docs, usage)
+        # sent with the other turns queued meanwhile (``TurnWrites``): same outcome per turn
+        return await self._turns.write(
+            str(conversation.id), docs, UpdateOne(query, update, upsert=True)
+        )
 
     async def insert_messages(self, docs: Sequence[Document]) -> None:
         await _insert_new(self.messages, docs)
@@ -87,11 +92,12 @@ class DocumentStore:
         if ids:
             await self.analytics.delete_many({"_id": {"$in": list(ids)}})
 
-    async def _update_conversation(
+    def _conversation_update(
         self, conversation: ConversationRecord, docs: Sequence[Document], usage: TurnUsage | None
-    ) -> bool:
-        """``conversation`` as committed with this turn (its average includes the turn);
-        ``usage`` None for a commit in which no agent ran (a streamed turn's user message)."""
+    ) -> tuple[Document, Document]:
+        """The guarded upsert of ``conversation`` as committed with this turn (its average
+        includes the turn): its query and its update. ``usage`` None for a commit in which no
+        agent ran (a streamed turn's user message)."""
         first_seq, last_seq = docs[0]["seq"], docs[-1]["seq"]
         last_activity = docs[-1]["timestamp"]
         cid = str(conversation.id)
@@ -117,31 +123,26 @@ class DocumentStore:
         if rag is not None:  # the turn's sources (a path under "context": not both set)
             on_insert.pop("context", None)
             fields["context.rag_context"] = rag
-        try:
-            await self.conversations.update_one(
-                {"_id": cid, "metadata.last_seq": {"$lt": first_seq}},
-                {
-                    "$setOnInsert": on_insert,
-                    "$push": {
-                        "messages": {
-                            "$each": [window_entry(d) for d in docs],
-                            "$slice": -self.window,
-                        }
-                    },
-                    "$inc": {
-                        "metadata.message_count": len(docs),
-                        "metadata.total_tokens": usage.total_tokens if usage else 0,
-                        "metadata.total_cost": (usage.cost or 0.0) if usage else 0.0,
-                        "metadata.total_response_time": usage.execution_time if usage else 0.0,
-                        "metadata.agent_runs": 1 if usage else 0,
-                    },
-                    "$set": fields,
+        return (
+            {"_id": cid, "metadata.last_seq": {"$lt": first_seq}},
+            {
+                "$setOnInsert": on_insert,
+                "$push": {
+                    "messages": {
+                        "$each": [window_entry(d) for d in docs],
+                        "$slice": -self.window,
+                    }
                 },
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False
-        return True
+                "$inc": {
+                    "metadata.message_count": len(docs),
+                    "metadata.total_tokens": usage.total_tokens if usage else 0,
+                    "metadata.total_cost": (usage.cost or 0.0) if usage else 0.0,
+                    "metadata.total_response_time": usage.execution_time if usage else 0.0,
+                    "metadata.agent_runs": 1 if usage else 0,
+                },
+                "$set": fields,
+            },
+        )
 
     async def replace_conversation(
         self,

@@ -368,3 +368,68 @@ async def test_a_redis_outage_leaves_local_turns_working_and_says_503_for_remote
             await log.publish_cancel(uuid.uuid4())
     finally:
         await log.aclose()
+
+
+def _named(name: str) -> str:
+    assert REDIS_URL is not None
+    return REDIS_URL + ("&" if "?" in REDIS_URL else "?") + f"client_name={name}"
+
+
+async def _connections(name: str) -> int:
+    """How many connections named ``name`` Redis has open (its own CLIENT LIST)."""
+    assert REDIS_URL is not None
+    admin = Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        return sum(c["name"] == name for c in await admin.client_list())
+    finally:
+        await admin.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="EV_TEST_REDIS_URL is not set")
+async def test_300_live_turns_and_their_remote_followers_share_bounded_pools(
+    redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py's default pool refused a command at once past 100 busy connections ("Too many
+    connections"): 300 turns at once were not registered in Redis (not resumable from another
+    process), and their followers on another process, each holding a connection in a blocking
+    XREAD, got a 503. Now the short commands wait for one of ``max_connections`` and the
+    blocking reads for one of ``max_readers`` (a pool of their own: followers cannot starve the
+    registrations): 300 turns opened and ended while 300 remote followers wait for them, all
+    registered and followed to their end, on at most 4 + 4 connections per process."""
+    caplog.set_level(logging.WARNING, logger="employeevirtual.streaming.redis_log")
+    n = 300
+    runs, follows = f"ev-test-run-{uuid.uuid4().hex}", f"ev-test-follow-{uuid.uuid4().hex}"
+    bounds = {"max_connections": 4, "max_readers": 4, "pool_timeout": 30.0}
+    log = RedisTurnLog(_named(runs), prefix=redis_prefix, memory=_memory(max_turns=n), **bounds)
+    other = RedisTurnLog(_named(follows), prefix=redis_prefix, memory=_memory(), **bounds)
+    owner = uuid.uuid4()
+    turns = [uuid.uuid4() for _ in range(n)]
+
+    async def run(turn: uuid.UUID) -> None:
+        await log.open(turn, owner=owner, conversation_id=None)
+        await log.bind_key(owner, f"key-{turn}", turn)
+        await asyncio.sleep(0)  # its followers are waiting by now
+        await log.append(turn, _delta(0))
+        await log.append(turn, TurnEvent("done", {}))
+
+    async def follow_remotely(turn: uuid.UUID) -> list[str]:
+        seen: list[TurnEvent] = []
+        while not seen or not seen[-1].terminal:
+            seen += await other.read(turn, int(seen[-1].id) if seen else 0, wait=1.0)
+        return [e.kind for e in seen]
+
+    try:
+        followed = asyncio.gather(*(follow_remotely(t) for t in turns))
+        await asyncio.gather(*(run(t) for t in turns))
+        assert await followed == [["delta", "done"]] * n
+        infos = await asyncio.gather(*(other.info(t) for t in turns))
+        assert all(i is not None and i.owner == owner and i.finished for i in infos), infos
+        keys = await asyncio.gather(*(other.key_turn(owner, f"key-{t}") for t in turns))
+        assert keys == turns
+        assert caplog.records == []  # nothing "not registered" / "not kept in Redis"
+        assert 1 <= await _connections(runs) <= 4
+        assert 1 <= await _connections(follows) <= 4 + 4
+    finally:
+        await other.aclose()
+        await log.aclose()

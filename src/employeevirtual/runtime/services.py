@@ -191,6 +191,9 @@ async def open_runtime(
         max_turns=settings.stream_max_turns,
         retention_seconds=settings.stream_retention_seconds,
         running_seconds=settings.agent_timeout_seconds + settings.stream_retention_seconds,
+        max_connections=settings.redis_max_connections,
+        max_readers=settings.redis_max_blocking_reads,
+        pool_timeout=settings.redis_pool_timeout_seconds,
     )
     return Runtime(
         settings=settings,

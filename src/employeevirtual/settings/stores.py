@@ -27,9 +27,17 @@ class StoreSettings(BaseModel):
     mongodb_timeout_ms: int = Field(default=2000, ge=100)
     redis_url: str | None = None
     # per process, shared by the rate limits, the login throttle and the concurrent-turn
-    # counter (the turn log's streams have their own client)
+    # counter; the turn log's short commands have a pool of this size of their own, its
+    # followers' blocking reads (XREAD BLOCK, one connection each while they wait) another
     redis_max_connections: int = Field(
-        default=32, ge=1, description="Redis connections per process for the counters"
+        default=32,
+        ge=1,
+        description="Redis connections per process for the counters, and for the turn log's",
+    )
+    redis_max_blocking_reads: int = Field(
+        default=64,
+        ge=1,
+        description="Redis connections per process for followers of another process's turn",
     )
     redis_pool_timeout_seconds: float = Field(
         default=30.0, gt=0, description="how long a command waits for a free Redis connection"

@@ -103,6 +103,9 @@ def make_turn_log(
     max_turns: int,
     retention_seconds: float,
     running_seconds: float,
+    max_connections: int = 32,
+    max_readers: int = 64,
+    pool_timeout: float = 30.0,
 ) -> TurnLog:
     memory = MemoryTurnLog(
         max_events=max_events,
@@ -111,7 +114,14 @@ def make_turn_log(
         running_seconds=running_seconds,
     )
     if redis_url:
-        return RedisTurnLog(redis_url, prefix=prefix, memory=memory)
+        return RedisTurnLog(
+            redis_url,
+            prefix=prefix,
+            memory=memory,
+            max_connections=max_connections,
+            max_readers=max_readers,
+            pool_timeout=pool_timeout,
+        )
     return memory
 
 

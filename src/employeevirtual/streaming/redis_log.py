@@ -5,7 +5,17 @@ serve a resume. The process running the turn also keeps the events in memory and
 own followers from there. Redis gets the events from one background writer, every event
 pending in one pipeline: a round trip awaited per streamed word slowed the turn by the
 Redis latency per word and cost CPU. Cancelling goes through a pub/sub channel to whichever
-process runs the turn."""
+process runs the turn.
+
+Connections (redis-py's default pool refuses a command at once, "Too many connections", once
+100 are busy): the short commands (registration, the writer's pipelines, info, keys, cancel)
+share one ``BlockingConnectionPool`` of at most ``max_connections``, a command waiting up to
+``pool_timeout`` seconds for one. A follower of another process's turn blocks in XREAD, holding
+its connection for the whole wait, so those reads have a pool of their own, at most
+``max_readers``: followers cannot starve the registrations. Past ``max_readers`` blocked reads a
+follower waits for one to end, up to its read's ``wait``, and then reads nothing (its caller
+sends a keep-alive and reads again): it waits, it does not fail. The cancel listener holds one
+connection of its own."""
 
 from __future__ import annotations
 
@@ -18,8 +28,9 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from redis.typing import KeyT, StreamIdT
 
 from employeevirtual.errors import Unavailable
 from employeevirtual.streaming.events import TurnEvent
@@ -40,11 +51,21 @@ class RedisTurnLog:
         memory: MemoryTurnLog,
         linger_seconds: float = 0.01,
         max_pending: int = 10_000,
+        max_connections: int = 32,
+        max_readers: int = 64,
+        pool_timeout: float = 30.0,
     ) -> None:
         """``linger_seconds``: how long the writer lets events gather before it sends them (a
         turn's end is sent at once); ``max_pending``: past this many unsent events an append
-        waits for them to be sent (Redis slower than the turns)."""
-        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        waits for them to be sent (Redis slower than the turns); ``max_connections``: the
+        short commands' pool; ``max_readers``: the blocking reads' pool; ``pool_timeout``: how
+        long a short command waits for a connection (then ``ConnectionError``)."""
+        self._redis = _client(url, max_connections, pool_timeout)
+        self._reader = _client(url, max_readers, pool_timeout)
+        self._readers = asyncio.Semaphore(max_readers)  # a read waits here, bounded by its wait
+        self._subscriber: Redis = Redis.from_url(
+            url, socket_connect_timeout=5, health_check_interval=30
+        )  # the cancel listener's one connection
         self._prefix = prefix
         self.memory = memory
         self._linger = linger_seconds
@@ -186,11 +207,21 @@ class RedisTurnLog:
     async def read(self, turn_id: UUID, after: int, *, wait: float) -> list[TurnEvent]:
         if self.memory.has(turn_id):
             return await self.memory.read(turn_id, after, wait=wait)
-        block = int(wait * 1000) if wait > 0 else None
+        streams: dict[KeyT, StreamIdT] = {self._events_key(turn_id): f"0-{after}"}
+        reply: Any
         try:
-            reply: Any = await self._redis.xread(
-                {self._events_key(turn_id): f"0-{after}"}, block=block
-            )
+            if wait <= 0:  # no wait: a short command
+                reply = await self._redis.xread(streams)
+            else:
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._readers.acquire()
+                except TimeoutError:  # every reader blocked all along: nothing came this time
+                    return []
+                try:
+                    reply = await self._reader.xread(streams, block=max(1, int(wait * 1000)))
+                finally:
+                    self._readers.release()
         except RedisError as exc:
             raise _unavailable(exc) from None
         events: list[TurnEvent] = []
@@ -245,7 +276,7 @@ class RedisTurnLog:
     async def _listen(self) -> None:
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._subscriber.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
@@ -272,6 +303,21 @@ class RedisTurnLog:
         waiters, self._waiters = self._waiters, []
         _release(waiters)
         await self._redis.aclose()
+        await self._reader.aclose()
+        await self._subscriber.aclose()
+
+
+def _client(url: str, max_connections: int, timeout: float) -> Redis:
+    """A client on a pool of at most ``max_connections``; a command waits up to ``timeout``
+    seconds for a connection. No socket timeout: a blocking XREAD waits longer than that."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)
 
 
 def _release(waiters: list[asyncio.Future[None]]) -> None:

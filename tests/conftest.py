@@ -131,7 +131,8 @@ async def _fresh_settings(
     """Settings on stores of their own: a copy of the migrated schema (a SQLite file in
     ``data_dir``, or a PostgreSQL schema) and a MongoDB database; both dropped afterwards."""
     run = uuid.uuid4().hex[:12]
-    schema = f"t_{run}"
+    template = postgres_template if backend == "postgres" else None
+    schema = await template.take() if template is not None else f"t_{run}"
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "mongodb_url": secantus.url,
@@ -143,16 +144,13 @@ async def _fresh_settings(
         # ingest nothing, and its start costs ~2 s of CPU (half of a short test's)
         "knowledge_parser_warm_up": False,
     }
-    template = postgres_template if backend == "postgres" else None
     if backend == "postgres":
         values |= {"database_url": POSTGRES_URL, "database_schema": schema}
-        if template is not None:
-            await template.clone(schema)
     else:
         sqlite_template.copy_into(values["data_dir"])
     yield Settings(_env_file=None, **values)  # type: ignore[call-arg]
     if template is not None:
-        await template.drop(schema)
+        template.drop_later(schema)
     elif backend == "postgres":
         engine = create_engine(str(POSTGRES_URL))
         async with engine.begin() as conn:

@@ -15,6 +15,8 @@ so a copy that fell behind the migrations would be migrated, never silently used
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import subprocess
 import uuid
@@ -59,7 +61,14 @@ def _assert_alone(path: Path) -> None:
 
 
 class PostgresTemplate:
-    """``clone``/``drop`` run on one asyncpg connection of the session's own."""
+    """``clone``/``drop`` run on one asyncpg connection of the session's own, one statement at
+    a time.
+
+    ``take`` hands out a schema cloned ahead, while the previous test ran, and starts cloning
+    the next; ``drop_later`` drops a test's schema in the background. A clone (~0.1-0.3 s) and a
+    drop (~0.05-0.13 s) are mostly PostgreSQL's own work, which then overlaps the tests instead
+    of adding to each one's set-up and tear-down. ``close`` drops the spare and waits for every
+    drop, and fails if one failed."""
 
     def __init__(
         self, connection: asyncpg.Connection, script: str, placeholder: str, url: str
@@ -68,15 +77,40 @@ class PostgresTemplate:
         self._script = script
         self._placeholder = placeholder
         self._url = url
+        self._lock = asyncio.Lock()
+        self._spare: asyncio.Task[str] | None = None
+        self._drops: list[asyncio.Task[None]] = []
 
     async def _execute(self, statement: str) -> None:
         """A test that terminates its schema's backends (``test_pg_disconnect``) also ends this
         connection, whose last statement named the schema: reconnect once and go on."""
-        try:
-            await self._connection.execute(statement)
-        except (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
-            self._connection = await asyncpg.connect(self._url)
-            await self._connection.execute(statement)
+        async with self._lock:
+            try:
+                await self._connection.execute(statement)
+            except (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+                self._connection = await asyncpg.connect(self._url)
+                await self._connection.execute(statement)
+
+    async def _clone_new(self) -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        await self.clone(schema)
+        return schema
+
+    async def take(self) -> str:
+        """A fresh schema's name: a copy of the template made for this test alone."""
+        spare, self._spare = self._spare, None
+        schema: str | None = None
+        if spare is not None:
+            with contextlib.suppress(Exception):  # e.g. its connection was terminated
+                schema = await spare
+        if schema is None:
+            schema = await self._clone_new()
+        self._spare = asyncio.get_running_loop().create_task(self._clone_new())
+        return schema
+
+    def drop_later(self, schema: str) -> None:
+        self._drops = [t for t in self._drops if not t.done() or t.cancelled() or t.exception()]
+        self._drops.append(asyncio.get_running_loop().create_task(self.drop(schema)))
 
     @classmethod
     async def create(cls, url: str) -> PostgresTemplate | None:
@@ -105,7 +139,14 @@ class PostgresTemplate:
         await self._execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     async def close(self) -> None:
-        await self._connection.close()
+        try:
+            if self._spare is not None:
+                with contextlib.suppress(Exception):
+                    await self.drop(await self._spare)
+            for task in self._drops:
+                await task  # raises a failed drop's error
+        finally:
+            await self._connection.close()
 
 
 def _dump(url: str, schema: str) -> str | None:

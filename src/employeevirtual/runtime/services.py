@@ -43,11 +43,11 @@ from employeevirtual.security.concurrency import make_concurrency_limiter
 from employeevirtual.security.login_throttle import LoginThrottle
 from employeevirtual.security.password_policy import PasswordPolicy
 from employeevirtual.security.ratelimit import make_rate_limiter
-from employeevirtual.security.redis_pool import open_redis
 from employeevirtual.security.tokens import TokenService
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.supervisor import SecantusSupervisor
 from employeevirtual.stores.records import ConversationRecord
+from employeevirtual.stores.redis_pool import open_redis
 from employeevirtual.streaming.log import make_turn_log
 from employeevirtual.sync.acks import SyncAcks
 from employeevirtual.sync.reconcile import Reconciler

@@ -28,11 +28,12 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from employeevirtual.errors import Unavailable
+from employeevirtual.stores.redis_pool import open_redis
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.memory_log import MemoryTurnLog, TurnInfo
 from employeevirtual.tasks import raise_if_cancelling, stop_task
@@ -60,8 +61,12 @@ class RedisTurnLog:
         waits for them to be sent (Redis slower than the turns); ``max_connections``: the
         short commands' pool; ``max_readers``: the blocking reads' pool; ``pool_timeout``: how
         long a short command waits for a connection (then ``ConnectionError``)."""
-        self._redis = _client(url, max_connections, pool_timeout)
-        self._reader = _client(url, max_readers, pool_timeout)
+        self._redis = open_redis(
+            url, max_connections=max_connections, timeout=pool_timeout, socket_timeout=None
+        )
+        self._reader = open_redis(
+            url, max_connections=max_readers, timeout=pool_timeout, socket_timeout=None
+        )
         self._readers = asyncio.Semaphore(max_readers)  # a read waits here, bounded by its wait
         self._subscriber: Redis = Redis.from_url(
             url, socket_connect_timeout=5, health_check_interval=30
@@ -305,19 +310,6 @@ class RedisTurnLog:
         await self._redis.aclose()
         await self._reader.aclose()
         await self._subscriber.aclose()
-
-
-def _client(url: str, max_connections: int, timeout: float) -> Redis:
-    """A client on a pool of at most ``max_connections``; a command waits up to ``timeout``
-    seconds for a connection. No socket timeout: a blocking XREAD waits longer than that."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
-    return Redis.from_pool(pool)
 
 
 def _release(waiters: list[asyncio.Future[None]]) -> None:

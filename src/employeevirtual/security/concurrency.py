@@ -16,6 +16,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+from employeevirtual.stores.redis_pool import open_redis
+
 __all__ = [
     "ConcurrencyLimiter",
     "InProcessConcurrencyLimiter",
@@ -96,9 +98,7 @@ class RedisConcurrencyLimiter:
         server's shares the rate limiter's pool) or a URL (the limiter owns the client it
         creates)."""
         if isinstance(client, str):
-            self._client = Redis.from_url(
-                client, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
-            )
+            self._client = open_redis(client, max_connections=32, timeout=30.0)
             self._owns_client = True
         else:
             self._client = client

@@ -191,3 +191,35 @@ async def test_a_turn_whose_messages_fail_gets_its_error_and_no_update() -> None
     assert outcomes[1:] == [True, True]
     assert fake.inserted == good
     assert [u._filter["_id"] for u in fake.updates] == [d["conversation_id"] for d in good]
+
+
+class _OddReply(_FailingOne):
+    """Its first ``bulk_write`` fails with a write error of a shape the writer does not know
+    (no index); later ones apply."""
+
+    def __init__(self) -> None:
+        super().__init__("none")
+        self.odd = True
+
+    async def bulk_write(self, updates: list[UpdateOne], ordered: bool) -> None:
+        if self.odd:
+            self.odd = False
+            raise BulkWriteError({"writeErrors": [{"code": 121}], "nModified": 0})
+        await super().bulk_write(updates, ordered)
+
+
+async def test_an_unforeseen_failure_fails_its_batch_and_the_writer_goes_on() -> None:
+    """The batch's turns get the error (not a cancellation they did not ask for), and a turn
+    queued behind them is still written."""
+    fake = _OddReply()
+    writes = TurnWrites(fake, fake)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    a = asyncio.ensure_future(writes.write(first, [{"conversation_id": first}], UpdateOne({}, {})))
+    await asyncio.sleep(0)  # ``a`` queued and the writer started
+    b = asyncio.ensure_future(
+        writes.write(second, [{"conversation_id": second}], UpdateOne({}, {}))
+    )
+    outcomes = await asyncio.gather(a, b, return_exceptions=True)
+    assert isinstance(outcomes[0], KeyError)
+    assert outcomes[1] is True
+    assert len(fake.updates) == 1  # the second turn's

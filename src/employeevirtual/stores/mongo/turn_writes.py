@@ -66,9 +66,12 @@ class TurnWrites:
         try:
             while self._queue:
                 batch = self._take()
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # unforeseen (a reply of an unknown shape): the batch
+                    _fail(batch, exc)  # fails with it, as each turn alone would have; go on
                 batch = []
-        except BaseException:
+        except BaseException:  # the writer itself cancelled (the loop closing): so are they
             for turn in [*batch, *self._queue]:
                 if not turn.done.done():
                     turn.done.cancel()

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from employeevirtual.stores.mongo import secantus
-from employeevirtual.stores.mongo.secantus import secantus_command, start_embedded
+from employeevirtual.stores.mongo import embedded
+from employeevirtual.stores.mongo.embedded import start_embedded
+from employeevirtual.stores.mongo.secantus import secantus_command
 from employeevirtual.stores.mongo.storage_holder import STARTED_BY_ENV, storage_holders
 from support.server_process import free_port
 
@@ -60,7 +61,7 @@ async def test_a_second_start_waits_until_the_first_has_let_go(tmp_path: Path) -
 async def test_a_storage_held_for_good_still_fails_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(secantus, "STORAGE_BUSY_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(embedded, "STORAGE_BUSY_WAIT_SECONDS", 1.0)
     first = await start_embedded(tmp_path)
     try:
         with pytest.raises(RuntimeError, match=f"in use by process {first.pid} ") as failed:
@@ -85,7 +86,7 @@ async def test_a_leftover_that_never_lets_go_is_killed_after_the_grace(
     """A SecantusDB whose starter has exited (the shell here, a killed server in real life),
     stopped with SIGSTOP so that it holds the storage's lock and ignores SIGTERM: the next
     start kills it once the grace has passed, and starts."""
-    monkeypatch.setattr(secantus, "ORPHAN_GRACE_SECONDS", 1.0)
+    monkeypatch.setattr(embedded, "ORPHAN_GRACE_SECONDS", 1.0)
     storage, port = tmp_path / "mongodb", free_port()
     line = (
         f"{STARTED_BY_ENV}=$$ {secantus_command()} --host 127.0.0.1 --port {port} "
@@ -104,7 +105,7 @@ async def test_a_leftover_that_never_lets_go_is_killed_after_the_grace(
         [holder] = storage_holders(str(storage))
         assert holder.pid == pid and holder.orphaned
         os.kill(pid, signal.SIGSTOP)
-        with caplog.at_level(logging.WARNING, logger=secantus.__name__):
+        with caplog.at_level(logging.WARNING, logger=embedded.__name__):
             server = await start_embedded(tmp_path)
         try:
             assert not _alive(pid)

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from employeevirtual.stores.mongo.secantus import _provision
+from employeevirtual.stores.mongo.embedded import provision
 
 __all__ = ["EmbeddedTemplate"]
 
@@ -63,7 +63,7 @@ class EmbeddedTemplate:
             if await asyncio.to_thread(_start_build, directory):
                 password = secrets.token_urlsafe(32)
                 # the product's own provisioning (a start without --auth, createUser, stop)
-                await _provision(
+                await provision(
                     str(directory / _STORAGE), str(directory / "secantus.log"), password
                 )
                 await asyncio.to_thread(_finish_build, directory, password)

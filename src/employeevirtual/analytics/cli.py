@@ -22,7 +22,8 @@ from employeevirtual.analytics.rollups import Drift, Rollups
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
-from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
+from employeevirtual.stores.mongo.embedded import start_embedded
+from employeevirtual.stores.mongo.secantus import SecantusServer
 
 __all__ = ["analytics_app"]
 

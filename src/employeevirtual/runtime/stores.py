@@ -29,7 +29,8 @@ from employeevirtual.stores.mongo.breaker import CircuitBreaker
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.collections import ensure_indexes
 from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
+from employeevirtual.stores.mongo.embedded import start_embedded
+from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from employeevirtual.stores.redis_pool import open_redis
+from employeevirtual.stores.redis_pool import borrowed_or_opened
 
 __all__ = [
     "ConcurrencyLimiter",
@@ -97,12 +97,7 @@ class RedisConcurrencyLimiter:
         """``client`` is a ``redis.asyncio.Redis`` (borrowed: not closed by ``aclose``; the
         server's shares the rate limiter's pool) or a URL (the limiter owns the client it
         creates)."""
-        if isinstance(client, str):
-            self._client = open_redis(client, max_connections=32, timeout=30.0)
-            self._owns_client = True
-        else:
-            self._client = client
-            self._owns_client = False
+        self._client, self._owns_client = borrowed_or_opened(client)
         self._prefix = key_prefix
         self._ttl_ms = max(1000, int(ttl_seconds * 1000))
 

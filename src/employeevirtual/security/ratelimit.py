@@ -29,7 +29,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from employeevirtual.stores.redis_pool import open_redis
+from employeevirtual.stores.redis_pool import borrowed_or_opened
 
 __all__ = [
     "Hit",
@@ -286,12 +286,7 @@ class RedisRateLimiter:
     def __init__(self, client: Redis | str, *, key_prefix: str = REDIS_KEY_PREFIX) -> None:
         """``client`` is a ``redis.asyncio.Redis`` (borrowed: not closed by ``aclose``) or a
         URL (the limiter owns the client it creates)."""
-        if isinstance(client, str):
-            self._client = open_redis(client, max_connections=32, timeout=30.0)
-            self._owns_client = True
-        else:
-            self._client = client
-            self._owns_client = False
+        self._client, self._owns_client = borrowed_or_opened(client)
         self._prefix = key_prefix
 
     async def hit(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-__all__ = ["open_redis"]
+__all__ = ["borrowed_or_opened", "open_redis"]
 
 
 def open_redis(
@@ -32,3 +32,11 @@ def open_redis(
         health_check_interval=30,
     )
     return Redis.from_pool(pool)
+
+
+def borrowed_or_opened(client: Redis | str) -> tuple[Redis, bool]:
+    """``client`` as given (borrowed: its owner closes it) or a client opened on that URL with
+    the default bounds (owned: the caller closes it); and whether the caller owns it."""
+    if isinstance(client, str):
+        return open_redis(client, max_connections=32, timeout=30.0), True
+    return client, False

@@ -36,7 +36,8 @@ from employeevirtual.stores.datadir import (
 )
 from employeevirtual.stores.mongo.client import connect
 from employeevirtual.stores.mongo.documents import DocumentStore
-from employeevirtual.stores.mongo.secantus import SecantusServer, start_embedded
+from employeevirtual.stores.mongo.embedded import start_embedded
+from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from employeevirtual.stores.sql.migrate import upgrade
 from employeevirtual.sync.drift import ReconcileReport

@@ -38,6 +38,7 @@ from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
 from tools.bench.floor import FloorSpec
+from tools.bench.processes import cpu_by_kind
 from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations
 from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_ANSWER, SLOW_MODEL, STREAM_MODEL
 from tools.bench.streams import stream_cpu, stream_steps
@@ -130,6 +131,11 @@ class _Stores:
     cleanup: list[Path] = field(default_factory=list)
     # one signing key for every server of the run: a token outlives a server restart
     secret_key: str = field(default_factory=lambda: "bench-signing-key-" + uuid.uuid4().hex)
+
+    @property
+    def secantus_pid(self) -> int | None:
+        proc = self.secantus._proc if self.secantus is not None else None
+        return None if proc is None else proc.pid
 
     def mongo_cpu_seconds(self) -> float | None:
         """User + system CPU of the embedded SecantusDB (one Python process serving every
@@ -715,6 +721,7 @@ async def _concurrency(
     *,
     slow_seconds: float | None = None,
     rounds: int = 1,
+    secantus_pid: int | None = None,
 ) -> dict[str, Any]:
     """``level`` turns at once on the plain server (``rounds`` turns back to back on each of
     ``level`` conversations): throughput, latency, errors, CPU per turn:
@@ -722,8 +729,10 @@ async def _concurrency(
     Python process, and on this machine every process shares the same cores), and the
     embedded SecantusDB's own (``mongo_cpu``: one process, so at most one core's worth).
     ``slow_seconds``: the turns run on the slow model, whose calls are traced
-    (``_model_starts``)."""
+    (``_model_starts``). The machine's CPU per turn is also split by kind of process
+    (``processes.cpu_by_kind``; ``secantus_pid``: the embedded SecantusDB's)."""
     mongo = mongo_cpu() if mongo_cpu is not None else None
+    kinds = cpu_by_kind(served.pid, secantus_pid)
     cpu = served.cpu_seconds()
     machine, client = _machine_busy_seconds(), _own_cpu_seconds()
     errors: list[str] = []
@@ -749,12 +758,15 @@ async def _concurrency(
         wall = time.perf_counter() - started
     # the machine's and the client's first: walking the server's processes costs client CPU
     machine, client = _machine_busy_seconds() - machine, _own_cpu_seconds() - client
+    after = cpu_by_kind(served.pid, secantus_pid)
     cpu = served.cpu_seconds() - cpu
     if mongo is not None and mongo_cpu is not None:
         mongo = (mongo_cpu() or 0.0) - mongo
     ok = [elapsed for client in results for elapsed in client]
     per_turn = 1000 / max(1, level * rounds)
     mongo_ms = {} if mongo is None else {"mongo_cpu": mongo * per_turn}
+    by_kind = {kind: (after[kind] - kinds[kind]) * per_turn for kind in after}
+    by_kind["exited or kernel"] = max(0.0, machine * per_turn - sum(by_kind.values()))
     return {
         "in_flight": level,
         **latency_summary(ok, wall),
@@ -766,6 +778,7 @@ async def _concurrency(
             "client_cpu": client * per_turn,
             "machine_cpu": machine * per_turn,
             **mongo_ms,
+            "machine_by_kind": by_kind,
         },
         "machine_busy": machine / (wall * (os.cpu_count() or 1)),
         **(
@@ -802,12 +815,22 @@ async def _workers(
         before = await _machine_busy_share(1.0)
         log(f"{workers} worker(s): {plan.workers_in_flight} instant turns in flight")
         fast = await _concurrency(
-            load, served, instant, plan.workers_in_flight, rounds=plan.workers_rounds
+            load,
+            served,
+            instant,
+            plan.workers_in_flight,
+            rounds=plan.workers_rounds,
+            secantus_pid=stores.secantus_pid,
         )
         fast["machine_busy_before"] = before
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
         slow_run = await _concurrency(
-            load, served, slow, plan.workers_slow_in_flight, slow_seconds=plan.slow_seconds
+            load,
+            served,
+            slow,
+            plan.workers_slow_in_flight,
+            slow_seconds=plan.slow_seconds,
+            secantus_pid=stores.secantus_pid,
         )
     return {"workers": workers, "instant": fast, "slow": slow_run}
 
@@ -952,6 +975,7 @@ async def run_bench(
                             level,
                             stores.mongo_cpu_seconds,
                             slow_seconds=plan.slow_seconds,
+                            secantus_pid=stores.secantus_pid,
                         )
                     )
                 if words_conversation is not None:

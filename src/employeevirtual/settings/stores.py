@@ -17,9 +17,11 @@ class StoreSettings(BaseModel):
     )
     sql_echo: bool = False
     # per process: the sum over every API process and worker must stay under the database's
-    # connection limit (docs/deploy.md)
-    database_pool_size: int = Field(default=20, ge=1, description="ignored on SQLite")
-    database_max_overflow: int = Field(default=20, ge=0, description="ignored on SQLite")
+    # connection limit (docs/deploy.md). No overflow by default: an overflow connection is
+    # closed when it comes back to a full pool, so under load connections open and close all
+    # the time (a PostgreSQL backend forked, statements prepared again each time).
+    database_pool_size: int = Field(default=10, ge=1, description="ignored on SQLite")
+    database_max_overflow: int = Field(default=0, ge=0, description="ignored on SQLite")
     mongodb_url: SecretStr | None = Field(
         default=None, description="MongoDB URL; default: a SecantusDB child process"
     )

@@ -206,11 +206,16 @@ class DocumentStore:
         feedback later."""
         mid = str(message_id)
         result = await self.messages.update_one({"_id": mid}, {"$set": {"feedback": feedback}})
-        run = await self.analytics.find_one_and_update(
-            {"_id": mid},
-            {"$set": {"feedback": {"rating": feedback["rating"]}}},
-            projection={"timestamp": 1},
+        # an update and a read, not findAndModify: SecantusDB (the embedded default) re-runs a
+        # findAndModify's write as {_id, $and: [query]}, which no index answers, so it scanned
+        # every turn's analytics document under the collection's lock; the run's timestamp
+        # never changes, so reading it apart is as good
+        rated = await self.analytics.update_one(
+            {"_id": mid}, {"$set": {"feedback": {"rating": feedback["rating"]}}}
         )
+        run = None
+        if rated.matched_count:
+            run = await self.analytics.find_one({"_id": mid}, {"timestamp": 1})
         if run is not None:
             await self.mark_rollups_dirty([run["timestamp"]])
         return bool(result.matched_count) and run is not None

@@ -88,13 +88,13 @@ class MemoryDocuments:
         already holds this version or a newer one; False when no document took it (none yet:
         the relay's rebuild of the conversation document carries the summary)."""
         state = conversation_state(summary)
+        # "$not: $gte" is "older or absent" in one predicate beside ``_id``: SecantusDB (the
+        # embedded default) answers an ``_id`` with a top-level ``$or`` by scanning the whole
+        # collection under its lock (19 ms at 3,000 conversations, against 0.5 ms)
         result = await self.conversations.update_one(
             {
                 "_id": str(summary.conversation_id),
-                "$or": [
-                    {"context.conversation_state.version": {"$lt": summary.version}},
-                    {"context.conversation_state.version": {"$exists": False}},
-                ],
+                "context.conversation_state.version": {"$not": {"$gte": summary.version}},
             },
             {"$set": {"context.conversation_state": state}},
         )

@@ -275,3 +275,37 @@ async def test_today_is_rolled_up_so_far_and_late_runs_join_the_next_round(
     assert third.complete_through == date(2026, 3, 10)
     assert await rollups.check(date(2026, 3, 10), date(2026, 3, 10)) == []
     assert_matches(await runtime.analytics.compute(everything), brute_force([*docs, late], ()), ())
+
+
+async def test_rollups_made_with_a_key_document_id_are_replaced_when_their_day_rolls_again(
+    runtime: Runtime,
+) -> None:
+    """Rollup documents once had their group key document as ``_id``; they are now keyed by a
+    string (``pipelines.rollup_id``). Old documents still count and compare, and a day rolled
+    again holds only new ones, the same numbers."""
+    rng = random.Random(5)
+    docs = seed_runs(200, rng=rng)
+    await runtime.documents.analytics.insert_many(docs)
+    rollups = runtime.analytics.rollups
+    rollups.clock = lambda: NOW
+    await rollups.run()
+    daily = runtime.documents.db[Collections.ANALYTICS_DAILY]
+    rolled = [d async for d in daily.find()]
+    assert rolled and all(isinstance(d["_id"], str) for d in rolled)
+    # as an older version left them
+    await daily.delete_many({})
+    await daily.insert_many(
+        [
+            d | {"_id": {k: d[k] for k in ("day", "agent_id", "user_id", "model") if k in d}}
+            for d in rolled
+        ]
+    )
+    everything = UsageQuery(date(2026, 2, 28), date(2026, 3, 10))
+    assert_matches(await runtime.analytics.compute(everything), brute_force(docs, ()), ())
+    assert await rollups.check(date(2026, 2, 28), date(2026, 3, 9)) == []
+
+    await rollups.run(start=date(2026, 3, 5), end=date(2026, 3, 5))
+    day = [d async for d in daily.find({"day": datetime(2026, 3, 5, tzinfo=UTC)})]
+    assert day and all(isinstance(d["_id"], str) for d in day)
+    assert await rollups.check(date(2026, 2, 28), date(2026, 3, 9)) == []
+    assert_matches(await runtime.analytics.compute(everything), brute_force(docs, ()), ())

@@ -24,13 +24,27 @@ SCAN_LOG_ENV = "EV_TEST_SCAN_LOG"
 class ScanLoggingSecantus(SecantusServer):
     """``SecantusServer`` started through this script, its scans noted in ``scan_log``."""
 
-    def __init__(self, *, storage_path: str, log_path: str, scan_log: Path) -> None:
-        super().__init__(storage_path=storage_path, log_path=log_path)
+    def __init__(
+        self,
+        *,
+        storage_path: str,
+        log_path: str,
+        scan_log: Path,
+        enable_test_commands: bool = False,
+    ) -> None:
+        super().__init__(
+            storage_path=storage_path,
+            log_path=log_path,
+            enable_test_commands=enable_test_commands,
+        )
         self.scan_log = scan_log
         os.environ[SCAN_LOG_ENV] = str(scan_log)  # the child inherits the environment
 
     def _command_line(self) -> list[str]:
         return [sys.executable, __file__, *super()._command_line()[1:]]
+
+    def forget_scans(self) -> None:
+        self.scan_log.unlink(missing_ok=True)
 
     def scans(self) -> list[tuple[str, str]]:
         if not self.scan_log.exists():

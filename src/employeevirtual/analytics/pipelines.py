@@ -106,10 +106,38 @@ def _range(field: str, start: datetime, end: datetime) -> Document:
     return {field: {"$gte": start, "$lt": end}}
 
 
+def _key_part(field: str) -> Document:
+    """One field of the group key as text: ``=value``, ``~`` for null, ``-`` when missing (a
+    group of its own, as in the key document)."""
+    value = f"$_id.{field}"
+    return {
+        "$switch": {
+            "branches": [
+                {"case": {"$eq": [{"$type": value}, "missing"]}, "then": "-"},
+                {"case": {"$eq": [{"$type": value}, "null"]}, "then": "~"},
+            ],
+            "default": {"$concat": ["=", {"$toString": value}]},
+        }
+    }
+
+
+def rollup_id() -> Document:
+    """A rollup document's ``_id``: its group key as one string (``2026-03-10|=<agent>|=<user>|
+    =<model>``; the ids are UUIDs). Not the key document itself: SecantusDB (the embedded
+    default) finds a string ``_id`` by a point lookup but a document ``_id`` only by scanning
+    the collection, and ``$merge`` looks each rolled group up by ``_id``, then replaces it."""
+    return {
+        "$concat": [
+            {"$dateToString": {"date": "$_id.day", "format": "%Y-%m-%d"}},
+            *(part for k in ("agent_id", "user_id", "model") for part in ("|", _key_part(k))),
+        ]
+    }
+
+
 def rollup_pipeline(start: datetime, end: datetime, into: str | None) -> list[Document]:
     """Raw runs of ``[start, end)`` -> one document per day × agent × user × model, with ``_id``
-    the group key: ``$merge`` (whenMatched replace) makes a re-run leave the same documents.
-    ``into=None`` returns the documents instead (the check compares them)."""
+    its group key (``rollup_id``): ``$merge`` (whenMatched replace) makes a re-run leave the
+    same documents. ``into=None`` returns the documents instead (the check compares them)."""
     keys = {"day": "$day", "agent_id": "$agent_id", "user_id": "$user_id", "model": "$model"}
     sums = {name: {"$sum": f"${name}"} for name in SUMS}
     stages: list[Document] = [
@@ -132,7 +160,7 @@ def rollup_pipeline(start: datetime, end: datetime, into: str | None) -> list[Do
         },
         {
             "$project": {
-                "_id": 1,
+                "_id": rollup_id(),
                 "day": "$_id.day",
                 "agent_id": "$_id.agent_id",
                 "user_id": "$_id.user_id",

@@ -121,7 +121,8 @@ class Rollups:
         start, end = day_start(day), until or day_start(day + timedelta(days=1))
         cursor = await self._raw.aggregate(rollup_pipeline(start, end, Collections.ANALYTICS_DAILY))
         await cursor.to_list(None)
-        # groups whose runs are gone (a deleted conversation) leave no stale rollup behind
+        # groups whose runs are gone (a deleted conversation) leave no stale rollup behind, nor
+        # do the day's documents rolled when ``_id`` was the key document (``rollup_id``)
         keys_cursor = await self._raw.aggregate(
             [*rollup_pipeline(start, end, None), {"$project": {"_id": 1}}]
         )
@@ -197,10 +198,9 @@ class Rollups:
         while day <= min(end, done):
             s, e = day_start(day), day_start(day + timedelta(days=1))
             fresh = {
-                _key(d["_id"]): d
-                async for d in await self._raw.aggregate(rollup_pipeline(s, e, None))
+                _key(d): d async for d in await self._raw.aggregate(rollup_pipeline(s, e, None))
             }
-            stored = {_key(d["_id"]): d async for d in self._daily.find({"day": s})}
+            stored = {_key(d): d async for d in self._daily.find({"day": s})}
             for key in fresh.keys() | stored.keys():
                 a, b = fresh.get(key), stored.get(key)
                 for name in (*SUMS, "hist"):
@@ -212,8 +212,13 @@ class Rollups:
         return drifts
 
 
-def _key(doc_id: Document) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(doc_id.items()))
+KEY_FIELDS = ("day", "agent_id", "user_id", "model")
+
+
+def _key(doc: Document) -> tuple[tuple[str, Any], ...]:
+    """A rollup's group, from its fields: documents rolled before ``_id`` became a string
+    (``rollup_id``; its key document before) compare as well until their day is rolled again."""
+    return tuple((k, doc[k]) for k in KEY_FIELDS if k in doc)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -11,46 +11,11 @@ notes every such scan (``support.scan_logging_secantus``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
-from pydantic import SecretStr
 
 from employeevirtual.runtime import Runtime
-from employeevirtual.settings import Settings
 from support.api import create_agent, register_and_login
 from support.scan_logging_secantus import ScanLoggingSecantus
-
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # the MongoDB side is under test
-
-
-@pytest.fixture
-async def scanning(tmp_path: Path) -> AsyncIterator[ScanLoggingSecantus]:
-    server = ScanLoggingSecantus(
-        storage_path=str(tmp_path / "mongodb"),
-        log_path=str(tmp_path / "secantus.log"),
-        scan_log=tmp_path / "scans.log",
-    )
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, scanning: ScanLoggingSecantus) -> Settings:
-    """A 2-message window summarized after every message, by the offline summary."""
-    return settings.model_copy(
-        update={
-            "mongodb_url": SecretStr(scanning.url),
-            "agent_context_messages": 2,
-            "memory_summary_every": 1,
-            "memory_summary_model": "offline",
-        }
-    )
 
 
 async def test_a_conversations_writes_scan_no_collection(

@@ -215,6 +215,23 @@ class _Served:
         """User + system CPU of the server and its worker processes, read from outside."""
         return _tree_cpu_seconds(self.pid)
 
+    def connections_per_worker(self) -> list[int]:
+        """Open client connections each serving process holds (largest first): keep-alive pins
+        a connection to the worker that accepted it, so this is how the load was split."""
+        port = int(self.base.rsplit(":", 1)[1])
+        root = psutil.Process(self.pid)
+        counts = []
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                held = [
+                    c
+                    for c in proc.net_connections(kind="tcp")
+                    if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+                ]
+                if held:
+                    counts.append(len(held))
+        return sorted(counts, reverse=True)
+
     async def settle(self, *, idle: float = 0.05, limit: float = 120.0) -> float:
         """Wait until the server is idle (under ``idle`` of a core over a second), so that the
         first rounds of its background jobs after start-up (reconciler, loss check, rollups,
@@ -823,6 +840,7 @@ async def _workers(
             secantus_pid=stores.secantus_pid,
         )
         fast["machine_busy_before"] = before
+        fast["connections_per_worker"] = served.connections_per_worker()
         log(f"{workers} worker(s): {plan.workers_slow_in_flight} slow turns in flight")
         slow_run = await _concurrency(
             load,
@@ -832,6 +850,7 @@ async def _workers(
             slow_seconds=plan.slow_seconds,
             secantus_pid=stores.secantus_pid,
         )
+        slow_run["connections_per_worker"] = served.connections_per_worker()
     return {"workers": workers, "instant": fast, "slow": slow_run}
 
 

@@ -37,7 +37,8 @@ def _print(result: dict[str, Any]) -> None:
             f" {run['throughput_per_s']:.0f} turns/s, p50 {run['p50_ms']:.0f} ms,"
             f" p99 {run['p99_ms']:.0f} ms, errors {run['errors']};"
             f" machine {run['per_turn_ms']['machine_cpu']:.2f} ms/turn"
-            f" ({run['machine_busy']:.0%} busy): {split}"
+            f" ({run['machine_busy']:.0%} busy): {split};"
+            f" connections per worker {run['connections_per_worker']}"
         )
 
 

@@ -4,6 +4,8 @@ filters, picked on the page, and the page's numbers equal to the API's for the s
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from harness import Api
@@ -18,6 +20,14 @@ def test_dashboard_narrows_to_one_agent_and_one_model(page: Page, api: Api) -> N
         cid = api.chat(f"busy {text}", agent_id=busy["id"])["conversation_id"]
     api.chat("busy again", conversation_id=cid)
     api.chat("quiet", agent_id=quiet["id"])
+    # a turn's run reaches the usage figures with the next sync-ack flush (EV_SYNC_ACK_SECONDS),
+    # later on a loaded machine: the page is opened once all five are counted
+    today = datetime.now(UTC).date().isoformat()
+    for _ in range(100):
+        rows = api.call("GET", "/api/analytics/usage", params={"from": today, "to": today})["rows"]
+        if rows and rows[0]["turns"] == 5:
+            break
+        time.sleep(0.1)
     ui_login(page, api.email)
     page.goto("/#/dashboard")
     first, last = page.locator("#dash-from").input_value(), page.locator("#dash-to").input_value()

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
 
+from tools.bench.processes import KINDS, cpu_by_kind
 from tools.bench.run import _concurrency, _ready, _Served
 from tools.bench.server import _note_ready
 
@@ -44,6 +47,7 @@ async def test_every_client_runs_its_rounds_back_to_back_and_each_turn_counts(
     assert (out["n"], out["errors"], out["error_kinds"]) == (11, 1, ["HTTP 503"])
     assert out["throughput_per_s"] == pytest.approx(11 / out["wall_s"])
     assert out["in_flight"] == 4
+    assert set(out["per_turn_ms"]["machine_by_kind"]) == {*KINDS, "exited or kernel"}
 
 
 def test_a_worker_notes_its_start_beside_the_model_calls(
@@ -54,3 +58,46 @@ def test_a_worker_notes_its_start_beside_the_model_calls(
     _note_ready()
     assert _ready(tmp_path) == 1
     assert not list(tmp_path.glob("*.txt"))  # the model calls' files (run._model_starts)
+
+
+async def test_the_machines_cpu_is_split_by_kind_of_process(tmp_path: Path) -> None:
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+    # the child waits on its stdin once done: a finished process's CPU is gone from /proc
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", busy + "import sys\nsys.stdin.read()\n", stdin=PIPE
+    )
+    await asyncio.sleep(0)
+    before = cpu_by_kind(child.pid, None)
+    for _ in range(100):
+        if cpu_by_kind(child.pid, None)["server"] - before["server"] >= 0.4:
+            break
+        await asyncio.sleep(0.05)
+    after = cpu_by_kind(child.pid, None)
+    assert child.stdin is not None
+    child.stdin.close()
+    await child.wait()
+    assert set(after) == set(KINDS)
+    assert after["server"] - before["server"] >= 0.4  # the child's busy loop, filed as server
+    assert all(after[kind] >= before[kind] for kind in KINDS)
+
+
+async def test_connections_are_counted_per_serving_process(tmp_path: Path) -> None:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "0", stdout=PIPE
+    )
+    assert server.stdout is not None
+    banner = (await server.stdout.readline()).decode()  # "Serving HTTP on 127.0.0.1 port N …"
+    port = int(banner.split(" port ")[1].split()[0])
+    opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    try:
+        served = _Served(f"http://127.0.0.1:{port}", server.pid, tmp_path)
+        for _ in range(100):
+            if served.connections_per_worker() == [3]:
+                break
+            await asyncio.sleep(0.05)
+        assert served.connections_per_worker() == [3]
+    finally:
+        for _, writer in opened:
+            writer.close()
+        server.terminate()
+        await server.wait()

@@ -31,6 +31,7 @@ import psutil
 from pymongo import AsyncMongoClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
@@ -854,6 +855,45 @@ async def _workers(
     return {"workers": workers, "instant": fast, "slow": slow_run}
 
 
+async def seed_load(
+    engine: AsyncEngine,
+    documents: DocumentStore,
+    settings: Settings,
+    user_id: UUID,
+    instant: tuple[UUID, int],
+    slow: tuple[UUID, int],
+) -> tuple[list[UUID], list[UUID]]:
+    """The conversations of the concurrency and workers steps, 10 messages each, in the
+    summaries' steady state: ``slow`` = (the slow agent, how many), then ``instant`` likewise.
+    Returns (slow ones, instant ones)."""
+    (slow_agent, slow_count), (instant_agent, instant_count) = slow, instant
+    many = await seed_conversations(
+        engine,
+        documents,
+        SeedSpec(
+            user_id,
+            slow_agent,
+            "Slow",
+            10,
+            count=slow_count,
+            summaries=SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER),
+        ),
+    )
+    quick = await seed_conversations(
+        engine,
+        documents,
+        SeedSpec(
+            user_id,
+            instant_agent,
+            "Instant",
+            10,
+            count=instant_count,
+            summaries=SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER),
+        ),
+    )
+    return many, quick
+
+
 def _client(base: str) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     return httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120.0))
@@ -908,7 +948,6 @@ async def run_bench(
                 # every seeded conversation in the steady state of its length: its summary
                 # caught up as the background passes would have left it (no catch-up backlog)
                 instant_summaries = SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER)
-                slow_summaries = SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER)
                 seeded: dict[int, UUID] = {}
                 for length in plan.lengths:
                     log(f"seeding a conversation of {length:,} messages")
@@ -938,22 +977,13 @@ async def run_bench(
                 results["profile"] = await _profile(client, api, middle, plan.profile_turns)
                 top = max([*plan.concurrency, plan.workers_slow_in_flight])
                 log(f"seeding {top:,} conversations for the concurrency runs")
-                many = await seed_conversations(
+                many, quick = await seed_load(
                     engine,
                     documents,
-                    SeedSpec(api.user_id, slow, "Slow", 10, count=top, summaries=slow_summaries),
-                )
-                quick = await seed_conversations(
-                    engine,
-                    documents,
-                    SeedSpec(
-                        api.user_id,
-                        instant,
-                        "Instant",
-                        10,
-                        count=plan.workers_in_flight,
-                        summaries=instant_summaries,
-                    ),
+                    settings,
+                    api.user_id,
+                    (instant, plan.workers_in_flight),
+                    (slow, top),
                 )
                 words_conversation: UUID | None = None
                 if plan.stream_turns:

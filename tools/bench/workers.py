@@ -22,9 +22,8 @@ from pymongo import AsyncMongoClient
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.sql.engine import create_engine
-from tools.bench.run import BenchPlan, _Api, _client, _server, _stores, _workers
-from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations
-from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_ANSWER, SLOW_MODEL
+from tools.bench.run import BenchPlan, _Api, _client, _server, _stores, _workers, seed_load
+from tools.bench.server import INSTANT_MODEL, SLOW_MODEL
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -56,29 +55,13 @@ async def workers_step(workers: list[int], plan: BenchPlan, slow_conversations: 
                 assert api.user_id is not None
                 instant = await api.agent(INSTANT_MODEL, "Instant")
                 slow = await api.agent(SLOW_MODEL, "Slow")
-            quick = await seed_conversations(
+            many, quick = await seed_load(
                 engine,
                 documents,
-                SeedSpec(
-                    api.user_id,
-                    instant,
-                    "Instant",
-                    10,
-                    count=plan.workers_in_flight,
-                    summaries=SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER),
-                ),
-            )
-            many = await seed_conversations(
-                engine,
-                documents,
-                SeedSpec(
-                    api.user_id,
-                    slow,
-                    "Slow",
-                    10,
-                    count=max(plan.workers_slow_in_flight, slow_conversations),
-                    summaries=SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER),
-                ),
+                settings,
+                api.user_id,
+                (instant, plan.workers_in_flight),
+                (slow, max(plan.workers_slow_in_flight, slow_conversations)),
             )
             for n in workers:
                 _print(await _workers(stores, plan, n, api.headers, quick, many, print))

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from harness import Api
 from playwright.sync_api import Page, expect
 from test_console import problems, ui_login
@@ -28,6 +29,8 @@ def test_dashboard_narrows_to_one_agent_and_one_model(page: Page, api: Api) -> N
         if rows and rows[0]["turns"] == 5:
             break
         time.sleep(0.1)
+    else:
+        pytest.fail(f"the usage API never counted the five turns: {rows}")
     ui_login(page, api.email)
     page.goto("/#/dashboard")
     first, last = page.locator("#dash-from").input_value(), page.locator("#dash-to").input_value()

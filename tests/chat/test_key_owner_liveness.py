@@ -5,69 +5,20 @@ is a real process that has exited."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from employeevirtual.chat.idempotency import IdempotencyClaim, IdempotencyKeys, fingerprint
+from employeevirtual.chat.idempotency import IdempotencyClaim, IdempotencyKeys
 from employeevirtual.health.instance import ServerInstance
 from employeevirtual.runtime import Runtime
-from employeevirtual.stores.sql.idempotency import IdempotencyRepository, KeyOwner
+from employeevirtual.stores.sql.idempotency import IdempotencyRepository
 from employeevirtual.stores.sql.instances import InstanceRepository
-from support.api import create_agent, register_and_login
+from support.key_owners import dead_pid, other_owner, pending_key
 
 CHAT = "/api/chat/agent"
-
-
-async def _dead_pid() -> int:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
-    await proc.wait()
-    return proc.pid
-
-
-async def _owner(
-    runtime: Runtime, *, hostname: str, pid: int, boot: str, heartbeat_age: float
-) -> uuid.UUID:
-    """A server_instances row as another server process would have left it."""
-    owner = uuid.uuid4()
-    now = datetime.now(UTC)
-    async with runtime.engine.begin() as conn:
-        repo = InstanceRepository(conn)
-        await repo.register(
-            instance_id=owner,
-            hostname=hostname,
-            pid=pid,
-            boot_id=boot,
-            now=now - timedelta(seconds=heartbeat_age),
-        )
-    return owner
-
-
-async def _pending_key(
-    client: httpx.AsyncClient, runtime: Runtime, owner: uuid.UUID, key: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    """A pending key under a 90 s lease held by ``owner``, and the request that retries it."""
-    headers = await register_and_login(client)
-    agent = (await create_agent(client, headers))["id"]
-    me = (await client.get("/api/users/me", headers=headers)).json()["id"]
-    now = datetime.now(UTC)
-    async with runtime.engine.begin() as conn:
-        await IdempotencyRepository(conn).insert_pending(
-            KeyOwner(uuid.UUID(me), key, uuid.uuid4()),
-            fingerprint=fingerprint(
-                route="POST /api/chat/agent",
-                message="again",
-                agent_id=uuid.UUID(agent),
-                conversation_id=None,
-            ),
-            now=now,
-            locked_until=now + timedelta(seconds=90),
-            owner_id=owner,
-        )
-    return {**headers, "Idempotency-Key": key}, {"message": "again", "agent_id": agent}
 
 
 @pytest.mark.parametrize("how", ["pid exited on this host", "heartbeat stopped", "stopped"])
@@ -76,20 +27,20 @@ async def test_a_key_whose_owner_is_gone_is_taken_over_at_once(
 ) -> None:
     me = runtime.instance
     if how == "pid exited on this host":
-        owner = await _owner(
-            runtime, hostname=me.hostname, pid=await _dead_pid(), boot=me.boot_id, heartbeat_age=0
+        owner = await other_owner(
+            runtime, hostname=me.hostname, pid=await dead_pid(), boot=me.boot_id, heartbeat_age=0
         )
     elif how == "heartbeat stopped":  # any host: only the shared SQL row is consulted
-        owner = await _owner(
+        owner = await other_owner(
             runtime, hostname="elsewhere.example", pid=1, boot="other", heartbeat_age=3600
         )
     else:
-        owner = await _owner(
+        owner = await other_owner(
             runtime, hostname="elsewhere.example", pid=1, boot="x", heartbeat_age=0
         )
         async with runtime.engine.begin() as conn:
             await InstanceRepository(conn).stopped(owner, now=datetime.now(UTC))
-    headers, body = await _pending_key(client, runtime, owner, f"gone-{how}")
+    headers, body = await pending_key(client, runtime, owner, f"gone-{how}")
     # before: 409 "still being processed" until the 90 s lease ran out
     r = await client.post(CHAT, json=body, headers=headers)
     assert r.status_code == 200, r.text
@@ -98,10 +49,10 @@ async def test_a_key_whose_owner_is_gone_is_taken_over_at_once(
 async def test_a_live_owner_on_another_host_keeps_its_lease(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    owner = await _owner(
+    owner = await other_owner(
         runtime, hostname="elsewhere.example", pid=1, boot="other", heartbeat_age=0
     )
-    headers, body = await _pending_key(client, runtime, owner, "alive")
+    headers, body = await pending_key(client, runtime, owner, "alive")
     r = await client.post(CHAT, json=body, headers=headers)
     assert r.status_code == 409, r.text
     assert "still being processed" in r.json()["detail"]

@@ -783,7 +783,7 @@ async def _concurrency(
     ok = [elapsed for client in results for elapsed in client]
     per_turn = 1000 / max(1, level * rounds)
     mongo_ms = {} if mongo is None else {"mongo_cpu": mongo * per_turn}
-    by_kind = {kind: (after[kind] - kinds[kind]) * per_turn for kind in after}
+    by_kind = {kind: cpu * per_turn for kind, cpu in after.since(kinds).items()}
     by_kind["exited or kernel"] = max(0.0, machine * per_turn - sum(by_kind.values()))
     return {
         "in_flight": level,

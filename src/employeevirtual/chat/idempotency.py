@@ -145,7 +145,7 @@ class IdempotencyKeys:
                     assert stored.response_status is not None
                     return StoredResponse(stored.response_status, stored.response_body or "")
                 leased = stored.locked_until is not None and stored.locked_until > now
-                if leased and not await self._owner_gone(stored.owner_id):
+                if leased and not await self._owner_gone(stored.owner_id, conn):
                     raise Conflict(
                         "a request with this Idempotency-Key is still being processed; "
                         "retry shortly to get its response",
@@ -171,13 +171,14 @@ class IdempotencyKeys:
     def _owner(self) -> UUID | None:
         return self.instance.id if self.instance is not None else None
 
-    async def _owner_gone(self, owner_id: UUID | None) -> bool:
-        """Whether the server holding a leased key is known to be gone. Unknown owners (keys
-        from before owners were recorded, or no instance here to judge) keep the lease."""
+    async def _owner_gone(self, owner_id: UUID | None, conn: WriteConnection) -> bool:
+        """Whether the server holding a leased key is known to be gone, read on the key's own
+        transaction (``conn``). Unknown owners (keys from before owners were recorded, or no
+        instance here to judge) keep the lease."""
         if owner_id is None or self.instance is None:
             return False
         try:
-            return await self.instance.is_gone(owner_id)
+            return await self.instance.is_gone(owner_id, conn)
         except SQLAlchemyError:
             return False
 

@@ -30,7 +30,7 @@ from uuid import UUID
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.engine import Connection, read_connection, write_transaction
 from employeevirtual.stores.sql.instances import (
     InstanceReader,
     InstanceRecord,
@@ -141,12 +141,18 @@ class ServerInstance:
 
     # -- other servers --------------------------------------------------------------------------
 
-    async def is_gone(self, owner_id: UUID) -> bool:
-        """Whether the instance ``owner_id`` is known to be gone (see the module's doc)."""
+    async def is_gone(self, owner_id: UUID, conn: Connection | None = None) -> bool:
+        """Whether the instance ``owner_id`` is known to be gone (see the module's doc).
+        ``conn``: the caller's open connection, read on instead of taking a second one from
+        the pool (a task holding one and waiting for another can empty a small pool for good:
+        ten at once on a pool of ten)."""
         if owner_id == self.id:
             return False
-        async with read_connection(self.engine) as conn:
+        if conn is not None:
             owner = await InstanceReader(conn).get(owner_id)
+        else:
+            async with read_connection(self.engine) as own:
+                owner = await InstanceReader(own).get(owner_id)
         return self.judge(owner, now=datetime.now(UTC))
 
     def judge(self, owner: InstanceRecord | None, *, now: datetime) -> bool:

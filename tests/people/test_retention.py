@@ -4,15 +4,20 @@ once the rollups hold them, the audit log in small batches, TTL indexes in Mongo
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+from pymongo import AsyncMongoClient
 from sqlalchemy import func, select
 
-from employeevirtual.people.retention import RetentionPolicy
+from employeevirtual.people.retention import RetentionJob, RetentionPolicy
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.collections import Collections
+from employeevirtual.stores.mongo.people import TTL_INDEX
+from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql import tables
 from support.access import account
 from support.api import create_agent
@@ -134,3 +139,48 @@ async def test_ttl_indexes_follow_the_settings(runtime: Runtime) -> None:
     job.policy = RetentionPolicy()
     await job.ensure_ttl_indexes()
     assert await ttl() is None
+
+
+async def test_ttl_indexes_are_made_once_mongodb_answers(
+    runtime: Runtime, secantus: SecantusServer
+) -> None:
+    """MongoDB unreachable when the job starts (every ``listIndexes`` drops its connection):
+    the TTL index is made by a later round, not never (it used to be tried once, at start)."""
+    coll = runtime.documents.activities
+    job = RetentionJob(
+        engine=runtime.engine,
+        db=runtime.documents.db,
+        conversations=runtime.retention.conversations,
+        exports=runtime.retention.exports,
+        policy=RetentionPolicy(user_activities_days=30),
+        rollups_complete_through=runtime.retention.rollups_complete_through,
+        rollup_lookback_days=runtime.retention.rollup_lookback_days,
+        interval_seconds=0.1,
+    )
+    admin: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(secantus.url)
+
+    async def fail(on: bool) -> None:
+        await admin.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": "alwaysOn" if on else "off",
+                "data": {"failCommands": ["listIndexes"], "closeConnection": True},
+            }
+        )
+
+    async def ttl_made() -> bool:
+        return TTL_INDEX in [ix["name"] async for ix in await coll.list_indexes()]
+
+    try:
+        await fail(True)
+        job.start()
+        await asyncio.sleep(0.5)  # rounds that found MongoDB unreachable
+        await fail(False)
+        assert not await ttl_made()
+        async with asyncio.timeout(10):
+            while not await ttl_made():  # noqa: ASYNC110 - an index in MongoDB
+                await asyncio.sleep(0.1)
+    finally:
+        await job.stop()
+        await fail(False)
+        await admin.close()

@@ -18,7 +18,6 @@ Erasure tombstones are never purged: they are the audit trail's record of an era
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -183,10 +182,22 @@ class RetentionJob(Periodic):
 
     # -- the background round --
 
-    async def _loop(self) -> None:
-        with contextlib.suppress(Exception):
+    async def _made_ttl_indexes(self) -> bool:
+        """``ensure_ttl_indexes``; False when MongoDB did not answer (unreachable at start): the
+        next round tries again. Without them MongoDB expires nothing itself, and the purge's
+        delete by ``timestamp`` finds no index on ``user_activities`` (a scan)."""
+        try:
             await self.ensure_ttl_indexes()
+        except Exception as exc:
+            log.warning("no TTL indexes yet (%s); tried again next round", type(exc).__name__)
+            return False
+        return True
+
+    async def _loop(self) -> None:
+        indexed = False
         while True:
+            if not indexed:
+                indexed = await self._made_ttl_indexes()
             try:
                 report = await self.run_once()
                 if any(report.deleted.values()):

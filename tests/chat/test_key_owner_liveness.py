@@ -84,7 +84,8 @@ async def test_this_server_records_itself_as_the_owner_and_beats(runtime: Runtim
         stored = await IdempotencyRepository(conn).get(user_id=user.id, key="mine")
     assert stored is not None and stored.owner_id == me.id
     other = ServerInstance(runtime.engine)
-    assert not await other.is_gone(me.id)
+    async with runtime.engine.connect() as conn:
+        assert not await other.is_gone(me.id, conn)
     # a retry through another server's keys (same database) still gets 409 under the lease
     keys = IdempotencyKeys(runtime.engine, lease_seconds=90, ttl_seconds=86_400, instance=other)
     with pytest.raises(Exception, match="still being processed"):

@@ -146,80 +146,68 @@ async def test_a_conversations_turns_keep_their_order_and_a_replay_is_refused(
     assert doc["metadata"]["message_count"] == 4
 
 
-class _FailingOne:
-    """A collection whose ``insert_many`` refuses the documents of one conversation (a write
-    error other than a duplicate key), inserting the rest, as an unordered insert does."""
-
-    def __init__(self, conversation: str) -> None:
-        self.conversation = conversation
-        self.inserted: list[dict[str, Any]] = []
-        self.updates: list[UpdateOne] = []
-
-    async def insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> None:
-        assert ordered is False
-        errors = [
-            {"index": i, "code": 121, "errmsg": "invalid"}
-            for i, d in enumerate(docs)
-            if d["conversation_id"] == self.conversation
-        ]
-        self.inserted += [d for d in docs if d["conversation_id"] != self.conversation]
-        if errors:
-            raise BulkWriteError({"writeErrors": errors, "nInserted": len(self.inserted)})
-
-    async def bulk_write(self, updates: list[UpdateOne], ordered: bool) -> None:
-        assert ordered is False
-        self.updates += updates
-
-
-async def test_a_turn_whose_messages_fail_gets_its_error_and_no_update() -> None:
+async def test_a_turn_whose_messages_fail_gets_its_error_and_no_update(
+    store: tuple[DocumentStore, _Commands],
+) -> None:
     """Its conversation document is left alone (its messages are not there), as when each turn
-    wrote on its own; the other turns of the batch are written and applied."""
-    bad = str(uuid.uuid4())
-    fake = _FailingOne(bad)
-    writes = TurnWrites(fake, fake)
-    doc = {"conversation_id": bad}
-    good = [{"conversation_id": str(uuid.uuid4())} for _ in range(2)]
+    wrote on its own; the other turns of the batch are written and applied. The messages'
+    collection refuses one conversation's documents (a validator: a write error other than a
+    duplicate key), as an unordered insert does, inserting the rest."""
+    documents, _ = store
+    bad, bad_messages = _turn()
+    good = [_turn() for _ in range(2)]
+    await documents.db.create_collection(
+        documents.messages.name, validator={"conversation_id": {"$ne": str(bad.id)}}
+    )
     outcomes = await asyncio.gather(
-        writes.write(bad, [doc], UpdateOne({"_id": bad}, {"$set": {"x": 1}})),
-        *(
-            writes.write(d["conversation_id"], [d], UpdateOne({"_id": d["conversation_id"]}, {}))
-            for d in good
-        ),
+        documents.write_turn(bad, bad_messages, USAGE),
+        *(documents.write_turn(c, m, USAGE) for c, m in good),
         return_exceptions=True,
     )
     assert isinstance(outcomes[0], BulkWriteError)
     assert outcomes[1:] == [True, True]
-    assert fake.inserted == good
-    assert [u._filter["_id"] for u in fake.updates] == [d["conversation_id"] for d in good]
+    inserted = {d["conversation_id"] async for d in documents.messages.find({})}
+    assert inserted == {str(c.id) for c, _ in good}
+    updated = [d["_id"] async for d in documents.conversations.find({})]
+    assert sorted(updated) == sorted(str(c.id) for c, _ in good)
 
 
-class _OddReply(_FailingOne):
-    """Its first ``bulk_write`` fails with a write error of a shape the writer does not know
-    (no index); later ones apply."""
+class _FailsFirstBatch(TurnWrites):
+    """The writer of real collections whose first batch meets an error it did not foresee
+    (as a reply of an unknown shape would raise while it is read)."""
 
-    def __init__(self) -> None:
-        super().__init__("none")
-        self.odd = True
+    def __init__(self, documents: DocumentStore) -> None:
+        super().__init__(documents.messages, documents.conversations)
+        self.failed = False
 
-    async def bulk_write(self, updates: list[UpdateOne], ordered: bool) -> None:
-        if self.odd:
-            self.odd = False
-            raise BulkWriteError({"writeErrors": [{"code": 121}], "nModified": 0})
-        await super().bulk_write(updates, ordered)
+    async def _write(self, batch: list[Any]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise KeyError("index")
+        await super()._write(batch)
 
 
-async def test_an_unforeseen_failure_fails_its_batch_and_the_writer_goes_on() -> None:
+async def test_an_unforeseen_failure_fails_its_batch_and_the_writer_goes_on(
+    store: tuple[DocumentStore, _Commands],
+) -> None:
     """The batch's turns get the error (not a cancellation they did not ask for), and a turn
     queued behind them is still written."""
-    fake = _OddReply()
-    writes = TurnWrites(fake, fake)
+    documents, _ = store
+    writes = _FailsFirstBatch(documents)
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
-    a = asyncio.ensure_future(writes.write(first, [{"conversation_id": first}], UpdateOne({}, {})))
+    a = asyncio.ensure_future(
+        writes.write(first, [{"conversation_id": first}], UpdateOne({"_id": first}, {"$set": {}}))
+    )
     await asyncio.sleep(0)  # ``a`` queued and the writer started
     b = asyncio.ensure_future(
-        writes.write(second, [{"conversation_id": second}], UpdateOne({}, {}))
+        writes.write(
+            second,
+            [{"conversation_id": second}],
+            UpdateOne({"_id": second}, {"$set": {"x": 1}}, upsert=True),
+        )
     )
     outcomes = await asyncio.gather(a, b, return_exceptions=True)
     assert isinstance(outcomes[0], KeyError)
     assert outcomes[1] is True
-    assert len(fake.updates) == 1  # the second turn's
+    # the second turn's update, alone
+    assert [d["_id"] async for d in documents.conversations.find({})] == [second]

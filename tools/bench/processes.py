@@ -11,12 +11,13 @@ holds ("exited or kernel").
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["KINDS", "CpuSnapshot", "cpu_by_kind"]
+__all__ = ["KINDS", "CpuSnapshot", "connections_on", "cpu_by_kind"]
 
 KINDS = ("server", "secantusdb", "postgresql", "redis", "load client", "other")
 
@@ -72,3 +73,21 @@ def cpu_by_kind(server_pid: int, secantus_pid: int | None) -> CpuSnapshot:
             continue
         out[key] = (_kind(proc, server, secantus_pid), times.user + times.system)
     return CpuSnapshot(out)
+
+
+def connections_on(server_pid: int, port: int) -> list[int]:
+    """Open client connections on ``port`` each process of the server holds (largest first):
+    keep-alive pins a connection to the worker that accepted it, so this is how the load was
+    split."""
+    root = psutil.Process(server_pid)
+    counts = []
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            held = [
+                c
+                for c in proc.net_connections(kind="tcp")
+                if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            ]
+            if held:
+                counts.append(len(held))
+    return sorted(counts, reverse=True)

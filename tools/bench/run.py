@@ -31,7 +31,6 @@ import psutil
 from pymongo import AsyncMongoClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
@@ -39,9 +38,9 @@ from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
 from tools.bench.floor import FloorSpec
-from tools.bench.processes import cpu_by_kind
-from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations
-from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_ANSWER, SLOW_MODEL, STREAM_MODEL
+from tools.bench.processes import connections_on, cpu_by_kind
+from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, seed_load
+from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
 from tools.bench.streams import stream_cpu, stream_steps
 
 __all__ = ["BenchPlan", "run_bench"]
@@ -217,21 +216,8 @@ class _Served:
         return _tree_cpu_seconds(self.pid)
 
     def connections_per_worker(self) -> list[int]:
-        """Open client connections each serving process holds (largest first): keep-alive pins
-        a connection to the worker that accepted it, so this is how the load was split."""
-        port = int(self.base.rsplit(":", 1)[1])
-        root = psutil.Process(self.pid)
-        counts = []
-        for proc in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                held = [
-                    c
-                    for c in proc.net_connections(kind="tcp")
-                    if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
-                ]
-                if held:
-                    counts.append(len(held))
-        return sorted(counts, reverse=True)
+        """Open client connections each serving process holds (``processes.connections_on``)."""
+        return connections_on(self.pid, int(self.base.rsplit(":", 1)[1]))
 
     async def settle(self, *, idle: float = 0.05, limit: float = 120.0) -> float:
         """Wait until the server is idle (under ``idle`` of a core over a second), so that the
@@ -853,45 +839,6 @@ async def _workers(
         )
         slow_run["connections_per_worker"] = served.connections_per_worker()
     return {"workers": workers, "instant": fast, "slow": slow_run}
-
-
-async def seed_load(
-    engine: AsyncEngine,
-    documents: DocumentStore,
-    settings: Settings,
-    user_id: UUID,
-    instant: tuple[UUID, int],
-    slow: tuple[UUID, int],
-) -> tuple[list[UUID], list[UUID]]:
-    """The conversations of the concurrency and workers steps, 10 messages each, in the
-    summaries' steady state: ``slow`` = (the slow agent, how many), then ``instant`` likewise.
-    Returns (slow ones, instant ones)."""
-    (slow_agent, slow_count), (instant_agent, instant_count) = slow, instant
-    many = await seed_conversations(
-        engine,
-        documents,
-        SeedSpec(
-            user_id,
-            slow_agent,
-            "Slow",
-            10,
-            count=slow_count,
-            summaries=SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER),
-        ),
-    )
-    quick = await seed_conversations(
-        engine,
-        documents,
-        SeedSpec(
-            user_id,
-            instant_agent,
-            "Instant",
-            10,
-            count=instant_count,
-            summaries=SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER),
-        ),
-    )
-    return many, quick
 
 
 def _client(base: str) -> httpx.AsyncClient:

@@ -33,8 +33,9 @@ from employeevirtual.stores.records import ConversationRecord, MessageRecord
 from employeevirtual.stores.sql.messages import message_parameters
 from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.sql.tables import conversation_summaries, conversations, messages
+from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_ANSWER, SLOW_MODEL
 
-__all__ = ["SeedSpec", "SummarySeed", "seed_conversations", "steady_summaries"]
+__all__ = ["SeedSpec", "SummarySeed", "seed_conversations", "seed_load", "steady_summaries"]
 
 _CHUNK = 5_000
 
@@ -231,3 +232,42 @@ async def _insert(collection: Any, docs: list[dict[str, Any]]) -> None:
     except BulkWriteError as exc:
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
+
+
+async def seed_load(
+    engine: AsyncEngine,
+    documents: DocumentStore,
+    settings: Settings,
+    user_id: UUID,
+    instant: tuple[UUID, int],
+    slow: tuple[UUID, int],
+) -> tuple[list[UUID], list[UUID]]:
+    """The conversations of the concurrency and workers steps, 10 messages each, in the
+    summaries' steady state: ``slow`` = (the slow agent, how many), then ``instant`` likewise.
+    Returns (slow ones, instant ones)."""
+    (slow_agent, slow_count), (instant_agent, instant_count) = slow, instant
+    many = await seed_conversations(
+        engine,
+        documents,
+        SeedSpec(
+            user_id,
+            slow_agent,
+            "Slow",
+            10,
+            count=slow_count,
+            summaries=SummarySeed.for_agent(settings, SLOW_MODEL, SLOW_ANSWER),
+        ),
+    )
+    quick = await seed_conversations(
+        engine,
+        documents,
+        SeedSpec(
+            user_id,
+            instant_agent,
+            "Instant",
+            10,
+            count=instant_count,
+            summaries=SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER),
+        ),
+    )
+    return many, quick

@@ -22,7 +22,8 @@ from pymongo import AsyncMongoClient
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.sql.engine import create_engine
-from tools.bench.run import BenchPlan, _Api, _client, _server, _stores, _workers, seed_load
+from tools.bench.run import BenchPlan, _Api, _client, _server, _stores, _workers
+from tools.bench.seed import seed_load
 from tools.bench.server import INSTANT_MODEL, SLOW_MODEL
 
 

@@ -30,7 +30,7 @@ from uuid import UUID
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from employeevirtual.stores.sql.engine import Connection, read_connection, write_transaction
+from employeevirtual.stores.sql.engine import Connection, write_transaction
 from employeevirtual.stores.sql.instances import (
     InstanceReader,
     InstanceRecord,
@@ -141,18 +141,13 @@ class ServerInstance:
 
     # -- other servers --------------------------------------------------------------------------
 
-    async def is_gone(self, owner_id: UUID, conn: Connection | None = None) -> bool:
-        """Whether the instance ``owner_id`` is known to be gone (see the module's doc).
-        ``conn``: the caller's open connection, read on instead of taking a second one from
-        the pool (a task holding one and waiting for another can empty a small pool for good:
-        ten at once on a pool of ten)."""
+    async def is_gone(self, owner_id: UUID, conn: Connection) -> bool:
+        """Whether the instance ``owner_id`` is known to be gone (see the module's doc), read on
+        the caller's open connection: a second one taken from the pool while it holds one can
+        empty a small pool for good (ten callers at once on a pool of ten)."""
         if owner_id == self.id:
             return False
-        if conn is not None:
-            owner = await InstanceReader(conn).get(owner_id)
-        else:
-            async with read_connection(self.engine) as own:
-                owner = await InstanceReader(own).get(owner_id)
+        owner = await InstanceReader(conn).get(owner_id)
         return self.judge(owner, now=datetime.now(UTC))
 
     def judge(self, owner: InstanceRecord | None, *, now: datetime) -> bool:

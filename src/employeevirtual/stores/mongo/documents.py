@@ -30,12 +30,11 @@ from employeevirtual.stores.mongo.shapes import (
     rag_context,
     window_entry,
 )
-from employeevirtual.stores.mongo.turn_writes import TurnWrites
+from employeevirtual.stores.mongo.turn_writes import DUPLICATE_KEY, TurnWrites
 from employeevirtual.stores.records import ConversationRecord, MessageRecord, TurnUsage
 
 __all__ = ["DocumentStore"]
 
-DUPLICATE_KEY = 11000
 
 
 HEALTH_COLLECTION = "ev_health"  # one tiny document per server: the readiness write probe

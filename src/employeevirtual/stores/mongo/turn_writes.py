@@ -27,9 +27,9 @@ from pymongo.errors import BulkWriteError
 
 from employeevirtual.stores.mongo.shapes import Document
 
-__all__ = ["MAX_BATCH", "TurnWrites"]
+__all__ = ["DUPLICATE_KEY", "MAX_BATCH", "TurnWrites"]
 
-DUPLICATE_KEY = 11000
+DUPLICATE_KEY = 11000  # MongoDB's E11000
 MAX_BATCH = 100  # turns per batch: two commands of at most a few hundred KB each
 
 

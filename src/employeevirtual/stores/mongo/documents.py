@@ -36,7 +36,6 @@ from employeevirtual.stores.records import ConversationRecord, MessageRecord, Tu
 __all__ = ["DocumentStore"]
 
 
-
 HEALTH_COLLECTION = "ev_health"  # one tiny document per server: the readiness write probe
 
 

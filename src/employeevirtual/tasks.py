@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Background", "raise_if_cancelling", "run_rounds", "stop_task"]
+__all__ = ["Background", "detached", "raise_if_cancelling", "run_rounds", "stop_task"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def detached(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+    """``coro`` as a task in a context of its own. A task started inside a request would copy
+    the request's context (its request id in log lines, its trace as the parent of every span)
+    and keep it for all the later work it does for other requests: a shared writer, a summary."""
+    return asyncio.get_running_loop().create_task(coro, name=name, context=contextvars.Context())
 
 
 def raise_if_cancelling() -> None:

@@ -20,6 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient, UpdateOne, monitoring
 from pymongo.errors import BulkWriteError
 
+from employeevirtual.request_context import current_request_id, request_id_var
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.mongo.turn_writes import TurnWrites
@@ -32,10 +33,13 @@ USAGE = TurnUsage(model="m", input_tokens=3, output_tokens=4, cost=None, executi
 class _Commands(monitoring.CommandListener):
     def __init__(self) -> None:
         self.names: list[str] = []
+        # the request id each write was sent under (called in the task that sends it)
+        self.request_ids: list[str | None] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in ("insert", "update"):
             self.names.append(event.command_name)
+            self.request_ids.append(current_request_id())
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -108,6 +112,28 @@ async def test_turns_written_at_once_share_two_commands(
         assert doc["metadata"]["message_count"] == 2
         assert doc["metadata"]["last_seq"] == 2
         assert [m["seq"] for m in doc["messages"]] == [1, 2]
+
+
+async def test_the_writer_runs_in_no_requests_context(
+    store: tuple[DocumentStore, _Commands],
+) -> None:
+    """The writer that the first turn starts also sends the turns queued after it: it must not
+    carry that turn's request (its id in log lines, its trace as every span's parent)."""
+    documents, commands = store
+    first, first_messages = _turn()
+    second, second_messages = _turn(first, seq=3)  # the same conversation: a second batch
+
+    async def write_as(request_id: str, conversation: ConversationRecord, m: Any) -> bool:
+        request_id_var.set(request_id)
+        return await documents.write_turn(conversation, m, USAGE)
+
+    applied = await asyncio.gather(
+        write_as("req-first", first, first_messages),
+        write_as("req-second", second, second_messages),
+    )
+    assert applied == [True, True]
+    assert commands.names == ["insert", "update"] * 2
+    assert commands.request_ids == [None] * 4
 
 
 async def test_a_conversations_turns_keep_their_order_and_a_replay_is_refused(

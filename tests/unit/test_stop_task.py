@@ -8,7 +8,8 @@ import contextlib
 import pytest
 
 from employeevirtual.analytics.rollups import RollupReport, RollupTask
-from employeevirtual.tasks import run_rounds, stop_task
+from employeevirtual.request_context import current_request_id, request_id_var
+from employeevirtual.tasks import detached, run_rounds, stop_task
 
 
 async def test_a_task_that_swallows_its_cancellation_is_left_behind_in_time(
@@ -107,3 +108,14 @@ async def test_a_loop_whose_round_swallowed_the_cancellation_still_stops() -> No
     await entered.wait()
     await asyncio.wait_for(stop_task(task, timeout=30), 5)
     assert task.cancelled()
+
+
+async def test_a_detached_task_keeps_nothing_of_the_request_that_started_it() -> None:
+    """A shared writer started by one request must not log or trace as that request."""
+    request_id_var.set("req-1")
+
+    async def seen() -> str | None:
+        return current_request_id()
+
+    assert await asyncio.create_task(seen()) == "req-1"  # what a plain task inherits
+    assert await detached(seen(), name="writer") is None

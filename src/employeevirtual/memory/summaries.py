@@ -18,7 +18,6 @@ is behind only covers less.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +45,7 @@ from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.summaries import SummaryRecord
 from employeevirtual.stores.supersede import LOOKAHEAD, superseded_ids
 from employeevirtual.sync.acks import SyncAcks
+from employeevirtual.tasks import detached
 
 __all__ = ["Summarizer", "SummaryStats", "SummaryWorker"]
 
@@ -210,12 +210,8 @@ class SummaryWorker:
 
     def _start(self, conversation_id: UUID, model: str) -> None:
         self.stats.scheduled += 1
-        # a context of its own: the update is not part of the request that happened to start it
-        task = asyncio.get_running_loop().create_task(
-            self.update(conversation_id, model),
-            name=f"summary-{conversation_id}",
-            context=contextvars.Context(),
-        )
+        # the update is not part of the request that happened to start it
+        task = detached(self.update(conversation_id, model), name=f"summary-{conversation_id}")
         self._running[conversation_id] = task
         task.add_done_callback(lambda t: self._ended(conversation_id, model, t))
 

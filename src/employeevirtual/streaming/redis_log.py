@@ -36,7 +36,7 @@ from employeevirtual.errors import Unavailable
 from employeevirtual.stores.redis_pool import open_redis
 from employeevirtual.streaming.events import TurnEvent
 from employeevirtual.streaming.memory_log import MemoryTurnLog, TurnInfo
-from employeevirtual.tasks import raise_if_cancelling, stop_task
+from employeevirtual.tasks import detached, raise_if_cancelling, stop_task
 
 __all__ = ["RedisTurnLog"]
 
@@ -146,7 +146,7 @@ class RedisTurnLog:
 
     def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="turn-log-redis-writer")
+            self._writer = detached(self._write_loop(), name="turn-log-redis-writer")
 
     async def _write_loop(self) -> None:
         """Sends all that is pending, for every turn, in one pipeline; a failed send is logged
@@ -276,7 +276,7 @@ class RedisTurnLog:
         self.memory.on_cancel(callback)
         self._cancel_callbacks.append(callback)
         if self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="turn-cancel-listener")
+            self._listener = detached(self._listen(), name="turn-cancel-listener")
 
     async def _listen(self) -> None:
         while True:

@@ -26,6 +26,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from employeevirtual.stores.mongo.shapes import Document
+from employeevirtual.tasks import detached
 
 __all__ = ["DUPLICATE_KEY", "MAX_BATCH", "TurnWrites"]
 
@@ -58,7 +59,8 @@ class TurnWrites:
         turn = _Turn(conversation, list(messages), update)
         self._queue.append(turn)
         if self._writer is None:
-            self._writer = asyncio.ensure_future(self._write_queued())
+            # its own context: it writes for every turn queued while it runs, not the first's
+            self._writer = detached(self._write_queued(), name="mongo-turn-writer")
         return await turn.done
 
     async def _write_queued(self) -> None:

@@ -11,6 +11,7 @@ promised one statement cannot run a second.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -171,3 +172,58 @@ async def test_a_single_statement_on_a_dropped_connection_is_retried_once(
     assert appended is not None and appended[0].message_count == 6
     assert any("retrying once" in r.getMessage() for r in caplog.records)
     assert await _count(runtime, cid, user_id) == (6, 6)
+
+
+async def test_every_pooled_connection_after_autocommit_blocks_still_runs_transactions(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Reads and single-statement writes put their connection in autocommit when they take it
+    from the pool (without a greenlet hand-off: ``direct.set_options``), and it must be undone
+    when the connection goes back: every connection of the pool, after serving both, runs a
+    ``write_transaction`` as a transaction again, whose failure rolls back its write whole."""
+    user_id, agent_id, cid, _ = await _turns(client, 1)
+    before = await _count(runtime, cid, user_id)
+    size = runtime.engine.sync_engine.pool.size()
+    pids: dict[str, set[int]] = {"read": set(), "single": set(), "transaction": set()}
+
+    async def pid(conn: Any) -> int:
+        return int((await conn.get_raw_connection()).driver_connection.get_server_pid())
+
+    async def on_every_connection(block: Any) -> None:
+        # all of the pool's connections at once: each block holds its own until all have one
+        barrier = asyncio.Barrier(size)
+        await asyncio.gather(*(block(barrier) for _ in range(size)))
+
+    async def read(barrier: asyncio.Barrier) -> None:
+        async with read_connection(runtime.engine) as conn:
+            await barrier.wait()
+            pids["read"].add(await pid(conn))
+            assert await ConversationReader(conn).get_with_agent(cid, user_id) is not None
+
+    async def single(barrier: asyncio.Barrier) -> None:
+        async with write_transaction(runtime.engine, single_statement=True) as conn:
+            await barrier.wait()
+            pids["single"].add(await pid(conn))
+            assert await ConversationReader(conn).get_with_agent(cid, user_id) is not None
+
+    async def append_then_fail(barrier: asyncio.Barrier) -> None:
+        new = turn_messages(user_id, agent_id, cid)
+        async with write_transaction(runtime.engine) as conn:
+            await barrier.wait()
+            pids["transaction"].add(await pid(conn))
+            appended = await ConversationRepository(conn).append(
+                cid, new, None, now=new[-1].created_at, error=None
+            )
+            assert appended is not None
+            raise RuntimeError("rolled back")
+
+    async def failing(barrier: asyncio.Barrier) -> None:
+        with pytest.raises(RuntimeError, match="rolled back"):
+            await append_then_fail(barrier)
+
+    for _ in range(3):
+        await on_every_connection(read)
+        await on_every_connection(single)
+    await on_every_connection(failing)
+    assert len(pids["read"]) == size and pids["single"] == pids["transaction"] == pids["read"]
+    assert await _count(runtime, cid, user_id) == before

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -38,6 +39,7 @@ __all__ = [
     "fire_statement_event",
     "processed_rows",
     "raise_as_sqlalchemy",
+    "set_options",
     "sqlite_statement",
 ]
 
@@ -251,7 +253,10 @@ async def _run(
     if sync._transaction is None:
         # SQLAlchemy's autobegin: the statement joins the connection's transaction (its begin
         # events run: SQLite's BEGIN IMMEDIATE, none for a read connection) as on its own path
-        await greenlet_spawn(sync._autobegin)
+        if execute is _asyncpg_statement and _begins_lazily(sync):
+            sync._autobegin()
+        else:
+            await greenlet_spawn(sync._autobegin)
     adapter = sync._dbapi_connection.dbapi_connection
     plan = statement.plan(conn)
     args = [plan.arguments(p) for p in parameters] if many else plan.arguments(parameters)
@@ -262,6 +267,41 @@ async def _run(
         await raise_as_sqlalchemy(conn, adapter, error, plan.sql, args)
     fire_statement_event(sync, "after_cursor_execute", plan.sql, args, many)
     return None if many else processed_rows(plan, found, conn.dialect, coltypes)
+
+
+async def set_options(conn: AsyncConnection, **options: Any) -> None:
+    """``await conn.execution_options(**options)``, without its greenlet hand-off (issue 17)
+    where the options send nothing: a connection just checked out of the pool on asyncpg, no
+    transaction of the driver open (setting its isolation level sets the adapter's attribute;
+    the rollback that comes first has nothing to roll back), and no
+    ``set_connection_execution_options`` listener (it might send something). SQLAlchemy's own
+    code either way: the options are recorded as by ``conn.execution_options``, and an isolation
+    level is reset when the connection goes back to the pool."""
+    sync: Any = conn.sync_connection
+    if (
+        sync is not None
+        and _idle_asyncpg(sync)
+        and not sync.dispatch.set_connection_execution_options
+    ):
+        sync.execution_options(**options)
+    else:
+        await conn.execution_options(**options)
+
+
+def _idle_asyncpg(sync: Any) -> bool:
+    """``sync`` (a SQLAlchemy ``Connection``) holds an asyncpg connection with no transaction."""
+    if sync.invalidated or sync._dbapi_connection is None:
+        return False
+    adapter = sync._dbapi_connection.dbapi_connection
+    return type(adapter).__module__.endswith("asyncpg") and adapter._transaction is None
+
+
+def _begins_lazily(sync: Any) -> bool:
+    """Whether SQLAlchemy's begin on ``sync`` sends nothing, so it needs no greenlet hand-off
+    (one fewer a statement, issue 17): on asyncpg the dialect's ``do_begin`` does nothing (the
+    driver adapter's BEGIN goes with the first statement, ``_asyncpg_statement``; none in
+    autocommit), unless a ``begin`` listener might run a statement of its own."""
+    return type(sync.dialect).do_begin is DefaultDialect.do_begin and not sync.dispatch.begin
 
 
 async def _asyncpg_statement(

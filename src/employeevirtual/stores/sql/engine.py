@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from employeevirtual.stores.sql import sqlite_driver
+from employeevirtual.stores.sql.direct import set_options
 from employeevirtual.stores.sql.tables import SCHEMA
 
 __all__ = [
@@ -309,7 +310,7 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[ReadConnection]:
             # skipping our BEGIN IMMEDIATE is enough, and avoids the isolation reset on check-in
             await conn.execution_options(**{READ_AUTOCOMMIT: True})
         else:
-            await conn.execution_options(isolation_level="AUTOCOMMIT", **{READ_AUTOCOMMIT: True})
+            await set_options(conn, isolation_level="AUTOCOMMIT", **{READ_AUTOCOMMIT: True})
             conn._autocommit = True
         yield ReadConnection(conn)
 
@@ -340,7 +341,7 @@ async def write_transaction(
     the event loop instead of four. Elsewhere the usual transaction."""
     if single_statement and engine.dialect.name == "postgresql":
         async with _OneStatement(engine) as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await set_options(conn, isolation_level="AUTOCOMMIT")
             yield WriteConnection(conn)
         return
     if engine.dialect.name != "sqlite":

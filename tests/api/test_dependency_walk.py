@@ -36,14 +36,13 @@ def _solved_dependant(app: FastAPI, path: str) -> Dependant:
 def test_the_chat_turn_walks_each_dependency_once(settings: Settings) -> None:
     walked = _walked(_solved_dependant(create_app(settings), "/api/chat/agent"))
     assert len(walked) == len(set(walked)), walked
-    # the input guard first, then the caller (auth under the chat rate limit), then the runtime
+    # the input guard first, then the caller's credentials, authenticated under the chat rate
+    # limit in one dependency (the route reads the runtime off the request, no dependency)
     assert walked == [
         "check_input",
         "OAuth2PasswordBearer",
         "APIKeyHeader",
-        "current_user_id",
         "chat_user_id",
-        "get_runtime",
     ]
 
 

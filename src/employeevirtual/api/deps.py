@@ -97,11 +97,7 @@ async def _authenticate(
     return found
 
 
-async def current_user(
-    request: Request,
-    token: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-) -> UserRecord:
+async def current_user(request: Request, token: BearerToken, api_key: ApiKey) -> UserRecord:
     """The caller, loaded on every request so a deactivated user is refused at once."""
     user = await _authenticate(runtime_of(request), token, api_key, load_user=True)
     assert isinstance(user, UserRecord)
@@ -111,16 +107,22 @@ async def current_user(
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
 
 
-async def current_user_id(
-    request: Request,
-    token: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-) -> UUID:
+# the two credentials as dependencies (each is a security scheme of the OpenAPI document)
+BearerToken = Annotated[str | None, Depends(_bearer)]
+ApiKey = Annotated[str | None, Depends(_api_key)]
+
+
+async def caller_id(runtime: Runtime, token: str | None, api_key: str | None) -> UUID:
     """The caller's id. A token's subject is not checked against the store here: only for
     services that check the user exists and is active inside their own read (the chat turn),
     saving a round trip. An API key is always looked up (it has to be)."""
-    caller = await _authenticate(runtime_of(request), token, api_key, load_user=False)
+    caller = await _authenticate(runtime, token, api_key, load_user=False)
     return caller.id if isinstance(caller, UserRecord) else caller
+
+
+async def current_user_id(request: Request, token: BearerToken, api_key: ApiKey) -> UUID:
+    """``caller_id`` as a dependency."""
+    return await caller_id(runtime_of(request), token, api_key)
 
 
 CurrentUserId = Annotated[UUID, Depends(current_user_id)]

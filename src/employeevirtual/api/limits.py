@@ -14,7 +14,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
-from employeevirtual.api.deps import CurrentUserId, runtime_of
+from employeevirtual.api.deps import ApiKey, BearerToken, CurrentUserId, caller_id, runtime_of
 from employeevirtual.api.global_limit import pending_global_hit, refusal
 from employeevirtual.errors import InvalidInput, RateLimited
 from employeevirtual.security.ratelimit import Hit
@@ -69,10 +69,14 @@ async def chat_rate_limit(request: Request, user_id: CurrentUserId, response: Re
 ChatRateLimit = Depends(chat_rate_limit)
 
 
-async def chat_user_id(request: Request, user_id: CurrentUserId, response: Response) -> UUID:
+async def chat_user_id(
+    request: Request, token: BearerToken, api_key: ApiKey, response: Response
+) -> UUID:
     """``CurrentUserId`` under the chat rate limit: one dependency where ``ChatRateLimit`` and
-    ``CurrentUserId`` would be two (FastAPI walks a cached dependency's sub-tree again on
-    each use)."""
+    ``CurrentUserId`` would be two, and it authenticates the caller itself rather than through
+    ``current_user_id`` (FastAPI walks a cached dependency's sub-tree again on each use, and
+    each node of the tree costs every request about 7 µs of CPU)."""
+    user_id = await caller_id(runtime_of(request), token, api_key)
     await _hit_chat_limit(request, user_id, response)
     return user_id
 

@@ -4,10 +4,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import Response
 
-from employeevirtual.api.deps import RuntimeDep, require_active
+from employeevirtual.api.deps import require_active, runtime_of
 from employeevirtual.api.limits import ChatUserId
 from employeevirtual.api.request_id import current_request_id
 from employeevirtual.api.schemas import ChatIn, ChatOut
@@ -101,7 +101,7 @@ async def _frames(events: list[TurnEvent]) -> AsyncIterator[bytes]:
 )
 async def chat_with_agent(
     user_id: ChatUserId,
-    runtime: RuntimeDep,
+    http_request: Request,
     response: Response,
     message: Annotated[str | None, Query(description="the user's message (short ones)")] = None,
     agent_id: Annotated[UUID | None, Query()] = None,
@@ -119,7 +119,8 @@ async def chat_with_agent(
     ] = None,
 ) -> Response:
     """One turn: the seed's ``POST /api/chat/agent?message=...&agent_id=...``, or a JSON body."""
-    chat, live = runtime.chat, runtime.live  # from the runtime: no dependency walk each
+    runtime = runtime_of(http_request)  # not a dependency: each one costs a walk every request
+    chat, live = runtime.chat, runtime.live
     if idempotency_key is not None:
         # the user check comes first: a key's replay or its 422 must not answer a deactivated
         # user (without a key, the turn's own single read checks the user before anything)

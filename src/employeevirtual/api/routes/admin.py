@@ -3,16 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from employeevirtual.accounts.admin import AdminService, UserChanges
 from employeevirtual.api.access_schemas import UserPage, UserPatch
 from employeevirtual.api.deps import AdminUser, ClientIP, SettingsDep, from_runtime
 from employeevirtual.api.params import decode_cursor, encode_cursor, page_size
+from employeevirtual.api.routing import Router
 from employeevirtual.api.schemas import UserOut
 from employeevirtual.errors import InvalidInput
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = Router(prefix="/api/admin", tags=["admin"])
 
 
 AdminDep = Annotated[AdminService, Depends(from_runtime(lambda r: r.admin))]

@@ -3,16 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from employeevirtual.agents.service import AgentDraft
 from employeevirtual.api.deps import AgentsDep, ClientIP, CurrentUser, SettingsDep
 from employeevirtual.api.params import page_size
+from employeevirtual.api.routing import Router
 from employeevirtual.api.schemas import AgentIn, AgentOut, AgentPatch
 from employeevirtual.cursors import parse_time_cursor, time_cursor
 from employeevirtual.stores.sql.agents import AgentChanges, AgentScope
 
-router = APIRouter(prefix="/api/agents", tags=["agents"])
+router = Router(prefix="/api/agents", tags=["agents"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -8,15 +8,16 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import Response
 
 from employeevirtual.analytics.service import AnalyticsService, UsageQuery
 from employeevirtual.api.analytics_schemas import UsageOut, UsageRowOut
 from employeevirtual.api.deps import CurrentUser, from_runtime
+from employeevirtual.api.routing import Router
 from employeevirtual.errors import InvalidInput
 
-router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+router = Router(prefix="/api/analytics", tags=["analytics"])
 
 
 AnalyticsDep = Annotated[AnalyticsService, Depends(from_runtime(lambda r: r.analytics))]

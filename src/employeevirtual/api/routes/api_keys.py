@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from employeevirtual.accounts.api_keys import ApiKeyService
 from employeevirtual.api.access_schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from employeevirtual.api.deps import ClientIP, CurrentUser, from_runtime
+from employeevirtual.api.routing import Router
 
-router = APIRouter(prefix="/api/api-keys", tags=["api keys"])
+router = Router(prefix="/api/api-keys", tags=["api keys"])
 
 
 ApiKeysDep = Annotated[ApiKeyService, Depends(from_runtime(lambda r: r.api_keys))]

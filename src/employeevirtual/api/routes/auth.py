@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from employeevirtual.api.analytics_schemas import BudgetStatusOut, MeOut
 from employeevirtual.api.deps import AccountsDep, ClientIP, CurrentUser, RuntimeDep
+from employeevirtual.api.routing import Router
 from employeevirtual.api.schemas import RegisterIn, SignupOut, TokenOut, UserOut
 
-router = APIRouter(tags=["auth"])
+router = Router(tags=["auth"])
 
 
 @router.post("/api/auth/register", status_code=status.HTTP_201_CREATED)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from employeevirtual.analytics.budgets import BudgetService
 from employeevirtual.api.analytics_schemas import BudgetIn, BudgetOut, BudgetPage, BudgetPatch
 from employeevirtual.api.deps import AdminUser, ClientIP, SettingsDep, from_runtime
 from employeevirtual.api.params import page_size, parse_time_cursor
+from employeevirtual.api.routing import Router
 
-router = APIRouter(prefix="/api/admin/budgets", tags=["admin", "budgets"])
+router = Router(prefix="/api/admin/budgets", tags=["admin", "budgets"])
 
 
 BudgetsDep = Annotated[BudgetService, Depends(from_runtime(lambda r: r.budgets))]

@@ -4,12 +4,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import Body, Header, Query, Request
 from fastapi.responses import Response
 
 from employeevirtual.api.deps import require_active, runtime_of
 from employeevirtual.api.limits import ChatUserId
 from employeevirtual.api.request_id import current_request_id
+from employeevirtual.api.routing import Router
 from employeevirtual.api.schemas import ChatIn, ChatOut
 from employeevirtual.api.sse import HEARTBEAT, encode, sse_response, wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse
@@ -20,7 +21,7 @@ from employeevirtual.errors import InvalidInput
 from employeevirtual.streaming.events import TurnEvent
 
 # the chat rate limit is the route's ChatUserId (one dependency, not ChatRateLimit + the user id)
-router = APIRouter(prefix="/api/chat", tags=["chat"])
+router = Router(prefix="/api/chat", tags=["chat"])
 
 
 def _respond(answer: StoredResponse, headers: Mapping[str, str] | None = None) -> Response:

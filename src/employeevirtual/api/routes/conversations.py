@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from pydantic import BeforeValidator
 
 from employeevirtual.api.deps import (
@@ -21,6 +21,7 @@ from employeevirtual.api.params import (
     parse_seq,
     parse_time_cursor,
 )
+from employeevirtual.api.routing import Router
 from employeevirtual.api.schemas import (
     ConversationOut,
     ConversationPage,
@@ -31,7 +32,7 @@ from employeevirtual.api.schemas import (
 from employeevirtual.chat.conversations import ConversationChanges, ConversationFilters
 from employeevirtual.errors import InvalidInput
 
-router = APIRouter(prefix="/api/conversations", tags=["conversations"])
+router = Router(prefix="/api/conversations", tags=["conversations"])
 
 
 def _iso_only(value: object) -> datetime:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from employeevirtual.analytics.feedback import FeedbackService
 from employeevirtual.api.analytics_schemas import FeedbackIn, FeedbackOut
 from employeevirtual.api.deps import ClientIP, CurrentUser, from_runtime
+from employeevirtual.api.routing import Router
 
-router = APIRouter(prefix="/api/conversations", tags=["conversations"])
+router = Router(prefix="/api/conversations", tags=["conversations"])
 
 
 FeedbackDep = Annotated[FeedbackService, Depends(from_runtime(lambda r: r.feedback))]

@@ -3,13 +3,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from employeevirtual.api.deps import RuntimeDep
+from employeevirtual.api.routing import Router
 from employeevirtual.runtime import Runtime
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = Router(prefix="/health", tags=["health"])
 
 
 @router.get("/live")

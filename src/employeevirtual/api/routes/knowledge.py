@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import quote
 from uuid import UUID
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import File, Form, Query, Response, UploadFile, status
 
 from employeevirtual.api.deps import ClientIP, CurrentUser, KnowledgeDep, SettingsDep
 from employeevirtual.api.knowledge_schemas import (
@@ -20,11 +20,12 @@ from employeevirtual.api.knowledge_schemas import (
     SearchOut,
     SourceOut,
 )
+from employeevirtual.api.routing import Router
 from employeevirtual.errors import InvalidInput
 from employeevirtual.knowledge.uploads import PayloadTooLarge
 from employeevirtual.stores.sql.knowledge_bases import KnowledgeBaseChanges, NewKnowledgeBase
 
-router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
+router = Router(prefix="/api/knowledge-bases", tags=["knowledge"])
 
 Limit = Annotated[int | None, Query(ge=1, description="page size (at most EV_PAGE_LIMIT_MAX)")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]

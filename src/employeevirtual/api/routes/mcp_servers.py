@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from employeevirtual.api.deps import AdminUser, ClientIP, CurrentUser, from_runtime
 from employeevirtual.api.mcp_schemas import (
@@ -15,9 +15,10 @@ from employeevirtual.api.mcp_schemas import (
     McpServerPage,
     McpServerPatch,
 )
+from employeevirtual.api.routing import Router
 from employeevirtual.mcp.service import McpService, ServerFields
 
-router = APIRouter(tags=["mcp"])
+router = Router(tags=["mcp"])
 ADMIN = "/api/admin/mcp-servers"
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from employeevirtual.api.deps import CurrentUser, RuntimeDep, SettingsDep
 from employeevirtual.api.memory_schemas import MemoriesDeleted, MemoryOut, MemoryPage, MemoryPatch
 from employeevirtual.api.params import encode_cursor, page_size, parse_time_cursor
+from employeevirtual.api.routing import Router
 from employeevirtual.errors import Unavailable
 from employeevirtual.memory.service import MemoryService
 
-router = APIRouter(prefix="/api/memories", tags=["memories"])
+router = Router(prefix="/api/memories", tags=["memories"])
 
 
 async def _memory(runtime: RuntimeDep) -> MemoryService:

@@ -6,14 +6,15 @@ import hmac
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import Header
 from fastapi.responses import Response
 
 from employeevirtual.analytics import metrics
 from employeevirtual.api.deps import RuntimeDep
+from employeevirtual.api.routing import Router
 from employeevirtual.errors import NotFound, Unauthorized
 
-router = APIRouter(tags=["metrics"])
+router = Router(tags=["metrics"])
 log = logging.getLogger(__name__)
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header
+from fastapi import Header
 from fastapi.responses import JSONResponse, Response
 
 from employeevirtual.api.deps import (
@@ -41,6 +41,7 @@ from employeevirtual.api.openai_schemas import (
     usage_of,
 )
 from employeevirtual.api.request_id import current_request_id
+from employeevirtual.api.routing import Router
 from employeevirtual.api.sse import HEARTBEAT, sse_response
 from employeevirtual.chat.idempotency import IdempotencyClaim, StoredResponse, fingerprint
 from employeevirtual.chat.live import LiveTurns
@@ -49,7 +50,7 @@ from employeevirtual.chat.turn import TurnFailed
 from employeevirtual.errors import InvalidInput, NotFound
 from employeevirtual.stores.records import AgentRecord, MessageRecord, MessageType
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = Router(prefix="/v1", tags=["openai-compatible"])
 
 _ROLES: dict[str, MessageType] = {"user": "user", "assistant": "agent"}
 

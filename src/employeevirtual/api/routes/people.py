@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import Depends, Query, status
 from fastapi.responses import FileResponse
 
 from employeevirtual.api.deps import (
@@ -27,6 +27,7 @@ from employeevirtual.api.people_schemas import (
     SearchPageOut,
 )
 from employeevirtual.api.routes.conversations import IsoDateTime
+from employeevirtual.api.routing import Router
 from employeevirtual.errors import InvalidInput
 from employeevirtual.people.audit import AuditTrail
 from employeevirtual.people.erasure import ErasureService
@@ -37,7 +38,7 @@ from employeevirtual.stores.sql.audit import AuditFilter
 from employeevirtual.stores.sql.erasure_jobs import ErasureJob
 from employeevirtual.stores.sql.export_jobs import ExportJob
 
-router = APIRouter(tags=["people's data"])
+router = Router(tags=["people's data"])
 
 
 SearchDep = Annotated[SearchService, Depends(from_runtime(lambda r: r.search))]

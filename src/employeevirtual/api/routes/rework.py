@@ -7,17 +7,18 @@ from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import Depends, Header, Response
 
 from employeevirtual.api.deps import ChatDep, CurrentUser, LiveDep
 from employeevirtual.api.limits import ChatRateLimit
 from employeevirtual.api.routes.chat import answer, claim_or_replay, started
+from employeevirtual.api.routing import Router
 from employeevirtual.api.schemas import ChatOut, MessageEdit
 from employeevirtual.api.sse import wants_sse
 from employeevirtual.chat.idempotency import IdempotencyClaim, fingerprint
 from employeevirtual.chat.rework import Edit, Regenerate, Rework
 
-router = APIRouter(prefix="/api/conversations", tags=["chat"], dependencies=[ChatRateLimit])
+router = Router(prefix="/api/conversations", tags=["chat"], dependencies=[ChatRateLimit])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

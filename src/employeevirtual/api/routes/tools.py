@@ -3,13 +3,13 @@ and ``server/tool`` on the MCP servers made available to the caller."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from employeevirtual.agents.tools import TOOLS
 from employeevirtual.api.deps import CurrentUser, RuntimeDep
+from employeevirtual.api.routing import Router
 
-router = APIRouter(prefix="/api/tools", tags=["agents"])
+router = Router(prefix="/api/tools", tags=["agents"])
 
 
 class ToolOut(BaseModel):

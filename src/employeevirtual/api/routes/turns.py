@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, status
+from fastapi import Header, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from employeevirtual.api.deps import CurrentUser, LiveDep
 from employeevirtual.api.routes.chat import follow_turn
+from employeevirtual.api.routing import Router
 from employeevirtual.api.sse import sse_response
 from employeevirtual.streaming.log import parse_id
 
-router = APIRouter(prefix="/api/chat/turns", tags=["chat"])
+router = Router(prefix="/api/chat/turns", tags=["chat"])
 
 
 class CancelOut(BaseModel):

@@ -114,11 +114,11 @@ async def test_turns_written_at_once_share_two_commands(
         assert [m["seq"] for m in doc["messages"]] == [1, 2]
 
 
-async def test_the_writer_runs_in_no_requests_context(
+async def test_each_batch_is_sent_as_its_first_turns_request(
     store: tuple[DocumentStore, _Commands],
 ) -> None:
-    """The writer that the first turn starts also sends the turns queued after it: it must not
-    carry that turn's request (its id in log lines, its trace as every span's parent)."""
+    """A batch's commands run in the context of the turn that opened it (its request id, its
+    trace, a bench's tally), not in that of the turn that happened to start the writing."""
     documents, commands = store
     first, first_messages = _turn()
     second, second_messages = _turn(first, seq=3)  # the same conversation: a second batch
@@ -133,7 +133,7 @@ async def test_the_writer_runs_in_no_requests_context(
     )
     assert applied == [True, True]
     assert commands.names == ["insert", "update"] * 2
-    assert commands.request_ids == [None] * 4
+    assert commands.request_ids == ["req-first"] * 2 + ["req-second"] * 2
 
 
 async def test_a_conversations_turns_keep_their_order_and_a_replay_is_refused(

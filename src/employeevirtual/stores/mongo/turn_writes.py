@@ -18,6 +18,7 @@ share a batch.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,6 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from employeevirtual.stores.mongo.shapes import Document
-from employeevirtual.tasks import detached
 
 __all__ = ["DUPLICATE_KEY", "MAX_BATCH", "TurnWrites"]
 
@@ -42,6 +42,9 @@ class _Turn:
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # the request's context (its id, its trace, a bench's tally): a batch is sent in its
+    # first turn's, not in that of the turn that happened to start the writer
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class TurnWrites:
@@ -59,28 +62,33 @@ class TurnWrites:
         turn = _Turn(conversation, list(messages), update)
         self._queue.append(turn)
         if self._writer is None:
-            # its own context: it writes for every turn queued while it runs, not the first's
-            self._writer = detached(self._write_queued(), name="mongo-turn-writer")
+            self._next_batch()
         return await turn.done
 
-    async def _write_queued(self) -> None:
-        batch: list[_Turn] = []
+    def _next_batch(self) -> None:
+        """A task for the queued turns' next batch, in its first turn's context (not in that of
+        whichever turn started the writing). The batch is taken when the task starts: the
+        turns that arrive meanwhile go with it."""
+        if self._queue:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._send(), name="mongo-turn-writes", context=self._queue[0].context
+            )
+
+    async def _send(self) -> None:
+        batch = self._take()  # the oldest queued turn first: the one whose context this is
         try:
-            while self._queue:
-                batch = self._take()
-                try:
-                    await self._write(batch)
-                except Exception as exc:  # unforeseen (a reply of an unknown shape): the batch
-                    _fail(batch, exc)  # fails with it, as each turn alone would have; go on
-                batch = []
-        except BaseException:  # the writer itself cancelled (the loop closing): so are they
+            await self._write(batch)
+        except Exception as exc:  # unforeseen (a reply of an unknown shape): the batch fails
+            _fail(batch, exc)  # with it, as each turn alone would have; the next one goes on
+        except BaseException:  # cancelled (the loop closing): so are the turns waiting
             for turn in [*batch, *self._queue]:
                 if not turn.done.done():
                     turn.done.cancel()
             self._queue = []
-            raise
-        finally:
             self._writer = None
+            raise
+        self._writer = None
+        self._next_batch()
 
     def _take(self) -> list[_Turn]:
         """Up to ``MAX_BATCH`` turns in arrival order, one per conversation."""

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi.routing import APIRoute
 
 from employeevirtual.runtime import Runtime
 
@@ -99,3 +100,22 @@ async def test_what_no_route_answers_is_unchanged(client: httpx.AsyncClient) -> 
             assert r.json()["error"]["message"] == "Method Not Allowed"
         else:
             assert r.json() == {"detail": "Method Not Allowed" if status == 405 else "Not Found"}
+
+
+async def test_a_chat_turn_tries_only_the_chat_routers_routes(
+    app_and_runtime: tuple[Any, Runtime], monkeypatch: Any
+) -> None:
+    """What ``Router`` is for: a request is matched against the routes of the routers whose
+    paths can hold it, not against every route before the one that answers."""
+    app, _ = app_and_runtime
+    tried: list[str] = []
+    matches = APIRoute.matches
+
+    def counted(self: APIRoute, scope: Any) -> Any:
+        tried.append(self.path)
+        return matches(self, scope)
+
+    monkeypatch.setattr(APIRoute, "matches", counted)
+    _, answered = await _routed(app, "POST", "/api/chat/agent")
+    assert answered is not None and answered.__name__ == "chat_with_agent"
+    assert tried and all(path.startswith("/api/chat/") for path in tried), tried

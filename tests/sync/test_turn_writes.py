@@ -136,6 +136,25 @@ async def test_each_batch_is_sent_as_its_first_turns_request(
     assert commands.request_ids == ["req-first"] * 2 + ["req-second"] * 2
 
 
+async def test_a_batch_cancelled_before_it_began_cancels_its_turns_and_writing_goes_on(
+    store: tuple[DocumentStore, _Commands],
+) -> None:
+    """The loop shutting down may cancel a batch's task before its first step: its turns are
+    cancelled, not left waiting, and the next turn is written (not queued behind it)."""
+    documents, commands = store
+    conversation, messages = _turn()
+    waiting = asyncio.ensure_future(documents.write_turn(conversation, messages, USAGE))
+    await asyncio.sleep(0)  # the turn is queued and its batch's task made, not yet begun
+    (batch,) = [t for t in asyncio.all_tasks() if t.get_name() == "mongo-turn-writes"]
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 10)
+    assert commands.names == []
+    other, other_messages = _turn()
+    assert await asyncio.wait_for(documents.write_turn(other, other_messages, USAGE), 10)
+    assert commands.names == ["insert", "update"]
+
+
 async def test_a_conversations_turns_keep_their_order_and_a_replay_is_refused(
     store: tuple[DocumentStore, _Commands],
 ) -> None:

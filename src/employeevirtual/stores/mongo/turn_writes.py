@@ -73,6 +73,18 @@ class TurnWrites:
             self._writer = asyncio.get_running_loop().create_task(
                 self._send(), name="mongo-turn-writes", context=self._queue[0].context
             )
+            self._writer.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A batch's task cancelled before its first step (the loop shutting down) ran none of
+        ``_send``: its turns, still queued, are cancelled with it, and a later turn starts the
+        writing afresh instead of queueing behind a task that is gone."""
+        if task.cancelled() and self._writer is task:
+            for turn in self._queue:
+                if not turn.done.done():
+                    turn.done.cancel()
+            self._queue = []
+            self._writer = None
 
     async def _send(self) -> None:
         batch = self._take()  # the oldest queued turn first: the one whose context this is

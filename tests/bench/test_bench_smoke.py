@@ -21,7 +21,7 @@ from employeevirtual.stores.sql.engine import read_connection
 from employeevirtual.stores.sql.memory import MemoryReader
 from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
-from tools.bench.floor import FloorSpec, measure_floor
+from tools.bench.floor import FloorSpec, combined_floor, measure_floor
 from tools.bench.meter import StoreMeter, Tally
 from tools.bench.report import print_workers, write_results
 from tools.bench.run import _MachineTrace, _model_starts
@@ -428,3 +428,29 @@ def test_the_machines_bound_on_the_workers_speedup() -> None:
     assert workers_speedup_bound(results, results["workers"][0]) is None
     assert name not in target_bounds(results)
     assert targets(results)[name][1] == "1.50x >= 1.6x"
+
+
+def test_a_floor_measured_in_halves_is_their_mean_with_the_halves_kept() -> None:
+    """The bench measures the floor before and after its steady step (the machine drifts over
+    a run): the floor it reports is each part's mean, and both halves stay in the results."""
+
+    def half(agent: float, sql: float, mongo: float, plain: float) -> dict[str, Any]:
+        return {
+            "agent_ms": agent,
+            "sql_ms": sql,
+            "mongo_ms": mongo,
+            "total_ms": agent + sql + mongo,
+            "rounds": 150,
+            "stream": {"plain_ms": plain, "streamed_ms": 2 * plain, "ratio": 2.0},
+            "loop": "uvloop",
+            "sql_statements": 3,
+        }
+
+    floor = combined_floor([half(2.0, 0.2, 0.6, 2.0), half(3.0, 0.4, 0.8, 4.0)])
+    parts = (floor["agent_ms"], floor["sql_ms"], floor["mongo_ms"])
+    assert parts == pytest.approx((2.5, 0.3, 0.7))
+    assert floor["total_ms"] == pytest.approx(3.5)
+    assert floor["rounds"] == 300
+    assert floor["stream"] == {"plain_ms": 3.0, "streamed_ms": 6.0, "ratio": 2.0}
+    assert [h["total_ms"] for h in floor["halves"]] == pytest.approx([2.8, 4.2])
+    assert (floor["loop"], floor["sql_statements"]) == ("uvloop", 3)

@@ -25,9 +25,10 @@ import asyncio
 import json
 import pickle
 import re
+import statistics
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +46,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy.engine import make_url
 
-__all__ = ["STREAM_WORDS", "FloorSpec", "measure_floor"]
+__all__ = ["STREAM_WORDS", "FloorSpec", "combined_floor", "measure_floor"]
 
 STREAM_WORDS = [f"word{i} " for i in range(20)]  # the bench's stream model's answer
 
@@ -322,6 +323,22 @@ async def measure_floor(spec: FloorSpec) -> dict[str, Any]:
         "mongo_commands": kinds.count("mongo"),
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
+
+
+def combined_floor(halves: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The floor measured in parts (the bench: before and after its steady step): each part's
+    mean, the halves kept (``halves``) to show the drift between them."""
+    parts = ("agent_ms", "sql_ms", "mongo_ms")
+    out = dict(halves[0])
+    for key in parts:
+        out[key] = statistics.fmean(h[key] for h in halves)
+    out["total_ms"] = sum(out[key] for key in parts)
+    out["rounds"] = sum(h["rounds"] for h in halves)
+    plain = statistics.fmean(h["stream"]["plain_ms"] for h in halves)
+    streamed = statistics.fmean(h["stream"]["streamed_ms"] for h in halves)
+    out["stream"] = {"plain_ms": plain, "streamed_ms": streamed, "ratio": streamed / plain}
+    out["halves"] = [{key: h[key] for key in (*parts, "total_ms")} for h in halves]
+    return out
 
 
 def main() -> None:

@@ -115,6 +115,13 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
         f"raw SQL ({f['sql_statements']} statements, {f['sql_transactions']} transaction) "
         f"{f['sql_ms']:.2f} ms + raw MongoDB ({f['mongo_commands']} commands) "
         f"{f['mongo_ms']:.2f} ms = [bold]{floor:.2f} ms[/]"
+        + (
+            " (before / after the steady step: "
+            + " / ".join(f"{h['total_ms']:.2f}" for h in f["halves"])
+            + " ms)"
+            if f.get("halves")
+            else ""
+        )
     )
     t = Table(
         title="2-3. Latency by conversation length (ms; sequential, one client; plain server, "

@@ -37,7 +37,7 @@ from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.engine import create_engine
 from tools import subprocess_env
-from tools.bench.floor import FloorSpec
+from tools.bench.floor import FloorSpec, combined_floor
 from tools.bench.processes import connections_on, cpu_by_kind
 from tools.bench.seed import SeedSpec, SummarySeed, seed_conversations, seed_load
 from tools.bench.server import INSTANT_ANSWER, INSTANT_MODEL, SLOW_MODEL, STREAM_MODEL
@@ -530,7 +530,7 @@ async def _latencies(
     return rows
 
 
-async def _floor(
+async def _capture_floor(
     client: httpx.AsyncClient,
     api: _Api,
     stores: _Stores,
@@ -538,9 +538,10 @@ async def _floor(
     cid: UUID,
     settings: Settings,
     rounds: int,
-) -> dict[str, Any]:
-    """Capture one steady turn's statements and commands on the metered server, then measure
-    the floor (``tools.bench.floor``) in a fresh process."""
+) -> Path:
+    """Capture one steady turn's statements and commands on the metered server, for the floor
+    (``tools.bench.floor``): the spec's path. ``cid`` is the floor's own conversation: no other
+    step writes it, so the replays find it as the captured turn left it at any time."""
     await _ok(api, conversation_id=cid)  # steady: the context cache is warm
     before = await documents.conversations.find_one({"_id": str(cid)})
     (await client.post("/bench/capture/start")).raise_for_status()
@@ -561,6 +562,11 @@ async def _floor(
     )
     path = stores.data_dir / "floor.pickle"
     path.write_bytes(pickle.dumps(spec))
+    return path
+
+
+async def _measure_floor(path: Path) -> dict[str, Any]:
+    """The floor of the captured turn, measured in a fresh process."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -915,10 +921,32 @@ async def run_bench(
                 results["round_trips"] = await _round_trips(
                     api, instant, seeded, plan.steady_samples, settings.sync_ack_seconds
                 )
-                middle = seeded[plan.lengths[min(1, len(plan.lengths) - 1)]]
-                log("measuring the floor (bare Agent.run, raw drivers) in a fresh process")
-                results["floor"] = await _floor(
-                    client, api, stores, documents, middle, settings, plan.floor_rounds
+                middle_length = plan.lengths[min(1, len(plan.lengths) - 1)]
+                middle = seeded[middle_length]
+                # the floor's own conversation, of the same length: its turn is captured here
+                # and replayed next to the steady step (below), half before and half after, so
+                # that the machine's drift over the run hits the turn and its floor alike
+                log(f"seeding the floor's conversation of {middle_length:,} messages")
+                (floor_conversation,) = await seed_conversations(
+                    engine,
+                    documents,
+                    SeedSpec(
+                        api.user_id,
+                        instant,
+                        "Instant",
+                        messages=middle_length,
+                        summaries=instant_summaries,
+                    ),
+                )
+                log("capturing a steady turn for the floor")
+                floor_spec = await _capture_floor(
+                    client,
+                    api,
+                    stores,
+                    documents,
+                    floor_conversation,
+                    settings,
+                    max(1, plan.floor_rounds // 2),
                 )
                 log("profiling steady-state turns")
                 results["profile"] = await _profile(client, api, middle, plan.profile_turns)
@@ -959,7 +987,12 @@ async def run_bench(
                     + ", ".join(f"{n:,}" for n in plan.lengths)
                     + " messages, the lengths taking turns (plain server)"
                 )
+                log("the floor (bare Agent.run, raw drivers) in a fresh process: first half")
+                floor_halves = [await _measure_floor(floor_spec)]
                 results["lengths"] = await _latencies(api, served, seeded, plan)
+                log("the floor: second half")
+                floor_halves.append(await _measure_floor(floor_spec))
+                results["floor"] = combined_floor(floor_halves)
                 results["concurrency"] = []
                 for level in plan.concurrency:
                     log(f"{level:,} turns in flight on a {plan.slow_seconds:g} s model")

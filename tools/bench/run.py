@@ -901,11 +901,16 @@ async def run_bench(
                 # every seeded conversation in the steady state of its length: its summary
                 # caught up as the background passes would have left it (no catch-up backlog)
                 instant_summaries = SummarySeed.for_agent(settings, INSTANT_MODEL, INSTANT_ANSWER)
+                middle_length = plan.lengths[min(1, len(plan.lengths) - 1)]
                 seeded: dict[int, UUID] = {}
+                floor_conversation: UUID | None = None
                 for length in plan.lengths:
-                    log(f"seeding a conversation of {length:,} messages")
+                    # at the middle length, a second one: the floor's own conversation (its
+                    # turn captured here, replayed beside the steady step below)
+                    count = 2 if length == middle_length else 1
+                    log(f"seeding {count} conversation(s) of {length:,} messages")
                     t0 = time.perf_counter()
-                    (seeded[length],) = await seed_conversations(
+                    seeded[length], *floor_seeded = await seed_conversations(
                         engine,
                         documents,
                         SeedSpec(
@@ -913,31 +918,20 @@ async def run_bench(
                             instant,
                             "Instant",
                             messages=length,
+                            count=count,
                             summaries=instant_summaries,
                         ),
                     )
+                    floor_conversation = floor_conversation or next(iter(floor_seeded), None)
                     results.setdefault("seed_seconds", {})[str(length)] = time.perf_counter() - t0
+                assert floor_conversation is not None
                 log("counting store round trips per turn")
                 results["round_trips"] = await _round_trips(
                     api, instant, seeded, plan.steady_samples, settings.sync_ack_seconds
                 )
-                middle_length = plan.lengths[min(1, len(plan.lengths) - 1)]
                 middle = seeded[middle_length]
-                # the floor's own conversation, of the same length: its turn is captured here
-                # and replayed next to the steady step (below), half before and half after, so
-                # that the machine's drift over the run hits the turn and its floor alike
-                log(f"seeding the floor's conversation of {middle_length:,} messages")
-                (floor_conversation,) = await seed_conversations(
-                    engine,
-                    documents,
-                    SeedSpec(
-                        api.user_id,
-                        instant,
-                        "Instant",
-                        messages=middle_length,
-                        summaries=instant_summaries,
-                    ),
-                )
+                # the floor: its turn captured here, measured half before and half after the
+                # steady step (below), so that the machine's drift hits the turn and its floor
                 log("capturing a steady turn for the floor")
                 floor_spec = await _capture_floor(
                     client,

@@ -97,6 +97,11 @@ async def _authenticate(
     return found
 
 
+# the two credentials as dependencies (each is a security scheme of the OpenAPI document)
+BearerToken = Annotated[str | None, Depends(_bearer)]
+ApiKey = Annotated[str | None, Depends(_api_key)]
+
+
 async def current_user(request: Request, token: BearerToken, api_key: ApiKey) -> UserRecord:
     """The caller, loaded on every request so a deactivated user is refused at once."""
     user = await _authenticate(runtime_of(request), token, api_key, load_user=True)
@@ -105,11 +110,6 @@ async def current_user(request: Request, token: BearerToken, api_key: ApiKey) ->
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
-
-
-# the two credentials as dependencies (each is a security scheme of the OpenAPI document)
-BearerToken = Annotated[str | None, Depends(_bearer)]
-ApiKey = Annotated[str | None, Depends(_api_key)]
 
 
 async def caller_id(runtime: Runtime, token: str | None, api_key: str | None) -> UUID:

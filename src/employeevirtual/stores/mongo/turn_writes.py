@@ -76,13 +76,12 @@ class TurnWrites:
             self._writer.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        """A batch's task cancelled before its first step (the loop shutting down) ran none of
-        ``_send``: its turns, still queued, are cancelled with it, and a later turn starts the
-        writing afresh instead of queueing behind a task that is gone."""
-        if task.cancelled() and self._writer is task:
-            for turn in self._queue:
-                if not turn.done.done():
-                    turn.done.cancel()
+        """A batch's task that ended without handing over to the next (cancelled while the loop
+        shuts down, before its first step or during its batch): the turns still queued are
+        cancelled with it, and a later turn starts the writing afresh instead of queueing
+        behind a task that is gone."""
+        if self._writer is task:
+            _cancel(self._queue)
             self._queue = []
             self._writer = None
 
@@ -92,12 +91,8 @@ class TurnWrites:
             await self._write(batch)
         except Exception as exc:  # unforeseen (a reply of an unknown shape): the batch fails
             _fail(batch, exc)  # with it, as each turn alone would have; the next one goes on
-        except BaseException:  # cancelled (the loop closing): so are the turns waiting
-            for turn in [*batch, *self._queue]:
-                if not turn.done.done():
-                    turn.done.cancel()
-            self._queue = []
-            self._writer = None
+        except BaseException:  # cancelled: so are its turns (``_ended``: the queued ones)
+            _cancel(batch)
             raise
         self._writer = None
         self._next_batch()
@@ -172,6 +167,12 @@ class TurnWrites:
 def _settle(turn: _Turn, applied: bool) -> None:
     if not turn.done.done():
         turn.done.set_result(applied)
+
+
+def _cancel(turns: list[_Turn]) -> None:
+    for turn in turns:
+        if not turn.done.done():
+            turn.done.cancel()
 
 
 def _fail(turns: list[_Turn], exc: BaseException) -> None:

@@ -47,7 +47,20 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+def _rolled_back_by_a_concurrent_write(exc: Exception) -> bool:
+    """SQLSTATE class 40: the database chose this transaction as a deadlock's victim or failed
+    its serialization (PostgreSQL's asyncpg and psycopg give ``sqlstate``, pyodbc its first
+    argument). Nothing of it was written, and the same request can succeed at once."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state is None and orig is not None and orig.args and isinstance(orig.args[0], str):
+        state = orig.args[0]
+    return isinstance(state, str) and len(state) == 5 and state.startswith("40")
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if _rolled_back_by_a_concurrent_write(exc):
+        return await _conflicting_write(request, exc)
     log.error("relational store unavailable: %s", type(exc).__name__)
     return JSONResponse(
         {"detail": "the database is unavailable; nothing was written, retry shortly"},
@@ -57,8 +70,9 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
 
 
 async def _conflicting_write(_request: Request, exc: Exception) -> JSONResponse:
-    """A constraint refused the write (a race the service did not foresee): the transaction was
-    rolled back, so nothing was written; this is not an outage."""
+    """A constraint refused the write (a race the service did not foresee), or the database
+    rolled the transaction back for a concurrent one (a deadlock): nothing was written; this is
+    not an outage."""
     log.warning("constraint violation: %s", type(exc).__name__)
     return JSONResponse(
         {"detail": "the request conflicts with data written meanwhile; nothing was written, retry"},

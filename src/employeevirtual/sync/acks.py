@@ -130,17 +130,20 @@ class SyncAcks:
                 ranges.setdefault(w.conversation_id, []).append((w.first_seq, w.last_seq))
             acks = [
                 (conversation_id, first, last)
-                for conversation_id, seqs in ranges.items()
+                for conversation_id, seqs in sorted(ranges.items())
                 for first, last in merge_ranges(seqs)
             ]
             if not acks and not summaries:
                 return
+            # Row locks in the order a conversation's delete takes them (its summaries, then its
+            # row), conversations by id: a flush beside a delete, or beside another process's
+            # flush, waits for it instead of deadlocking with it.
             try:
                 async with write_transaction(self.engine) as conn:
-                    await ConversationRepository(conn).ack_synced(acks)
                     await SummaryRepository(conn).mark_summaries_synced(
-                        list(summaries.items()), datetime.now(UTC)
+                        sorted(summaries.items()), datetime.now(UTC)
                     )
+                    await ConversationRepository(conn).ack_synced(acks)
             except Exception:
                 log.warning(
                     "could not record %d sync acks; the relay will replay them",

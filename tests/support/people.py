@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from employeevirtual.runtime import Runtime
 from employeevirtual.security.login_throttle import account_prefix
 from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.records import UserRecord
 from support.api import PASSWORD, create_agent
 from support.knowledge import create_base, upload
 from support.knowledge import wait_done as wait_document
@@ -39,6 +41,18 @@ async def wait_done(
             return dict(r.json())
         await asyncio.sleep(0.1)
     raise AssertionError(f"erasure {job_id} did not finish: {r.json()}")
+
+
+async def erase(runtime: Runtime, person: UserRecord) -> None:
+    """``person`` erases their account (as ``DELETE /api/users/me``) and the job runs to its
+    end, here or in the server's erasure worker."""
+    job = await runtime.erasure.request_self(
+        person, password=PASSWORD, shared_agents="delete", client_ip=None
+    )
+    async with asyncio.timeout(30):
+        while (await runtime.erasure.get(job.id)).status != "done":
+            await runtime.erasure.run_pending()
+            await asyncio.sleep(0.05)
 
 
 async def a_person_with_everything(

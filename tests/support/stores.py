@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
@@ -11,7 +11,50 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import select
 
 from employeevirtual.runtime import Runtime
+from employeevirtual.stores.mongo.documents import DocumentStore
+from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.stores.sql.memory import MemoryRecord
 from employeevirtual.stores.sql.tables import conversations, messages
+
+Meanwhile = Callable[[], Awaitable[None]]
+
+
+class InsertLater(DocumentStore):
+    """A store whose next insert (of messages or of ``chat_analytics`` documents) comes late:
+    ``meanwhile`` (what another process does in the window) runs once, after the caller read
+    SQL, before that insert: another server's sync-ack flush, a relay pass, a repair."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        super().__init__(store.db, window=store.window)
+        self.meanwhile: Meanwhile | None = None
+
+    async def _late(self) -> None:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
+
+    async def insert_messages(self, docs: Sequence[dict[str, Any]]) -> None:
+        await self._late()
+        await super().insert_messages(docs)
+
+    async def insert_analytics_many(self, docs: Sequence[dict[str, Any]]) -> None:
+        await self._late()
+        await super().insert_analytics_many(docs)
+
+
+class PutLater(MemoryDocuments):
+    """``InsertLater`` for the memory copies (``user_memories``): ``meanwhile`` runs once
+    before the next ``put_memory``."""
+
+    def __init__(self, documents: DocumentStore) -> None:
+        super().__init__(documents.db)
+        self.meanwhile: Meanwhile | None = None
+
+    async def put_memory(self, memory: MemoryRecord) -> None:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
+        await super().put_memory(memory)
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ erasure removed, even one another process commits between the flush's check and 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +17,12 @@ from pymongo import monitoring
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
-from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.sync.acks import SyncAcks
 from support.access import Account, account, app_client
 from support.api import PASSWORD, create_agent
 from support.people import wait_done
-from support.stores import mongo_failing, sync_state
+from support.stores import InsertLater, mongo_failing, sync_state
 
 # the commands a block of this test's task sends (None: not counting)
 _commands: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
@@ -220,24 +219,9 @@ async def test_erasure_with_a_buffered_run_leaves_no_analytics_behind(
     assert await _runs(runtime, conversation_id=cid) == []
 
 
-class _InsertLater(DocumentStore):
-    """The store of another server's flush, whose insert comes late: ``meanwhile`` (what this
-    server does in the window) runs once, after the flush's SQL check, before its insert."""
-
-    def __init__(self, store: DocumentStore) -> None:
-        super().__init__(store.db, window=store.window)
-        self.meanwhile: Callable[[], Awaitable[None]] | None = None
-
-    async def insert_analytics_many(self, docs: Sequence[dict[str, Any]]) -> None:
-        meanwhile, self.meanwhile = self.meanwhile, None
-        if meanwhile is not None:
-            await meanwhile()
-        await super().insert_analytics_many(docs)
-
-
 def _other_server(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> SyncAcks:
     """Another server's acks, whose flush inserts late: this app's turns are buffered there."""
-    other = SyncAcks(runtime.engine, _InsertLater(runtime.documents))
+    other = SyncAcks(runtime.engine, InsertLater(runtime.documents))
     monkeypatch.setattr(runtime.acks, "ack", other.ack)
     return other
 
@@ -258,7 +242,7 @@ async def test_a_conversation_deleted_between_the_flush_check_and_its_insert_kee
         r = await client.delete(f"/api/conversations/{cid}", headers=owner.headers)
         assert r.status_code == 204, r.text
 
-    assert isinstance(other.documents, _InsertLater)
+    assert isinstance(other.documents, InsertLater)
     other.documents.meanwhile = delete
     await other.flush()
     assert other.documents.meanwhile is None  # it ran
@@ -286,7 +270,7 @@ async def test_an_erasure_between_the_flush_check_and_its_insert_keeps_no_run(
         await runtime.erasure.run_pending()
         assert (await wait_done(client, admin.headers, r.json()["id"]))["status"] == "done"
 
-    assert isinstance(other.documents, _InsertLater)
+    assert isinstance(other.documents, InsertLater)
     other.documents.meanwhile = erase
     await other.flush()
     assert other.documents.meanwhile is None  # it ran

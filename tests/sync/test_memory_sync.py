@@ -20,8 +20,11 @@ from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.records import UserRecord
 from employeevirtual.stores.sql import tables
+from employeevirtual.sync.memory import MemorySync
 from support import factories
 from support.memory import PROBE_MODEL, install_probe
+from support.people import erase
+from support.stores import PutLater
 
 
 @pytest.fixture
@@ -140,3 +143,26 @@ async def test_relay_and_reconciler_carry_memories_and_summaries(
     doc = await conversations.find_one({"_id": cid})
     assert doc is not None and doc["context"]["conversation_state"]["version"] == version
     assert (await runtime.reconciler.run(repair=False)).clean
+
+
+async def test_a_memory_carried_past_its_owners_erasure_is_taken_back(
+    runtime: Runtime, mongo_writes: Any
+) -> None:
+    """The relay read a memory MongoDB lacks; the owner's erasure then removed it from SQL and
+    their copies from MongoDB before the relay wrote it: the copy is deleted again."""
+    install_probe(runtime)
+    assert runtime.memory is not None
+    await factories.user(runtime, name="Admin")  # the heir: the person is not the only admin
+    person = await factories.user(runtime, name="Pia")
+    agent = await factories.agent(runtime, person, model=PROBE_MODEL)
+    memories = runtime.documents.db["user_memories"]
+    await mongo_writes(True)
+    await _say(runtime, person, "remember: Pia keeps a secret.", agent=agent)
+    await runtime.memory.worker.drain()
+    await mongo_writes(False)
+    assert await memories.count_documents({}) == 0
+    copies = PutLater(runtime.documents)
+    copies.meanwhile = lambda: erase(runtime, person)
+    assert await MemorySync(runtime.engine, copies).carry_memories() == 1
+    assert copies.meanwhile is None  # the erasure ran between the read and the write
+    assert await memories.count_documents({}) == 0

@@ -13,13 +13,39 @@ from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.records import AgentRecord, UserRecord
 from employeevirtual.sync.cli import sync_app
+from employeevirtual.sync.reconcile import Reconciler
 from support import factories
-from support.stores import mongo_failing, mongo_messages, sql_messages, sync_state
+from support.people import erase
+from support.stores import InsertLater, mongo_failing, mongo_messages, sql_messages, sync_state
 
 
 async def _conversation(runtime: Runtime, owner: UserRecord, agent: AgentRecord) -> str:
     """Two turns (four messages), made through the chat service."""
     return str((await factories.conversation(runtime, owner, agent, ["a", "b"])).id)
+
+
+async def test_a_repair_overtaken_by_an_erasure_leaves_no_message_behind(
+    runtime: Runtime,
+) -> None:
+    """The repair read messages MongoDB lost; the owner's erasure then removed the conversation
+    from both stores before the repair inserted them: they are deleted again (the quick orphan
+    scan, which looks at conversation documents only, would not find them)."""
+    await factories.user(runtime, name="Admin")  # the heir: the person is not the only admin
+    person = await factories.user(runtime, name="Pia")
+    cid = await _conversation(runtime, person, await factories.agent(runtime, person))
+    await runtime.acks.flush()
+    await runtime.documents.messages.delete_many({"conversation_id": cid})  # lost, say
+    documents = InsertLater(runtime.documents)
+    documents.meanwhile = lambda: erase(runtime, person)
+    report = await Reconciler(runtime.engine, documents, grace_seconds=0).run(
+        repair=True, deep=False
+    )
+    assert documents.meanwhile is None  # the erasure ran between the comparison and the insert
+    assert [(d.conversation_id, d.kind, d.repaired) for d in report.drifts] == [
+        (cid, "missing_messages", True)
+    ]
+    assert await mongo_messages(runtime, cid) == {}
+    assert await runtime.documents.messages.count_documents({"user_id": str(person.id)}) == 0
 
 
 async def test_check_finds_every_drift_and_repair_makes_the_stores_equal(

@@ -10,12 +10,15 @@ import httpx
 import pytest
 from sqlalchemy.dialects import mssql, postgresql
 
+from employeevirtual.chat.turn import TurnSucceeded
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.secantus import SecantusServer
 from employeevirtual.stores.sql.sync import SyncRepository
 from employeevirtual.sync.relay import Relay
+from support import factories
 from support.api import create_agent, register_and_login
-from support.stores import mongo_failing, mongo_messages, sql_messages, sync_state
+from support.people import erase
+from support.stores import InsertLater, mongo_failing, mongo_messages, sql_messages, sync_state
 
 
 async def _turns(
@@ -137,6 +140,43 @@ async def test_concurrent_relays_split_the_work(
     if runtime.engine.dialect.name == "postgresql":
         assert sum(p.advanced for p in passes) == len(ids)
         assert sum(p.messages for p in passes) == 4 * len(ids)
+
+
+async def test_a_relay_pass_overtaken_by_an_erasure_leaves_nothing_of_the_person(
+    runtime: Runtime, secantus: SecantusServer
+) -> None:
+    """The pass read the person's conversation; their erasure then removed it from both stores
+    before the pass wrote it (SQLite: no row lock held across MongoDB calls). What the pass
+    writes afterwards (messages, runs, the rebuilt document) is taken back. On PostgreSQL the
+    pass holds the conversation's row: the erasure's delete waits for it, then removes all."""
+    await factories.user(runtime, name="Admin")  # the heir: the person is not the only admin
+    person = await factories.user(runtime, name="Pia")
+    agent = await factories.agent(runtime, person)
+    async with mongo_failing(secantus.url):
+        outcome = await factories.turn(runtime, person, "Pia's secret", agent=agent)
+    assert isinstance(outcome, TurnSucceeded), outcome
+    cid = str(outcome.conversation.id)
+    await runtime.acks.flush()
+    assert await sync_state(runtime, cid) == (0, 2)
+    documents = InsertLater(runtime.documents)
+    relay = Relay(runtime.engine, documents, grace_seconds=0)
+    erasures: list[asyncio.Task[None]] = []
+
+    async def erasure() -> None:  # after the pass read the messages, before it writes them
+        erasures.append(asyncio.create_task(erase(runtime, person)))
+        if not relay.locks_rows:
+            await erasures[0]
+
+    documents.meanwhile = erasure
+    result = await relay.run_once()
+    await erasures[0]
+    owner = str(person.id)
+    assert await runtime.documents.conversations.count_documents({"user_id": owner}) == 0
+    assert await runtime.documents.messages.count_documents({"user_id": owner}) == 0
+    assert await mongo_messages(runtime, cid) == {}
+    assert await runtime.documents.analytics.count_documents({"conversation_id": cid}) == 0
+    assert await runtime.documents.analytics.count_documents({"user_id": owner}) == 0
+    assert (result.conversations, result.advanced) == (1, 1 if relay.locks_rows else 0)
 
 
 def test_claim_query_skips_locked_rows_on_postgresql_and_sql_server() -> None:

@@ -8,7 +8,11 @@ forward with a compare-and-set. The runs' ``chat_analytics`` documents are rebui
 replies (same ids: idempotent too). Several relays may run at once: on PostgreSQL and SQL
 Server each claims its conversations with ``SKIP LOCKED``/``READPAST`` and holds them for the
 pass; on SQLite (one writer at a time, so no lock is held across MongoDB calls) the
-compare-and-set keeps a second relay harmless, only wasteful.
+compare-and-set keeps a second relay harmless, only wasteful. There a delete or an erasure may
+remove a conversation from both stores between the pass's read and its writes: a read after
+the writes finds it gone and takes back what the pass wrote (``take_back_if_gone``). A
+deactivated owner's conversations are copied as any other: deactivation is no erasure, and
+SQL still holds them.
 
 The same loop watches the lag: when the oldest unsynced message is older than ``alert_seconds`` it
 logs an ERROR and writes a ``system_logs`` document (again every ``alert_seconds`` while it lasts).
@@ -46,6 +50,7 @@ from employeevirtual.stores.sql.feedback import FeedbackReader, FeedbackReposito
 from employeevirtual.stores.sql.messages import MessageReader
 from employeevirtual.stores.sql.sync import SKIP_LOCKED_DIALECTS, SyncReader, SyncRepository
 from employeevirtual.sync.memory import MemorySync, conversation_context
+from employeevirtual.sync.repair import take_back_if_gone
 from employeevirtual.tasks import Background, raise_if_cancelling
 
 __all__ = ["Relay", "RelayPass", "SyncLag"]
@@ -210,6 +215,9 @@ class Relay:
             )
             context = await conversation_context(conn, cid)
         applied = await self.documents.replace_conversation(conversation, window, context=context)
+        # deleted or erased since it was read (only where no row lock held it: SQLite)
+        if await take_back_if_gone(read, self.documents, cid):
+            return copied, False
         if applied and after >= last:
             async with write() as conn:
                 await SyncRepository(conn).advance(cid, to_seq=last)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -284,6 +285,9 @@ async def test_a_cancelled_direct_statement_does_not_return_its_connection_to_th
     assert not alive
 
 
+_TRACED: ContextVar[bool] = ContextVar("traced", default=False)
+
+
 @pytest.mark.skipif(not os.environ.get("EV_TEST_POSTGRES_URL"), reason="PostgreSQL only")
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_direct_statements_block_hands_off_to_sqlalchemys_greenlet_twice(
@@ -298,7 +302,13 @@ async def test_a_direct_statements_block_hands_off_to_sqlalchemys_greenlet_twice
 
     def trace(event: str, args: Any) -> None:
         _origin, target = args
-        if event == "switch" and target.parent is not None and target not in spawned:
+        # the block's only (its tasks carry the marker): background pollers run SQL too
+        if (
+            event == "switch"
+            and target.parent is not None
+            and target not in spawned
+            and _TRACED.get()
+        ):
             spawned.append(target)
 
     async def read() -> None:
@@ -312,9 +322,11 @@ async def test_a_direct_statements_block_hands_off_to_sqlalchemys_greenlet_twice
     for block in (read, single):
         await block()  # the pool's connection is open and the statement prepared
         previous = greenlet.settrace(trace)
+        marked = _TRACED.set(True)
         try:
             await block()
         finally:
+            _TRACED.reset(marked)
             greenlet.settrace(previous)
         assert len(spawned) == 2, block.__name__
         spawned.clear()

@@ -353,6 +353,8 @@ class ChatService:
             and (self.memory is None or not self.memory.writes(new[-1]))
         )
         async with write_transaction(self.engine, single_statement=single) as conn:
+            if self.memory is not None:  # what the agent chose to remember or forget
+                await self.memory.apply(conn, agent, user_id, new[-1])
             record, stored = await self.store(conn, user_id, agent, conversation, new, run.usage)
             if moves:
                 record = await commit_handoffs(
@@ -365,8 +367,6 @@ class ChatService:
                 )
             outcome = outcome_of(record, asked or stored[0], stored[-1], run)
             alerts = await self.accounting.charge(conn, budgets, stored[-1], run.usage, user_id)
-            if self.memory is not None:  # what the agent chose to remember or forget
-                await self.memory.apply(conn, agent, record, stored[-1])
             if claim is not None:
                 await claim.complete(conn, turn_response(outcome), record.id)
         if self.memory is not None:  # a summary update, in the background, when one is due

@@ -119,18 +119,20 @@ class MemoryService:
         self,
         conn: WriteConnection,
         agent: AgentRecord,
-        conversation: ConversationRecord,
+        user_id: UUID,
         reply: MessageRecord,
     ) -> int:
         """The ``remember``/``forget`` calls the reply records, written in the turn's own
-        transaction (``reply`` is committed with them). Returns how many were applied."""
+        transaction (``reply`` is committed with them), before its messages: a conversation's
+        delete locks its memories before its row, and so does the turn. Returns how many were
+        applied."""
         calls = _memory_calls(reply)
         if not calls:
             return 0
         scope = MemoryScope(
-            user_id=conversation.user_id,
+            user_id=user_id,
             agent_id=agent.id,
-            conversation_id=conversation.id,
+            conversation_id=reply.conversation_id,
             shared=agent.memory_shared,
         )
         repo, now, applied = MemoryRepository(conn), reply.created_at, 0
@@ -150,13 +152,13 @@ class MemoryService:
                     scope=scope,
                     content=text,
                     source_message_id=reply.id,
-                    source_conversation_id=conversation.id,
+                    source_conversation_id=reply.conversation_id,
                     source_tool_call=str(call.get("id"))[:100],
                     now=now,
                 )
                 applied += 1
             elif status == "forgotten" and call["name"] == FORGET_TOOL:
-                forgotten = await repo.forget(memory_id, user_id=conversation.user_id, now=now)
+                forgotten = await repo.forget(memory_id, user_id=user_id, now=now)
                 applied += forgotten is not None
         return applied
 

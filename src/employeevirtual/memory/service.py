@@ -222,6 +222,8 @@ class MemoryService:
             now = datetime.now(UTC)
             async with write_transaction(self.engine) as conn:
                 repo = MemoryRepository(conn)
+                # in id order, as a conversation's delete takes its memories (not newest first)
+                await repo.lock([memory.id for memory in page])
                 for memory in page:
                     if await repo.forget(memory.id, user_id=user_id, now=now) is not None:
                         deleted.append(memory.id)

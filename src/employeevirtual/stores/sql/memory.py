@@ -359,6 +359,26 @@ class MemoryRepository(MemoryReader, SummaryRepository):
             )
         )
 
+    async def lock(self, memory_ids: Sequence[UUID]) -> None:
+        """Lock these memories until the transaction ends, in id order (see ``_lock``)."""
+        if memory_ids:
+            await self._lock(memories.c.id.in_(list(memory_ids)))
+
+    async def _lock(self, where: ColumnElement[bool]) -> None:
+        """Lock the memories ``where`` selects, in the database's id order (SQLite serialises
+        writes anyway). A transaction that writes several memories takes them so first: two
+        such (a conversation's delete, "delete all my memories") then wait for each other
+        instead of each holding a memory the other waits for, a deadlock."""
+        m = memories.c
+        query = (
+            select(m.id)
+            .where(where)
+            .order_by(m.id)
+            .with_for_update()
+            .with_hint(memories, "WITH (UPDLOCK, ROWLOCK)", dialect_name="mssql")
+        )
+        await self.conn.execute(query)
+
     async def delete_for_conversation(self, conversation_id: UUID) -> None:
         """A conversation's summaries and its own memories (a non-sharing agent's) go with it;
         memories shared across the agent's conversations stay."""
@@ -367,6 +387,7 @@ class MemoryRepository(MemoryReader, SummaryRepository):
                 conversation_summaries.c.conversation_id == conversation_id
             )
         )
+        await self._lock(memories.c.conversation_id == conversation_id)
         await self.conn.execute(
             delete(memories).where(memories.c.conversation_id == conversation_id)
         )

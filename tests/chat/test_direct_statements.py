@@ -161,18 +161,22 @@ async def test_direct_statements_are_seen_by_statement_listeners(
     """Metrics, tracing and the bench's meters listen to statements: the direct path tells them."""
     user_id, _, cid = await _conversation(client)
     seen: list[tuple[str, str]] = []
+    ours: list[Any] = []  # the block's connection: background pollers run statements too
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(("before", statement))
+        if conn in ours:
+            seen.append(("before", statement))
 
     def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(("after", statement))
+        if conn in ours:
+            seen.append(("after", statement))
 
     sync_engine = runtime.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)
     try:
         async with read_connection(runtime.engine) as conn:
+            ours.append(conn.sync_connection)
             assert direct.driver_runner(conn) is not None
             found = await ConversationReader(conn).get_with_agent(cid, user_id)
     finally:

@@ -193,16 +193,20 @@ async def test_a_failure_in_the_trip_rolls_the_update_back_and_is_raised_as_befo
     before = await _stored(runtime, cid)
 
     events: list[str] = []
+    ours: list[Any] = []  # the blocks' connections: background pollers run statements too
     sync_engine = runtime.engine.sync_engine
 
-    def before_execute(*args: Any) -> None:
-        events.append("before")
+    def before_execute(conn: Any, *args: Any) -> None:
+        if conn in ours:
+            events.append("before")
 
-    def after_execute(*args: Any) -> None:
-        events.append("after")
+    def after_execute(conn: Any, *args: Any) -> None:
+        if conn in ours:
+            events.append("after")
 
     def on_error(context: Any) -> None:
-        events.append("error")
+        if context.connection in ours:
+            events.append("error")
 
     listeners = [
         ("before_cursor_execute", before_execute),
@@ -219,6 +223,7 @@ async def test_a_failure_in_the_trip_rolls_the_update_back_and_is_raised_as_befo
 
         async def append_again(single: bool) -> None:
             async with write_transaction(runtime.engine, single_statement=single) as conn:
+                ours.append(conn.sync_connection)
                 drivers.append((await conn.get_raw_connection()).driver_connection)
                 await ConversationRepository(conn).append(cid, again, _USAGE, now=at, error="x")
 

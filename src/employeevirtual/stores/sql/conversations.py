@@ -374,6 +374,11 @@ class ConversationRepository(ConversationReader):
         return conversation_from_row((await self.conn.execute(statement)).one())
 
     async def delete(self, conversation_id: UUID) -> None:
+        """The conversation with everything that refers to it. Its row locks set the order every
+        writer of a conversation's rows keeps on PostgreSQL and SQL Server: its rows in other
+        tables (summaries, memories in id order, feedback, messages) before its own row, and
+        several conversations in id order. A writer that took the conversation's row first and
+        one of those after it could deadlock with this delete (the sync acks' flush did)."""
         # its summaries and its own memories (issue 18)
         await MemoryRepository(cast(WriteConnection, self.conn)).delete_for_conversation(
             conversation_id

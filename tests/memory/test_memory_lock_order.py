@@ -20,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.sql import tables
 from support import factories
 from support.memory import PROBE_MODEL, install_probe
+from support.pg_locks import backend_pid, blocked_by
 
 pytestmark = [
     pytest.mark.skipif(
@@ -36,22 +37,6 @@ pytestmark = [
 ]
 
 NOT_SHARED = {"enabled": True, "shared": False}  # memories kept per conversation
-
-
-async def _pid(conn: AsyncConnection) -> int:
-    return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-
-
-async def _blocked_by(engine: AsyncEngine, pid: int) -> int:
-    """The backend waiting on a lock that ``pid`` holds, once there is one."""
-    query = text("SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
-    async with asyncio.timeout(20):
-        while True:
-            async with engine.connect() as conn:
-                waiting = (await conn.execute(query, {"pid": pid})).scalars().first()
-            if waiting is not None:
-                return int(waiting)
-            await asyncio.sleep(0.02)
 
 
 async def _count(engine: AsyncEngine, table: Table, **where: object) -> int:
@@ -83,12 +68,12 @@ async def test_a_forgetting_turn_beside_a_delete_waits_instead_of_deadlocking(
             select(m.id).where(m.conversation_id == cid, m.seq == 1).with_for_update()
         )
         delete = asyncio.create_task(client.delete(f"/api/conversations/{cid}", headers=headers))
-        deleter = await _blocked_by(runtime.engine, await _pid(holder))
+        deleter = await blocked_by(runtime.engine, await backend_pid(holder))
         body = {"message": "forget: porto", "conversation_id": str(cid)}
         turn = asyncio.create_task(client.post("/api/chat/agent", json=body, headers=headers))
         # the turn waits on the memory: before its conversation's row (the old order had
         # taken that row and made the delete wait on the turn, a deadlock)
-        await _blocked_by(runtime.engine, deleter)
+        await blocked_by(runtime.engine, deleter)
         await holder.rollback()
 
     async with asyncio.timeout(30):
@@ -141,12 +126,12 @@ async def test_deleting_all_memories_beside_a_conversation_delete_waits_instead_
             select(tables.memories.c.id).where(tables.memories.c.id == middle).with_for_update()
         )
         delete_all = asyncio.create_task(client.delete("/api/memories", headers=headers))
-        forgetter = await _blocked_by(runtime.engine, await _pid(holder))
+        forgetter = await blocked_by(runtime.engine, await backend_pid(holder))
         delete = asyncio.create_task(
             client.delete(f"/api/conversations/{deleted.id}", headers=headers)
         )
         # the delete waits on "delete all" for a memory before holding one it will want
-        await _blocked_by(runtime.engine, forgetter)
+        await blocked_by(runtime.engine, forgetter)
         await holder.rollback()
 
     async with asyncio.timeout(30):

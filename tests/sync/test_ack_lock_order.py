@@ -16,14 +16,14 @@ import os
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, select, update
 
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
 from employeevirtual.sync.acks import SyncAcks
 from support import factories
+from support.pg_locks import backend_pid, blocked_by
 
 pytestmark = [
     pytest.mark.skipif(
@@ -43,18 +43,6 @@ def settings(settings: Settings) -> Settings:
             "memory_summary_model": "offline",
         }
     )
-
-
-async def _blocked_by(engine: AsyncEngine, pid: int) -> int:
-    """The backend waiting on a lock that ``pid`` holds, once there is one."""
-    query = text("SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
-    async with asyncio.timeout(20):
-        while True:
-            async with engine.connect() as conn:
-                waiting = (await conn.execute(query, {"pid": pid})).scalars().first()
-            if waiting is not None:
-                return int(waiting)
-            await asyncio.sleep(0.02)
 
 
 async def test_a_flush_beside_a_delete_waits_instead_of_deadlocking(
@@ -91,15 +79,14 @@ async def test_a_flush_beside_a_delete_waits_instead_of_deadlocking(
     async with runtime.engine.connect() as holder:
         await holder.begin()
         await holder.execute(select(c.id).where(c.id == held.id).with_for_update())
-        holder_pid = (await holder.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         flush = asyncio.create_task(acks.flush())
-        flusher = await _blocked_by(runtime.engine, holder_pid)
+        flusher = await blocked_by(runtime.engine, await backend_pid(holder))
         delete = asyncio.create_task(
             client.delete(
                 f"/api/conversations/{deleted.id}", headers=factories.headers(runtime, owner)
             )
         )
-        await _blocked_by(runtime.engine, flusher)  # the delete waits on the flush
+        await blocked_by(runtime.engine, flusher)  # the delete waits on the flush
         await holder.rollback()
 
     async with asyncio.timeout(30):

@@ -3,6 +3,7 @@ the drivers, flat between a 10- and a 1,000-message conversation. No timings ass
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from employeevirtual.stores.sql.engine import read_connection
 from employeevirtual.stores.sql.memory import MemoryReader
 from employeevirtual.stores.supersede import LOOKAHEAD
 from support.api import create_agent, register_and_login
-from tools.bench.floor import FloorSpec, combined_floor, measure_floor
+from tools.bench.floor import FloorSpec, _sqlite_floor, combined_floor, measure_floor
 from tools.bench.meter import StoreMeter, Tally
 from tools.bench.report import print_workers, write_results
 from tools.bench.run import _MachineTrace, _model_starts
@@ -313,6 +314,9 @@ async def test_floor_replays_a_captured_turn_and_leaves_the_stores_as_they_were(
     postgres = runtime.engine.dialect.name == "postgresql"
     assert floor["sql_transactions"] == steady.sql_transactions == (0 if postgres else 1)
     assert all(floor[k] > 0 for k in ("agent_ms", "sql_ms", "mongo_ms"))
+    if not postgres:  # as the server's driver: the two reads, then the write in one trip
+        rounds = spec.rounds + 3  # and 3 warm-up rounds
+        assert await asyncio.to_thread(asyncio.run, _sqlite_trips(spec)) == 3 * rounds
     # the turn's messages once each, the counters as the turn left them
     r = await client.get(f"/api/conversations/{cid}/messages", headers=headers)
     assert [m["seq"] for m in r.json()["messages"]] == [1, 2, 3, 4, 5, 6]
@@ -320,6 +324,23 @@ async def test_floor_replays_a_captured_turn_and_leaves_the_stores_as_they_were(
     assert restored is not None and after is not None
     assert restored["metadata"]["last_seq"] == after["metadata"]["last_seq"] == 6
     assert await runtime.documents.messages.count_documents({"conversation_id": cid}) == 6
+
+
+async def _sqlite_trips(spec: FloorSpec) -> int:
+    """How many hand-offs to SQLite's thread the SQLite floor's replay makes: each one's result
+    comes back to the loop through ``call_soon_threadsafe`` (an executor's or aiosqlite's)."""
+    loop = asyncio.get_running_loop()
+    trips = 0
+    back = loop.call_soon_threadsafe
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return back(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    await _sqlite_floor(spec)
+    return trips
 
 
 def test_the_machines_bound_on_a_burst() -> None:

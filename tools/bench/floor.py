@@ -5,8 +5,10 @@
 * ``agent_ms``: CPU of one bare ``Agent.run`` on the bench's instant model, with a history of
   the turn's size (the agent's context window of user/agent messages), nothing around it;
 * ``sql_ms``: CPU of the turn's own SQL statements, captured from the server at the driver's
-  cursor and replayed with the raw driver (asyncpg or aiosqlite), in the same transactions
-  (ROLLBACK in place of COMMIT, so the database is left as it was);
+  cursor and replayed with the raw driver, in the same transactions (ROLLBACK in place of
+  COMMIT, so the database is left as it was): asyncpg, or ``sqlite3`` on one thread of its own
+  with each transaction (or statement outside one) in one hand-off to it, as the server's
+  driver runs a turn's write (``stores.sql.one_trip``);
 * ``mongo_ms``: CPU of the turn's MongoDB commands, captured from PyMongo's command monitoring
   and replayed with ``db.command`` on a raw async client;
 * ``stream``: what streaming costs Pydantic AI itself: bare ``Agent.run`` on the bench's
@@ -16,7 +18,7 @@
 Replays need the turn's inserts to be new again: before each round, and outside the timed part,
 the rows and documents the turn inserted are deleted (inside the same SQL transaction, so the
 rollback restores them) and the conversation document is put back as it was before the turn.
-CPU is ``time.process_time`` (every thread of the process, so aiosqlite's thread counts).
+CPU is ``time.process_time`` (every thread of the process, so SQLite's thread counts).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import asyncio
 import json
 import pickle
 import re
+import sqlite3
 import statistics
 import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -236,47 +240,66 @@ def _pg_statement(conn: Any, entry: dict[str, Any]) -> Callable[[], Awaitable[An
 
 
 async def _sqlite_floor(spec: FloorSpec) -> float:
-    import aiosqlite
-
     path = make_url(spec.sql_url).database
     assert path is not None
-    db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     try:
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-            await db.execute(f"PRAGMA {pragma}")
-        steps: list[Callable[[], Awaitable[Any]]] = []
-        for entry in spec.captured:
-            if entry["kind"] == "end":
-                steps.append(lambda: db.execute("ROLLBACK"))
-            elif entry["kind"] == "sql":  # BEGIN IMMEDIATE is a captured statement on SQLite
-                steps.append(_sqlite_statement(db, entry))
+            db.execute(f"PRAGMA {pragma}").close()
+        transactions = _sqlite_transactions(spec.captured)
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1) as thread:  # the driver's thread
 
-        async def step() -> None:
-            for s in steps:
-                await s()
+            async def step() -> None:
+                for transaction in transactions:
+                    await loop.run_in_executor(thread, _sqlite_run, db, transaction)
 
-        return await _cpu_of(spec.rounds, None, step)
+            return await _cpu_of(spec.rounds, None, step)
     finally:
-        await db.close()
+        db.close()
 
 
-def _sqlite_statement(db: Any, entry: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
-    sql, params = entry["statement"], entry["params"]
+# a statement's SQL, parameters, executemany, and the DELETE that makes its inserts new again
+_SqliteStatement = tuple[str, Any, bool, tuple[str, list[Any]] | None]
+
+
+def _sqlite_transactions(captured: list[dict[str, Any]]) -> list[list[_SqliteStatement]]:
+    """The captured statements, a list a trip to the driver's thread: a transaction's (its
+    BEGIN IMMEDIATE up to ROLLBACK in place of its end), or one statement outside any."""
+    transactions: list[list[_SqliteStatement]] = []
+    within = False
+    for entry in captured:
+        kind = entry["kind"]
+        if kind == "begin":
+            transactions.append([])
+        elif kind in ("sql", "end"):
+            if not within:
+                transactions.append([])
+            rollback: _SqliteStatement = ("ROLLBACK", (), False, None)
+            transactions[-1].append(_sqlite_statement(entry) if kind == "sql" else rollback)
+        within = kind == "begin" or (within and kind != "end")
+    return transactions
+
+
+def _sqlite_statement(entry: dict[str, Any]) -> _SqliteStatement:
     inserted = _inserted_ids(entry)
+    delete = None
+    if inserted is not None:
+        table, ids = inserted
+        delete = (f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(ids))})", ids)
+    return entry["statement"], entry["params"], entry["many"], delete
 
-    async def run() -> Any:
-        if inserted is not None:
-            table, ids = inserted
+
+def _sqlite_run(db: sqlite3.Connection, transaction: list[_SqliteStatement]) -> None:
+    """On the driver's thread: the statements, each one's rows fetched and its cursor closed."""
+    for sql, params, many, delete in transaction:
+        if delete is not None:  # not counted: a new row again, undone by the rollback
             paused = time.process_time()
-            marks = ",".join("?" * len(ids))
-            await db.execute(f"DELETE FROM {table} WHERE id IN ({marks})", ids)
+            db.execute(*delete).close()
             _Paused.seconds += time.process_time() - paused
-        if entry["many"]:
-            return await db.executemany(sql, params)
-        async with db.execute(sql, params) as cursor:
-            return await cursor.fetchall()
-
-    return run
+        cursor = db.executemany(sql, params) if many else db.execute(sql, params)
+        cursor.fetchall()
+        cursor.close()
 
 
 async def mongo_floor(spec: FloorSpec) -> float:

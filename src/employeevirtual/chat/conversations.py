@@ -4,11 +4,14 @@ conversation's history, a page at a time (audited)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
 from uuid import UUID
 
 from pymongo.errors import PyMongoError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.chat.history import HistoryPage, read_history
@@ -22,7 +25,7 @@ from employeevirtual.stores.sql.conversations import (
     ConversationReader,
     ConversationRepository,
 )
-from employeevirtual.stores.sql.engine import read_connection, write_transaction
+from employeevirtual.stores.sql.engine import WriteConnection, read_connection, write_transaction
 from employeevirtual.stores.sql.sync import SyncReader
 
 __all__ = [
@@ -33,6 +36,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 async def record_audit_read(
@@ -150,7 +155,8 @@ class ConversationService:
         self, user: UserRecord, conversation_id: UUID, *, client_ip: str | None
     ) -> None:
         now = datetime.now(UTC)
-        async with write_transaction(self.engine) as conn:
+
+        async def write(conn: WriteConnection) -> None:
             repo = ConversationRepository(conn)
             found = await repo.get(conversation_id, user)
             if found is None:
@@ -165,6 +171,8 @@ class ConversationService:
                 client_ip=client_ip,
                 now=now,
             )
+
+        await self._delete_in_sql(conversation_id, write)
         await self._delete_documents(conversation_id)
 
     async def purge(
@@ -173,21 +181,47 @@ class ConversationService:
         """Delete a conversation by policy (retention, erasure): the same two steps as a user's
         delete (SQL with its audit row, then MongoDB; the reconciler removes what MongoDB
         missed), with an audit row that keeps no title. False when it was already gone."""
-        async with write_transaction(self.engine) as conn:
-            repo = ConversationRepository(conn)
+
+        async def write(conn: WriteConnection) -> bool:
             found = await SyncReader(conn).get(conversation_id)
-            if found is not None:
-                await repo.delete(conversation_id)
-                await AuditRepository(conn).record(
-                    action="conversation.purge",
-                    actor_id=actor_id,
-                    target_type="conversation",
-                    target_id=str(conversation_id),
-                    details={"reason": reason, "message_count": found.message_count},
-                    now=now,
-                )
+            if found is None:
+                return False
+            await ConversationRepository(conn).delete(conversation_id)
+            await AuditRepository(conn).record(
+                action="conversation.purge",
+                actor_id=actor_id,
+                target_type="conversation",
+                target_id=str(conversation_id),
+                details={"reason": reason, "message_count": found.message_count},
+                now=now,
+            )
+            return True
+
+        purged = await self._delete_in_sql(conversation_id, write)
         await self._delete_documents(conversation_id)
-        return found is not None
+        return purged
+
+    async def _delete_in_sql(
+        self, conversation_id: UUID, write: Callable[[WriteConnection], Awaitable[T]]
+    ) -> T:
+        """``write`` (a conversation's delete with its audit row) in a write transaction, run
+        once more in a fresh one when a constraint refuses it. On PostgreSQL (READ COMMITTED) a
+        turn, an interrupted turn's record or new feedback committed between the delete's
+        ``DELETE messages`` and its ``DELETE conversations`` leaves rows the first did not see,
+        and the conversation's row then fails their foreign key; the second transaction sees
+        and deletes them, so the delete wins the race. The first rolled back whole (no audit
+        row); a second refusal raises (409)."""
+        try:
+            async with write_transaction(self.engine) as conn:
+                return await write(conn)
+        except IntegrityError as exc:
+            log.info(
+                "delete of %s refused (%s), rows written meanwhile; run again",
+                conversation_id,
+                type(exc).__name__,
+            )
+        async with write_transaction(self.engine) as conn:
+            return await write(conn)
 
     async def _delete_documents(self, conversation_id: UUID) -> None:
         try:

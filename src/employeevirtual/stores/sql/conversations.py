@@ -378,7 +378,9 @@ class ConversationRepository(ConversationReader):
         writer of a conversation's rows keeps on PostgreSQL and SQL Server: its rows in other
         tables (summaries, memories in id order, feedback, messages) before its own row, and
         several conversations in id order. A writer that took the conversation's row first and
-        one of those after it could deadlock with this delete (the sync acks' flush did)."""
+        one of those after it could deadlock with this delete (the sync acks' flush did). On
+        PostgreSQL rows committed between its statements (a turn's messages) fail the last
+        one's foreign key; ``ConversationService`` runs the transaction again once."""
         # its summaries and its own memories (issue 18)
         await MemoryRepository(cast(WriteConnection, self.conn)).delete_for_conversation(
             conversation_id

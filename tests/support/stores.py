@@ -13,6 +13,7 @@ from sqlalchemy import select
 from employeevirtual.runtime import Runtime
 from employeevirtual.stores.mongo.documents import DocumentStore
 from employeevirtual.stores.mongo.memory import MemoryDocuments
+from employeevirtual.stores.records import ConversationRecord, MessageRecord, TurnUsage
 from employeevirtual.stores.sql.memory import MemoryRecord
 from employeevirtual.stores.sql.tables import conversations, messages
 
@@ -20,9 +21,10 @@ Meanwhile = Callable[[], Awaitable[None]]
 
 
 class InsertLater(DocumentStore):
-    """A store whose next insert (of messages or of ``chat_analytics`` documents) comes late:
-    ``meanwhile`` (what another process does in the window) runs once, after the caller read
-    SQL, before that insert: another server's sync-ack flush, a relay pass, a repair."""
+    """A store whose next insert (of messages or of ``chat_analytics`` documents, or a turn's
+    write: its messages and its conversation document) comes late: ``meanwhile`` (what another
+    process does in the window) runs once, after the caller read or committed SQL, before that
+    insert: another server's sync-ack flush, a relay pass, a repair, a turn's MongoDB write."""
 
     def __init__(self, store: DocumentStore) -> None:
         super().__init__(store.db, window=store.window)
@@ -32,6 +34,15 @@ class InsertLater(DocumentStore):
         meanwhile, self.meanwhile = self.meanwhile, None
         if meanwhile is not None:
             await meanwhile()
+
+    async def write_turn(
+        self,
+        conversation: ConversationRecord,
+        messages: Sequence[MessageRecord],
+        usage: TurnUsage | None,
+    ) -> bool:
+        await self._late()
+        return await super().write_turn(conversation, messages, usage)
 
     async def insert_messages(self, docs: Sequence[dict[str, Any]]) -> None:
         await self._late()

@@ -6,8 +6,10 @@ erasure removed, even one another process commits between the flush's check and 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +17,16 @@ import httpx
 import pytest
 from pymongo import monitoring
 
+from employeevirtual.chat.turn import TurnSucceeded
 from employeevirtual.runtime import Runtime
 from employeevirtual.settings import Settings
 from employeevirtual.stores.mongo.secantus import SecantusServer
+from employeevirtual.stores.records import UserRecord
 from employeevirtual.sync.acks import SyncAcks
+from support import factories
 from support.access import Account, account, app_client
 from support.api import PASSWORD, create_agent
-from support.people import wait_done
+from support.people import erase, wait_done
 from support.stores import InsertLater, mongo_failing, sync_state
 
 # the commands a block of this test's task sends (None: not counting)
@@ -276,3 +281,107 @@ async def test_an_erasure_between_the_flush_check_and_its_insert_keeps_no_run(
     assert other.documents.meanwhile is None  # it ran
     assert await _runs(runtime, user_id=person.id) == []
     assert await _runs(runtime, conversation_id=cid) == []
+
+
+async def _in_mongodb(runtime: Runtime, cid: str, owner: str) -> dict[str, int]:
+    """What MongoDB holds of a conversation and of its owner (only what is not nothing)."""
+    docs = runtime.documents
+    counts = {
+        "conversation": await docs.conversations.count_documents({"_id": cid}),
+        "owner's conversations": await docs.conversations.count_documents({"user_id": owner}),
+        "messages": await docs.messages.count_documents({"conversation_id": cid}),
+        "owner's messages": await docs.messages.count_documents({"user_id": owner}),
+        "runs": await docs.analytics.count_documents({"conversation_id": cid}),
+        "owner's runs": await docs.analytics.count_documents({"user_id": owner}),
+    }
+    return {k: n for k, n in counts.items() if n}
+
+
+async def _late_turn(
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: Callable[[UserRecord, uuid.UUID], Awaitable[None]],
+) -> tuple[UserRecord, str]:
+    """A person's conversation (its first turn flushed), then a turn whose MongoDB write comes
+    after ``meanwhile(person, conversation)`` (a delete, an erasure) finished with both stores.
+    The conversation's id."""
+    await factories.user(runtime, name="Admin")  # the heir: the person is not the only admin
+    person = await factories.user(runtime, name="Pia")
+    agent = await factories.agent(runtime, person)
+    first = await factories.turn(runtime, person, "Pia's secret", agent=agent)
+    assert isinstance(first, TurnSucceeded), first
+    await runtime.acks.flush()
+    late = InsertLater(runtime.documents)
+    monkeypatch.setattr(runtime.chat, "documents", late)
+    late.meanwhile = lambda: meanwhile(person, first.conversation.id)
+    outcome = await factories.turn(runtime, person, "again", conversation=first.conversation)
+    assert isinstance(outcome, TurnSucceeded), outcome
+    assert late.meanwhile is None  # it ran
+    return person, str(first.conversation.id)
+
+
+# what a late turn's write brought back into MongoDB: the conversation (an upsert), 2 messages
+BROUGHT_BACK = {
+    "conversation": 1,
+    "owner's conversations": 1,
+    "messages": 2,
+    "owner's messages": 2,
+}
+
+
+async def test_a_turn_written_after_its_conversation_was_deleted_is_taken_back(
+    batched: tuple[httpx.AsyncClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn committed in SQL before its conversation's delete, its MongoDB write landing
+    after the delete's: the next flush deletes what it wrote again (and writes no run)."""
+    _, runtime = batched
+
+    async def delete(person: UserRecord, conversation_id: uuid.UUID) -> None:
+        await runtime.conversations.delete(person, conversation_id, client_ip=None)
+
+    person, cid = await _late_turn(runtime, monkeypatch, delete)
+    assert await _in_mongodb(runtime, cid, str(person.id)) == BROUGHT_BACK
+    assert runtime.acks.buffered == 1  # its run: not written by the flush
+    await runtime.acks.flush()
+    assert await _in_mongodb(runtime, cid, str(person.id)) == {}
+    assert runtime.acks.buffered == 0
+
+
+async def test_a_turn_written_after_its_owner_was_erased_is_taken_back(
+    batched: tuple[httpx.AsyncClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with a whole erasure (its flush, its MongoDB deletes by owner) between the
+    turn's SQL commit and its MongoDB write: the next flush leaves nothing of the person."""
+    _, runtime = batched
+
+    async def erasure(person: UserRecord, conversation_id: uuid.UUID) -> None:
+        await erase(runtime, person)
+
+    person, cid = await _late_turn(runtime, monkeypatch, erasure)
+    assert await _in_mongodb(runtime, cid, str(person.id)) == BROUGHT_BACK
+    await runtime.acks.flush()
+    assert await _in_mongodb(runtime, cid, str(person.id)) == {}
+
+
+async def test_a_late_turn_write_that_failed_half_way_is_taken_back_too(
+    batched: tuple[httpx.AsyncClient, Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+    secantus: SecantusServer,
+) -> None:
+    """The late write's messages inserted, its conversation update failed: not acknowledged,
+    still checked by the next flush, which deletes the messages of the deleted conversation."""
+    _, runtime = batched
+    async with contextlib.AsyncExitStack() as failing:
+
+        async def delete(person: UserRecord, conversation_id: uuid.UUID) -> None:
+            await runtime.conversations.delete(person, conversation_id, client_ip=None)
+            await failing.enter_async_context(mongo_failing(secantus.url, ("update",)))
+
+        person, cid = await _late_turn(runtime, monkeypatch, delete)
+    assert await _in_mongodb(runtime, cid, str(person.id)) == {
+        "messages": 2,
+        "owner's messages": 2,
+    }
+    assert runtime.acks.buffered == 0
+    await runtime.acks.flush()
+    assert await _in_mongodb(runtime, cid, str(person.id)) == {}

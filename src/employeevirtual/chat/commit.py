@@ -196,7 +196,8 @@ async def write_documents(
     delegated) with its acknowledgement at the next flush of ``acks`` (``SyncAcks``), so they
     reach MongoDB up to one flush interval after the turn. Failures, and a write the
     conversation document's guard refused, leave ``synced_seq`` behind for the relay, which
-    rebuilds the analytics documents too."""
+    rebuilds the analytics documents too. Every write is acknowledged or checked: the flush
+    takes back one that landed after the conversation's delete (``SyncAcks``)."""
     try:
         applied = await documents.write_turn(conversation, stored, usage)
         if created:
@@ -213,9 +214,14 @@ async def write_documents(
             stored[-1].seq,
             type(exc).__name__,
         )
+        acks.check(conversation.id)  # its messages may be in: taken back if it is gone
         return False
+    # checked by the next flush either way: a write that landed after the conversation's
+    # delete (which upserted its document again) is taken back there, not left in MongoDB
     if applied:
         acks.ack(conversation.id, stored[0].seq, stored[-1].seq, analytics=turn_analytics(stored))
+    else:
+        acks.check(conversation.id)
     return applied
 
 

@@ -255,7 +255,10 @@ class ErasureService:
             # this server's batched chat_analytics documents (``SyncAcks``), before the
             # collections are erased: a flush running now finishes first, and the person's
             # documents still buffered are dropped (their conversations are gone, their account
-            # deactivated), so none lands after the erasure
+            # deactivated), so none lands after the erasure. A turn's own MongoDB write still
+            # in flight (committed in SQL before the purge) may land after this step, even
+            # after the job is done: the next flush of its server takes it back
+            # (``SyncAcks._take_back_gone``), its conversation being gone from SQL
             await self.flush_documents()
         for source in self.registry:
             await source.erase(job.user_id)

@@ -22,6 +22,12 @@ So a turn is acknowledged only once its analytics documents are in MongoDB:
 * a delete or an erasure committed between that read and the insert (by another process) is
   caught by a second read after the insert, which takes back the documents just inserted for
   those conversations (``_take_back_late``): none is left for the reconciler to find;
+* that first read also takes back a turn's own MongoDB write (its messages, its conversation
+  document: an upsert) that landed after its conversation's delete had deleted its documents:
+  the conversations it finds gone from SQL have their documents deleted again
+  (``_take_back_gone``). Every turn's write is checked (``ack``, or ``check`` for a write the
+  guard refused or that failed), and in the read the flush makes anyway: nothing is added to a
+  turn's own path;
 * the erasure flushes (``flush``) before it erases the person's MongoDB documents, and a flush
   waits for one already running.
 
@@ -77,6 +83,7 @@ class _Written:
     first_seq: int
     last_seq: int
     analytics: tuple[Document, ...]
+    acknowledged: bool = True  # False: only checked (``check``), never acknowledged
 
 
 class SyncAcks:
@@ -104,6 +111,12 @@ class SyncAcks:
         the next flush before the acknowledgement."""
         self._pending.append(_Written(conversation_id, first_seq, last_seq, tuple(analytics)))
 
+    def check(self, conversation_id: UUID) -> None:
+        """A turn's write to MongoDB that is not acknowledged (the conversation document's
+        guard refused it, or it failed part-way, its messages perhaps inserted): the next
+        flush still takes back the conversation's documents if SQL no longer holds it."""
+        self._pending.append(_Written(conversation_id, 0, 0, (), acknowledged=False))
+
     def ack_summary(self, conversation_id: UUID, version: int) -> None:
         """The conversation's summary ``version`` reached MongoDB (older ones go with it)."""
         if version > self._summaries.get(conversation_id, 0):
@@ -126,7 +139,7 @@ class SyncAcks:
                 return
             written = await self._write_analytics(pending)
             ranges: dict[UUID, list[tuple[int, int]]] = {}
-            for w in written:
+            for w in (w for w in written if w.acknowledged):
                 ranges.setdefault(w.conversation_id, []).append((w.first_seq, w.last_seq))
             acks = [
                 (conversation_id, first, last)
@@ -152,34 +165,90 @@ class SyncAcks:
 
     async def _write_analytics(self, pending: list[_Written]) -> list[_Written]:
         """``pending`` less the turns whose analytics documents did not reach MongoDB (left to
-        the relay): a failed insert, a conversation gone, an owner no longer active."""
-        with_runs = {w.conversation_id for w in pending if w.analytics}
-        if not with_runs:
+        the relay: a failed insert, an owner no longer active) and those of conversations gone
+        from SQL (their documents taken back: ``_take_back_gone``)."""
+        if not pending:
             return pending
         try:
-            async with read_connection(self.engine) as conn:
-                kept = await SyncReader(conn).kept_by_active_owners(list(with_runs))
-            docs = [d for w in pending if w.conversation_id in kept for d in w.analytics]
-            if docs:
-                await self.documents.insert_analytics_many(docs)
+            kept, gone = await self._check([w.conversation_id for w in pending])
         except Exception as exc:
-            failed = [w for w in pending if w.analytics]
-            # tried again by the next flush (a MongoDB blip then costs the relay nothing), as
-            # many as RETRIED at most; the rest are the relay's, as after a crash
-            kept_for_retry = failed[-RETRIED:]
-            self._pending[:0] = kept_for_retry
-            log.warning(
-                "could not write %d chat_analytics documents (%s); %d turns are tried again at "
-                "the next flush, %d left to the relay",
-                sum(len(w.analytics) for w in failed),
-                type(exc).__name__,
-                len(kept_for_retry),
-                len(failed) - len(kept_for_retry),
-            )
+            self._retry(pending, exc)
+            return []
+        if gone:
+            await self._take_back_gone(gone)
+            pending = [w for w in pending if w.conversation_id not in gone]
+        docs = [d for w in pending if w.conversation_id in kept for d in w.analytics]
+        if not docs:
             return [w for w in pending if not w.analytics]
-        if docs:
-            kept = await self._take_back_late(pending, kept)
+        try:
+            await self.documents.insert_analytics_many(docs)
+        except Exception as exc:
+            self._retry([w for w in pending if w.analytics], exc)
+            return [w for w in pending if not w.analytics]
+        inserted = {w.conversation_id for w in pending if w.analytics} & kept
+        kept = await self._take_back_late(pending, inserted)
         return [w for w in pending if not w.analytics or w.conversation_id in kept]
+
+    async def _check(self, conversation_ids: list[UUID]) -> tuple[set[UUID], set[UUID]]:
+        """Of ``conversation_ids``, those still kept by an active owner (one SQL read), and
+        those gone from SQL (a second read, only when some were not kept: an owner deactivated
+        is no erasure, and their conversations' documents stay)."""
+        ids = list(dict.fromkeys(conversation_ids))
+        async with read_connection(self.engine) as conn:
+            reader = SyncReader(conn)
+            kept = await reader.kept_by_active_owners(ids)
+            not_kept = [cid for cid in ids if cid not in kept]
+            if not not_kept:
+                return kept, set()
+            return kept, set(not_kept) - await reader.existing(not_kept)
+
+    async def _take_back_gone(self, gone: set[UUID]) -> None:
+        """The documents of conversations gone from SQL deleted again: a turn's write (an
+        upsert of the conversation document, its messages) that landed after the delete's.
+
+        Why this suffices: a delete (``ConversationService.delete``/``purge``, an erasure's
+        too) commits in SQL before it deletes the conversation's documents in MongoDB. A turn
+        is acknowledged, or only checked (a write the guard refused, or one that failed), after
+        its write returned, and this flush read SQL after that. If the write finished before
+        the delete's MongoDB step began, that step removed it; if not, the SQL commit came
+        before the write returned, so the read found the conversation gone and its documents
+        are deleted here. A delete committed after the read begins its MongoDB step after the
+        write returned: that step removes it.
+
+        Should a delete fail, the documents stay (logged): the reconciler's orphan scan
+        removes them."""
+        for conversation_id in sorted(gone):
+            try:
+                await self.documents.delete_conversation(conversation_id)
+            except Exception as exc:
+                log.warning(
+                    "could not take back the documents of conversation %s, deleted while its "
+                    "turn was written (%s); the reconciler's orphan scan removes them",
+                    conversation_id,
+                    type(exc).__name__,
+                )
+            else:
+                log.info(
+                    "conversation %s was deleted while its turn was written: its documents "
+                    "taken back",
+                    conversation_id,
+                )
+
+    def _retry(self, failed: list[_Written], exc: Exception) -> None:
+        """After a failed check or insert: ``failed`` tried again by the next flush (a blip
+        then costs the relay nothing), as many as RETRIED at most, the rest the relay's, as
+        after a crash."""
+        kept_for_retry = failed[-RETRIED:]
+        self._pending[:0] = kept_for_retry
+        log.warning(
+            "could not check or write the chat_analytics documents of %d turns (%d documents: "
+            "%s); %d are tried again at the next flush, %d left to the relay",
+            len(failed),
+            sum(len(w.analytics) for w in failed),
+            type(exc).__name__,
+            len(kept_for_retry),
+            len(failed) - len(kept_for_retry),
+        )
 
     async def _take_back_late(self, pending: list[_Written], inserted: set[UUID]) -> set[UUID]:
         """Of the conversations whose documents were just ``inserted``, those still kept (one

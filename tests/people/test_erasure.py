@@ -5,6 +5,7 @@ of the run finds none of their id, email, name or message content. Only the tomb
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -13,15 +14,25 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import select
 
+from employeevirtual.errors import Unauthorized
 from employeevirtual.runtime import Runtime
 from employeevirtual.security.ratelimit import InProcessRateLimiter
 from employeevirtual.settings import Settings
 from employeevirtual.stores.sql import tables
+from support import factories
 from support.access import account, app_client
 from support.api import PASSWORD, create_agent
-from support.people import a_person_with_everything, scan_everything, scan_files, wait_done
+from support.people import (
+    a_person_with_everything,
+    erase,
+    scan_everything,
+    scan_files,
+    wait_done,
+)
 
 REDIS_URL = os.environ.get("EV_TEST_REDIS_URL")
 CACHES = ["memory", *(["redis"] if REDIS_URL else [])]
@@ -247,3 +258,46 @@ async def test_the_only_admin_cannot_erase_themselves(client: httpx.AsyncClient)
         "DELETE", f"/api/admin/users/{admin.id}", json={}, headers=admin.headers
     )
     assert r.status_code == 409
+
+
+async def test_a_first_turn_committing_after_the_erasure_purge_is_refused(
+    runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation's first turn whose agent answers while its owner's erasure runs: checked
+    before the deactivation, committing after the erasure purged the person's conversations.
+    Its commit is refused (the owner no longer active), so no conversation row of theirs is
+    left to refuse the account's deletion (a foreign key), and the job finishes."""
+    await factories.user(runtime, name="Admin")
+    otto = await factories.user(runtime, name="Otto")
+    person = await factories.user(runtime, name="Pia")
+    answering, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        answering.set()
+        await answer.wait()
+        return ModelResponse(parts=[TextPart("an answer")])
+
+    model = FunctionModel(slow, model_name="openai-chat:erasure-slow")
+    runtime.models.override(model.model_name, model)
+    shared = await factories.agent(runtime, otto, visibility="shared", model=model.model_name)
+    secret = f"Pia's secret {uuid.uuid4().hex[:12]}"
+    turn = asyncio.create_task(factories.turn(runtime, person, secret, agent=shared))
+    await answering.wait()
+    flush = runtime.erasure.flush_documents
+    assert flush is not None
+
+    async def after_the_purge() -> None:  # the erasure's documents step: the turn commits now
+        answer.set()
+        await asyncio.wait([turn])
+        await flush()
+
+    monkeypatch.setattr(runtime.erasure, "flush_documents", after_the_purge)
+    await erase(runtime, person)
+    with pytest.raises(Unauthorized):
+        await turn
+    await runtime.acks.flush()
+    needles = {"id": str(person.id), "id_hex": person.id.hex, "message": secret}
+    found = await scan_everything(
+        runtime.engine, runtime.documents, needles, schema=settings.database_schema
+    )
+    assert found == {"sql": {}, "mongo": {}}, found

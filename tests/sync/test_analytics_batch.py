@@ -385,3 +385,27 @@ async def test_a_late_turn_write_that_failed_half_way_is_taken_back_too(
     assert runtime.acks.buffered == 0
     await runtime.acks.flush()
     assert await _in_mongodb(runtime, cid, str(person.id)) == {}
+
+
+async def test_a_first_turn_written_after_its_owner_was_erased_leaves_no_activity(
+    batched: tuple[httpx.AsyncClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation's first turn committed in SQL before an erasure, its MongoDB write (with
+    its ``conversation_created`` activity, naming the person) landing after the erasure's: the
+    next flush takes the activity back with the conversation's documents."""
+    _, runtime = batched
+    await factories.user(runtime, name="Admin")  # the heir: the person is not the only admin
+    person = await factories.user(runtime, name="Pia")
+    agent = await factories.agent(runtime, person)
+    late = InsertLater(runtime.documents)
+    monkeypatch.setattr(runtime.chat, "documents", late)
+    late.meanwhile = lambda: erase(runtime, person)
+    outcome = await factories.turn(runtime, person, "Pia's secret", agent=agent)
+    assert isinstance(outcome, TurnSucceeded), outcome
+    assert late.meanwhile is None  # it ran
+    cid, owner = str(outcome.conversation.id), str(person.id)
+    activities = runtime.documents.activities
+    assert await activities.count_documents({"user_id": owner}) == 1
+    await runtime.acks.flush()
+    assert await _in_mongodb(runtime, cid, owner) == {}
+    assert await activities.count_documents({"user_id": owner}) == 0

@@ -151,15 +151,20 @@ async def store_messages(
     created with the first turn), and the run's ``usage`` (None: no agent ran) added to the
     counters. Inside the caller's transaction. ``max_conversations``: the per-user cap,
     counted again under the user's row lock before a new conversation is written (concurrent
-    first turns that all passed ``resolve`` count one after the other). For a conversation
-    that exists, one statement on PostgreSQL (``ConversationRepository.append``)."""
+    first turns that all passed ``resolve`` count one after the other). A new conversation is
+    refused (401) when that lock finds the user deactivated: a first turn that passed
+    ``resolve`` before an erasure's deactivation cannot commit a conversation after the
+    erasure's purge (the deactivation commits before the lock is granted, or waits for this
+    commit, which the purge then sees). For a conversation that exists, one statement on
+    PostgreSQL (``ConversationRepository.append``; an erasure's purge deletes it)."""
     reply = new[-1]
     error = reply.content[:2000] if reply.message_type == "error" else None
     now = reply.created_at  # last_message_at: the newest message, as MongoDB's last_activity
     conversations = ConversationRepository(conn)
     if conversation is None:
+        if not await UserRepository(conn).lock(user_id):
+            raise Unauthorized("the token's user no longer exists or is deactivated")
         if max_conversations is not None:
-            await UserRepository(conn).lock(user_id)
             await _check_room(conn, user_id, max_conversations)
         new_conversation = NewConversation(
             id=reply.conversation_id,
@@ -197,15 +202,12 @@ async def write_documents(
     reach MongoDB up to one flush interval after the turn. Failures, and a write the
     conversation document's guard refused, leave ``synced_seq`` behind for the relay, which
     rebuilds the analytics documents too. Every write is acknowledged or checked: the flush
-    takes back one that landed after the conversation's delete (``SyncAcks``)."""
+    takes back one that landed after the conversation's delete (``SyncAcks``), with its
+    ``conversation_created`` activity."""
     try:
         applied = await documents.write_turn(conversation, stored, usage)
         if created:
-            await documents.log_activity(
-                user_id=conversation.user_id,
-                activity="conversation_created",
-                details={"conversation_id": str(conversation.id)},
-            )
+            await documents.log_conversation_created(conversation)
     except PyMongoError as exc:
         log.warning(
             "MongoDB write failed for conversation %s (seq %d-%d): %s; left to the relay",

@@ -258,7 +258,10 @@ class ErasureService:
             # deactivated), so none lands after the erasure. A turn's own MongoDB write still
             # in flight (committed in SQL before the purge) may land after this step, even
             # after the job is done: the next flush of its server takes it back
-            # (``SyncAcks._take_back_gone``), its conversation being gone from SQL
+            # (``SyncAcks._take_back_gone``), its conversation being gone from SQL, with a
+            # first turn's ``conversation_created`` activity. A first turn committing after
+            # the deactivation is refused (``commit.store_messages``): no conversation of the
+            # person is created after the ``conversations`` step
             await self.flush_documents()
         for source in self.registry:
             await source.erase(job.user_id)

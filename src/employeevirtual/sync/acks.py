@@ -24,7 +24,8 @@ So a turn is acknowledged only once its analytics documents are in MongoDB:
   those conversations (``_take_back_late``): none is left for the reconciler to find;
 * that first read also takes back a turn's own MongoDB write (its messages, its conversation
   document: an upsert) that landed after its conversation's delete had deleted its documents:
-  the conversations it finds gone from SQL have their documents deleted again
+  the conversations it finds gone from SQL have their documents deleted again, with the
+  ``conversation_created`` activity of a first turn, which names its owner
   (``_take_back_gone``). Every turn's write is checked (``ack``, or ``check`` for a write the
   guard refused or that failed), and in the read the flush makes anyway: nothing is added to a
   turn's own path;
@@ -204,7 +205,10 @@ class SyncAcks:
 
     async def _take_back_gone(self, gone: set[UUID]) -> None:
         """The documents of conversations gone from SQL deleted again: a turn's write (an
-        upsert of the conversation document, its messages) that landed after the delete's.
+        upsert of the conversation document, its messages, and for a first turn its
+        ``conversation_created`` activity, which names the owner an erasure removed) that
+        landed after the delete's. An activity is deleted by its ``_id`` (fixed by the
+        conversation's): no filter scans ``user_activities``.
 
         Why this suffices: a delete (``ConversationService.delete``/``purge``, an erasure's
         too) commits in SQL before it deletes the conversation's documents in MongoDB. A turn
@@ -216,10 +220,12 @@ class SyncAcks:
         write returned: that step removes it.
 
         Should a delete fail, the documents stay (logged): the reconciler's orphan scan
-        removes them."""
+        removes the conversation's, not an activity (the person's id left in
+        ``user_activities`` until its retention, if any, expires it)."""
         for conversation_id in sorted(gone):
             try:
                 await self.documents.delete_conversation(conversation_id)
+                await self.documents.delete_conversation_created(conversation_id)
             except Exception as exc:
                 log.warning(
                     "could not take back the documents of conversation %s, deleted while its "

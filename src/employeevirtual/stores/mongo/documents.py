@@ -241,17 +241,38 @@ class DocumentStore:
             )
 
     async def log_activity(
-        self, *, user_id: UUID, activity: str, details: Document | None = None
+        self,
+        *,
+        user_id: UUID,
+        activity: str,
+        details: Document | None = None,
+        activity_id: str | None = None,
     ) -> None:
-        await self.activities.insert_one(
-            {
-                "_id": str(uuid.uuid4()),
-                "user_id": str(user_id),
-                "activity": activity,
-                "details": details or {},
-                "timestamp": datetime.now(UTC),
-            }
+        """``activity_id``: the document's ``_id`` when fixed by the caller (a replay is
+        skipped); a new one otherwise."""
+        doc = {
+            "_id": activity_id or str(uuid.uuid4()),
+            "user_id": str(user_id),
+            "activity": activity,
+            "details": details or {},
+            "timestamp": datetime.now(UTC),
+        }
+        await _insert_new(self.activities, [doc])
+
+    async def log_conversation_created(self, conversation: ConversationRecord) -> None:
+        """The ``conversation_created`` activity of a conversation's first turn, its ``_id``
+        fixed by the conversation's: ``delete_conversation_created`` finds it by its id."""
+        await self.log_activity(
+            user_id=conversation.user_id,
+            activity="conversation_created",
+            details={"conversation_id": str(conversation.id)},
+            activity_id=_created_id(conversation.id),
         )
+
+    async def delete_conversation_created(self, conversation_id: UUID) -> None:
+        """The ``conversation_created`` activity of a conversation (one written by its first
+        turn after its delete, or its owner's erasure: ``SyncAcks``), by ``_id``."""
+        await self.activities.delete_one({"_id": _created_id(conversation_id)})
 
     async def log_system(
         self, *, level: str, event: str, message: str, details: Document | None = None
@@ -374,6 +395,10 @@ class DocumentStore:
         await self.db[HEALTH_COLLECTION].update_one(
             {"_id": owner}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
         )
+
+
+def _created_id(conversation_id: UUID) -> str:
+    return f"conversation_created:{conversation_id}"
 
 
 async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:

@@ -62,16 +62,18 @@ class UserRepository(UserReader):
     def __init__(self, conn: WriteConnection) -> None:
         super().__init__(conn)
 
-    async def lock(self, user_id: UUID) -> None:
+    async def lock(self, user_id: UUID) -> bool:
         """Lock the user's row until the transaction ends: what serialises the per-user caps
-        (count, then insert) on PostgreSQL and SQL Server; SQLite serialises writes anyway."""
+        (count, then insert) on PostgreSQL and SQL Server; SQLite serialises writes anyway.
+        Whether the row is there and active, as committed when the lock was granted (a
+        deactivation commits before, or waits for this transaction)."""
         query = (
-            select(users.c.id)
+            select(users.c.is_active)
             .where(users.c.id == user_id)
             .with_for_update()
             .with_hint(users, "WITH (UPDLOCK, ROWLOCK)", dialect_name="mssql")
         )
-        await self.conn.execute(query)
+        return bool((await self.conn.execute(query)).scalar_one_or_none())
 
     async def create(self, new: NewUser, *, now: datetime) -> UserRecord:
         statement = (

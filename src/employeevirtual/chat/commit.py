@@ -216,14 +216,20 @@ async def write_documents(
             stored[-1].seq,
             type(exc).__name__,
         )
-        acks.check(conversation.id)  # its messages may be in: taken back if it is gone
+        acks.check(conversation.id, created=created)  # its messages may be in: taken back
         return False
     # checked by the next flush either way: a write that landed after the conversation's
     # delete (which upserted its document again) is taken back there, not left in MongoDB
     if applied:
-        acks.ack(conversation.id, stored[0].seq, stored[-1].seq, analytics=turn_analytics(stored))
+        acks.ack(
+            conversation.id,
+            stored[0].seq,
+            stored[-1].seq,
+            analytics=turn_analytics(stored),
+            created=created,
+        )
     else:
-        acks.check(conversation.id)
+        acks.check(conversation.id, created=created)
     return applied
 
 

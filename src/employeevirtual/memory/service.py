@@ -136,6 +136,15 @@ class MemoryService:
             shared=agent.memory_shared,
         )
         repo, now, applied = MemoryRepository(conn), reply.created_at, 0
+        forgets = [
+            accepted[1]
+            for call in calls
+            if call["name"] == FORGET_TOOL
+            and (accepted := _accepted(call)) is not None
+            and accepted[0] == "forgotten"
+        ]
+        if len(forgets) > 1:  # in id order first, as a delete takes them (``lock``)
+            await repo.lock(forgets)
         for call in calls:
             accepted = _accepted(call)
             if accepted is None:

@@ -85,6 +85,7 @@ class _Written:
     last_seq: int
     analytics: tuple[Document, ...]
     acknowledged: bool = True  # False: only checked (``check``), never acknowledged
+    created: bool = False  # the conversation's first turn (it logged ``conversation_created``)
 
 
 class SyncAcks:
@@ -106,17 +107,22 @@ class SyncAcks:
         last_seq: int,
         *,
         analytics: Sequence[Document] = (),
+        created: bool = False,
     ) -> None:
         """MongoDB holds the messages ``first_seq``..``last_seq`` and the conversation
         document's update; ``analytics``: the turn's ``chat_analytics`` documents, written by
-        the next flush before the acknowledgement."""
-        self._pending.append(_Written(conversation_id, first_seq, last_seq, tuple(analytics)))
+        the next flush before the acknowledgement; ``created``: the conversation's first turn."""
+        self._pending.append(
+            _Written(conversation_id, first_seq, last_seq, tuple(analytics), created=created)
+        )
 
-    def check(self, conversation_id: UUID) -> None:
+    def check(self, conversation_id: UUID, *, created: bool = False) -> None:
         """A turn's write to MongoDB that is not acknowledged (the conversation document's
         guard refused it, or it failed part-way, its messages perhaps inserted): the next
         flush still takes back the conversation's documents if SQL no longer holds it."""
-        self._pending.append(_Written(conversation_id, 0, 0, (), acknowledged=False))
+        self._pending.append(
+            _Written(conversation_id, 0, 0, (), acknowledged=False, created=created)
+        )
 
     def ack_summary(self, conversation_id: UUID, version: int) -> None:
         """The conversation's summary ``version`` reached MongoDB (older ones go with it)."""
@@ -176,7 +182,8 @@ class SyncAcks:
             self._retry(pending, exc)
             return []
         if gone:
-            await self._take_back_gone(gone)
+            created = {w.conversation_id for w in pending if w.created}
+            await self._take_back_gone(gone, created=created)
             pending = [w for w in pending if w.conversation_id not in gone]
         docs = [d for w in pending if w.conversation_id in kept for d in w.analytics]
         if not docs:
@@ -203,12 +210,13 @@ class SyncAcks:
                 return kept, set()
             return kept, set(not_kept) - await reader.existing(not_kept)
 
-    async def _take_back_gone(self, gone: set[UUID]) -> None:
+    async def _take_back_gone(self, gone: set[UUID], *, created: set[UUID]) -> None:
         """The documents of conversations gone from SQL deleted again: a turn's write (an
         upsert of the conversation document, its messages, and for a first turn its
         ``conversation_created`` activity, which names the owner an erasure removed) that
-        landed after the delete's. An activity is deleted by its ``_id`` (fixed by the
-        conversation's): no filter scans ``user_activities``.
+        landed after the delete's. The activity only when this flush holds that first turn
+        (``created``): a user's delete keeps an older one. It is deleted by its ``_id`` (fixed
+        by the conversation's): no filter scans ``user_activities``.
 
         Why this suffices: a delete (``ConversationService.delete``/``purge``, an erasure's
         too) commits in SQL before it deletes the conversation's documents in MongoDB. A turn
@@ -225,7 +233,8 @@ class SyncAcks:
         for conversation_id in sorted(gone):
             try:
                 await self.documents.delete_conversation(conversation_id)
-                await self.documents.delete_conversation_created(conversation_id)
+                if conversation_id in created:
+                    await self.documents.delete_conversation_created(conversation_id)
             except Exception as exc:
                 log.warning(
                     "could not take back the documents of conversation %s, deleted while its "

@@ -86,10 +86,14 @@ class SyncReader:
         return conversation_from_row(row) if row else None
 
     async def existing(self, conversation_ids: Sequence[UUID]) -> set[UUID]:
-        if not conversation_ids:
-            return set()
-        query = select(conversations.c.id).where(conversations.c.id.in_(conversation_ids))
-        return {row[0] for row in await self.conn.execute(query)}
+        """Those of ``conversation_ids`` SQL holds: one statement per 1,000 ids."""
+        ids = list(dict.fromkeys(conversation_ids))
+        found: set[UUID] = set()
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            query = select(conversations.c.id).where(conversations.c.id.in_(chunk))
+            found |= {row[0] for row in await self.conn.execute(query)}
+        return found
 
     async def kept_by_active_owners(self, conversation_ids: Sequence[UUID]) -> set[UUID]:
         """Those of ``conversation_ids`` that still exist and whose owner is active (not

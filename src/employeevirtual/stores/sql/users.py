@@ -66,11 +66,14 @@ class UserRepository(UserReader):
         """Lock the user's row until the transaction ends: what serialises the per-user caps
         (count, then insert) on PostgreSQL and SQL Server; SQLite serialises writes anyway.
         Whether the row is there and active, as committed when the lock was granted (a
-        deactivation commits before, or waits for this transaction)."""
+        deactivation commits before, or waits for this transaction). ``FOR NO KEY UPDATE`` on
+        PostgreSQL: it excludes another such lock and the deactivation's update, but not the key
+        share a row inserted with a foreign key to the user takes (a turn's memory, written
+        before its conversation: two first turns of one user would otherwise deadlock)."""
         query = (
             select(users.c.is_active)
             .where(users.c.id == user_id)
-            .with_for_update()
+            .with_for_update(key_share=True)
             .with_hint(users, "WITH (UPDLOCK, ROWLOCK)", dialect_name="mssql")
         )
         return bool((await self.conn.execute(query)).scalar_one_or_none())

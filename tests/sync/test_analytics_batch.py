@@ -409,3 +409,24 @@ async def test_a_first_turn_written_after_its_owner_was_erased_leaves_no_activit
     await runtime.acks.flush()
     assert await _in_mongodb(runtime, cid, owner) == {}
     assert await activities.count_documents({"user_id": owner}) == 0
+
+
+async def test_a_later_turn_taken_back_keeps_the_conversation_created_activity(
+    batched: tuple[httpx.AsyncClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second turn's write landing after its conversation's delete: the next flush takes back
+    the conversation's documents, not its ``conversation_created`` activity (logged by the
+    first turn, which a plain delete keeps too); only a first turn's take-back deletes it."""
+    _, runtime = batched
+    activities = runtime.documents.activities
+
+    async def delete(person: UserRecord, conversation_id: uuid.UUID) -> None:
+        await runtime.conversations.delete(person, conversation_id, client_ip=None)
+        created = {"_id": f"conversation_created:{conversation_id}"}
+        assert await activities.count_documents(created) == 1  # the delete kept it
+
+    person, cid = await _late_turn(runtime, monkeypatch, delete)
+    assert await _in_mongodb(runtime, cid, str(person.id)) == BROUGHT_BACK
+    await runtime.acks.flush()
+    assert await _in_mongodb(runtime, cid, str(person.id)) == {}
+    assert await activities.count_documents({"_id": f"conversation_created:{cid}"}) == 1

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from employeevirtual.runtime import Runtime
@@ -141,3 +141,52 @@ async def test_deleting_all_memories_beside_a_conversation_delete_waits_instead_
     assert gone.status_code == 204, gone.text
     assert await _count(runtime.engine, tables.memories, conversation_id=deleted.id) == 0
     assert await _count(runtime.engine, tables.memories, deleted_at=None) == 0
+
+
+async def test_two_first_turns_of_one_user_that_both_remember_wait_instead_of_deadlocking(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Each first turn inserts its memory (whose foreign key takes a key share on the user's
+    row) before it locks the user's row to create its conversation. With ``FOR UPDATE`` each
+    turn's lock waited on the other's key share; ``FOR NO KEY UPDATE`` does not."""
+    install_probe(runtime)
+    owner = await factories.user(runtime)
+    agents = [
+        await factories.agent(runtime, owner, model=PROBE_MODEL, memory=NOT_SHARED)
+        for _ in range(2)
+    ]
+    headers = factories.headers(runtime, owner)
+    u = tables.users.c
+    waiting = "SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+
+    async with runtime.engine.connect() as holder:
+        # the user's row, as a turn's lock takes it: the memories' key shares go past it
+        await holder.begin()
+        await holder.execute(select(u.id).where(u.id == owner.id).with_for_update(key_share=True))
+        holder_pid = await backend_pid(holder)
+        turns = [
+            asyncio.create_task(
+                client.post(
+                    "/api/chat/agent",
+                    json={"message": f"remember: Fact {i}.", "agent_id": str(agent.id)},
+                    headers=headers,
+                )
+            )
+            for i, agent in enumerate(agents)
+        ]
+        async with asyncio.timeout(20):  # both turns wait on the holder, their memories in
+            while True:
+                async with runtime.engine.connect() as conn:
+                    pids = (await conn.execute(text(waiting), {"pid": holder_pid})).all()
+                if len(pids) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+        await holder.rollback()
+
+    async with asyncio.timeout(30):
+        answered = [await turn for turn in turns]
+    for r in answered:
+        assert r.status_code == 200, r.text  # neither is a deadlock's victim
+        assert r.json()["agent_message"]["message_type"] == "agent", r.text
+    assert await _count(runtime.engine, tables.conversations, user_id=owner.id) == 2
+    assert await _count(runtime.engine, tables.memories, user_id=owner.id) == 2

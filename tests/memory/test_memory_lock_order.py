@@ -20,6 +20,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -190,3 +199,84 @@ async def test_two_first_turns_of_one_user_that_both_remember_wait_instead_of_de
         assert r.json()["agent_message"]["message_type"] == "agent", r.text
     assert await _count(runtime.engine, tables.conversations, user_id=owner.id) == 2
     assert await _count(runtime.engine, tables.memories, user_id=owner.id) == 2
+
+
+FORGET_TWO = "test:forget-two"
+
+
+def _forget_two(first: uuid.UUID, second: uuid.UUID) -> FunctionModel:
+    """A model whose reply forgets ``first``, then ``second`` (by their shown id prefixes)."""
+
+    async def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        last = messages[-1]
+        if isinstance(last, ModelRequest) and any(
+            isinstance(p, ToolReturnPart) for p in last.parts
+        ):
+            return ModelResponse(parts=[TextPart("forgotten")])
+        return ModelResponse(
+            parts=[
+                ToolCallPart("forget", {"memory_id": memory_id.hex[:8]}, tool_call_id=f"f{i}")
+                for i, memory_id in enumerate((first, second))
+            ]
+        )
+
+    return FunctionModel(reply, model_name=FORGET_TWO)
+
+
+async def test_a_turn_forgetting_two_memories_beside_deleting_all_waits_instead_of_deadlocking(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A turn that forgets two memories takes them in id order first, as "delete all my
+    memories" does: forgetting the newer id, then the older one, it used to hold the newer
+    while "delete all" held the older and waited for the newer, a deadlock."""
+    # by id: low and high (the turn forgets high, then low), middle (held below)
+    while True:
+        low, middle, high = ids = sorted(uuid.uuid4() for _ in range(3))
+        if len({i.hex[:8] for i in ids}) == 3:
+            break
+    runtime.models.override(FORGET_TWO, _forget_two(high, low))
+    owner = await factories.user(runtime)
+    agent = await factories.agent(runtime, owner, model=FORGET_TWO, memory=NOT_SHARED)
+    conversation = await factories.conversation(runtime, owner, agent)
+    assert runtime.memory is not None
+    await runtime.memory.worker.drain()
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    async with runtime.engine.begin() as conn:
+        for i, memory_id in enumerate(ids):
+            await conn.execute(
+                insert(tables.memories).values(
+                    id=memory_id,
+                    user_id=owner.id,
+                    agent_id=agent.id,
+                    conversation_id=conversation.id,
+                    content=f"fact {i}",
+                    version=1,
+                    synced_version=1,  # nothing for the relay to carry meanwhile
+                    created_at=at + timedelta(seconds=i),
+                    updated_at=at + timedelta(seconds=i),
+                )
+            )
+    headers = factories.headers(runtime, owner)
+
+    async with runtime.engine.connect() as holder:
+        # the middle memory: "delete all" stops holding low, before high
+        await holder.begin()
+        await holder.execute(
+            select(tables.memories.c.id).where(tables.memories.c.id == middle).with_for_update()
+        )
+        delete_all = asyncio.create_task(client.delete("/api/memories", headers=headers))
+        deleter = await blocked_by(runtime.engine, await backend_pid(holder))
+        body = {"message": "forget both", "conversation_id": str(conversation.id)}
+        turn = asyncio.create_task(client.post("/api/chat/agent", json=body, headers=headers))
+        # the turn waits on "delete all" for low: before it holds high (the old order had
+        # taken high first, which "delete all" then waited for, a deadlock)
+        await blocked_by(runtime.engine, deleter)
+        await holder.rollback()
+
+    async with asyncio.timeout(30):
+        forgot, answered = await delete_all, await turn
+    assert forgot.status_code == 200, forgot.text  # neither is a deadlock's victim
+    assert forgot.json() == {"deleted": 3}
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["agent_message"]["message_type"] == "agent", answered.text
+    assert await _count(runtime.engine, tables.memories, deleted_at=None) == 0

@@ -48,6 +48,31 @@ pytestmark = [
 NOT_SHARED = {"enabled": True, "shared": False}  # memories kept per conversation
 
 
+async def _insert_memories(
+    runtime: Runtime,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    rows: list[tuple[uuid.UUID, uuid.UUID]],
+) -> None:
+    """(memory id, conversation id) rows, created a second apart in this order, all synced."""
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    async with runtime.engine.begin() as conn:
+        for i, (memory_id, conversation_id) in enumerate(rows):
+            await conn.execute(
+                insert(tables.memories).values(
+                    id=memory_id,
+                    user_id=user_id,
+                    agent_id=agent_id,
+                    conversation_id=conversation_id,
+                    content=f"fact {i}",
+                    version=1,
+                    synced_version=1,  # nothing for the relay to carry meanwhile
+                    created_at=at + timedelta(seconds=i),
+                    updated_at=at + timedelta(seconds=i),
+                )
+            )
+
+
 async def _count(engine: AsyncEngine, table: Table, **where: object) -> int:
     query = select(func.count()).select_from(table)
     for name, value in where.items():
@@ -109,23 +134,8 @@ async def test_deleting_all_memories_beside_a_conversation_delete_waits_instead_
     # below), high (the deleted conversation's, newest); inserted oldest first, so the
     # delete's scan meets them oldest first
     low, middle, high = sorted(uuid.uuid4() for _ in range(3))
-    at = datetime.now(UTC) - timedelta(minutes=1)
     rows = [(low, deleted.id), (middle, other.id), (high, deleted.id)]
-    async with runtime.engine.begin() as conn:
-        for i, (memory_id, conversation_id) in enumerate(rows):
-            await conn.execute(
-                insert(tables.memories).values(
-                    id=memory_id,
-                    user_id=owner.id,
-                    agent_id=agent.id,
-                    conversation_id=conversation_id,
-                    content=f"fact {i}",
-                    version=1,
-                    synced_version=1,  # nothing for the relay to carry meanwhile
-                    created_at=at + timedelta(seconds=i),
-                    updated_at=at + timedelta(seconds=i),
-                )
-            )
+    await _insert_memories(runtime, owner.id, agent.id, rows)
     headers = factories.headers(runtime, owner)
 
     async with runtime.engine.connect() as holder:
@@ -240,22 +250,7 @@ async def test_a_turn_forgetting_two_memories_beside_deleting_all_waits_instead_
     conversation = await factories.conversation(runtime, owner, agent)
     assert runtime.memory is not None
     await runtime.memory.worker.drain()
-    at = datetime.now(UTC) - timedelta(minutes=1)
-    async with runtime.engine.begin() as conn:
-        for i, memory_id in enumerate(ids):
-            await conn.execute(
-                insert(tables.memories).values(
-                    id=memory_id,
-                    user_id=owner.id,
-                    agent_id=agent.id,
-                    conversation_id=conversation.id,
-                    content=f"fact {i}",
-                    version=1,
-                    synced_version=1,  # nothing for the relay to carry meanwhile
-                    created_at=at + timedelta(seconds=i),
-                    updated_at=at + timedelta(seconds=i),
-                )
-            )
+    await _insert_memories(runtime, owner.id, agent.id, [(i, conversation.id) for i in ids])
     headers = factories.headers(runtime, owner)
 
     async with runtime.engine.connect() as holder:

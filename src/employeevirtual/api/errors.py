@@ -73,7 +73,7 @@ async def _conflicting_write(_request: Request, exc: Exception) -> JSONResponse:
     """A constraint refused the write (a race the service did not foresee), or the database
     rolled the transaction back for a concurrent one (a deadlock): nothing was written; this is
     not an outage."""
-    log.warning("constraint violation: %s", type(exc).__name__)
+    log.warning("write refused (a constraint, or a concurrent write): %s", type(exc).__name__)
     return JSONResponse(
         {"detail": "the request conflicts with data written meanwhile; nothing was written, retry"},
         status_code=409,

@@ -232,9 +232,9 @@ class SyncAcks:
         ``user_activities`` until its retention, if any, expires it)."""
         for conversation_id in sorted(gone):
             try:
-                await self.documents.delete_conversation(conversation_id)
-                if conversation_id in created:
-                    await self.documents.delete_conversation_created(conversation_id)
+                await self.documents.delete_conversation(
+                    conversation_id, activity=conversation_id in created
+                )
             except Exception as exc:
                 log.warning(
                     "could not take back the documents of conversation %s, deleted while its "

@@ -90,23 +90,23 @@ class MemorySync:
                 await MemoryRepository(conn).drop_tombstone(memory.id, memory.version)
             return
         await self.copies.put_memory(memory)
-        if await self._taken_back(memory.id):
-            return
-        async with write_transaction(self.engine) as conn:
-            await MemoryRepository(conn).mark_synced(memory.id, memory.version)
+        await self._record_copied(memory)
 
-    async def _taken_back(self, memory_id: UUID) -> bool:
-        """After a memory's copy was written: True when SQL no longer holds it live (forgotten,
-        or erased with its owner, since it was read), the copy then deleted again. A forget and
-        an erasure change SQL before they delete the copy (``MemorySource.erase`` runs before
-        the ``user_memories`` source): either their delete comes after our write, or this read,
-        begun after the write, sees their commit."""
+    async def _record_copied(self, memory: MemoryRecord) -> None:
+        """After a memory's copy was written: recorded as synced, or, when SQL no longer holds
+        that version, taken back if it is no longer live (forgotten, or erased with its owner,
+        since it was read). A forget and an erasure change SQL before they delete the copy
+        (``MemorySource.erase`` runs before the ``user_memories`` source): either their delete
+        comes after our write, or these statements, begun after the write, see their commit. A
+        newer live version keeps the copy: it is unsynced, so its own write or the relay's
+        replaces it."""
+        async with write_transaction(self.engine) as conn:
+            if await MemoryRepository(conn).mark_synced(memory.id, memory.version):
+                return
         async with read_connection(self.engine) as conn:
-            held = await MemoryReader(conn).by_ids([memory_id])
-        if any(m.deleted_at is None for m in held):
-            return False
-        await self.copies.delete_memory(memory_id)
-        return True
+            held = await MemoryReader(conn).by_ids([memory.id])
+        if not any(m.deleted_at is None for m in held):
+            await self.copies.delete_memory(memory.id)
 
     async def try_write(self, memory: MemoryRecord) -> bool:
         """``write``, a MongoDB failure left to the relay."""
@@ -163,8 +163,5 @@ class MemorySync:
                 for memory in records:
                     if memory.deleted_at is None:
                         await self.copies.put_memory(memory)
-                        if await self._taken_back(memory.id):
-                            continue
-                        async with write_transaction(self.engine) as conn:
-                            await MemoryRepository(conn).mark_synced(memory.id, memory.version)
+                        await self._record_copied(memory)
         return drifts

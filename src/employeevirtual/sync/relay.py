@@ -215,8 +215,9 @@ class Relay:
             )
             context = await conversation_context(conn, cid)
         applied = await self.documents.replace_conversation(conversation, window, context=context)
-        # deleted or erased since it was read (only where no row lock held it: SQLite)
-        if await take_back_if_gone(read, self.documents, cid):
+        # deleted or erased since it was read: only where no row lock held it (SQLite; the
+        # claim's lock makes a delete wait for this pass elsewhere)
+        if not self.locks_rows and await take_back_if_gone(read, self.documents, cid):
             return copied, False
         if applied and after >= last:
             async with write() as conn:

@@ -241,38 +241,19 @@ class DocumentStore:
             )
 
     async def log_activity(
-        self,
-        *,
-        user_id: UUID,
-        activity: str,
-        details: Document | None = None,
-        activity_id: str | None = None,
+        self, *, user_id: UUID, activity: str, details: Document | None = None
     ) -> None:
-        """``activity_id``: the document's ``_id`` when fixed by the caller (a replay is
-        skipped); a new one otherwise."""
-        doc = {
-            "_id": activity_id or str(uuid.uuid4()),
-            "user_id": str(user_id),
-            "activity": activity,
-            "details": details or {},
-            "timestamp": datetime.now(UTC),
-        }
-        await _insert_new(self.activities, [doc])
+        await self.activities.insert_one(_activity(user_id, activity, details or {}))
 
     async def log_conversation_created(self, conversation: ConversationRecord) -> None:
         """The ``conversation_created`` activity of a conversation's first turn, its ``_id``
-        fixed by the conversation's: ``delete_conversation_created`` finds it by its id."""
-        await self.log_activity(
-            user_id=conversation.user_id,
-            activity="conversation_created",
-            details={"conversation_id": str(conversation.id)},
-            activity_id=_created_id(conversation.id),
+        fixed by the conversation's (a replay leaves it as it is), so that
+        ``delete_conversation`` finds it by ``_id``."""
+        doc = _activity(
+            conversation.user_id, "conversation_created", {"conversation_id": str(conversation.id)}
         )
-
-    async def delete_conversation_created(self, conversation_id: UUID) -> None:
-        """The ``conversation_created`` activity of a conversation (one written by its first
-        turn after its delete, or its owner's erasure: ``SyncAcks``), by ``_id``."""
-        await self.activities.delete_one({"_id": _created_id(conversation_id)})
+        key = {"_id": _created_id(conversation.id)}
+        await self.activities.update_one(key, {"$setOnInsert": doc | key}, upsert=True)
 
     async def log_system(
         self, *, level: str, event: str, message: str, details: Document | None = None
@@ -291,11 +272,15 @@ class DocumentStore:
     async def set_conversation_fields(self, conversation_id: UUID, fields: Document) -> None:
         await self.conversations.update_one({"_id": str(conversation_id)}, {"$set": fields})
 
-    async def delete_conversation(self, conversation_id: UUID) -> None:
+    async def delete_conversation(self, conversation_id: UUID, *, activity: bool = False) -> None:
+        """``activity``: its ``conversation_created`` activity too (one its first turn wrote
+        after its delete or its owner's erasure: ``SyncAcks``); a user's delete keeps it."""
         cid = str(conversation_id)
         await self.messages.delete_many({"conversation_id": cid})
         await self.analytics.delete_many({"conversation_id": cid})
         await self.conversations.delete_one({"_id": cid})
+        if activity:
+            await self.activities.delete_one({"_id": _created_id(conversation_id)})
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -399,6 +384,16 @@ class DocumentStore:
 
 def _created_id(conversation_id: UUID) -> str:
     return f"conversation_created:{conversation_id}"
+
+
+def _activity(user_id: UUID, activity: str, details: Document) -> Document:
+    return {
+        "_id": str(uuid.uuid4()),
+        "user_id": str(user_id),
+        "activity": activity,
+        "details": details,
+        "timestamp": datetime.now(UTC),
+    }
 
 
 async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from employeevirtual.stores.sql.direct import DirectStatement
 from employeevirtual.stores.sql.engine import WriteConnection
 from employeevirtual.stores.sql.keyset import after_desc
+from employeevirtual.stores.sql.rows import rowcount
 from employeevirtual.stores.sql.summaries import (
     SummaryReader,
     SummaryRecord,
@@ -342,13 +343,15 @@ class MemoryRepository(MemoryReader, SummaryRepository):
         row = result.first()
         return _memory(row) if row else None
 
-    async def mark_synced(self, memory_id: UUID, version: int) -> None:
+    async def mark_synced(self, memory_id: UUID, version: int) -> bool:
+        """False when the memory is no longer at ``version`` (changed, forgotten or erased)."""
         m = memories.c
-        await self.conn.execute(
+        result = await self.conn.execute(
             update(memories)
             .where(m.id == memory_id, m.version == version)
             .values(synced_version=version)
         )
+        return rowcount(result) > 0
 
     async def drop_tombstone(self, memory_id: UUID, version: int) -> None:
         """The forgotten memory's row, once MongoDB's copy is gone (that version only)."""

@@ -89,6 +89,9 @@ class LanceEngine:
         self._reranker: Any = None
         self._deferred = False  # open() found no table: the first use opens or creates it
         self._opening = asyncio.Lock()
+        # this process's writes and maintenance one at a time: a compaction (``optimize``,
+        # ``purge_deleted``) removes data files a concurrent delete or merge was still reading
+        self._writing = asyncio.Lock()
 
     def _schema(self, embedding_model: str) -> pa.Schema:
         import pyarrow as pa
@@ -182,18 +185,23 @@ class LanceEngine:
             ],
             schema=self._schema(self.embedding_model),
         )
-        await (
-            table.merge_insert("chunk_id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(data)
-        )
+        async with self._writing:
+            await (
+                table.merge_insert("chunk_id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
 
     async def delete_document(self, document_id: UUID) -> None:
-        await (await self._ready()).delete(_in("document_id", [document_id]))
+        table = await self._ready()
+        async with self._writing:
+            await table.delete(_in("document_id", [document_id]))
 
     async def delete_base(self, base_id: UUID) -> None:
-        await (await self._ready()).delete(_in("base_id", [base_id]))
+        table = await self._ready()
+        async with self._writing:
+            await table.delete(_in("base_id", [base_id]))
 
     async def search(
         self,
@@ -275,21 +283,24 @@ class LanceEngine:
             from lancedb.index import HnswSq
 
             log.info("building the knowledge ANN index (HNSW, scalar-quantised)")
-            await (await self._ready()).create_index(
-                "vector", config=HnswSq(distance_type="cosine"), replace=True
-            )
-        await (await self._ready()).optimize()
+            async with self._writing:
+                await (await self._ready()).create_index(
+                    "vector", config=HnswSq(distance_type="cosine"), replace=True
+                )
+        table = await self._ready()
+        async with self._writing:
+            await table.optimize()
 
     async def purge_deleted(self) -> None:
         """A delete in Lance only marks rows; their data files and old versions stay until
         compaction and cleanup. Both now, keeping no old version: an erased person's chunks
         leave the disk. ``delete_unverified`` also removes files of a write in progress (an
         ingestion racing this fails and is retried under its lease)."""
+        table = await self._ready()
         with warnings.catch_warnings():  # "removes every version except the latest": wanted
             warnings.simplefilter("ignore", UserWarning)
-            await (await self._ready()).optimize(
-                cleanup_older_than=timedelta(0), delete_unverified=True
-            )
+            async with self._writing:
+                await table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     async def reset(self, embedding_model: str) -> None:
         await _imported()
